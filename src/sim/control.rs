@@ -1,0 +1,191 @@
+//! The simulator's control API under `/_sim/`: timings, faults, throttling,
+//! cluster capacity, the scaling policy, and the audit timeline. Each
+//! function takes the parsed JSON body and answers JSON or a sentence saying
+//! what was wrong; a refused request changes nothing.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::faults::{FaultProfile, ThrottleConfig, TimingOverrides};
+use super::world::{PolicyDriver, World};
+use crate::duration::serde_opt_duration;
+
+type Result<T> = std::result::Result<T, String>;
+
+fn parse<T: serde::de::DeserializeOwned>(body: Value) -> Result<T> {
+    serde_json::from_value(body).map_err(|e| format!("invalid request: {e}"))
+}
+
+fn refuse(problems: Vec<String>) -> Result<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GlobalConfig {
+    timings: Option<TimingOverrides>,
+    faults: Option<FaultProfile>,
+    throttle: Option<ThrottleConfig>,
+}
+
+pub fn config(world: &World) -> Value {
+    json!({
+        "timings": world.timings.as_overrides(),
+        "faults": world.faults,
+        "throttle": world.throttle.config,
+    })
+}
+
+/// `POST /_sim/config`: global timings, faults and throttling.
+pub fn set_config(world: &mut World, body: Value) -> Result<Value> {
+    let req: GlobalConfig = parse(body)?;
+    let mut problems = Vec::new();
+    if let Some(t) = &req.timings {
+        problems.extend(t.problems());
+    }
+    if let Some(f) = &req.faults {
+        problems.extend(f.problems());
+    }
+    if let Some(t) = &req.throttle {
+        problems.extend(t.problems());
+    }
+    refuse(problems)?;
+    if let Some(t) = req.timings {
+        world.timings.apply(&t);
+    }
+    if let Some(f) = req.faults {
+        world.faults = f;
+    }
+    if let Some(t) = req.throttle {
+        world.throttle.configure(t);
+    }
+    Ok(config(world))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ServiceConfig {
+    timings: Option<TimingOverrides>,
+    /// `null` returns the service to the global faults.
+    #[serde(default, deserialize_with = "present")]
+    faults: Option<Option<FaultProfile>>,
+}
+
+/// Tells `"faults": null` (clear) from no `faults` at all (keep).
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `POST /_sim/services/{cluster}/{service}`: timings and faults of one service.
+pub fn set_service(world: &mut World, cluster: &str, service: &str, body: Value) -> Result<Value> {
+    let req: ServiceConfig = parse(body)?;
+    let key = (cluster.to_string(), service.to_string());
+    if !world.records.services.contains_key(&key) {
+        return Err(format!("service {cluster}/{service} does not exist"));
+    }
+    let mut problems = Vec::new();
+    if let Some(t) = &req.timings {
+        problems.extend(t.problems());
+    }
+    if let Some(Some(f)) = &req.faults {
+        problems.extend(f.problems());
+    }
+    refuse(problems)?;
+    let svc = world
+        .records
+        .services
+        .get_mut(&key)
+        .ok_or("service vanished")?;
+    if let Some(t) = &req.timings {
+        svc.timings.merge(t);
+    }
+    if let Some(f) = req.faults {
+        svc.faults = f;
+    }
+    let effective = world.timings_for(&world.records.services[&key]);
+    let faults = world.faults_for(&world.records.services[&key]);
+    Ok(json!({"timings": effective.as_overrides(), "faults": faults}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClusterConfig {
+    /// Tasks that can be placed at once; `null` for unlimited.
+    capacity: Option<usize>,
+}
+
+/// `POST /_sim/clusters/{cluster}`: the cluster's capacity.
+pub fn set_cluster(world: &mut World, cluster: &str, body: Value) -> Result<Value> {
+    let req: ClusterConfig = parse(body)?;
+    let c = world
+        .records
+        .clusters
+        .get_mut(cluster)
+        .ok_or_else(|| format!("cluster {cluster} does not exist"))?;
+    c.capacity = req.capacity;
+    Ok(json!({"cluster": cluster, "capacity": c.capacity, "placed": c.placed}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScaleRequest {
+    cluster: String,
+    service: String,
+    desired_count: u32,
+}
+
+/// `POST /_sim/scale`: the simulated scaling policy asks for a desired count now.
+pub fn scale(world: &mut World, body: Value, now: f64) -> Result<Value> {
+    let req: ScaleRequest = parse(body)?;
+    let outcome = world.policy_scale(&req.cluster, &req.service, req.desired_count, now)?;
+    serde_json::to_value(outcome).map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyRequest {
+    cluster: String,
+    service: String,
+    #[serde(default, with = "serde_opt_duration")]
+    every: Option<std::time::Duration>,
+    #[serde(default)]
+    targets: Vec<u32>,
+}
+
+/// `POST /_sim/policies`: the policy asks for each of `targets` in turn,
+/// every `every`, on its own; empty `targets` stops it.
+pub fn set_policy(world: &mut World, body: Value, now: f64) -> Result<Value> {
+    let req: PolicyRequest = parse(body)?;
+    world
+        .drivers
+        .retain(|d| !(d.cluster == req.cluster && d.service == req.service));
+    if req.targets.is_empty() {
+        return Ok(json!({"drivers": world.drivers.len()}));
+    }
+    let every = req
+        .every
+        .filter(|d| !d.is_zero())
+        .ok_or("every: a duration greater than zero is required, like 500ms")?
+        .as_secs_f64();
+    let resource = format!("service/{}/{}", req.cluster, req.service);
+    if !world.records.scalable_targets.contains_key(&resource) {
+        return Err(format!("no scalable target is registered for {resource}"));
+    }
+    world.drivers.push(PolicyDriver {
+        cluster: req.cluster,
+        service: req.service,
+        every,
+        targets: req.targets,
+        next_index: 0,
+        next_at: now + every,
+    });
+    Ok(json!({"drivers": world.drivers.len()}))
+}

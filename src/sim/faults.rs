@@ -1,0 +1,262 @@
+//! Timings and injected faults: how long tasks take, which of them fail, and
+//! which API calls are answered with ThrottlingException.
+//!
+//! Everything here can be changed while the simulator runs, through
+//! `/_sim/config` (globally) or `/_sim/services/...` (per service).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::serde_opt_duration;
+
+/// How long the phases of a task's life take, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timings {
+    /// PROVISIONING to RUNNING.
+    pub task_start: f64,
+    /// RUNNING to HEALTHY, for tasks with a container health check.
+    pub task_healthy: f64,
+    /// Stop requested to STOPPED.
+    pub task_stop: f64,
+    /// How often the service scheduler looks at each service.
+    pub scheduler: f64,
+    /// Each task's start and healthy times vary by up to this fraction.
+    pub jitter: f64,
+}
+
+impl Timings {
+    pub fn apply(&mut self, o: &TimingOverrides) {
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        if let Some(v) = secs(o.task_start) {
+            self.task_start = v;
+        }
+        if let Some(v) = secs(o.task_healthy) {
+            self.task_healthy = v;
+        }
+        if let Some(v) = secs(o.task_stop) {
+            self.task_stop = v;
+        }
+        if let Some(v) = secs(o.scheduler) {
+            self.scheduler = v;
+        }
+        if let Some(v) = o.jitter {
+            self.jitter = v;
+        }
+    }
+
+    pub fn as_overrides(&self) -> TimingOverrides {
+        let d = Duration::from_secs_f64;
+        TimingOverrides {
+            task_start: Some(d(self.task_start)),
+            task_healthy: Some(d(self.task_healthy)),
+            task_stop: Some(d(self.task_stop)),
+            scheduler: Some(d(self.scheduler)),
+            jitter: Some(self.jitter),
+        }
+    }
+}
+
+/// A partial `Timings`, as sent to the control endpoint: `"250ms"`, `"30s"`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimingOverrides {
+    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    pub task_start: Option<Duration>,
+    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    pub task_healthy: Option<Duration>,
+    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    pub task_stop: Option<Duration>,
+    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<f64>,
+}
+
+impl TimingOverrides {
+    /// Field-named reasons why these overrides cannot be used.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(j) = self.jitter
+            && !(0.0..=0.9).contains(&j)
+        {
+            out.push(format!("jitter: {j} is outside 0.0..=0.9"));
+        }
+        if self.scheduler == Some(Duration::ZERO) {
+            out.push("scheduler: must be greater than zero".into());
+        }
+        out
+    }
+
+    /// Later values win field by field.
+    pub fn merge(&mut self, later: &TimingOverrides) {
+        macro_rules! take {
+            ($($f:ident),*) => {$( if later.$f.is_some() { self.$f = later.$f; } )*};
+        }
+        take!(task_start, task_healthy, task_stop, scheduler, jitter);
+    }
+}
+
+/// What can go wrong with the tasks of a service (or of every service).
+/// Fractions are probabilities per launched task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultProfile {
+    /// The essential container exits before RUNNING ("Essential container in task exited").
+    #[serde(default)]
+    pub fail_start: f64,
+    /// The health check never passes; ECS stops such tasks and launches others.
+    #[serde(default)]
+    pub never_healthy: f64,
+    /// This fraction of tasks start `slowStartFactor` times slower.
+    #[serde(default)]
+    pub slow_start: f64,
+    #[serde(default = "default_slow_factor")]
+    pub slow_start_factor: f64,
+}
+
+fn default_slow_factor() -> f64 {
+    5.0
+}
+
+impl FaultProfile {
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, v) in [
+            ("failStart", self.fail_start),
+            ("neverHealthy", self.never_healthy),
+            ("slowStart", self.slow_start),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                out.push(format!("{name}: {v} is not a fraction between 0 and 1"));
+            }
+        }
+        if !(self.slow_start_factor >= 1.0 && self.slow_start_factor.is_finite()) {
+            out.push(format!(
+                "slowStartFactor: {} must be at least 1",
+                self.slow_start_factor
+            ));
+        }
+        out
+    }
+}
+
+/// API throttling: a random fraction of calls, and/or a token bucket per
+/// operation, answered with ThrottlingException.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ThrottleConfig {
+    #[serde(default)]
+    pub fraction: f64,
+    /// Limit `fraction` to these operations; all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+    /// Operation name → bucket.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub buckets: BTreeMap<String, BucketConfig>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BucketConfig {
+    pub capacity: f64,
+    pub refill_per_second: f64,
+}
+
+impl ThrottleConfig {
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(0.0..=1.0).contains(&self.fraction) {
+            out.push(format!(
+                "throttle.fraction: {} is not a fraction between 0 and 1",
+                self.fraction
+            ));
+        }
+        for (op, b) in &self.buckets {
+            if !(b.capacity >= 1.0 && b.refill_per_second >= 0.0) {
+                out.push(format!(
+                    "throttle.buckets.{op}: capacity must be at least 1 and refillPerSecond at least 0"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The live throttling state: configuration plus the buckets' levels.
+#[derive(Default)]
+pub struct Throttle {
+    pub config: ThrottleConfig,
+    levels: BTreeMap<String, (f64, f64)>,
+}
+
+impl Throttle {
+    pub fn configure(&mut self, config: ThrottleConfig) {
+        self.config = config;
+        self.levels.clear();
+    }
+
+    /// Whether this call is throttled; takes a token when it is not.
+    pub fn should_throttle(&mut self, op: &str, now: f64, roll: f64) -> bool {
+        let applies = self.config.operations.is_empty()
+            || self.config.operations.iter().any(|o| o == op);
+        if applies && roll < self.config.fraction {
+            return true;
+        }
+        let Some(bucket) = self.config.buckets.get(op) else {
+            return false;
+        };
+        let (level, at) = self
+            .levels
+            .entry(op.to_string())
+            .or_insert((bucket.capacity, now));
+        *level = (*level + (now - *at) * bucket.refill_per_second).min(bucket.capacity);
+        *at = now;
+        if *level >= 1.0 {
+            *level -= 1.0;
+            false
+        } else {
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_refills_over_time() {
+        let mut t = Throttle::default();
+        t.configure(ThrottleConfig {
+            buckets: [(
+                "ListTasks".to_string(),
+                BucketConfig {
+                    capacity: 2.0,
+                    refill_per_second: 1.0,
+                },
+            )]
+            .into(),
+            ..Default::default()
+        });
+        assert!(!t.should_throttle("ListTasks", 0.0, 1.0));
+        assert!(!t.should_throttle("ListTasks", 0.0, 1.0));
+        assert!(t.should_throttle("ListTasks", 0.0, 1.0));
+        assert!(!t.should_throttle("DescribeTasks", 0.0, 1.0));
+        assert!(!t.should_throttle("ListTasks", 1.0, 1.0));
+    }
+
+    #[test]
+    fn fraction_limited_to_named_operations() {
+        let mut t = Throttle::default();
+        t.configure(ThrottleConfig {
+            fraction: 0.5,
+            operations: vec!["StopTask".into()],
+            ..Default::default()
+        });
+        assert!(t.should_throttle("StopTask", 0.0, 0.4));
+        assert!(!t.should_throttle("StopTask", 0.0, 0.6));
+        assert!(!t.should_throttle("ListTasks", 0.0, 0.1));
+    }
+}

@@ -1,0 +1,172 @@
+//! The simulator's HTTP face: AWS JSON 1.1 requests dispatched on
+//! `X-Amz-Target` to ECS or Application Auto Scaling, and the `/_sim/`
+//! control API. Signatures are accepted unchecked.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::wire::{ApiError, parse_body};
+use super::world::World;
+use super::{autoscaling, control, ecs};
+
+const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
+const AAS_PREFIX: &str = "AnyScaleFrontendService";
+
+#[derive(Clone)]
+pub struct Shared(pub Arc<Mutex<World>>);
+
+impl Shared {
+    /// The world brought up to now. A handler that panicked must not take
+    /// the simulator down with it, so a poisoned lock is taken over.
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        let mut world = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = world.now();
+        world.advance(now);
+        world
+    }
+}
+
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/_sim/health", get(|| async { axum::Json(json!({"ok": true})) }))
+        .route("/_sim/timeline", get(timeline))
+        .route("/_sim/config", get(get_config).post(post_config))
+        .route("/_sim/services/{cluster}/{service}", post(post_service))
+        .route("/_sim/clusters/{cluster}", post(post_cluster))
+        .route("/_sim/scale", post(post_scale))
+        .route("/_sim/policies", post(post_policy))
+        .fallback(aws_api)
+        .with_state(shared)
+}
+
+async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut world = shared.lock();
+    let now = world.now();
+    let (service, op) = target.split_once('.').unwrap_or(("", &target));
+    let op = op.to_string();
+    let parsed = parse_body(&body);
+    let params = match &parsed {
+        Ok(v) if op == "RegisterTaskDefinition" => json!({"family": v.get("family")}),
+        Ok(v) => v.clone(),
+        Err(_) => Value::Null,
+    };
+    let roll = world.rng.f64();
+    let result = if service != ECS_PREFIX && service != AAS_PREFIX {
+        Err(ApiError::unknown_operation(&target))
+    } else if world.throttle.should_throttle(&op, now, roll) {
+        Err(ApiError::throttling())
+    } else {
+        parsed
+    };
+    let call = world.timeline.call(now, &op, params, None);
+    let result = result.and_then(|body| match service {
+        ECS_PREFIX => ecs::handle(&mut world, &op, &body, call, now),
+        _ => autoscaling::handle(&mut world, &op, &body, now),
+    });
+    if let Err(e) = &result {
+        world.timeline.set_call_error(call, e.code.to_string());
+    }
+    let request_id = world.random_hex(32);
+    drop(world);
+    aws_response(result, &request_id)
+}
+
+fn aws_response(result: Result<Value, ApiError>, request_id: &str) -> Response {
+    let (status, body, error_type) = match result {
+        Ok(v) => (StatusCode::OK, v, None),
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            e.body(),
+            Some(e.code),
+        ),
+    };
+    let mut response = (status, body.to_string()).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Some(code) = error_type {
+        h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    }
+    response
+}
+
+fn control_response(result: Result<Value, String>) -> Response {
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(message) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": message})),
+        )
+            .into_response(),
+    }
+}
+
+fn json_body(body: &Bytes) -> Result<Value, String> {
+    parse_body(body).map_err(|e| e.message)
+}
+
+async fn timeline(State(shared): State<Shared>) -> Response {
+    axum::Json(shared.lock().timeline_json()).into_response()
+}
+
+async fn get_config(State(shared): State<Shared>) -> Response {
+    axum::Json(control::config(&shared.lock())).into_response()
+}
+
+async fn post_config(State(shared): State<Shared>, body: Bytes) -> Response {
+    control_response(json_body(&body).and_then(|b| control::set_config(&mut shared.lock(), b)))
+}
+
+async fn post_service(
+    State(shared): State<Shared>,
+    Path((cluster, service)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    control_response(
+        json_body(&body)
+            .and_then(|b| control::set_service(&mut shared.lock(), &cluster, &service, b)),
+    )
+}
+
+async fn post_cluster(
+    State(shared): State<Shared>,
+    Path(cluster): Path<String>,
+    body: Bytes,
+) -> Response {
+    control_response(
+        json_body(&body).and_then(|b| control::set_cluster(&mut shared.lock(), &cluster, b)),
+    )
+}
+
+async fn post_scale(State(shared): State<Shared>, body: Bytes) -> Response {
+    control_response(json_body(&body).and_then(|b| {
+        let mut world = shared.lock();
+        let now = world.now();
+        control::scale(&mut world, b, now)
+    }))
+}
+
+async fn post_policy(State(shared): State<Shared>, body: Bytes) -> Response {
+    control_response(json_body(&body).and_then(|b| {
+        let mut world = shared.lock();
+        let now = world.now();
+        control::set_policy(&mut world, b, now)
+    }))
+}

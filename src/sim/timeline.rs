@@ -1,0 +1,135 @@
+//! The audit timeline: every API call, every task state change, and every
+//! change in a service's desired/running/pending/healthy counts, each stamped
+//! with `t`, seconds since the simulator started. Tests compute the
+//! invariants from it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CallRecord {
+    pub t: f64,
+    pub op: String,
+    pub params: Value,
+    /// The error code answered, if the call failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    pub t: f64,
+    pub last_status: &'static str,
+    pub health_status: &'static str,
+    pub desired_status: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskHistory {
+    pub task_arn: String,
+    pub cluster: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub started_by: String,
+    pub task_definition_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// `StopTask`, `scale-in`, `deployment`, `health-check`, `failed-start` or `service-deleted`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<&'static str>,
+    /// Index into `calls` of the StopTask call that stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_call: Option<usize>,
+    pub transitions: Vec<Transition>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub desired: u32,
+    pub running: u32,
+    pub pending: u32,
+    pub healthy: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    pub t: f64,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceHistory {
+    pub cluster: String,
+    pub service: String,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Default)]
+pub struct Timeline {
+    pub calls: Vec<CallRecord>,
+    tasks: BTreeMap<String, TaskHistory>,
+    /// Insertion order of tasks, so the output lists them as they appeared.
+    task_order: Vec<String>,
+    services: BTreeMap<(String, String), ServiceHistory>,
+}
+
+impl Timeline {
+    pub fn call(&mut self, t: f64, op: &str, params: Value, error: Option<String>) -> usize {
+        self.calls.push(CallRecord {
+            t,
+            op: op.to_string(),
+            params,
+            error,
+        });
+        self.calls.len() - 1
+    }
+
+    pub fn set_call_error(&mut self, index: usize, error: String) {
+        if let Some(c) = self.calls.get_mut(index) {
+            c.error = Some(error);
+        }
+    }
+
+    pub fn task_mut(&mut self, arn: &str, new: impl FnOnce() -> TaskHistory) -> &mut TaskHistory {
+        if !self.tasks.contains_key(arn) {
+            self.task_order.push(arn.to_string());
+        }
+        self.tasks.entry(arn.to_string()).or_insert_with(new)
+    }
+
+    /// Records the counts if they differ from the last sample.
+    pub fn sample(&mut self, cluster: &str, service: &str, t: f64, counts: Counts) {
+        let history = self
+            .services
+            .entry((cluster.to_string(), service.to_string()))
+            .or_insert_with(|| ServiceHistory {
+                cluster: cluster.to_string(),
+                service: service.to_string(),
+                samples: Vec::new(),
+            });
+        if history.samples.last().map(|s| s.counts) != Some(counts) {
+            history.samples.push(Sample { t, counts });
+        }
+    }
+
+    pub fn last_counts(&self, cluster: &str, service: &str) -> Option<Counts> {
+        self.services
+            .get(&(cluster.to_string(), service.to_string()))
+            .and_then(|h| h.samples.last().map(|s| s.counts))
+    }
+
+    pub fn to_json(&self) -> Value {
+        let tasks: Vec<&TaskHistory> = self.task_order.iter().map(|a| &self.tasks[a]).collect();
+        let services: Vec<&ServiceHistory> = self.services.values().collect();
+        serde_json::json!({
+            "calls": self.calls,
+            "tasks": tasks,
+            "services": services,
+        })
+    }
+}
