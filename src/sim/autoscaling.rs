@@ -102,7 +102,10 @@ fn register(world: &mut World, req: RegisterRequest, now: f64) -> Result<Value> 
             "ECS service doesn't exist: {resource}"
         )));
     }
-    for (name, v) in [("MinCapacity", req.min_capacity), ("MaxCapacity", req.max_capacity)] {
+    for (name, v) in [
+        ("MinCapacity", req.min_capacity),
+        ("MaxCapacity", req.max_capacity),
+    ] {
         if let Some(v) = v
             && !(0..=i64::from(u32::MAX)).contains(&v)
         {
@@ -161,7 +164,10 @@ fn register(world: &mut World, req: RegisterRequest, now: f64) -> Result<Value> 
         created_at: existing.as_ref().map_or(now, |t| t.created_at),
         arn: arn.clone(),
     };
-    world.records.scalable_targets.insert(resource.clone(), target);
+    world
+        .records
+        .scalable_targets
+        .insert(resource.clone(), target);
     // Registering a range the desired count is outside of brings it inside.
     let desired = world.records.services[&key].desired;
     let clamped = desired.clamp(min, max);
@@ -171,7 +177,9 @@ fn register(world: &mut World, req: RegisterRequest, now: f64) -> Result<Value> 
             &key,
             clamped,
             format!("Setting desired count to {clamped}."),
-            format!("the scalable target was registered with the range {min}..{max}, outside which desired count {desired} lay"),
+            format!(
+                "the scalable target was registered with the range {min}..{max}, outside which desired count {desired} lay"
+            ),
             now,
         );
     }
@@ -223,7 +231,11 @@ fn describe(world: &mut World, req: DescribeRequest) -> Result<Value> {
                 && after.as_ref().is_none_or(|a| &t.resource_id > a)
         })
         .collect();
-    let page: Vec<Value> = targets.iter().take(max).map(|t| target_json(world, t)).collect();
+    let page: Vec<Value> = targets
+        .iter()
+        .take(max)
+        .map(|t| target_json(world, t))
+        .collect();
     let mut v = json!({"ScalableTargets": page});
     if targets.len() > max {
         v["NextToken"] = json!(targets[max - 1].resource_id);
@@ -308,7 +320,15 @@ fn set_desired(
     if let Some(svc) = world.records.services.get_mut(key) {
         svc.desired = desired;
     }
-    record_activity(world, key, description, cause, "Successful", String::new(), now);
+    record_activity(
+        world,
+        key,
+        description,
+        cause,
+        "Successful",
+        String::new(),
+        now,
+    );
     world.sample(&key.0, &key.1, now);
 }
 
@@ -396,12 +416,20 @@ impl World {
             });
         }
         if goal != before {
-            set_desired(self, &key, goal, format!("Setting desired count to {goal}."), cause, now);
+            set_desired(
+                self,
+                &key,
+                goal,
+                format!("Setting desired count to {goal}."),
+                cause,
+                now,
+            );
         }
         Ok(PolicyOutcome {
             before,
             after: goal,
-            not_scaled_reason: (goal != wanted).then(|| format!("clamped to {}..{}", target.min, target.max)),
+            not_scaled_reason: (goal != wanted)
+                .then(|| format!("clamped to {}..{}", target.min, target.max)),
         })
     }
 }

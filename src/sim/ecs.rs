@@ -165,7 +165,12 @@ fn describe_clusters(world: &mut World, req: DescribeClustersRequest) -> Result<
 fn cluster_json(world: &World, name: &str) -> Value {
     let cluster = &world.records.clusters[name];
     let (mut running, mut pending, mut services) = (0, 0, 0);
-    for svc in world.records.services.values().filter(|s| s.cluster == name) {
+    for svc in world
+        .records
+        .services
+        .values()
+        .filter(|s| s.cluster == name)
+    {
         if svc.status == ServiceStatus::Active {
             services += 1;
         }
@@ -266,7 +271,10 @@ struct DescribeTaskDefinitionRequest {
     task_definition: Option<String>,
 }
 
-fn describe_task_definition(world: &mut World, req: DescribeTaskDefinitionRequest) -> Result<Value> {
+fn describe_task_definition(
+    world: &mut World,
+    req: DescribeTaskDefinitionRequest,
+) -> Result<Value> {
     let given = required(req.task_definition, || {
         ApiError::client("taskDefinition is required.")
     })?;
@@ -328,9 +336,7 @@ fn desired_count(given: i64) -> Result<u32> {
         .ok()
         .filter(|d| *d <= 10_000)
         .ok_or_else(|| {
-            ApiError::invalid_parameter(format!(
-                "desiredCount: {given} is outside 0..10000."
-            ))
+            ApiError::invalid_parameter(format!("desiredCount: {given} is outside 0..10000."))
         })
 }
 
@@ -646,7 +652,9 @@ fn list_tasks(world: &mut World, req: ListTasksRequest) -> Result<Value> {
     let matches = |t: &&Task| {
         t.cluster == cluster
             && t.desired_running == want_running
-            && service.as_ref().is_none_or(|s| t.service.as_ref() == Some(s))
+            && service
+                .as_ref()
+                .is_none_or(|s| t.service.as_ref() == Some(s))
             && req.started_by.as_ref().is_none_or(|b| &t.started_by == b)
             && req
                 .family
@@ -691,7 +699,12 @@ fn describe_tasks(world: &mut World, req: DescribeTasksRequest) -> Result<Value>
     let mut failures = Vec::new();
     for g in &given {
         let arn = task_arn(world, &cluster, g);
-        match world.records.tasks.get(&arn).filter(|t| t.cluster == cluster) {
+        match world
+            .records
+            .tasks
+            .get(&arn)
+            .filter(|t| t.cluster == cluster)
+        {
             Some(t) => tasks.push(task_json(world, t)),
             None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
         }
@@ -709,7 +722,9 @@ struct StopTaskRequest {
 
 fn stop_task(world: &mut World, req: StopTaskRequest, call: usize, now: f64) -> Result<Value> {
     let cluster = cluster_name(world, req.cluster.as_deref())?;
-    let given = required(req.task, || ApiError::invalid_parameter("task is required."))?;
+    let given = required(req.task, || {
+        ApiError::invalid_parameter("task is required.")
+    })?;
     let reason = req.reason.unwrap_or_default();
     if reason.len() > 1024 {
         return Err(ApiError::invalid_parameter(
@@ -717,11 +732,11 @@ fn stop_task(world: &mut World, req: StopTaskRequest, call: usize, now: f64) -> 
         ));
     }
     let arn = task_arn(world, &cluster, &given);
-    if !world
+    if world
         .records
         .tasks
         .get(&arn)
-        .is_some_and(|t| t.cluster == cluster)
+        .is_none_or(|t| t.cluster != cluster)
     {
         return Err(ApiError::invalid_parameter(
             "The referenced task was not found.",
@@ -753,7 +768,11 @@ pub fn task_json(world: &World, t: &Task) -> Value {
                 "healthStatus": if c.has_health_check { t.health.as_str() } else { "UNKNOWN" },
             });
             if t.last_status == LastStatus::Stopped {
-                let exit = if t.stop_code == Some("EssentialContainerExited") { 1 } else { 0 };
+                let exit = if t.stop_code == Some("EssentialContainerExited") {
+                    1
+                } else {
+                    0
+                };
                 v["exitCode"] = json!(exit);
             }
             v

@@ -62,13 +62,29 @@ impl Timings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TimingOverrides {
-    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub task_start: Option<Duration>,
-    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub task_healthy: Option<Duration>,
-    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub task_stop: Option<Duration>,
-    #[serde(default, with = "serde_opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub scheduler: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<f64>,
@@ -199,8 +215,8 @@ impl Throttle {
 
     /// Whether this call is throttled; takes a token when it is not.
     pub fn should_throttle(&mut self, op: &str, now: f64, roll: f64) -> bool {
-        let applies = self.config.operations.is_empty()
-            || self.config.operations.iter().any(|o| o == op);
+        let applies =
+            self.config.operations.is_empty() || self.config.operations.iter().any(|o| o == op);
         if applies && roll < self.config.fraction {
             return true;
         }

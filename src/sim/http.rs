@@ -35,7 +35,10 @@ impl Shared {
 
 pub fn router(shared: Shared) -> Router {
     Router::new()
-        .route("/_sim/health", get(|| async { axum::Json(json!({"ok": true})) }))
+        .route(
+            "/_sim/health",
+            get(|| async { axum::Json(json!({"ok": true})) }),
+        )
         .route("/_sim/timeline", get(timeline))
         .route("/_sim/config", get(get_config).post(post_config))
         .route("/_sim/services/{cluster}/{service}", post(post_service))

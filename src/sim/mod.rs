@@ -142,7 +142,12 @@ impl Simulator {
     }
 
     /// `POST /_sim/services/{cluster}/{service}`, in-process.
-    pub fn configure_service(&self, cluster: &str, service: &str, body: Value) -> Result<Value, String> {
+    pub fn configure_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        body: Value,
+    ) -> Result<Value, String> {
         control::set_service(&mut self.shared.lock(), cluster, service, body)
     }
 
@@ -152,10 +157,16 @@ impl Simulator {
     }
 
     /// `POST /_sim/scale`, in-process: the scaling policy asks for `desired` now.
-    pub fn policy_scale(&self, cluster: &str, service: &str, desired: u32) -> Result<Value, String> {
+    pub fn policy_scale(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> Result<Value, String> {
         let mut world = self.shared.lock();
         let now = world.now();
-        let body = serde_json::json!({"cluster": cluster, "service": service, "desiredCount": desired});
+        let body =
+            serde_json::json!({"cluster": cluster, "service": service, "desiredCount": desired});
         control::scale(&mut world, body, now)
     }
 

@@ -77,7 +77,9 @@ pub enum Fate {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopCause {
     /// A StopTask call; the index of that call in the timeline.
-    StopTask { call: usize },
+    StopTask {
+        call: usize,
+    },
     ScaleIn,
     Deployment,
     HealthCheck,

@@ -383,9 +383,10 @@ impl World {
         let primary_count = primary_active.len() - excess;
         let old: Vec<&Task> = active.iter().filter(|t| !in_primary(t)).collect();
 
-        // Launch within maximumPercent.
+        // Launch within maximumPercent, which counts RUNNING, STOPPING and
+        // PENDING tasks alike: a task told to stop holds its place until STOPPED.
         let max_total = (desired * config.maximum_percent as usize / 100).max(desired);
-        let total = primary_count + old.len();
+        let total = self.live_tasks(&key.0, &key.1).count();
         let mut launch = desired
             .saturating_sub(primary_count)
             .min(max_total.saturating_sub(total));
@@ -531,10 +532,7 @@ impl World {
                 && pending == 0
             {
                 primary.rollout = RolloutState::Completed;
-                primary.rollout_reason = format!(
-                    "ECS deployment {} completed.",
-                    primary.id
-                );
+                primary.rollout_reason = format!("ECS deployment {} completed.", primary.id);
                 primary.updated_at = now;
                 events.push(format!(
                     "(service {name}) (deployment {}) deployment completed.",
@@ -570,7 +568,11 @@ impl World {
             self.push_event(key, e, now);
         }
         if became_steady {
-            self.push_event(key, format!("(service {name}) has reached a steady state."), now);
+            self.push_event(
+                key,
+                format!("(service {name}) has reached a steady state."),
+                now,
+            );
         }
         if let Some(td) = rollback_to {
             self.start_deployment(key, td, now);
@@ -605,7 +607,12 @@ impl World {
         let mut due = Vec::new();
         for d in &mut self.drivers {
             while d.next_at <= now && !d.targets.is_empty() {
-                due.push((d.cluster.clone(), d.service.clone(), d.targets[d.next_index], d.next_at));
+                due.push((
+                    d.cluster.clone(),
+                    d.service.clone(),
+                    d.targets[d.next_index],
+                    d.next_at,
+                ));
                 d.next_index = (d.next_index + 1) % d.targets.len();
                 d.next_at += d.every;
             }

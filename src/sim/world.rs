@@ -73,7 +73,10 @@ impl World {
     }
 
     pub fn faults_for(&self, service: &Service) -> FaultProfile {
-        service.faults.clone().unwrap_or_else(|| self.faults.clone())
+        service
+            .faults
+            .clone()
+            .unwrap_or_else(|| self.faults.clone())
     }
 
     pub fn random_hex(&mut self, len: usize) -> String {

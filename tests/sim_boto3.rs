@@ -1,0 +1,34 @@
+//! The simulator checked by a real client nobody here wrote: boto3 (from the
+//! pinned moto[server] environment) runs its own `services_stable` and
+//! `tasks_stopped` waiters against it.
+
+mod support;
+
+use ecs_recycler::sim::Timings;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_waiters_succeed_against_the_simulator() {
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
+    let sim = start_sim_with(Timings {
+        task_start: 1.0,
+        task_healthy: 0.5,
+        task_stop: 0.5,
+        scheduler: 0.1,
+        jitter: 0.2,
+    })
+    .await;
+    let out = tokio::process::Command::new(&python)
+        .arg(script("boto3_waiters.py"))
+        .arg(sim.url())
+        .output()
+        .await
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "boto3 script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("waiters and errors ok"));
+}
