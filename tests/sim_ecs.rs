@@ -15,10 +15,7 @@ const WITHIN: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn a_new_service_reaches_a_steady_state() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    create_service(&c.ecs, "prod", "web", 3, true).await;
-    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let (sim, c) = steady_service("prod", "web", 3, true).await;
 
     let s = describe(&c.ecs, "prod", "web").await;
     assert_eq!(
@@ -66,10 +63,7 @@ async fn a_new_service_reaches_a_steady_state() {
 
 #[tokio::test]
 async fn a_stopped_task_is_replaced_and_the_timeline_names_the_call() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    create_service(&c.ecs, "prod", "web", 3, true).await;
-    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let (sim, c) = steady_service("prod", "web", 3, true).await;
     let before = running_task_arns(&c.ecs, "prod", "web").await;
     let victim = before[0].clone();
 
@@ -158,10 +152,7 @@ async fn a_stopped_task_is_replaced_and_the_timeline_names_the_call() {
 
 #[tokio::test]
 async fn desired_count_moves_up_and_down() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    create_service(&c.ecs, "prod", "web", 2, false).await;
-    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let (_sim, c) = steady_service("prod", "web", 2, false).await;
     for desired in [5, 1, 0, 3] {
         c.ecs
             .update_service()
@@ -197,10 +188,7 @@ async fn desired_count_moves_up_and_down() {
 
 #[tokio::test]
 async fn a_forced_deployment_replaces_every_task_within_minimum_healthy_percent() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    create_service(&c.ecs, "prod", "web", 4, true).await;
-    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let (sim, c) = steady_service("prod", "web", 4, true).await;
     let old = running_task_arns(&c.ecs, "prod", "web").await;
     let t0 = sim.now();
     c.ecs
@@ -249,10 +237,7 @@ async fn a_forced_deployment_replaces_every_task_within_minimum_healthy_percent(
 
 #[tokio::test]
 async fn list_tasks_pages_through_250_tasks() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    create_service(&c.ecs, "big", "fleet", 250, false).await;
-    wait_steady(&c.ecs, "big", "fleet", WITHIN).await;
+    let (_sim, c) = steady_service("big", "fleet", 250, false).await;
     let mut pages = 0;
     let mut all = Vec::new();
     let mut stream = c
@@ -356,10 +341,7 @@ async fn describe_services_takes_ten_and_reports_missing_ones() {
 
 #[tokio::test]
 async fn a_deleted_service_drains_and_becomes_inactive() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    create_service(&c.ecs, "prod", "web", 2, false).await;
-    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let (_sim, c) = steady_service("prod", "web", 2, false).await;
     let err = c
         .ecs
         .delete_service()

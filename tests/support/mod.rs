@@ -111,6 +111,20 @@ pub async fn create_service(
         .expect("create service");
 }
 
+/// A simulator with one service of `desired` tasks, already steady.
+pub async fn steady_service(
+    cluster: &str,
+    service: &str,
+    desired: i32,
+    health_check: bool,
+) -> (Simulator, Clients) {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    create_service(&c.ecs, cluster, service, desired, health_check).await;
+    wait_steady(&c.ecs, cluster, service, Duration::from_secs(20)).await;
+    (sim, c)
+}
+
 pub async fn describe(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
