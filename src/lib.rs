@@ -2,8 +2,16 @@
 //! time, and resumes exactly where it stopped after any crash.
 //!
 //! This crate holds the product's library; `src/main.rs` is the command line.
+//! - [`record`]: the `RecycleRequest` spec and its validation; [`status`]:
+//!   what the operator writes back.
+//! - [`observation`] and [`decide`]: the functional core, a pure decision of
+//!   the next step from a record, an observation of its service and the time.
 //! - [`sim`]: the ECS and Application Auto Scaling simulator the tests run against.
 //! - [`duration`]: human durations for flags, manifests and the control API.
 
+pub mod decide;
 pub mod duration;
+pub mod observation;
+pub mod record;
 pub mod sim;
+pub mod status;

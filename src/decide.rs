@@ -1,0 +1,619 @@
+//! The decision: given a request's spec and status, an observation of its
+//! service, and the time, what the status becomes and which AWS actions
+//! follow. Pure: no I/O and no clock of its own.
+//!
+//! The shell persists the returned status (conditionally on the record's
+//! version) *before* it performs the actions, so every action is an intent
+//! already on record. A restart decides again from the record and a fresh
+//! observation, and the intents let it tell a change made from one never
+//! made: a desired-count change is re-sent only while the observed count is
+//! still its `from`, a stop only while the task is still desired RUNNING.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::duration;
+use crate::observation::{Observation, ServiceView, TaskView};
+use crate::record::RecycleSpec;
+use crate::status::{DesiredChange, Outcome, Phase, Plan, RecycleStatus, ScalingSettings};
+
+/// What the operator does to AWS, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    SetDesired { from: u32, to: u32 },
+    StopTask { arn: String, reason: String },
+    SetScaling(ScalingSettings),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: RecycleStatus,
+    pub actions: Vec<Action>,
+    /// When to look again; `None` once the request has finished.
+    pub requeue: Option<Duration>,
+}
+
+/// Everything the decision needs besides the status and the observation.
+pub struct Context<'a> {
+    pub name: &'a str,
+    pub spec: &'a RecycleSpec,
+    pub now: DateTime<Utc>,
+    /// How soon to look again while a transition is expected.
+    pub poll: Duration,
+    /// Another active request on the same service that goes first.
+    pub blocked_by: Option<&'a str>,
+}
+
+pub fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decision {
+    let mut d = Decision {
+        status: status.clone(),
+        actions: Vec::new(),
+        requeue: Some(ctx.poll),
+    };
+    match status.phase {
+        Phase::Pending => pending(ctx, obs, &mut d),
+        Phase::Surging => surging(ctx, obs, &mut d),
+        Phase::Recycling => recycling(ctx, obs, &mut d),
+        Phase::Restoring => restoring(ctx, obs, &mut d),
+        Phase::Succeeded | Phase::Failed | Phase::Cancelled => {}
+    }
+    if d.status.phase.is_terminal() {
+        d.requeue = None;
+    }
+    d
+}
+
+fn target(ctx: &Context) -> String {
+    format!("{}/{}", ctx.spec.cluster, ctx.spec.service)
+}
+
+fn past_not_after(ctx: &Context) -> bool {
+    ctx.spec.not_after.is_some_and(|t| ctx.now > t)
+}
+
+fn elapsed(ctx: &Context, since: Option<DateTime<Utc>>) -> Duration {
+    since
+        .and_then(|s| (ctx.now - s).to_std().ok())
+        .unwrap_or_default()
+}
+
+/// Stable as DESIGN.md means it: no deployment rolling, nothing pending,
+/// running = desired, and every task meant to run is RUNNING and healthy.
+/// A task told to stop still counts as running for a while, so the counters
+/// alone are not enough.
+fn stable(svc: &ServiceView, tasks: &[TaskView]) -> bool {
+    let serving = tasks.iter().filter(|t| t.is_serving()).count() as u32;
+    let meant = tasks.iter().filter(|t| t.desired_running).count() as u32;
+    svc.deployment_in_progress().is_none()
+        && svc.pending == 0
+        && svc.running == svc.desired
+        && serving == svc.desired
+        && meant == svc.desired
+}
+
+fn describe_counts(svc: &ServiceView, tasks: &[TaskView]) -> String {
+    let serving = tasks.iter().filter(|t| t.is_serving()).count();
+    format!(
+        "desired {}, running {}, pending {}, healthy {serving}",
+        svc.desired, svc.running, svc.pending
+    )
+}
+
+/// Ends the run through Restoring, whatever phase it is in.
+fn end_via_restore(ctx: &Context, d: &mut Decision, phase: Phase, message: String) {
+    d.status.outcome = Some(Outcome {
+        phase,
+        message: message.clone(),
+    });
+    d.status.batch.clear();
+    d.status.wait_until = None;
+    d.status.transition(ctx.now, Phase::Restoring, message);
+    d.requeue = Some(Duration::ZERO);
+}
+
+fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
+    let s = &mut d.status;
+    if ctx.spec.cancel {
+        return s.transition(ctx.now, Phase::Cancelled, "cancelled before it started");
+    }
+    if past_not_after(ctx) {
+        return s.transition(
+            ctx.now,
+            Phase::Failed,
+            "notAfter passed before the recycle could start; nothing was changed",
+        );
+    }
+    let svc = match &obs.service {
+        Ok(svc) => svc,
+        Err(reason) => {
+            return s.transition(
+                ctx.now,
+                Phase::Failed,
+                format!("cannot recycle {}: {reason}", target(ctx)),
+            );
+        }
+    };
+    if let Some(other) = ctx.blocked_by {
+        s.message = format!(
+            "waiting: request {other} is recycling {} first",
+            target(ctx)
+        );
+        return;
+    }
+    if ctx.spec.paused {
+        s.message = "paused before it started; resume to begin".into();
+        return;
+    }
+    if let Some(dep) = svc.deployment_in_progress() {
+        s.message = format!(
+            "waiting for deployment {} of {} to finish before starting",
+            dep.id,
+            target(ctx)
+        );
+        return;
+    }
+    let mut candidates: Vec<&TaskView> = obs
+        .tasks
+        .iter()
+        .filter(|t| t.desired_running)
+        .filter(|t| {
+            ctx.spec
+                .selector
+                .as_ref()
+                .is_none_or(|sel| sel.matches(t.started_at, ctx.now))
+        })
+        .collect();
+    candidates.sort_by_key(|t| (t.started_at.is_none(), t.started_at, t.arn.clone()));
+    let tasks: Vec<String> = candidates.iter().map(|t| t.arn.clone()).collect();
+    s.started_at = Some(ctx.now);
+    s.event(
+        ctx.now,
+        "Started",
+        format!("Starting task recycle for {}", target(ctx)),
+    );
+    s.event(
+        ctx.now,
+        "Planned",
+        format!(
+            "Original desired count: {}, tasks: {}",
+            svc.desired,
+            tasks.len()
+        ),
+    );
+    s.plan = Some(Plan {
+        original_desired: svc.desired,
+        original_scaling: obs.scaling,
+        tasks: tasks.clone(),
+        planned_at: ctx.now,
+    });
+    d.requeue = Some(Duration::ZERO);
+    if ctx.spec.dry_run {
+        return s.transition(
+            ctx.now,
+            Phase::Succeeded,
+            format!(
+                "dry run: would recycle {} task(s) of {} in batches of {}; nothing was changed",
+                tasks.len(),
+                target(ctx),
+                ctx.spec.batch_size
+            ),
+        );
+    }
+    if tasks.is_empty() {
+        return s.transition(
+            ctx.now,
+            Phase::Succeeded,
+            format!(
+                "nothing to recycle: no running task of {} matches",
+                target(ctx)
+            ),
+        );
+    }
+    let (next, message) = if ctx.spec.maintain_capacity {
+        (Phase::Surging, "plan made; adding spare capacity")
+    } else {
+        (
+            Phase::Recycling,
+            "plan made; recycling without spare capacity",
+        )
+    };
+    s.transition(ctx.now, next, message);
+}
+
+fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
+    if ctx.spec.cancel {
+        return end_via_restore(
+            ctx,
+            d,
+            Phase::Cancelled,
+            "cancelled before any task was stopped".into(),
+        );
+    }
+    let svc = match &obs.service {
+        Ok(svc) => svc,
+        Err(reason) => {
+            return end_via_restore(
+                ctx,
+                d,
+                Phase::Failed,
+                format!("{} became unavailable: {reason}", target(ctx)),
+            );
+        }
+    };
+    let size = ctx.spec.batch_size;
+    let Some(surge) = d.status.surge else {
+        if ctx.spec.paused {
+            d.status.message = "paused before adding capacity; resume to continue".into();
+            return;
+        }
+        let from = svc.desired;
+        let to = from + size;
+        if let Some(current) = obs.scaling {
+            let wanted = ScalingSettings {
+                dynamic_scaling_in_suspended: true,
+                max: current.max.max(to),
+                ..current
+            };
+            if let Some(plan) = d.status.plan.as_mut() {
+                // The settings as they are now are what Restoring brings back.
+                plan.original_scaling = Some(current);
+            }
+            if wanted != current {
+                d.actions.push(Action::SetScaling(wanted));
+                d.status.surge_scaling = Some(wanted);
+            }
+        }
+        d.actions.push(Action::SetDesired { from, to });
+        d.status.surge = Some(DesiredChange { from, to });
+        d.status.step_started_at = Some(ctx.now);
+        d.status.event(
+            ctx.now,
+            "Surge",
+            format!(
+                "Increasing desired count from {from} to {to} to keep capacity during the recycle"
+            ),
+        );
+        d.status.message = format!(
+            "waiting for the spare capacity to be running and healthy ({})",
+            describe_counts(svc, &obs.tasks)
+        );
+        return;
+    };
+    if svc.desired == surge.from {
+        d.actions.push(Action::SetDesired {
+            from: surge.from,
+            to: surge.to,
+        });
+        return;
+    }
+    if stable(svc, &obs.tasks) && svc.desired >= surge.to {
+        d.status.step_started_at = None;
+        d.requeue = Some(Duration::ZERO);
+        return d.status.transition(
+            ctx.now,
+            Phase::Recycling,
+            "spare capacity is running and healthy",
+        );
+    }
+    if elapsed(ctx, d.status.step_started_at) > ctx.spec.stability_timeout {
+        return end_via_restore(
+            ctx,
+            d,
+            Phase::Failed,
+            format!(
+                "the spare capacity did not become stable within {} ({})",
+                duration::format(ctx.spec.stability_timeout),
+                describe_counts(svc, &obs.tasks)
+            ),
+        );
+    }
+    d.status.message = format!(
+        "waiting for the spare capacity to be running and healthy ({})",
+        describe_counts(svc, &obs.tasks)
+    );
+}
+
+fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
+    let svc = match &obs.service {
+        Ok(svc) => svc,
+        Err(reason) => {
+            let (done, total) = d.status.progress();
+            return end_via_restore(
+                ctx,
+                d,
+                Phase::Failed,
+                format!(
+                    "{} became unavailable after {done}/{total} tasks: {reason}",
+                    target(ctx)
+                ),
+            );
+        }
+    };
+    if !d.status.batch.is_empty() {
+        return batch_in_flight(ctx, svc, obs, d);
+    }
+    let (done, total) = d.status.progress();
+    if ctx.spec.cancel {
+        return end_via_restore(
+            ctx,
+            d,
+            Phase::Cancelled,
+            format!("cancelled after {done}/{total} tasks"),
+        );
+    }
+    if past_not_after(ctx) {
+        return end_via_restore(
+            ctx,
+            d,
+            Phase::Failed,
+            format!("notAfter reached after {done}/{total} tasks; no further batch was started"),
+        );
+    }
+    if ctx.spec.paused {
+        d.status.message = format!("paused after {done}/{total} tasks; resume to continue");
+        return;
+    }
+    if !stable(svc, &obs.tasks) {
+        // Someone else's deployment, a scale-out or a crash: wait, within the timeout.
+        let since = *d.status.step_started_at.get_or_insert(ctx.now);
+        if elapsed(ctx, Some(since)) > ctx.spec.stability_timeout {
+            return end_via_restore(
+                ctx,
+                d,
+                Phase::Failed,
+                format!(
+                    "{} was not stable within {} before the next batch ({}); {done}/{total} tasks recycled",
+                    target(ctx),
+                    duration::format(ctx.spec.stability_timeout),
+                    describe_counts(svc, &obs.tasks)
+                ),
+            );
+        }
+        d.status.message = match svc.deployment_in_progress() {
+            Some(dep) => format!(
+                "waiting for deployment {} to finish ({done}/{total} tasks recycled)",
+                dep.id
+            ),
+            None => format!(
+                "waiting for the service to be stable ({})",
+                describe_counts(svc, &obs.tasks)
+            ),
+        };
+        return;
+    }
+    let planned: Vec<String> = d
+        .status
+        .plan
+        .as_ref()
+        .map(|p| p.tasks.clone())
+        .unwrap_or_default();
+    let mut batch = Vec::new();
+    for arn in planned {
+        if batch.len() as u32 == ctx.spec.batch_size {
+            break;
+        }
+        if d.status.stopped.contains(&arn) || d.status.skipped.contains(&arn) {
+            continue;
+        }
+        if obs.tasks.iter().any(|t| t.arn == arn && t.desired_running) {
+            batch.push(arn);
+        } else {
+            d.status.event(
+                ctx.now,
+                "Skipped",
+                format!("Task {arn} was already gone; skipped"),
+            );
+            d.status.skipped.push(arn);
+        }
+    }
+    if batch.is_empty() {
+        let (done, _) = d.status.progress();
+        let skipped = d.status.skipped.len();
+        d.status
+            .event(ctx.now, "Completed", "Task recycle completed successfully");
+        return end_via_restore(
+            ctx,
+            d,
+            Phase::Succeeded,
+            format!(
+                "recycled {} of {total} planned tasks ({skipped} already gone)",
+                done - skipped
+            ),
+        );
+    }
+    for arn in &batch {
+        let n = d.status.progress().0 + 1;
+        d.status.event(
+            ctx.now,
+            "Recycling",
+            format!("Recycling task {n}/{total}: {arn}"),
+        );
+        d.status.stopped.push(arn.clone());
+        d.actions.push(Action::StopTask {
+            arn: arn.clone(),
+            reason: stop_reason(ctx),
+        });
+    }
+    d.status.batch = batch;
+    d.status.step_started_at = Some(ctx.now);
+    let (done, _) = d.status.progress();
+    d.status.message =
+        format!("stopped {done}/{total}; waiting for the replacements to be running and healthy");
+}
+
+/// The reason ECS keeps on the stopped task: it names the request.
+pub fn stop_reason(ctx: &Context) -> String {
+    format!("ecs-recycler: recycled by request {}", ctx.name)
+}
+
+fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
+    let (done, total) = d.status.progress();
+    // A stop decided but never made (the operator died in between) is made now.
+    for arn in &d.status.batch {
+        if obs.tasks.iter().any(|t| &t.arn == arn && t.desired_running) {
+            d.actions.push(Action::StopTask {
+                arn: arn.clone(),
+                reason: stop_reason(ctx),
+            });
+        }
+    }
+    let old_still_running = obs
+        .tasks
+        .iter()
+        .any(|t| d.status.batch.contains(&t.arn) && t.last_status == "RUNNING");
+    if d.actions.is_empty() && !old_still_running && stable(svc, &obs.tasks) {
+        match d.status.wait_until {
+            None if !ctx.spec.wait.is_zero() => {
+                let wait = ctx.spec.wait;
+                d.status.wait_until = chrono::Duration::from_std(wait).ok().map(|w| ctx.now + w);
+                d.status.event(
+                    ctx.now,
+                    "Recycled",
+                    format!("Task {done} recycled, waiting {}", duration::format(wait)),
+                );
+                d.status.message = format!(
+                    "{done}/{total} recycled; waiting {} before the next batch",
+                    duration::format(wait)
+                );
+                d.requeue = Some(wait);
+            }
+            Some(until) if ctx.now < until => {
+                d.requeue = (until - ctx.now).to_std().ok();
+            }
+            _ => {
+                if ctx.spec.wait.is_zero() {
+                    d.status
+                        .event(ctx.now, "Recycled", format!("Task {done} recycled"));
+                }
+                d.status.batch.clear();
+                d.status.wait_until = None;
+                d.status.step_started_at = None;
+                d.status.message = format!("{done}/{total} recycled");
+                d.requeue = Some(Duration::ZERO);
+            }
+        }
+        return;
+    }
+    if elapsed(ctx, d.status.step_started_at) > ctx.spec.stability_timeout {
+        let batch = d.status.batch.join(", ");
+        return end_via_restore(
+            ctx,
+            d,
+            Phase::Failed,
+            format!(
+                "replacements for {batch} were not running, healthy and stable within {} ({}); {done}/{total} tasks stopped",
+                duration::format(ctx.spec.stability_timeout),
+                describe_counts(svc, &obs.tasks)
+            ),
+        );
+    }
+    d.status.message = format!(
+        "stopped {done}/{total}; waiting for the replacements to be running and healthy ({})",
+        describe_counts(svc, &obs.tasks)
+    );
+}
+
+fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
+    let outcome = d.status.outcome.clone().unwrap_or(Outcome {
+        phase: Phase::Failed,
+        message: "restoring without a recorded outcome".into(),
+    });
+    let svc = match &obs.service {
+        Ok(svc) => svc,
+        Err(reason) => {
+            let note = if d.status.surge.is_some() {
+                format!("; capacity could not be restored: {reason}")
+            } else {
+                String::new()
+            };
+            return d.status.transition(
+                ctx.now,
+                outcome.phase,
+                format!("{}{note}", outcome.message),
+            );
+        }
+    };
+    let mut note = String::new();
+    if let Some(surge) = d.status.surge {
+        let added = surge.to - surge.from;
+        match d.status.restore {
+            None if svc.desired != surge.from && svc.desired >= surge.to => {
+                // Undo only our addition: a scale-out made meanwhile is kept.
+                let change = DesiredChange {
+                    from: svc.desired,
+                    to: svc.desired - added,
+                };
+                d.status.restore = Some(change);
+                d.actions.push(Action::SetDesired {
+                    from: change.from,
+                    to: change.to,
+                });
+                d.status.event(
+                    ctx.now,
+                    "Restore",
+                    format!(
+                        "Restoring desired count from {} to {}",
+                        change.from, change.to
+                    ),
+                );
+            }
+            None => {
+                let why = if svc.desired == surge.from {
+                    "the surge was never applied"
+                } else {
+                    "someone lowered it during the run"
+                };
+                d.status.restore = Some(DesiredChange {
+                    from: svc.desired,
+                    to: svc.desired,
+                });
+                d.status.event(
+                    ctx.now,
+                    "Restore",
+                    format!("Desired count {} left as it is: {why}", svc.desired),
+                );
+            }
+            Some(change) if change.from != change.to && svc.desired == change.from => {
+                d.actions.push(Action::SetDesired {
+                    from: change.from,
+                    to: change.to,
+                });
+            }
+            Some(change) => {
+                note = format!(" Desired count restored: {} → {}.", change.from, change.to);
+            }
+        }
+    }
+    if let (Some(ours), Some(original), Some(current)) = (
+        d.status.surge_scaling,
+        d.status.plan.as_ref().and_then(|p| p.original_scaling),
+        obs.scaling,
+    ) {
+        // Bring back what we changed; keep what others changed since.
+        let mut wanted = current;
+        if current.max == ours.max {
+            wanted.max = original.max;
+        }
+        if current.dynamic_scaling_in_suspended == ours.dynamic_scaling_in_suspended {
+            wanted.dynamic_scaling_in_suspended = original.dynamic_scaling_in_suspended;
+        }
+        if wanted != current {
+            d.actions.push(Action::SetScaling(wanted));
+        }
+    }
+    if d.actions.is_empty() {
+        d.status.transition(
+            ctx.now,
+            outcome.phase,
+            format!("{}.{note}", outcome.message),
+        );
+    } else {
+        d.status.message = format!("restoring capacity; then: {}", outcome.message);
+        d.requeue = Some(Duration::ZERO);
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

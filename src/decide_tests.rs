@@ -1,0 +1,655 @@
+//! Table-driven tests of the decision: every phase, and every observation
+//! that changes what is decided.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::*;
+use crate::observation::DeploymentView;
+use crate::record::parse_spec;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+}
+
+fn spec(extra: serde_json::Value) -> RecycleSpec {
+    let mut v = json!({"cluster": "prod", "service": "web"});
+    v.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    parse_spec(&v, "spec").unwrap()
+}
+
+fn task(arn: &str, status: &str, desired_running: bool, healthy: bool, started: i64) -> TaskView {
+    TaskView {
+        arn: arn.into(),
+        last_status: status.into(),
+        desired_running,
+        health: if healthy { "HEALTHY" } else { "UNKNOWN" }.into(),
+        health_checked: true,
+        started_at: Some(at(started)),
+    }
+}
+
+fn serving(arn: &str, started: i64) -> TaskView {
+    task(arn, "RUNNING", true, true, started)
+}
+
+fn service(desired: u32, running: u32, pending: u32) -> ServiceView {
+    ServiceView {
+        desired,
+        running,
+        pending,
+        deployments: vec![DeploymentView {
+            id: "ecs-svc/1".into(),
+            primary: true,
+            rollout: "COMPLETED".into(),
+        }],
+    }
+}
+
+fn obs(svc: ServiceView, tasks: Vec<TaskView>) -> Observation {
+    Observation {
+        service: Ok(svc),
+        tasks,
+        scaling: None,
+    }
+}
+
+fn steady3() -> Observation {
+    obs(
+        service(3, 3, 0),
+        vec![serving("t2", 20), serving("t1", 10), serving("t3", 30)],
+    )
+}
+
+fn run(spec: &RecycleSpec, status: &RecycleStatus, o: &Observation, now: i64) -> Decision {
+    let ctx = Context {
+        name: "rotate",
+        spec,
+        now: at(now),
+        poll: Duration::from_secs(1),
+        blocked_by: None,
+    };
+    decide(&ctx, status, o)
+}
+
+fn in_phase(phase: Phase) -> RecycleStatus {
+    RecycleStatus {
+        phase,
+        plan: Some(Plan {
+            original_desired: 3,
+            original_scaling: None,
+            tasks: vec!["t1".into(), "t2".into(), "t3".into()],
+            planned_at: at(0),
+        }),
+        started_at: Some(at(0)),
+        ..Default::default()
+    }
+}
+
+fn surged(phase: Phase) -> RecycleStatus {
+    RecycleStatus {
+        surge: Some(DesiredChange { from: 3, to: 4 }),
+        ..in_phase(phase)
+    }
+}
+
+#[test]
+fn pending_persists_the_plan_before_touching_anything() {
+    let d = run(&spec(json!({})), &RecycleStatus::default(), &steady3(), 100);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Surging);
+    let plan = d.status.plan.unwrap();
+    assert_eq!(plan.tasks, ["t1", "t2", "t3"], "oldest first");
+    assert_eq!(plan.original_desired, 3);
+    let messages: Vec<&str> = d.status.events.iter().map(|e| e.message.as_str()).collect();
+    assert!(messages.contains(&"Starting task recycle for prod/web"));
+    assert!(messages.contains(&"Original desired count: 3, tasks: 3"));
+}
+
+#[test]
+fn pending_outcomes() {
+    let deploying = {
+        let mut o = steady3();
+        if let Ok(s) = o.service.as_mut() {
+            s.deployments[0].rollout = "IN_PROGRESS".into();
+        }
+        o
+    };
+    let missing = Observation {
+        service: Err("ServiceNotFoundException: Service not found.".into()),
+        tasks: vec![],
+        scaling: None,
+    };
+    let young = obs(service(1, 1, 0), vec![serving("t1", 90)]);
+    let cases: Vec<(&str, RecycleSpec, Observation, Phase, &str)> = vec![
+        (
+            "cancel",
+            spec(json!({"cancel": true})),
+            steady3(),
+            Phase::Cancelled,
+            "cancelled",
+        ),
+        (
+            "paused",
+            spec(json!({"paused": true})),
+            steady3(),
+            Phase::Pending,
+            "paused",
+        ),
+        (
+            "someone's deployment",
+            spec(json!({})),
+            deploying,
+            Phase::Pending,
+            "waiting for deployment ecs-svc/1",
+        ),
+        (
+            "missing service",
+            spec(json!({})),
+            missing,
+            Phase::Failed,
+            "Service not found",
+        ),
+        (
+            "dry run",
+            spec(json!({"dryRun": true})),
+            steady3(),
+            Phase::Succeeded,
+            "would recycle 3 task(s)",
+        ),
+        (
+            "no matching task",
+            spec(json!({"selector": {"olderThan": "1h"}})),
+            young,
+            Phase::Succeeded,
+            "nothing to recycle",
+        ),
+        (
+            "not after passed",
+            spec(json!({"notAfter": "2020-01-01T00:00:00Z"})),
+            steady3(),
+            Phase::Failed,
+            "notAfter",
+        ),
+        (
+            "no surge",
+            spec(json!({"maintainCapacity": false})),
+            steady3(),
+            Phase::Recycling,
+            "without spare",
+        ),
+    ];
+    for (name, spec, o, phase, text) in cases {
+        let d = run(&spec, &RecycleStatus::default(), &o, 100);
+        assert_eq!(d.status.phase, phase, "{name}: {}", d.status.message);
+        assert!(
+            d.status.message.contains(text),
+            "{name}: {}",
+            d.status.message
+        );
+        assert!(
+            d.actions.is_empty(),
+            "{name}: nothing is touched while pending"
+        );
+    }
+}
+
+#[test]
+fn pending_waits_its_turn_on_the_service() {
+    let spec = spec(json!({}));
+    let ctx = Context {
+        name: "second",
+        spec: &spec,
+        now: at(1),
+        poll: Duration::from_secs(1),
+        blocked_by: Some("first"),
+    };
+    let d = decide(&ctx, &RecycleStatus::default(), &steady3());
+    assert_eq!(d.status.phase, Phase::Pending);
+    assert!(
+        d.status.message.contains("request first"),
+        "{}",
+        d.status.message
+    );
+}
+
+#[test]
+fn surge_suspends_scale_in_raises_max_then_adds_capacity() {
+    let mut o = steady3();
+    let settings = ScalingSettings {
+        min: 1,
+        max: 3,
+        dynamic_scaling_in_suspended: false,
+        dynamic_scaling_out_suspended: false,
+        scheduled_scaling_suspended: true,
+    };
+    o.scaling = Some(settings);
+    let d = run(&spec(json!({})), &in_phase(Phase::Surging), &o, 100);
+    let wanted = ScalingSettings {
+        max: 4,
+        dynamic_scaling_in_suspended: true,
+        ..settings
+    };
+    assert_eq!(
+        d.actions,
+        [
+            Action::SetScaling(wanted),
+            Action::SetDesired { from: 3, to: 4 }
+        ]
+    );
+    assert_eq!(d.status.surge, Some(DesiredChange { from: 3, to: 4 }));
+    assert_eq!(d.status.surge_scaling, Some(wanted));
+    assert_eq!(d.status.plan.unwrap().original_scaling, Some(settings));
+}
+
+#[test]
+fn a_surge_on_record_but_not_observed_is_sent_again_and_only_then() {
+    let d = run(&spec(json!({})), &surged(Phase::Surging), &steady3(), 100);
+    assert_eq!(d.actions, [Action::SetDesired { from: 3, to: 4 }]);
+    let applied = obs(service(4, 3, 1), steady3().tasks);
+    let d = run(&spec(json!({})), &surged(Phase::Surging), &applied, 100);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Surging);
+}
+
+#[test]
+fn surge_becomes_recycling_when_the_spare_task_serves() {
+    let mut tasks = steady3().tasks;
+    tasks.push(serving("new", 50));
+    let d = run(
+        &spec(json!({})),
+        &surged(Phase::Surging),
+        &obs(service(4, 4, 0), tasks),
+        100,
+    );
+    assert_eq!(d.status.phase, Phase::Recycling);
+}
+
+#[test]
+fn surge_that_never_stabilises_fails_through_restore() {
+    let mut status = surged(Phase::Surging);
+    status.step_started_at = Some(at(0));
+    let d = run(
+        &spec(json!({"stabilityTimeout": "1m"})),
+        &status,
+        &obs(service(4, 3, 1), steady3().tasks),
+        61,
+    );
+    assert_eq!(d.status.phase, Phase::Restoring);
+    let outcome = d.status.outcome.unwrap();
+    assert_eq!(outcome.phase, Phase::Failed);
+    assert!(outcome.message.contains("within 1m"), "{}", outcome.message);
+}
+
+#[test]
+fn recycling_stops_a_batch_with_a_reason_naming_the_request() {
+    let d = run(
+        &spec(json!({"batchSize": 2})),
+        &in_phase(Phase::Recycling),
+        &steady3(),
+        100,
+    );
+    let reason = "ecs-recycler: recycled by request rotate".to_string();
+    assert_eq!(
+        d.actions,
+        [
+            Action::StopTask {
+                arn: "t1".into(),
+                reason: reason.clone()
+            },
+            Action::StopTask {
+                arn: "t2".into(),
+                reason
+            },
+        ]
+    );
+    assert_eq!(d.status.batch, ["t1", "t2"]);
+    assert_eq!(d.status.stopped, ["t1", "t2"]);
+    assert!(
+        d.status
+            .events
+            .iter()
+            .any(|e| e.message == "Recycling task 2/3: t2")
+    );
+}
+
+fn batch_t1(phase: Phase) -> RecycleStatus {
+    RecycleStatus {
+        batch: vec!["t1".into()],
+        stopped: vec!["t1".into()],
+        step_started_at: Some(at(100)),
+        ..surged(phase)
+    }
+}
+
+#[test]
+fn a_batch_is_not_done_while_the_stopped_task_still_counts_as_running() {
+    // Right after StopTask: counters say steady, but t1 is still RUNNING.
+    let tasks = vec![
+        task("t1", "RUNNING", false, true, 10),
+        serving("t2", 20),
+        serving("t3", 30),
+        serving("s", 50),
+    ];
+    let d = run(
+        &spec(json!({})),
+        &batch_t1(Phase::Recycling),
+        &obs(service(4, 4, 0), tasks),
+        101,
+    );
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.batch, ["t1"], "still in flight");
+    assert!(d.status.wait_until.is_none());
+}
+
+#[test]
+fn a_stop_on_record_but_not_made_is_made_again() {
+    let mut tasks = steady3().tasks;
+    tasks.push(serving("s", 50));
+    let d = run(
+        &spec(json!({})),
+        &batch_t1(Phase::Recycling),
+        &obs(service(4, 4, 0), tasks),
+        101,
+    );
+    assert!(matches!(&d.actions[..], [Action::StopTask { arn, .. }] if arn == "t1"));
+}
+
+#[test]
+fn a_done_batch_waits_then_clears() {
+    let tasks = vec![
+        task("t1", "STOPPED", false, false, 10),
+        serving("t2", 20),
+        serving("t3", 30),
+        serving("s", 50),
+        serving("r1", 110),
+    ];
+    let o = obs(service(4, 4, 0), tasks);
+    let d = run(&spec(json!({})), &batch_t1(Phase::Recycling), &o, 120);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.wait_until, Some(at(150)));
+    assert!(
+        d.status
+            .events
+            .iter()
+            .any(|e| e.message == "Task 1 recycled, waiting 30s")
+    );
+    assert_eq!(d.requeue, Some(Duration::from_secs(30)));
+    let d = run(&spec(json!({})), &d.status, &o, 140);
+    assert_eq!(d.status.batch, ["t1"], "still waiting");
+    let d = run(&spec(json!({})), &d.status, &o, 150);
+    assert!(d.status.batch.is_empty());
+    assert_eq!(d.status.stopped, ["t1"]);
+}
+
+#[test]
+fn a_batch_whose_replacements_never_serve_fails_through_restore() {
+    let tasks = vec![
+        task("t1", "STOPPED", false, false, 10),
+        serving("t2", 20),
+        serving("t3", 30),
+        serving("s", 50),
+        task("r1", "RUNNING", true, false, 110),
+    ];
+    let d = run(
+        &spec(json!({"stabilityTimeout": "2m"})),
+        &batch_t1(Phase::Recycling),
+        &obs(service(4, 4, 0), tasks),
+        221,
+    );
+    assert_eq!(d.status.phase, Phase::Restoring);
+    let message = d.status.outcome.unwrap().message;
+    assert!(
+        message.contains("replacements for t1")
+            && message.contains("within 2m")
+            && message.contains("healthy 3"),
+        "{message}"
+    );
+    assert!(d.status.batch.is_empty());
+}
+
+#[test]
+fn recycling_skips_planned_tasks_already_gone_and_finishes() {
+    let mut status = surged(Phase::Recycling);
+    status.stopped = vec!["t1".into()];
+    let o = obs(
+        service(4, 4, 0),
+        vec![
+            serving("t3", 30),
+            serving("a", 40),
+            serving("b", 50),
+            serving("c", 60),
+        ],
+    );
+    let d = run(&spec(json!({})), &status, &o, 200);
+    assert_eq!(d.status.skipped, ["t2"]);
+    assert!(matches!(&d.actions[..], [Action::StopTask { arn, .. }] if arn == "t3"));
+
+    let mut status = d.status.clone();
+    status.batch.clear();
+    let o = obs(
+        service(4, 4, 0),
+        vec![
+            serving("a", 40),
+            serving("b", 50),
+            serving("c", 60),
+            serving("d", 70),
+        ],
+    );
+    let d = run(&spec(json!({})), &status, &o, 300);
+    assert_eq!(d.status.phase, Phase::Restoring);
+    let outcome = d.status.outcome.clone().unwrap();
+    assert_eq!(outcome.phase, Phase::Succeeded);
+    assert!(
+        outcome.message.contains("recycled 2 of 3"),
+        "{}",
+        outcome.message
+    );
+    assert!(
+        d.status
+            .events
+            .iter()
+            .any(|e| e.message == "Task recycle completed successfully")
+    );
+}
+
+#[test]
+fn between_batches_pause_holds_and_cancel_restores() {
+    let status = surged(Phase::Recycling);
+    let o = obs(
+        service(4, 4, 0),
+        vec![
+            serving("t1", 10),
+            serving("t2", 20),
+            serving("t3", 30),
+            serving("s", 40),
+        ],
+    );
+    let d = run(&spec(json!({"paused": true})), &status, &o, 100);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Recycling);
+    assert!(d.status.message.contains("paused after 0/3"));
+    let d = run(&spec(json!({"cancel": true})), &status, &o, 100);
+    assert_eq!(d.status.phase, Phase::Restoring);
+    assert_eq!(d.status.outcome.unwrap().phase, Phase::Cancelled);
+}
+
+#[test]
+fn between_batches_an_unstable_service_is_waited_for_not_raced() {
+    let status = surged(Phase::Recycling);
+    let mut svc = service(4, 4, 0);
+    svc.deployments.push(DeploymentView {
+        id: "ecs-svc/2".into(),
+        primary: true,
+        rollout: "IN_PROGRESS".into(),
+    });
+    svc.deployments[0].primary = false;
+    let o = obs(
+        svc,
+        vec![
+            serving("t1", 10),
+            serving("t2", 20),
+            serving("t3", 30),
+            serving("s", 40),
+        ],
+    );
+    let d = run(&spec(json!({})), &status, &o, 100);
+    assert!(d.actions.is_empty());
+    assert!(
+        d.status
+            .message
+            .contains("waiting for deployment ecs-svc/2"),
+        "{}",
+        d.status.message
+    );
+}
+
+fn restoring(outcome: Phase) -> RecycleStatus {
+    RecycleStatus {
+        outcome: Some(Outcome {
+            phase: outcome,
+            message: "recycled 3 of 3 planned tasks (0 already gone)".into(),
+        }),
+        ..surged(Phase::Restoring)
+    }
+}
+
+#[test]
+fn restore_undoes_only_the_surge() {
+    let cases = [
+        ("as left", 4, Some((4, 3))),
+        ("autoscaler scaled out to 6 meanwhile", 6, Some((6, 5))),
+        ("someone lowered it to 2", 2, None),
+        ("surge never applied", 3, None),
+    ];
+    for (name, observed, change) in cases {
+        let d = run(
+            &spec(json!({})),
+            &restoring(Phase::Succeeded),
+            &obs(service(observed, observed, 0), vec![]),
+            500,
+        );
+        match change {
+            Some((from, to)) => {
+                assert_eq!(d.actions, [Action::SetDesired { from, to }], "{name}");
+                assert_eq!(
+                    d.status.phase,
+                    Phase::Restoring,
+                    "{name}: finishes only once observed"
+                );
+            }
+            None => {
+                assert!(d.actions.is_empty(), "{name}");
+                assert_eq!(d.status.phase, Phase::Succeeded, "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn restore_is_resent_until_observed_then_finishes() {
+    let mut status = restoring(Phase::Failed);
+    status.restore = Some(DesiredChange { from: 4, to: 3 });
+    let d = run(
+        &spec(json!({})),
+        &status,
+        &obs(service(4, 4, 0), vec![]),
+        500,
+    );
+    assert_eq!(d.actions, [Action::SetDesired { from: 4, to: 3 }]);
+    let d = run(
+        &spec(json!({})),
+        &status,
+        &obs(service(3, 4, 0), vec![]),
+        501,
+    );
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Failed);
+    assert!(
+        d.status.message.contains("Desired count restored: 4 → 3"),
+        "{}",
+        d.status.message
+    );
+    assert_eq!(d.requeue, None);
+    assert_eq!(d.status.finished_at, Some(at(501)));
+}
+
+#[test]
+fn restore_brings_back_scaling_settings_but_keeps_others_changes() {
+    let original = ScalingSettings {
+        min: 1,
+        max: 3,
+        dynamic_scaling_in_suspended: false,
+        dynamic_scaling_out_suspended: false,
+        scheduled_scaling_suspended: false,
+    };
+    let ours = ScalingSettings {
+        max: 4,
+        dynamic_scaling_in_suspended: true,
+        ..original
+    };
+    let mut status = restoring(Phase::Succeeded);
+    status.restore = Some(DesiredChange { from: 4, to: 3 });
+    status.surge_scaling = Some(ours);
+    if let Some(p) = status.plan.as_mut() {
+        p.original_scaling = Some(original);
+    }
+    let mut o = obs(service(3, 3, 0), vec![]);
+    o.scaling = Some(ours);
+    let d = run(&spec(json!({})), &status, &o, 500);
+    assert_eq!(d.actions, [Action::SetScaling(original)]);
+
+    // Someone raised max to 10 during the run: that stays.
+    o.scaling = Some(ScalingSettings { max: 10, ..ours });
+    let d = run(&spec(json!({})), &status, &o, 500);
+    assert_eq!(
+        d.actions,
+        [Action::SetScaling(ScalingSettings {
+            max: 10,
+            ..original
+        })]
+    );
+
+    o.scaling = Some(original);
+    let d = run(&spec(json!({})), &status, &o, 500);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Succeeded);
+}
+
+#[test]
+fn a_service_gone_during_the_run_fails_with_the_reason() {
+    let gone = Observation {
+        service: Err("ServiceNotActiveException: Service was not ACTIVE.".into()),
+        tasks: vec![],
+        scaling: None,
+    };
+    let d = run(&spec(json!({})), &batch_t1(Phase::Recycling), &gone, 200);
+    assert_eq!(d.status.phase, Phase::Restoring);
+    let d = run(&spec(json!({})), &d.status, &gone, 201);
+    assert_eq!(d.status.phase, Phase::Failed);
+    assert!(
+        d.status.message.contains("Service was not ACTIVE"),
+        "{}",
+        d.status.message
+    );
+    assert!(
+        d.status.message.contains("capacity could not be restored"),
+        "{}",
+        d.status.message
+    );
+}
+
+#[test]
+fn finished_requests_are_left_alone() {
+    for phase in [Phase::Succeeded, Phase::Failed, Phase::Cancelled] {
+        let status = in_phase(phase);
+        let d = run(&spec(json!({"cancel": true})), &status, &steady3(), 100);
+        assert_eq!(d.status, status);
+        assert!(d.actions.is_empty());
+        assert_eq!(d.requeue, None);
+    }
+}

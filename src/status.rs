@@ -1,0 +1,154 @@
+//! What the operator writes into a request's `status`: the phase, the plan
+//! made before anything was touched, progress, the intents it persisted
+//! before acting (so a restart can tell done from not done), and a bounded
+//! list of events a person can read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::record::MAX_EVENTS;
+
+/// Where a request is. `Pending`, `Succeeded`, `Failed` and `Cancelled` are
+/// fixed names; the ones between are the steps of DESIGN.md's flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Accepted; waiting for its turn on the service or for someone else's deployment.
+    #[default]
+    Pending,
+    /// Adding spare capacity and keeping the autoscaler from taking it away.
+    Surging,
+    /// Stopping planned tasks a batch at a time and waiting for their replacements.
+    Recycling,
+    /// Undoing exactly what the surge changed, on every exit path.
+    Restoring,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// The autoscaler's settings as they were, or as the operator set them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingSettings {
+    pub min: u32,
+    pub max: u32,
+    pub dynamic_scaling_in_suspended: bool,
+    pub dynamic_scaling_out_suspended: bool,
+    pub scheduled_scaling_suspended: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub original_desired: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_scaling: Option<ScalingSettings>,
+    /// The tasks to recycle, oldest first.
+    pub tasks: Vec<String>,
+    pub planned_at: DateTime<Utc>,
+}
+
+/// A desired-count change the operator decided on: persisted before it is
+/// made, so a restart compares the observed count with `from` and `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredChange {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// How the run ends once Restoring is done.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub phase: Phase,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecycleStatus {
+    pub phase: Phase,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// Planned tasks stopped so far, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<String>,
+    /// Planned tasks that were gone before their turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// The batch in flight: stopped, replacements not yet healthy and stable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<String>,
+    /// When the current wait for stability began; `stabilityTimeout` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<DateTime<Utc>>,
+    /// The pause after a stable batch ends here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surge: Option<DesiredChange>,
+    /// The autoscaler settings the surge put in place (to tell ours from others' later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surge_scaling: Option<ScalingSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<DesiredChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+}
+
+impl RecycleStatus {
+    /// Appends an event, dropping the oldest beyond `MAX_EVENTS`.
+    pub fn event(&mut self, at: DateTime<Utc>, reason: &str, message: impl Into<String>) {
+        self.events.push(Event {
+            at,
+            reason: reason.to_string(),
+            message: message.into(),
+        });
+        if self.events.len() > MAX_EVENTS {
+            let excess = self.events.len() - MAX_EVENTS;
+            self.events.drain(..excess);
+        }
+    }
+
+    /// Moves to `phase`, recording the transition as an event.
+    pub fn transition(&mut self, at: DateTime<Utc>, phase: Phase, message: impl Into<String>) {
+        let message = message.into();
+        if self.phase != phase {
+            self.event(
+                at,
+                "Transition",
+                format!("{:?} → {:?}: {message}", self.phase, phase),
+            );
+        }
+        self.phase = phase;
+        self.message = message;
+        if phase.is_terminal() {
+            self.finished_at = Some(at);
+        }
+    }
+
+    pub fn progress(&self) -> (usize, usize) {
+        let total = self.plan.as_ref().map_or(0, |p| p.tasks.len());
+        (self.stopped.len() + self.skipped.len(), total)
+    }
+}
