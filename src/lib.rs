@@ -15,3 +15,4 @@ pub mod observation;
 pub mod record;
 pub mod sim;
 pub mod status;
+pub mod store;
