@@ -11,6 +11,8 @@
 
 use std::future::Future;
 
+pub mod embedded;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
