@@ -102,14 +102,37 @@ fn describe_counts(svc: &ServiceView, tasks: &[TaskView]) -> String {
 
 /// Ends the run through Restoring, whatever phase it is in.
 fn end_via_restore(ctx: &Context, d: &mut Decision, phase: Phase, message: String) {
-    d.status.outcome = Some(Outcome {
+    enter_restore(&mut d.status, ctx.now, phase, message);
+    d.requeue = Some(Duration::ZERO);
+}
+
+fn enter_restore(s: &mut RecycleStatus, now: DateTime<Utc>, phase: Phase, message: String) {
+    s.outcome = Some(Outcome {
         phase,
         message: message.clone(),
     });
-    d.status.batch.clear();
-    d.status.wait_until = None;
-    d.status.transition(ctx.now, Phase::Restoring, message);
-    d.requeue = Some(Duration::ZERO);
+    s.batch.clear();
+    s.wait_until = None;
+    s.transition(now, Phase::Restoring, message);
+}
+
+/// AWS refused an action (denied, invalid): the run fails through Restoring.
+/// Refused while restoring, it ends at once, saying what was not restored.
+pub fn refused(status: &RecycleStatus, now: DateTime<Utc>, message: String) -> RecycleStatus {
+    let mut s = status.clone();
+    match s.phase {
+        Phase::Restoring => {
+            let outcome = s.outcome.clone().map(|o| o.message).unwrap_or_default();
+            s.transition(
+                now,
+                Phase::Failed,
+                format!("{outcome}; capacity could not be restored: {message}"),
+            );
+        }
+        Phase::Surging | Phase::Recycling => enter_restore(&mut s, now, Phase::Failed, message),
+        _ => s.transition(now, Phase::Failed, message),
+    }
+    s
 }
 
 fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {

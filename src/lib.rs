@@ -9,9 +9,11 @@
 //! - [`sim`]: the ECS and Application Auto Scaling simulator the tests run against.
 //! - [`duration`]: human durations for flags, manifests and the control API.
 
+pub mod aws;
 pub mod decide;
 pub mod duration;
 pub mod observation;
+pub mod reconciler;
 pub mod record;
 pub mod sim;
 pub mod status;

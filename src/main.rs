@@ -5,10 +5,17 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use ecs_recycler::aws::ClientPool;
 use ecs_recycler::duration;
+use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
 use ecs_recycler::sim::{SimOptions, Simulator, Timings};
+use ecs_recycler::store::Store;
+use ecs_recycler::store::embedded::EmbeddedStore;
 
 #[derive(Parser)]
 #[command(
@@ -23,8 +30,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator: reconcile RecycleRequest records until SIGTERM.
+    Operator(OperatorArgs),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
     Sim(SimArgs),
+}
+
+/// Where records live: the same flags for every verb that reads or writes them.
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Use the embedded store kept in this file (local use, the sandbox, tests).
+    #[arg(long, value_name = "PATH")]
+    store: PathBuf,
+}
+
+#[derive(Args)]
+struct OperatorArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Records reconciled at once.
+    #[arg(long, default_value_t = 16, env = "ECS_RECYCLER_CONCURRENCY")]
+    concurrency: usize,
+    /// How often to look for work and at services in transition.
+    #[arg(long, default_value = "2s", value_parser = duration::parse, env = "ECS_RECYCLER_POLL_INTERVAL")]
+    poll_interval: Duration,
+    /// How long a replica's claim on a record lasts without renewal; another replica takes over after it.
+    #[arg(long, default_value = "15s", value_parser = duration::parse, env = "ECS_RECYCLER_LEASE_DURATION")]
+    lease_duration: Duration,
+    /// How long finished records are kept.
+    #[arg(long, default_value = "7d", value_parser = duration::parse, env = "ECS_RECYCLER_RETENTION")]
+    retention: Duration,
+    /// This replica's name in leases (default: host name and process id).
+    #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
+    replica_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -55,26 +93,76 @@ struct SimArgs {
     seed: u64,
 }
 
-fn init_logging() {
+/// Logs as text on a terminal, as JSON lines otherwise (for CloudWatch and
+/// the like). The simulator logs to stderr, as its stdout carries its URL.
+fn init_logging(to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
-    } else {
-        builder.json().init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match (
+        to_stderr,
+        std::io::stderr().is_terminal(),
+        std::io::stdout().is_terminal(),
+    ) {
+        (true, true, _) => builder.with_writer(std::io::stderr).init(),
+        (true, false, _) => builder.with_writer(std::io::stderr).json().init(),
+        (false, _, true) => builder.init(),
+        (false, _, false) => builder.json().init(),
     }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Command::Sim(_)));
     match cli.command {
+        Command::Operator(args) => run_operator(args).await,
         Command::Sim(args) => run_sim(args).await,
     }
+}
+
+async fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
+    let config = OperatorConfig {
+        replica_id: args.replica_id.unwrap_or_else(default_replica_id),
+        concurrency: args.concurrency,
+        poll_interval: args.poll_interval,
+        lease_duration: args.lease_duration,
+        retention: args.retention,
+    };
+    let problems = config.problems();
+    if !problems.is_empty() {
+        anyhow::bail!("the operator cannot start: {}", problems.join("; "));
+    }
+    let sdk = aws_config::load_from_env().await;
+    let store = EmbeddedStore::open(&args.store.store)
+        .with_context(|| format!("cannot open the store at {}", args.store.store.display()))?;
+    operate(Arc::new(store), sdk, config).await
+}
+
+async fn operate<S: Store>(
+    store: Arc<S>,
+    sdk: aws_config::SdkConfig,
+    config: OperatorConfig,
+) -> anyhow::Result<()> {
+    let pool = Arc::new(ClientPool::new(sdk));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let reconciler = Reconciler::new(store, pool, config);
+    let running = tokio::spawn(reconciler.run(stopped));
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing the step in flight, then releasing leases");
+    let _ = stop.send(true);
+    running.await.context("the operator loop failed")?;
+    Ok(())
+}
+
+/// The host name and process id: unique among replicas on one host or many.
+fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".into());
+    format!("{host}-{}", std::process::id())
 }
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {

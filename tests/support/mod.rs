@@ -3,6 +3,8 @@
 //! pinned Python environment (moto[server], boto3) that some tests need.
 #![allow(dead_code)]
 
+pub mod operator;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;

@@ -1,0 +1,104 @@
+//! The operator end to end on the embedded store and the simulator: the
+//! seed's example, and the operator killed and restarted at many instants.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ecs_recycler::store::embedded::EmbeddedStore;
+use ecs_recycler::store::{Kind, Store};
+use serde_json::json;
+use support::operator::*;
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_example_three_tasks_with_spare_capacity() {
+    let (sim, c) = steady_service("prod", "web", 3, true).await;
+    let dir = temp_dir("seed");
+    let store_path = dir.join("store.json");
+    let store = EmbeddedStore::open(&store_path).unwrap();
+    let planned = running_task_arns(&c.ecs, "prod", "web").await;
+    let since = sim.now();
+    store
+        .create(
+            Kind::RecycleRequest,
+            "rotate",
+            json!({"cluster": "prod", "service": "web", "wait": "100ms", "stabilityTimeout": "20s"}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let log = dir.join("operator.log");
+    let mut op = spawn_operator(
+        &["--store".into(), store_path.display().to_string()],
+        &aws_env(sim.url()),
+        "r1",
+        &log,
+    );
+    let status = wait_phase(
+        &store,
+        "rotate",
+        &["Succeeded", "Failed", "Cancelled"],
+        WITHIN,
+        &log,
+    )
+    .await;
+    assert!(sigterm(&mut op).success(), "operator exits 0 on SIGTERM");
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    let mut stopped = facts.stopped_by_stop_task.clone();
+    stopped.sort();
+    let mut expected = planned.clone();
+    expected.sort();
+    assert_eq!(stopped, expected, "each original task stopped exactly once");
+    assert!(
+        facts.replacements_stopped.is_empty(),
+        "no replacement stopped"
+    );
+    assert_eq!(facts.max_desired, 4, "desired 4 during the run");
+    assert_eq!(facts.final_desired, 3, "desired back to 3");
+    assert!(facts.min_running >= 3, "running never below 3: {facts:?}");
+
+    let messages: Vec<&str> = status["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&"Starting task recycle for prod/web"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Recycling task 3/3: ")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.contains(&"Task recycle completed successfully"),
+        "{messages:#?}"
+    );
+    // The stop reason names the request.
+    let timeline = sim.timeline();
+    let reasons: Vec<&str> = timeline["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["stoppedBy"] == "StopTask")
+        .map(|t| t["stoppedReason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().all(|r| r.contains("request rotate")),
+        "{reasons:?}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("Starting task recycle for prod/web"),
+        "logs carry the seed's messages"
+    );
+}

@@ -1,0 +1,147 @@
+//! Running the operator binary against an in-process simulator and a store,
+//! as a user runs it: flags and the standard AWS environment variables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ecs_recycler::store::{Kind, Store};
+use serde_json::Value;
+
+/// Where a test keeps its store and the operators' logs.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ecs-recycler-{label}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// The environment that points the official SDK at the simulator.
+pub fn aws_env(sim_url: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL_ECS", sim_url),
+        ("AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", sim_url),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Starts `ecs-recycler operator` with fast polling; its log goes to `log`.
+pub fn spawn_operator(
+    store_args: &[String],
+    env: &[(String, String)],
+    replica: &str,
+    log: &Path,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+        .arg("operator")
+        .args(store_args)
+        .args([
+            "--poll-interval",
+            "50ms",
+            "--lease-duration",
+            "1s",
+            "--replica-id",
+            replica,
+        ])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start ecs-recycler operator")
+}
+
+pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    child.wait().expect("wait")
+}
+
+pub fn sigkill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The request's status, once its phase is one of `phases`.
+pub async fn wait_phase<S: Store>(
+    store: &S,
+    name: &str,
+    phases: &[&str],
+    within: Duration,
+    log: &Path,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let record = store
+            .get(Kind::RecycleRequest, name)
+            .await
+            .expect("store")
+            .expect("record exists");
+        let status = record.status.clone().unwrap_or(Value::Null);
+        if phases.iter().any(|p| status["phase"] == *p) {
+            return status;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{name} did not reach {phases:?} within {within:?}; status: {status:#}\noperator log (newest first):\n{}",
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the simulator's timeline says about one recycle of one service.
+#[derive(Debug)]
+pub struct RunFacts {
+    /// Tasks stopped by StopTask, in order.
+    pub stopped_by_stop_task: Vec<String>,
+    /// Tasks that started after `since` and were stopped by StopTask.
+    pub replacements_stopped: Vec<String>,
+    pub min_running: u64,
+    pub max_desired: u64,
+    pub final_desired: u64,
+}
+
+pub fn run_facts(timeline: &Value, cluster: &str, service: &str, since: f64) -> RunFacts {
+    let tasks = timeline["tasks"].as_array().expect("tasks");
+    let mine = tasks.iter().filter(|t| {
+        t["cluster"] == cluster && t["service"] == service && t["stoppedBy"] == "StopTask"
+    });
+    let stopped_by_stop_task: Vec<String> = mine
+        .clone()
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    let replacements_stopped = mine
+        .filter(|t| t["transitions"][0]["t"].as_f64().unwrap() > since)
+        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .collect();
+    let samples = super::samples(timeline, cluster, service);
+    let window: Vec<_> = samples.iter().filter(|s| s.0 >= since).collect();
+    RunFacts {
+        stopped_by_stop_task,
+        replacements_stopped,
+        min_running: super::min_running_since(timeline, cluster, service, since),
+        max_desired: window.iter().map(|s| s.1).max().unwrap_or(0),
+        final_desired: samples.last().map(|s| s.1).unwrap_or(0),
+    }
+}
