@@ -102,3 +102,102 @@ async fn the_seed_example_three_tasks_with_spare_capacity() {
         "logs carry the seed's messages"
     );
 }
+
+/// Desired-count changes in the timeline since `since`: (from, to).
+fn desired_changes(timeline: &serde_json::Value, since: f64) -> Vec<(u64, u64)> {
+    let s = samples(timeline, "prod", "web");
+    s.windows(2)
+        .filter(|w| w[1].0 >= since && w[0].1 != w[1].1)
+        .map(|w| (w[0].1, w[1].1))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_twenty_instants_and_restarted_it_ends_as_an_uninterrupted_run() {
+    let (sim, c) = steady_service("prod", "web", 5, true).await;
+    let dir = temp_dir("crash");
+    let store_path = dir.join("store.json");
+    let store = EmbeddedStore::open(&store_path).unwrap();
+    let planned = running_task_arns(&c.ecs, "prod", "web").await;
+    let since = sim.now();
+    store
+        .create(
+            Kind::RecycleRequest,
+            "rotate",
+            json!({"cluster": "prod", "service": "web", "wait": "200ms", "stabilityTimeout": "30s"}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let log = dir.join("operator.log");
+    let args = ["--store".to_string(), store_path.display().to_string()];
+    let env = aws_env(sim.url());
+    let mut kills = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let record = store
+            .get(Kind::RecycleRequest, "rotate")
+            .await
+            .unwrap()
+            .unwrap();
+        let status = record.status.unwrap_or_default();
+        if ["Succeeded", "Failed", "Cancelled"]
+            .iter()
+            .any(|p| status["phase"] == *p)
+        {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no end after {} kills: {status:#}",
+            kills.len()
+        );
+        let mut op = spawn_operator(&args, &env, "r1", &log);
+        // Short lives early so kills land in every phase; then let it finish.
+        let life = if kills.len() < 24 {
+            60 + rng.u64(0..240)
+        } else {
+            2_000
+        };
+        tokio::time::sleep(Duration::from_millis(life)).await;
+        let phase = store
+            .get(Kind::RecycleRequest, "rotate")
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .unwrap_or_default()["phase"]
+            .clone();
+        sigkill(&mut op);
+        kills.push(phase);
+    };
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    assert!(kills.len() >= 20, "only {} kills", kills.len());
+    let phases: std::collections::BTreeSet<String> = kills.iter().map(|p| p.to_string()).collect();
+    for p in ["\"Surging\"", "\"Recycling\""] {
+        assert!(phases.contains(p), "no kill during {p}: {phases:?}");
+    }
+
+    let timeline = sim.timeline();
+    let facts = run_facts(&timeline, "prod", "web", since);
+    let mut stopped = facts.stopped_by_stop_task.clone();
+    stopped.sort();
+    let mut expected = planned;
+    expected.sort();
+    assert_eq!(stopped, expected, "each planned task stopped, once");
+    assert!(
+        facts.replacements_stopped.is_empty(),
+        "no replacement stopped: {facts:?}"
+    );
+    assert!(
+        facts.min_running >= 5,
+        "capacity kept through every crash: {facts:?}"
+    );
+    assert_eq!(
+        desired_changes(&timeline, since),
+        [(5, 6), (6, 5)],
+        "surge applied once, undone once"
+    );
+    eprintln!("kills by phase: {kills:?}");
+}
