@@ -145,3 +145,51 @@ pub fn run_facts(timeline: &Value, cluster: &str, service: &str, since: f64) -> 
         final_desired: samples.last().map(|s| s.1).unwrap_or(0),
     }
 }
+
+/// An operator on an embedded store in a temp dir, against `sim_url`.
+pub struct LocalOperator {
+    pub store: ecs_recycler::store::embedded::EmbeddedStore,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl LocalOperator {
+    pub fn start(sim_url: &str, label: &str) -> Self {
+        let dir = temp_dir(label);
+        let path = dir.join("store.json");
+        let store = ecs_recycler::store::embedded::EmbeddedStore::open(&path).expect("store");
+        let log = dir.join("operator.log");
+        let child = spawn_operator(
+            &["--store".into(), path.display().to_string()],
+            &aws_env(sim_url),
+            "r1",
+            &log,
+        );
+        Self { store, log, child }
+    }
+
+    pub async fn request(&self, name: &str, spec: Value) {
+        self.store
+            .create(Kind::RecycleRequest, name, spec, chrono::Utc::now())
+            .await
+            .expect("create request");
+    }
+
+    /// Waits for the request to finish; answers its status.
+    pub async fn finished(&self, name: &str, within: Duration) -> Value {
+        wait_phase(
+            &self.store,
+            name,
+            &["Succeeded", "Failed", "Cancelled"],
+            within,
+            &self.log,
+        )
+        .await
+    }
+}
+
+impl Drop for LocalOperator {
+    fn drop(&mut self) {
+        sigkill(&mut self.child);
+    }
+}

@@ -1,0 +1,330 @@
+//! The operator under faults: replacements that never become healthy, the
+//! service deleted mid-run, throttling, an autoscaler that fights, and a
+//! malformed record beside good ones.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use ecs_recycler::store::Store;
+use serde_json::json;
+use support::operator::*;
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacements_never_healthy_fail_after_the_timeout_with_capacity_restored() {
+    let (sim, _c) = steady_service("prod", "web", 3, true).await;
+    let since = sim.now();
+    sim.configure(json!({"faults": {"neverHealthy": 1.0}}))
+        .unwrap();
+    let op = LocalOperator::start(sim.url(), "unhealthy");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "0s", "stabilityTimeout": "2s"}),
+    )
+    .await;
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("not become stable within 2s") || message.contains("within 2s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Desired count restored: 4 → 3"),
+        "{message}"
+    );
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    assert_eq!(facts.final_desired, 3, "nothing left at +1: {facts:?}");
+    assert!(
+        facts.stopped_by_stop_task.is_empty(),
+        "no task stopped while the surge never served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_deleted_mid_run_fails_the_request_with_the_reason() {
+    let (sim, c) = steady_service("prod", "web", 3, false).await;
+    let op = LocalOperator::start(sim.url(), "deleted");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "2s"}),
+    )
+    .await;
+    wait_phase(&op.store, "rotate", &["Recycling"], WITHIN, &op.log).await;
+    c.ecs
+        .delete_service()
+        .cluster("prod")
+        .service("web")
+        .force(true)
+        .send()
+        .await
+        .unwrap();
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("prod/web is DRAINING") || message.contains("is INACTIVE"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_does_not_exist_fails_with_aws_reason() {
+    let (sim, _c) = steady_service("prod", "web", 1, false).await;
+    let op = LocalOperator::start(sim.url(), "missing");
+    op.request("ghost", json!({"cluster": "prod", "service": "ghost"}))
+        .await;
+    op.request("nocluster", json!({"cluster": "nowhere", "service": "web"}))
+        .await;
+    let ghost = op.finished("ghost", WITHIN).await;
+    assert_eq!(ghost["phase"], "Failed");
+    assert!(
+        ghost["message"]
+            .as_str()
+            .unwrap()
+            .contains("service ghost not found in cluster prod"),
+        "{ghost:#}"
+    );
+    let nocluster = op.finished("nocluster", WITHIN).await;
+    assert!(
+        nocluster["message"]
+            .as_str()
+            .unwrap()
+            .contains("ClusterNotFoundException"),
+        "{nocluster:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_percent_of_ecs_calls_throttled_still_succeeds() {
+    let (sim, _c) = steady_service("prod", "web", 3, true).await;
+    let since = sim.now();
+    sim.configure(json!({"throttle": {"fraction": 0.3}}))
+        .unwrap();
+    let op = LocalOperator::start(sim.url(), "throttled");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "0s"}),
+    )
+    .await;
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    let timeline = sim.timeline();
+    let throttled = timeline["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["error"] == "ThrottlingException")
+        .count();
+    assert!(throttled > 5, "throttling happened ({throttled})");
+    let facts = run_facts(&timeline, "prod", "web", since);
+    assert_eq!(facts.stopped_by_stop_task.len(), 3);
+    assert!(facts.replacements_stopped.is_empty());
+    assert!(facts.min_running >= 3, "{facts:?}");
+    assert_eq!(facts.final_desired, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_autoscaler_cannot_scale_in_during_the_run_and_its_scale_out_is_kept() {
+    let (sim, c) = steady_service("prod", "web", 3, true).await;
+    c.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id("service/prod/web")
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .min_capacity(1)
+        .max_capacity(6)
+        .send()
+        .await
+        .unwrap();
+    let since = sim.now();
+    let op = LocalOperator::start(sim.url(), "autoscaler");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "300ms"}),
+    )
+    .await;
+    wait_phase(&op.store, "rotate", &["Recycling"], WITHIN, &op.log).await;
+    // The policy tries to scale in, again and again.
+    sim.set_policy(
+        json!({"cluster": "prod", "service": "web", "every": "100ms", "targets": [1, 2]}),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sim.set_policy(json!({"cluster": "prod", "service": "web"}))
+        .unwrap();
+    // Then it scales out by one, which must survive the restore.
+    let out = sim.policy_scale("prod", "web", 5).unwrap();
+    assert_eq!(out["after"], 5, "{out}");
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+
+    let timeline = sim.timeline();
+    let blocked = timeline["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["op"] == "_sim:ScalingPolicy" && c["params"]["blocked"] == "DynamicScalingInSuspended"
+        })
+        .count();
+    assert!(blocked >= 3, "scale-in was suspended during the run");
+    let facts = run_facts(&timeline, "prod", "web", since);
+    assert!(facts.min_running >= 3, "no capacity lost: {facts:?}");
+    assert_eq!(
+        facts.final_desired, 4,
+        "only our +1 undone; the policy's +1 kept: {facts:?}"
+    );
+    let target = c
+        .aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let t = &target.scalable_targets()[0];
+    assert_eq!(
+        t.suspended_state().unwrap().dynamic_scaling_in_suspended(),
+        Some(false),
+        "suspension lifted"
+    );
+    assert_eq!(t.max_capacity(), 6, "max as it was");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_record_fails_alone_and_the_others_succeed() {
+    let (sim, c) = steady_service("prod", "web", 2, false).await;
+    create_service(&c.ecs, "prod", "api", 2, false).await;
+    wait_steady(&c.ecs, "prod", "api", WITHIN).await;
+    let op = LocalOperator::start(sim.url(), "malformed");
+    op.request(
+        "broken",
+        json!({"cluster": "prod", "service": "web", "batchSize": 0, "wiat": "30s"}),
+    )
+    .await;
+    op.request(
+        "good-web",
+        json!({"cluster": "prod", "service": "web", "wait": "0s"}),
+    )
+    .await;
+    op.request(
+        "good-api",
+        json!({"cluster": "prod", "service": "api", "wait": "0s"}),
+    )
+    .await;
+    let broken = op.finished("broken", WITHIN).await;
+    assert_eq!(broken["phase"], "Failed");
+    let message = broken["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.batchSize") && message.contains("spec.wiat"),
+        "{message}"
+    );
+    for name in ["good-web", "good-api"] {
+        assert_eq!(
+            op.finished(name, WITHIN).await["phase"],
+            "Succeeded",
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_on_one_service_go_one_at_a_time_in_creation_order() {
+    let (sim, _c) = steady_service("prod", "web", 2, false).await;
+    let op = LocalOperator::start(sim.url(), "ordered");
+    op.request(
+        "first",
+        json!({"cluster": "prod", "service": "web", "wait": "300ms"}),
+    )
+    .await;
+    op.request(
+        "second",
+        json!({"cluster": "prod", "service": "web", "wait": "0s"}),
+    )
+    .await;
+    wait_phase(&op.store, "first", &["Recycling"], WITHIN, &op.log).await;
+    let second = op
+        .store
+        .get(ecs_recycler::store::Kind::RecycleRequest, "second")
+        .await
+        .unwrap()
+        .unwrap();
+    let status = second.status.unwrap_or_default();
+    assert_eq!(status["phase"], "Pending", "{status:#}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("request first"),
+        "{status:#}"
+    );
+    let first = op.finished("first", WITHIN).await;
+    let second = op.finished("second", WITHIN).await;
+    assert_eq!(
+        (first["phase"].as_str(), second["phase"].as_str()),
+        (Some("Succeeded"), Some("Succeeded"))
+    );
+    assert!(
+        first["finishedAt"].as_str() <= second["startedAt"].as_str(),
+        "{first:#} {second:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_max_capacity_at_desired_is_raised_for_the_surge_and_restored_exactly() {
+    let (sim, c) = steady_service("prod", "web", 3, false).await;
+    c.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id("service/prod/web")
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .min_capacity(3)
+        .max_capacity(3)
+        .suspended_state(
+            aws_sdk_applicationautoscaling::types::SuspendedState::builder()
+                .scheduled_scaling_suspended(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let since = sim.now();
+    let op = LocalOperator::start(sim.url(), "maxraise");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "0s"}),
+    )
+    .await;
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    assert_eq!(
+        (facts.max_desired, facts.final_desired),
+        (4, 3),
+        "{facts:?}"
+    );
+    assert!(facts.min_running >= 3, "{facts:?}");
+    let target = c
+        .aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let t = &target.scalable_targets()[0];
+    assert_eq!((t.min_capacity(), t.max_capacity()), (3, 3));
+    let s = t.suspended_state().unwrap();
+    assert_eq!(
+        (
+            s.dynamic_scaling_in_suspended(),
+            s.dynamic_scaling_out_suspended(),
+            s.scheduled_scaling_suspended()
+        ),
+        (Some(false), Some(false), Some(true)),
+        "the original SuspendedState, exactly"
+    );
+}
