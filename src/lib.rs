@@ -15,6 +15,7 @@ pub mod duration;
 pub mod observation;
 pub mod reconciler;
 pub mod record;
+pub mod replica;
 pub mod sim;
 pub mod status;
 pub mod store;

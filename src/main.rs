@@ -60,7 +60,7 @@ struct OperatorArgs {
     /// How long finished records are kept.
     #[arg(long, default_value = "7d", value_parser = duration::parse, env = "ECS_RECYCLER_RETENTION")]
     retention: Duration,
-    /// This replica's name in leases (default: host name and process id).
+    /// This replica's name in leases (default: the ECS task id, else host name and process id).
     #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
     replica_id: Option<String>,
 }
@@ -123,7 +123,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
     let config = OperatorConfig {
-        replica_id: args.replica_id.unwrap_or_else(default_replica_id),
+        replica_id: match args.replica_id {
+            Some(id) => id,
+            None => ecs_recycler::replica::default_id().await,
+        },
         concurrency: args.concurrency,
         poll_interval: args.poll_interval,
         lease_duration: args.lease_duration,
@@ -153,16 +156,6 @@ async fn operate<S: Store>(
     let _ = stop.send(true);
     running.await.context("the operator loop failed")?;
     Ok(())
-}
-
-/// The host name and process id: unique among replicas on one host or many.
-fn default_replica_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "replica".into());
-    format!("{host}-{}", std::process::id())
 }
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {

@@ -273,18 +273,20 @@ impl Store for EmbeddedStore {
                 .records
                 .get_mut(&key(kind, &name))
                 .ok_or_else(|| not_found(kind, &name))?;
-            if entry.version != write.expected_version {
-                return Err(StoreError::Conflict {
-                    kind: kind.as_str(),
-                    name,
-                    expected: write.expected_version,
-                });
-            }
+            // A lost lease wins over a stale version: either way this
+            // replica must stop, but only a conflict invites a retry.
             if !entry.lease_held_by(&write.holder, write.now) {
                 return Err(StoreError::LeaseLost {
                     kind: kind.as_str(),
                     name,
                     holder: write.holder,
+                });
+            }
+            if entry.version != write.expected_version {
+                return Err(StoreError::Conflict {
+                    kind: kind.as_str(),
+                    name,
+                    expected: write.expected_version,
                 });
             }
             entry.status = Some(write.status);
@@ -312,7 +314,7 @@ impl Store for EmbeddedStore {
                 .ok_or_else(|| not_found(kind, &name))?;
             let free = entry.lease_holder.is_none()
                 || entry.lease_holder.as_deref() == Some(holder.as_str())
-                || entry.lease_expires.is_none_or(|e| e < now);
+                || entry.lease_expires.is_none_or(|e| e <= now);
             if !free {
                 return Ok((false, false));
             }

@@ -124,7 +124,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<StoredRecord>>> + Send;
 
     /// Records with work left, oldest first (creation time, then name). Costs
-    /// O(active records), not O(all records ever).
+    /// O(active records), not O(all records ever). May lag a write by a
+    /// moment (DynamoDB's index is eventually consistent): decisions rest on
+    /// conditional writes, never on this list alone. A record whose
+    /// operator-written fields cannot be read is left out and logged.
     fn list_active(
         &self,
         kind: Kind,
@@ -143,8 +146,9 @@ pub trait Store: Send + Sync + 'static {
         spec: Value,
     ) -> impl Future<Output = StoreResult<StoredRecord>> + Send;
 
-    /// Writes the status if the version is still `expected_version` and the
-    /// lease is held by `holder` and unexpired; answers the new version.
+    /// Writes the status if the lease is held by `holder` and unexpired
+    /// (`LeaseLost` otherwise, even when the version is stale too) and the
+    /// version is still `expected_version` (`Conflict`); answers the new version.
     fn write_status(
         &self,
         kind: Kind,
@@ -152,7 +156,8 @@ pub trait Store: Send + Sync + 'static {
         write: StatusWrite,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
-    /// Takes or renews the lease if it is free, expired, or already ours.
+    /// Takes or renews the lease if it is free, expired (expiry ≤ now), or
+    /// already ours. Lease times are kept to the millisecond.
     /// Answers false when another replica holds it. Does not change the version.
     fn acquire_lease(
         &self,
