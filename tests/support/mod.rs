@@ -1,8 +1,10 @@
 //! Shared test support: an in-process simulator with SDK clients pointed at
 //! it, a raw HTTP helper for malformed requests and the control API, and the
-//! pinned Python environment (moto[server], boto3) that some tests need.
+//! pinned Python environment (moto[server], boto3) that some tests need, and
+//! moto's server as a DynamoDB stand-in ([`moto`]).
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod operator;
 
 use std::path::PathBuf;
