@@ -15,6 +15,7 @@ use ecs_recycler::duration;
 use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
 use ecs_recycler::sim::{SimOptions, Simulator, Timings};
 use ecs_recycler::store::Store;
+use ecs_recycler::store::dynamo::DynamoStore;
 use ecs_recycler::store::embedded::EmbeddedStore;
 
 #[derive(Parser)]
@@ -30,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create the DynamoDB table, its active index and TTL (for development; use infra/ in production).
+    Init(InitArgs),
     /// Run the operator: reconcile RecycleRequest records until SIGTERM.
     Operator(OperatorArgs),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
@@ -38,10 +41,21 @@ enum Command {
 
 /// Where records live: the same flags for every verb that reads or writes them.
 #[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
 struct StoreArgs {
-    /// Use the embedded store kept in this file (local use, the sandbox, tests).
+    /// The DynamoDB table holding the records (the default store).
+    #[arg(long, value_name = "NAME", env = "ECS_RECYCLER_TABLE")]
+    table: Option<String>,
+    /// Use the embedded store kept in this file instead (local use, the sandbox, tests).
     #[arg(long, value_name = "PATH")]
-    store: PathBuf,
+    store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// The table to create; an existing one is left as it is.
+    #[arg(long, value_name = "NAME", env = "ECS_RECYCLER_TABLE")]
+    table: String,
 }
 
 #[derive(Args)]
@@ -116,6 +130,15 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Sim(_)));
     match cli.command {
+        Command::Init(args) => {
+            let sdk = aws_config::load_from_env().await;
+            DynamoStore::new(&sdk, &args.table)
+                .create_table()
+                .await
+                .with_context(|| format!("cannot create the table {}", args.table))?;
+            println!("table {} is ready", args.table);
+            Ok(())
+        }
         Command::Operator(args) => run_operator(args).await,
         Command::Sim(args) => run_sim(args).await,
     }
@@ -137,9 +160,17 @@ async fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
     }
     let sdk = aws_config::load_from_env().await;
-    let store = EmbeddedStore::open(&args.store.store)
-        .with_context(|| format!("cannot open the store at {}", args.store.store.display()))?;
-    operate(Arc::new(store), sdk, config).await
+    match (args.store.table, args.store.store) {
+        (_, Some(path)) => {
+            let store = EmbeddedStore::open(&path)
+                .with_context(|| format!("cannot open the store at {}", path.display()))?;
+            operate(Arc::new(store), sdk, config).await
+        }
+        (Some(table), None) => operate(Arc::new(DynamoStore::new(&sdk, table)), sdk, config).await,
+        (None, None) => anyhow::bail!(
+            "say where records live: --table NAME (or ECS_RECYCLER_TABLE) or --store PATH"
+        ),
+    }
 }
 
 async fn operate<S: Store>(

@@ -46,7 +46,7 @@ async fn the_seed_example_three_tasks_with_spare_capacity() {
         &log,
     )
     .await;
-    assert!(sigterm(&mut op).success(), "operator exits 0 on SIGTERM");
+    assert!(op.sigterm().success(), "operator exits 0 on SIGTERM");
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
 
     let facts = run_facts(&sim.timeline(), "prod", "web", since);
@@ -169,7 +169,7 @@ async fn killed_at_twenty_instants_and_restarted_it_ends_as_an_uninterrupted_run
             .status
             .unwrap_or_default()["phase"]
             .clone();
-        sigkill(&mut op);
+        op.sigkill();
         kills.push(phase);
     };
     assert_eq!(status["phase"], "Succeeded", "{status:#}");

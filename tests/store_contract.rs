@@ -238,3 +238,14 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dynamodb_store_keeps_the_contract_on_moto() {
+    let moto = tokio::task::spawn_blocking(support::moto::Moto::start)
+        .await
+        .unwrap();
+    let config = support::sdk_config(&moto.url, true).await;
+    let store = ecs_recycler::store::dynamo::DynamoStore::new(&config, "contract");
+    store.create_table().await.unwrap();
+    contract(&store).await;
+}

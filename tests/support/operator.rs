@@ -40,7 +40,7 @@ pub fn spawn_operator(
     env: &[(String, String)],
     replica: &str,
     log: &Path,
-) -> Child {
+) -> OperatorProcess {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -62,21 +62,34 @@ pub fn spawn_operator(
         .stdout(Stdio::from(log.try_clone().expect("log")))
         .stderr(Stdio::from(log))
         .spawn()
+        .map(OperatorProcess)
         .expect("start ecs-recycler operator")
 }
 
-pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    child.wait().expect("wait")
+/// A running operator process; killed when dropped, so no test leaves one behind.
+pub struct OperatorProcess(Child);
+
+impl OperatorProcess {
+    /// SIGTERM, then the exit status.
+    pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        self.0.wait().expect("wait")
+    }
+
+    pub fn sigkill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-pub fn sigkill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
 }
 
 /// The request's status, once its phase is one of `phases`.
@@ -150,7 +163,7 @@ pub fn run_facts(timeline: &Value, cluster: &str, service: &str, since: f64) -> 
 pub struct LocalOperator {
     pub store: ecs_recycler::store::embedded::EmbeddedStore,
     pub log: PathBuf,
-    child: Child,
+    _process: OperatorProcess,
 }
 
 impl LocalOperator {
@@ -159,13 +172,17 @@ impl LocalOperator {
         let path = dir.join("store.json");
         let store = ecs_recycler::store::embedded::EmbeddedStore::open(&path).expect("store");
         let log = dir.join("operator.log");
-        let child = spawn_operator(
+        let process = spawn_operator(
             &["--store".into(), path.display().to_string()],
             &aws_env(sim_url),
             "r1",
             &log,
         );
-        Self { store, log, child }
+        Self {
+            store,
+            log,
+            _process: process,
+        }
     }
 
     pub async fn request(&self, name: &str, spec: Value) {
@@ -185,11 +202,5 @@ impl LocalOperator {
             &self.log,
         )
         .await
-    }
-}
-
-impl Drop for LocalOperator {
-    fn drop(&mut self) {
-        sigkill(&mut self.child);
     }
 }
