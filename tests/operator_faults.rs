@@ -328,3 +328,30 @@ async fn a_max_capacity_at_desired_is_raised_for_the_surge_and_restored_exactly(
         "the original SuspendedState, exactly"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_action_fails_the_request_naming_it_and_capacity_is_restored() {
+    let (sim, _c) = steady_service("prod", "web", 2, false).await;
+    let since = sim.now();
+    sim.configure(json!({"throttle": {"deny": ["StopTask"]}}))
+        .unwrap();
+    let op = LocalOperator::start(sim.url(), "denied");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "0s"}),
+    )
+    .await;
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("ecs:StopTask was refused: AccessDeniedException"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Desired count restored: 3 → 2"),
+        "{message}"
+    );
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    assert_eq!(facts.final_desired, 2, "nothing left at +1: {facts:?}");
+}

@@ -171,6 +171,9 @@ pub struct ThrottleConfig {
     /// Operation name → bucket.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub buckets: BTreeMap<String, BucketConfig>,
+    /// Operations answered with AccessDeniedException, as when IAM lacks the action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -208,6 +211,10 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    pub fn denies(&self, op: &str) -> bool {
+        self.config.deny.iter().any(|o| o == op)
+    }
+
     pub fn configure(&mut self, config: ThrottleConfig) {
         self.config = config;
         self.levels.clear();

@@ -70,6 +70,19 @@ async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         Err(ApiError::unknown_operation(&target))
     } else if world.throttle.should_throttle(&op, now, roll) {
         Err(ApiError::throttling())
+    } else if world.throttle.denies(&op) {
+        let prefix = if service == ECS_PREFIX {
+            "ecs"
+        } else {
+            "application-autoscaling"
+        };
+        Err(ApiError::new(
+            "AccessDeniedException",
+            format!(
+                "User: arn:aws:sts::{}:assumed-role/ecs-recycler/operator is not authorized to perform: {prefix}:{op} because no identity-based policy allows the {prefix}:{op} action",
+                super::model::ACCOUNT
+            ),
+        ))
     } else {
         parsed
     };
