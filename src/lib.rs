@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod decide;
 pub mod duration;
+pub mod manifest;
 pub mod observation;
 pub mod reconciler;
 pub mod record;

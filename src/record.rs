@@ -339,7 +339,7 @@ impl<'a> Reader<'a> {
 }
 
 /// A value as a person would name it in an error message.
-fn describe(value: &Value) -> String {
+pub(crate) fn describe(value: &Value) -> String {
     match value {
         Value::Null => "nothing".into(),
         Value::Bool(b) => b.to_string(),
