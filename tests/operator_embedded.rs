@@ -201,3 +201,43 @@ async fn killed_at_twenty_instants_and_restarted_it_ends_as_an_uninterrupted_run
     );
     eprintln!("kills by phase: {kills:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_step_releases_the_lease_and_another_replica_goes_on() {
+    let (sim, _c) = steady_service("prod", "web", 2, false).await;
+    let dir = temp_dir("sigterm");
+    let store_path = dir.join("store.json");
+    let store = EmbeddedStore::open(&store_path).unwrap();
+    store
+        .create(
+            Kind::RecycleRequest,
+            "rotate",
+            json!({"cluster": "prod", "service": "web", "wait": "1s"}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let log = dir.join("operator.log");
+    let args = ["--store".to_string(), store_path.display().to_string()];
+    let env = aws_env(sim.url());
+    let mut first = spawn_operator(&args, &env, "first", &log);
+    wait_phase(&store, "rotate", &["Recycling"], WITHIN, &log).await;
+    assert!(first.sigterm().success(), "exit 0 on SIGTERM");
+    let record = store
+        .get(Kind::RecycleRequest, "rotate")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.lease, None, "the lease was released on the way out");
+    // A replica with another name goes on at once, without waiting for expiry.
+    let _second = spawn_operator(&args, &env, "second", &log);
+    let status = wait_phase(
+        &store,
+        "rotate",
+        &["Succeeded", "Failed", "Cancelled"],
+        WITHIN,
+        &log,
+    )
+    .await;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+}
