@@ -133,6 +133,41 @@ async fn killed_at_twenty_instants_and_restarted_it_ends_as_an_uninterrupted_run
     let args = ["--store".to_string(), store_path.display().to_string()];
     let env = aws_env(sim.url());
     let mut kills = Vec::new();
+    // A slow UpdateService widens the surge and restore steps, so that a kill
+    // can be aimed at each phase, Restoring included.
+    sim.configure(json!({"throttle": {"latency": {"UpdateService": "300ms"}}}))
+        .unwrap();
+    // First, one kill aimed at each phase as soon as it shows in the store.
+    for target in ["Pending", "Surging", "Recycling"] {
+        let mut op = spawn_operator(&args, &env, "r1", &log);
+        let aimed = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = store
+                .get(Kind::RecycleRequest, "rotate")
+                .await
+                .unwrap()
+                .unwrap()
+                .status;
+            let phase = status
+                .as_ref()
+                .map_or("Pending", |s| s["phase"].as_str().unwrap_or(""));
+            if phase == target {
+                // Pending has no status written yet: give the first step a moment to start.
+                if target == "Pending" {
+                    tokio::time::sleep(Duration::from_millis(40)).await;
+                }
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < aimed,
+                "never saw {target}; at {phase}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        op.sigkill();
+        kills.push(serde_json::Value::String(format!("aimed:{target}")));
+    }
+    let mut restoring_killed = false;
     let mut rng = fastrand::Rng::with_seed(7);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let status = loop {
@@ -154,13 +189,34 @@ async fn killed_at_twenty_instants_and_restarted_it_ends_as_an_uninterrupted_run
             kills.len()
         );
         let mut op = spawn_operator(&args, &env, "r1", &log);
-        // Short lives early so kills land in every phase; then let it finish.
-        let life = if kills.len() < 24 {
-            60 + rng.u64(0..240)
+        if kills.len() < 24 {
+            // Short lives, so kills land all through the recycle.
+            tokio::time::sleep(Duration::from_millis(60 + rng.u64(0..240))).await;
+        } else if !restoring_killed {
+            // Then one aimed at the restore, while UpdateService is slow.
+            loop {
+                let status = store
+                    .get(Kind::RecycleRequest, "rotate")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .status
+                    .unwrap_or_default();
+                if status["phase"] == "Restoring" {
+                    restoring_killed = true;
+                    break;
+                }
+                if ["Succeeded", "Failed", "Cancelled"]
+                    .iter()
+                    .any(|p| status["phase"] == *p)
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         } else {
-            2_000
-        };
-        tokio::time::sleep(Duration::from_millis(life)).await;
+            tokio::time::sleep(Duration::from_millis(2_000)).await;
+        }
         let phase = store
             .get(Kind::RecycleRequest, "rotate")
             .await
@@ -174,9 +230,12 @@ async fn killed_at_twenty_instants_and_restarted_it_ends_as_an_uninterrupted_run
     };
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
     assert!(kills.len() >= 20, "only {} kills", kills.len());
-    let phases: std::collections::BTreeSet<String> = kills.iter().map(|p| p.to_string()).collect();
-    for p in ["\"Surging\"", "\"Recycling\""] {
-        assert!(phases.contains(p), "no kill during {p}: {phases:?}");
+    assert!(restoring_killed, "a kill landed in Restoring: {kills:?}");
+    for aimed in ["aimed:Pending", "aimed:Surging", "aimed:Recycling"] {
+        assert!(
+            kills.contains(&serde_json::Value::String(aimed.into())),
+            "{kills:?}"
+        );
     }
 
     let timeline = sim.timeline();

@@ -174,6 +174,9 @@ pub struct ThrottleConfig {
     /// Operations answered with AccessDeniedException, as when IAM lacks the action.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
+    /// Operation name → how long its answer takes (`"150ms"`): a slow API.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,6 +194,11 @@ impl ThrottleConfig {
                 "throttle.fraction: {} is not a fraction between 0 and 1",
                 self.fraction
             ));
+        }
+        for (op, d) in &self.latency {
+            if let Err(e) = crate::duration::parse(d) {
+                out.push(format!("throttle.latency.{op}: {e}"));
+            }
         }
         for (op, b) in &self.buckets {
             if !(b.capacity >= 1.0 && b.refill_per_second >= 0.0) {
@@ -211,6 +219,13 @@ pub struct Throttle {
 }
 
 impl Throttle {
+    pub fn latency(&self, op: &str) -> Option<std::time::Duration> {
+        self.config
+            .latency
+            .get(op)
+            .and_then(|d| crate::duration::parse(d).ok())
+    }
+
     pub fn denies(&self, op: &str) -> bool {
         self.config.deny.iter().any(|o| o == op)
     }

@@ -55,11 +55,25 @@ async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let (result, request_id, latency) = answer(&shared, &target, &body);
+    // The change is made at once; only the answer is late, as with a slow API.
+    if let Some(delay) = latency {
+        tokio::time::sleep(delay).await;
+    }
+    aws_response(result, &request_id)
+}
+
+/// Handles one AWS call under the lock: (the answer, a request id, its latency).
+fn answer(
+    shared: &Shared,
+    target: &str,
+    body: &[u8],
+) -> (Result<Value, ApiError>, String, Option<std::time::Duration>) {
     let mut world = shared.lock();
     let now = world.now();
-    let (service, op) = target.split_once('.').unwrap_or(("", &target));
+    let (service, op) = target.split_once('.').unwrap_or(("", target));
     let op = op.to_string();
-    let parsed = parse_body(&body);
+    let parsed = parse_body(body);
     let params = match &parsed {
         Ok(v) if op == "RegisterTaskDefinition" => json!({"family": v.get("family")}),
         Ok(v) => v.clone(),
@@ -67,7 +81,7 @@ async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
     };
     let roll = world.rng.f64();
     let result = if service != ECS_PREFIX && service != AAS_PREFIX {
-        Err(ApiError::unknown_operation(&target))
+        Err(ApiError::unknown_operation(target))
     } else if world.throttle.should_throttle(&op, now, roll) {
         Err(ApiError::throttling())
     } else if world.throttle.denies(&op) {
@@ -95,8 +109,8 @@ async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         world.timeline.set_call_error(call, e.code.to_string());
     }
     let request_id = world.random_hex(32);
-    drop(world);
-    aws_response(result, &request_id)
+    let latency = world.throttle.latency(&op);
+    (result, request_id, latency)
 }
 
 fn aws_response(result: Result<Value, ApiError>, request_id: &str) -> Response {
