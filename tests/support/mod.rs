@@ -156,6 +156,9 @@ pub async fn wait_steady(
 ) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
+        // Tasks first, then the service: a replacement launched in between
+        // then shows in the service's counters, never the other way round.
+        let listed = running_task_arns(ecs, cluster, service).await.len();
         let s = describe(ecs, cluster, service).await;
         let deployments = s.deployments();
         let steady = deployments.len() == 1
