@@ -422,9 +422,10 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         if obs.tasks.iter().any(|t| t.arn == arn && t.desired_running) {
             batch.push(arn);
         } else {
-            d.status.event(
+            d.status.task_event(
                 ctx.now,
                 "Skipped",
+                &arn,
                 format!("Task {arn} was already gone; skipped"),
             );
             d.status.skipped.push(arn);
@@ -447,9 +448,10 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     }
     for arn in &batch {
         let n = d.status.progress().0 + 1;
-        d.status.event(
+        d.status.task_event(
             ctx.now,
             "Recycling",
+            arn,
             format!("Recycling task {n}/{total}: {arn}"),
         );
         d.status.stopped.push(arn.clone());

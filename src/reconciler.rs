@@ -417,6 +417,7 @@ fn log_new_events(spec: &RecycleSpec, name: &str, before: &RecycleStatus, after:
             cluster = %spec.cluster,
             service = %spec.service,
             request = %name,
+            task = e.task.as_deref(),
             reason = %e.reason,
             phase = ?after.phase,
             "{}",

@@ -74,6 +74,9 @@ pub struct Event {
     pub at: DateTime<Utc>,
     pub reason: String,
     pub message: String,
+    /// The task the event is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,10 +122,26 @@ pub struct RecycleStatus {
 impl RecycleStatus {
     /// Appends an event, dropping the oldest beyond `MAX_EVENTS`.
     pub fn event(&mut self, at: DateTime<Utc>, reason: &str, message: impl Into<String>) {
+        self.push_event(at, reason, message.into(), None);
+    }
+
+    /// An event about one task.
+    pub fn task_event(&mut self, at: DateTime<Utc>, reason: &str, task: &str, message: String) {
+        self.push_event(at, reason, message, Some(task.to_string()));
+    }
+
+    fn push_event(
+        &mut self,
+        at: DateTime<Utc>,
+        reason: &str,
+        message: String,
+        task: Option<String>,
+    ) {
         self.events.push(Event {
             at,
             reason: reason.to_string(),
-            message: message.into(),
+            message,
+            task,
         });
         if self.events.len() > MAX_EVENTS {
             let excess = self.events.len() - MAX_EVENTS;

@@ -300,3 +300,109 @@ async fn sigterm_finishes_the_step_releases_the_lease_and_another_replica_goes_o
     .await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
 }
+
+/// Changes the spec as a person would (the CLI's pause/resume/cancel):
+/// read, change, write conditionally, and try again on a conflict.
+async fn edit_spec(store: &EmbeddedStore, name: &str, field: &str, value: serde_json::Value) {
+    loop {
+        let r = store
+            .get(Kind::RecycleRequest, name)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut spec = r.spec.unwrap();
+        spec[field] = value.clone();
+        match store
+            .update_spec(Kind::RecycleRequest, name, r.version, spec)
+            .await
+        {
+            Ok(_) => return,
+            Err(ecs_recycler::store::StoreError::Conflict { .. }) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_between_batches_resume_goes_on_and_cancel_restores() {
+    let (sim, _c) = steady_service("prod", "web", 4, false).await;
+    let since = sim.now();
+    let op = LocalOperator::start(sim.url(), "pause");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "300ms"}),
+    )
+    .await;
+    wait_phase(&op.store, "rotate", &["Recycling"], WITHIN, &op.log).await;
+    edit_spec(&op.store, "rotate", "paused", json!(true)).await;
+    let held = loop {
+        let s = op
+            .store
+            .get(Kind::RecycleRequest, "rotate")
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .unwrap();
+        if s["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("paused after")
+        {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stopped = held["stopped"].as_array().map_or(0, Vec::len);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let still = op
+        .store
+        .get(Kind::RecycleRequest, "rotate")
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        still["stopped"].as_array().map_or(0, Vec::len),
+        stopped,
+        "no batch while paused"
+    );
+    assert!(stopped < 4, "paused before the end");
+
+    edit_spec(&op.store, "rotate", "paused", json!(false)).await;
+    loop {
+        let s = op
+            .store
+            .get(Kind::RecycleRequest, "rotate")
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            .unwrap();
+        if s["stopped"].as_array().map_or(0, Vec::len) > stopped {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    edit_spec(&op.store, "rotate", "cancel", json!(true)).await;
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Cancelled", "{status:#}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled after"),
+        "{status:#}"
+    );
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    assert_eq!(
+        facts.final_desired, 4,
+        "capacity restored on cancel: {facts:?}"
+    );
+    assert!(facts.min_running >= 4, "{facts:?}");
+    assert!(
+        facts.stopped_by_stop_task.len() < 4,
+        "cancelled before the end: {facts:?}"
+    );
+}

@@ -172,9 +172,7 @@ pub async fn wait_steady(
                 .is_some_and(|m| m.contains("has reached a steady state"));
         // Right after StopTask a stopping task still counts as running, so
         // the counters alone can look steady before anything was replaced.
-        if steady
-            && running_task_arns(ecs, cluster, service).await.len() == s.desired_count() as usize
-        {
+        if steady && listed == s.desired_count() as usize {
             return;
         }
         assert!(
