@@ -197,16 +197,7 @@ pub async fn observe(
         .await
     {
         Ok(out) => out,
-        Err(e) => {
-            return match classify("ecs:DescribeServices", e) {
-                AwsError::Refused {
-                    action,
-                    code,
-                    message,
-                } => Ok(gone(format!("{action} was refused: {code}: {message}"))),
-                transient => Err(transient),
-            };
-        }
+        Err(e) => return refusal_as_observation(classify("ecs:DescribeServices", e)),
     };
     let Some(svc) = described.services().first() else {
         let reason = described
@@ -253,16 +244,7 @@ pub async fn observe(
     while let Some(page) = pages.next().await {
         let page = match page {
             Ok(p) => p,
-            Err(e) => {
-                return match classify("ecs:ListTasks", e) {
-                    AwsError::Refused {
-                        action,
-                        code,
-                        message,
-                    } => Ok(gone(format!("{action} was refused: {code}: {message}"))),
-                    transient => Err(transient),
-                };
-            }
+            Err(e) => return refusal_as_observation(classify("ecs:ListTasks", e)),
         };
         arns.extend(page.task_arns().iter().cloned());
     }
@@ -328,6 +310,19 @@ async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Resul
     });
     pool.remember_health_check(td, has);
     Ok(has)
+}
+
+/// AWS refusing to show the service (denied, not found) is what the request
+/// fails with; anything transient is tried again.
+fn refusal_as_observation(err: AwsError) -> Result<Observation, AwsError> {
+    match err {
+        AwsError::Refused { .. } => Ok(Observation {
+            service: Err(err.to_string()),
+            tasks: Vec::new(),
+            scaling: None,
+        }),
+        transient => Err(transient),
+    }
 }
 
 fn resource_id(cluster: &str, service: &str) -> String {

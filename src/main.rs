@@ -128,6 +128,7 @@ fn init_logging(to_stderr: bool) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let shutdown = Shutdown::listen()?;
     init_logging(matches!(cli.command, Command::Sim(_)));
     match cli.command {
         Command::Init(args) => {
@@ -139,12 +140,12 @@ async fn main() -> anyhow::Result<()> {
             println!("table {} is ready", args.table);
             Ok(())
         }
-        Command::Operator(args) => run_operator(args).await,
-        Command::Sim(args) => run_sim(args).await,
+        Command::Operator(args) => run_operator(args, shutdown).await,
+        Command::Sim(args) => run_sim(args, shutdown).await,
     }
 }
 
-async fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
+async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let config = OperatorConfig {
         replica_id: match args.replica_id {
             Some(id) => id,
@@ -164,9 +165,17 @@ async fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config).await
+            operate(Arc::new(store), sdk, config, shutdown).await
         }
-        (Some(table), None) => operate(Arc::new(DynamoStore::new(&sdk, table)), sdk, config).await,
+        (Some(table), None) => {
+            operate(
+                Arc::new(DynamoStore::new(&sdk, table)),
+                sdk,
+                config,
+                shutdown,
+            )
+            .await
+        }
         (None, None) => anyhow::bail!(
             "say where records live: --table NAME (or ECS_RECYCLER_TABLE) or --store PATH"
         ),
@@ -177,19 +186,20 @@ async fn operate<S: Store>(
     store: Arc<S>,
     sdk: aws_config::SdkConfig,
     config: OperatorConfig,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let pool = Arc::new(ClientPool::new(sdk));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let reconciler = Reconciler::new(store, pool, config);
     let running = tokio::spawn(reconciler.run(stopped));
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
     let _ = stop.send(true);
     running.await.context("the operator loop failed")?;
     Ok(())
 }
 
-async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+async fn run_sim(args: SimArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if !(0.0..=0.9).contains(&args.jitter) {
         anyhow::bail!("--jitter {} is outside 0.0..=0.9", args.jitter);
     }
@@ -214,29 +224,32 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
         .context("the simulator could not start")?;
     println!("{}", sim.url());
     tracing::info!(url = sim.url(), "simulator listening");
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("simulator stopping");
     sim.shutdown().await;
     Ok(())
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+/// SIGTERM and Ctrl-C, listened for from the moment it is made: a signal
+/// that arrives before anyone waits is not lost, nor does it kill the process.
+struct Shutdown {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }
