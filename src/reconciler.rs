@@ -120,13 +120,21 @@ impl<S: Store> Reconciler<S> {
     /// One pass over the active records.
     pub async fn tick(self: Arc<Self>) -> Result<(), StoreError> {
         let records = self.store.list_active(KIND).await?;
+        // Each spec is read once a tick: for the order on each service and for the step.
+        let records: Vec<(StoredRecord, Result<RecycleSpec, String>)> = records
+            .into_iter()
+            .map(|r| {
+                let spec = read_spec(&r);
+                (r, spec)
+            })
+            .collect();
         let heads = heads_per_service(&records);
         let now = Instant::now();
         let limit = Arc::new(Semaphore::new(self.config.concurrency));
         let mut work = JoinSet::new();
-        let names: HashSet<String> = records.iter().map(|r| r.name.clone()).collect();
+        let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
         self.lock_due().retain(|n, _| names.contains(n));
-        for record in records {
+        for (record, spec) in records {
             let due = self
                 .lock_due()
                 .get(&record.name)
@@ -135,8 +143,10 @@ impl<S: Store> Reconciler<S> {
             if !due && !held {
                 continue;
             }
-            let blocked_by = spec_key(&record)
-                .and_then(|k| heads.get(&k))
+            let blocked_by = spec
+                .as_ref()
+                .ok()
+                .and_then(|s| heads.get(&(s.cluster.clone(), s.service.clone())))
                 .filter(|head| **head != record.name)
                 .cloned();
             let me = self.clone();
@@ -144,7 +154,7 @@ impl<S: Store> Reconciler<S> {
             work.spawn(async move {
                 let _permit = permit;
                 if due {
-                    me.reconcile(record, blocked_by).await;
+                    me.reconcile(record, spec, blocked_by).await;
                 } else {
                     me.renew(&record.name).await;
                 }
@@ -186,7 +196,12 @@ impl<S: Store> Reconciler<S> {
     }
 
     /// Takes the lease and advances the record as far as it can go now.
-    async fn reconcile(&self, record: StoredRecord, blocked_by: Option<String>) {
+    async fn reconcile(
+        &self,
+        record: StoredRecord,
+        spec: Result<RecycleSpec, String>,
+        blocked_by: Option<String>,
+    ) {
         let name = record.name.clone();
         let me = &self.config.replica_id;
         let now = Utc::now();
@@ -210,8 +225,7 @@ impl<S: Store> Reconciler<S> {
                 return;
             }
         }
-        let parsed = read_record(&record);
-        let (spec, status) = match parsed {
+        let (spec, status) = match spec.and_then(|spec| Ok((spec, read_status(&record)?))) {
             Ok(p) => p,
             Err(message) => return self.fail_invalid(&record, message).await,
         };
@@ -372,31 +386,32 @@ impl<S: Store> Reconciler<S> {
     }
 }
 
-/// The spec and status of a record, or a sentence saying what is wrong with it.
-fn read_record(record: &StoredRecord) -> Result<(RecycleSpec, RecycleStatus), String> {
+/// The record's spec, or a sentence saying what is wrong with it.
+fn read_spec(record: &StoredRecord) -> Result<RecycleSpec, String> {
     let value = record.spec.as_ref().map_err(|e| format!("spec: {e}"))?;
-    let spec = parse_spec(value, "spec").map_err(|e| e.to_string())?;
-    let status = match &record.status {
-        None => RecycleStatus::default(),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-            format!("status: cannot be read ({e}); it is written by the operator only")
-        })?,
-    };
-    Ok((spec, status))
+    parse_spec(value, "spec").map_err(|e| e.to_string())
 }
 
-fn spec_key(record: &StoredRecord) -> Option<(String, String)> {
-    let spec = record.spec.as_ref().ok()?;
-    let spec = parse_spec(spec, "spec").ok()?;
-    Some((spec.cluster, spec.service))
+/// The record's status, or a sentence saying why it cannot be read.
+fn read_status(record: &StoredRecord) -> Result<RecycleStatus, String> {
+    match &record.status {
+        None => Ok(RecycleStatus::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            format!("status: cannot be read ({e}); it is written by the operator only")
+        }),
+    }
 }
 
 /// The first active request of each service, in creation order: it goes first.
-fn heads_per_service(records: &[StoredRecord]) -> HashMap<(String, String), String> {
+fn heads_per_service(
+    records: &[(StoredRecord, Result<RecycleSpec, String>)],
+) -> HashMap<(String, String), String> {
     let mut heads = HashMap::new();
-    for r in records {
-        if let Some(key) = spec_key(r) {
-            heads.entry(key).or_insert_with(|| r.name.clone());
+    for (r, spec) in records {
+        if let Ok(spec) = spec {
+            heads
+                .entry((spec.cluster.clone(), spec.service.clone()))
+                .or_insert_with(|| r.name.clone());
         }
     }
     heads

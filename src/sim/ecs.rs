@@ -76,26 +76,23 @@ fn task_arn(world: &World, cluster: &str, given: &str) -> String {
     }
 }
 
-pub fn find_task_definition<'a>(world: &'a World, given: &str) -> Option<&'a TaskDefinition> {
-    let spec = if given.starts_with("arn:") {
-        given.rsplit('/').next()?
-    } else {
-        given
-    };
-    let (family, revision) = match spec.split_once(':') {
-        Some((f, r)) => (f, Some(r.parse::<u32>().ok()?)),
-        None => (spec, None),
-    };
-    let revisions = world.records.task_definitions.get(family)?;
-    match revision {
-        Some(r) => revisions.iter().find(|td| td.revision == r),
-        None => revisions.last(),
-    }
-}
-
 impl World {
+    /// A task definition by `family`, `family:revision` or ARN; the latest revision for a family.
     pub fn find_task_definition(&self, given: &str) -> Option<&TaskDefinition> {
-        find_task_definition(self, given)
+        let spec = if given.starts_with("arn:") {
+            given.rsplit('/').next()?
+        } else {
+            given
+        };
+        let (family, revision) = match spec.split_once(':') {
+            Some((f, r)) => (f, Some(r.parse::<u32>().ok()?)),
+            None => (spec, None),
+        };
+        let revisions = self.records.task_definitions.get(family)?;
+        match revision {
+            Some(r) => revisions.iter().find(|td| td.revision == r),
+            None => revisions.last(),
+        }
     }
 }
 
