@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_applicationautoscaling::types::ServiceNamespace;
 use ecs_recycler::store::Store;
 use serde_json::json;
 use support::operator::*;
@@ -131,16 +131,7 @@ async fn thirty_percent_of_ecs_calls_throttled_still_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_autoscaler_cannot_scale_in_during_the_run_and_its_scale_out_is_kept() {
     let (sim, c) = steady_service("prod", "web", 3, true).await;
-    c.aas
-        .register_scalable_target()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_id("service/prod/web")
-        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .min_capacity(1)
-        .max_capacity(6)
-        .send()
-        .await
-        .unwrap();
+    register_target(&c, Some(1), Some(6), None).await;
     let since = sim.now();
     let op = LocalOperator::start(sim.url(), "autoscaler");
     op.request(
@@ -277,21 +268,17 @@ async fn requests_on_one_service_go_one_at_a_time_in_creation_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_max_capacity_at_desired_is_raised_for_the_surge_and_restored_exactly() {
     let (sim, c) = steady_service("prod", "web", 3, false).await;
-    c.aas
-        .register_scalable_target()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_id("service/prod/web")
-        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .min_capacity(3)
-        .max_capacity(3)
-        .suspended_state(
+    register_target(
+        &c,
+        Some(3),
+        Some(3),
+        Some(
             aws_sdk_applicationautoscaling::types::SuspendedState::builder()
                 .scheduled_scaling_suspended(true)
                 .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let since = sim.now();
     let op = LocalOperator::start(sim.url(), "maxraise");
     op.request(

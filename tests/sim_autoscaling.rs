@@ -10,25 +10,6 @@ use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace,
 use serde_json::json;
 use support::*;
 
-async fn register(
-    c: &Clients,
-    min: Option<i32>,
-    max: Option<i32>,
-    suspended: Option<SuspendedState>,
-) {
-    c.aas
-        .register_scalable_target()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_id("service/prod/web")
-        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .set_min_capacity(min)
-        .set_max_capacity(max)
-        .set_suspended_state(suspended)
-        .send()
-        .await
-        .expect("register scalable target");
-}
-
 async fn desired(c: &Clients) -> i32 {
     describe(&c.ecs, "prod", "web").await.desired_count()
 }
@@ -38,7 +19,7 @@ async fn registering_a_minimum_above_desired_raises_it_and_max_clamps_the_policy
     let sim = start_sim().await;
     let c = clients(&sim).await;
     create_service(&c.ecs, "prod", "web", 2, false).await;
-    register(&c, Some(3), Some(5), None).await;
+    register_target(&c, Some(3), Some(5), None).await;
     assert_eq!(desired(&c).await, 3);
 
     let target = c
@@ -66,7 +47,7 @@ async fn registering_a_minimum_above_desired_raises_it_and_max_clamps_the_policy
     assert_eq!(out["after"], 5);
     assert_eq!(desired(&c).await, 5);
     // Lowering max below desired brings desired down with it.
-    register(&c, None, Some(4), None).await;
+    register_target(&c, None, Some(4), None).await;
     assert_eq!(desired(&c).await, 4);
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
 }
@@ -76,7 +57,7 @@ async fn suspended_scale_in_is_stored_and_honoured() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
     create_service(&c.ecs, "prod", "web", 4, false).await;
-    register(
+    register_target(
         &c,
         Some(1),
         Some(8),
@@ -96,7 +77,7 @@ async fn suspended_scale_in_is_stored_and_honoured() {
     assert_eq!(sim.policy_scale("prod", "web", 6).unwrap()["after"], 6);
 
     // A SuspendedState given again replaces the old one; omitted members are false.
-    register(
+    register_target(
         &c,
         None,
         None,
@@ -139,7 +120,7 @@ async fn a_driven_policy_changes_desired_count_on_its_own() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
     create_service(&c.ecs, "prod", "web", 3, false).await;
-    register(&c, Some(1), Some(10), None).await;
+    register_target(&c, Some(1), Some(10), None).await;
     sim.set_policy(
         json!({"cluster": "prod", "service": "web", "every": "100ms", "targets": [5, 2]}),
     )

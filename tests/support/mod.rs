@@ -129,6 +129,27 @@ pub async fn steady_service(
     (sim, c)
 }
 
+/// Registers (or updates) the scalable target of `service/prod/web`.
+pub async fn register_target(
+    c: &Clients,
+    min: Option<i32>,
+    max: Option<i32>,
+    suspended: Option<aws_sdk_applicationautoscaling::types::SuspendedState>,
+) {
+    use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+    c.aas
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id("service/prod/web")
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .set_min_capacity(min)
+        .set_max_capacity(max)
+        .set_suspended_state(suspended)
+        .send()
+        .await
+        .expect("register scalable target");
+}
+
 pub async fn describe(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
