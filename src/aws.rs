@@ -277,6 +277,7 @@ pub async fn observe(
                     .unwrap_or_else(|| "UNKNOWN".into()),
                 health_checked,
                 started_at: to_utc(t.started_at()),
+                created_at: to_utc(t.created_at()),
             });
         }
     }

@@ -9,14 +9,19 @@
 //! - [`sim`]: the ECS and Application Auto Scaling simulator the tests run against.
 //! - [`duration`]: human durations for flags, manifests and the control API.
 
+pub mod apply;
 pub mod aws;
+pub mod cli;
 pub mod decide;
 pub mod duration;
 pub mod manifest;
 pub mod observation;
+pub mod present;
+pub mod preview;
 pub mod reconciler;
 pub mod record;
 pub mod replica;
+pub mod sandbox;
 pub mod sim;
 pub mod status;
 pub mod store;

@@ -6,13 +6,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use ecs_recycler::aws::ClientPool;
+use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
+use ecs_recycler::cli::{CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
 use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
+use ecs_recycler::sandbox::{self, SandboxOptions};
 use ecs_recycler::sim::{SimOptions, Simulator, Timings};
 use ecs_recycler::store::Store;
 use ecs_recycler::store::dynamo::DynamoStore;
@@ -22,7 +26,13 @@ use ecs_recycler::store::embedded::EmbeddedStore;
 #[command(
     name = "ecs-recycler",
     version,
-    about = "Recycle the tasks of Amazon ECS services safely, a few at a time, resuming after any crash."
+    about = "Recycle the tasks of Amazon ECS services safely, a few at a time, resuming after any crash.",
+    long_about = "Recycle (restart) the tasks of Amazon ECS services safely: a few at a time, waiting for \
+health and stability between replacements, keeping spare capacity, cooperating with Application \
+Auto Scaling, and resuming exactly where it stopped after any crash.\n\n\
+New here? `ecs-recycler sandbox` shows a recycle end to end in under a minute, with no AWS account.\n\
+Then: write a RecycleRequest (see manifests/), `apply -f` it, and `get -w` to follow it.",
+    after_help = EXIT_CODES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +41,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Watch a demo service recycled end to end: simulator, store and operator in one process.
+    Sandbox(SandboxArgs),
+    /// Create or update records from manifests (YAML or JSON), like kubectl apply.
+    Apply(ApplyArgs),
+    /// List requests or schedules, or show one; -w follows them as they change.
+    Get(GetArgs),
+    /// Show one record in full: spec, plan, status and its events, oldest first.
+    Describe(NamedArgs),
+    /// Hold a request between steps (a schedule: create no new requests).
+    Pause(NamedArgs),
+    /// Let a paused request or schedule go on.
+    Resume(NamedArgs),
+    /// End a request: capacity is restored and it ends Cancelled.
+    Cancel(NamedArgs),
+    /// Delete a record (a request in the middle of its run only with --force).
+    Delete(DeleteArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
     /// Create the DynamoDB table, its active index and TTL (for development; use infra/ in production).
     Init(InitArgs),
     /// Run the operator: reconcile RecycleRequest records until SIGTERM.
@@ -39,16 +67,25 @@ enum Command {
     Sim(SimArgs),
 }
 
-/// Where records live: the same flags for every verb that reads or writes them.
-#[derive(Args, Clone)]
-#[group(required = true, multiple = false)]
-struct StoreArgs {
-    /// The DynamoDB table holding the records (the default store).
-    #[arg(long, value_name = "NAME", env = "ECS_RECYCLER_TABLE")]
-    table: Option<String>,
-    /// Use the embedded store kept in this file instead (local use, the sandbox, tests).
+#[derive(Args)]
+struct SandboxArgs {
+    /// Tasks of the demo service.
+    #[arg(long, default_value_t = 5)]
+    tasks: u32,
+    /// Tasks stopped at once.
+    #[arg(long, default_value_t = 1)]
+    batch_size: u32,
+    /// Pause after each batch.
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
+    wait: Duration,
+    /// Keep the store in this file afterwards (to try get and describe on it).
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    shell: clap_complete::Shell,
 }
 
 #[derive(Args)]
@@ -108,10 +145,11 @@ struct SimArgs {
 }
 
 /// Logs as text on a terminal, as JSON lines otherwise (for CloudWatch and
-/// the like). The simulator logs to stderr, as its stdout carries its URL.
-fn init_logging(to_stderr: bool) {
+/// the like). Only the operator logs to stdout: the simulator's stdout
+/// carries its URL, and the verbs' stdout carries their answer.
+fn init_logging(to_stderr: bool, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match (
         to_stderr,
@@ -126,23 +164,115 @@ fn init_logging(to_stderr: bool) {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let shutdown = Shutdown::listen()?;
-    init_logging(matches!(cli.command, Command::Sim(_)));
-    match cli.command {
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version are answers; any other parse error is invalid input.
+            return if e.use_stderr() {
+                ExitCode::from(exit::INVALID)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let shutdown = match Shutdown::listen() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(exit::UNREACHABLE);
+        }
+    };
+    match &cli.command {
+        Command::Operator(_) => init_logging(false, "info"),
+        Command::Sim(_) => init_logging(true, "info"),
+        _ => init_logging(true, "warn"),
+    }
+    match run(cli.command, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(
+                e.downcast_ref::<CliError>()
+                    .map_or(exit::INVALID, CliError::exit_code),
+            )
+        }
+    }
+}
+
+async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Sandbox(args) => {
+            let options = SandboxOptions {
+                tasks: args.tasks,
+                batch_size: args.batch_size,
+                wait: args.wait,
+                store: args.store,
+                ..SandboxOptions::default()
+            };
+            let tty = std::io::stdout().is_terminal();
+            let summary = sandbox::run(options, tty, &mut out).await?;
+            if !summary.holds() {
+                return Err(CliError::Unsuccessful(format!(
+                    "the recycle did not succeed with every invariant held ({:?})",
+                    summary.phase
+                ))
+                .into());
+            }
+            Ok(())
+        }
+        Command::Apply(args) => {
+            let store = args.store.open().await?;
+            let aws = if args.dry_run {
+                Some(aws_config::load_from_env().await)
+            } else {
+                None
+            };
+            let mut stdin = std::io::stdin().lock();
+            let mut err = std::io::stderr().lock();
+            records::apply(&store, &args, &mut stdin, aws.as_ref(), &mut out, &mut err).await?;
+            Ok(())
+        }
+        Command::Get(args) => {
+            let store = args.store.open().await?;
+            let redraw = args.watch && std::io::stdout().is_terminal();
+            records::get(&store, &args, redraw, &mut out).await?;
+            Ok(())
+        }
+        Command::Describe(args) => {
+            Ok(records::describe(&args.store.open().await?, &args, &mut out).await?)
+        }
+        Command::Pause(args) => Ok(flag(&args, Flag::Pause, &mut out).await?),
+        Command::Resume(args) => Ok(flag(&args, Flag::Resume, &mut out).await?),
+        Command::Cancel(args) => Ok(flag(&args, Flag::Cancel, &mut out).await?),
+        Command::Delete(args) => {
+            let store = args.named.store.open().await?;
+            Ok(records::delete(&store, &args, &mut out).await?)
+        }
+        Command::Completions(args) => {
+            clap_complete::generate(args.shell, &mut Cli::command(), "ecs-recycler", &mut out);
+            Ok(())
+        }
         Command::Init(args) => {
             let sdk = aws_config::load_from_env().await;
             DynamoStore::new(&sdk, &args.table)
                 .create_table()
                 .await
-                .with_context(|| format!("cannot create the table {}", args.table))?;
+                .map_err(|e| {
+                    CliError::Unreachable(format!("cannot create the table {}: {e}", args.table))
+                })?;
             println!("table {} is ready", args.table);
             Ok(())
         }
         Command::Operator(args) => run_operator(args, shutdown).await,
         Command::Sim(args) => run_sim(args, shutdown).await,
     }
+}
+
+async fn flag(args: &NamedArgs, flag: Flag, out: &mut dyn std::io::Write) -> Result<(), CliError> {
+    records::set_flag(&args.store.open().await?, args, flag, out).await
 }
 
 async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<()> {

@@ -1,51 +1,88 @@
 //! Manifests: YAML or JSON text read into documents (with serde-saphyr,
 //! whose errors carry line and column and whose budget refuses alias bombs),
 //! and each document's envelope — apiVersion, kind, metadata — checked
-//! together with its spec.
+//! together with its spec, every problem at once.
 
 use serde_json::Value;
 
-use crate::record::{
-    API_VERSION, Invalid, KIND_REQUEST, Problem, RecycleSpec, describe, parse_spec,
-};
+use crate::record::{API_VERSION, Invalid, Problem, describe, parse_spec};
+use crate::store::Kind;
 
-/// A whole `RecycleRequest` document as a person writes it (YAML or JSON).
+/// One document that passed every check: what `apply` writes.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RequestDocument {
+pub struct Document {
+    pub kind: Kind,
     pub name: String,
-    pub spec: RecycleSpec,
-    /// Present when a document carries a status (as `get -o yaml` prints it).
-    pub status: Option<crate::status::RecycleStatus>,
+    /// The spec exactly as written (YAML read into JSON); it is what the
+    /// table keeps, so a person finds their own words in it.
+    pub spec: Value,
 }
 
 /// Why a manifest could not be read: a syntax error with its place, or every
 /// problem of its fields.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{source_name}: {message}")]
+    #[error("{source_name}{}: {message}", place(*.line, *.column))]
     Syntax {
         source_name: String,
+        line: Option<u64>,
+        column: Option<u64>,
         message: String,
     },
-    #[error("{source_name}: {problems}")]
-    Invalid {
-        source_name: String,
-        problems: Invalid,
-    },
+}
+
+fn place(line: Option<u64>, column: Option<u64>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(":{l}:{c}"),
+        (Some(l), None) => format!(":{l}"),
+        _ => String::new(),
+    }
 }
 
 /// Reads every document of a YAML (or JSON: JSON is YAML) text into values.
 /// serde-saphyr bounds aliases, depth and size, so an alias bomb is refused
 /// rather than expanded; its errors carry line and column.
 pub fn read_documents(text: &str, source_name: &str) -> Result<Vec<Value>, ManifestError> {
-    serde_saphyr::from_multiple::<Value>(text).map_err(|e| ManifestError::Syntax {
-        source_name: source_name.to_string(),
-        message: e.to_string(),
-    })
+    let docs = serde_saphyr::from_multiple::<Value>(text).map_err(|e| {
+        let location = e.location();
+        ManifestError::Syntax {
+            source_name: source_name.to_string(),
+            line: location.map(|l| l.line()),
+            column: location.map(|l| l.column()),
+            message: first_line(&e.to_string()),
+        }
+    })?;
+    // An empty document (a stray `---`, a file of comments) holds nothing to apply.
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
-/// Checks one document's envelope and spec; every problem at once.
-pub fn parse_request(doc: &Value, path: &str) -> Result<RequestDocument, Invalid> {
+/// serde-saphyr follows its message with a snippet of the text; the place
+/// is given separately, so one line says it.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default().trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    // "line 2 column 12: unclosed bracket" → "unclosed bracket".
+    let line = match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((place, rest)) if place.contains("column") => rest,
+        _ => line,
+    };
+    let line = match line.rfind(" at line ") {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    line.trim_end_matches(':').to_string()
+}
+
+/// Metadata fields `get -o yaml` prints and `apply` takes back without
+/// reading: they belong to the table, not to the person.
+const READ_ONLY_METADATA: [&str; 5] = ["createdAt", "version", "active", "lease", "specError"];
+
+/// Checks one document's envelope and spec; every problem at once. `path`
+/// prefixes the field paths (empty for a document of its own).
+pub fn parse_document(doc: &Value, path: &str) -> Result<Document, Invalid> {
     let mut problems = Vec::new();
     let at = |k: &str| {
         if path.is_empty() {
@@ -67,34 +104,47 @@ pub fn parse_request(doc: &Value, path: &str) -> Result<RequestDocument, Invalid
             ),
         }]));
     };
-    if object.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
-        problems.push(Problem {
-            path: at("apiVersion"),
-            reason: format!("must be {API_VERSION:?}"),
-        });
-    }
-    if object.get("kind").and_then(Value::as_str) != Some(KIND_REQUEST) {
-        problems.push(Problem {
-            path: at("kind"),
-            reason: format!("must be {KIND_REQUEST:?}"),
-        });
-    }
-    let name = object
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    match &name {
-        Some(n) if is_record_name(n) => {}
-        Some(n) => problems.push(Problem {
-            path: at("metadata.name"),
-            reason: format!("{n:?} is not a name: 1 to 128 lowercase letters, digits and '-', starting with a letter or digit"),
-        }),
+    match object.get("apiVersion") {
+        Some(Value::String(v)) if v == API_VERSION => {}
         None => problems.push(Problem {
-            path: at("metadata.name"),
-            reason: "is required".into(),
+            path: at("apiVersion"),
+            reason: format!("is required; write apiVersion: {API_VERSION}"),
+        }),
+        Some(other) => problems.push(Problem {
+            path: at("apiVersion"),
+            reason: format!("{} is not supported; use {API_VERSION}", describe(other)),
         }),
     }
+    let kind = match object.get("kind") {
+        Some(Value::String(k)) => match Kind::parse(k) {
+            Some(kind) => Some(kind),
+            None => {
+                problems.push(Problem {
+                    path: at("kind"),
+                    reason: format!("{k:?} is not a kind; use RecycleRequest or RecycleSchedule"),
+                });
+                None
+            }
+        },
+        None => {
+            problems.push(Problem {
+                path: at("kind"),
+                reason: "is required; use RecycleRequest or RecycleSchedule".into(),
+            });
+            None
+        }
+        Some(other) => {
+            problems.push(Problem {
+                path: at("kind"),
+                reason: format!(
+                    "{} is not a kind; use RecycleRequest or RecycleSchedule",
+                    describe(other)
+                ),
+            });
+            None
+        }
+    };
+    let name = read_metadata(object.get("metadata"), &at("metadata"), &mut problems);
     for key in object.keys() {
         if !["apiVersion", "kind", "metadata", "spec", "status"].contains(&key.as_str()) {
             problems.push(Problem {
@@ -103,32 +153,87 @@ pub fn parse_request(doc: &Value, path: &str) -> Result<RequestDocument, Invalid
             });
         }
     }
-    let spec = match object.get("spec") {
-        Some(spec) => parse_spec(spec, &at("spec"))
-            .map_err(|e| problems.extend(e.0))
-            .ok(),
+    let spec = object.get("spec").cloned();
+    match (&spec, kind) {
+        (None, _) => problems.push(Problem {
+            path: at("spec"),
+            reason: "is required".into(),
+        }),
+        (Some(spec), Some(kind)) => {
+            if let Err(e) = validate_spec(kind, spec, &at("spec")) {
+                problems.extend(e.0);
+            }
+        }
+        (Some(_), None) => {}
+    }
+    match (problems.is_empty(), kind, name, spec) {
+        (true, Some(kind), Some(name), Some(spec)) => Ok(Document { kind, name, spec }),
+        _ => Err(Invalid(problems)),
+    }
+}
+
+fn read_metadata(
+    metadata: Option<&Value>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let at = |k: &str| format!("{path}.{k}");
+    let Some(metadata) = metadata else {
+        problems.push(Problem {
+            path: at("name"),
+            reason: "is required".into(),
+        });
+        return None;
+    };
+    let Some(fields) = metadata.as_object() else {
+        problems.push(Problem {
+            path: path.to_string(),
+            reason: format!("must be a mapping with a name, not {}", describe(metadata)),
+        });
+        return None;
+    };
+    for key in fields.keys() {
+        if key != "name" && !READ_ONLY_METADATA.contains(&key.as_str()) {
+            problems.push(Problem {
+                path: at(key),
+                reason: "is not a known field; metadata has a name (and the read-only fields get prints)".into(),
+            });
+        }
+    }
+    match fields.get("name") {
+        Some(Value::String(n)) if is_record_name(n) => Some(n.clone()),
+        Some(Value::String(n)) => {
+            problems.push(Problem {
+                path: at("name"),
+                reason: format!("{n:?} is not a name: 1 to 128 lowercase letters, digits and '-', starting with a letter or digit"),
+            });
+            None
+        }
         None => {
             problems.push(Problem {
-                path: at("spec"),
+                path: at("name"),
                 reason: "is required".into(),
             });
             None
         }
-    };
-    let status = match object.get("status") {
-        None | Some(Value::Null) => None,
-        Some(s) => serde_json::from_value(s.clone())
-            .map_err(|e| {
-                problems.push(Problem {
-                    path: at("status"),
-                    reason: format!("cannot be read: {e}"),
-                })
-            })
-            .ok(),
-    };
-    match (problems.is_empty(), name, spec) {
-        (true, Some(name), Some(spec)) => Ok(RequestDocument { name, spec, status }),
-        _ => Err(Invalid(problems)),
+        Some(other) => {
+            problems.push(Problem {
+                path: at("name"),
+                reason: format!("must be a string, not {}", describe(other)),
+            });
+            None
+        }
+    }
+}
+
+/// The spec rules of each kind: the same functions the operator reads records with.
+pub fn validate_spec(kind: Kind, spec: &Value, path: &str) -> Result<(), Invalid> {
+    match kind {
+        Kind::RecycleRequest => parse_spec(spec, path).map(|_| ()),
+        Kind::RecycleSchedule => Err(Invalid(vec![Problem {
+            path: path.to_string(),
+            reason: "RecycleSchedule records are not supported by this build".into(),
+        }])),
     }
 }
 
@@ -165,18 +270,19 @@ spec:
         let json = r#"{"apiVersion":"ecs-recycler/v1","kind":"RecycleRequest","metadata":{"name":"web-rotate-secrets"},"spec":{"cluster":"prod","service":"web","wait":"45s","batchSize":2}}"#;
         let from_json = read_documents(json, "a.json").unwrap();
         assert_eq!(from_yaml, from_json);
-        let doc = parse_request(&from_yaml[0], "").unwrap();
+        let doc = parse_document(&from_yaml[0], "").unwrap();
         assert_eq!(doc.name, "web-rotate-secrets");
-        assert_eq!(doc.spec.batch_size, 2);
-        assert_eq!(doc.spec.wait, Duration::from_secs(45));
+        assert_eq!(doc.kind, Kind::RecycleRequest);
+        let spec = parse_spec(&doc.spec, "spec").unwrap();
+        assert_eq!(spec.batch_size, 2);
+        assert_eq!(spec.wait, Duration::from_secs(45));
     }
 
     #[test]
     fn a_syntax_error_names_the_line_and_column() {
         let err = read_documents("spec:\n  cluster: [prod\n", "bad.yaml").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("bad.yaml: "), "{text}");
-        assert!(text.contains("line 2") || text.contains(":2:"), "{text}");
+        assert_eq!(text, "bad.yaml:2:12: unclosed bracket '['");
     }
 
     #[test]
@@ -198,17 +304,17 @@ spec:
     #[test]
     fn the_envelope_is_checked_with_the_spec() {
         let doc = read_documents(
-            "apiVersion: v2\nkind: Recycle\nmetadata: {name: Web_1}\nspec: {cluster: prod}\nextra: 1\n",
+            "apiVersion: v2\nkind: RecycleRequest\nmetadata: {name: Web_1, labels: {}}\nspec: {cluster: prod}\nextra: 1\n",
             "x",
         )
         .unwrap();
-        let err = parse_request(&doc[0], "").unwrap_err();
+        let err = parse_document(&doc[0], "").unwrap_err();
         let paths: Vec<&str> = err.0.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
             [
                 "apiVersion",
-                "kind",
+                "metadata.labels",
                 "metadata.name",
                 "extra",
                 "spec.service"

@@ -9,6 +9,7 @@
 //! concurrency, an `active` flag that keeps it in the sparse index of work to
 //! do, and a lease.
 
+pub mod any;
 pub mod dynamo;
 
 use std::future::Future;

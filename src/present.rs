@@ -1,0 +1,471 @@
+//! How records look to a person: the `get` table, the `describe` page, a
+//! record as the whole document the table holds (`-o json|yaml`), ages and
+//! progress bars. Pure: text in, text out, the time passed in.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::duration;
+use crate::record::{API_VERSION, RecycleSpec, parse_spec};
+use crate::status::{Phase, RecycleStatus};
+use crate::store::StoredRecord;
+
+/// A record as one document: apiVersion, kind, metadata, spec and status,
+/// exactly as the table holds them (what `get -o json|yaml` prints, and what
+/// `apply` takes back).
+pub fn as_document(record: &StoredRecord) -> Value {
+    let mut metadata = json!({
+        "name": record.name,
+        "version": record.version,
+        "active": record.active,
+    });
+    if let Some(at) = record.created_at {
+        metadata["createdAt"] = json!(at);
+    }
+    if let Some(lease) = &record.lease {
+        metadata["lease"] = json!({"holder": lease.holder, "expiresAt": lease.expires_at});
+    }
+    let mut doc = json!({
+        "apiVersion": API_VERSION,
+        "kind": record.kind.as_str(),
+        "metadata": metadata,
+    });
+    match &record.spec {
+        Ok(spec) => doc["spec"] = spec.clone(),
+        Err(reason) => doc["metadata"]["specError"] = json!(reason),
+    }
+    if let Some(status) = &record.status {
+        doc["status"] = status.clone();
+    }
+    doc
+}
+
+/// The operator's status of a request, or the default (Pending) before it wrote one.
+pub fn request_status(record: &StoredRecord) -> Result<RecycleStatus, String> {
+    match &record.status {
+        None => Ok(RecycleStatus::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| e.to_string()),
+    }
+}
+
+/// The spec as the operator reads it, or why it cannot.
+pub fn request_spec(record: &StoredRecord) -> Result<RecycleSpec, String> {
+    let value = record.spec.as_ref().map_err(Clone::clone)?;
+    parse_spec(value, "spec").map_err(|e| e.to_string())
+}
+
+/// Ages as kubectl prints them: precise when small, coarse when large.
+pub fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - since).num_seconds().max(0);
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3600 => format!("{m}m"),
+        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
+        s if s < 2 * 86_400 => format!("{h}h"),
+        s if s < 8 * 86_400 => format!("{d}d{}h", h % 24),
+        _ => format!("{d}d"),
+    }
+}
+
+/// `[#####-----]`: done out of total in `width` cells.
+pub fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done.min(total) * width).checked_div(total).unwrap_or(0);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+}
+
+/// Columns aligned on the widest cell, separated by three spaces, with the
+/// last column left ragged (kubectl's layout).
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad + 3));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = line(headers.to_vec());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+/// One request's row of `get requests`: NAME, SERVICE, PHASE, PROGRESS, AGE,
+/// MESSAGE; `wide` adds BATCH, SURGE and the replica holding the lease.
+pub fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool) -> Vec<String> {
+    let spec = request_spec(record);
+    let status = request_status(record);
+    let target = match &spec {
+        Ok(s) => format!("{}/{}", s.cluster, s.service),
+        Err(_) => "?".into(),
+    };
+    let (phase, progress, message) = match (&status, &spec) {
+        (Err(e), _) => (
+            "?".to_string(),
+            String::new(),
+            format!("status unreadable: {e}"),
+        ),
+        (Ok(s), Err(e)) if !s.phase.is_terminal() => (
+            format!("{:?}", s.phase),
+            String::new(),
+            format!("invalid: {e}"),
+        ),
+        (Ok(s), _) => {
+            let (done, total) = s.progress();
+            let progress = if total == 0 {
+                "-".to_string()
+            } else {
+                format!("{done}/{total} {}", bar(done, total, 10))
+            };
+            (format!("{:?}", s.phase), progress, s.message.clone())
+        }
+    };
+    let age = record.created_at.map_or("?".into(), |at| age(at, now));
+    let mut row = vec![record.name.clone(), target, phase, progress, age];
+    if wide {
+        let (batch, surge) = match &spec {
+            Ok(s) => (
+                s.batch_size.to_string(),
+                if s.maintain_capacity { "yes" } else { "no" }.to_string(),
+            ),
+            Err(_) => ("?".into(), "?".into()),
+        };
+        let holder = record
+            .lease
+            .as_ref()
+            .filter(|l| l.expires_at > now)
+            .map_or("-".to_string(), |l| l.holder.clone());
+        row.extend([batch, surge, holder]);
+    }
+    row.push(message);
+    row
+}
+
+pub fn request_headers(wide: bool) -> Vec<&'static str> {
+    let mut h = vec!["NAME", "SERVICE", "PHASE", "PROGRESS", "AGE"];
+    if wide {
+        h.extend(["BATCH", "SURGE", "REPLICA"]);
+    }
+    h.push("MESSAGE");
+    h
+}
+
+/// `describe request NAME`: spec, plan, status and events, oldest first.
+pub fn describe_request(record: &StoredRecord, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let mut field = |k: &str, v: String| out.push_str(&format!("{:<20}{v}\n", format!("{k}:")));
+    field("Name", record.name.clone());
+    field("Kind", record.kind.as_str().into());
+    if let Some(at) = record.created_at {
+        field(
+            "Created",
+            format!("{} ({} ago)", at.to_rfc3339(), age(at, now)),
+        );
+    }
+    field("Version", record.version.to_string());
+    field(
+        "Lease",
+        match &record.lease {
+            Some(l) if l.expires_at > now => format!(
+                "held by {} until {}",
+                l.holder,
+                l.expires_at.format("%H:%M:%S")
+            ),
+            _ => "free".into(),
+        },
+    );
+    match request_spec(record) {
+        Ok(spec) => describe_spec(&mut out, &spec),
+        Err(e) => out.push_str(&format!("Spec:               invalid: {e}\n")),
+    }
+    match request_status(record) {
+        Ok(status) => describe_status(&mut out, &status, now),
+        Err(e) => out.push_str(&format!("Status:             unreadable: {e}\n")),
+    }
+    out
+}
+
+fn describe_spec(out: &mut String, spec: &RecycleSpec) {
+    out.push_str("Spec:\n");
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {:<18}{v}\n", format!("{k}:")));
+    line("Service", format!("{}/{}", spec.cluster, spec.service));
+    line("Batch size", spec.batch_size.to_string());
+    line(
+        "Maintain capacity",
+        if spec.maintain_capacity {
+            format!("yes (desired +{} during the run)", spec.batch_size)
+        } else {
+            format!("no (up to {} below desired)", spec.batch_size)
+        },
+    );
+    line("Wait", duration::format(spec.wait));
+    line(
+        "Stability timeout",
+        duration::format(spec.stability_timeout),
+    );
+    if let Some(sel) = &spec.selector {
+        let mut parts = Vec::new();
+        if let Some(t) = sel.started_before {
+            parts.push(format!("started before {}", t.to_rfc3339()));
+        }
+        if let Some(d) = sel.older_than {
+            parts.push(format!("older than {}", duration::format(d)));
+        }
+        line("Selector", parts.join(", "));
+    }
+    if let Some(t) = spec.not_after {
+        line("Not after", t.to_rfc3339());
+    }
+    if let Some(arn) = &spec.role_arn {
+        line("Role", arn.clone());
+    }
+    let flags: Vec<&str> = [
+        (spec.paused, "paused"),
+        (spec.cancel, "cancel"),
+        (spec.dry_run, "dry run"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if !flags.is_empty() {
+        line("Flags", flags.join(", "));
+    }
+}
+
+fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
+    let (done, total) = s.progress();
+    out.push_str("Status:\n");
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {:<18}{v}\n", format!("{k}:")));
+    line("Phase", format!("{:?}", s.phase));
+    if total > 0 {
+        line(
+            "Progress",
+            format!("{done}/{total} {}", bar(done, total, 20)),
+        );
+    }
+    line("Message", s.message.clone());
+    if let (Some(start), end) = (s.started_at, s.finished_at) {
+        let end = end.unwrap_or(now);
+        let took = (end - start).to_std().unwrap_or_default();
+        let verb = if s.finished_at.is_some() {
+            "took"
+        } else {
+            "running for"
+        };
+        line(
+            "Started",
+            format!(
+                "{} ({verb} {})",
+                start.to_rfc3339(),
+                duration::format(round_secs(took))
+            ),
+        );
+    }
+    if let Some(surge) = s.surge {
+        line("Surge", format!("desired {} → {}", surge.from, surge.to));
+    }
+    if let Some(restore) = s.restore {
+        line(
+            "Restore",
+            format!("desired {} → {}", restore.from, restore.to),
+        );
+    }
+    if let Some(plan) = &s.plan {
+        out.push_str(&format!(
+            "Plan:               original desired {}, {} task(s), made {}\n",
+            plan.original_desired,
+            plan.tasks.len(),
+            plan.planned_at.to_rfc3339()
+        ));
+        if let Some(sc) = plan.original_scaling {
+            out.push_str(&format!(
+                "  Autoscaling:      min {}, max {}, scale-in suspended {}\n",
+                sc.min, sc.max, sc.dynamic_scaling_in_suspended
+            ));
+        }
+        for (i, task) in plan.tasks.iter().enumerate() {
+            let state = if s.batch.contains(task) {
+                "stopping, replacement starting"
+            } else if s.skipped.contains(task) {
+                "skipped (already gone)"
+            } else if s.stopped.contains(task) {
+                "recycled"
+            } else if s.phase == Phase::Pending || !s.phase.is_terminal() {
+                "waiting"
+            } else {
+                "not recycled"
+            };
+            out.push_str(&format!("  {:>3}. {task}  {state}\n", i + 1));
+        }
+    }
+    out.push_str("Events:\n");
+    if s.events.is_empty() {
+        out.push_str("  <none>\n");
+        return;
+    }
+    let rows: Vec<Vec<String>> = s
+        .events
+        .iter()
+        .map(|e| {
+            vec![
+                format!("{} ago", age(e.at, now)),
+                e.reason.clone(),
+                e.message.clone(),
+            ]
+        })
+        .collect();
+    for l in table(&["  AGE", "REASON", "MESSAGE"], &indent(rows)).lines() {
+        out.push_str(l);
+        out.push('\n');
+    }
+}
+
+fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    for r in &mut rows {
+        r[0] = format!("  {}", r[0]);
+    }
+    rows
+}
+
+fn round_secs(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs())
+}
+
+/// `get schedules`: read from the record's JSON, so the table shows what the
+/// table holds even for a schedule the operator marked invalid.
+pub fn schedule_headers() -> Vec<&'static str> {
+    vec![
+        "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "LAST RUN", "NEXT RUN", "AGE", "MESSAGE",
+    ]
+}
+
+pub fn schedule_row(record: &StoredRecord, now: DateTime<Utc>) -> Vec<String> {
+    let spec = record.spec.as_ref().ok();
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let status = record.status.as_ref();
+    let when = |key: &str| -> Option<DateTime<Utc>> {
+        status?
+            .get(key)?
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    };
+    let last = match (
+        when("lastScheduleTime"),
+        text(status.and_then(|s| s.get("lastRequest"))),
+    ) {
+        (Some(t), Some(r)) => format!("{} ago ({r})", age(t, now)),
+        (Some(t), None) => format!("{} ago", age(t, now)),
+        _ => "-".into(),
+    };
+    let next = when("nextScheduleTime").map_or("-".into(), |t| {
+        if t > now {
+            format!("in {}", age(now, t))
+        } else {
+            "due".into()
+        }
+    });
+    vec![
+        record.name.clone(),
+        text(spec.and_then(|s| s.get("schedule"))).unwrap_or_else(|| "?".into()),
+        text(spec.and_then(|s| s.get("timeZone"))).unwrap_or_else(|| "UTC".into()),
+        spec.and_then(|s| s.get("suspend"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            .to_string(),
+        last,
+        next,
+        record.created_at.map_or("?".into(), |at| age(at, now)),
+        match (&record.spec, status.and_then(|s| s.get("message"))) {
+            (Err(e), _) => format!("invalid: {e}"),
+            (_, Some(m)) => m.as_str().unwrap_or_default().to_string(),
+            _ => String::new(),
+        },
+    ]
+}
+
+/// `describe schedule NAME`: the spec and status as YAML, then the schedule's events.
+pub fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Name:               {}\nKind:               {}\n",
+        record.name,
+        record.kind.as_str()
+    ));
+    if let Some(at) = record.created_at {
+        out.push_str(&format!(
+            "Created:            {} ({} ago)\n",
+            at.to_rfc3339(),
+            age(at, now)
+        ));
+    }
+    let yaml = |v: &Value| {
+        serde_saphyr::to_string(v)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| format!("  {l}\n"))
+            .collect::<String>()
+    };
+    match &record.spec {
+        Ok(spec) => out.push_str(&format!("Spec:\n{}", yaml(spec))),
+        Err(e) => out.push_str(&format!("Spec:               invalid: {e}\n")),
+    }
+    match &record.status {
+        Some(status) => out.push_str(&format!("Status:\n{}", yaml(status))),
+        None => out.push_str("Status:             not yet seen by an operator\n"),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let at = |s: i64| age(t0, t0 + chrono::Duration::seconds(s));
+        assert_eq!(at(5), "5s");
+        assert_eq!(at(190), "3m10s");
+        assert_eq!(at(3600), "60m");
+        assert_eq!(at(4 * 3600 + 120), "4h2m");
+        assert_eq!(at(30 * 3600), "30h");
+        assert_eq!(at(3 * 86_400 + 7200), "3d2h");
+        assert_eq!(at(-5), "0s");
+    }
+
+    #[test]
+    fn bars_fill_in_proportion() {
+        assert_eq!(bar(0, 4, 8), "[--------]");
+        assert_eq!(bar(2, 4, 8), "[####----]");
+        assert_eq!(bar(5, 4, 8), "[########]");
+        assert_eq!(bar(0, 0, 4), "[----]");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(
+            &["NAME", "PHASE", "MESSAGE"],
+            &[vec!["a".into(), "Pending".into(), "waiting".into()]],
+        );
+        assert_eq!(t, "NAME   PHASE     MESSAGE\na      Pending   waiting\n");
+    }
+}

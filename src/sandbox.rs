@@ -1,0 +1,582 @@
+//! `ecs-recycler sandbox`: the simulator, an embedded store and the operator
+//! in one process, so a newcomer sees a service recycled in under a minute
+//! with no AWS account. It builds a demo service, applies a demo request
+//! through the same checks as `apply`, shows each task as it is stopped and
+//! replaced, and ends with a summary checked against the invariants — read
+//! from the simulator's audit timeline, not from the operator's own account.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck};
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::apply::{self, Source};
+use crate::aws::ClientPool;
+use crate::cli::CliError;
+use crate::present;
+use crate::reconciler::{OperatorConfig, Reconciler};
+use crate::sim::{SimOptions, Simulator, Timings};
+use crate::status::{Phase, RecycleStatus};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::{Kind, Store};
+
+const CLUSTER: &str = "demo";
+const SERVICE: &str = "web";
+const REQUEST: &str = "demo-recycle";
+
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    /// Tasks of the demo service.
+    pub tasks: u32,
+    pub batch_size: u32,
+    /// The pause after each batch.
+    pub wait: Duration,
+    /// PROVISIONING → RUNNING of a new task.
+    pub task_start: Duration,
+    /// RUNNING → HEALTHY.
+    pub task_healthy: Duration,
+    /// Keep the store here instead of a temporary file (inspect it afterwards with `get --store`).
+    pub store: Option<PathBuf>,
+    /// The whole run gives up after this.
+    pub timeout: Duration,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            tasks: 5,
+            batch_size: 1,
+            wait: Duration::from_secs(2),
+            task_start: Duration::from_millis(2500),
+            task_healthy: Duration::from_millis(1500),
+            store: None,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What the run did, as the simulator saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub phase: Phase,
+    pub message: String,
+    pub duration: Duration,
+    pub planned: usize,
+    pub recycled: usize,
+    pub original_desired: u64,
+    pub lowest_running: u64,
+    pub peak_desired: u64,
+    pub final_desired: u64,
+    /// Planned tasks stopped more than once, or replacements stopped: both must be empty.
+    pub stopped_twice: usize,
+    pub replacements_stopped: usize,
+    pub calls: usize,
+}
+
+impl Summary {
+    /// Succeeded, with every invariant the sandbox can see held.
+    pub fn holds(&self) -> bool {
+        self.phase == Phase::Succeeded
+            && self.lowest_running >= self.original_desired
+            && self.final_desired == self.original_desired
+            && self.recycled == self.planned
+            && self.stopped_twice == 0
+            && self.replacements_stopped == 0
+    }
+}
+
+pub async fn run(
+    opts: SandboxOptions,
+    tty: bool,
+    out: &mut dyn Write,
+) -> Result<Summary, CliError> {
+    if opts.tasks == 0 || opts.tasks > 100 {
+        return Err(CliError::Invalid("--tasks must be from 1 to 100".into()));
+    }
+    let clock = Instant::now();
+    let sim = Simulator::start(SimOptions {
+        timings: Timings {
+            task_start: opts.task_start.as_secs_f64(),
+            task_healthy: opts.task_healthy.as_secs_f64(),
+            task_stop: 1.0,
+            scheduler: 0.25,
+            jitter: 0.25,
+        },
+        ..SimOptions::default()
+    })
+    .await
+    .map_err(|e| CliError::Unreachable(format!("the simulator could not start: {e}")))?;
+    let result = drive(&sim, &opts, tty, out, clock).await;
+    sim.shutdown().await;
+    result
+}
+
+async fn drive(
+    sim: &Simulator,
+    opts: &SandboxOptions,
+    tty: bool,
+    out: &mut dyn Write,
+    clock: Instant,
+) -> Result<Summary, CliError> {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(sim.url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "sandbox", "sandbox", None, None, "sandbox",
+        ))
+        .load()
+        .await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    say(
+        out,
+        format!(
+            "Simulator (ECS + Application Auto Scaling) at {}",
+            sim.url()
+        ),
+    );
+    create_demo_service(&ecs, opts.tasks).await?;
+    wait_for_service(&ecs, opts.tasks, opts.timeout).await?;
+    say(
+        out,
+        format!(
+            "Service {CLUSTER}/{SERVICE}: {} tasks running and healthy ({:.1}s)",
+            opts.tasks,
+            clock.elapsed().as_secs_f64()
+        ),
+    );
+
+    let (path, temporary) = match &opts.store {
+        Some(p) => (p.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("ecs-recycler-sandbox-{}.json", std::process::id())),
+            true,
+        ),
+    };
+    let store = Arc::new(EmbeddedStore::open(&path).map_err(|e| {
+        CliError::Unreachable(format!("cannot open the store at {}: {e}", path.display()))
+    })?);
+    let manifest = demo_manifest(opts);
+    say(out, "\nApplying this request:\n");
+    for line in manifest.lines() {
+        say(out, format!("    {line}"));
+    }
+    let (mut good, bad) = apply::check(&[Source {
+        name: "sandbox.yaml".into(),
+        text: manifest,
+    }]);
+    if let Some(b) = bad.first() {
+        return Err(CliError::Invalid(format!(
+            "the demo request is invalid: {b}"
+        )));
+    }
+    let doc = good.remove(0).doc;
+    // A kept store may hold an earlier run's request of the same name.
+    let _ = store.delete(Kind::RecycleRequest, REQUEST).await;
+    store
+        .create(Kind::RecycleRequest, &doc.name, doc.spec, Utc::now())
+        .await?;
+    say(
+        out,
+        format!(
+            "{} created\n",
+            apply::resource(Kind::RecycleRequest, REQUEST)
+        ),
+    );
+
+    let started = sim.now();
+    let operator = Reconciler::new(
+        store.clone(),
+        Arc::new(ClientPool::new(sdk.clone())),
+        OperatorConfig {
+            replica_id: "sandbox".into(),
+            concurrency: 4,
+            poll_interval: Duration::from_millis(250),
+            lease_duration: Duration::from_secs(5),
+            retention: Duration::from_secs(3600),
+        },
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(operator.run(stopped));
+    let watched = watch(store.as_ref(), sim, opts, tty, out, started).await;
+    let _ = stop.send(true);
+    let _ = running.await;
+    if temporary {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path.with_extension("json.lock"));
+    }
+    let status = watched?;
+    let summary = summarize(&status, &sim.timeline(), started);
+    print_summary(out, &summary, opts, clock.elapsed());
+    if let Some(p) = &opts.store {
+        say(
+            out,
+            format!(
+                "\nThe request is kept: ecs-recycler describe {REQUEST} --store {}",
+                p.display()
+            ),
+        );
+    }
+    Ok(summary)
+}
+
+fn demo_manifest(opts: &SandboxOptions) -> String {
+    format!(
+        "apiVersion: ecs-recycler/v1
+kind: RecycleRequest
+metadata:
+  name: {REQUEST}
+spec:
+  cluster: {CLUSTER}
+  service: {SERVICE}
+  maintainCapacity: true   # one spare task for the run: never below desired
+  batchSize: {}
+  wait: {}
+  stabilityTimeout: 1m
+",
+        opts.batch_size,
+        crate::duration::format(opts.wait)
+    )
+}
+
+async fn create_demo_service(ecs: &aws_sdk_ecs::Client, tasks: u32) -> Result<(), CliError> {
+    let fail = |what: &str, e: String| CliError::Unreachable(format!("{what}: {e}"));
+    ecs.create_cluster()
+        .cluster_name(CLUSTER)
+        .send()
+        .await
+        .map_err(|e| fail("create the demo cluster", e.to_string()))?;
+    let health = HealthCheck::builder()
+        .command("CMD-SHELL")
+        .command("curl -f http://localhost/health || exit 1")
+        .build()
+        .map_err(|e| fail("build the health check", e.to_string()))?;
+    ecs.register_task_definition()
+        .family(SERVICE)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("public.ecr.aws/nginx/nginx:1")
+                .health_check(health)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| fail("register the demo task definition", e.to_string()))?;
+    ecs.create_service()
+        .cluster(CLUSTER)
+        .service_name(SERVICE)
+        .task_definition(SERVICE)
+        .desired_count(tasks as i32)
+        .send()
+        .await
+        .map_err(|e| fail("create the demo service", e.to_string()))?;
+    Ok(())
+}
+
+async fn wait_for_service(
+    ecs: &aws_sdk_ecs::Client,
+    tasks: u32,
+    within: Duration,
+) -> Result<(), CliError> {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        let arns = ecs
+            .list_tasks()
+            .cluster(CLUSTER)
+            .service_name(SERVICE)
+            .send()
+            .await
+            .map_err(|e| CliError::Unreachable(e.to_string()))?
+            .task_arns
+            .unwrap_or_default();
+        if arns.len() as u32 == tasks {
+            let described = ecs
+                .describe_tasks()
+                .cluster(CLUSTER)
+                .set_tasks(Some(arns))
+                .send()
+                .await
+                .map_err(|e| CliError::Unreachable(e.to_string()))?;
+            let healthy = described
+                .tasks()
+                .iter()
+                .filter(|t| {
+                    t.last_status() == Some("RUNNING")
+                        && t.health_status().map(|h| h.as_str()) == Some("HEALTHY")
+                })
+                .count();
+            if healthy as u32 == tasks {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(CliError::Unsuccessful(
+        "the demo service did not become steady".into(),
+    ))
+}
+
+/// Prints a line per event of the request and per replacement task, with a
+/// progress bar (redrawn in place on a terminal), until the request ends.
+async fn watch<S: Store>(
+    store: &S,
+    sim: &Simulator,
+    opts: &SandboxOptions,
+    tty: bool,
+    out: &mut dyn Write,
+    started: f64,
+) -> Result<RecycleStatus, CliError> {
+    let until = Instant::now() + opts.timeout;
+    let mut events_seen = 0usize;
+    let mut tasks_seen: HashSet<String> = HashSet::new();
+    let mut last_bar = String::new();
+    loop {
+        let record = store
+            .get(Kind::RecycleRequest, REQUEST)
+            .await?
+            .ok_or_else(|| CliError::NotFound("the demo request disappeared".into()))?;
+        let status = present::request_status(&record).map_err(CliError::Unsuccessful)?;
+        let timeline = sim.timeline();
+        let mut lines = Vec::new();
+        for e in status.events.iter().skip(events_seen) {
+            lines.push(event_line(e, &status));
+        }
+        events_seen = status.events.len();
+        for (arn, t) in new_healthy_tasks(&timeline, started, &mut tasks_seen) {
+            lines.push(format!(
+                "  {:>6.1}s  + replacement {} running and healthy",
+                t - started,
+                crate::preview::short(&arn)
+            ));
+        }
+        let (done, total) = status.progress();
+        let (desired, running) = counts(&timeline);
+        let bar = format!(
+            "  {} {done}/{total}  {:?}  desired {desired}, running {running}",
+            present::bar(done, total, 20),
+            status.phase
+        );
+        if tty {
+            let _ = write!(out, "\r\x1b[K");
+        }
+        for l in &lines {
+            say(out, l);
+        }
+        if tty {
+            let _ = write!(out, "{bar}");
+            let _ = out.flush();
+        } else if bar != last_bar {
+            say(out, &bar);
+        }
+        last_bar = bar;
+        if status.phase.is_terminal() {
+            if tty {
+                say(out, "");
+            }
+            return Ok(status);
+        }
+        if Instant::now() > until {
+            return Err(CliError::Unsuccessful(format!(
+                "the demo request did not finish within {}; it is {:?}: {}",
+                crate::duration::format(opts.timeout),
+                status.phase,
+                status.message
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn event_line(e: &crate::status::Event, status: &RecycleStatus) -> String {
+    let at = status
+        .started_at
+        .map_or(0.0, |s| (e.at - s).num_milliseconds() as f64 / 1000.0);
+    match (&e.task, e.reason.as_str()) {
+        (Some(task), "Recycling") => format!(
+            "  {at:>6.1}s  - {}: stopping {}",
+            e.message.split(':').next().unwrap_or_default(),
+            crate::preview::short(task)
+        ),
+        _ => format!("  {at:>6.1}s  {}", e.message),
+    }
+}
+
+/// Tasks of the demo service that became healthy after `since`, once each.
+fn new_healthy_tasks(
+    timeline: &Value,
+    since: f64,
+    seen: &mut HashSet<String>,
+) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for t in timeline["tasks"].as_array().into_iter().flatten() {
+        if t["cluster"] != CLUSTER || t["service"] != SERVICE {
+            continue;
+        }
+        let arn = t["taskArn"].as_str().unwrap_or_default().to_string();
+        if seen.contains(&arn) {
+            continue;
+        }
+        let healthy_at = t["transitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["healthStatus"] == "HEALTHY")
+            .and_then(|x| x["t"].as_f64());
+        let created = t["transitions"][0]["t"].as_f64().unwrap_or(0.0);
+        if let Some(at) = healthy_at {
+            seen.insert(arn.clone());
+            if created > since {
+                out.push((arn, at));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    out
+}
+
+/// The demo service's (desired, running) at the last sample.
+fn counts(timeline: &Value) -> (u64, u64) {
+    samples(timeline).last().map_or((0, 0), |s| (s.1, s.2))
+}
+
+/// (t, desired, running) of the demo service.
+fn samples(timeline: &Value) -> Vec<(f64, u64, u64)> {
+    timeline["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["cluster"] == CLUSTER && s["service"] == SERVICE)
+        .and_then(|s| s["samples"].as_array())
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            (
+                x["t"].as_f64().unwrap_or(0.0),
+                x["desired"].as_u64().unwrap_or(0),
+                x["running"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn summarize(status: &RecycleStatus, timeline: &Value, started: f64) -> Summary {
+    let s = samples(timeline);
+    let before = s.iter().rev().find(|x| x.0 <= started).copied();
+    let during: Vec<(f64, u64, u64)> = s.iter().filter(|x| x.0 > started).copied().collect();
+    let original_desired = status
+        .plan
+        .as_ref()
+        .map_or(before.map_or(0, |b| b.1), |p| p.original_desired as u64);
+    let lowest_running = during
+        .iter()
+        .map(|x| x.2)
+        .chain(before.map(|b| b.2))
+        .min()
+        .unwrap_or(0);
+    let peak_desired = during.iter().map(|x| x.1).max().unwrap_or(original_desired);
+    let final_desired = s.last().map_or(0, |x| x.1);
+    let planned: Vec<String> = status
+        .plan
+        .as_ref()
+        .map(|p| p.tasks.clone())
+        .unwrap_or_default();
+    let mut stops: Vec<String> = Vec::new();
+    let mut replacements_stopped = 0;
+    for t in timeline["tasks"].as_array().into_iter().flatten() {
+        if t["cluster"] != CLUSTER || t["service"] != SERVICE || t["stoppedBy"] != "StopTask" {
+            continue;
+        }
+        let arn = t["taskArn"].as_str().unwrap_or_default().to_string();
+        if !planned.contains(&arn) {
+            replacements_stopped += 1;
+        }
+        stops.push(arn);
+    }
+    let unique: HashSet<&String> = stops.iter().collect();
+    let calls = timeline["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["t"].as_f64().unwrap_or(0.0) >= started)
+        .count();
+    Summary {
+        phase: status.phase,
+        message: status.message.clone(),
+        duration: match (status.started_at, status.finished_at) {
+            (Some(a), Some(b)) => (b - a).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        },
+        planned: planned.len(),
+        recycled: status.stopped.len(),
+        original_desired,
+        lowest_running,
+        peak_desired,
+        final_desired,
+        stopped_twice: stops.len() - unique.len(),
+        replacements_stopped,
+        calls,
+    }
+}
+
+fn print_summary(out: &mut dyn Write, s: &Summary, opts: &SandboxOptions, total: Duration) {
+    let check = |ok: bool| if ok { "ok" } else { "VIOLATED" };
+    say(out, "\nSummary");
+    say(
+        out,
+        format!("  Outcome:          {:?}: {}", s.phase, s.message),
+    );
+    say(
+        out,
+        format!(
+            "  Duration:         {:.1}s for the recycle ({:.1}s in all, with the demo service's start)",
+            s.duration.as_secs_f64(),
+            total.as_secs_f64()
+        ),
+    );
+    say(
+        out,
+        format!(
+            "  Tasks recycled:   {} of {} planned, in batches of {}; each stopped once, no replacement stopped [{}]",
+            s.recycled,
+            s.planned,
+            opts.batch_size,
+            check(s.stopped_twice == 0 && s.replacements_stopped == 0)
+        ),
+    );
+    say(
+        out,
+        format!(
+            "  Lowest running:   {} against desired {} [{}]",
+            s.lowest_running,
+            s.original_desired,
+            check(s.lowest_running >= s.original_desired)
+        ),
+    );
+    say(
+        out,
+        format!(
+            "  Desired count:    {} → {} during the run → {} after [{}]",
+            s.original_desired,
+            s.peak_desired,
+            s.final_desired,
+            check(s.final_desired == s.original_desired)
+        ),
+    );
+    say(
+        out,
+        format!(
+            "  AWS calls:        {} (reads and writes, from the simulator's audit timeline)",
+            s.calls
+        ),
+    );
+}
+
+fn say(out: &mut dyn Write, text: impl AsRef<str>) {
+    let _ = writeln!(out, "{}", text.as_ref());
+}
