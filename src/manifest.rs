@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::record::{API_VERSION, Invalid, Problem, describe, parse_spec};
+use crate::record::{API_VERSION, Invalid, Problem, describe, parse_spec, unknown_field};
 use crate::store::Kind;
 
 /// One document that passed every check: what `apply` writes.
@@ -41,9 +41,13 @@ fn place(line: Option<u64>, column: Option<u64>) -> String {
 
 /// Reads every document of a YAML (or JSON: JSON is YAML) text into values.
 /// serde-saphyr bounds aliases, depth and size, so an alias bomb is refused
-/// rather than expanded; its errors carry line and column.
+/// rather than expanded; its errors carry line and column. Duplicate keys
+/// are refused.
 pub fn read_documents(text: &str, source_name: &str) -> Result<Vec<Value>, ManifestError> {
-    let docs = serde_saphyr::from_multiple::<Value>(text).map_err(|e| {
+    // YAML 1.2 booleans only: `yes`, `no`, `on` and `off` stay strings, so
+    // `service: no` is a service name, not false (the "Norway problem").
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let docs = serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|e| {
         let location = e.location();
         ManifestError::Syntax {
             source_name: source_name.to_string(),
@@ -57,8 +61,22 @@ pub fn read_documents(text: &str, source_name: &str) -> Result<Vec<Value>, Manif
 }
 
 /// serde-saphyr follows its message with a snippet of the text; the place
-/// is given separately, so one line says it.
+/// is given separately, so one line says it, in the words of a manifest's
+/// author rather than of the parser's options.
 fn first_line(message: &str) -> String {
+    let line = parser_line(message);
+    if let Some(rest) = line.strip_prefix("budget breached") {
+        return format!(
+            "refused: the text expands to too much once its aliases are replayed{rest} — write it out, or with fewer aliases"
+        );
+    }
+    match line.split_once(", set DuplicateKeyPolicy") {
+        Some((head, _)) => format!("{head} (each key once per mapping)"),
+        None => line,
+    }
+}
+
+fn parser_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or_default().trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
     // "line 2 column 12: unclosed bracket" → "unclosed bracket".
@@ -149,7 +167,7 @@ pub fn parse_document(doc: &Value, path: &str) -> Result<Document, Invalid> {
         if !["apiVersion", "kind", "metadata", "spec", "status"].contains(&key.as_str()) {
             problems.push(Problem {
                 path: at(key),
-                reason: "is not a known field; known fields are apiVersion, kind, metadata, spec, status".into(),
+                reason: unknown_field(key, &["apiVersion", "kind", "metadata", "spec", "status"]),
             });
         }
     }

@@ -207,9 +207,19 @@ impl<'a> Reader<'a> {
         self.problems.push(Problem { path, reason });
     }
 
+    /// A field written with no value (`wait:` in YAML) is refused rather
+    /// than read as "use the default": it is more often a slip than a wish.
     fn get(&mut self, key: &'static str) -> Option<&'a Value> {
         self.seen.push(key);
-        self.object?.get(key).filter(|v| !v.is_null())
+        let value = self.object?.get(key)?;
+        if value.is_null() {
+            self.problem(
+                key,
+                "has no value; give one, or remove the field to use the default".into(),
+            );
+            return None;
+        }
+        Some(value)
     }
 
     fn raw(&mut self, key: &'static str) -> Option<Value> {
@@ -230,7 +240,8 @@ impl<'a> Reader<'a> {
     /// ECS cluster and service names: 1–255 letters, digits, `-` and `_`
     /// (an ARN is taken too, and reduced to its name).
     fn required_name(&mut self, key: &'static str) -> Option<String> {
-        if self.object.is_some() && self.get(key).is_none() {
+        if self.object.is_some_and(|o| !o.contains_key(key)) {
+            self.seen.push(key);
             self.problem(key, "is required".into());
             return None;
         }
@@ -328,14 +339,44 @@ impl<'a> Reader<'a> {
             if !self.seen.contains(&key.as_str()) {
                 let mut known: Vec<&str> = self.seen.clone();
                 known.sort_unstable();
-                let reason = format!(
-                    "is not a known field; known fields are {}",
-                    known.join(", ")
-                );
+                let reason = unknown_field(key, &known);
                 self.problem(key, reason);
             }
         }
     }
+}
+
+/// "is not a known field", with the nearest known name when the key looks
+/// like a typo of it, then every known name.
+pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
+    let nearest = known
+        .iter()
+        .map(|k| (edit_distance(&key.to_lowercase(), &k.to_lowercase()), *k))
+        .min()
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4));
+    match nearest {
+        Some((_, k)) => format!(
+            "is not a known field; did you mean {k}? Known fields are {}",
+            known.join(", ")
+        ),
+        None => format!("is not a known field; known fields are {}", known.join(", ")),
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
 }
 
 /// A value as a person would name it in an error message.
