@@ -202,7 +202,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Not locked for the whole run: the operator logs to stdout from other threads.
+    let mut out = std::io::stdout();
     match command {
         Command::Sandbox(args) => {
             let options = SandboxOptions {

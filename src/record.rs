@@ -359,7 +359,10 @@ pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
             "is not a known field; did you mean {k}? Known fields are {}",
             known.join(", ")
         ),
-        None => format!("is not a known field; known fields are {}", known.join(", ")),
+        None => format!(
+            "is not a known field; known fields are {}",
+            known.join(", ")
+        ),
     }
 }
 
@@ -372,7 +375,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let here = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+            row[j + 1] = (prev + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(here + 1);
             prev = here;
         }
     }

@@ -349,8 +349,14 @@ async fn watch<S: Store>(
         }
         events_seen = status.events.len();
         for (arn, t) in new_healthy_tasks(&timeline, started, &mut tasks_seen) {
+            // Before the first stop, a new task is the spare the surge asked for.
+            let what = if status.stopped.is_empty() {
+                "spare task"
+            } else {
+                "replacement"
+            };
             lines.push(format!(
-                "  {:>6.1}s  + replacement {} running and healthy",
+                "  {:>6.1}s  + {what} {} running and healthy",
                 t - started,
                 crate::preview::short(&arn)
             ));

@@ -114,7 +114,10 @@ fn the_schema_refuses_what_apply_refuses() {
     for path in &corpus {
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
         let Ok(docs) = read_yaml(path) else {
-            assert!(BEYOND_A_SCHEMA.contains(&stem.as_str()), "{stem} is unreadable");
+            assert!(
+                BEYOND_A_SCHEMA.contains(&stem.as_str()),
+                "{stem} is unreadable"
+            );
             continue;
         };
         let text = std::fs::read_to_string(path).unwrap();
@@ -150,8 +153,27 @@ fn the_schema_duration_pattern_agrees_with_the_parser() {
     let pattern = schema["$defs"]["duration"].clone();
     let v = jsonschema::validator_for(&pattern).expect("pattern compiles");
     for text in [
-        "30s", "250ms", "1h30m", "1h 30m", "10m", "2d", "1w", "45 seconds", "3 mins", "5hrs",
-        "1M", "30", "", "s", "5 parsecs", "1.5s", "-3s", "3 s 4", "soon", "100us", "7days",
+        "30s",
+        "250ms",
+        "1h30m",
+        "1h 30m",
+        "10m",
+        "2d",
+        "1w",
+        "45 seconds",
+        "3 mins",
+        "5hrs",
+        "1M",
+        "30",
+        "",
+        "s",
+        "5 parsecs",
+        "1.5s",
+        "-3s",
+        "3 s 4",
+        "soon",
+        "100us",
+        "7days",
     ] {
         let parses = ecs_recycler::duration::parse(text).is_ok();
         assert_eq!(
@@ -205,12 +227,21 @@ async fn apply_refuses_each_mistake_with_the_golden_message_and_writes_nothing()
                 ));
             }
         }
-        assert_eq!(output.status.code(), Some(1), "{}: {got}", relative.display());
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{}: {got}",
+            relative.display()
+        );
     }
     assert!(mismatched.is_empty(), "{}", mismatched.join("\n\n"));
     let store = EmbeddedStore::open(&store_path).unwrap();
     assert!(
-        store.list_all(Kind::RecycleRequest).await.unwrap().is_empty(),
+        store
+            .list_all(Kind::RecycleRequest)
+            .await
+            .unwrap()
+            .is_empty(),
         "a refused apply wrote a record"
     );
 }

@@ -1,0 +1,380 @@
+//! The helper CLI as a person uses it, with the operator running: apply
+//! (dry run, create, unchanged, a refused change), get, describe, pause,
+//! resume, cancel and delete — once on the embedded store and once on
+//! DynamoDB (moto's server) — checked against the simulator's timeline.
+//! Also the exit codes, and `sandbox` end to end.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::moto::Moto;
+use support::operator::*;
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+struct Cli {
+    store_args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Ran {
+        let out = Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+            .args(args)
+            .args(&self.store_args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("ECS_RECYCLER_TABLE")
+            .output()
+            .expect("run ecs-recycler");
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and expects exit 0; answers stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args);
+        assert_eq!(
+            r.code, 0,
+            "{args:?}\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    fn record(&self, name: &str) -> Value {
+        serde_json::from_str(&self.ok(&["get", name, "-o", "json"])).expect("get -o json")
+    }
+
+    /// Polls `get -o json` until `test` holds of the status.
+    async fn until(&self, name: &str, what: &str, test: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let record = self.record(name);
+            if test(&record["status"]) {
+                return record;
+            }
+            assert!(start.elapsed() < WITHIN, "{name}: never {what}: {record:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn stopped(status: &Value) -> usize {
+    status["stopped"].as_array().map_or(0, Vec::len)
+}
+
+fn manifest(dir: &Path, file: &str, batch: u32) -> String {
+    let path = dir.join(file);
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: ecs-recycler/v1
+kind: RecycleRequest
+metadata:
+  name: web-rotate
+spec:
+  cluster: prod
+  service: web
+  batchSize: {batch}
+  wait: 1500ms
+  stabilityTimeout: 1m
+"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// The whole day-to-day flow against whichever store `cli` names.
+async fn day_to_day(cli: &Cli, sim: &ecs_recycler::sim::Simulator, dir: &Path) {
+    let file = manifest(dir, "request.yaml", 1);
+
+    // A dry run plans against the live service and writes nothing.
+    let plan = cli.ok(&["apply", "-f", &file, "--dry-run"]);
+    assert!(
+        plan.contains("recyclerequest/web-rotate created (dry run)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("recycle 3 of 3 running task(s) in batches of 1"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("ecs:UpdateService desiredCount 3 → 4"),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("ecs:StopTask").count(), 3, "{plan}");
+    assert!(
+        plan.contains("ecs:UpdateService desiredCount 4 → 3"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("Lowest running: 3 (original desired 3"),
+        "{plan}"
+    );
+    assert!(plan.contains("Estimated duration:"), "{plan}");
+    assert_eq!(cli.ok(&["get"]), "No requests found.\n");
+
+    let since = sim.now();
+    let mut operator = spawn_operator(&cli.store_args, &cli.env, "r1", &dir.join("operator.log"));
+    assert_eq!(
+        cli.ok(&["apply", "-f", &file]),
+        "recyclerequest/web-rotate created\n"
+    );
+    assert_eq!(
+        cli.ok(&["apply", "-f", &file]),
+        "recyclerequest/web-rotate unchanged\n"
+    );
+
+    // Paused as soon as the first task is stopped: no second stop while paused.
+    cli.until("web-rotate", "recycling", |s| stopped(s) >= 1)
+        .await;
+    assert_eq!(
+        cli.ok(&["pause", "web-rotate"]),
+        "recyclerequest/web-rotate paused\n"
+    );
+    let held = cli
+        .until("web-rotate", "holding", |s| {
+            s["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("paused after")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stopped(&cli.record("web-rotate")["status"]),
+        stopped(&held["status"])
+    );
+    assert!(
+        cli.ok(&["pause", "web-rotate"])
+            .contains("unchanged (already paused)")
+    );
+
+    // What a running request cannot take is refused with the field and why; nothing changes.
+    let bigger = manifest(dir, "bigger.yaml", 2);
+    let refused = cli.run(&["apply", "-f", &bigger]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("spec.batchSize cannot change once the request has started"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(cli.record("web-rotate")["spec"]["batchSize"], 1);
+    let delete = cli.run(&["delete", "web-rotate"]);
+    assert_eq!(delete.code, 1);
+    assert!(
+        delete.stderr.contains("Cancel it first"),
+        "{}",
+        delete.stderr
+    );
+
+    let table = cli.ok(&["get", "requests"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("PROGRESS"),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("web-rotate") && lines[1].contains("prod/web"),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("Recycling") && lines[1].contains("/3 ["),
+        "{table}"
+    );
+    assert!(lines[1].contains("paused after"), "{table}");
+    let wide = cli.ok(&["get", "-o", "wide"]);
+    assert!(wide.contains("REPLICA") && wide.contains("r1"), "{wide}");
+
+    let described = cli.ok(&["describe", "request", "web-rotate"]);
+    for part in ["Spec:", "Plan:", "Events:", "Flags:", "paused", "recycled"] {
+        assert!(described.contains(part), "{part}: {described}");
+    }
+    let first = described
+        .find("Starting task recycle")
+        .expect("start event");
+    let stop = described.find("Recycling task 1/3").expect("stop event");
+    assert!(first < stop, "events oldest first: {described}");
+
+    // Resume goes on; cancel ends it, restoring capacity.
+    assert_eq!(
+        cli.ok(&["resume", "web-rotate"]),
+        "recyclerequest/web-rotate resumed\n"
+    );
+    cli.until("web-rotate", "going on", |s| stopped(s) >= 2)
+        .await;
+    assert_eq!(
+        cli.ok(&["cancel", "web-rotate"]),
+        "recyclerequest/web-rotate cancelled\n"
+    );
+    let done = cli
+        .until("web-rotate", "finished", |s| s["phase"] == "Cancelled")
+        .await;
+    assert!(
+        done["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled after 2/3"),
+        "{done:#}"
+    );
+    // `get -w` of a finished request prints it and returns.
+    assert!(cli.ok(&["get", "web-rotate", "-w"]).contains("Cancelled"));
+    assert!(
+        cli.ok(&["cancel", "web-rotate"])
+            .contains("unchanged (already Cancelled)")
+    );
+
+    // What `get -o yaml` prints, `apply` takes back unchanged.
+    let yaml = dir.join("saved.yaml");
+    std::fs::write(&yaml, cli.ok(&["get", "web-rotate", "-o", "yaml"])).unwrap();
+    assert_eq!(
+        cli.ok(&["apply", "-f", &yaml.display().to_string()]),
+        "recyclerequest/web-rotate unchanged\n"
+    );
+    operator.sigterm();
+
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    assert_eq!(facts.stopped_by_stop_task.len(), 2, "{facts:?}");
+    assert!(facts.replacements_stopped.is_empty(), "{facts:?}");
+    assert!(facts.min_running >= 3, "{facts:?}");
+    assert_eq!(facts.final_desired, 3, "{facts:?}");
+
+    assert_eq!(
+        cli.ok(&["delete", "web-rotate"]),
+        "recyclerequest/web-rotate deleted\n"
+    );
+    let gone = cli.run(&["get", "web-rotate"]);
+    assert_eq!(gone.code, 3, "{}", gone.stderr);
+    assert!(gone.stderr.contains("recyclerequest/web-rotate not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_to_day_on_the_embedded_store() {
+    let (sim, _c) = steady_service("prod", "web", 3, true).await;
+    let dir = temp_dir("cli-embedded");
+    let cli = Cli {
+        store_args: vec![
+            "--store".into(),
+            dir.join("store.json").display().to_string(),
+        ],
+        env: aws_env(sim.url()),
+    };
+    day_to_day(&cli, &sim, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day_to_day_on_dynamodb() {
+    let (sim, _c) = steady_service("prod", "web", 3, true).await;
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    let mut env = aws_env(sim.url());
+    env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()));
+    let cli = Cli {
+        store_args: vec!["--table".into(), "recycler".into()],
+        env,
+    };
+    assert!(cli.ok(&["init"]).contains("table recycler is ready"));
+    day_to_day(&cli, &sim, &temp_dir("cli-dynamo")).await;
+}
+
+#[test]
+fn exit_codes_say_what_kind_of_failure_it_was() {
+    let dir = temp_dir("cli-exit");
+    let embedded = Cli {
+        store_args: vec!["--store".into(), dir.join("s.json").display().to_string()],
+        env: vec![],
+    };
+    assert_eq!(embedded.run(&["describe", "nothing"]).code, 3);
+    assert_eq!(embedded.run(&["get", "--bogus-flag"]).code, 1);
+    assert_eq!(embedded.run(&["apply", "-f", "/no/such/file.yaml"]).code, 1);
+    let help = embedded.run(&["--help"]);
+    assert_eq!(help.code, 0);
+    assert!(
+        help.stdout.contains("Exit codes: 0 done; 1 invalid input"),
+        "{}",
+        help.stdout
+    );
+
+    // A table nobody answers for: unreachable, exit 2, with the reason.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let unreachable = Cli {
+        store_args: vec!["--table".into(), "recycler".into()],
+        env: vec![
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+            ("AWS_MAX_ATTEMPTS".into(), "1".into()),
+        ],
+    };
+    let r = unreachable.run(&["get"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("could not be reached"), "{}", r.stderr);
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("apply") && text.contains("sandbox"),
+            "{shell}"
+        );
+    }
+}
+
+/// The README's first command, end to end: a summary with every invariant held.
+#[test]
+fn the_sandbox_recycles_a_demo_service_and_sums_it_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+        .arg("sandbox")
+        .output()
+        .expect("run sandbox");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "Service demo/web: 5 tasks running and healthy",
+        "recyclerequest/demo-recycle created",
+        "Recycling task 5/5",
+        "Outcome:          Succeeded",
+        "Tasks recycled:   5 of 5 planned, in batches of 1; each stopped once, no replacement stopped [ok]",
+        "Lowest running:   5 against desired 5 [ok]",
+        "Desired count:    5 → 6 during the run → 5 after [ok]",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    assert_eq!(stdout.matches("+ replacement").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("+ spare task").count(), 1, "{stdout}");
+    assert!(!stdout.contains("VIOLATED"), "{stdout}");
+}
