@@ -80,7 +80,9 @@ fn window_closed(ctx: &Context, status: &RecycleStatus, what: &str) -> String {
         .not_after
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default();
-    format!("window closed at {at} {what}: {done}/{total} tasks recycled; no further batch was started")
+    format!(
+        "window closed at {at} {what}: {done}/{total} tasks recycled; no further batch was started"
+    )
 }
 
 fn elapsed(ctx: &Context, since: Option<DateTime<Utc>>) -> Duration {

@@ -723,9 +723,9 @@ fn a_closed_window_ends_through_restore_saying_how_far_it_got() {
         let outcome = d.status.outcome.clone().unwrap();
         assert_eq!(outcome.phase, Phase::WindowClosed, "{name}");
         assert!(
-            outcome
-                .message
-                .starts_with(&format!("window closed at {until} {how_far} tasks recycled")),
+            outcome.message.starts_with(&format!(
+                "window closed at {until} {how_far} tasks recycled"
+            )),
             "{name}: {}",
             outcome.message
         );

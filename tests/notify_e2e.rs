@@ -137,12 +137,12 @@ async fn a_recycle_is_reported_by_email_sns_and_webhook() {
             Kind::RecycleRequest,
             "rotate",
             json!({"cluster": "prod", "service": "web", "wait": "0s",
-                   "notify": {
-                       "events": ["started", "succeeded", "failed"],
-                       "email": {"to": ["ops@example.com", "On Call <oncall@example.com>"]},
-                       "sns": {"topicArn": topic},
-                       "webhook": {"url": hooks.url("hook"), "format": "slack"},
-                   }}),
+            "notify": {
+                "events": ["started", "succeeded", "failed"],
+                "email": {"to": ["ops@example.com", "On Call <oncall@example.com>"]},
+                "sns": {"topicArn": topic},
+                "webhook": {"url": hooks.url("hook"), "format": "slack"},
+            }}),
             chrono::Utc::now(),
         )
         .await
@@ -240,14 +240,16 @@ async fn a_channel_that_never_answers_neither_delays_nor_fails_the_recycle() {
     let tried = attempts(&status, "webhook");
     // started, two batches, succeeded: each tried three times, then given up.
     assert_eq!(tried.len(), 12, "{tried:#?}");
-    assert!(tried.iter().all(|a| a["delivered"] == false
-        && a["error"].as_str().unwrap().contains("500 Internal Server Error")));
+    assert!(tried.iter().all(|a| {
+        a["delivered"] == false
+            && a["error"]
+                .as_str()
+                .unwrap()
+                .contains("500 Internal Server Error")
+    }));
     assert_eq!(tried.iter().filter(|a| a["gaveUp"] == true).count(), 4);
     assert_eq!(hooks.posts("down").len(), 12);
-    assert!(
-        recycle_took < WITHIN,
-        "the recycle took {recycle_took:?}"
-    );
+    assert!(recycle_took < WITHIN, "the recycle took {recycle_took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(s.port, Some(587));
         assert_eq!(s.from.as_deref(), Some("noreply@example.com"));
         assert_eq!(s.missing(), None);
-        assert!(!format!("{s:?}").contains("p4ss"), "Debug redacts the password");
+        assert!(
+            !format!("{s:?}").contains("p4ss"),
+            "Debug redacts the password"
+        );
     }
 
     #[test]
@@ -249,8 +252,14 @@ mod tests {
             ..Default::default()
         };
         let problems = args.config().unwrap_err().join("\n");
-        assert!(problems.contains("--smtp-from \"not an address\""), "{problems}");
-        assert!(problems.contains("--smtp-ca-file /nonexistent/ca.pem"), "{problems}");
+        assert!(
+            problems.contains("--smtp-from \"not an address\""),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("--smtp-ca-file /nonexistent/ca.pem"),
+            "{problems}"
+        );
         assert!(problems.contains("--notify-attempts"), "{problems}");
     }
 }

@@ -229,9 +229,10 @@ pub(crate) fn parse_notify(
         .get("webhook")
         .and_then(|v| parse_webhook(v, &r.at("webhook"), &mut r.problems));
     if r.object.is_some()
-        && !["email", "sns", "webhook"]
-            .iter()
-            .any(|k| r.object.is_some_and(|o| o.get(*k).is_some_and(|v| !v.is_null())))
+        && !["email", "sns", "webhook"].iter().any(|k| {
+            r.object
+                .is_some_and(|o| o.get(*k).is_some_and(|v| !v.is_null()))
+        })
     {
         r.problems.push(Problem {
             path: path.to_string(),
@@ -275,7 +276,10 @@ fn parse_email(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Option
         }
         Some(other) => r.problem(
             "to",
-            format!("must be a non-empty list of addresses, not {}", describe(other)),
+            format!(
+                "must be a non-empty list of addresses, not {}",
+                describe(other)
+            ),
         ),
     }
     let subject_prefix = r
@@ -296,7 +300,9 @@ fn parse_sns(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<S
         }
         Some(arn) if !is_topic_arn(arn) => r.problem(
             "topicArn",
-            format!("{arn:?} is not an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:recycles"),
+            format!(
+                "{arn:?} is not an SNS topic ARN like arn:aws:sns:us-east-1:123456789012:recycles"
+            ),
         ),
         _ => {}
     }
@@ -318,11 +324,7 @@ fn is_topic_arn(arn: &str) -> bool {
         && name.trim_end_matches(".fifo").chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
 }
 
-fn parse_webhook(
-    value: &Value,
-    path: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<WebhookChannel> {
+fn parse_webhook(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<WebhookChannel> {
     let mut r = Reader::new(value, path);
     let url = r.string("url");
     match &url {
@@ -360,8 +362,9 @@ fn parse_webhook(
 /// A webhook must be https: a report crosses networks and its URL often
 /// carries a token. Plain http is taken only on the loopback interface.
 fn check_webhook_url(text: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(text)
-        .map_err(|e| format!("{text:?} is not a URL ({e}); write it like https://hooks.example.com/recycler"))?;
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        format!("{text:?} is not a URL ({e}); write it like https://hooks.example.com/recycler")
+    })?;
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -408,7 +411,10 @@ mod tests {
         assert_eq!(spec.channels().len(), 3);
         assert_eq!(spec.email.unwrap().subject_prefix, "AWS ECS");
         assert_eq!(spec.webhook.unwrap().format, WebhookFormat::Slack);
-        let spec = parse(json!({"events": ["batch", "failed"], "webhook": {"url": "http://127.0.0.1:9/x"}})).unwrap();
+        let spec = parse(
+            json!({"events": ["batch", "failed"], "webhook": {"url": "http://127.0.0.1:9/x"}}),
+        )
+        .unwrap();
         assert_eq!(spec.events, [NotifyEvent::Batch, NotifyEvent::Failed]);
     }
 
@@ -436,7 +442,10 @@ mod tests {
         let problems = parse(json!({"events": []})).unwrap_err();
         assert!(problems[0].contains("names no channel"), "{problems:?}");
         let problems = parse(json!({"webhook": {"url": "ftp://x/y"}})).unwrap_err();
-        assert!(problems[0].contains("\"ftp\" is not allowed"), "{problems:?}");
+        assert!(
+            problems[0].contains("\"ftp\" is not allowed"),
+            "{problems:?}"
+        );
         let problems = parse(json!({"email": {"to": []}})).unwrap_err();
         assert!(problems[0].contains("non-empty list"), "{problems:?}");
     }

@@ -334,7 +334,13 @@ mod tests {
         let mut after = running();
         enqueue("r", &spec, &RecycleStatus::default(), &mut after, at(0));
         assert_eq!(after.notify.outbox.len(), 2, "started, to two channels");
-        assert!(after.notify.outbox.iter().all(|n| n.event == NotifyEvent::Started));
+        assert!(
+            after
+                .notify
+                .outbox
+                .iter()
+                .all(|n| n.event == NotifyEvent::Started)
+        );
 
         let before = after.clone();
         after.stopped = vec!["arn:aws:ecs:us-east-1:1:task/prod/a".into()];
@@ -359,7 +365,11 @@ mod tests {
         enqueue("r", &spec, &before, &mut after, at(700));
         assert_eq!(after.notify.outbox.len(), 4, "restoring is not an end");
         let before = after.clone();
-        after.transition(at(720), Phase::Failed, "replacements for b were not healthy within 10m. Desired count restored: 4 → 3.");
+        after.transition(
+            at(720),
+            Phase::Failed,
+            "replacements for b were not healthy within 10m. Desired count restored: 4 → 3.",
+        );
         enqueue("r", &spec, &before, &mut after, at(720));
         let ids: Vec<u64> = after.notify.outbox.iter().map(|n| n.id).collect();
         assert_eq!(ids, [1, 2, 3, 4, 5, 6], "ids are unique and ordered");
@@ -393,9 +403,27 @@ mod tests {
         let mut s = running();
         enqueue("r", &spec, &RecycleStatus::default(), &mut s, at(0));
         let receipts = vec![
-            Receipt { notice: 1, attempt: 1, at: at(1), error: Some("connection refused".into()), done: false },
-            Receipt { notice: 1, attempt: 2, at: at(3), error: None, done: true },
-            Receipt { notice: 2, attempt: 1, at: at(1), error: Some("answered 500".into()), done: false },
+            Receipt {
+                notice: 1,
+                attempt: 1,
+                at: at(1),
+                error: Some("connection refused".into()),
+                done: false,
+            },
+            Receipt {
+                notice: 1,
+                attempt: 2,
+                at: at(3),
+                error: None,
+                done: true,
+            },
+            Receipt {
+                notice: 2,
+                attempt: 1,
+                at: at(1),
+                error: Some("answered 500".into()),
+                done: false,
+            },
         ];
         assert!(apply(&mut s.notify, &receipts));
         assert_eq!(s.notify.outbox.len(), 1);
@@ -403,9 +431,18 @@ mod tests {
         assert_eq!(s.notify.attempts.len(), 3);
         assert!(s.notify.attempts[1].delivered);
         let again = s.clone();
-        assert!(!apply(&mut s.notify, &receipts), "applying twice changes nothing");
+        assert!(
+            !apply(&mut s.notify, &receipts),
+            "applying twice changes nothing"
+        );
         assert_eq!(s, again);
-        let gave_up = Receipt { notice: 2, attempt: 2, at: at(9), error: Some("answered 500".into()), done: true };
+        let gave_up = Receipt {
+            notice: 2,
+            attempt: 2,
+            at: at(9),
+            error: Some("answered 500".into()),
+            done: true,
+        };
         assert!(apply(&mut s.notify, &[gave_up]));
         assert!(s.notify.outbox.is_empty());
         assert!(s.notify.attempts.last().unwrap().gave_up);

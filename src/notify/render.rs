@@ -28,12 +28,7 @@ pub fn email_subject(prefix: &str, r: &Report) -> String {
     } else {
         format!("[{prefix}] ")
     };
-    format!(
-        "{prefix}{}: {}/{}",
-        headline(r.event),
-        r.cluster,
-        r.service
-    )
+    format!("{prefix}{}: {}/{}", headline(r.event), r.cluster, r.service)
 }
 
 fn time(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -99,7 +94,13 @@ fn round_secs(d: std::time::Duration) -> std::time::Duration {
 pub fn sns_subject(r: &Report) -> String {
     let subject: String = format!("{}: {}/{}", headline(r.event), r.cluster, r.service)
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     subject.chars().take(100).collect()
 }
@@ -132,10 +133,7 @@ pub fn slack_json(r: &Report) -> Value {
         r.planned
     );
     if let Some(d) = r.duration() {
-        text.push_str(&format!(
-            " in {}",
-            duration::format(round_secs(d))
-        ));
+        text.push_str(&format!(" in {}", duration::format(round_secs(d))));
     }
     if let Some(reason) = &r.reason {
         text.push_str(&format!("\nReason: {reason}"));
@@ -158,7 +156,9 @@ mod tests {
             service: "web".into(),
             event,
             phase,
-            message: "recycled 3 of 3 planned tasks (0 already gone). Desired count restored: 4 → 3.".into(),
+            message:
+                "recycled 3 of 3 planned tasks (0 already gone). Desired count restored: 4 → 3."
+                    .into(),
             planned: 3,
             recycled: 3,
             skipped: 0,
@@ -198,10 +198,21 @@ mod tests {
         let mut r = report(NotifyEvent::Failed, Phase::Failed);
         r.reason = Some("AccessDeniedException: not authorized to perform ecs:StopTask".into());
         let body = text_body(&r);
-        assert!(body.starts_with("ECS Service Task Recycle Failed"), "{body}");
-        assert!(body.contains("Reason:         AccessDeniedException"), "{body}");
+        assert!(
+            body.starts_with("ECS Service Task Recycle Failed"),
+            "{body}"
+        );
+        assert!(
+            body.contains("Reason:         AccessDeniedException"),
+            "{body}"
+        );
         let slack = slack_json(&r);
-        assert!(slack["text"].as_str().unwrap().contains("Reason: AccessDenied"));
+        assert!(
+            slack["text"]
+                .as_str()
+                .unwrap()
+                .contains("Reason: AccessDenied")
+        );
     }
 
     #[test]

@@ -113,7 +113,11 @@ pub fn decide(input: &Input) -> ScheduleDecision {
         let slot_name = request_name(name, due.slot);
         let when = spec.local(due.slot);
         if due.missed > 0 && !spec.suspend {
-            let more = if due.missed >= MAX_SLOTS_WALKED { " or more" } else { "" };
+            let more = if due.missed >= MAX_SLOTS_WALKED {
+                " or more"
+            } else {
+                ""
+            };
             s.event(
                 now,
                 "MissedSlots",
@@ -148,9 +152,10 @@ pub fn decide(input: &Input) -> ScheduleDecision {
                 duration::format(secs(late_by(due.slot, now))),
                 duration::format(deadline)
             )))
-        } else if let Some(window) = spec.window.filter(|w| {
-            late_by(due.slot, now) + ScheduleSpec::min_window(&spec.template) > *w
-        }) {
+        } else if let Some(window) = spec
+            .window
+            .filter(|w| late_by(due.slot, now) + ScheduleSpec::min_window(&spec.template) > *w)
+        {
             Some(Some(format!(
                 "slot {when} skipped: found {} late, too little of its {} window was left for one batch ({})",
                 duration::format(secs(late_by(due.slot, now))),
@@ -300,8 +305,11 @@ fn new_request(spec: &ScheduleSpec, name: &str, slot: DateTime<Utc>) -> NewReque
 /// The finished requests beyond the limits, newest kept; one still
 /// notifying is kept until its notices are out.
 fn history(spec: &ScheduleSpec, s: &mut ScheduleStatus) -> Vec<String> {
-    let mut finished: Vec<&ScheduledRequest> =
-        s.requests.iter().filter(|r| r.phase.is_terminal()).collect();
+    let mut finished: Vec<&ScheduledRequest> = s
+        .requests
+        .iter()
+        .filter(|r| r.phase.is_terminal())
+        .collect();
     finished.sort_by_key(|r| std::cmp::Reverse(r.slot));
     let (mut ok, mut other) = (0, 0);
     let mut delete = Vec::new();

@@ -74,7 +74,11 @@ impl<S: Store> Scheduler<S> {
         }
         let held: Vec<String> = self.lock_held().drain().collect();
         for name in held {
-            if let Err(e) = self.store.release_lease(KIND, &name, &self.replica_id).await {
+            if let Err(e) = self
+                .store
+                .release_lease(KIND, &name, &self.replica_id)
+                .await
+            {
                 tracing::warn!(schedule = %name, error = %e, "could not release lease");
             }
         }
@@ -228,14 +232,12 @@ impl<S: Store> Scheduler<S> {
 
     async fn view(&self, request: &str) -> Result<RequestView, StoreError> {
         let record = self.store.get(Kind::RecycleRequest, request).await?;
-        let status: Option<RecycleStatus> = record
-            .as_ref()
-            .map(|r| {
-                r.status
-                    .clone()
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or_default()
-            });
+        let status: Option<RecycleStatus> = record.as_ref().map(|r| {
+            r.status
+                .clone()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default()
+        });
         Ok(RequestView {
             name: request.to_string(),
             phase: status.as_ref().map(|s| s.phase),
@@ -264,11 +266,20 @@ impl<S: Store> Scheduler<S> {
             spec.insert("cancel".into(), Value::Bool(true));
             match self
                 .store
-                .update_spec(Kind::RecycleRequest, request, record.version, Value::Object(spec))
+                .update_spec(
+                    Kind::RecycleRequest,
+                    request,
+                    record.version,
+                    Value::Object(spec),
+                )
                 .await
             {
                 Ok(_) => {
-                    tracing::info!(schedule, request, "request cancelled (concurrencyPolicy Replace)");
+                    tracing::info!(
+                        schedule,
+                        request,
+                        "request cancelled (concurrencyPolicy Replace)"
+                    );
                     return;
                 }
                 Err(StoreError::Conflict { .. }) => continue,

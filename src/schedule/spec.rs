@@ -97,7 +97,8 @@ fn cron_parser() -> CronParser {
 }
 
 pub fn parse_cron(text: &str) -> Result<Cron, String> {
-    let hint = "write five fields, minute hour day-of-month month day-of-week, like \"0 3 * * SUN\"";
+    let hint =
+        "write five fields, minute hour day-of-month month day-of-week, like \"0 3 * * SUN\"";
     let cron = cron_parser()
         .parse(text)
         .map_err(|e| format!("{text:?} is not a cron expression ({e}); {hint}"))?;
@@ -128,7 +129,10 @@ pub fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleSpec, In
         Some(other) => {
             r.problem(
                 "schedule",
-                format!("must be a cron expression in a string, not {}", describe(other)),
+                format!(
+                    "must be a cron expression in a string, not {}",
+                    describe(other)
+                ),
             );
             None
         }
@@ -162,7 +166,8 @@ pub fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleSpec, In
                 if o.get("notAfter").is_some_and(|v| !v.is_null()) {
                     r.problem(
                         "template.notAfter",
-                        "is set on each request from its slot and the window; use window here".into(),
+                        "is set on each request from its slot and the window; use window here"
+                            .into(),
                     );
                 }
                 if o.get("cancel") == Some(&Value::Bool(true)) {
@@ -209,7 +214,10 @@ pub fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleSpec, In
         Some(other) => {
             r.problem(
                 "concurrencyPolicy",
-                format!("{} is not a policy; use Forbid, Replace or Allow", describe(other)),
+                format!(
+                    "{} is not a policy; use Forbid, Replace or Allow",
+                    describe(other)
+                ),
             );
             ConcurrencyPolicy::Forbid
         }

@@ -49,7 +49,12 @@ impl World {
     }
 
     fn views(&self, now: DateTime<Utc>) -> Vec<RequestView> {
-        let mut names: Vec<String> = self.status.requests.iter().map(|r| r.name.clone()).collect();
+        let mut names: Vec<String> = self
+            .status
+            .requests
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
         if let Some(due) = due_slot(&self.spec, &self.status, self.created_at, now) {
             names.push(request_name("nightly", due.slot));
         }
@@ -86,8 +91,10 @@ impl World {
                 "{} created twice",
                 new.name
             );
-            self.requests
-                .insert(new.name.clone(), (Phase::Pending, None, new.spec.clone(), false));
+            self.requests.insert(
+                new.name.clone(),
+                (Phase::Pending, None, new.spec.clone(), false),
+            );
             self.created.push((new.name.clone(), new.slot));
         }
         for name in &d.delete {
@@ -173,15 +180,27 @@ fn bad_input_is_refused_with_the_field_and_the_reason() {
         assert!(text.contains(expected), "missing {expected:?} in {text}");
     }
     let cases = [
-        (json!({"schedule": "* * * *"}), "spec.schedule: \"* * * *\" is not a cron expression"),
-        (json!({"schedule": "0 0 3 * * *"}), "is not a cron expression"),
+        (
+            json!({"schedule": "* * * *"}),
+            "spec.schedule: \"* * * *\" is not a cron expression",
+        ),
+        (
+            json!({"schedule": "0 0 3 * * *"}),
+            "is not a cron expression",
+        ),
         (json!({"schedule": "0 0 30 2 *"}), "never matches a date"),
-        (json!({"schedule": 5}), "must be a cron expression in a string"),
+        (
+            json!({"schedule": 5}),
+            "must be a cron expression in a string",
+        ),
         (
             json!({"window": "10m"}),
             "spec.window: 10m is shorter than one batch could take: the template's stabilityTimeout (10m) plus its wait (30s) makes 10m30s",
         ),
-        (json!({"template": {"cluster": "c", "service": "s", "cancel": true}}), "spec.template.cancel: cannot be true"),
+        (
+            json!({"template": {"cluster": "c", "service": "s", "cancel": true}}),
+            "spec.template.cancel: cannot be true",
+        ),
         (
             json!({"template": {"cluster": "c", "service": "s", "notify": {"webhook": {"url": "http://example.com/x"}}}}),
             "spec.template.notify.webhook.url: \"example.com\" is not https",
@@ -189,19 +208,30 @@ fn bad_input_is_refused_with_the_field_and_the_reason() {
     ];
     for (extra, expected) in cases {
         let mut v = json!({"schedule": "0 3 * * *", "template": {"cluster": "c", "service": "s"}});
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         let text = parse_schedule_spec(&v, "spec").unwrap_err().to_string();
         assert!(text.contains(expected), "{expected:?} not in {text}");
     }
-    let text = parse_schedule_spec(&json!({}), "spec").unwrap_err().to_string();
-    assert!(text.contains("spec.schedule: is required") && text.contains("spec.template: is required"), "{text}");
+    let text = parse_schedule_spec(&json!({}), "spec")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("spec.schedule: is required") && text.contains("spec.template: is required"),
+        "{text}"
+    );
 }
 
 #[test]
 fn spring_forward_runs_a_skipped_time_once_right_after_the_jump() {
     // 2026-03-08 in New York: 02:00 EST becomes 03:00 EDT; 02:30 never happens.
     let mut w = World::new(spec(json!({})), t("2026-03-06T12:00:00Z"));
-    w.run("2026-03-06T12:00:00Z", "2026-03-09T12:00:00Z", Duration::minutes(5));
+    w.run(
+        "2026-03-06T12:00:00Z",
+        "2026-03-09T12:00:00Z",
+        Duration::minutes(5),
+    );
     assert_eq!(
         w.slots(),
         [
@@ -216,8 +246,15 @@ fn spring_forward_runs_a_skipped_time_once_right_after_the_jump() {
 #[test]
 fn fall_back_runs_a_repeated_time_once_and_an_interval_on_both() {
     // 2026-11-01 in New York: 02:00 EDT becomes 01:00 EST; 01:30 happens twice.
-    let mut w = World::new(spec(json!({"schedule": "30 1 * * *"})), t("2026-10-30T12:00:00Z"));
-    w.run("2026-10-30T12:00:00Z", "2026-11-02T12:00:00Z", Duration::minutes(5));
+    let mut w = World::new(
+        spec(json!({"schedule": "30 1 * * *"})),
+        t("2026-10-30T12:00:00Z"),
+    );
+    w.run(
+        "2026-10-30T12:00:00Z",
+        "2026-11-02T12:00:00Z",
+        Duration::minutes(5),
+    );
     assert_eq!(
         w.slots(),
         [
@@ -230,7 +267,11 @@ fn fall_back_runs_a_repeated_time_once_and_an_interval_on_both() {
         spec(json!({"schedule": "*/30 1 * * *", "concurrencyPolicy": "Allow"})),
         t("2026-11-01T04:00:00Z"),
     );
-    w.run("2026-11-01T04:00:00Z", "2026-11-01T08:00:00Z", Duration::minutes(5));
+    w.run(
+        "2026-11-01T04:00:00Z",
+        "2026-11-01T08:00:00Z",
+        Duration::minutes(5),
+    );
     assert_eq!(
         w.slots(),
         [
@@ -241,7 +282,11 @@ fn fall_back_runs_a_repeated_time_once_and_an_interval_on_both() {
         ]
     );
     let names: std::collections::HashSet<&String> = w.created.iter().map(|c| &c.0).collect();
-    assert_eq!(names.len(), 4, "names are made from UTC, so both 01:30s have their own");
+    assert_eq!(
+        names.len(),
+        4,
+        "names are made from UTC, so both 01:30s have their own"
+    );
 }
 
 #[test]
@@ -251,7 +296,10 @@ fn the_next_run_is_shown_in_the_status() {
     assert_eq!(w.status.next_schedule_time, Some(t("2026-03-08T07:00:00Z")));
     assert_eq!(w.status.message, "next run 2026-03-08 03:00 EDT");
     assert_eq!(w.status.phase, SchedulePhase::Active);
-    assert!(w.created.is_empty(), "no slot before the schedule was created is run");
+    assert!(
+        w.created.is_empty(),
+        "no slot before the schedule was created is run"
+    );
 }
 
 #[test]
@@ -261,9 +309,15 @@ fn a_missed_slot_runs_late_within_the_deadline_only() {
     let mut w = World::new(s.clone(), t("2026-05-01T00:00:00Z"));
     w.step(t("2026-05-01T00:00:00Z"));
     let d = w.step(t("2026-05-01T03:40:00Z"));
-    assert_eq!(d.create.as_ref().map(|c| c.slot), Some(t("2026-05-01T03:00:00Z")));
+    assert_eq!(
+        d.create.as_ref().map(|c| c.slot),
+        Some(t("2026-05-01T03:00:00Z"))
+    );
     assert_eq!(w.status.last_schedule_time, Some(t("2026-05-01T03:00:00Z")));
-    assert_eq!(w.status.last_request.as_deref(), Some("nightly-202605010300"));
+    assert_eq!(
+        w.status.last_request.as_deref(),
+        Some("nightly-202605010300")
+    );
     // Found at 04:10: past the deadline, skipped, never run later.
     let mut w = World::new(s, t("2026-05-01T00:00:00Z"));
     w.step(t("2026-05-01T00:00:00Z"));
@@ -272,7 +326,12 @@ fn a_missed_slot_runs_late_within_the_deadline_only() {
     assert_eq!(w.status.evaluated_through, Some(t("2026-05-01T03:00:00Z")));
     let last = w.status.events.last().unwrap();
     assert_eq!(last.reason, "Skipped");
-    assert!(last.message.contains("found 1h10m late, past startingDeadline 1h"), "{}", last.message);
+    assert!(
+        last.message
+            .contains("found 1h10m late, past startingDeadline 1h"),
+        "{}",
+        last.message
+    );
     assert!(w.step(t("2026-05-01T04:11:00Z")).create.is_none());
     assert!(w.status.last_schedule_time.is_none());
 }
@@ -291,7 +350,12 @@ fn several_missed_slots_run_only_the_latest() {
     let mut w = World::new(s, t("2026-05-01T00:00:00Z"));
     let d = w.step(t("2026-05-08T00:00:30Z"));
     assert_eq!(d.create.unwrap().slot, t("2026-05-08T00:00:00Z"));
-    assert!(w.status.events.iter().any(|e| e.message.starts_with("1000 or more")));
+    assert!(
+        w.status
+            .events
+            .iter()
+            .any(|e| e.message.starts_with("1000 or more"))
+    );
 }
 
 #[test]
@@ -307,7 +371,14 @@ fn the_window_becomes_the_requests_not_after_and_a_late_slot_needs_room_for_a_ba
     let mut w = World::new(s, t("2026-05-01T00:00:00Z"));
     let d = w.step(t("2026-05-01T03:55:00Z"));
     assert!(d.create.is_none());
-    assert!(w.status.events.last().unwrap().message.contains("too little of its 1h window was left"));
+    assert!(
+        w.status
+            .events
+            .last()
+            .unwrap()
+            .message
+            .contains("too little of its 1h window was left")
+    );
 }
 
 #[test]
@@ -330,7 +401,10 @@ fn forbid_skips_replace_cancels_allow_makes_both() {
     let (w, d) = run("Replace");
     assert_eq!(d.cancel, ["nightly-202605010100"]);
     assert_eq!(d.create.unwrap().name, "nightly-202605010200");
-    assert!(w.requests["nightly-202605010100"].3, "the old one is asked to cancel");
+    assert!(
+        w.requests["nightly-202605010100"].3,
+        "the old one is asked to cancel"
+    );
     let (w, d) = run("Allow");
     assert!(d.cancel.is_empty() && d.create.is_some());
     assert_eq!(w.status.active().count(), 2);
@@ -344,26 +418,43 @@ fn history_limits_delete_the_oldest_finished_but_not_while_notifying() {
     for h in 1..=6 {
         let now = t("2026-05-01T00:00:00Z") + Duration::hours(h);
         w.step(now);
-        let phase = if h % 3 == 0 { Phase::Failed } else { Phase::Succeeded };
+        let phase = if h % 3 == 0 {
+            Phase::Failed
+        } else {
+            Phase::Succeeded
+        };
         w.finish_all(phase, now + Duration::minutes(10));
     }
     w.step(t("2026-05-01T06:20:00Z"));
     let kept: Vec<&str> = w.status.requests.iter().map(|r| r.name.as_str()).collect();
     // Succeeded: 1, 2, 4, 5 → 4 and 5 kept; failed: 3, 6 → 6 kept.
-    assert_eq!(kept, ["nightly-202605010400", "nightly-202605010500", "nightly-202605010600"]);
+    assert_eq!(
+        kept,
+        [
+            "nightly-202605010400",
+            "nightly-202605010500",
+            "nightly-202605010600"
+        ]
+    );
     assert_eq!(w.requests.len(), 3);
-    assert_eq!(w.status.last_successful_time, Some(t("2026-05-01T05:10:00Z")));
+    assert_eq!(
+        w.status.last_successful_time,
+        Some(t("2026-05-01T05:10:00Z"))
+    );
 
     // A finished request whose notices are not out yet is kept until they are.
     let mut s = w.status.clone();
     s.requests[0].notifying = true;
-    s.requests.insert(0, ScheduledRequest {
-        name: "nightly-202605010300".into(),
-        slot: t("2026-05-01T03:00:00Z"),
-        phase: Phase::Succeeded,
-        finished_at: Some(t("2026-05-01T03:10:00Z")),
-        notifying: true,
-    });
+    s.requests.insert(
+        0,
+        ScheduledRequest {
+            name: "nightly-202605010300".into(),
+            slot: t("2026-05-01T03:00:00Z"),
+            phase: Phase::Succeeded,
+            finished_at: Some(t("2026-05-01T03:10:00Z")),
+            notifying: true,
+        },
+    );
     let d = decide(&Input {
         name: "nightly",
         spec: &w.spec,
@@ -387,7 +478,10 @@ fn a_slots_request_made_before_a_lost_write_is_adopted_not_made_again() {
     let d = w.step(t("2026-05-01T03:00:20Z"));
     assert!(d.create.is_none(), "made once");
     assert_eq!(w.status.requests.len(), 1);
-    assert_eq!(w.status.last_request.as_deref(), Some("nightly-202605010300"));
+    assert_eq!(
+        w.status.last_request.as_deref(),
+        Some("nightly-202605010300")
+    );
     assert!(w.status.events.iter().any(|e| e.reason == "Adopted"));
 }
 
@@ -397,13 +491,20 @@ fn suspended_slots_pass_and_are_not_made_up() {
         spec(json!({"schedule": "0 3 * * *", "timeZone": "UTC", "suspend": true})),
         t("2026-05-01T00:00:00Z"),
     );
-    w.run("2026-05-01T00:00:00Z", "2026-05-03T00:00:00Z", Duration::minutes(30));
+    w.run(
+        "2026-05-01T00:00:00Z",
+        "2026-05-03T00:00:00Z",
+        Duration::minutes(30),
+    );
     assert!(w.created.is_empty());
     assert_eq!(w.status.phase, SchedulePhase::Suspended);
     assert_eq!(w.status.next_schedule_time, None);
     w.spec.suspend = false;
     w.step(t("2026-05-03T00:00:00Z"));
-    assert!(w.created.is_empty(), "the slots missed while suspended are not run");
+    assert!(
+        w.created.is_empty(),
+        "the slots missed while suspended are not run"
+    );
     assert_eq!(w.status.next_schedule_time, Some(t("2026-05-03T03:00:00Z")));
 }
 
