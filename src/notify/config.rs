@@ -167,10 +167,11 @@ impl NotifyArgs {
         if smtp.port == Some(0) {
             problems.push("--smtp-port must be from 1 to 65535".into());
         }
-        if self.smtp_secret.is_none() && smtp.host.is_some() {
-            if let Some(missing) = smtp.missing() {
-                problems.push(format!("email notifications need {missing}"));
-            }
+        if self.smtp_secret.is_none()
+            && smtp.host.is_some()
+            && let Some(missing) = smtp.missing()
+        {
+            problems.push(format!("email notifications need {missing}"));
         }
         let smtp_ca = match &self.smtp_ca_file {
             None => None,

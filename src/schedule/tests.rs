@@ -26,14 +26,16 @@ fn spec(extra: Value) -> ScheduleSpec {
     parse_schedule_spec(&v, "spec").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A request in the test's store: phase, when it finished, its spec, cancel asked.
+type Stored = (Phase, Option<DateTime<Utc>>, Value, bool);
+
 /// A schedule and the requests it made, advanced by a test clock. Requests
 /// finish when the test says so; the store is a map.
 struct World {
     spec: ScheduleSpec,
     status: ScheduleStatus,
     created_at: DateTime<Utc>,
-    /// name → (phase, finished_at, spec, cancel asked)
-    requests: BTreeMap<String, (Phase, Option<DateTime<Utc>>, Value, bool)>,
+    requests: BTreeMap<String, Stored>,
     created: Vec<(String, DateTime<Utc>)>,
 }
 
