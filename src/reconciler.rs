@@ -250,6 +250,8 @@ impl<S: Store> Reconciler<S> {
         // notify: fold in delivery receipts; a finished request only drains its outbox.
         let mut status = status;
         let mut unsaved = self.notifier.collect(&name, &mut status.notify);
+        // After a restart or a takeover, notices already on record are sent again.
+        self.notifier.submit(&name, &status.notify);
         if status.phase.is_terminal() {
             return self
                 .drain_outbox(&name, record.version, status, unsaved)
@@ -398,15 +400,14 @@ impl<S: Store> Reconciler<S> {
     }
 
     /// notify: a finished request whose notices are not all delivered makes
-    /// no AWS call: it records what was delivered, hands on what is left,
-    /// and leaves the active index with the write that empties its outbox.
+    /// no AWS call: it records what was delivered (what is left was handed
+    /// on already), and leaves the active index with the write that empties
+    /// its outbox.
     async fn drain_outbox(&self, name: &str, version: u64, status: RecycleStatus, unsaved: bool) {
-        if unsaved || status.notify.outbox.is_empty() {
-            if self.persist(name, version, &status).await.is_none() {
-                return;
-            }
-        } else {
-            self.notifier.submit(name, &status.notify);
+        if (unsaved || status.notify.outbox.is_empty())
+            && self.persist(name, version, &status).await.is_none()
+        {
+            return;
         }
         if status.notify.outbox.is_empty() {
             let _ = self
