@@ -247,11 +247,16 @@ pub fn classify(doc: &Document, existing: Option<&StoredRecord>) -> Result<Chang
     };
     match doc.kind {
         Kind::RecycleRequest => classify_request(doc, existing),
-        Kind::RecycleSchedule => Ok(if existing.spec.as_ref().ok() == Some(&doc.spec) {
-            Change::Unchanged
-        } else {
-            Change::Configure
-        }),
+        // A schedule holds no run of its own: any change may be made at any time.
+        Kind::RecycleSchedule => {
+            let parse = |v: &Value| crate::schedule::parse_schedule_spec(v, "spec").ok();
+            let old = existing.spec.as_ref().ok().and_then(parse);
+            Ok(if old.is_some() && old == parse(&doc.spec) {
+                Change::Unchanged
+            } else {
+                Change::Configure
+            })
+        }
     }
 }
 

@@ -119,6 +119,11 @@ impl ClientPool {
         }
     }
 
+    /// The operator's own configuration (region, credentials, endpoints).
+    pub fn base_config(&self) -> &aws_config::SdkConfig {
+        &self.base
+    }
+
     pub async fn for_role(&self, role_arn: Option<&str>, external_id: Option<&str>) -> Clients {
         let Some(role) = role_arn else {
             return self.own.clone();

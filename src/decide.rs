@@ -56,7 +56,7 @@ pub fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decis
         Phase::Surging => surging(ctx, obs, &mut d),
         Phase::Recycling => recycling(ctx, obs, &mut d),
         Phase::Restoring => restoring(ctx, obs, &mut d),
-        Phase::Succeeded | Phase::Failed | Phase::Cancelled => {}
+        Phase::Succeeded | Phase::Failed | Phase::Cancelled | Phase::WindowClosed => {}
     }
     if d.status.phase.is_terminal() {
         d.requeue = None;
@@ -70,6 +70,19 @@ fn target(ctx: &Context) -> String {
 
 fn past_not_after(ctx: &Context) -> bool {
     ctx.spec.not_after.is_some_and(|t| ctx.now > t)
+}
+
+/// Why the run ends when its window (`notAfter`) has closed, saying how far it got.
+fn window_closed(ctx: &Context, status: &RecycleStatus, what: &str) -> String {
+    let (done, total) = status.progress();
+    let at = ctx
+        .spec
+        .not_after
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    format!(
+        "window closed at {at} {what}: {done}/{total} tasks recycled; no further batch was started"
+    )
 }
 
 fn elapsed(ctx: &Context, since: Option<DateTime<Utc>>) -> Duration {
@@ -141,10 +154,11 @@ fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
         return s.transition(ctx.now, Phase::Cancelled, "cancelled before it started");
     }
     if past_not_after(ctx) {
+        let message = window_closed(ctx, s, "before the recycle could start");
         return s.transition(
             ctx.now,
-            Phase::Failed,
-            "notAfter passed before the recycle could start; nothing was changed",
+            Phase::WindowClosed,
+            format!("{message}; nothing was changed"),
         );
     }
     let svc = match &obs.service {
@@ -264,6 +278,10 @@ fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
             );
         }
     };
+    if past_not_after(ctx) {
+        let message = window_closed(ctx, &d.status, "while adding spare capacity");
+        return end_via_restore(ctx, d, Phase::WindowClosed, message);
+    }
     let size = ctx.spec.batch_size;
     let Some(surge) = d.status.surge else {
         if ctx.spec.paused {
@@ -366,12 +384,8 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         );
     }
     if past_not_after(ctx) {
-        return end_via_restore(
-            ctx,
-            d,
-            Phase::Failed,
-            format!("notAfter reached after {done}/{total} tasks; no further batch was started"),
-        );
+        let message = window_closed(ctx, &d.status, "between batches");
+        return end_via_restore(ctx, d, Phase::WindowClosed, message);
     }
     if ctx.spec.paused {
         d.status.message = format!("paused after {done}/{total} tasks; resume to continue");
@@ -488,6 +502,17 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
         .iter()
         .any(|t| d.status.batch.contains(&t.arn) && t.last_status == "RUNNING");
     if d.actions.is_empty() && !old_still_running && stable(svc, &obs.tasks) {
+        if past_not_after(ctx) {
+            // The batch is done; pausing before a batch that will never start is pointless.
+            if d.status.wait_until.is_none() {
+                d.status
+                    .event(ctx.now, "Recycled", format!("Task {done} recycled"));
+            }
+            d.status.batch.clear();
+            d.status.step_started_at = None;
+            let message = window_closed(ctx, &d.status, "after a batch");
+            return end_via_restore(ctx, d, Phase::WindowClosed, message);
+        }
         match d.status.wait_until {
             None if !ctx.spec.wait.is_zero() => {
                 let wait = ctx.spec.wait;

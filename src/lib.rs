@@ -8,6 +8,8 @@
 //!   the next step from a record, an observation of its service and the time.
 //! - [`sim`]: the ECS and Application Auto Scaling simulator the tests run against.
 //! - [`duration`]: human durations for flags, manifests and the control API.
+//! - [`schedule`]: `RecycleSchedule` records and the loop that makes their
+//!   requests; [`notify`]: notifications by email, SNS and webhook.
 
 pub mod apply;
 pub mod aws;
@@ -15,6 +17,7 @@ pub mod cli;
 pub mod decide;
 pub mod duration;
 pub mod manifest;
+pub mod notify;
 pub mod observation;
 pub mod present;
 pub mod preview;
@@ -22,6 +25,7 @@ pub mod reconciler;
 pub mod record;
 pub mod replica;
 pub mod sandbox;
+pub mod schedule;
 pub mod sim;
 pub mod status;
 pub mod store;

@@ -15,8 +15,11 @@ use ecs_recycler::aws::ClientPool;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
+use ecs_recycler::notify::config::{NotifyArgs, NotifyConfig};
+use ecs_recycler::notify::deliver::Notifier;
 use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
 use ecs_recycler::sandbox::{self, SandboxOptions};
+use ecs_recycler::schedule::{Scheduler, SystemClock};
 use ecs_recycler::sim::{SimOptions, Simulator, Timings};
 use ecs_recycler::store::Store;
 use ecs_recycler::store::dynamo::DynamoStore;
@@ -61,7 +64,7 @@ enum Command {
     Completions(CompletionsArgs),
     /// Create the DynamoDB table, its active index and TTL (for development; use infra/ in production).
     Init(InitArgs),
-    /// Run the operator: reconcile RecycleRequest records until SIGTERM.
+    /// Run the operator: reconcile RecycleRequest records and make the requests of RecycleSchedules, until SIGTERM.
     Operator(OperatorArgs),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
     Sim(SimArgs),
@@ -114,6 +117,8 @@ struct OperatorArgs {
     /// This replica's name in leases (default: the ECS task id, else host name and process id).
     #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
     replica_id: Option<String>,
+    #[command(flatten)]
+    notify: NotifyArgs,
 }
 
 #[derive(Args)]
@@ -287,7 +292,11 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         lease_duration: args.lease_duration,
         retention: args.retention,
     };
-    let problems = config.problems();
+    let mut problems = config.problems();
+    let notify = args.notify.config().unwrap_or_else(|p| {
+        problems.extend(p);
+        NotifyConfig::default()
+    });
     if !problems.is_empty() {
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
     }
@@ -296,13 +305,14 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config, shutdown).await
+            operate(Arc::new(store), sdk, config, notify, shutdown).await
         }
         (Some(table), None) => {
             operate(
                 Arc::new(DynamoStore::new(&sdk, table)),
                 sdk,
                 config,
+                notify,
                 shutdown,
             )
             .await
@@ -317,16 +327,21 @@ async fn operate<S: Store>(
     store: Arc<S>,
     sdk: aws_config::SdkConfig,
     config: OperatorConfig,
+    notify: NotifyConfig,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let notifier = Notifier::new(notify, &sdk);
     let pool = Arc::new(ClientPool::new(sdk));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let reconciler = Reconciler::new(store, pool, config);
-    let running = tokio::spawn(reconciler.run(stopped));
+    let scheduler = Scheduler::new(store.clone(), &config, Arc::new(SystemClock));
+    let reconciler = Reconciler::with_notifier(store, pool, config, notifier);
+    let running = tokio::spawn(reconciler.run(stopped.clone()));
+    let scheduling = tokio::spawn(scheduler.run(stopped));
     shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
     let _ = stop.send(true);
     running.await.context("the operator loop failed")?;
+    scheduling.await.context("the schedule loop failed")?;
     Ok(())
 }
 

@@ -163,6 +163,21 @@ pub fn parse_document(doc: &Value, path: &str) -> Result<Document, Invalid> {
         }
     };
     let name = read_metadata(object.get("metadata"), &at("metadata"), &mut problems);
+    // A schedule's requests are named after it plus the slot, within 128.
+    let name = match (kind, name) {
+        (Some(Kind::RecycleSchedule), Some(n)) if n.len() > crate::schedule::MAX_NAME_LEN => {
+            problems.push(Problem {
+                path: at("metadata.name"),
+                reason: format!(
+                    "is {} characters; a schedule's name has at most {}, so the names of its requests (the name, '-' and the slot) fit in 128",
+                    n.len(),
+                    crate::schedule::MAX_NAME_LEN
+                ),
+            });
+            None
+        }
+        (_, name) => name,
+    };
     for key in object.keys() {
         if !["apiVersion", "kind", "metadata", "spec", "status"].contains(&key.as_str()) {
             problems.push(Problem {
@@ -248,10 +263,7 @@ fn read_metadata(
 pub fn validate_spec(kind: Kind, spec: &Value, path: &str) -> Result<(), Invalid> {
     match kind {
         Kind::RecycleRequest => parse_spec(spec, path).map(|_| ()),
-        Kind::RecycleSchedule => Err(Invalid(vec![Problem {
-            path: path.to_string(),
-            reason: "RecycleSchedule records are not supported by this build".into(),
-        }])),
+        Kind::RecycleSchedule => crate::schedule::parse_schedule_spec(spec, path).map(|_| ()),
     }
 }
 

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 
 use crate::aws::{self, AwsError, ClientPool};
 use crate::decide::{self, Context, Decision};
+use crate::notify::config::NotifyConfig;
+use crate::notify::deliver::Notifier;
+use crate::notify::outbox;
 use crate::record::{RecycleSpec, parse_spec};
 use crate::status::{Phase, RecycleStatus};
 use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
@@ -67,19 +70,34 @@ pub struct Reconciler<S: Store> {
     due: Mutex<HashMap<String, Instant>>,
     /// Records whose lease this replica holds.
     held: Mutex<HashSet<String>>,
+    /// Delivers the notices of request outboxes (see `crate::notify`).
+    notifier: Arc<Notifier>,
 }
 
 /// Maximum steps taken at once for a record whose decision asks to go on at once.
 const MAX_IMMEDIATE_STEPS: usize = 16;
 
 impl<S: Store> Reconciler<S> {
+    /// A reconciler whose notifier has no SMTP relay (email notices fail
+    /// and are recorded so); SNS and webhooks work.
     pub fn new(store: Arc<S>, pool: Arc<ClientPool>, config: OperatorConfig) -> Arc<Self> {
+        let notifier = Notifier::new(NotifyConfig::default(), pool.base_config());
+        Self::with_notifier(store, pool, config, notifier)
+    }
+
+    pub fn with_notifier(
+        store: Arc<S>,
+        pool: Arc<ClientPool>,
+        config: OperatorConfig,
+        notifier: Arc<Notifier>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             pool,
             config,
             due: Mutex::new(HashMap::new()),
             held: Mutex::new(HashSet::new()),
+            notifier,
         })
     }
 
@@ -229,12 +247,21 @@ impl<S: Store> Reconciler<S> {
             Ok(p) => p,
             Err(message) => return self.fail_invalid(&record, message).await,
         };
+        // notify: fold in delivery receipts; a finished request only drains its outbox.
+        let mut status = status;
+        let mut unsaved = self.notifier.collect(&name, &mut status.notify);
+        // After a restart or a takeover, notices already on record are sent again.
+        self.notifier.submit(&name, &status.notify);
+        if status.phase.is_terminal() {
+            return self
+                .drain_outbox(&name, record.version, status, unsaved)
+                .await;
+        }
         let clients = self
             .pool
             .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
             .await;
         let mut version = record.version;
-        let mut status = status;
         for _ in 0..MAX_IMMEDIATE_STEPS {
             let obs = match aws::observe(
                 &self.pool,
@@ -259,11 +286,13 @@ impl<S: Store> Reconciler<S> {
                 blocked_by: blocked_by.as_deref(),
             };
             let mut decision = decide::decide(&ctx, &status, &obs);
-            if decision.status != status {
+            outbox::enqueue(&name, &spec, &status, &mut decision.status, ctx.now);
+            if unsaved || decision.status != status {
                 match self.persist(&name, version, &decision.status).await {
                     Some(v) => version = v,
                     None => return,
                 }
+                unsaved = false;
                 log_new_events(&spec, &name, &status, &decision.status);
             }
             if let Err(refusal) = self.act(&clients, &spec, &name, &decision).await {
@@ -274,8 +303,9 @@ impl<S: Store> Reconciler<S> {
                     }
                     AwsError::Refused { .. } => {
                         tracing::error!(request = %name, error = %refusal, "AWS refused an action");
-                        let failed =
+                        let mut failed =
                             decide::refused(&decision.status, ctx.now, refusal.to_string());
+                        outbox::enqueue(&name, &spec, &decision.status, &mut failed, ctx.now);
                         match self.persist(&name, version, &failed).await {
                             Some(v) => version = v,
                             None => return,
@@ -291,11 +321,13 @@ impl<S: Store> Reconciler<S> {
             }
             status = decision.status;
             match decision.requeue {
-                None => {
+                None if status.notify.outbox.is_empty() => {
                     let _ = self.store.release_lease(KIND, &name, me).await;
                     self.forget(&name);
                     return;
                 }
+                // notify: finished, with notices still to deliver.
+                None => return self.requeue(&name, self.config.poll_interval),
                 Some(after) if after.is_zero() => continue,
                 Some(after) => return self.requeue(&name, after),
             }
@@ -317,7 +349,8 @@ impl<S: Store> Reconciler<S> {
         let write = StatusWrite {
             expected_version: version,
             status: value,
-            active: !finished,
+            // notify: a finished request stays listed until its outbox is empty.
+            active: !finished || !status.notify.outbox.is_empty(),
             holder: self.config.replica_id.clone(),
             now,
             expires_at: finished
@@ -329,7 +362,11 @@ impl<S: Store> Reconciler<S> {
                 .flatten(),
         };
         match self.store.write_status(KIND, name, write).await {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                self.notifier.persisted(name, &status.notify);
+                self.notifier.submit(name, &status.notify);
+                Some(v)
+            }
             Err(StoreError::Conflict { .. }) => {
                 // Someone changed the record (a person paused it, say): read and decide again.
                 self.requeue(name, Duration::ZERO);
@@ -360,6 +397,27 @@ impl<S: Store> Reconciler<S> {
             aws::act(clients, &spec.cluster, &spec.service, action).await?;
         }
         Ok(())
+    }
+
+    /// notify: a finished request whose notices are not all delivered makes
+    /// no AWS call: it records what was delivered (what is left was handed
+    /// on already), and leaves the active index with the write that empties
+    /// its outbox.
+    async fn drain_outbox(&self, name: &str, version: u64, status: RecycleStatus, unsaved: bool) {
+        if (unsaved || status.notify.outbox.is_empty())
+            && self.persist(name, version, &status).await.is_none()
+        {
+            return;
+        }
+        if status.notify.outbox.is_empty() {
+            let _ = self
+                .store
+                .release_lease(KIND, name, &self.config.replica_id)
+                .await;
+            self.forget(name);
+        } else {
+            self.requeue(name, self.config.poll_interval);
+        }
     }
 
     /// A record that cannot be read is marked Failed once, with the reason.
@@ -408,6 +466,15 @@ fn heads_per_service(
 ) -> HashMap<(String, String), String> {
     let mut heads = HashMap::new();
     for (r, spec) in records {
+        // notify: a finished request still delivering its notices goes before nobody.
+        let finished = r
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<Phase>(s["phase"].clone()).ok())
+            .is_some_and(Phase::is_terminal);
+        if finished {
+            continue;
+        }
         if let Ok(spec) = spec {
             heads
                 .entry((spec.cluster.clone(), spec.service.clone()))

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::duration::{self, serde_duration};
+use crate::notify::{NotifySpec, parse_notify};
 
 pub const API_VERSION: &str = "ecs-recycler/v1";
 pub const KIND_REQUEST: &str = "RecycleRequest";
@@ -43,7 +44,7 @@ pub struct RecycleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notify: Option<Value>,
+    pub notify: Option<NotifySpec>,
 }
 
 /// Which of the service's tasks to recycle; all of them when absent.
@@ -138,7 +139,10 @@ pub fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Invalid> {
             "is only used with roleArn, which is missing".into(),
         );
     }
-    let notify = r.raw("notify");
+    let notify = r.get("notify").and_then(|v| {
+        let path = r.at("notify");
+        parse_notify(v, &path, &mut r.problems)
+    });
     r.finish();
     if !r.problems.is_empty() {
         return Err(Invalid(r.problems));
@@ -170,15 +174,15 @@ fn is_role_arn(arn: &str) -> bool {
 }
 
 /// Walks one JSON object, remembering which keys it read, and collects problems.
-struct Reader<'a> {
-    object: Option<&'a serde_json::Map<String, Value>>,
-    path: String,
-    seen: Vec<&'static str>,
-    problems: Vec<Problem>,
+pub(crate) struct Reader<'a> {
+    pub(crate) object: Option<&'a serde_json::Map<String, Value>>,
+    pub(crate) path: String,
+    pub(crate) seen: Vec<&'static str>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl<'a> Reader<'a> {
-    fn new(value: &'a Value, path: &str) -> Self {
+    pub(crate) fn new(value: &'a Value, path: &str) -> Self {
         let mut r = Self {
             object: value.as_object(),
             path: path.to_string(),
@@ -194,7 +198,7 @@ impl<'a> Reader<'a> {
         r
     }
 
-    fn at(&self, key: &str) -> String {
+    pub(crate) fn at(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()
         } else {
@@ -202,14 +206,14 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn problem(&mut self, key: &str, reason: String) {
+    pub(crate) fn problem(&mut self, key: &str, reason: String) {
         let path = self.at(key);
         self.problems.push(Problem { path, reason });
     }
 
     /// A field written with no value (`wait:` in YAML) is refused rather
     /// than read as "use the default": it is more often a slip than a wish.
-    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<&'a Value> {
         self.seen.push(key);
         let value = self.object?.get(key)?;
         if value.is_null() {
@@ -222,11 +226,7 @@ impl<'a> Reader<'a> {
         Some(value)
     }
 
-    fn raw(&mut self, key: &'static str) -> Option<Value> {
-        self.get(key).cloned()
-    }
-
-    fn string(&mut self, key: &'static str) -> Option<String> {
+    pub(crate) fn string(&mut self, key: &'static str) -> Option<String> {
         match self.get(key)? {
             Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
             other => {
@@ -239,7 +239,7 @@ impl<'a> Reader<'a> {
 
     /// ECS cluster and service names: 1–255 letters, digits, `-` and `_`
     /// (an ARN is taken too, and reduced to its name).
-    fn required_name(&mut self, key: &'static str) -> Option<String> {
+    pub(crate) fn required_name(&mut self, key: &'static str) -> Option<String> {
         if self.object.is_some_and(|o| !o.contains_key(key)) {
             self.seen.push(key);
             self.problem(key, "is required".into());
@@ -266,7 +266,7 @@ impl<'a> Reader<'a> {
         Some(name)
     }
 
-    fn bool(&mut self, key: &'static str) -> Option<bool> {
+    pub(crate) fn bool(&mut self, key: &'static str) -> Option<bool> {
         match self.get(key)? {
             Value::Bool(b) => Some(*b),
             other => {
@@ -277,7 +277,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn count(&mut self, key: &'static str, min: u64, max: u64) -> Option<u32> {
+    pub(crate) fn count(&mut self, key: &'static str, min: u64, max: u64) -> Option<u32> {
         let value = self.get(key)?;
         match value.as_u64() {
             Some(n) if (min..=max).contains(&n) => Some(n as u32),
@@ -292,7 +292,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn duration(&mut self, key: &'static str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, key: &'static str) -> Option<Duration> {
         let value = self.get(key)?;
         match value.as_str().map(duration::parse) {
             Some(Ok(d)) => Some(d),
@@ -311,7 +311,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn timestamp(&mut self, key: &'static str) -> Option<DateTime<Utc>> {
+    pub(crate) fn timestamp(&mut self, key: &'static str) -> Option<DateTime<Utc>> {
         let value = self.get(key)?;
         match value.as_str().map(DateTime::parse_from_rfc3339) {
             Some(Ok(t)) => Some(t.with_timezone(&Utc)),
@@ -326,12 +326,12 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn object(&mut self, key: &'static str) -> Option<&'a Value> {
+    pub(crate) fn object(&mut self, key: &'static str) -> Option<&'a Value> {
         self.get(key)
     }
 
     /// Refuses keys nobody read: a typo must not silently change behaviour.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         let Some(object) = self.object else {
             return;
         };

@@ -6,10 +6,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::notify::NotifyState;
 use crate::record::MAX_EVENTS;
 
-/// Where a request is. `Pending`, `Succeeded`, `Failed` and `Cancelled` are
-/// fixed names; the ones between are the steps of DESIGN.md's flow.
+/// Where a request is. `Pending`, `Succeeded`, `Failed`, `Cancelled` and
+/// `WindowClosed` are fixed names; the ones between are the steps of DESIGN.md's flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
     /// Accepted; waiting for its turn on the service or for someone else's deployment.
@@ -24,11 +25,17 @@ pub enum Phase {
     Succeeded,
     Failed,
     Cancelled,
+    /// `notAfter` (a schedule's window) passed: no further batch was
+    /// started, capacity was restored; the message says how far it got.
+    WindowClosed,
 }
 
 impl Phase {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::WindowClosed
+        )
     }
 }
 
@@ -117,6 +124,10 @@ pub struct RecycleStatus {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<Event>,
+    /// Notifications waiting to be delivered (the outbox) and the attempts
+    /// made so far; see [`crate::notify`].
+    #[serde(default, skip_serializing_if = "NotifyState::is_empty")]
+    pub notify: NotifyState,
 }
 
 impl RecycleStatus {

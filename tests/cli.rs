@@ -378,3 +378,65 @@ fn the_sandbox_recycles_a_demo_service_and_sums_it_up() {
     assert_eq!(stdout.matches("+ spare task").count(), 1, "{stdout}");
     assert!(!stdout.contains("VIOLATED"), "{stdout}");
 }
+
+/// A schedule through the same verbs: applied, listed with its next run
+/// once an operator has looked at it, paused (suspended) and described.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_applied_listed_paused_and_described() {
+    let sim = start_sim().await;
+    let dir = temp_dir("cli-schedules");
+    let cli = Cli {
+        store_args: vec![
+            "--store".into(),
+            dir.join("store.json").display().to_string(),
+        ],
+        env: aws_env(sim.url()),
+    };
+    let example = format!(
+        "{}/manifests/schedule-window.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert_eq!(
+        cli.ok(&["apply", "-f", &example]),
+        "recycleschedule/web-sunday-night created\n"
+    );
+    assert_eq!(
+        cli.ok(&["apply", "-f", &example]),
+        "recycleschedule/web-sunday-night unchanged\n"
+    );
+    let _operator = spawn_operator(&cli.store_args, &cli.env, "r1", &dir.join("operator.log"));
+    let start = Instant::now();
+    loop {
+        let doc: Value =
+            serde_json::from_str(&cli.ok(&["get", "schedules", "web-sunday-night", "-o", "json"]))
+                .unwrap();
+        if doc["status"]["nextScheduleTime"].is_string() {
+            break;
+        }
+        assert!(start.elapsed() < WITHIN, "no next run: {doc:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let table = cli.ok(&["get", "schedules"]);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("web-sunday-night") && table.contains("0 2 * * SUN"),
+        "{table}"
+    );
+    assert!(
+        table.contains("America/New_York") && table.contains("in "),
+        "{table}"
+    );
+    assert_eq!(
+        cli.ok(&["pause", "schedule", "web-sunday-night"]),
+        "recycleschedule/web-sunday-night suspended\n"
+    );
+    let described = cli.ok(&["describe", "schedule", "web-sunday-night"]);
+    assert!(described.contains("suspend: true"), "{described}");
+    let refused = cli.run(&["cancel", "schedule", "web-sunday-night"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("a schedule is not cancelled"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -1,11 +1,14 @@
 //! Shared test support: an in-process simulator with SDK clients pointed at
 //! it, a raw HTTP helper for malformed requests and the control API, and the
-//! pinned Python environment (moto[server], boto3) that some tests need, and
-//! moto's server as a DynamoDB stand-in ([`moto`]).
+//! pinned Python environment (moto[server], boto3, aiosmtpd) that some tests
+//! need, moto's server as a DynamoDB, SNS and Secrets Manager stand-in
+//! ([`moto`]), a real SMTP server ([`smtp`]) and a webhook receiver ([`hooks`]).
 #![allow(dead_code)]
 
+pub mod hooks;
 pub mod moto;
 pub mod operator;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,6 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The moto release the tests are written against.
 pub const MOTO_PIN: &str = "moto[server]==5.2.5";
+/// The SMTP server the notification tests send email to.
+pub const AIOSMTPD_PIN: &str = "aiosmtpd==1.4.6";
+/// Everything installed into the test venv; the marker file holds this list.
+pub const PYTHON_PINS: [&str; 2] = [MOTO_PIN, AIOSMTPD_PIN];
 
 /// Fast, realistic-in-shape timings: a start takes 300 ms, health 200 ms.
 pub fn fast_timings() -> Timings {
@@ -329,20 +336,21 @@ fn project_root() -> PathBuf {
 }
 
 /// The Python interpreter of `target/moto-venv`, made on first use with the
-/// pinned moto[server] (which brings boto3). Fails, saying why, when it
-/// cannot be made: tests never skip silently.
+/// pinned moto[server] (which brings boto3) and aiosmtpd. Fails, saying why,
+/// when it cannot be made: tests never skip silently.
 pub fn python() -> PathBuf {
     let venv = project_root().join("target").join("moto-venv");
     let python = venv.join("bin").join("python");
     let marker = venv.join(".pinned");
-    if marker.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(MOTO_PIN) {
+    let pins = PYTHON_PINS.join(" ");
+    if marker.exists() && std::fs::read_to_string(&marker).ok() == Some(pins.clone()) {
         return python;
     }
     std::fs::create_dir_all(project_root().join("target")).expect("target dir");
     let lock = std::fs::File::create(project_root().join("target").join("moto-venv.lock"))
         .expect("lock file");
     lock.lock().expect("lock the venv while it is made");
-    if marker.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(MOTO_PIN) {
+    if marker.exists() && std::fs::read_to_string(&marker).ok() == Some(pins.clone()) {
         return python;
     }
     run(
@@ -350,10 +358,12 @@ pub fn python() -> PathBuf {
         "python3 -m venv",
     );
     run(
-        Command::new(&python).args(["-m", "pip", "install", "--quiet", MOTO_PIN]),
-        &format!("pip install {MOTO_PIN}"),
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(PYTHON_PINS),
+        &format!("pip install {pins}"),
     );
-    std::fs::write(&marker, MOTO_PIN).expect("marker");
+    std::fs::write(&marker, &pins).expect("marker");
     python
 }
 
@@ -363,7 +373,7 @@ fn run(cmd: &mut Command, what: &str) {
     });
     assert!(
         out.status.success(),
-        "{what} failed; tests that need moto or boto3 cannot run:\n{}\n{}",
+        "{what} failed; tests that need moto, boto3 or aiosmtpd cannot run:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

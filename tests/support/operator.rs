@@ -197,7 +197,7 @@ impl LocalOperator {
         wait_phase(
             &self.store,
             name,
-            &["Succeeded", "Failed", "Cancelled"],
+            &["Succeeded", "Failed", "Cancelled", "WindowClosed"],
             within,
             &self.log,
         )

@@ -1,0 +1,330 @@
+//! The schedule's decision: given its spec, its status, the requests it
+//! made (as just read) and the time, which slot is due, which request to
+//! create, which to cancel (Replace) and which old ones to delete (history
+//! limits). Pure: no I/O and no clock of its own, so tests drive it across
+//! daylight-saving changes and missed slots.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use super::spec::{ConcurrencyPolicy, ScheduleSpec};
+use super::{SchedulePhase, ScheduleStatus, ScheduledRequest, request_name};
+use crate::duration;
+use crate::status::Phase;
+
+/// Slots walked one by one at most when looking for the due one; past
+/// that, the latest is found directly and the rest are counted as "more".
+const MAX_SLOTS_WALKED: u32 = 1000;
+
+/// A request as the shell read it just now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestView {
+    pub name: String,
+    /// `None`: the record is gone (deleted, or expired after its retention).
+    pub phase: Option<Phase>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Finished, with notifications not yet delivered.
+    pub notifying: bool,
+}
+
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub spec: &'a ScheduleSpec,
+    pub status: &'a ScheduleStatus,
+    /// When the schedule was created: no slot before it is run.
+    pub created_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    /// Fresh views of requests it made; a tracked request without a view
+    /// is taken as last recorded. Include the due slot's request if it exists.
+    pub requests: &'a [RequestView],
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRequest {
+    pub name: String,
+    pub slot: DateTime<Utc>,
+    /// The template, with `notAfter` at the end of the slot's window.
+    pub spec: Value,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleDecision {
+    pub status: ScheduleStatus,
+    pub create: Option<NewRequest>,
+    /// Active requests to cancel (concurrencyPolicy Replace).
+    pub cancel: Vec<String>,
+    /// Finished requests beyond the history limits.
+    pub delete: Vec<String>,
+}
+
+/// The due slot: the latest one after the last dealt with (or the
+/// schedule's creation) and at or before `now`, with how many earlier ones
+/// were missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub slot: DateTime<Utc>,
+    pub missed: u32,
+}
+
+pub fn due_slot(
+    spec: &ScheduleSpec,
+    status: &ScheduleStatus,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<Due> {
+    // A slot at the very second of creation counts: slots fall on whole minutes.
+    let floor = status
+        .evaluated_through
+        .unwrap_or(created_at - chrono::Duration::seconds(1));
+    let mut slot = spec.next_after(floor).filter(|s| *s <= now)?;
+    let mut missed = 0;
+    while let Some(next) = spec.next_after(slot).filter(|s| *s <= now) {
+        missed += 1;
+        slot = next;
+        if missed == MAX_SLOTS_WALKED {
+            slot = spec.latest_until(now).unwrap_or(slot);
+            break;
+        }
+    }
+    Some(Due { slot, missed })
+}
+
+fn late_by(slot: DateTime<Utc>, now: DateTime<Utc>) -> std::time::Duration {
+    (now - slot).to_std().unwrap_or_default()
+}
+
+pub fn decide(input: &Input) -> ScheduleDecision {
+    let Input {
+        name, spec, now, ..
+    } = *input;
+    let mut s = input.status.clone();
+    let mut d = ScheduleDecision {
+        status: ScheduleStatus::default(),
+        create: None,
+        cancel: Vec::new(),
+        delete: Vec::new(),
+    };
+    refresh(&mut s, input.requests, now);
+    if s.phase == SchedulePhase::Failed {
+        s.event(now, "Valid", "the spec is valid again; making requests");
+    }
+
+    if let Some(due) = due_slot(spec, &s, input.created_at, now) {
+        let slot_name = request_name(name, due.slot);
+        let when = spec.local(due.slot);
+        if due.missed > 0 && !spec.suspend {
+            let more = if due.missed >= MAX_SLOTS_WALKED {
+                " or more"
+            } else {
+                ""
+            };
+            s.event(
+                now,
+                "MissedSlots",
+                format!(
+                    "{}{more} earlier slot(s) passed while no operator ran; only the latest, {when}, is considered",
+                    due.missed
+                ),
+            );
+        }
+        let existing = input
+            .requests
+            .iter()
+            .find(|r| r.name == slot_name && r.phase.is_some());
+        let skip = if let Some(found) = existing {
+            // Made already (by us before a lost write, or by another replica).
+            track(&mut s, found, due.slot);
+            s.event(
+                now,
+                "Adopted",
+                format!("request {slot_name} for {when} already exists; it is this slot's request"),
+            );
+            record_run(&mut s, &slot_name, due.slot);
+            None
+        } else if spec.suspend {
+            Some(None)
+        } else if let Some(deadline) = spec
+            .starting_deadline
+            .filter(|d| late_by(due.slot, now) > *d)
+        {
+            Some(Some(format!(
+                "slot {when} skipped: found {} late, past startingDeadline {}",
+                duration::format(secs(late_by(due.slot, now))),
+                duration::format(deadline)
+            )))
+        } else if let Some(window) = spec
+            .window
+            .filter(|w| late_by(due.slot, now) + ScheduleSpec::min_window(&spec.template) > *w)
+        {
+            Some(Some(format!(
+                "slot {when} skipped: found {} late, too little of its {} window was left for one batch ({})",
+                duration::format(secs(late_by(due.slot, now))),
+                duration::format(window),
+                duration::format(ScheduleSpec::min_window(&spec.template))
+            )))
+        } else if let (ConcurrencyPolicy::Forbid, Some(active)) =
+            (spec.concurrency_policy, s.active().next())
+        {
+            Some(Some(format!(
+                "slot {when} skipped: request {} is still {:?} (concurrencyPolicy Forbid)",
+                active.name, active.phase
+            )))
+        } else {
+            if spec.concurrency_policy == ConcurrencyPolicy::Replace {
+                d.cancel = s.active().map(|r| r.name.clone()).collect();
+                for old in &d.cancel {
+                    s.event(
+                        now,
+                        "Replaced",
+                        format!("cancelling request {old} for the slot {when} (concurrencyPolicy Replace)"),
+                    );
+                }
+            }
+            d.create = Some(new_request(spec, &slot_name, due.slot));
+            s.requests.push(ScheduledRequest {
+                name: slot_name.clone(),
+                slot: due.slot,
+                phase: Phase::Pending,
+                finished_at: None,
+                notifying: false,
+            });
+            s.event(
+                now,
+                "Created",
+                format!("created request {slot_name} for the slot {when}"),
+            );
+            record_run(&mut s, &slot_name, due.slot);
+            None
+        };
+        if let Some(reason) = skip {
+            s.evaluated_through = Some(due.slot);
+            if let Some(reason) = reason {
+                s.event(now, "Skipped", reason);
+            }
+        }
+    }
+
+    d.delete = history(spec, &mut s);
+    for gone in &d.delete {
+        s.event(
+            now,
+            "Deleted",
+            format!("deleted request {gone}: beyond the history limits"),
+        );
+    }
+    s.last_successful_time = s
+        .requests
+        .iter()
+        .filter(|r| r.phase == Phase::Succeeded)
+        .filter_map(|r| r.finished_at)
+        .chain(s.last_successful_time)
+        .max();
+    let (phase, message, next) = if spec.suspend {
+        (
+            SchedulePhase::Suspended,
+            "suspended: slots pass without requests and are not made up later".to_string(),
+            None,
+        )
+    } else {
+        let next = spec.next_after(now.max(s.evaluated_through.unwrap_or(now)));
+        let message = match next {
+            Some(t) => format!("next run {}", spec.local(t)),
+            None => "no slot is left on this schedule".to_string(),
+        };
+        (SchedulePhase::Active, message, next)
+    };
+    s.phase = phase;
+    s.message = message;
+    s.next_schedule_time = next;
+    d.status = s;
+    d
+}
+
+fn secs(d: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(d.as_secs())
+}
+
+fn record_run(s: &mut ScheduleStatus, name: &str, slot: DateTime<Utc>) {
+    s.last_schedule_time = Some(slot);
+    s.last_request = Some(name.to_string());
+    s.evaluated_through = Some(slot);
+}
+
+/// Brings the tracked requests up to date with what was just read.
+fn refresh(s: &mut ScheduleStatus, views: &[RequestView], now: DateTime<Utc>) {
+    let mut gone = Vec::new();
+    for r in &mut s.requests {
+        let Some(view) = views.iter().find(|v| v.name == r.name) else {
+            continue;
+        };
+        match view.phase {
+            Some(phase) => {
+                r.phase = phase;
+                r.finished_at = view.finished_at;
+                r.notifying = view.notifying;
+            }
+            None => gone.push(r.name.clone()),
+        }
+    }
+    for name in gone {
+        s.requests.retain(|r| r.name != name);
+        s.event(now, "Gone", format!("request {name} no longer exists"));
+    }
+}
+
+fn track(s: &mut ScheduleStatus, view: &RequestView, slot: DateTime<Utc>) {
+    if s.requests.iter().any(|r| r.name == view.name) {
+        return;
+    }
+    s.requests.push(ScheduledRequest {
+        name: view.name.clone(),
+        slot,
+        phase: view.phase.unwrap_or_default(),
+        finished_at: view.finished_at,
+        notifying: view.notifying,
+    });
+    s.requests.sort_by_key(|r| r.slot);
+}
+
+fn new_request(spec: &ScheduleSpec, name: &str, slot: DateTime<Utc>) -> NewRequest {
+    let mut value = spec.template_value.clone();
+    if let (Some(window), Some(o)) = (spec.window, value.as_object_mut()) {
+        let end = slot + chrono::Duration::from_std(window).unwrap_or_default();
+        o.insert(
+            "notAfter".into(),
+            Value::String(end.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        );
+    }
+    NewRequest {
+        name: name.to_string(),
+        slot,
+        spec: value,
+    }
+}
+
+/// The finished requests beyond the limits, newest kept; one still
+/// notifying is kept until its notices are out.
+fn history(spec: &ScheduleSpec, s: &mut ScheduleStatus) -> Vec<String> {
+    let mut finished: Vec<&ScheduledRequest> = s
+        .requests
+        .iter()
+        .filter(|r| r.phase.is_terminal())
+        .collect();
+    finished.sort_by_key(|r| std::cmp::Reverse(r.slot));
+    let (mut ok, mut other) = (0, 0);
+    let mut delete = Vec::new();
+    for r in finished {
+        let (kept, limit) = if r.phase == Phase::Succeeded {
+            (&mut ok, spec.successful_history_limit)
+        } else {
+            (&mut other, spec.failed_history_limit)
+        };
+        if *kept < limit {
+            *kept += 1;
+        } else if !r.notifying {
+            delete.push(r.name.clone());
+        }
+    }
+    s.requests.retain(|r| !delete.contains(&r.name));
+    delete
+}

@@ -1,0 +1,369 @@
+//! The schedule loop the operator runs beside the reconciler: for each
+//! active schedule — decide without I/O whether anything is to be done; if
+//! so take the schedule's lease, read its requests, decide, then create,
+//! cancel and delete requests, and write the status conditionally on the
+//! schedule's version. Time comes from a [`Clock`], so tests drive the loop
+//! across slots and daylight-saving changes.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::decide::{Input, RequestView, decide, due_slot};
+use super::spec::{ScheduleSpec, parse_schedule_spec};
+use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name};
+use crate::reconciler::OperatorConfig;
+use crate::status::RecycleStatus;
+use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
+
+const KIND: Kind = Kind::RecycleSchedule;
+
+/// Where the time comes from.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+pub struct Scheduler<S: Store> {
+    store: Arc<S>,
+    replica_id: String,
+    poll_interval: Duration,
+    lease_duration: Duration,
+    clock: Arc<dyn Clock>,
+    /// Schedules whose lease this replica holds (released on shutdown).
+    held: Mutex<HashSet<String>>,
+}
+
+impl<S: Store> Scheduler<S> {
+    pub fn new(store: Arc<S>, config: &OperatorConfig, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            replica_id: config.replica_id.clone(),
+            poll_interval: config.poll_interval,
+            lease_duration: config.lease_duration,
+            clock,
+            held: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs until `shutdown` turns true, then releases every lease it holds.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "could not list schedules; trying again");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let held: Vec<String> = self.lock_held().drain().collect();
+        for name in held {
+            if let Err(e) = self
+                .store
+                .release_lease(KIND, &name, &self.replica_id)
+                .await
+            {
+                tracing::warn!(schedule = %name, error = %e, "could not release lease");
+            }
+        }
+    }
+
+    /// One pass over the active schedules.
+    pub async fn tick(&self) -> Result<(), StoreError> {
+        for record in self.store.list_active(KIND).await? {
+            self.visit(record).await;
+        }
+        Ok(())
+    }
+
+    async fn visit(&self, record: StoredRecord) {
+        let now = self.clock.now();
+        let name = record.name.clone();
+        let status: Result<ScheduleStatus, String> = match &record.status {
+            None => Ok(ScheduleStatus::default()),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                format!("status: cannot be read ({e}); it is written by the operator only")
+            }),
+        };
+        let (spec, status) = match (read_spec(&record), status) {
+            (Ok(spec), Ok(status)) => (spec, status),
+            (Err(message), _) | (Ok(_), Err(message)) => {
+                let status = match &record.status {
+                    Some(v) => serde_json::from_value(v.clone()).unwrap_or_default(),
+                    None => ScheduleStatus::default(),
+                };
+                return self.mark_invalid(&record, status, message, now).await;
+            }
+        };
+        let created_at = record.created_at.unwrap_or(now);
+        // First a decision on what is recorded, without I/O: most looks end here.
+        let recorded: Vec<RequestView> = Vec::new();
+        let quiet = decide(&Input {
+            name: &name,
+            spec: &spec,
+            status: &status,
+            created_at,
+            now,
+            requests: &recorded,
+        });
+        let unsettled = status.requests.iter().any(|r| !r.settled());
+        if !unsettled
+            && quiet.create.is_none()
+            && quiet.cancel.is_empty()
+            && quiet.delete.is_empty()
+            && quiet.status == status
+        {
+            return;
+        }
+        if !self.lease(&name, now).await {
+            return;
+        }
+        let mut views = Vec::new();
+        for r in status.requests.iter().filter(|r| !r.settled()) {
+            match self.view(&r.name).await {
+                Ok(v) => views.push(v),
+                Err(e) => {
+                    tracing::warn!(schedule = %name, request = %r.name, error = %e, "could not read request; trying again");
+                    return;
+                }
+            }
+        }
+        if let Some(due) = due_slot(&spec, &status, created_at, now) {
+            let slot_name = request_name(&name, due.slot);
+            match self.view(&slot_name).await {
+                Ok(v) if v.phase.is_some() => views.push(v),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(schedule = %name, error = %e, "could not read the slot's request; trying again");
+                    return;
+                }
+            }
+        }
+        let d = decide(&Input {
+            name: &name,
+            spec: &spec,
+            status: &status,
+            created_at,
+            now,
+            requests: &views,
+        });
+        if let Some(new) = &d.create {
+            // A consistent read: a replica working from an old view of the
+            // schedule (a lagging index, a long pause) gives up here.
+            match self.store.get(KIND, &name).await {
+                Ok(Some(current)) if current.version == record.version => {}
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(schedule = %name, error = %e, "could not re-read schedule; trying again");
+                    return;
+                }
+            }
+            for old in &d.cancel {
+                self.cancel(&name, old).await;
+            }
+            match self
+                .store
+                .create(Kind::RecycleRequest, &new.name, new.spec.clone(), now)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(schedule = %name, request = %new.name, slot = %new.slot, "request created for the slot")
+                }
+                Err(StoreError::AlreadyExists { .. }) => {
+                    tracing::info!(schedule = %name, request = %new.name, "the slot's request exists already; taking it")
+                }
+                Err(e) => {
+                    tracing::warn!(schedule = %name, request = %new.name, error = %e, "could not create request; trying again");
+                    return;
+                }
+            }
+        }
+        for old in &d.delete {
+            match self.store.delete(Kind::RecycleRequest, old).await {
+                Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(schedule = %name, request = %old, error = %e, "could not delete old request")
+                }
+            }
+        }
+        if d.status != status {
+            log_new_events(&name, &status, &d.status);
+            self.write(&record, &d.status, now).await;
+        }
+    }
+
+    async fn lease(&self, name: &str, now: DateTime<Utc>) -> bool {
+        let until = now + chrono::Duration::from_std(self.lease_duration).unwrap_or_default();
+        match self
+            .store
+            .acquire_lease(KIND, name, &self.replica_id, now, until)
+            .await
+        {
+            Ok(true) => {
+                self.lock_held().insert(name.to_string());
+                true
+            }
+            Ok(false) => {
+                self.lock_held().remove(name);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(schedule = %name, error = %e, "could not take lease");
+                false
+            }
+        }
+    }
+
+    async fn view(&self, request: &str) -> Result<RequestView, StoreError> {
+        let record = self.store.get(Kind::RecycleRequest, request).await?;
+        let status: Option<RecycleStatus> = record.as_ref().map(|r| {
+            r.status
+                .clone()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default()
+        });
+        Ok(RequestView {
+            name: request.to_string(),
+            phase: status.as_ref().map(|s| s.phase),
+            finished_at: status.as_ref().and_then(|s| s.finished_at),
+            notifying: status.as_ref().is_some_and(|s| !s.notify.outbox.is_empty()),
+        })
+    }
+
+    /// Asks a request to cancel (it restores capacity and ends Cancelled).
+    async fn cancel(&self, schedule: &str, request: &str) {
+        for _ in 0..3 {
+            let record = match self.store.get(Kind::RecycleRequest, request).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(schedule, request, error = %e, "could not read request to cancel it");
+                    return;
+                }
+            };
+            let Ok(Value::Object(mut spec)) = record.spec.clone() else {
+                return;
+            };
+            if spec.get("cancel") == Some(&Value::Bool(true)) {
+                return;
+            }
+            spec.insert("cancel".into(), Value::Bool(true));
+            match self
+                .store
+                .update_spec(
+                    Kind::RecycleRequest,
+                    request,
+                    record.version,
+                    Value::Object(spec),
+                )
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        schedule,
+                        request,
+                        "request cancelled (concurrencyPolicy Replace)"
+                    );
+                    return;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => {
+                    tracing::warn!(schedule, request, error = %e, "could not cancel request");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A schedule that cannot be read is marked Failed with the reason,
+    /// once per reason; it stays listed so that a fixed spec is picked up.
+    async fn mark_invalid(
+        &self,
+        record: &StoredRecord,
+        mut status: ScheduleStatus,
+        reason: String,
+        now: DateTime<Utc>,
+    ) {
+        let message = format!("invalid record: {reason}");
+        if status.phase == SchedulePhase::Failed && status.message == message {
+            return;
+        }
+        if !self.lease(&record.name, now).await {
+            return;
+        }
+        tracing::error!(schedule = %record.name, reason = %reason, "invalid schedule marked Failed");
+        status.phase = SchedulePhase::Failed;
+        status.next_schedule_time = None;
+        status.event(now, "Invalid", message.clone());
+        status.message = message;
+        self.write(record, &status, now).await;
+    }
+
+    async fn write(&self, record: &StoredRecord, status: &ScheduleStatus, now: DateTime<Utc>) {
+        let value = match serde_json::to_value(status) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(schedule = %record.name, error = %e, "cannot encode status");
+                return;
+            }
+        };
+        let write = StatusWrite {
+            expected_version: record.version,
+            status: value,
+            active: true,
+            holder: self.replica_id.clone(),
+            now,
+            expires_at: None,
+        };
+        match self.store.write_status(KIND, &record.name, write).await {
+            Ok(_) => {}
+            // Another replica moved it on, or took the lease: it decides next time.
+            Err(StoreError::Conflict { .. }) => {}
+            Err(StoreError::LeaseLost { .. }) => {
+                self.lock_held().remove(&record.name);
+            }
+            Err(e) => {
+                tracing::warn!(schedule = %record.name, error = %e, "could not write status; trying again")
+            }
+        }
+    }
+}
+
+/// The schedule's spec, or a sentence saying what is wrong with it.
+fn read_spec(record: &StoredRecord) -> Result<ScheduleSpec, String> {
+    let value = record.spec.as_ref().map_err(|e| format!("spec: {e}"))?;
+    if record.name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "metadata.name: is {} characters; a schedule's name is at most {MAX_NAME_LEN}, so that the requests it makes (name-yyyymmddhhmm) fit in 128",
+            record.name.len()
+        ));
+    }
+    parse_schedule_spec(value, "spec").map_err(|e| e.to_string())
+}
+
+fn log_new_events(name: &str, before: &ScheduleStatus, after: &ScheduleStatus) {
+    let start = before
+        .events
+        .last()
+        .and_then(|last| after.events.iter().rposition(|e| e == last))
+        .map_or(0, |i| i + 1);
+    for e in &after.events[start..] {
+        tracing::info!(schedule = %name, reason = %e.reason, "{}", e.message);
+    }
+}
