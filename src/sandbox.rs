@@ -348,9 +348,18 @@ async fn watch<S: Store>(
             lines.push(event_line(e, &status));
         }
         events_seen = status.events.len();
+        // The first tasks the service launched after the request began are
+        // the spare capacity the surge asked for; the rest replace stopped ones.
+        let spares = status
+            .surge
+            .map_or(0, |c| c.to.saturating_sub(c.from) as usize);
+        let launched = launched_since(&timeline, started);
         for (arn, t) in new_healthy_tasks(&timeline, started, &mut tasks_seen) {
-            // Before the first stop, a new task is the spare the surge asked for.
-            let what = if status.stopped.is_empty() {
+            let rank = launched
+                .iter()
+                .position(|a| *a == arn)
+                .unwrap_or(usize::MAX);
+            let what = if rank < spares {
                 "spare task"
             } else {
                 "replacement"
@@ -411,6 +420,27 @@ fn event_line(e: &crate::status::Event, status: &RecycleStatus) -> String {
         ),
         _ => format!("  {at:>6.1}s  {}", e.message),
     }
+}
+
+/// Tasks of the demo service launched after `since`, in launch order.
+fn launched_since(timeline: &Value, since: f64) -> Vec<String> {
+    let mut out: Vec<(f64, String)> = timeline["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["cluster"] == CLUSTER && t["service"] == SERVICE)
+        .filter_map(|t| {
+            let created = t["transitions"][0]["t"].as_f64()?;
+            (created > since).then(|| {
+                (
+                    created,
+                    t["taskArn"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out.into_iter().map(|(_, arn)| arn).collect()
 }
 
 /// Tasks of the demo service that became healthy after `since`, once each.

@@ -79,7 +79,7 @@ pub struct StoreArgs {
     #[arg(long, value_name = "NAME", env = "ECS_RECYCLER_TABLE")]
     pub table: Option<String>,
     /// Use the embedded store kept in this file instead (local use, the sandbox, tests).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "ECS_RECYCLER_STORE")]
     pub store: Option<PathBuf>,
 }
 
