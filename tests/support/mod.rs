@@ -1,9 +1,11 @@
 //! Shared test support: an in-process simulator with SDK clients pointed at
 //! it, a raw HTTP helper for malformed requests and the control API, and the
 //! pinned Python environment (moto[server], boto3) that some tests need, and
-//! moto's server as a DynamoDB stand-in ([`moto`]).
+//! moto's server as a DynamoDB stand-in ([`moto`]), and enough of IAM's
+//! policy evaluation to check a role against the calls of a run ([`iam`]).
 #![allow(dead_code)]
 
+pub mod iam;
 pub mod moto;
 pub mod operator;
 
