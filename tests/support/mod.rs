@@ -2,10 +2,13 @@
 //! it, a raw HTTP helper for malformed requests and the control API, and the
 //! pinned Python environment (moto[server], boto3, aiosmtpd) that some tests
 //! need, moto's server as a DynamoDB, SNS and Secrets Manager stand-in
-//! ([`moto`]), a real SMTP server ([`smtp`]) and a webhook receiver ([`hooks`]).
+//! ([`moto`]), a real SMTP server ([`smtp`]), a webhook receiver ([`hooks`]),
+//! and enough of IAM's policy evaluation to check a role against the calls
+//! of a run ([`iam`]).
 #![allow(dead_code)]
 
 pub mod hooks;
+pub mod iam;
 pub mod moto;
 pub mod operator;
 pub mod smtp;

@@ -1,0 +1,48 @@
+# syntax=docker/dockerfile:1
+#
+# The operator's image: one static-ish Rust binary on distroless, run as a
+# non-root user, no shell. Build (from the repository root):
+#
+#   docker build -t ecs-recycler:0.1.0 .
+#   docker buildx build --platform linux/arm64 -t ecs-recycler:0.1.0-arm64 .
+#
+# ENTRYPOINT is the binary and CMD its `operator` subcommand, so
+# `docker run IMAGE sim` or `IMAGE init --table NAME` run the other verbs.
+# The binary handles SIGTERM itself (finishes the step in flight, releases
+# its leases, exits 0), so it runs as PID 1 with no init process.
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+# Symbols are of no use in the image and are most of the binary's size.
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols
+
+# Dependencies in their own layer: compiled against stand-in sources, this
+# layer depends on Cargo.toml and Cargo.lock only, so a change to src/
+# rebuilds the crate alone, not the few hundred crates under it.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked \
+    && rm -rf src
+
+COPY src ./src
+# The copied sources can be older than the stand-ins' build; touching them
+# makes cargo rebuild the crate instead of keeping the stand-in binary.
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked
+
+# glibc and CA certificates (for TLS to AWS), nothing else; the nonroot
+# variant's default user is 65532.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/ecs-recycler /usr/local/bin/ecs-recycler
+USER 65532:65532
+# /healthz, /readyz and /metrics (--http-listen, default 0.0.0.0:8080).
+EXPOSE 8080
+# No HEALTHCHECK: ECS ignores an image's HEALTHCHECK and runs the task
+# definition's (infra/operator.yaml: `ecs-recycler healthcheck`), and one here
+# would mark `docker run IMAGE sim` unhealthy.
+ENTRYPOINT ["/usr/local/bin/ecs-recycler"]
+CMD ["operator"]
