@@ -299,7 +299,8 @@ fn classify_request(doc: &Document, existing: &StoredRecord) -> Result<Change, S
         "it is {:?} (planned {} task(s) at {}); {}. Change what may change (paused, cancel, wait, stabilityTimeout, notAfter, notify), or cancel it and apply a new request",
         status.phase,
         plan.tasks.len(),
-        plan.planned_at.to_rfc3339(),
+        plan.planned_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         lines.join("; ")
     ))
 }

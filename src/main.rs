@@ -182,12 +182,19 @@ async fn main() -> ExitCode {
             };
         }
     };
-    let shutdown = match Shutdown::listen() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(exit::UNREACHABLE);
+    // Only the long-running commands take over SIGTERM and SIGINT (to
+    // finish a step and release leases); a verb keeps the default, so
+    // `timeout` or Ctrl-C stops it at once.
+    let shutdown = if matches!(cli.command, Command::Operator(_) | Command::Sim(_)) {
+        match Shutdown::listen() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(exit::UNREACHABLE);
+            }
         }
+    } else {
+        None
     };
     match &cli.command {
         Command::Operator(_) => init_logging(false, "info"),
@@ -206,7 +213,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
+async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()> {
     // Not locked for the whole run: the operator logs to stdout from other threads.
     let mut out = std::io::stdout();
     match command {
@@ -272,8 +279,12 @@ async fn run(command: Command, shutdown: Shutdown) -> anyhow::Result<()> {
             println!("table {} is ready", args.table);
             Ok(())
         }
-        Command::Operator(args) => run_operator(args, shutdown).await,
-        Command::Sim(args) => run_sim(args, shutdown).await,
+        Command::Operator(args) => {
+            run_operator(args, shutdown.context("signals are not listened for")?).await
+        }
+        Command::Sim(args) => {
+            run_sim(args, shutdown.context("signals are not listened for")?).await
+        }
     }
 }
 

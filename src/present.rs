@@ -169,13 +169,17 @@ pub fn request_headers(wide: bool) -> Vec<&'static str> {
 /// `describe request NAME`: spec, plan, status and events, oldest first.
 pub fn describe_request(record: &StoredRecord, now: DateTime<Utc>) -> String {
     let mut out = String::new();
-    let mut field = |k: &str, v: String| out.push_str(&format!("{:<20}{v}\n", format!("{k}:")));
+    let mut field = |k: &str, v: String| out.push_str(&format!("{:<22}{v}\n", format!("{k}:")));
     field("Name", record.name.clone());
     field("Kind", record.kind.as_str().into());
     if let Some(at) = record.created_at {
         field(
             "Created",
-            format!("{} ({} ago)", at.to_rfc3339(), age(at, now)),
+            format!(
+                "{} ({} ago)",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                age(at, now)
+            ),
         );
     }
     field("Version", record.version.to_string());
@@ -192,18 +196,18 @@ pub fn describe_request(record: &StoredRecord, now: DateTime<Utc>) -> String {
     );
     match request_spec(record) {
         Ok(spec) => describe_spec(&mut out, &spec),
-        Err(e) => out.push_str(&format!("Spec:               invalid: {e}\n")),
+        Err(e) => out.push_str(&format!("Spec:                 invalid: {e}\n")),
     }
     match request_status(record) {
         Ok(status) => describe_status(&mut out, &status, now),
-        Err(e) => out.push_str(&format!("Status:             unreadable: {e}\n")),
+        Err(e) => out.push_str(&format!("Status:               unreadable: {e}\n")),
     }
     out
 }
 
 fn describe_spec(out: &mut String, spec: &RecycleSpec) {
     out.push_str("Spec:\n");
-    let mut line = |k: &str, v: String| out.push_str(&format!("  {:<18}{v}\n", format!("{k}:")));
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {:<20}{v}\n", format!("{k}:")));
     line("Service", format!("{}/{}", spec.cluster, spec.service));
     line("Batch size", spec.batch_size.to_string());
     line(
@@ -222,7 +226,10 @@ fn describe_spec(out: &mut String, spec: &RecycleSpec) {
     if let Some(sel) = &spec.selector {
         let mut parts = Vec::new();
         if let Some(t) = sel.started_before {
-            parts.push(format!("started before {}", t.to_rfc3339()));
+            parts.push(format!(
+                "started before {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
         }
         if let Some(d) = sel.older_than {
             parts.push(format!("older than {}", duration::format(d)));
@@ -230,7 +237,10 @@ fn describe_spec(out: &mut String, spec: &RecycleSpec) {
         line("Selector", parts.join(", "));
     }
     if let Some(t) = spec.not_after {
-        line("Not after", t.to_rfc3339());
+        line(
+            "Not after",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
     }
     if let Some(arn) = &spec.role_arn {
         line("Role", arn.clone());
@@ -251,7 +261,7 @@ fn describe_spec(out: &mut String, spec: &RecycleSpec) {
 fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
     let (done, total) = s.progress();
     out.push_str("Status:\n");
-    let mut line = |k: &str, v: String| out.push_str(&format!("  {:<18}{v}\n", format!("{k}:")));
+    let mut line = |k: &str, v: String| out.push_str(&format!("  {:<20}{v}\n", format!("{k}:")));
     line("Phase", format!("{:?}", s.phase));
     if total > 0 {
         line(
@@ -272,7 +282,7 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
             "Started",
             format!(
                 "{} ({verb} {})",
-                start.to_rfc3339(),
+                start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 duration::format(round_secs(took))
             ),
         );
@@ -288,14 +298,15 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
     }
     if let Some(plan) = &s.plan {
         out.push_str(&format!(
-            "Plan:               original desired {}, {} task(s), made {}\n",
+            "Plan:                 original desired {}, {} task(s), made {}\n",
             plan.original_desired,
             plan.tasks.len(),
-            plan.planned_at.to_rfc3339()
+            plan.planned_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ));
         if let Some(sc) = plan.original_scaling {
             out.push_str(&format!(
-                "  Autoscaling:      min {}, max {}, scale-in suspended {}\n",
+                "  Autoscaling:        min {}, max {}, scale-in suspended {}\n",
                 sc.min, sc.max, sc.dynamic_scaling_in_suspended
             ));
         }
@@ -411,7 +422,7 @@ pub fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> String {
     if let Some(at) = record.created_at {
         out.push_str(&format!(
             "Created:            {} ({} ago)\n",
-            at.to_rfc3339(),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             age(at, now)
         ));
     }
@@ -424,7 +435,7 @@ pub fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> String {
     };
     match &record.spec {
         Ok(spec) => out.push_str(&format!("Spec:\n{}", yaml(spec))),
-        Err(e) => out.push_str(&format!("Spec:               invalid: {e}\n")),
+        Err(e) => out.push_str(&format!("Spec:                 invalid: {e}\n")),
     }
     match &record.status {
         Some(status) => out.push_str(&format!("Status:\n{}", yaml(status))),

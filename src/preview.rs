@@ -66,7 +66,7 @@ pub fn estimate(history: &[RecycleStatus], live: &[TaskView]) -> Estimate {
             replacement: start + health,
             basis: format!(
                 "median start time {} of {} live task(s){health_note}",
-                duration::format(round(start)),
+                approx(start),
                 starts.len()
             ),
         },
@@ -97,8 +97,13 @@ fn batch_times(events: &[Event]) -> Vec<Duration> {
     out
 }
 
-fn round(d: Duration) -> Duration {
-    Duration::from_millis((d.as_millis() / 100 * 100) as u64)
+/// `2.6s` under a minute, `1m35s` above: as precise as an estimate deserves.
+fn approx(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64()).replace(".0s", "s")
+    } else {
+        duration::format(Duration::from_secs(d.as_secs_f64().round() as u64))
+    }
 }
 
 /// One change the run would make, when, and the capacity around it.
@@ -380,7 +385,7 @@ pub fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> String {
     for s in &p.steps {
         out.push_str(&format!(
             "    {:>7}  {:<9}  {}  desired {}, running ≥ {}\n",
-            duration::format(round(s.at)),
+            approx(s.at),
             format!("{:?}", s.phase),
             s.call,
             s.desired,
@@ -401,16 +406,12 @@ pub fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> String {
     ));
     out.push_str(&format!(
         "  Estimated duration: {} (each replacement {}: {})\n",
-        duration::format(round_secs(p.duration)),
-        duration::format(round(p.estimate.replacement)),
+        approx(p.duration),
+        approx(p.estimate.replacement),
         p.estimate.basis
     ));
     out.push_str(&format!("  Would end: {:?}: {}\n", p.outcome, p.message));
     out
-}
-
-fn round_secs(d: Duration) -> Duration {
-    Duration::from_secs(d.as_secs())
 }
 
 #[cfg(test)]

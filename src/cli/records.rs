@@ -323,6 +323,8 @@ pub async fn get<S: Store>(
     };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut first = true;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| CliError::Unreachable(format!("cannot listen for SIGTERM: {e}")))?;
     loop {
         let records = read(store, kind, name.as_deref()).await?;
         let changed: Vec<&StoredRecord> = records
@@ -359,6 +361,7 @@ pub async fn get<S: Store>(
         tokio::select! {
             _ = tokio::time::sleep(args.interval) => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
         }
     }
 }
