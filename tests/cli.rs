@@ -440,3 +440,33 @@ async fn schedules_are_applied_listed_paused_and_described() {
         refused.stderr
     );
 }
+
+/// `get -w` follows until told to stop: SIGTERM (as `timeout` sends) ends it at once, exit 0.
+#[test]
+fn get_watch_stops_on_sigterm() {
+    let dir = temp_dir("cli-watch");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+        .args(["get", "-w", "--store"])
+        .arg(dir.join("s.json"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "get -w keeps following"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "get -w ignored SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(child.wait().unwrap().success());
+}
