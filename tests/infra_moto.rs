@@ -135,15 +135,7 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()));
     let log = temp_dir("infra").join("operator.log");
     let mut op = spawn_operator(&["--table".into(), table.clone()], &env, "r1", &log);
-    let status = wait_phase(
-        &store,
-        "rotate",
-        &["Succeeded", "Failed", "Cancelled"],
-        WITHIN,
-        &log,
-    )
-    .await;
-    assert!(op.sigterm().success(), "operator exits 0 on SIGTERM");
+    let status = finish_then_stop(&store, "rotate", &mut op, &log, WITHIN).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
 
     let timeline = sim.timeline();

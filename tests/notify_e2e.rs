@@ -14,11 +14,10 @@ use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
 use support::hooks::Receiver;
 use support::moto::Moto;
-use support::operator::{OperatorProcess, aws_env, spawn_operator, temp_dir, wait_phase};
+use support::operator::{FINISHED, OperatorProcess, aws_env, spawn_operator, temp_dir, wait_phase};
 use support::smtp::SmtpServer;
 
 const WITHIN: Duration = Duration::from_secs(60);
-const FINISHED: &[&str] = &["Succeeded", "Failed", "Cancelled", "WindowClosed"];
 
 struct Setup {
     store: EmbeddedStore,
@@ -42,7 +41,7 @@ fn operator(dir: &Path, flags: &[&str], env: Vec<(String, String)>) -> Setup {
 
 /// The status once the request has finished and its outbox is empty.
 async fn notified(s: &Setup, name: &str) -> Value {
-    wait_phase(&s.store, name, FINISHED, WITHIN, &s.log).await;
+    wait_phase(&s.store, name, &FINISHED, WITHIN, &s.log).await;
     let deadline = tokio::time::Instant::now() + WITHIN;
     loop {
         let record = s
@@ -233,7 +232,7 @@ async fn a_channel_that_never_answers_neither_delays_nor_fails_the_recycle() {
         )
         .await
         .unwrap();
-    let finished = wait_phase(&s.store, "rotate", FINISHED, WITHIN, &s.log).await;
+    let finished = wait_phase(&s.store, "rotate", &FINISHED, WITHIN, &s.log).await;
     assert_eq!(finished["phase"], "Succeeded", "{finished:#}");
     let recycle_took = started.elapsed();
     let status = notified(&s, "rotate").await;

@@ -95,14 +95,7 @@ async fn two_replicas_share_a_table_and_one_takes_over_when_the_other_dies() {
     };
     victim.sigkill();
     for name in ["r-web", "r-api", "r-jobs"] {
-        let status = wait_phase(
-            &bed.store,
-            name,
-            &["Succeeded", "Failed", "Cancelled"],
-            WITHIN,
-            survivor_log,
-        )
-        .await;
+        let status = wait_phase(&bed.store, name, &FINISHED, WITHIN, survivor_log).await;
         assert_eq!(status["phase"], "Succeeded", "{name}: {status:#}");
     }
     let web = bed

@@ -38,15 +38,7 @@ async fn the_seed_example_three_tasks_with_spare_capacity() {
         "r1",
         &log,
     );
-    let status = wait_phase(
-        &store,
-        "rotate",
-        &["Succeeded", "Failed", "Cancelled"],
-        WITHIN,
-        &log,
-    )
-    .await;
-    assert!(op.sigterm().success(), "operator exits 0 on SIGTERM");
+    let status = finish_then_stop(&store, "rotate", &mut op, &log, WITHIN).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
 
     let facts = run_facts(&sim.timeline(), "prod", "web", since);
@@ -290,14 +282,7 @@ async fn sigterm_finishes_the_step_releases_the_lease_and_another_replica_goes_o
     assert_eq!(record.lease, None, "the lease was released on the way out");
     // A replica with another name goes on at once, without waiting for expiry.
     let _second = spawn_operator(&args, &env, "second", &log);
-    let status = wait_phase(
-        &store,
-        "rotate",
-        &["Succeeded", "Failed", "Cancelled"],
-        WITHIN,
-        &log,
-    )
-    .await;
+    let status = wait_phase(&store, "rotate", &FINISHED, WITHIN, &log).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
 }
 

@@ -92,6 +92,23 @@ impl Drop for OperatorProcess {
     }
 }
 
+/// The phases a request ends in.
+pub const FINISHED: [&str; 4] = ["Succeeded", "Failed", "Cancelled", "WindowClosed"];
+
+/// Waits for the request to finish, then stops the operator with SIGTERM
+/// (which must exit 0); answers the request's status.
+pub async fn finish_then_stop<S: Store>(
+    store: &S,
+    name: &str,
+    operator: &mut OperatorProcess,
+    log: &Path,
+    within: Duration,
+) -> Value {
+    let status = wait_phase(store, name, &FINISHED, within, log).await;
+    assert!(operator.sigterm().success(), "operator exits 0 on SIGTERM");
+    status
+}
+
 /// The request's status, once its phase is one of `phases`.
 pub async fn wait_phase<S: Store>(
     store: &S,
@@ -194,13 +211,6 @@ impl LocalOperator {
 
     /// Waits for the request to finish; answers its status.
     pub async fn finished(&self, name: &str, within: Duration) -> Value {
-        wait_phase(
-            &self.store,
-            name,
-            &["Succeeded", "Failed", "Cancelled", "WindowClosed"],
-            within,
-            &self.log,
-        )
-        .await
+        wait_phase(&self.store, name, &FINISHED, within, &self.log).await
     }
 }
