@@ -30,6 +30,7 @@ fn task(arn: &str, status: &str, desired_running: bool, healthy: bool, started: 
         health: if healthy { "HEALTHY" } else { "UNKNOWN" }.into(),
         health_checked: true,
         started_at: Some(at(started)),
+        created_at: None,
     }
 }
 

@@ -8,12 +8,19 @@
 //!   the next step from a record, an observation of its service and the time.
 //! - [`sim`]: the ECS and Application Auto Scaling simulator the tests run against.
 //! - [`duration`]: human durations for flags, manifests and the control API.
+//! - [`aws`], [`reconciler`], [`pacing`]: the shell — batched observation,
+//!   rate limits, the loop and when it looks again; [`metrics`] and
+//!   [`endpoints`]: what it tells its platform.
 
 pub mod aws;
+pub mod bench;
 pub mod decide;
 pub mod duration;
+pub mod endpoints;
 pub mod manifest;
+pub mod metrics;
 pub mod observation;
+pub mod pacing;
 pub mod reconciler;
 pub mod record;
 pub mod replica;

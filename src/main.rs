@@ -11,7 +11,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use ecs_recycler::aws::ClientPool;
+use ecs_recycler::aws::limit::RateLimit;
 use ecs_recycler::duration;
+use ecs_recycler::endpoints::{self, Vitals};
+use ecs_recycler::metrics::Metrics;
 use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
 use ecs_recycler::sim::{SimOptions, Simulator, Timings};
 use ecs_recycler::store::Store;
@@ -37,6 +40,17 @@ enum Command {
     Operator(OperatorArgs),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
     Sim(SimArgs),
+    /// Exit 0 when the operator's health endpoint answers 2xx, 1 otherwise (for container health checks).
+    Healthcheck(HealthcheckArgs),
+    /// Measure the operator against the in-process simulator; print a table and JSON.
+    Bench(ecs_recycler::bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The endpoint to ask.
+    #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+    url: String,
 }
 
 /// Where records live: the same flags for every verb that reads or writes them.
@@ -68,6 +82,18 @@ struct OperatorArgs {
     /// How often to look for work and at services in transition.
     #[arg(long, default_value = "2s", value_parser = duration::parse, env = "ECS_RECYCLER_POLL_INTERVAL")]
     poll_interval: Duration,
+    /// How soon a paused or queued request is looked at again (a change to it wakes it at once).
+    #[arg(long, default_value = "30s", value_parser = duration::parse, env = "ECS_RECYCLER_IDLE_POLL_INTERVAL")]
+    idle_poll_interval: Duration,
+    /// AWS calls a second allowed per operation, account and Region (the client-side limit).
+    #[arg(long, default_value_t = 20.0, env = "ECS_RECYCLER_API_RATE_LIMIT")]
+    api_rate_limit: f64,
+    /// AWS calls allowed at once before the rate limit applies, per operation, account and Region.
+    #[arg(long, default_value_t = 50, env = "ECS_RECYCLER_API_BURST")]
+    api_burst: u32,
+    /// Where /healthz, /readyz and /metrics are served; port 0 picks a free port (logged).
+    #[arg(long, default_value = "0.0.0.0:8080", env = "ECS_RECYCLER_HTTP_LISTEN")]
+    http_listen: SocketAddr,
     /// How long a replica's claim on a record lasts without renewal; another replica takes over after it.
     #[arg(long, default_value = "15s", value_parser = duration::parse, env = "ECS_RECYCLER_LEASE_DURATION")]
     lease_duration: Duration,
@@ -109,9 +135,10 @@ struct SimArgs {
 
 /// Logs as text on a terminal, as JSON lines otherwise (for CloudWatch and
 /// the like). The simulator logs to stderr, as its stdout carries its URL.
-fn init_logging(to_stderr: bool) {
+fn init_logging(to_stderr: bool, quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match (
         to_stderr,
@@ -129,7 +156,9 @@ fn init_logging(to_stderr: bool) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let shutdown = Shutdown::listen()?;
-    init_logging(matches!(cli.command, Command::Sim(_)));
+    // The bench prints its table on stdout and keeps the operator's logs to warnings.
+    let quiet = matches!(cli.command, Command::Bench(_));
+    init_logging(matches!(cli.command, Command::Sim(_)) || quiet, quiet);
     match cli.command {
         Command::Init(args) => {
             let sdk = aws_config::load_from_env().await;
@@ -142,6 +171,16 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Operator(args) => run_operator(args, shutdown).await,
         Command::Sim(args) => run_sim(args, shutdown).await,
+        Command::Healthcheck(args) => {
+            match ecs_recycler::endpoints::healthcheck(&args.url, Duration::from_secs(3)).await {
+                Ok(()) => Ok(()),
+                Err(why) => {
+                    eprintln!("unhealthy: {why}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Bench(args) => ecs_recycler::bench::run(args).await.map_err(Into::into),
     }
 }
 
@@ -153,9 +192,15 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         },
         concurrency: args.concurrency,
         poll_interval: args.poll_interval,
+        idle_poll_interval: args.idle_poll_interval,
         lease_duration: args.lease_duration,
         retention: args.retention,
+        api_rate_limit: RateLimit {
+            per_second: args.api_rate_limit,
+            burst: args.api_burst,
+        },
     };
+    let http = args.http_listen;
     let problems = config.problems();
     if !problems.is_empty() {
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
@@ -165,13 +210,14 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config, shutdown).await
+            operate(Arc::new(store), sdk, config, http, shutdown).await
         }
         (Some(table), None) => {
             operate(
                 Arc::new(DynamoStore::new(&sdk, table)),
                 sdk,
                 config,
+                http,
                 shutdown,
             )
             .await
@@ -186,16 +232,26 @@ async fn operate<S: Store>(
     store: Arc<S>,
     sdk: aws_config::SdkConfig,
     config: OperatorConfig,
+    http: SocketAddr,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let pool = Arc::new(ClientPool::new(sdk));
+    let metrics = Metrics::new();
+    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
+    let pool = Arc::new(ClientPool::new(sdk, config.api_rate_limit, metrics.clone()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let reconciler = Reconciler::new(store, pool, config);
+    let mut http_stopped = stopped.clone();
+    let (bound, server) = endpoints::serve(http, vitals.clone(), metrics, async move {
+        let _ = http_stopped.changed().await;
+    })
+    .await?;
+    tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+    let reconciler = Reconciler::new(store, pool, config, vitals);
     let running = tokio::spawn(reconciler.run(stopped));
     shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
     let _ = stop.send(true);
     running.await.context("the operator loop failed")?;
+    let _ = server.await;
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub struct TaskView {
     /// UNKNOWN means "not yet" rather than "never".
     pub health_checked: bool,
     pub started_at: Option<DateTime<Utc>>,
+    /// When ECS created the task (PROVISIONING): with `started_at`, how long a start takes.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 impl TaskView {

@@ -56,6 +56,9 @@ pub fn spawn_operator(
             "1s",
             "--replica-id",
             replica,
+            // Parallel tests must not clash on the endpoints' port.
+            "--http-listen",
+            "127.0.0.1:0",
         ])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("RUST_LOG", "info")
