@@ -100,7 +100,7 @@ impl Pace {
             0.0
         };
         let at = |base: DateTime<Utc>, s: f64| {
-            base + chrono::Duration::milliseconds((s * 1000.0) as i64)
+            base + chrono::Duration::milliseconds((s * 1000.0).round() as i64)
         };
         match (t.started_at, t.created_at) {
             (Some(started), _) => Some(at(started, health)),
@@ -240,7 +240,8 @@ mod tests {
             at(4_200),
         );
         assert_eq!(pace.to_running, vec![2.0, 2.0]);
-        assert_eq!(pace.to_healthy, vec![0.9]);
+        assert_eq!(pace.to_healthy.len(), 1);
+        assert!((pace.to_healthy[0] - 0.9).abs() < 1e-9, "{:?}", pace.to_healthy);
         // The next replacement, created at 10 s, should serve at 10 + 2 + 0.9.
         let o = obs(vec![task("b", 10_000, None, false)]);
         let wait = pace.next_look(&o, at(9_950), at(10_100), Duration::from_millis(100));
