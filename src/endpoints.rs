@@ -188,7 +188,7 @@ pub async fn serve(
 /// GET `url` (plain `http://host:port/path`); `Ok` on a 2xx answer, else
 /// a sentence saying what was answered or why nothing was.
 pub async fn healthcheck(url: &str, within: Duration) -> Result<(), String> {
-    match tokio::time::timeout(within, get_status(url)).await {
+    match tokio::time::timeout(within, http_get(url)).await {
         Ok(Ok((status, _))) if (200..300).contains(&status) => Ok(()),
         Ok(Ok((status, body))) => Err(format!("{url} answered {status}: {}", body.trim())),
         Ok(Err(e)) => Err(format!("{url}: {e}")),
@@ -199,7 +199,8 @@ pub async fn healthcheck(url: &str, within: Duration) -> Result<(), String> {
     }
 }
 
-async fn get_status(url: &str) -> Result<(u16, String), String> {
+/// One plain HTTP/1.0 GET: (status, body).
+pub async fn http_get(url: &str) -> Result<(u16, String), String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| "only http:// URLs are supported".to_string())?;

@@ -241,7 +241,11 @@ mod tests {
         );
         assert_eq!(pace.to_running, vec![2.0, 2.0]);
         assert_eq!(pace.to_healthy.len(), 1);
-        assert!((pace.to_healthy[0] - 0.9).abs() < 1e-9, "{:?}", pace.to_healthy);
+        assert!(
+            (pace.to_healthy[0] - 0.9).abs() < 1e-9,
+            "{:?}",
+            pace.to_healthy
+        );
         // The next replacement, created at 10 s, should serve at 10 + 2 + 0.9.
         let o = obs(vec![task("b", 10_000, None, false)]);
         let wait = pace.next_look(&o, at(9_950), at(10_100), Duration::from_millis(100));
