@@ -1,12 +1,21 @@
 //! When to look at a request again. While a step waits for new tasks (the
 //! spare capacity, a batch's replacements), the next look is aimed at when
-//! they should be serving, predicted from what this run has already seen:
-//! how long tasks take from created to RUNNING (exact, from ECS's own
-//! `createdAt` and `startedAt`, including the service's existing tasks) and
-//! from RUNNING to healthy (bracketed by the looks that saw a task not yet
-//! and then healthy). Before anything is known, looks back off from the
-//! poll interval. Every other wait is paced by the decision, or slow when
-//! nothing but a person can change it.
+//! they should be serving, predicted from what this run has already seen.
+//!
+//! - The first look at a step comes a learnt time after its action. That
+//!   time is tracked so that about 70% of first looks find the step done:
+//!   shortened a little after each hit, lengthened more after each miss
+//!   (a quantile tracker). Looking once, a little late, costs less than
+//!   looking often; that balance is what the 70% sets.
+//! - A look that finds the step not done aims the next one from what the
+//!   tasks show: ECS's own `createdAt` and `startedAt` give how long a start
+//!   takes exactly (the service's existing tasks teach it before the first
+//!   step), and looks that saw a task running but not yet healthy, then
+//!   healthy, bracket how long health takes.
+//! - With nothing to predict from, looks back off from the poll interval.
+//!
+//! Every other wait is paced by the decision, or slow when nothing but a
+//! person can change it.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -29,9 +38,26 @@ pub struct Pace {
     not_yet: HashMap<String, DateTime<Utc>>,
     /// Tasks whose health delay is learnt.
     healthy: HashSet<String>,
+    /// Seconds from a step's action to its first look, once learnt.
+    first_look: Option<f64>,
+    /// The step being looked at: when it began, looks scheduled, and when
+    /// the last look that found it not done was made.
+    step: Option<StepLooks>,
     /// Looks in a row at a step that was predicted done and was not.
     misses: u32,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct StepLooks {
+    began: DateTime<Utc>,
+    scheduled: u32,
+    missed_at: Option<DateTime<Utc>>,
+}
+
+/// The share of first looks meant to find the step done.
+const HIT_RATE: f64 = 0.7;
+/// How far one step moves the first-look time.
+const GAIN: f64 = 0.15;
 
 /// Caps what is kept per run, whatever the number of tasks.
 const MAX_SAMPLES: usize = 64;
@@ -50,6 +76,10 @@ fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     Some(s[s.len() / 2])
+}
+
+fn after(t: DateTime<Utc>, secs: f64) -> DateTime<Utc> {
+    t + chrono::Duration::milliseconds((secs * 1000.0).round() as i64)
 }
 
 fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -73,14 +103,17 @@ impl Pace {
                 continue;
             };
             if t.is_serving() {
-                // Healthy somewhere between the last look that saw it not yet and now.
+                // Healthy somewhere between the last look that saw it not
+                // yet and now; without such a look, `now` only bounds it
+                // from above, and upper bounds alone would only ever grow.
                 let upper = secs(started, now).max(0.0);
-                let sample = match self.not_yet.remove(&t.arn) {
-                    Some(before) => (secs(started, before).max(0.0) + upper) / 2.0,
-                    None => upper,
-                };
-                if t.health_checked {
-                    push_capped(&mut self.to_healthy, sample);
+                if let Some(before) = self.not_yet.remove(&t.arn)
+                    && t.health_checked
+                {
+                    push_capped(
+                        &mut self.to_healthy,
+                        (secs(started, before).max(0.0) + upper) / 2.0,
+                    );
                 }
                 self.healthy.insert(t.arn.clone());
             } else if t.last_status == "RUNNING" {
@@ -92,21 +125,43 @@ impl Pace {
         }
     }
 
-    /// When a task not yet serving should be: `None` when nothing is known to predict it.
+    /// When a task not yet serving should be: `None` when nothing is known
+    /// to predict it. With its health delay unknown, when it should be running.
     fn serving_at(&self, t: &TaskView, step: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let health = if t.health_checked {
-            median(&self.to_healthy)?
+            median(&self.to_healthy)
         } else {
-            0.0
-        };
-        let at = |base: DateTime<Utc>, s: f64| {
-            base + chrono::Duration::milliseconds((s * 1000.0).round() as i64)
+            Some(0.0)
         };
         match (t.started_at, t.created_at) {
-            (Some(started), _) => Some(at(started, health)),
-            (None, Some(created)) => Some(at(created, median(&self.to_running)? + health)),
-            (None, None) => Some(at(step, median(&self.to_running)? + health)),
+            (Some(started), _) => Some(after(started, health?)),
+            (None, Some(created)) => Some(after(
+                created,
+                median(&self.to_running)? + health.unwrap_or(0.0),
+            )),
+            (None, None) => Some(after(
+                step,
+                median(&self.to_running)? + health.unwrap_or(0.0),
+            )),
         }
+    }
+
+    /// The step that began at `began` was seen done at `now`: the first-look
+    /// time moves towards the hit rate.
+    pub fn step_done(&mut self, began: DateTime<Utc>, now: DateTime<Utc>) {
+        let Some(step) = self.step.filter(|s| s.began == began) else {
+            return;
+        };
+        self.step = None;
+        let took = secs(began, now).max(0.0);
+        self.first_look = Some(match self.first_look {
+            // The first step: between the last look that missed and the hit.
+            None => step
+                .missed_at
+                .map_or(took, |m| (secs(began, m).max(0.0) + took) / 2.0),
+            Some(d) if step.scheduled <= 1 => d * (1.0 - GAIN * (1.0 - HIT_RATE)),
+            Some(d) => d * (1.0 + GAIN * HIT_RATE),
+        });
     }
 
     /// How long to wait before the next look at a step that waits for new
@@ -119,6 +174,29 @@ impl Pace {
         now: DateTime<Utc>,
         poll: Duration,
     ) -> Duration {
+        let looks = match &mut self.step {
+            Some(s) if s.began == step => {
+                // Called again for this step: the look just made missed.
+                s.missed_at = Some(now);
+                s.scheduled += 1;
+                s.scheduled
+            }
+            _ => {
+                self.step = Some(StepLooks {
+                    began: step,
+                    scheduled: 1,
+                    missed_at: None,
+                });
+                self.misses = 0;
+                1
+            }
+        };
+        if looks == 1
+            && let Some(d) = self.first_look
+            && let Ok(wait) = (after(step, d) - now).to_std()
+        {
+            return wait.max(Duration::from_millis(1));
+        }
         let awaited: Vec<&TaskView> = obs
             .tasks
             .iter()
@@ -254,6 +332,34 @@ mod tests {
         let o = obs(vec![task("b", 10_000, Some(12_300), false)]);
         let wait = pace.next_look(&o, at(9_950), at(12_400), Duration::from_millis(100));
         assert_eq!(wait, Duration::from_millis(800));
+    }
+
+    #[test]
+    fn the_first_look_time_tracks_a_hit_rate() {
+        let mut pace = Pace::default();
+        let o = obs(vec![]);
+        let poll = Duration::from_millis(100);
+        // First step: looks at 1 s (missed) and 3 s (done): learnt as 2 s.
+        pace.next_look(&o, at(0), at(0), poll);
+        pace.next_look(&o, at(0), at(1_000), poll);
+        pace.step_done(at(0), at(3_000));
+        assert_eq!(pace.first_look, Some(2.0));
+        // Next step: the first look comes 2 s after its action.
+        let wait = pace.next_look(&o, at(10_000), at(10_050), poll);
+        assert_eq!(wait, Duration::from_millis(1_950));
+        // Done at the first look: a little sooner next time.
+        pace.step_done(at(10_000), at(12_000));
+        let hit = pace.first_look.unwrap();
+        assert!((hit - 2.0 * (1.0 - GAIN * 0.3)).abs() < 1e-9, "{hit}");
+        // Missed at the first look: later next time, by more.
+        pace.next_look(&o, at(20_000), at(20_000), poll);
+        pace.next_look(&o, at(20_000), at(22_000), poll);
+        pace.step_done(at(20_000), at(22_500));
+        let missed = pace.first_look.unwrap();
+        assert!((missed - hit * (1.0 + GAIN * 0.7)).abs() < 1e-9, "{missed}");
+        // A step the tracker never saw begin teaches nothing.
+        pace.step_done(at(30_000), at(31_000));
+        assert_eq!(pace.first_look, Some(missed));
     }
 
     #[test]

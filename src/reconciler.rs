@@ -478,6 +478,11 @@ impl<S: Store> Reconciler<S> {
                     return self.requeue(&name, self.retry_after(&e));
                 }
             };
+            // The observation may have taken a while (many services, rate
+            // limits): make sure the lease is still ours, renewed if need be.
+            if !self.hold(&record).await {
+                return metrics.reconciled("lease_lost");
+            }
             let now = Utc::now();
             let ctx = Context {
                 name: &name,
@@ -680,10 +685,16 @@ impl<S: Store> Reconciler<S> {
     }
 }
 
-/// Whether the decision reads the scalable target in this status's phase:
-/// in every phase but Recycling, so the batches go without the call.
+/// Whether the decision may read the scalable target: in every phase but
+/// Recycling, so the batches go without the call — except once every
+/// planned task is stopped, when this look may end the run and restore.
 fn needs_scaling(status: &RecycleStatus) -> bool {
-    status.phase != Phase::Recycling
+    let last_batch = status.plan.as_ref().is_some_and(|p| {
+        p.tasks
+            .iter()
+            .all(|t| status.stopped.contains(t) || status.skipped.contains(t))
+    });
+    status.phase != Phase::Recycling || last_batch
 }
 
 /// The record's spec, or a sentence saying what is wrong with it.

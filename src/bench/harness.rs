@@ -43,8 +43,10 @@ pub fn timings(jitter: f64) -> Timings {
     }
 }
 
-/// The operator's defaults, scaled like the simulator's timings.
+/// The operator's defaults, scaled like the simulator's timings (the
+/// client-side rate limit too: time runs `SCALE` times faster).
 pub fn operator_config(replica: &str) -> OperatorConfig {
+    let limit = RateLimit::default();
     OperatorConfig {
         replica_id: replica.into(),
         concurrency: 16,
@@ -52,7 +54,10 @@ pub fn operator_config(replica: &str) -> OperatorConfig {
         idle_poll_interval: scaled(30.0),
         lease_duration: scaled(15.0),
         retention: Duration::from_secs(3600),
-        api_rate_limit: RateLimit::default(),
+        api_rate_limit: RateLimit {
+            per_second: limit.per_second * SCALE,
+            burst: limit.burst,
+        },
     }
 }
 

@@ -17,6 +17,9 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
+    /// Write the recycle scenario's simulator timeline to this file, to see where the time and calls went.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<std::path::PathBuf>,
     /// Services in the scale scenario (spread over 10 clusters).
     #[arg(long, default_value_t = 1000)]
     scale_services: usize,
@@ -102,7 +105,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         figures.extend(scenarios::retry_modes().await?);
     }
     if wanted("recycle") {
-        figures.extend(scenarios::recycle().await?);
+        figures.extend(scenarios::recycle(args.timeline.as_deref()).await?);
     }
     if wanted("failover") {
         figures.extend(scenarios::failover().await?);

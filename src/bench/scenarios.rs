@@ -212,7 +212,7 @@ const TASKS: i32 = 20;
 
 /// Scenarios 1 and 2: one 20-task service recycled at the operator's
 /// default settings; duration against the ideal, and ECS calls per task.
-pub async fn recycle() -> Result<Vec<Figure>, BenchError> {
+pub async fn recycle(keep: Option<&std::path::Path>) -> Result<Vec<Figure>, BenchError> {
     const S: &str = "recycle";
     let sim = sim().await?;
     let ecs = ecs_client(sim.url()).await;
@@ -243,6 +243,10 @@ pub async fn recycle() -> Result<Vec<Figure>, BenchError> {
         return Err(BenchError(format!("the recycle did not succeed: {status}")));
     }
     let timeline = sim.timeline();
+    if let Some(path) = keep {
+        std::fs::write(path, timeline.to_string())
+            .map_err(|e| failed(&format!("write {}", path.display()), e))?;
+    }
     let lives: Vec<TaskLife> = task_lives(&timeline)
         .into_iter()
         .filter(|t| t.service == "web")

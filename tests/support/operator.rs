@@ -195,6 +195,31 @@ impl LocalOperator {
             .expect("create request");
     }
 
+    /// The address of the operator's endpoints, as it logs it once bound.
+    pub async fn http_addr(&self, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let bound = log
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| {
+                    l["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("serving /healthz"))
+                })
+                .and_then(|l| l["fields"]["addr"].as_str().map(str::to_string));
+            if let Some(addr) = bound {
+                return addr;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the operator logged no endpoint address:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the request to finish; answers its status.
     pub async fn finished(&self, name: &str, within: Duration) -> Value {
         wait_phase(
