@@ -71,9 +71,9 @@ pub async fn retry_modes() -> Result<Vec<Figure>, BenchError> {
     create_service(&ecs, "bench", "web", 1, true).await?;
     let faults = [
         (
-            "50% of calls throttled, 200 calls 20 at once",
+            "50% of calls throttled, 100 calls 20 at once",
             json!({"fraction": 0.5}),
-            200usize,
+            100usize,
             20usize,
         ),
         (
