@@ -138,63 +138,75 @@ pub async fn wait_steady(
     within: Duration,
 ) -> Result<(), BenchError> {
     let deadline = tokio::time::Instant::now() + within;
-    'outer: loop {
+    loop {
+        if steady(ecs, cluster, services, desired).await? {
+            return Ok(());
+        }
         if tokio::time::Instant::now() > deadline {
             return Err(BenchError(format!(
                 "the services of {cluster} were not steady within {within:?}"
             )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        for chunk in services.chunks(10) {
-            let out = ecs
-                .describe_services()
-                .cluster(cluster)
-                .set_services(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| failed("DescribeServices", e))?;
-            for s in out.services() {
-                let d = s.deployments();
-                let steady = d.len() == 1
-                    && d[0].rollout_state()
-                        == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed)
-                    && s.running_count() as usize == desired
-                    && s.pending_count() == 0;
-                if !steady {
-                    continue 'outer;
-                }
-            }
-        }
-        for service in services {
-            let arns = ecs
-                .list_tasks()
-                .cluster(cluster)
-                .service_name(service)
-                .send()
-                .await
-                .map_err(|e| failed("ListTasks", e))?
-                .task_arns()
-                .to_vec();
-            if arns.len() != desired {
-                continue 'outer;
-            }
-            let tasks = ecs
-                .describe_tasks()
-                .cluster(cluster)
-                .set_tasks(Some(arns))
-                .send()
-                .await
-                .map_err(|e| failed("DescribeTasks", e))?;
-            if tasks
-                .tasks()
-                .iter()
-                .any(|t| t.health_status().map(|h| h.as_str()) != Some("HEALTHY"))
-            {
-                continue 'outer;
-            }
-        }
-        return Ok(());
     }
+}
+
+/// Whether every named service runs `desired` healthy tasks with one completed deployment.
+pub async fn steady(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    services: &[String],
+    desired: usize,
+) -> Result<bool, BenchError> {
+    for chunk in services.chunks(10) {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| failed("DescribeServices", e))?;
+        for s in out.services() {
+            let d = s.deployments();
+            let steady = d.len() == 1
+                && d[0].rollout_state()
+                    == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed)
+                && s.running_count() as usize == desired
+                && s.pending_count() == 0;
+            if !steady {
+                return Ok(false);
+            }
+        }
+    }
+    for service in services {
+        let arns = ecs
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .send()
+            .await
+            .map_err(|e| failed("ListTasks", e))?
+            .task_arns()
+            .to_vec();
+        if arns.len() != desired {
+            return Ok(false);
+        }
+        let tasks = ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .map_err(|e| failed("DescribeTasks", e))?;
+        if tasks
+            .tasks()
+            .iter()
+            .any(|t| t.health_status().map(|h| h.as_str()) != Some("HEALTHY"))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// An operator running in this process on an in-memory store.
@@ -402,6 +414,23 @@ pub fn lowest_counts(timeline: &Value, cluster: &str, service: &str, since: f64)
         low.1 = low.1.min(x["healthy"].as_u64().unwrap_or(0));
     }
     low
+}
+
+/// Highest running count of the service from `since` on: the churn.
+pub fn highest_running(timeline: &Value, cluster: &str, service: &str, since: f64) -> u64 {
+    timeline["services"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|x| x["cluster"] == cluster && x["service"] == service)
+        })
+        .and_then(|s| s["samples"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|x| x["t"].as_f64().unwrap_or(0.0) >= since)
+        .filter_map(|x| x["running"].as_u64())
+        .max()
+        .unwrap_or(0)
 }
 
 /// `VmHWM` of this process, in MiB: the peak resident memory.

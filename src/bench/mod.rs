@@ -95,23 +95,40 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     }
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let mut figures = Vec::new();
+    let mut failures = Vec::new();
     let started = std::time::Instant::now();
     // The scale scenario reads this process's peak memory: it goes first,
     // before the other scenarios' simulators have grown it.
-    if wanted("scale") {
-        figures.extend(scenarios::scale(args.scale_services).await?);
-    }
-    if wanted("retry-modes") {
-        figures.extend(scenarios::retry_modes().await?);
-    }
-    if wanted("recycle") {
-        figures.extend(scenarios::recycle(args.timeline.as_deref()).await?);
-    }
-    if wanted("failover") {
-        figures.extend(scenarios::failover().await?);
-    }
-    if wanted("force-deployment") {
-        figures.extend(scenarios::force_deployment().await?);
+    for name in [
+        "scale",
+        "retry-modes",
+        "recycle",
+        "failover",
+        "force-deployment",
+    ] {
+        if !wanted(name) {
+            continue;
+        }
+        let result = match name {
+            "scale" => scenarios::scale(args.scale_services).await,
+            "retry-modes" => scenarios::retry_modes().await,
+            "recycle" => scenarios::recycle(args.timeline.as_deref()).await,
+            "failover" => scenarios::failover().await,
+            _ => scenarios::force_deployment().await,
+        };
+        match result {
+            Ok(found) => {
+                // As each scenario ends, so a later failure loses nothing.
+                for f in &found {
+                    eprintln!("{name}: {}: {} {}", f.name, f.value, f.unit);
+                }
+                figures.extend(found);
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                failures.push(format!("{name}: {e}"));
+            }
+        }
     }
     print_table(&figures);
     let json = serde_json::json!({
@@ -119,12 +136,16 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "scale": harness::SCALE,
         "seconds": started.elapsed().as_secs_f64(),
         "figures": figures,
+        "failures": failures,
     });
     let text = serde_json::to_string_pretty(&json).map_err(|e| BenchError(e.to_string()))?;
     println!("{text}");
     if let Some(path) = &args.json {
         std::fs::write(path, &text)
             .map_err(|e| BenchError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if !failures.is_empty() {
+        return Err(BenchError(failures.join("; ")));
     }
     Ok(())
 }

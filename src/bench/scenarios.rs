@@ -281,6 +281,12 @@ pub async fn recycle(keep: Option<&std::path::Path>) -> Result<Vec<Figure>, Benc
         Figure::new(S, "lowest healthy count", low_healthy as f64, ""),
         Figure::new(
             S,
+            "highest running count",
+            highest_running(&timeline, "bench", "web", t0) as f64,
+            "",
+        ),
+        Figure::new(
+            S,
             "p50 healthy → next stop",
             percentile(&mut latencies, 50.0).unwrap_or(0.0),
             "s",
@@ -354,15 +360,7 @@ pub async fn force_deployment() -> Result<Vec<Figure>, BenchError> {
             .filter(|t| t.created >= t0 && t.healthy.is_some())
             .count()
             >= TASKS as usize;
-        let steady = wait_steady(
-            &ecs,
-            "bench",
-            &["web".into()],
-            TASKS as usize,
-            Duration::ZERO,
-        )
-        .await
-        .is_ok();
+        let steady = steady(&ecs, "bench", &["web".into()], TASKS as usize).await?;
         if done && steady {
             break;
         }
@@ -377,6 +375,12 @@ pub async fn force_deployment() -> Result<Vec<Figure>, BenchError> {
         Figure::new(S, "duration", t1 - t0, "s"),
         Figure::new(S, "lowest running count", low_running as f64, ""),
         Figure::new(S, "lowest healthy count", low_healthy as f64, ""),
+        Figure::new(
+            S,
+            "highest running count",
+            highest_running(&timeline, "bench", "web", t0) as f64,
+            "",
+        ),
     ])
 }
 
