@@ -120,6 +120,9 @@ impl Clients {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
+        // Callers beyond the cap wait here, holding no SDK future: a tick
+        // over a thousand services costs the memory of a few dozen calls.
+        let _slot = self.limits.in_flight.acquire().await;
         let bucket = self.limits.bucket(action);
         limit::call(&bucket, &self.metrics, action, attempt).await
     }
@@ -213,7 +216,12 @@ impl ClientPool {
 pub struct Limiters {
     limit: RateLimit,
     buckets: Mutex<HashMap<String, Arc<Limiter>>>,
+    /// Calls in flight (or backing off) at once in this account.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Calls in flight at once per account: far more than the rate limit needs.
+const IN_FLIGHT: usize = 32;
 
 impl Limiters {
     fn bucket(&self, action: &str) -> Arc<Limiter> {
@@ -241,6 +249,7 @@ fn make_clients(
             Arc::new(Limiters {
                 limit,
                 buckets: Mutex::new(HashMap::new()),
+                in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
             })
         })
         .clone();

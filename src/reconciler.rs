@@ -332,6 +332,13 @@ impl<S: Store> Reconciler<S> {
             .pool
             .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
             .await;
+        // Only the name, version and lease are needed from here on: the
+        // raw spec and status go, so a tick over many records holds less.
+        let record = StoredRecord {
+            spec: Err(String::new()),
+            status: None,
+            ..record
+        };
         Some(Claimed {
             record,
             spec,

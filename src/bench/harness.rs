@@ -219,7 +219,11 @@ pub struct LocalOperator {
 
 impl LocalOperator {
     pub async fn start(url: &str, config: OperatorConfig) -> Self {
-        let store = Arc::new(EmbeddedStore::in_memory());
+        Self::start_on(Arc::new(EmbeddedStore::in_memory()), url, config).await
+    }
+
+    /// On a store already filled.
+    pub async fn start_on(store: Arc<EmbeddedStore>, url: &str, config: OperatorConfig) -> Self {
         let metrics = Metrics::new();
         let vitals = Vitals::new(config.poll_interval, config.lease_duration);
         let sdk = sdk_config(url, RetryConfig::standard()).await;
@@ -437,6 +441,14 @@ pub fn highest_running(timeline: &Value, cluster: &str, service: &str, since: f6
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `VmRSS` of this process, in MiB: the resident memory now.
+pub fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }

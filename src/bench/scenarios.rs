@@ -471,6 +471,15 @@ pub async fn failover() -> Result<Vec<Figure>, BenchError> {
     ])
 }
 
+/// The value of the sample that starts with `name` in a metrics text.
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 /// Scenario 3: one replica, one request on each of many one-task services
 /// over 10 clusters. The simulator runs as a child process so that this
 /// process's memory and CPU are the operator's (and the harness's).
@@ -509,13 +518,13 @@ pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
     let t0_sim = get_json(&format!("{url}/_sim/timeline")).await?["now"]
         .as_f64()
         .unwrap_or(0.0);
-    // The peak from here on is the operator's run.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let cpu_before = cpu_seconds().unwrap_or(0.0);
-    let op = LocalOperator::start(&url, operator_config("bench")).await;
-    let started = Instant::now();
+    let setup_peak = peak_rss_mib().unwrap_or(0.0);
+    // The requests are in the (in-memory) store before the operator starts:
+    // what they take is the store's, told apart from the operator's.
+    let store = Arc::new(EmbeddedStore::in_memory());
+    let before_store = rss_mib().unwrap_or(0.0);
     for (i, (cluster, service)) in names.iter().enumerate() {
-        op.store
+        store
             .create(
                 KIND,
                 &format!("r{i:04}"),
@@ -525,36 +534,43 @@ pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
             .await
             .map_err(|e| failed("create a request", e))?;
     }
+    // The peak from here on is the operator's run.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let start_rss = rss_mib().unwrap_or(0.0);
+    let cpu_before = cpu_seconds().unwrap_or(0.0);
+    let op = LocalOperator::start_on(store, &url, operator_config("bench")).await;
+    let started = Instant::now();
+    // Watched through the operator's own metrics: reading every record
+    // each time would put the harness's copies in the peak measured.
     let deadline = Instant::now() + Duration::from_secs(1800);
-    let (succeeded, total) = loop {
+    loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let all = op
-            .store
-            .list_all(KIND)
-            .await
-            .map_err(|e| failed("read the store", e))?;
-        let done = all
-            .iter()
-            .filter(|r| r.status.as_ref().is_some_and(terminal))
-            .count();
-        if done == all.len() {
-            let ok = all
-                .iter()
-                .filter(|r| r.status.as_ref().is_some_and(|s| s["phase"] == "Succeeded"))
-                .count();
-            break (ok, all.len());
+        let finished = metric_value(
+            &op.metrics.render(),
+            r#"ecs_recycler_reconciles_total{outcome="finished"}"#,
+        );
+        if finished as usize >= services {
+            break;
         }
         if Instant::now() > deadline {
-            return Err(BenchError(format!(
-                "{done}/{} requests finished",
-                all.len()
-            )));
+            return Err(BenchError(format!("{finished}/{services} requests finished")));
         }
-    };
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let peak = peak_rss_mib().unwrap_or(0.0);
     let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
     let metrics = op.metrics.render();
+    let all = op
+        .store
+        .list_all(KIND)
+        .await
+        .map_err(|e| failed("read the store", e))?;
+    let total = all.len();
+    let succeeded = all
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| s["phase"] == "Succeeded"))
+        .count();
+    drop(all);
     op.stop().await;
     let timeline = get_json(&format!("{url}/_sim/timeline")).await?;
     let lives = task_lives(&timeline);
@@ -576,12 +592,7 @@ pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
             .filter(|c| c["error"] == "ThrottlingException")
             .count()
     });
-    let waited = metrics
-        .lines()
-        .find(|l| l.starts_with("ecs_recycler_aws_throttle_wait_seconds_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let waited = metric_value(&metrics, "ecs_recycler_aws_throttle_wait_seconds_total");
     Ok(vec![
         Figure::new(S, "requests succeeded", succeeded as f64, "").at_least(total as f64),
         Figure::new(S, "services / clusters", services as f64, ""),
@@ -600,6 +611,28 @@ pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
             "s",
         ),
         Figure::new(S, "peak RSS (VmHWM)", peak, "MiB").at_most(64.0),
+        Figure::new(
+            S,
+            "RSS when the operator started (requests in store)",
+            start_rss,
+            "MiB",
+        ),
+        Figure::new(
+            S,
+            "of which the requests in the in-memory store",
+            start_rss - before_store,
+            "MiB",
+        ),
+        Figure::new(
+            S,
+            if reset {
+                "peak RSS of the setup (reset before the run)"
+            } else {
+                "peak RSS of the setup (could not be reset: the peak may be the setup's)"
+            },
+            setup_peak,
+            "MiB",
+        ),
         Figure::new(S, "CPU time", cpu, "s"),
         Figure::new(S, "ECS API calls", ecs_calls as f64, ""),
         Figure::new(
