@@ -41,9 +41,10 @@ pub async fn observe(pool: &Arc<ClientPool>, want: Want) -> Result<Observation, 
     observe_all(pool, vec![want])
         .await
         .pop()
-        .unwrap_or_else(|| unreachable_empty())
+        .unwrap_or_else(unreachable_empty)
 }
 
+/// An answer that should always be there was not (a task failed): try again.
 fn unreachable_empty() -> Result<Observation, AwsError> {
     Err(AwsError::Transient {
         action: "observe".into(),

@@ -500,8 +500,8 @@ pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
     }
     for chunk in names.chunks(50) {
         let mut work = JoinSet::new();
-        for (cluster, service) in chunk.iter().cloned() {
-            let ecs = ecs.clone();
+        for (cluster, service) in chunk {
+            let (ecs, cluster, service) = (ecs.clone(), cluster.clone(), service.clone());
             work.spawn(async move { create_service(&ecs, &cluster, &service, 1, false).await });
         }
         while let Some(done) = work.join_next().await {
@@ -553,7 +553,9 @@ pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
             break;
         }
         if Instant::now() > deadline {
-            return Err(BenchError(format!("{finished}/{services} requests finished")));
+            return Err(BenchError(format!(
+                "{finished}/{services} requests finished"
+            )));
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
