@@ -5,6 +5,7 @@
 //! JSON (and to `--json FILE` when asked).
 
 mod harness;
+mod scale;
 mod scenarios;
 
 use serde::Serialize;
@@ -110,7 +111,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             continue;
         }
         let result = match name {
-            "scale" => scenarios::scale(args.scale_services).await,
+            "scale" => scale::scale(args.scale_services).await,
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref()).await,
             "failover" => scenarios::failover().await,
