@@ -1,25 +1,29 @@
-//! The operator's hands and eyes on AWS: observing a service (DescribeServices,
-//! every page of ListTasks, DescribeTasks in hundreds, DescribeScalableTargets)
-//! and performing the decided actions — only through the official SDK
-//! clients, configured the standard way, optionally through an assumed role
-//! for a service in another account.
+//! The operator's hands on AWS: the clients (the operator's own and, for
+//! services in other accounts, through an assumed role), how their errors are
+//! sorted, and the decided actions. Every call goes through [`limit::call`]:
+//! a client-side token bucket per service, account and Region, metrics, and
+//! backoff on throttling. Observation lives in [`observe`].
+
+pub mod limit;
+pub mod observe;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 use aws_sdk_ecs::error::ProvideErrorMetadata;
-use aws_sdk_ecs::types::DesiredStatus;
-use chrono::{DateTime, Utc};
 
 use crate::decide::Action;
-use crate::observation::{DeploymentView, Observation, ServiceView, TaskView};
-use crate::status::ScalingSettings;
+use crate::metrics::Metrics;
+use limit::{Limiter, RateLimit};
 
 /// An AWS call that did not succeed, sorted by what the operator should do.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum AwsError {
-    /// Throttled, timed out or unreachable: try again later; never fail a request for it.
+    /// Throttled even after backing off: try again later; never fail a request for it.
+    #[error("{action} was throttled: {message}")]
+    Throttled { action: String, message: String },
+    /// Timed out, unreachable or a server error: try again later.
     #[error("{action} did not answer in time: {message}")]
     Transient { action: String, message: String },
     /// AWS refused: denied, not found, invalid. Fails the request with this sentence.
@@ -31,18 +35,24 @@ pub enum AwsError {
     },
 }
 
-const TRANSIENT_CODES: &[&str] = &[
+impl AwsError {
+    /// Worth trying again later (throttled or transient), as opposed to refused.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Refused { .. })
+    }
+}
+
+const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
     "TooManyRequestsException",
     "RequestLimitExceeded",
-    "ServerException",
-    "ServiceUnavailable",
-    "InternalFailure",
 ];
 
+const TRANSIENT_CODES: &[&str] = &["ServerException", "ServiceUnavailable", "InternalFailure"];
+
 /// Sorts an SDK error: `action` names the IAM action, e.g. `ecs:StopTask`.
-fn classify<E, R>(action: &str, err: aws_sdk_ecs::error::SdkError<E, R>) -> AwsError
+pub(crate) fn classify<E, R>(action: &str, err: aws_sdk_ecs::error::SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -52,7 +62,12 @@ where
         Some(service_error) => {
             let code = service_error.code().unwrap_or("Unknown").to_string();
             let message = service_error.message().unwrap_or_default().to_string();
-            if TRANSIENT_CODES.contains(&code.as_str()) {
+            if THROTTLING_CODES.contains(&code.as_str()) {
+                AwsError::Throttled {
+                    action,
+                    message: format!("{code}: {message}"),
+                }
+            } else if TRANSIENT_CODES.contains(&code.as_str()) {
                 AwsError::Transient {
                     action,
                     message: format!("{code}: {message}"),
@@ -83,19 +98,33 @@ fn aws_smithy_error_text(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// ECS and Application Auto Scaling clients for one account.
+/// ECS and Application Auto Scaling clients for one account, with the
+/// rate limits of that account and Region.
 #[derive(Clone)]
 pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     pub aas: aws_sdk_applicationautoscaling::Client,
+    /// Which account these clients reach: empty for the operator's own, else
+    /// the role assumed. Observations are shared only within one account.
+    pub account: String,
+    /// The buckets of this account and Region, one per operation.
+    limits: Arc<Limiters>,
+    metrics: Arc<Metrics>,
 }
 
 impl Clients {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Self {
-            ecs: aws_sdk_ecs::Client::new(config),
-            aas: aws_sdk_applicationautoscaling::Client::new(config),
-        }
+    /// One AWS call, `action` naming its IAM action (`ecs:ListTasks`):
+    /// rate-limited, counted, tried again on throttling.
+    pub async fn call<T, F, Fut>(&self, action: &str, attempt: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        // Callers beyond the cap wait here, holding no SDK future: a tick
+        // over a thousand services costs the memory of a few dozen calls.
+        let _slot = self.limits.in_flight.acquire().await;
+        let bucket = self.limits.bucket(action);
+        limit::call(&bucket, &self.metrics, action, attempt).await
     }
 }
 
@@ -105,18 +134,31 @@ pub struct ClientPool {
     base: aws_config::SdkConfig,
     own: Clients,
     assumed: Mutex<HashMap<(String, Option<String>), Clients>>,
+    /// The buckets of each account reached, by account (Region is the pool's).
+    limiters: Mutex<HashMap<String, Arc<Limiters>>>,
+    limit: RateLimit,
+    metrics: Arc<Metrics>,
     /// Task definition ARN → whether any container has a health check (they never change).
     health_checks: Mutex<HashMap<String, bool>>,
 }
 
 impl ClientPool {
-    pub fn new(base: aws_config::SdkConfig) -> Self {
+    pub fn new(base: aws_config::SdkConfig, limit: RateLimit, metrics: Arc<Metrics>) -> Self {
+        let limiters = Mutex::new(HashMap::new());
+        let own = make_clients(&base, String::new(), &limiters, limit, &metrics);
         Self {
-            own: Clients::new(&base),
+            own,
             base,
             assumed: Mutex::new(HashMap::new()),
+            limiters,
+            limit,
+            metrics,
             health_checks: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The operator's own configuration (region, credentials, endpoints).
@@ -146,7 +188,9 @@ impl ClientPool {
                 provider,
             ))
             .build();
-        let clients = Clients::new(&config);
+        // AWS's buckets are per account: the account is the role ARN's fifth field.
+        let account = role.split(':').nth(4).unwrap_or(role).to_string();
+        let clients = make_clients(&config, account, &self.limiters, self.limit, &self.metrics);
         self.lock_assumed().insert(key, clients.clone());
         clients
     }
@@ -157,7 +201,7 @@ impl ClientPool {
         self.assumed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cached_health_check(&self, td: &str) -> Option<bool> {
+    pub(crate) fn cached_health_check(&self, td: &str) -> Option<bool> {
         self.health_checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -165,7 +209,7 @@ impl ClientPool {
             .copied()
     }
 
-    fn remember_health_check(&self, td: &str, has: bool) {
+    pub(crate) fn remember_health_check(&self, td: &str, has: bool) {
         self.health_checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -173,206 +217,66 @@ impl ClientPool {
     }
 }
 
-fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+/// AWS throttles each operation per account and Region: so does the operator.
+pub struct Limiters {
+    limit: RateLimit,
+    buckets: Mutex<HashMap<String, Arc<Limiter>>>,
+    /// Calls in flight (or backing off) at once in this account.
+    in_flight: tokio::sync::Semaphore,
 }
 
-/// Looks at the service, its tasks (and `extra` task ARNs, such as the batch
-/// in flight), and its scalable target. A service that cannot be had is an
-/// observation (`service: Err`), not an error; only transient failures are.
-pub async fn observe(
-    pool: &ClientPool,
-    clients: &Clients,
-    cluster: &str,
-    service: &str,
-    extra: &[String],
-) -> Result<Observation, AwsError> {
-    let gone = |reason: String| Observation {
-        service: Err(reason),
-        tasks: Vec::new(),
-        scaling: None,
-    };
-    let described = match clients
-        .ecs
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) => return refusal_as_observation(classify("ecs:DescribeServices", e)),
-    };
-    let Some(svc) = described.services().first() else {
-        let reason = described
-            .failures()
-            .first()
-            .and_then(|f| f.reason())
-            .unwrap_or("MISSING");
-        return Ok(gone(format!(
-            "service {service} not found in cluster {cluster} ({reason})"
-        )));
-    };
-    let status = svc.status().unwrap_or_default();
-    if status != "ACTIVE" {
-        return Ok(gone(format!("service {cluster}/{service} is {status}")));
+/// Calls in flight at once per account: far more than the rate limit needs.
+const IN_FLIGHT: usize = 32;
+
+impl Limiters {
+    fn bucket(&self, action: &str) -> Arc<Limiter> {
+        self.buckets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(action.to_string())
+            .or_insert_with(|| Arc::new(Limiter::new(self.limit)))
+            .clone()
     }
-    let view = ServiceView {
-        desired: svc.desired_count().max(0) as u32,
-        running: svc.running_count().max(0) as u32,
-        pending: svc.pending_count().max(0) as u32,
-        deployments: svc
-            .deployments()
-            .iter()
-            .map(|d| DeploymentView {
-                id: d.id().unwrap_or_default().to_string(),
-                primary: d.status() == Some("PRIMARY"),
-                rollout: d
-                    .rollout_state()
-                    .map(|r| r.as_str().to_string())
-                    .unwrap_or_else(|| "COMPLETED".into()),
+}
+
+fn make_clients(
+    config: &aws_config::SdkConfig,
+    account: String,
+    limiters: &Mutex<HashMap<String, Arc<Limiters>>>,
+    limit: RateLimit,
+    metrics: &Arc<Metrics>,
+) -> Clients {
+    let limits = limiters
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(account.clone())
+        .or_insert_with(|| {
+            Arc::new(Limiters {
+                limit,
+                buckets: Mutex::new(HashMap::new()),
+                in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
             })
-            .collect(),
-    };
-
-    let mut arns = Vec::new();
-    let mut pages = clients
-        .ecs
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(DesiredStatus::Running)
-        .max_results(100)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => return refusal_as_observation(classify("ecs:ListTasks", e)),
-        };
-        arns.extend(page.task_arns().iter().cloned());
-    }
-    for arn in extra {
-        if !arns.contains(arn) {
-            arns.push(arn.clone());
-        }
-    }
-
-    let mut tasks = Vec::with_capacity(arns.len());
-    for chunk in arns.chunks(100) {
-        let out = clients
-            .ecs
-            .describe_tasks()
-            .cluster(cluster)
-            .set_tasks(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| classify("ecs:DescribeTasks", e))?;
-        for t in out.tasks() {
-            let td = t.task_definition_arn().unwrap_or_default();
-            let health_checked = health_checked(pool, clients, td).await?;
-            tasks.push(TaskView {
-                arn: t.task_arn().unwrap_or_default().to_string(),
-                last_status: t.last_status().unwrap_or_default().to_string(),
-                desired_running: t.desired_status() == Some("RUNNING"),
-                health: t
-                    .health_status()
-                    .map(|h| h.as_str().to_string())
-                    .unwrap_or_else(|| "UNKNOWN".into()),
-                health_checked,
-                started_at: to_utc(t.started_at()),
-                created_at: to_utc(t.created_at()),
-            });
-        }
-    }
-
-    let scaling = observe_scaling(clients, cluster, service).await?;
-    Ok(Observation {
-        service: Ok(view),
-        tasks,
-        scaling,
-    })
-}
-
-async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Result<bool, AwsError> {
-    if td.is_empty() {
-        return Ok(false);
-    }
-    if let Some(known) = pool.cached_health_check(td) {
-        return Ok(known);
-    }
-    let out = clients
-        .ecs
-        .describe_task_definition()
-        .task_definition(td)
-        .send()
-        .await
-        .map_err(|e| classify("ecs:DescribeTaskDefinition", e))?;
-    let has = out.task_definition().is_some_and(|d| {
-        d.container_definitions()
-            .iter()
-            .any(|c| c.health_check().is_some())
-    });
-    pool.remember_health_check(td, has);
-    Ok(has)
-}
-
-/// AWS refusing to show the service (denied, not found) is what the request
-/// fails with; anything transient is tried again.
-fn refusal_as_observation(err: AwsError) -> Result<Observation, AwsError> {
-    match err {
-        AwsError::Refused { .. } => Ok(Observation {
-            service: Err(err.to_string()),
-            tasks: Vec::new(),
-            scaling: None,
-        }),
-        transient => Err(transient),
+        })
+        .clone();
+    // Tries again happen in `limit::call`, where each attempt takes a token and
+    // is counted; the SDK's own retries would slip past both.
+    let ecs = aws_sdk_ecs::config::Builder::from(config)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let aas = aws_sdk_applicationautoscaling::config::Builder::from(config)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    Clients {
+        ecs: aws_sdk_ecs::Client::from_conf(ecs),
+        aas: aws_sdk_applicationautoscaling::Client::from_conf(aas),
+        account,
+        limits,
+        metrics: metrics.clone(),
     }
 }
 
-fn resource_id(cluster: &str, service: &str) -> String {
+pub(crate) fn resource_id(cluster: &str, service: &str) -> String {
     format!("service/{cluster}/{service}")
-}
-
-async fn observe_scaling(
-    clients: &Clients,
-    cluster: &str,
-    service: &str,
-) -> Result<Option<ScalingSettings>, AwsError> {
-    let out = clients
-        .aas
-        .describe_scalable_targets()
-        .service_namespace(ServiceNamespace::Ecs)
-        .resource_ids(resource_id(cluster, service))
-        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .send()
-        .await;
-    let out = match out {
-        Ok(o) => o,
-        Err(e) => {
-            return Err(classify(
-                "application-autoscaling:DescribeScalableTargets",
-                e,
-            ));
-        }
-    };
-    Ok(out.scalable_targets().first().map(|t| {
-        let s = t.suspended_state();
-        ScalingSettings {
-            min: t.min_capacity().max(0) as u32,
-            max: t.max_capacity().max(0) as u32,
-            dynamic_scaling_in_suspended: s
-                .and_then(|s| s.dynamic_scaling_in_suspended())
-                .unwrap_or(false),
-            dynamic_scaling_out_suspended: s
-                .and_then(|s| s.dynamic_scaling_out_suspended())
-                .unwrap_or(false),
-            scheduled_scaling_suspended: s
-                .and_then(|s| s.scheduled_scaling_suspended())
-                .unwrap_or(false),
-        }
-    }))
 }
 
 /// Performs one decided action.
@@ -383,43 +287,61 @@ pub async fn act(
     action: &Action,
 ) -> Result<(), AwsError> {
     match action {
-        Action::SetDesired { to, .. } => clients
-            .ecs
-            .update_service()
-            .cluster(cluster)
-            .service(service)
-            .desired_count(*to as i32)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("ecs:UpdateService", e)),
-        Action::StopTask { arn, reason } => clients
-            .ecs
-            .stop_task()
-            .cluster(cluster)
-            .task(arn)
-            .reason(reason)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("ecs:StopTask", e)),
-        Action::SetScaling(s) => clients
-            .aas
-            .register_scalable_target()
-            .service_namespace(ServiceNamespace::Ecs)
-            .resource_id(resource_id(cluster, service))
-            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-            .max_capacity(s.max as i32)
-            .suspended_state(
-                SuspendedState::builder()
-                    .dynamic_scaling_in_suspended(s.dynamic_scaling_in_suspended)
-                    .dynamic_scaling_out_suspended(s.dynamic_scaling_out_suspended)
-                    .scheduled_scaling_suspended(s.scheduled_scaling_suspended)
-                    .build(),
-            )
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify("application-autoscaling:RegisterScalableTarget", e)),
+        Action::SetDesired { to, .. } => {
+            clients
+                .call("ecs:UpdateService", || async {
+                    clients
+                        .ecs
+                        .update_service()
+                        .cluster(cluster)
+                        .service(service)
+                        .desired_count(*to as i32)
+                        .send()
+                        .await
+                        .map_err(|e| classify("ecs:UpdateService", e))
+                })
+                .await?;
+        }
+        Action::StopTask { arn, reason } => {
+            clients
+                .call("ecs:StopTask", || async {
+                    clients
+                        .ecs
+                        .stop_task()
+                        .cluster(cluster)
+                        .task(arn)
+                        .reason(reason)
+                        .send()
+                        .await
+                        .map_err(|e| classify("ecs:StopTask", e))
+                })
+                .await?;
+            clients.metrics.tasks_recycled.inc();
+        }
+        Action::SetScaling(s) => {
+            let action = "application-autoscaling:RegisterScalableTarget";
+            clients
+                .call(action, || async {
+                    clients
+                        .aas
+                        .register_scalable_target()
+                        .service_namespace(ServiceNamespace::Ecs)
+                        .resource_id(resource_id(cluster, service))
+                        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                        .max_capacity(s.max as i32)
+                        .suspended_state(
+                            SuspendedState::builder()
+                                .dynamic_scaling_in_suspended(s.dynamic_scaling_in_suspended)
+                                .dynamic_scaling_out_suspended(s.dynamic_scaling_out_suspended)
+                                .scheduled_scaling_suspended(s.scheduled_scaling_suspended)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| classify(action, e))
+                })
+                .await?;
+        }
     }
+    Ok(())
 }

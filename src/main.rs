@@ -12,9 +12,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use ecs_recycler::aws::ClientPool;
+use ecs_recycler::aws::limit::RateLimit;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
+use ecs_recycler::endpoints::{self, Vitals};
+use ecs_recycler::metrics::Metrics;
 use ecs_recycler::notify::config::{NotifyArgs, NotifyConfig};
 use ecs_recycler::notify::deliver::Notifier;
 use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
@@ -68,6 +71,17 @@ enum Command {
     Operator(OperatorArgs),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
     Sim(SimArgs),
+    /// Exit 0 when the operator's health endpoint answers 2xx, 1 otherwise (for container health checks).
+    Healthcheck(HealthcheckArgs),
+    /// Measure the operator against the in-process simulator; print a table and JSON.
+    Bench(ecs_recycler::bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The endpoint to ask.
+    #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+    url: String,
 }
 
 #[derive(Args)]
@@ -108,6 +122,18 @@ struct OperatorArgs {
     /// How often to look for work and at services in transition.
     #[arg(long, default_value = "2s", value_parser = duration::parse, env = "ECS_RECYCLER_POLL_INTERVAL")]
     poll_interval: Duration,
+    /// How soon a paused or queued request is looked at again (a change to it wakes it at once).
+    #[arg(long, default_value = "30s", value_parser = duration::parse, env = "ECS_RECYCLER_IDLE_POLL_INTERVAL")]
+    idle_poll_interval: Duration,
+    /// AWS calls a second allowed per operation, account and Region (the client-side limit).
+    #[arg(long, default_value_t = 20.0, env = "ECS_RECYCLER_API_RATE_LIMIT")]
+    api_rate_limit: f64,
+    /// AWS calls allowed at once before the rate limit applies, per operation, account and Region.
+    #[arg(long, default_value_t = 50, env = "ECS_RECYCLER_API_BURST")]
+    api_burst: u32,
+    /// Where /healthz, /readyz and /metrics are served; port 0 picks a free port (logged).
+    #[arg(long, default_value = "0.0.0.0:8080", env = "ECS_RECYCLER_HTTP_LISTEN")]
+    http_listen: SocketAddr,
     /// How long a replica's claim on a record lasts without renewal; another replica takes over after it.
     #[arg(long, default_value = "15s", value_parser = duration::parse, env = "ECS_RECYCLER_LEASE_DURATION")]
     lease_duration: Duration,
@@ -199,6 +225,7 @@ async fn main() -> ExitCode {
     match &cli.command {
         Command::Operator(_) => init_logging(false, "info"),
         Command::Sim(_) => init_logging(true, "info"),
+        // The bench prints its table on stdout and keeps the operator's logs to warnings.
         _ => init_logging(true, "warn"),
     }
     match run(cli.command, shutdown).await {
@@ -285,6 +312,13 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         Command::Sim(args) => {
             run_sim(args, shutdown.context("signals are not listened for")?).await
         }
+        Command::Healthcheck(args) => {
+            endpoints::healthcheck(&args.url, Duration::from_secs(3))
+                .await
+                .map_err(|why| CliError::Invalid(format!("unhealthy: {why}")))?;
+            Ok(())
+        }
+        Command::Bench(args) => ecs_recycler::bench::run(args).await.map_err(Into::into),
     }
 }
 
@@ -300,9 +334,15 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         },
         concurrency: args.concurrency,
         poll_interval: args.poll_interval,
+        idle_poll_interval: args.idle_poll_interval,
         lease_duration: args.lease_duration,
         retention: args.retention,
+        api_rate_limit: RateLimit {
+            per_second: args.api_rate_limit,
+            burst: args.api_burst,
+        },
     };
+    let http = args.http_listen;
     let mut problems = config.problems();
     let notify = args.notify.config().unwrap_or_else(|p| {
         problems.extend(p);
@@ -316,7 +356,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config, notify, shutdown).await
+            operate(Arc::new(store), sdk, config, notify, http, shutdown).await
         }
         (Some(table), None) => {
             operate(
@@ -324,6 +364,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
                 sdk,
                 config,
                 notify,
+                http,
                 shutdown,
             )
             .await
@@ -339,13 +380,22 @@ async fn operate<S: Store>(
     sdk: aws_config::SdkConfig,
     config: OperatorConfig,
     notify: NotifyConfig,
+    http: SocketAddr,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let notifier = Notifier::new(notify, &sdk);
-    let pool = Arc::new(ClientPool::new(sdk));
+    let metrics = Metrics::new();
+    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
+    let pool = Arc::new(ClientPool::new(sdk, config.api_rate_limit, metrics.clone()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut http_stopped = stopped.clone();
+    let (bound, server) = endpoints::serve(http, vitals.clone(), metrics, async move {
+        let _ = http_stopped.changed().await;
+    })
+    .await?;
+    tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
     let scheduler = Scheduler::new(store.clone(), &config, Arc::new(SystemClock));
-    let reconciler = Reconciler::with_notifier(store, pool, config, notifier);
+    let reconciler = Reconciler::with_notifier(store, pool, config, vitals, notifier);
     let running = tokio::spawn(reconciler.run(stopped.clone()));
     let scheduling = tokio::spawn(scheduler.run(stopped));
     shutdown.wait().await;
@@ -353,6 +403,7 @@ async fn operate<S: Store>(
     let _ = stop.send(true);
     running.await.context("the operator loop failed")?;
     scheduling.await.context("the schedule loop failed")?;
+    let _ = server.await;
     Ok(())
 }
 

@@ -3,21 +3,34 @@
 //! conditionally on the record's version and the lease, act, requeue.
 //! Shaped after kube-runtime's controller: the loop never stops for one
 //! record's trouble, and every step is decided again from what is observed.
+//!
+//! A tick goes in three stages so that AWS is asked as little as possible:
+//! claim the leases of the records that are due, observe all their services
+//! at once ([`aws::observe::observe_all`] shares calls per cluster), then
+//! step each record from its observation. When to look again is the
+//! decision's, refined by [`pacing`]: aimed at when new tasks should be
+//! serving, slow when only a person can change anything, and at once when
+//! the record changes in the store.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::aws::limit::RateLimit;
+use crate::aws::observe::{self, Want};
 use crate::aws::{self, AwsError, ClientPool};
 use crate::decide::{self, Context, Decision};
+use crate::endpoints::Vitals;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
 use crate::notify::outbox;
+use crate::observation::Observation;
+use crate::pacing::{self, Pace};
 use crate::record::{RecycleSpec, parse_spec};
 use crate::status::{Phase, RecycleStatus};
 use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
@@ -31,11 +44,17 @@ pub struct OperatorConfig {
     /// Records reconciled at once.
     pub concurrency: usize,
     /// How often the loop looks for work, and how soon a record waiting for
-    /// a transition is looked at again.
+    /// a transition it cannot predict is looked at again.
     pub poll_interval: Duration,
+    /// How soon a record that only a person can move on (paused, or waiting
+    /// for another request on its service) is looked at again; a change to
+    /// the record wakes it at once.
+    pub idle_poll_interval: Duration,
     pub lease_duration: Duration,
     /// How long finished records are kept before the store may forget them.
     pub retention: Duration,
+    /// The client-side limit on AWS calls, per operation, account and Region.
+    pub api_rate_limit: RateLimit,
 }
 
 impl OperatorConfig {
@@ -55,9 +74,17 @@ impl OperatorConfig {
                 crate::duration::format(self.lease_duration)
             ));
         }
+        if self.idle_poll_interval < self.poll_interval {
+            out.push(format!(
+                "--idle-poll-interval ({}) must not be shorter than --poll-interval ({}): it is the slow pace",
+                crate::duration::format(self.idle_poll_interval),
+                crate::duration::format(self.poll_interval)
+            ));
+        }
         if self.replica_id.trim().is_empty() {
             out.push("--replica-id must not be empty".into());
         }
+        out.extend(self.api_rate_limit.problems());
         out
     }
 }
@@ -66,10 +93,16 @@ pub struct Reconciler<S: Store> {
     store: Arc<S>,
     pool: Arc<ClientPool>,
     config: OperatorConfig,
+    vitals: Arc<Vitals>,
     /// Record name → when to reconcile it next.
     due: Mutex<HashMap<String, Instant>>,
-    /// Records whose lease this replica holds.
-    held: Mutex<HashSet<String>>,
+    /// Records whose lease this replica holds → when the lease expires.
+    held: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Record name → (version, request it waits for) when last stepped:
+    /// a change wakes the record at once.
+    seen: Mutex<HashMap<String, (u64, Option<String>)>>,
+    /// What each run has learnt of its tasks' timings.
+    paces: Mutex<HashMap<String, Pace>>,
     /// Delivers the notices of request outboxes (see `crate::notify`).
     notifier: Arc<Notifier>,
 }
@@ -77,26 +110,44 @@ pub struct Reconciler<S: Store> {
 /// Maximum steps taken at once for a record whose decision asks to go on at once.
 const MAX_IMMEDIATE_STEPS: usize = 16;
 
+/// A record claimed for this tick, with what was read of it.
+struct Claimed {
+    record: StoredRecord,
+    spec: RecycleSpec,
+    status: RecycleStatus,
+    blocked_by: Option<String>,
+    clients: aws::Clients,
+}
+
 impl<S: Store> Reconciler<S> {
     /// A reconciler whose notifier has no SMTP relay (email notices fail
     /// and are recorded so); SNS and webhooks work.
-    pub fn new(store: Arc<S>, pool: Arc<ClientPool>, config: OperatorConfig) -> Arc<Self> {
+    pub fn new(
+        store: Arc<S>,
+        pool: Arc<ClientPool>,
+        config: OperatorConfig,
+        vitals: Arc<Vitals>,
+    ) -> Arc<Self> {
         let notifier = Notifier::new(NotifyConfig::default(), pool.base_config());
-        Self::with_notifier(store, pool, config, notifier)
+        Self::with_notifier(store, pool, config, vitals, notifier)
     }
 
     pub fn with_notifier(
         store: Arc<S>,
         pool: Arc<ClientPool>,
         config: OperatorConfig,
+        vitals: Arc<Vitals>,
         notifier: Arc<Notifier>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             pool,
             config,
+            vitals,
             due: Mutex::new(HashMap::new()),
-            held: Mutex::new(HashSet::new()),
+            held: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
+            paces: Mutex::new(HashMap::new()),
             notifier,
         })
     }
@@ -106,15 +157,26 @@ impl<S: Store> Reconciler<S> {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(replica = %self.config.replica_id, "operator started");
         while !*shutdown.borrow() {
+            let started = Instant::now();
             if let Err(e) = self.clone().tick().await {
                 tracing::warn!(error = %e, "could not list active requests; trying again");
             }
+            // Look for work every poll interval, and wake for the first record due before that.
+            let next = self
+                .lock_due()
+                .values()
+                .min()
+                .copied()
+                .map_or(started + self.config.poll_interval, |at| {
+                    at.min(started + self.config.poll_interval)
+                })
+                .max(Instant::now() + Duration::from_millis(2));
             tokio::select! {
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = tokio::time::sleep_until(next) => {}
                 _ = shutdown.changed() => {}
             }
         }
-        let held: Vec<String> = self.lock_held().drain().collect();
+        let held: Vec<String> = self.lock_held().drain().map(|(n, _)| n).collect();
         for name in held {
             if let Err(e) = self
                 .store
@@ -127,7 +189,7 @@ impl<S: Store> Reconciler<S> {
         tracing::info!(replica = %self.config.replica_id, "operator stopped");
     }
 
-    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -135,9 +197,27 @@ impl<S: Store> Reconciler<S> {
         self.due.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Option<String>)>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_paces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pace>> {
+        self.paces.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// One pass over the active records.
     pub async fn tick(self: Arc<Self>) -> Result<(), StoreError> {
-        let records = self.store.list_active(KIND).await?;
+        self.vitals.beat();
+        let records = match self.store.list_active(KIND).await {
+            Ok(r) => {
+                self.vitals.listed(Ok(()));
+                r
+            }
+            Err(e) => {
+                self.vitals.listed(Err(e.to_string()));
+                return Err(e);
+            }
+        };
         // Each spec is read once a tick: for the order on each service and for the step.
         let records: Vec<(StoredRecord, Result<RecycleSpec, String>)> = records
             .into_iter()
@@ -146,55 +226,235 @@ impl<S: Store> Reconciler<S> {
                 (r, spec)
             })
             .collect();
+        self.count_phases(&records);
         let heads = heads_per_service(&records);
-        let now = Instant::now();
-        let limit = Arc::new(Semaphore::new(self.config.concurrency));
-        let mut work = JoinSet::new();
         let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
         self.lock_due().retain(|n, _| names.contains(n));
+        self.lock_seen().retain(|n, _| names.contains(n));
+        self.lock_paces().retain(|n, _| names.contains(n));
+        // Records due within a sliver of now go together, so their looks are shared.
+        let horizon = Instant::now() + self.config.poll_interval / 20;
+        let mut due = Vec::new();
+        let mut renew = Vec::new();
         for (record, spec) in records {
-            let due = self
-                .lock_due()
-                .get(&record.name)
-                .is_none_or(|at| *at <= now);
-            let held = self.lock_held().contains(&record.name);
-            if !due && !held {
-                continue;
-            }
             let blocked_by = spec
                 .as_ref()
                 .ok()
                 .and_then(|s| heads.get(&(s.cluster.clone(), s.service.clone())))
                 .filter(|head| **head != record.name)
                 .cloned();
+            let changed = self
+                .lock_seen()
+                .get(&record.name)
+                .is_some_and(|seen| *seen != (record.version, blocked_by.clone()));
+            let is_due = changed
+                || self
+                    .lock_due()
+                    .get(&record.name)
+                    .is_none_or(|at| *at <= horizon);
+            if is_due {
+                due.push((record, spec, blocked_by));
+            } else if self.lock_held().contains_key(&record.name) {
+                renew.push(record.name);
+            }
+        }
+        self.vitals.beat();
+        let limit = Arc::new(Semaphore::new(self.config.concurrency));
+        let mut work = JoinSet::new();
+        for name in renew {
             let me = self.clone();
             let permit = limit.clone().acquire_owned().await;
             work.spawn(async move {
                 let _permit = permit;
-                if due {
-                    me.reconcile(record, spec, blocked_by).await;
-                } else {
-                    me.renew(&record.name).await;
-                }
+                me.renew(&name).await;
+            });
+        }
+        let claimed = self.clone().claim_all(due, &limit).await;
+        self.vitals.beat();
+        // notify: a finished request only drains its outbox; it is not looked at.
+        let (finished, claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| c.status.phase.is_terminal());
+        for c in finished {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            work.spawn(async move {
+                let _permit = permit;
+                me.drain(c).await;
+            });
+        }
+        let wants: Vec<Want> = claimed
+            .iter()
+            .map(|c| Want {
+                clients: c.clients.clone(),
+                cluster: c.spec.cluster.clone(),
+                service: c.spec.service.clone(),
+                extra: c.status.batch.clone(),
+                scaling: needs_scaling(&c.status),
+            })
+            .collect();
+        let observations = observe::observe_all(&self.pool, wants).await;
+        self.vitals.beat();
+        for (claimed, obs) in claimed.into_iter().zip(observations) {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            work.spawn(async move {
+                let _permit = permit;
+                me.reconcile(claimed, obs).await;
             });
         }
         while work.join_next().await.is_some() {}
         Ok(())
     }
 
+    fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
+        let mut counts: HashMap<Phase, i64> = HashMap::new();
+        for (r, _) in records {
+            let phase = read_status(r).map(|s| s.phase).unwrap_or_default();
+            *counts.entry(phase).or_default() += 1;
+        }
+        let counts: Vec<(Phase, i64)> = counts.into_iter().collect();
+        self.pool.metrics().set_active(&counts);
+    }
+
+    /// Takes the leases of the due records, at most `concurrency` at once;
+    /// answers those this replica may step now. A record that cannot be read
+    /// is marked Failed here.
+    async fn claim_all(
+        self: Arc<Self>,
+        due: Vec<(StoredRecord, Result<RecycleSpec, String>, Option<String>)>,
+        limit: &Arc<Semaphore>,
+    ) -> Vec<Claimed> {
+        let mut work = JoinSet::new();
+        for (record, spec, blocked_by) in due {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            work.spawn(async move {
+                let _permit = permit;
+                me.claim(record, spec, blocked_by).await
+            });
+        }
+        let mut claimed = Vec::new();
+        while let Some(done) = work.join_next().await {
+            if let Ok(Some(c)) = done {
+                claimed.push(c);
+            }
+        }
+        claimed
+    }
+
+    async fn claim(
+        &self,
+        record: StoredRecord,
+        spec: Result<RecycleSpec, String>,
+        blocked_by: Option<String>,
+    ) -> Option<Claimed> {
+        if !self.hold(&record).await {
+            return None;
+        }
+        let (spec, status) = match spec.and_then(|spec| Ok((spec, read_status(&record)?))) {
+            Ok(p) => p,
+            Err(message) => {
+                self.fail_invalid(&record, message).await;
+                return None;
+            }
+        };
+        let clients = self
+            .pool
+            .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
+            .await;
+        // Only the name, version and lease are needed from here on: the
+        // raw spec and status go, so a tick over many records holds less.
+        let record = StoredRecord {
+            spec: Err(String::new()),
+            status: None,
+            ..record
+        };
+        Some(Claimed {
+            record,
+            spec,
+            status,
+            blocked_by,
+            clients,
+        })
+    }
+
+    /// Takes or keeps the record's lease; false when another replica has it.
+    /// A lease with more than half its time left is kept without a write.
+    async fn hold(&self, record: &StoredRecord) -> bool {
+        let name = &record.name;
+        let me = &self.config.replica_id;
+        let now = Utc::now();
+        let fresh = self
+            .lock_held()
+            .get(name)
+            .is_some_and(|until| *until - now > self.lease() / 2);
+        if fresh {
+            return true;
+        }
+        let until = now + self.lease();
+        match self.store.acquire_lease(KIND, name, me, now, until).await {
+            Ok(true) => {
+                self.vitals.lease(Ok(()));
+                if self.lock_held().insert(name.clone(), until).is_none() {
+                    let from = record
+                        .lease
+                        .as_ref()
+                        .filter(|l| l.holder != *me)
+                        .map(|l| l.holder.clone());
+                    if let Some(other) = &from {
+                        self.pool.metrics().lease_takeovers.inc();
+                        tracing::info!(request = %name, replica = %me, from = %other, "lease taken over");
+                    } else {
+                        tracing::info!(request = %name, replica = %me, "lease taken");
+                    }
+                }
+                true
+            }
+            Ok(false) => {
+                self.vitals.lease(Ok(()));
+                self.forget(name);
+                self.requeue(name, self.config.poll_interval);
+                false
+            }
+            Err(e) => {
+                self.vitals.lease(Err(e.to_string()));
+                tracing::warn!(request = %name, error = %e, "could not take lease");
+                self.requeue(name, self.config.poll_interval);
+                false
+            }
+        }
+    }
+
+    /// Renews a lease held, once less than half of it is left.
     async fn renew(&self, name: &str) {
         let now = Utc::now();
+        let fresh = self
+            .lock_held()
+            .get(name)
+            .is_some_and(|until| *until - now > self.lease() / 2);
+        if fresh {
+            return;
+        }
+        let until = now + self.lease();
         match self
             .store
-            .acquire_lease(KIND, name, &self.config.replica_id, now, now + self.lease())
+            .acquire_lease(KIND, name, &self.config.replica_id, now, until)
             .await
         {
-            Ok(true) => {}
+            Ok(true) => {
+                self.vitals.lease(Ok(()));
+                self.lock_held().insert(name.to_string(), until);
+            }
             Ok(false) => {
+                self.vitals.lease(Ok(()));
                 tracing::warn!(request = %name, "lease taken over by another replica");
                 self.lock_held().remove(name);
             }
-            Err(e) => tracing::warn!(request = %name, error = %e, "could not renew lease"),
+            Err(e) => {
+                self.vitals.lease(Err(e.to_string()));
+                tracing::warn!(request = %name, error = %e, "could not renew lease");
+            }
         }
     }
 
@@ -211,128 +471,185 @@ impl<S: Store> Reconciler<S> {
     fn forget(&self, name: &str) {
         self.lock_held().remove(name);
         self.lock_due().remove(name);
+        self.lock_seen().remove(name);
+        self.lock_paces().remove(name);
     }
 
-    /// Takes the lease and advances the record as far as it can go now.
-    async fn reconcile(
-        &self,
-        record: StoredRecord,
-        spec: Result<RecycleSpec, String>,
-        blocked_by: Option<String>,
-    ) {
+    /// Advances a claimed record as far as it can go now, starting from the
+    /// tick's observation of its service.
+    async fn reconcile(&self, claimed: Claimed, first: Result<Observation, AwsError>) {
+        let Claimed {
+            record,
+            spec,
+            mut status,
+            blocked_by,
+            clients,
+        } = claimed;
         let name = record.name.clone();
-        let me = &self.config.replica_id;
-        let now = Utc::now();
-        match self
-            .store
-            .acquire_lease(KIND, &name, me, now, now + self.lease())
-            .await
-        {
-            Ok(true) => {
-                if self.lock_held().insert(name.clone()) {
-                    tracing::info!(request = %name, replica = %me, "lease taken");
-                }
-            }
-            Ok(false) => {
-                self.forget(&name);
-                self.requeue(&name, self.config.poll_interval);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(request = %name, error = %e, "could not take lease");
-                return;
-            }
-        }
-        let (spec, status) = match spec.and_then(|spec| Ok((spec, read_status(&record)?))) {
-            Ok(p) => p,
-            Err(message) => return self.fail_invalid(&record, message).await,
-        };
-        // notify: fold in delivery receipts; a finished request only drains its outbox.
-        let mut status = status;
-        let mut unsaved = self.notifier.collect(&name, &mut status.notify);
-        // After a restart or a takeover, notices already on record are sent again.
-        self.notifier.submit(&name, &status.notify);
-        if status.phase.is_terminal() {
-            return self
-                .drain_outbox(&name, record.version, status, unsaved)
-                .await;
-        }
-        let clients = self
-            .pool
-            .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
-            .await;
+        let metrics = self.pool.metrics().clone();
         let mut version = record.version;
+        // notify: fold in delivery receipts; after a restart or a takeover,
+        // notices already on record are handed on again.
+        let mut unsaved = self.notifier.collect(&name, &mut status.notify);
+        self.notifier.submit(&name, &status.notify);
+        // The observation in hand, and whether it includes the scalable target.
+        let mut obs: Option<(Observation, bool)> = None;
+        let mut first = Some(first);
         for _ in 0..MAX_IMMEDIATE_STEPS {
-            let obs = match aws::observe(
-                &self.pool,
-                &clients,
-                &spec.cluster,
-                &spec.service,
-                &status.batch,
-            )
-            .await
-            {
+            let step_began = Instant::now();
+            let wants_scaling = needs_scaling(&status);
+            let fresh = match (obs.take(), first.take()) {
+                (Some((o, has_scaling)), _) if has_scaling || !wants_scaling => Ok(o),
+                (_, Some(tick_obs)) => tick_obs,
+                _ => {
+                    let want = Want {
+                        clients: clients.clone(),
+                        cluster: spec.cluster.clone(),
+                        service: spec.service.clone(),
+                        extra: status.batch.clone(),
+                        scaling: wants_scaling,
+                    };
+                    observe::observe(&self.pool, want).await
+                }
+            };
+            let current = match fresh {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::warn!(request = %name, cluster = %spec.cluster, service = %spec.service, error = %e, "could not observe; trying again");
-                    return self.requeue(&name, self.config.poll_interval);
+                    metrics.reconciled("observe_failed");
+                    return self.requeue(&name, self.retry_after(&e));
                 }
             };
+            // The observation may have taken a while (many services, rate
+            // limits): make sure the lease is still ours, renewed if need be.
+            if !self.hold(&record).await {
+                return metrics.reconciled("lease_lost");
+            }
+            let now = Utc::now();
             let ctx = Context {
                 name: &name,
                 spec: &spec,
-                now: Utc::now(),
+                now,
                 poll: self.config.poll_interval,
                 blocked_by: blocked_by.as_deref(),
             };
-            let mut decision = decide::decide(&ctx, &status, &obs);
+            self.lock_paces().entry(name.clone()).or_default().learn(
+                &current,
+                status.started_at.or(Some(now)),
+                now,
+            );
+            let mut decision = decide::decide(&ctx, &status, &current);
             outbox::enqueue(&name, &spec, &status, &mut decision.status, ctx.now);
             if unsaved || decision.status != status {
                 match self.persist(&name, version, &decision.status).await {
                     Some(v) => version = v,
-                    None => return,
+                    None => return metrics.reconciled("persist_stopped"),
                 }
                 unsaved = false;
                 log_new_events(&spec, &name, &status, &decision.status);
             }
+            let acted = !decision.actions.is_empty();
             if let Err(refusal) = self.act(&clients, &spec, &name, &decision).await {
-                match refusal {
-                    AwsError::Transient { .. } => {
-                        tracing::warn!(request = %name, error = %refusal, "action not done; trying again");
-                        return self.requeue(&name, self.config.poll_interval);
-                    }
-                    AwsError::Refused { .. } => {
-                        tracing::error!(request = %name, error = %refusal, "AWS refused an action");
-                        let mut failed =
-                            decide::refused(&decision.status, ctx.now, refusal.to_string());
-                        outbox::enqueue(&name, &spec, &decision.status, &mut failed, ctx.now);
-                        match self.persist(&name, version, &failed).await {
-                            Some(v) => version = v,
-                            None => return,
-                        }
-                        log_new_events(&spec, &name, &decision.status, &failed);
-                        decision = Decision {
-                            requeue: (!failed.phase.is_terminal()).then_some(Duration::ZERO),
-                            status: failed,
-                            actions: Vec::new(),
-                        };
-                    }
+                if refusal.is_retryable() {
+                    tracing::warn!(request = %name, error = %refusal, "action not done; trying again");
+                    metrics.reconciled("act_failed");
+                    self.remember(&name, version, &blocked_by);
+                    return self.requeue(&name, self.retry_after(&refusal));
                 }
+                tracing::error!(request = %name, error = %refusal, "AWS refused an action");
+                let mut failed = decide::refused(&decision.status, ctx.now, refusal.to_string());
+                outbox::enqueue(&name, &spec, &decision.status, &mut failed, ctx.now);
+                match self.persist(&name, version, &failed).await {
+                    Some(v) => version = v,
+                    None => return metrics.reconciled("persist_stopped"),
+                }
+                log_new_events(&spec, &name, &decision.status, &failed);
+                decision = Decision {
+                    requeue: (!failed.phase.is_terminal()).then_some(Duration::ZERO),
+                    status: failed,
+                    actions: Vec::new(),
+                };
             }
+            metrics
+                .step_seconds
+                .observe(step_began.elapsed().as_secs_f64());
             status = decision.status;
             match decision.requeue {
-                None if status.notify.outbox.is_empty() => {
-                    let _ = self.store.release_lease(KIND, &name, me).await;
-                    self.forget(&name);
-                    return;
-                }
                 // notify: finished, with notices still to deliver.
-                None => return self.requeue(&name, self.config.poll_interval),
-                Some(after) if after.is_zero() => continue,
-                Some(after) => return self.requeue(&name, after),
+                None if !status.notify.outbox.is_empty() => {
+                    self.remember(&name, version, &blocked_by);
+                    return self.requeue(&name, self.config.poll_interval);
+                }
+                None => {
+                    let _ = self
+                        .store
+                        .release_lease(KIND, &name, &self.config.replica_id)
+                        .await;
+                    self.forget(&name);
+                    return metrics.reconciled("finished");
+                }
+                // Nothing was done to AWS: what was seen a moment ago still holds.
+                Some(after) if after.is_zero() => {
+                    if !acted {
+                        obs = Some((current, wants_scaling));
+                    }
+                    continue;
+                }
+                Some(after) => {
+                    let after = self.pace(&name, &spec, &status, &current, after, &blocked_by);
+                    self.remember(&name, version, &blocked_by);
+                    metrics.reconciled("requeued");
+                    return self.requeue(&name, after);
+                }
             }
         }
+        self.remember(&name, version, &blocked_by);
         self.requeue(&name, Duration::ZERO);
+    }
+
+    fn remember(&self, name: &str, version: u64, blocked_by: &Option<String>) {
+        self.lock_seen()
+            .insert(name.to_string(), (version, blocked_by.clone()));
+    }
+
+    /// After a failure worth trying again: throttling backs off further.
+    fn retry_after(&self, e: &AwsError) -> Duration {
+        match e {
+            AwsError::Throttled { .. } => {
+                let jitter = 1.0 + fastrand::f64();
+                self.config.poll_interval.mul_f64(2.0 * jitter)
+            }
+            _ => self.config.poll_interval,
+        }
+    }
+
+    /// When to look again: the decision's own time (a wait) stands; a
+    /// transition expected is aimed at; only a person can move a paused or
+    /// queued request on, and a change to it wakes it anyway.
+    fn pace(
+        &self,
+        name: &str,
+        spec: &RecycleSpec,
+        status: &RecycleStatus,
+        obs: &Observation,
+        after: Duration,
+        blocked_by: &Option<String>,
+    ) -> Duration {
+        if after != self.config.poll_interval {
+            return after;
+        }
+        if let Some(step) = pacing::awaits_tasks(status) {
+            return self
+                .lock_paces()
+                .entry(name.to_string())
+                .or_default()
+                .next_look(obs, step, Utc::now(), self.config.poll_interval);
+        }
+        let queued = status.phase == Phase::Pending && blocked_by.is_some();
+        if queued || (spec.paused && !spec.cancel) {
+            return self.config.idle_poll_interval;
+        }
+        after
     }
 
     /// Writes the status; `None` when this replica must stop acting on the record.
@@ -385,27 +702,19 @@ impl<S: Store> Reconciler<S> {
         }
     }
 
-    async fn act(
-        &self,
-        clients: &aws::Clients,
-        spec: &RecycleSpec,
-        name: &str,
-        decision: &Decision,
-    ) -> Result<(), AwsError> {
-        for action in &decision.actions {
-            tracing::debug!(request = %name, ?action, "acting");
-            aws::act(clients, &spec.cluster, &spec.service, action).await?;
-        }
-        Ok(())
-    }
-
     /// notify: a finished request whose notices are not all delivered makes
     /// no AWS call: it records what was delivered (what is left was handed
     /// on already), and leaves the active index with the write that empties
     /// its outbox.
-    async fn drain_outbox(&self, name: &str, version: u64, status: RecycleStatus, unsaved: bool) {
+    async fn drain(&self, claimed: Claimed) {
+        let Claimed {
+            record, mut status, ..
+        } = claimed;
+        let name = record.name.as_str();
+        let unsaved = self.notifier.collect(name, &mut status.notify);
+        self.notifier.submit(name, &status.notify);
         if (unsaved || status.notify.outbox.is_empty())
-            && self.persist(name, version, &status).await.is_none()
+            && self.persist(name, record.version, &status).await.is_none()
         {
             return;
         }
@@ -418,6 +727,20 @@ impl<S: Store> Reconciler<S> {
         } else {
             self.requeue(name, self.config.poll_interval);
         }
+    }
+
+    async fn act(
+        &self,
+        clients: &aws::Clients,
+        spec: &RecycleSpec,
+        name: &str,
+        decision: &Decision,
+    ) -> Result<(), AwsError> {
+        for action in &decision.actions {
+            tracing::debug!(request = %name, ?action, "acting");
+            aws::act(clients, &spec.cluster, &spec.service, action).await?;
+        }
+        Ok(())
     }
 
     /// A record that cannot be read is marked Failed once, with the reason.
@@ -442,6 +765,18 @@ impl<S: Store> Reconciler<S> {
             self.forget(&record.name);
         }
     }
+}
+
+/// Whether the decision may read the scalable target: in every phase but
+/// Recycling, so the batches go without the call — except once every
+/// planned task is stopped, when this look may end the run and restore.
+fn needs_scaling(status: &RecycleStatus) -> bool {
+    let last_batch = status.plan.as_ref().is_some_and(|p| {
+        p.tasks
+            .iter()
+            .all(|t| status.stopped.contains(t) || status.skipped.contains(t))
+    });
+    status.phase != Phase::Recycling || last_batch
 }
 
 /// The record's spec, or a sentence saying what is wrong with it.

@@ -18,7 +18,10 @@ use serde_json::Value;
 
 use crate::apply::{self, Source};
 use crate::aws::ClientPool;
+use crate::aws::limit::RateLimit;
 use crate::cli::CliError;
+use crate::endpoints::Vitals;
+use crate::metrics::Metrics;
 use crate::present;
 use crate::reconciler::{OperatorConfig, Reconciler};
 use crate::sim::{SimOptions, Simulator, Timings};
@@ -190,17 +193,18 @@ async fn drive(
     );
 
     let started = sim.now();
-    let operator = Reconciler::new(
-        store.clone(),
-        Arc::new(ClientPool::new(sdk.clone())),
-        OperatorConfig {
-            replica_id: "sandbox".into(),
-            concurrency: 4,
-            poll_interval: Duration::from_millis(250),
-            lease_duration: Duration::from_secs(5),
-            retention: Duration::from_secs(3600),
-        },
-    );
+    let config = OperatorConfig {
+        replica_id: "sandbox".into(),
+        concurrency: 4,
+        poll_interval: Duration::from_millis(250),
+        idle_poll_interval: Duration::from_secs(2),
+        lease_duration: Duration::from_secs(5),
+        retention: Duration::from_secs(3600),
+        api_rate_limit: RateLimit::default(),
+    };
+    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
+    let pool = ClientPool::new(sdk.clone(), config.api_rate_limit, Metrics::new());
+    let operator = Reconciler::new(store.clone(), Arc::new(pool), config, vitals);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(operator.run(stopped));
     let watched = watch(store.as_ref(), sim, opts, tty, out, started).await;

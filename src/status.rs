@@ -11,7 +11,7 @@ use crate::record::MAX_EVENTS;
 
 /// Where a request is. `Pending`, `Succeeded`, `Failed`, `Cancelled` and
 /// `WindowClosed` are fixed names; the ones between are the steps of DESIGN.md's flow.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Phase {
     /// Accepted; waiting for its turn on the service or for someone else's deployment.
     #[default]

@@ -323,13 +323,18 @@ fn task_role_policies(deployed: &Value) -> Vec<Value> {
     policies.values().cloned().collect()
 }
 
-/// Each `.<client>.<operation>()` call in the operator's AWS code, as an IAM
+/// Each `.<client>.<operation>()` call in the operator's AWS code (actions,
+/// observation, the store and the notifier), as an IAM
 /// action; the STS call is made by the SDK's AssumeRoleProvider.
 fn actions_in_the_code() -> BTreeSet<String> {
     let mut actions = BTreeSet::new();
     for (file, prefixes) in [
         (
             "src/aws.rs",
+            &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
+        ),
+        (
+            "src/aws/observe.rs",
             &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
         ),
         ("src/store/dynamo.rs", &[("client", "dynamodb")][..]),

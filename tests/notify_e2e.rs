@@ -205,7 +205,7 @@ async fn a_recycle_is_reported_by_email_sns_and_webhook() {
     );
 
     // Credentials never reach the record or the log.
-    let record = std::fs::read_to_string(s.store.path()).unwrap();
+    let record = std::fs::read_to_string(s.store.path().expect("a file store")).unwrap();
     let log = std::fs::read_to_string(&s.log).unwrap();
     assert!(!record.contains(password) && !log.contains(password));
 }

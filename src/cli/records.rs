@@ -265,11 +265,22 @@ async fn preview<S: Store>(
     let Some(sdk) = aws else {
         return Err(CliError::Unreachable("no AWS configuration".into()));
     };
-    let pool = crate::aws::ClientPool::new(sdk.clone());
+    let pool = std::sync::Arc::new(crate::aws::ClientPool::new(
+        sdk.clone(),
+        crate::aws::limit::RateLimit::default(),
+        crate::metrics::Metrics::new(),
+    ));
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
         .await;
-    let obs = crate::aws::observe(&pool, &clients, &spec.cluster, &spec.service, &[])
+    let want = crate::aws::observe::Want {
+        clients,
+        cluster: spec.cluster.clone(),
+        service: spec.service.clone(),
+        extra: Vec::new(),
+        scaling: true,
+    };
+    let obs = crate::aws::observe::observe(&pool, want)
         .await
         .map_err(|e| {
             CliError::Unreachable(format!(

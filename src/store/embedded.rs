@@ -3,6 +3,11 @@
 //! beside it, reads, changes and atomically replaces the data (write, fsync,
 //! rename), so the operator and the CLI can use one store from separate
 //! processes at once, and a crash never leaves half a file.
+//!
+//! [`EmbeddedStore::in_memory`] keeps the same data in memory instead, for
+//! one process (the benchmark, where reading and rewriting a file of a
+//! thousand records on every operation would measure the file, not the
+//! operator).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -17,16 +22,22 @@ use super::{Kind, Lease, StatusWrite, Store, StoreError, StoreResult, StoredReco
 
 #[derive(Clone, Debug)]
 pub struct EmbeddedStore {
-    path: PathBuf,
+    backing: Backing,
 }
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
+enum Backing {
+    File(PathBuf),
+    Memory(std::sync::Arc<std::sync::Mutex<Data>>),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Data {
     /// `Kind/name` → record.
     records: BTreeMap<String, Entry>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Entry {
     kind: String,
@@ -84,11 +95,24 @@ impl EmbeddedStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| io_error(dir, "create the directory", e))?;
         }
-        Ok(Self { path })
+        Ok(Self {
+            backing: Backing::File(path),
+        })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A store that lives in this process's memory only, gone when dropped.
+    pub fn in_memory() -> Self {
+        Self {
+            backing: Backing::Memory(Default::default()),
+        }
+    }
+
+    /// The file, for a store kept in one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backing {
+            Backing::File(p) => Some(p),
+            Backing::Memory(_) => None,
+        }
     }
 
     /// Runs `f` on the data under the lock, off the async threads; writes
@@ -97,7 +121,15 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&mut Data) -> StoreResult<(T, bool)> + Send + 'static,
     ) -> StoreResult<T> {
-        let path = self.path.clone();
+        let path = match &self.backing {
+            Backing::File(path) => path.clone(),
+            Backing::Memory(data) => {
+                // Every operation checks before it changes anything, so a
+                // refused one leaves the data as it was, as with the file.
+                let mut data = data.lock().unwrap_or_else(|e| e.into_inner());
+                return f(&mut data).map(|(out, _)| out);
+            }
+        };
         tokio::task::spawn_blocking(move || {
             let lock_path = path.with_extension("lock");
             let lock = OpenOptions::new()

@@ -56,6 +56,9 @@ pub fn spawn_operator(
             "1s",
             "--replica-id",
             replica,
+            // Parallel tests must not clash on the endpoints' port.
+            "--http-listen",
+            "127.0.0.1:0",
         ])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("RUST_LOG", "info")
@@ -207,6 +210,31 @@ impl LocalOperator {
             .create(Kind::RecycleRequest, name, spec, chrono::Utc::now())
             .await
             .expect("create request");
+    }
+
+    /// The address of the operator's endpoints, as it logs it once bound.
+    pub async fn http_addr(&self, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let bound = log
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| {
+                    l["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("serving /healthz"))
+                })
+                .and_then(|l| l["fields"]["addr"].as_str().map(str::to_string));
+            if let Some(addr) = bound {
+                return addr;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the operator logged no endpoint address:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits for the request to finish; answers its status.

@@ -1,0 +1,476 @@
+//! What every scenario needs: a simulator (in this process, or a child
+//! process when this process's memory is what is measured), SDK clients
+//! pointed at it, services made steady, an operator in this process or as
+//! child processes, and readings of the simulator's timeline and of /proc.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::BenchError;
+use crate::aws::ClientPool;
+use crate::aws::limit::RateLimit;
+use crate::endpoints::Vitals;
+use crate::metrics::Metrics;
+use crate::reconciler::{OperatorConfig, Reconciler};
+use crate::sim::Timings;
+use crate::store::embedded::EmbeddedStore;
+
+/// Realistic ECS timings, scaled down: a task starts in 40 s and passes its
+/// health check 20 s later, a stop takes 30 s (deregistration), the
+/// scheduler looks every second; the operator waits 30 s between batches
+/// and polls every 2 s with a 15 s lease — all divided by `SCALE`.
+pub const SCALE: f64 = 20.0;
+
+pub fn scaled(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs / SCALE)
+}
+
+pub fn timings(jitter: f64) -> Timings {
+    Timings {
+        task_start: 40.0 / SCALE,
+        task_healthy: 20.0 / SCALE,
+        task_stop: 30.0 / SCALE,
+        scheduler: 1.0 / SCALE,
+        jitter,
+    }
+}
+
+/// The operator's defaults, scaled like the simulator's timings (the
+/// client-side rate limit too: time runs `SCALE` times faster).
+pub fn operator_config(replica: &str) -> OperatorConfig {
+    let limit = RateLimit::default();
+    OperatorConfig {
+        replica_id: replica.into(),
+        concurrency: 16,
+        poll_interval: scaled(2.0),
+        idle_poll_interval: scaled(30.0),
+        lease_duration: scaled(15.0),
+        retention: Duration::from_secs(3600),
+        api_rate_limit: RateLimit {
+            per_second: limit.per_second * SCALE,
+            burst: limit.burst,
+        },
+    }
+}
+
+pub fn wait_spec() -> String {
+    format!("{}ms", scaled(30.0).as_millis())
+}
+
+pub async fn sdk_config(url: &str, retry: RetryConfig) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .retry_config(retry)
+        .load()
+        .await
+}
+
+pub async fn ecs_client(url: &str) -> aws_sdk_ecs::Client {
+    aws_sdk_ecs::Client::new(&sdk_config(url, RetryConfig::standard().with_max_attempts(10)).await)
+}
+
+pub fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
+    BenchError(format!("{what}: {e}"))
+}
+
+/// Cluster, task definition (with a container health check) and service.
+pub async fn create_service(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+    desired: i32,
+    new_cluster: bool,
+) -> Result<(), BenchError> {
+    if new_cluster {
+        ecs.create_cluster()
+            .cluster_name(cluster)
+            .send()
+            .await
+            .map_err(|e| failed("CreateCluster", e))?;
+    }
+    let container = ContainerDefinition::builder()
+        .name("app")
+        .image("nginx:1")
+        .health_check(
+            HealthCheck::builder()
+                .command("CMD-SHELL")
+                .command("curl -f http://localhost/ || exit 1")
+                .build()
+                .map_err(|e| failed("health check", e))?,
+        )
+        .build();
+    ecs.register_task_definition()
+        .family(service)
+        .container_definitions(container)
+        .send()
+        .await
+        .map_err(|e| failed("RegisterTaskDefinition", e))?;
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name(service)
+        .task_definition(service)
+        .desired_count(desired)
+        .send()
+        .await
+        .map_err(|e| failed("CreateService", e))?;
+    Ok(())
+}
+
+/// Waits until every named service of the cluster runs `desired` healthy
+/// tasks with one completed deployment.
+pub async fn wait_steady(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    services: &[String],
+    desired: usize,
+    within: Duration,
+) -> Result<(), BenchError> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if steady(ecs, cluster, services, desired).await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(BenchError(format!(
+                "the services of {cluster} were not steady within {within:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether every named service runs `desired` healthy tasks with one completed deployment.
+pub async fn steady(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    services: &[String],
+    desired: usize,
+) -> Result<bool, BenchError> {
+    for chunk in services.chunks(10) {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| failed("DescribeServices", e))?;
+        for s in out.services() {
+            let d = s.deployments();
+            let steady = d.len() == 1
+                && d[0].rollout_state()
+                    == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed)
+                && s.running_count() as usize == desired
+                && s.pending_count() == 0;
+            if !steady {
+                return Ok(false);
+            }
+        }
+    }
+    for service in services {
+        let arns = ecs
+            .list_tasks()
+            .cluster(cluster)
+            .service_name(service)
+            .send()
+            .await
+            .map_err(|e| failed("ListTasks", e))?
+            .task_arns()
+            .to_vec();
+        if arns.len() != desired {
+            return Ok(false);
+        }
+        let tasks = ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .map_err(|e| failed("DescribeTasks", e))?;
+        if tasks
+            .tasks()
+            .iter()
+            .any(|t| t.health_status().map(|h| h.as_str()) != Some("HEALTHY"))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// An operator running in this process on an in-memory store.
+pub struct LocalOperator {
+    pub store: Arc<EmbeddedStore>,
+    pub metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl LocalOperator {
+    pub async fn start(url: &str, config: OperatorConfig) -> Self {
+        Self::start_on(Arc::new(EmbeddedStore::in_memory()), url, config).await
+    }
+
+    /// On a store already filled.
+    pub async fn start_on(store: Arc<EmbeddedStore>, url: &str, config: OperatorConfig) -> Self {
+        let metrics = Metrics::new();
+        let vitals = Vitals::new(config.poll_interval, config.lease_duration);
+        let sdk = sdk_config(url, RetryConfig::standard()).await;
+        let pool = Arc::new(ClientPool::new(sdk, config.api_rate_limit, metrics.clone()));
+        let (stop, stopped) = watch::channel(false);
+        let reconciler = Reconciler::new(store.clone(), pool, config, vitals);
+        let running = tokio::spawn(reconciler.run(stopped));
+        Self {
+            store,
+            metrics,
+            stop,
+            running,
+        }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.running.await;
+    }
+}
+
+/// A child process of this binary, killed when dropped.
+pub struct ChildProcess(pub Child);
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ecs-recycler sim` as a child process with these timings: its URL.
+pub fn spawn_sim(t: Timings) -> Result<(ChildProcess, String), BenchError> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().map_err(|e| failed("this program's path", e))?;
+    let secs = |s: f64| format!("{}ms", (s * 1000.0).round() as u64);
+    let mut child = Command::new(exe)
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .args(["--task-start", &secs(t.task_start)])
+        .args(["--task-healthy", &secs(t.task_healthy)])
+        .args(["--task-stop", &secs(t.task_stop)])
+        .args(["--scheduler-interval", &secs(t.scheduler)])
+        .args(["--jitter", &t.jitter.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| failed("start the simulator", e))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BenchError("the simulator has no stdout".into()))?;
+    let guard = ChildProcess(child);
+    let mut url = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut url)
+        .map_err(|e| failed("read the simulator's URL", e))?;
+    let url = url.trim().to_string();
+    if url.is_empty() {
+        return Err(BenchError("the simulator printed no URL".into()));
+    }
+    Ok((guard, url))
+}
+
+/// `ecs-recycler operator` as a child process on the store file at `store`.
+pub fn spawn_operator(
+    url: &str,
+    store: &Path,
+    replica: &str,
+    extra: &[&str],
+    log: &Path,
+) -> Result<ChildProcess, BenchError> {
+    let exe = std::env::current_exe().map_err(|e| failed("this program's path", e))?;
+    let log = std::fs::File::create(log).map_err(|e| failed("create the operator log", e))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| failed("create the operator log", e))?;
+    Command::new(exe)
+        .arg("operator")
+        .arg("--store")
+        .arg(store)
+        .args(["--replica-id", replica, "--http-listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("AWS_ENDPOINT_URL_ECS", url)
+        .env("AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", url)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .map(ChildProcess)
+        .map_err(|e| failed("start the operator", e))
+}
+
+/// GET `url` and parse the JSON answer.
+pub async fn get_json(url: &str) -> Result<Value, BenchError> {
+    let (status, body) = crate::endpoints::http_get(url).await.map_err(BenchError)?;
+    if status != 200 {
+        return Err(BenchError(format!("{url} answered {status}")));
+    }
+    serde_json::from_str(&body).map_err(|e| failed(url, e))
+}
+
+/// The operations of Application Auto Scaling and the simulator's own, which
+/// are not ECS calls.
+pub fn is_ecs_call(op: &str) -> bool {
+    !(op.starts_with("_sim")
+        || op.contains("Scalable")
+        || op.contains("ScalingPolic")
+        || op.contains("ScalingActivit")
+        || op.contains("ScheduledAction"))
+}
+
+/// Calls made since `since`: (ECS, Application Auto Scaling).
+pub fn calls_since(timeline: &Value, since: f64) -> (usize, usize) {
+    let calls = timeline["calls"].as_array().cloned().unwrap_or_default();
+    let mine: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["t"].as_f64().unwrap_or(0.0) >= since)
+        .filter(|c| !c["op"].as_str().unwrap_or("").starts_with("_sim"))
+        .collect();
+    let ecs = mine
+        .iter()
+        .filter(|c| is_ecs_call(c["op"].as_str().unwrap_or("")))
+        .count();
+    (ecs, mine.len() - ecs)
+}
+
+/// One task's life in the timeline.
+pub struct TaskLife {
+    pub cluster: String,
+    pub service: String,
+    pub created: f64,
+    pub healthy: Option<f64>,
+    /// When the StopTask call that stopped it was made.
+    pub stopped_by_call: Option<f64>,
+}
+
+pub fn task_lives(timeline: &Value) -> Vec<TaskLife> {
+    let calls = timeline["calls"].as_array().cloned().unwrap_or_default();
+    timeline["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            let transitions = t["transitions"].as_array().cloned().unwrap_or_default();
+            TaskLife {
+                cluster: t["cluster"].as_str().unwrap_or("").into(),
+                service: t["service"].as_str().unwrap_or("").into(),
+                created: transitions
+                    .first()
+                    .and_then(|x| x["t"].as_f64())
+                    .unwrap_or(0.0),
+                healthy: transitions
+                    .iter()
+                    .find(|x| x["healthStatus"] == "HEALTHY")
+                    .and_then(|x| x["t"].as_f64()),
+                stopped_by_call: t["stopCall"]
+                    .as_u64()
+                    .and_then(|i| calls.get(i as usize))
+                    .and_then(|c| c["t"].as_f64()),
+            }
+        })
+        .collect()
+}
+
+/// Lowest (running, healthy) count of the service from `since` on.
+pub fn lowest_counts(timeline: &Value, cluster: &str, service: &str, since: f64) -> (u64, u64) {
+    let samples = timeline["services"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|x| x["cluster"] == cluster && x["service"] == service)
+        })
+        .and_then(|s| s["samples"].as_array().cloned())
+        .unwrap_or_default();
+    let before = samples
+        .iter()
+        .rev()
+        .find(|x| x["t"].as_f64().unwrap_or(0.0) <= since);
+    let window = samples
+        .iter()
+        .filter(|x| x["t"].as_f64().unwrap_or(0.0) > since)
+        .chain(before);
+    let mut low = (u64::MAX, u64::MAX);
+    for x in window {
+        low.0 = low.0.min(x["running"].as_u64().unwrap_or(0));
+        low.1 = low.1.min(x["healthy"].as_u64().unwrap_or(0));
+    }
+    low
+}
+
+/// Highest running count of the service from `since` on: the churn.
+pub fn highest_running(timeline: &Value, cluster: &str, service: &str, since: f64) -> u64 {
+    timeline["services"]
+        .as_array()
+        .and_then(|s| {
+            s.iter()
+                .find(|x| x["cluster"] == cluster && x["service"] == service)
+        })
+        .and_then(|s| s["samples"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|x| x["t"].as_f64().unwrap_or(0.0) >= since)
+        .filter_map(|x| x["running"].as_u64())
+        .max()
+        .unwrap_or(0)
+}
+
+/// `VmHWM` of this process, in MiB: the peak resident memory.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// `VmRSS` of this process, in MiB: the resident memory now.
+pub fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// User + system CPU seconds of this process so far.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at state.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // The kernel counts in USER_HZ, 100 on Linux.
+    Some((utime + stime) / 100.0)
+}
+
+/// The p-th percentile (0..=100) of `values`.
+pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    Some(values[rank.clamp(1, values.len()) - 1])
+}

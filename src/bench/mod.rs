@@ -1,0 +1,194 @@
+//! `ecs-recycler bench`: the operator measured against the simulator, on
+//! realistic ECS timings scaled down (see [`harness::SCALE`]), so the whole
+//! run takes a few minutes. Each scenario reports figures, with a target
+//! where the project has one; the table goes to stdout, then the same as
+//! JSON (and to `--json FILE` when asked).
+
+mod harness;
+mod scale;
+mod scenarios;
+
+use serde::Serialize;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Run only these scenarios: retry-modes, recycle, scale, failover, force-deployment.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+    /// Write the recycle scenario's simulator timeline to this file, to see where the time and calls went.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<std::path::PathBuf>,
+    /// Services in the scale scenario (spread over 10 clusters).
+    #[arg(long, default_value_t = 1000)]
+    scale_services: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the benchmark failed: {0}")]
+pub struct BenchError(pub String);
+
+/// One measured figure.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figure {
+    pub scenario: &'static str,
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// The target, as text (`≤ 1.05`), when the project has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Whether the target is met; absent without a target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub met: Option<bool>,
+}
+
+impl Figure {
+    fn new(
+        scenario: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
+        Self {
+            scenario,
+            name: name.into(),
+            value,
+            unit,
+            target: None,
+            met: None,
+        }
+    }
+
+    /// A target of at least `min`.
+    fn at_least(mut self, min: f64) -> Self {
+        self.target = Some(format!("≥ {min}"));
+        self.met = Some(self.value >= min);
+        self
+    }
+
+    /// A target of at most `max`.
+    fn at_most(mut self, max: f64) -> Self {
+        self.target = Some(format!("≤ {max}"));
+        self.met = Some(self.value <= max);
+        self
+    }
+}
+
+const SCENARIOS: [&str; 5] = [
+    "retry-modes",
+    "recycle",
+    "scale",
+    "failover",
+    "force-deployment",
+];
+
+pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    for name in &args.only {
+        if !SCENARIOS.contains(&name.as_str()) {
+            return Err(BenchError(format!(
+                "--only {name}: no such scenario; use {}",
+                SCENARIOS.join(", ")
+            )));
+        }
+    }
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let mut figures = Vec::new();
+    let mut failures = Vec::new();
+    let started = std::time::Instant::now();
+    // The scale scenario reads this process's peak memory: it goes first,
+    // before the other scenarios' simulators have grown it.
+    for name in [
+        "scale",
+        "retry-modes",
+        "recycle",
+        "failover",
+        "force-deployment",
+    ] {
+        if !wanted(name) {
+            continue;
+        }
+        let result = match name {
+            "scale" => scale::scale(args.scale_services).await,
+            "retry-modes" => scenarios::retry_modes().await,
+            "recycle" => scenarios::recycle(args.timeline.as_deref()).await,
+            "failover" => scenarios::failover().await,
+            _ => scenarios::force_deployment().await,
+        };
+        match result {
+            Ok(found) => {
+                // As each scenario ends, so a later failure loses nothing.
+                for f in &found {
+                    eprintln!("{name}: {}: {} {}", f.name, f.value, f.unit);
+                }
+                figures.extend(found);
+            }
+            Err(e) => {
+                eprintln!("{name}: {e}");
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    print_table(&figures);
+    let json = serde_json::json!({
+        "machine": machine(),
+        "scale": harness::SCALE,
+        "seconds": started.elapsed().as_secs_f64(),
+        "figures": figures,
+        "failures": failures,
+    });
+    let text = serde_json::to_string_pretty(&json).map_err(|e| BenchError(e.to_string()))?;
+    println!("{text}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text)
+            .map_err(|e| BenchError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if !failures.is_empty() {
+        return Err(BenchError(failures.join("; ")));
+    }
+    Ok(())
+}
+
+fn print_table(figures: &[Figure]) {
+    println!("| scenario | figure | value | target | met |");
+    println!("| --- | --- | ---: | --- | --- |");
+    for f in figures {
+        let value = if f.value.fract() == 0.0 && f.value.abs() < 1e12 {
+            format!("{} {}", f.value, f.unit)
+        } else {
+            format!("{:.3} {}", f.value, f.unit)
+        };
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            f.scenario,
+            f.name,
+            value.trim(),
+            f.target.as_deref().unwrap_or(""),
+            match f.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            }
+        );
+    }
+    println!();
+}
+
+/// The machine the figures come from.
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    serde_json::json!({"cpu": cpu, "cores": cores})
+}

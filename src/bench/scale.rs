@@ -1,0 +1,196 @@
+//! Scenario 3: one replica, a thousand requests at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::harness::*;
+use super::scenarios::healthy_to_stop;
+use super::{BenchError, Figure};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::{Kind, Store};
+
+const KIND: Kind = Kind::RecycleRequest;
+/// The simulator's default: each task's start and health times vary by ±20 %.
+const JITTER: f64 = 0.2;
+
+/// The value of the sample that starts with `name` in a metrics text.
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Scenario 3: one replica, one request on each of many one-task services
+/// over 10 clusters. The simulator runs as a child process so that this
+/// process's memory and CPU are the operator's (and the harness's).
+pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
+    const S: &str = "scale";
+    let clusters = 10;
+    let (_sim, url) = spawn_sim(timings(JITTER))?;
+    let ecs = ecs_client(&url).await;
+    let names: Vec<(String, String)> = (0..services)
+        .map(|i| (format!("c{}", i % clusters), format!("svc{i:04}")))
+        .collect();
+    for c in 0..clusters.min(services) {
+        ecs.create_cluster()
+            .cluster_name(format!("c{c}"))
+            .send()
+            .await
+            .map_err(|e| failed("CreateCluster", e))?;
+    }
+    for chunk in names.chunks(50) {
+        let mut work = JoinSet::new();
+        for (cluster, service) in chunk {
+            let (ecs, cluster, service) = (ecs.clone(), cluster.clone(), service.clone());
+            work.spawn(async move { create_service(&ecs, &cluster, &service, 1, false).await });
+        }
+        while let Some(done) = work.join_next().await {
+            done.map_err(|e| failed("create a service", e))??;
+        }
+    }
+    let mut by_cluster: HashMap<String, Vec<String>> = HashMap::new();
+    for (c, s) in &names {
+        by_cluster.entry(c.clone()).or_default().push(s.clone());
+    }
+    for (cluster, list) in &by_cluster {
+        wait_steady(&ecs, cluster, list, 1, Duration::from_secs(300)).await?;
+    }
+    let t0_sim = get_json(&format!("{url}/_sim/timeline")).await?["now"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let setup_peak = peak_rss_mib().unwrap_or(0.0);
+    // The requests are in the (in-memory) store before the operator starts:
+    // what they take is the store's, told apart from the operator's.
+    let store = Arc::new(EmbeddedStore::in_memory());
+    let before_store = rss_mib().unwrap_or(0.0);
+    for (i, (cluster, service)) in names.iter().enumerate() {
+        store
+            .create(
+                KIND,
+                &format!("r{i:04}"),
+                json!({"cluster": cluster, "service": service, "wait": wait_spec()}),
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| failed("create a request", e))?;
+    }
+    // The peak from here on is the operator's run.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let start_rss = rss_mib().unwrap_or(0.0);
+    let cpu_before = cpu_seconds().unwrap_or(0.0);
+    let op = LocalOperator::start_on(store, &url, operator_config("bench")).await;
+    let started = Instant::now();
+    // Watched through the operator's own metrics: reading every record
+    // each time would put the harness's copies in the peak measured.
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let finished = metric_value(
+            &op.metrics.render(),
+            r#"ecs_recycler_reconciles_total{outcome="finished"}"#,
+        );
+        if finished as usize >= services {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError(format!(
+                "{finished}/{services} requests finished"
+            )));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = peak_rss_mib().unwrap_or(0.0);
+    let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
+    let metrics = op.metrics.render();
+    let all = op
+        .store
+        .list_all(KIND)
+        .await
+        .map_err(|e| failed("read the store", e))?;
+    let total = all.len();
+    let succeeded = all
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| s["phase"] == "Succeeded"))
+        .count();
+    drop(all);
+    op.stop().await;
+    let timeline = get_json(&format!("{url}/_sim/timeline")).await?;
+    let lives = task_lives(&timeline);
+    let waits = scaled(30.0).as_secs_f64();
+    // Each service's own ideal; the services go in parallel, so the slowest is the ideal.
+    let mut ideal_per_service: HashMap<(&str, &str), f64> = HashMap::new();
+    for t in lives.iter().filter(|t| t.created >= t0_sim) {
+        if let Some(h) = t.healthy {
+            *ideal_per_service
+                .entry((t.cluster.as_str(), t.service.as_str()))
+                .or_insert(waits) += h - t.created;
+        }
+    }
+    let ideal = ideal_per_service.values().copied().fold(0.0, f64::max);
+    let (ecs_calls, aas_calls) = calls_since(&timeline, t0_sim);
+    let mut latencies = healthy_to_stop(&lives, t0_sim);
+    let throttled = timeline["calls"].as_array().map_or(0, |c| {
+        c.iter()
+            .filter(|c| c["error"] == "ThrottlingException")
+            .count()
+    });
+    let waited = metric_value(&metrics, "ecs_recycler_aws_throttle_wait_seconds_total");
+    Ok(vec![
+        Figure::new(S, "requests succeeded", succeeded as f64, "").at_least(total as f64),
+        Figure::new(S, "services / clusters", services as f64, ""),
+        Figure::new(S, "time for all to finish", elapsed, "s"),
+        Figure::new(
+            S,
+            "ideal (slowest service's start-to-healthy + wait)",
+            ideal,
+            "s",
+        ),
+        Figure::new(S, "time ÷ ideal", elapsed / ideal.max(f64::EPSILON), ""),
+        Figure::new(
+            S,
+            "p99 healthy → next stop",
+            percentile(&mut latencies, 99.0).unwrap_or(0.0),
+            "s",
+        ),
+        Figure::new(S, "peak RSS (VmHWM)", peak, "MiB").at_most(64.0),
+        Figure::new(
+            S,
+            "RSS when the operator started (requests in store)",
+            start_rss,
+            "MiB",
+        ),
+        Figure::new(
+            S,
+            "of which the requests in the in-memory store",
+            start_rss - before_store,
+            "MiB",
+        ),
+        Figure::new(
+            S,
+            if reset {
+                "peak RSS of the setup (reset before the run)"
+            } else {
+                "peak RSS of the setup (could not be reset: the peak may be the setup's)"
+            },
+            setup_peak,
+            "MiB",
+        ),
+        Figure::new(S, "CPU time", cpu, "s"),
+        Figure::new(S, "ECS API calls", ecs_calls as f64, ""),
+        Figure::new(
+            S,
+            "ECS API calls per request",
+            ecs_calls as f64 / services as f64,
+            "",
+        ),
+        Figure::new(S, "Application Auto Scaling calls", aas_calls as f64, ""),
+        Figure::new(S, "ThrottlingException answers", throttled as f64, ""),
+        Figure::new(S, "seconds waited on the client-side limit", waited, "s"),
+    ])
+}

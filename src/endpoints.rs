@@ -1,0 +1,275 @@
+//! The operator's HTTP face for its platform: `/healthz` (the loop is
+//! alive), `/readyz` (the store answers and leases are renewing) and
+//! `/metrics` (Prometheus text format); and the client side of the health
+//! check, for `ecs-recycler healthcheck` in an image with no shell or curl.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+
+/// What the loop tells the endpoints about itself.
+pub struct Vitals {
+    started: Instant,
+    state: Mutex<VitalState>,
+    /// The loop is stuck when it has not beaten for this long.
+    stuck_after: Duration,
+    /// The store is unreachable when no listing succeeded for this long.
+    stale_after: Duration,
+}
+
+#[derive(Default)]
+struct VitalState {
+    heartbeat: Option<Instant>,
+    listed: Option<Instant>,
+    store_error: Option<String>,
+    lease_error: Option<String>,
+}
+
+impl Vitals {
+    pub fn new(poll: Duration, lease: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            started: Instant::now(),
+            state: Mutex::new(VitalState::default()),
+            stuck_after: (poll * 30).max(Duration::from_secs(300)),
+            stale_after: (poll * 3).max(lease),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VitalState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn beat(&self) {
+        self.lock().heartbeat = Some(Instant::now());
+    }
+
+    pub fn listed(&self, result: Result<(), String>) {
+        let mut s = self.lock();
+        match result {
+            Ok(()) => {
+                s.listed = Some(Instant::now());
+                s.store_error = None;
+            }
+            Err(e) => s.store_error = Some(e),
+        }
+    }
+
+    /// A lease renewal's outcome; one failure makes the replica unready until one succeeds.
+    pub fn lease(&self, result: Result<(), String>) {
+        self.lock().lease_error = result.err();
+    }
+
+    /// `Err` says why the loop is not alive.
+    pub fn alive(&self) -> Result<(), String> {
+        let s = self.lock();
+        let last = s.heartbeat.unwrap_or(self.started);
+        let quiet = last.elapsed();
+        if quiet > self.stuck_after {
+            return Err(format!(
+                "the reconcile loop has not run for {}",
+                crate::duration::format(quiet)
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Err` says why this replica should not be sent work.
+    pub fn ready(&self) -> Result<(), String> {
+        self.alive()?;
+        let s = self.lock();
+        match s.listed {
+            None => {
+                return Err(match &s.store_error {
+                    Some(e) => format!("the store has not answered yet: {e}"),
+                    None => "the store has not been read yet".into(),
+                });
+            }
+            Some(at) if at.elapsed() > self.stale_after => {
+                return Err(format!(
+                    "the store has not answered for {}{}",
+                    crate::duration::format(at.elapsed()),
+                    s.store_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(e) = &s.lease_error {
+            return Err(format!("leases are not renewing: {e}"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    vitals: Arc<Vitals>,
+    metrics: Arc<Metrics>,
+}
+
+fn check(result: Result<(), String>) -> Response {
+    match result {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+pub fn router(vitals: Arc<Vitals>, metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|State(s): State<AppState>| async move { check(s.vitals.alive()) }),
+        )
+        .route(
+            "/readyz",
+            get(|State(s): State<AppState>| async move { check(s.vitals.ready()) }),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    s.metrics.render(),
+                )
+                    .into_response()
+            }),
+        )
+        .with_state(AppState { vitals, metrics })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} for the health and metrics endpoints: {source}")]
+pub struct BindError {
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Binds `addr` and serves the endpoints until `stop` resolves; answers the
+/// address actually bound (port 0 picks a free one).
+pub async fn serve(
+    addr: SocketAddr,
+    vitals: Arc<Vitals>,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| BindError { addr, source })?;
+    let app = router(vitals, metrics);
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "the health and metrics endpoints stopped");
+        }
+    });
+    Ok((bound, server))
+}
+
+/// GET `url` (plain `http://host:port/path`); `Ok` on a 2xx answer, else
+/// a sentence saying what was answered or why nothing was.
+pub async fn healthcheck(url: &str, within: Duration) -> Result<(), String> {
+    match tokio::time::timeout(within, http_get(url)).await {
+        Ok(Ok((status, _))) if (200..300).contains(&status) => Ok(()),
+        Ok(Ok((status, body))) => Err(format!("{url} answered {status}: {}", body.trim())),
+        Ok(Err(e)) => Err(format!("{url}: {e}")),
+        Err(_) => Err(format!(
+            "{url} did not answer within {}",
+            crate::duration::format(within)
+        )),
+    }
+}
+
+/// One plain HTTP/1.0 GET: (status, body).
+pub async fn http_get(url: &str) -> Result<(u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "only http:// URLs are supported".to_string())?;
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, format!("/{p}")),
+        None => (rest, "/".to_string()),
+    };
+    let target = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut stream = tokio::net::TcpStream::connect(&target)
+        .await
+        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "the answer is not HTTP".to_string())?;
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+    Ok((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readiness_follows_the_store_and_the_leases_and_the_check_reads_it() {
+        let vitals = Vitals::new(Duration::from_millis(50), Duration::from_secs(1));
+        let metrics = Metrics::new();
+        let (addr, _server) = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            vitals.clone(),
+            metrics,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        let url = |p: &str| format!("http://{addr}{p}");
+        let within = Duration::from_secs(2);
+        assert!(healthcheck(&url("/healthz"), within).await.is_ok());
+        let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
+        assert!(
+            not_ready.contains("503") && not_ready.contains("store"),
+            "{not_ready}"
+        );
+        vitals.listed(Ok(()));
+        assert!(healthcheck(&url("/readyz"), within).await.is_ok());
+        vitals.lease(Err("the store could not be reached".into()));
+        let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
+        assert!(not_ready.contains("leases are not renewing"), "{not_ready}");
+        vitals.lease(Ok(()));
+        assert!(healthcheck(&url("/readyz"), within).await.is_ok());
+        let refused = healthcheck("http://127.0.0.1:1/healthz", within)
+            .await
+            .unwrap_err();
+        assert!(refused.contains("cannot connect"), "{refused}");
+    }
+}

@@ -1,0 +1,237 @@
+//! The operator's Prometheus metrics: one registry per operator, the typed
+//! families the loop and the AWS layer update, and their text exposition for
+//! `/metrics`. No global state: each operator (and each test) has its own.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::status::Phase;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The IAM action, e.g. `ecs:DescribeServices`.
+    pub operation: String,
+    /// `ok`, `throttled`, `refused` or `transient`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabel {
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: &'static str,
+}
+
+/// Every metric the operator exposes.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles of one record, by how they ended.
+    pub reconciles: Family<OutcomeLabel, Counter>,
+    /// One step: observe, decide, persist, act.
+    pub step_seconds: Histogram,
+    /// Every AWS call attempt, by IAM action and outcome.
+    pub aws_calls: Family<CallLabels, Counter>,
+    /// ThrottlingException answers, by IAM action.
+    pub throttles: Family<OperationLabel, Counter>,
+    /// Seconds spent waiting for the client-side rate limit or backing off.
+    pub throttle_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Active requests in the store, by phase, as of the last listing.
+    pub active_requests: Family<PhaseLabel, Gauge>,
+    /// Leases taken from another replica whose lease had expired.
+    pub lease_takeovers: Counter,
+    /// Tasks stopped by this operator (StopTask answered).
+    pub tasks_recycled: Counter,
+}
+
+pub const PHASES: [Phase; 7] = [
+    Phase::Pending,
+    Phase::Surging,
+    Phase::Recycling,
+    Phase::Restoring,
+    Phase::Succeeded,
+    Phase::Failed,
+    Phase::Cancelled,
+];
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("ecs_recycler");
+        let reconciles = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles of one record, by how they ended",
+            reconciles.clone(),
+        );
+        // 1 ms to about 33 s.
+        let step_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "step_duration_seconds",
+            "One reconcile step: observe, decide, persist and act",
+            step_seconds.clone(),
+        );
+        let aws_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "aws_calls",
+            "AWS call attempts by IAM action and outcome (ok, throttled, refused, transient)",
+            aws_calls.clone(),
+        );
+        let throttles = Family::<OperationLabel, Counter>::default();
+        registry.register(
+            "aws_throttles",
+            "ThrottlingException answers by IAM action",
+            throttles.clone(),
+        );
+        let throttle_wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "aws_throttle_wait_seconds",
+            "Seconds spent waiting for the client-side rate limit or backing off after throttling",
+            throttle_wait_seconds.clone(),
+        );
+        let active_requests = Family::<PhaseLabel, Gauge>::default();
+        registry.register(
+            "active_requests",
+            "Active RecycleRequests in the store by phase, as of the last listing",
+            active_requests.clone(),
+        );
+        let lease_takeovers = Counter::default();
+        registry.register(
+            "lease_takeovers",
+            "Leases taken over from another replica after theirs expired",
+            lease_takeovers.clone(),
+        );
+        let tasks_recycled = Counter::default();
+        registry.register(
+            "tasks_recycled",
+            "Tasks stopped by this operator to be replaced",
+            tasks_recycled.clone(),
+        );
+        for phase in PHASES.iter().filter(|p| !p.is_terminal()) {
+            active_requests
+                .get_or_create(&PhaseLabel {
+                    phase: phase_name(*phase),
+                })
+                .set(0);
+        }
+        Arc::new(Self {
+            registry,
+            reconciles,
+            step_seconds,
+            aws_calls,
+            throttles,
+            throttle_wait_seconds,
+            active_requests,
+            lease_takeovers,
+            tasks_recycled,
+        })
+    }
+
+    /// The text exposition format Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn reconciled(&self, outcome: &'static str) {
+        self.reconciles
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub fn aws_call(&self, operation: &str, outcome: &'static str) {
+        self.aws_calls
+            .get_or_create(&CallLabels {
+                operation: operation.to_string(),
+                outcome,
+            })
+            .inc();
+        if outcome == "throttled" {
+            self.throttles
+                .get_or_create(&OperationLabel {
+                    operation: operation.to_string(),
+                })
+                .inc();
+        }
+    }
+
+    /// Sets the gauge of every non-terminal phase from one listing.
+    pub fn set_active(&self, counts: &[(Phase, i64)]) {
+        for phase in PHASES.iter().filter(|p| !p.is_terminal()) {
+            let n = counts
+                .iter()
+                .filter(|(p, _)| p == phase)
+                .map(|(_, n)| *n)
+                .sum();
+            self.active_requests
+                .get_or_create(&PhaseLabel {
+                    phase: phase_name(*phase),
+                })
+                .set(n);
+        }
+    }
+}
+
+pub fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "Pending",
+        Phase::Surging => "Surging",
+        Phase::Recycling => "Recycling",
+        Phase::Restoring => "Restoring",
+        Phase::Succeeded => "Succeeded",
+        Phase::Failed => "Failed",
+        Phase::Cancelled => "Cancelled",
+        Phase::WindowClosed => "WindowClosed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_families_with_their_labels() {
+        let m = Metrics::new();
+        m.aws_call("ecs:StopTask", "ok");
+        m.aws_call("ecs:ListTasks", "throttled");
+        m.tasks_recycled.inc();
+        m.set_active(&[(Phase::Recycling, 2)]);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"ecs_recycler_aws_calls_total{operation="ecs:StopTask",outcome="ok"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ecs_recycler_aws_throttles_total{operation="ecs:ListTasks"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ecs_recycler_active_requests{phase="Recycling"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ecs_recycler_active_requests{phase="Pending"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("ecs_recycler_tasks_recycled_total 1"),
+            "{text}"
+        );
+    }
+}

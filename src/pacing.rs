@@ -1,0 +1,382 @@
+//! When to look at a request again. While a step waits for new tasks (the
+//! spare capacity, a batch's replacements), the next look is aimed at when
+//! they should be serving, predicted from what this run has already seen.
+//!
+//! - The first look at a step comes a learnt time after its action. That
+//!   time is tracked so that about 70% of first looks find the step done:
+//!   shortened a little after each hit, lengthened more after each miss
+//!   (a quantile tracker). Looking once, a little late, costs less than
+//!   looking often; that balance is what the 70% sets.
+//! - A look that finds the step not done aims the next one from what the
+//!   tasks show: ECS's own `createdAt` and `startedAt` give how long a start
+//!   takes exactly (the service's existing tasks teach it before the first
+//!   step), and looks that saw a task running but not yet healthy, then
+//!   healthy, bracket how long health takes.
+//! - With nothing to predict from, looks back off from the poll interval.
+//!
+//! Every other wait is paced by the decision, or slow when nothing but a
+//! person can change it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::observation::{Observation, TaskView};
+use crate::status::{Phase, RecycleStatus};
+
+/// What one run has learnt about its tasks' timings.
+#[derive(Debug, Default)]
+pub struct Pace {
+    /// Seconds from created to RUNNING, one per task seen running.
+    to_running: Vec<f64>,
+    /// Seconds from RUNNING to serving, one per new task seen become healthy.
+    to_healthy: Vec<f64>,
+    /// Tasks whose start is learnt.
+    started: HashSet<String>,
+    /// New tasks seen running but not yet serving: the last such look.
+    not_yet: HashMap<String, DateTime<Utc>>,
+    /// Tasks whose health delay is learnt.
+    healthy: HashSet<String>,
+    /// Seconds from a step's action to its first look, once learnt.
+    first_look: Option<f64>,
+    /// The step being looked at: when it began, looks scheduled, and when
+    /// the last look that found it not done was made.
+    step: Option<StepLooks>,
+    /// Looks in a row at a step that was predicted done and was not.
+    misses: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StepLooks {
+    began: DateTime<Utc>,
+    scheduled: u32,
+    missed_at: Option<DateTime<Utc>>,
+}
+
+/// The share of first looks meant to find the step done.
+const HIT_RATE: f64 = 0.7;
+/// How far one step moves the first-look time.
+const GAIN: f64 = 0.15;
+
+/// Caps what is kept per run, whatever the number of tasks.
+const MAX_SAMPLES: usize = 64;
+
+fn push_capped(v: &mut Vec<f64>, x: f64) {
+    if v.len() == MAX_SAMPLES {
+        v.remove(0);
+    }
+    v.push(x);
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some(s[s.len() / 2])
+}
+
+fn after(t: DateTime<Utc>, secs: f64) -> DateTime<Utc> {
+    t + chrono::Duration::milliseconds((secs * 1000.0).round() as i64)
+}
+
+fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_milliseconds() as f64 / 1000.0
+}
+
+impl Pace {
+    /// Learns from one observation made at `now` for a run started at `since`.
+    pub fn learn(&mut self, obs: &Observation, since: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+        for t in &obs.tasks {
+            if let (Some(created), Some(started)) = (t.created_at, t.started_at)
+                && self.started.insert(t.arn.clone())
+            {
+                push_capped(&mut self.to_running, secs(created, started).max(0.0));
+            }
+            let new = since.is_some_and(|s| t.created_at.is_some_and(|c| c >= s));
+            if !new || !t.desired_running || self.healthy.contains(&t.arn) {
+                continue;
+            }
+            let Some(started) = t.started_at else {
+                continue;
+            };
+            if t.is_serving() {
+                // Healthy somewhere between the last look that saw it not
+                // yet and now; without such a look, `now` only bounds it
+                // from above, and upper bounds alone would only ever grow.
+                let upper = secs(started, now).max(0.0);
+                if let Some(before) = self.not_yet.remove(&t.arn)
+                    && t.health_checked
+                {
+                    push_capped(
+                        &mut self.to_healthy,
+                        (secs(started, before).max(0.0) + upper) / 2.0,
+                    );
+                }
+                self.healthy.insert(t.arn.clone());
+            } else if t.last_status == "RUNNING" {
+                self.not_yet.insert(t.arn.clone(), now);
+            }
+        }
+        if self.not_yet.len() > MAX_SAMPLES {
+            self.not_yet.clear();
+        }
+    }
+
+    /// When a task not yet serving should be: `None` when nothing is known
+    /// to predict it. With its health delay unknown, when it should be running.
+    fn serving_at(&self, t: &TaskView, step: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let health = if t.health_checked {
+            median(&self.to_healthy)
+        } else {
+            Some(0.0)
+        };
+        match (t.started_at, t.created_at) {
+            (Some(started), _) => Some(after(started, health?)),
+            (None, Some(created)) => Some(after(
+                created,
+                median(&self.to_running)? + health.unwrap_or(0.0),
+            )),
+            (None, None) => Some(after(
+                step,
+                median(&self.to_running)? + health.unwrap_or(0.0),
+            )),
+        }
+    }
+
+    /// The step that began at `began` was seen done at `now`: the first-look
+    /// time moves towards the hit rate.
+    pub fn step_done(&mut self, began: DateTime<Utc>, now: DateTime<Utc>) {
+        let Some(step) = self.step.filter(|s| s.began == began) else {
+            return;
+        };
+        self.step = None;
+        let took = secs(began, now).max(0.0);
+        self.first_look = Some(match self.first_look {
+            // The first step: between the last look that missed and the hit.
+            None => step
+                .missed_at
+                .map_or(took, |m| (secs(began, m).max(0.0) + took) / 2.0),
+            Some(d) if step.scheduled <= 1 => d * (1.0 - GAIN * (1.0 - HIT_RATE)),
+            Some(d) => d * (1.0 + GAIN * HIT_RATE),
+        });
+    }
+
+    /// How long to wait before the next look at a step that waits for new
+    /// tasks since `step` (the time its action was decided): at the predicted
+    /// time, or backing off from `poll` while there is nothing to predict from.
+    pub fn next_look(
+        &mut self,
+        obs: &Observation,
+        step: DateTime<Utc>,
+        now: DateTime<Utc>,
+        poll: Duration,
+    ) -> Duration {
+        let looks = match &mut self.step {
+            Some(s) if s.began == step => {
+                // Called again for this step: the look just made missed.
+                s.missed_at = Some(now);
+                s.scheduled += 1;
+                s.scheduled
+            }
+            _ => {
+                self.step = Some(StepLooks {
+                    began: step,
+                    scheduled: 1,
+                    missed_at: None,
+                });
+                self.misses = 0;
+                1
+            }
+        };
+        if looks == 1
+            && let Some(d) = self.first_look
+            && let Ok(wait) = (after(step, d) - now).to_std()
+        {
+            return wait.max(Duration::from_millis(1));
+        }
+        let awaited: Vec<&TaskView> = obs
+            .tasks
+            .iter()
+            .filter(|t| t.desired_running && !t.is_serving())
+            .filter(|t| t.created_at.is_none_or(|c| c >= step))
+            .collect();
+        // Nothing launched yet: a replacement is about to be; expect it as a whole start.
+        let predicted = if awaited.is_empty() {
+            let stub = TaskView {
+                arn: String::new(),
+                last_status: "PROVISIONING".into(),
+                desired_running: true,
+                health: "UNKNOWN".into(),
+                health_checked: obs.tasks.iter().any(|t| t.health_checked),
+                started_at: None,
+                created_at: None,
+            };
+            self.serving_at(&stub, step)
+        } else {
+            awaited
+                .iter()
+                .map(|t| self.serving_at(t, step))
+                .collect::<Option<Vec<_>>>()
+                .and_then(|ts| ts.into_iter().max())
+        };
+        match predicted.and_then(|at| (at - now).to_std().ok()) {
+            Some(wait) if wait > Duration::from_millis(1) => {
+                self.misses = 0;
+                wait
+            }
+            _ => {
+                // Past the prediction, or none: look again soon, then less often.
+                let n = self.misses.min(3);
+                self.misses += 1;
+                poll * 2u32.pow(n)
+            }
+        }
+    }
+}
+
+/// Whether the status waits for new tasks to serve: the surge applied, or a
+/// batch stopped, and the step not yet seen stable.
+pub fn awaits_tasks(status: &RecycleStatus) -> Option<DateTime<Utc>> {
+    let waiting = match status.phase {
+        Phase::Surging => status.surge.is_some(),
+        Phase::Recycling => !status.batch.is_empty() && status.wait_until.is_none(),
+        _ => false,
+    };
+    status.step_started_at.filter(|_| waiting)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_700_000_000_000 + ms).unwrap()
+    }
+
+    fn task(arn: &str, created: i64, started: Option<i64>, healthy: bool) -> TaskView {
+        TaskView {
+            arn: arn.into(),
+            last_status: if started.is_some() {
+                "RUNNING"
+            } else {
+                "PENDING"
+            }
+            .into(),
+            desired_running: true,
+            health: if healthy { "HEALTHY" } else { "UNKNOWN" }.into(),
+            health_checked: true,
+            started_at: started.map(at),
+            created_at: Some(at(created)),
+        }
+    }
+
+    fn obs(tasks: Vec<TaskView>) -> Observation {
+        Observation {
+            service: Err(String::new()),
+            tasks,
+            scaling: None,
+        }
+    }
+
+    #[test]
+    fn without_history_looks_back_off_from_the_poll_interval() {
+        let mut pace = Pace::default();
+        let o = obs(vec![task("new", 100, None, false)]);
+        let poll = Duration::from_millis(100);
+        let looks: Vec<Duration> = (0..5)
+            .map(|_| pace.next_look(&o, at(0), at(200), poll))
+            .collect();
+        assert_eq!(
+            looks,
+            [100, 200, 400, 800, 800]
+                .map(Duration::from_millis)
+                .to_vec()
+        );
+    }
+
+    #[test]
+    fn learns_start_and_health_times_and_aims_at_them() {
+        let mut pace = Pace::default();
+        // Existing tasks took 2 s to start.
+        pace.learn(
+            &obs(vec![task("old1", -10_000, Some(-8_000), true)]),
+            Some(at(0)),
+            at(0),
+        );
+        // A new task seen running at 3.0 s, healthy at 4.2 s: health took 0.6 to 1.2 s.
+        pace.learn(
+            &obs(vec![task("a", 1_000, Some(3_000), false)]),
+            Some(at(0)),
+            at(3_600),
+        );
+        pace.learn(
+            &obs(vec![task("a", 1_000, Some(3_000), true)]),
+            Some(at(0)),
+            at(4_200),
+        );
+        assert_eq!(pace.to_running, vec![2.0, 2.0]);
+        assert_eq!(pace.to_healthy.len(), 1);
+        assert!(
+            (pace.to_healthy[0] - 0.9).abs() < 1e-9,
+            "{:?}",
+            pace.to_healthy
+        );
+        // The next replacement, created at 10 s, should serve at 10 + 2 + 0.9.
+        let o = obs(vec![task("b", 10_000, None, false)]);
+        let wait = pace.next_look(&o, at(9_950), at(10_100), Duration::from_millis(100));
+        assert_eq!(wait, Duration::from_millis(2_800));
+        // Once running (at 12.3 s), from its real start.
+        let o = obs(vec![task("b", 10_000, Some(12_300), false)]);
+        let wait = pace.next_look(&o, at(9_950), at(12_400), Duration::from_millis(100));
+        assert_eq!(wait, Duration::from_millis(800));
+    }
+
+    #[test]
+    fn the_first_look_time_tracks_a_hit_rate() {
+        let mut pace = Pace::default();
+        let o = obs(vec![]);
+        let poll = Duration::from_millis(100);
+        // First step: looks at 1 s (missed) and 3 s (done): learnt as 2 s.
+        pace.next_look(&o, at(0), at(0), poll);
+        pace.next_look(&o, at(0), at(1_000), poll);
+        pace.step_done(at(0), at(3_000));
+        assert_eq!(pace.first_look, Some(2.0));
+        // Next step: the first look comes 2 s after its action.
+        let wait = pace.next_look(&o, at(10_000), at(10_050), poll);
+        assert_eq!(wait, Duration::from_millis(1_950));
+        // Done at the first look: a little sooner next time.
+        pace.step_done(at(10_000), at(12_000));
+        let hit = pace.first_look.unwrap();
+        assert!((hit - 2.0 * (1.0 - GAIN * 0.3)).abs() < 1e-9, "{hit}");
+        // Missed at the first look: later next time, by more.
+        pace.next_look(&o, at(20_000), at(20_000), poll);
+        pace.next_look(&o, at(20_000), at(22_000), poll);
+        pace.step_done(at(20_000), at(22_500));
+        let missed = pace.first_look.unwrap();
+        assert!((missed - hit * (1.0 + GAIN * 0.7)).abs() < 1e-9, "{missed}");
+        // A step the tracker never saw begin teaches nothing.
+        pace.step_done(at(30_000), at(31_000));
+        assert_eq!(pace.first_look, Some(missed));
+    }
+
+    #[test]
+    fn only_surge_and_batches_in_flight_await_tasks() {
+        let mut s = RecycleStatus {
+            phase: Phase::Recycling,
+            step_started_at: Some(at(0)),
+            ..Default::default()
+        };
+        assert_eq!(
+            awaits_tasks(&s),
+            None,
+            "no batch: waiting for stability only"
+        );
+        s.batch = vec!["t".into()];
+        assert_eq!(awaits_tasks(&s), Some(at(0)));
+        s.wait_until = Some(at(5));
+        assert_eq!(awaits_tasks(&s), None, "the wait is paced by the decision");
+    }
+}

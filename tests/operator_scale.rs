@@ -1,0 +1,369 @@
+//! The operator at scale and under watch: observations shared per cluster,
+//! throttling on half of all calls, the metrics and health endpoints, and
+//! flags out of range refused.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecs_recycler::aws::ClientPool;
+use ecs_recycler::aws::limit::RateLimit;
+use ecs_recycler::endpoints::Vitals;
+use ecs_recycler::metrics::Metrics;
+use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
+use ecs_recycler::store::embedded::EmbeddedStore;
+use ecs_recycler::store::{Kind, Store};
+use serde_json::{Value, json};
+use support::operator::*;
+use support::*;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn calls_of(timeline: &Value, op: &str, since: f64) -> usize {
+    timeline["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["op"] == op && c["t"].as_f64().unwrap() >= since)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    create_service(&c.ecs, "prod", "svc00", 1, false).await;
+    let names: Vec<String> = (0..25).map(|i| format!("svc{i:02}")).collect();
+    for name in &names[1..] {
+        c.ecs
+            .register_task_definition()
+            .family(name)
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder()
+                    .name("app")
+                    .image("nginx:1")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.ecs
+            .create_service()
+            .cluster("prod")
+            .service_name(name)
+            .task_definition(name)
+            .desired_count(1)
+            .send()
+            .await
+            .unwrap();
+    }
+    for name in &names {
+        wait_steady(&c.ecs, "prod", name, WITHIN).await;
+    }
+    let store = Arc::new(EmbeddedStore::in_memory());
+    // Paused requests: each tick observes every service and changes nothing.
+    for name in &names {
+        store
+            .create(
+                Kind::RecycleRequest,
+                &format!("r-{name}"),
+                json!({"cluster": "prod", "service": name, "paused": true}),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let config = OperatorConfig {
+        replica_id: "r1".into(),
+        concurrency: 4,
+        poll_interval: Duration::from_millis(50),
+        idle_poll_interval: Duration::from_secs(30),
+        lease_duration: Duration::from_secs(5),
+        retention: Duration::from_secs(60),
+        api_rate_limit: RateLimit::default(),
+    };
+    let pool = Arc::new(ClientPool::new(
+        sdk_config(sim.url(), true).await,
+        config.api_rate_limit,
+        Metrics::new(),
+    ));
+    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
+    let reconciler = Reconciler::new(store.clone(), pool, config, vitals);
+    let since = sim.now();
+    reconciler.clone().tick().await.unwrap();
+    let timeline = sim.timeline();
+    assert_eq!(
+        calls_of(&timeline, "DescribeServices", since),
+        3,
+        "10 + 10 + 5 services"
+    );
+    assert_eq!(
+        calls_of(&timeline, "ListTasks", since),
+        25,
+        "each service's tasks"
+    );
+    assert_eq!(
+        calls_of(&timeline, "DescribeTasks", since),
+        1,
+        "25 tasks in one call"
+    );
+    assert_eq!(
+        calls_of(&timeline, "DescribeScalableTargets", since),
+        1,
+        "25 services in one call"
+    );
+    // Every record got its own service's observation.
+    for name in &names {
+        let r = store
+            .get(Kind::RecycleRequest, &format!("r-{name}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let status = r.status.unwrap();
+        assert_eq!(status["phase"], "Pending", "{status:#}");
+        assert!(
+            status["message"].as_str().unwrap().contains("paused"),
+            "{status:#}"
+        );
+    }
+    // Paused: nothing can change but the record, so the next tick asks AWS nothing.
+    let since = sim.now();
+    reconciler.clone().tick().await.unwrap();
+    let timeline = sim.timeline();
+    assert_eq!(calls_of(&timeline, "DescribeServices", since), 0);
+    // Resuming one wakes it at once, however slow the idle pace.
+    let r = store
+        .get(Kind::RecycleRequest, "r-svc07")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut spec = r.spec.unwrap();
+    spec["paused"] = json!(false);
+    spec["dryRun"] = json!(true);
+    store
+        .update_spec(Kind::RecycleRequest, "r-svc07", r.version, spec)
+        .await
+        .unwrap();
+    let since = sim.now();
+    reconciler.clone().tick().await.unwrap();
+    assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 1);
+    let status = store
+        .get(Kind::RecycleRequest, "r-svc07")
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_of_all_calls_throttled_every_request_still_succeeds() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    create_service(&c.ecs, "prod", "web", 3, true).await;
+    create_service(&c.ecs, "prod", "api", 2, false).await;
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    wait_steady(&c.ecs, "prod", "api", WITHIN).await;
+    let since = sim.now();
+    // Every API, ECS and Application Auto Scaling alike.
+    sim.configure(json!({"throttle": {"fraction": 0.5}}))
+        .unwrap();
+    let op = LocalOperator::start(sim.url(), "half-throttled");
+    for (name, service) in [("web", "web"), ("api", "api")] {
+        op.request(
+            name,
+            json!({"cluster": "prod", "service": service, "wait": "0s"}),
+        )
+        .await;
+    }
+    for name in ["web", "api"] {
+        let status = op.finished(name, Duration::from_secs(120)).await;
+        assert_eq!(status["phase"], "Succeeded", "{name}: {status:#}");
+    }
+    let timeline = sim.timeline();
+    let calls = timeline["calls"].as_array().unwrap();
+    let mine: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["t"].as_f64().unwrap() >= since)
+        .collect();
+    let throttled = mine
+        .iter()
+        .filter(|c| c["error"] == "ThrottlingException")
+        .count();
+    assert!(
+        throttled * 3 >= mine.len(),
+        "about half throttled: {throttled} of {}",
+        mine.len()
+    );
+    for (service, tasks) in [("web", 3), ("api", 2)] {
+        let facts = run_facts(&timeline, "prod", service, since);
+        assert_eq!(facts.stopped_by_stop_task.len(), tasks, "{facts:?}");
+        assert!(facts.replacements_stopped.is_empty(), "{facts:?}");
+        assert!(facts.min_running >= tasks as u64, "{facts:?}");
+        assert_eq!(facts.final_desired, tasks as u64, "{facts:?}");
+    }
+}
+
+/// The samples of a metric, by its labels.
+fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
+}
+
+async fn scrape(addr: &str) -> prometheus_parse::Scrape {
+    let (status, body) = ecs_recycler::endpoints::http_get(&format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_endpoints_follow_a_recycle() {
+    let (sim, _c) = steady_service("prod", "web", 3, true).await;
+    let op = LocalOperator::start(sim.url(), "metrics");
+    let addr = op.http_addr(WITHIN).await;
+    let before = scrape(&addr).await;
+    assert_eq!(
+        metric(&before, "ecs_recycler_tasks_recycled_total", &[]),
+        0.0
+    );
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "300ms"}),
+    )
+    .await;
+    wait_phase(&op.store, "rotate", &["Recycling"], WITHIN, &op.log).await;
+    // Mid-run: the request shows among the active ones (the gauge follows each listing).
+    let mut seen_active = false;
+    for _ in 0..40 {
+        let mid = scrape(&addr).await;
+        let active: f64 = ["Surging", "Recycling", "Restoring"]
+            .iter()
+            .map(|p| metric(&mid, "ecs_recycler_active_requests", &[("phase", p)]))
+            .sum();
+        if active == 1.0 {
+            seen_active = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_active, "the active request was counted by phase");
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = scrape(&addr).await;
+    assert_eq!(
+        metric(&after, "ecs_recycler_tasks_recycled_total", &[]),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "ecs_recycler_aws_calls_total",
+            &[("operation", "ecs:StopTask"), ("outcome", "ok")]
+        ),
+        3.0
+    );
+    assert!(
+        metric(
+            &after,
+            "ecs_recycler_aws_calls_total",
+            &[("operation", "ecs:DescribeServices"), ("outcome", "ok")]
+        ) >= 4.0
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "ecs_recycler_reconciles_total",
+            &[("outcome", "finished")]
+        ),
+        1.0
+    );
+    assert!(
+        metric(
+            &after,
+            "ecs_recycler_reconciles_total",
+            &[("outcome", "requeued")]
+        ) >= 3.0
+    );
+    assert!(
+        metric(&after, "ecs_recycler_step_duration_seconds", &[]) >= 5.0,
+        "steps timed"
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "ecs_recycler_active_requests",
+            &[("phase", "Recycling")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(&after, "ecs_recycler_lease_takeovers_total", &[]),
+        0.0
+    );
+    // Health: alive and ready; the healthcheck subcommand says so by its exit code.
+    let healthz = format!("http://{addr}/healthz");
+    let readyz = format!("http://{addr}/readyz");
+    for url in [&healthz, &readyz] {
+        let (status, body) = ecs_recycler::endpoints::http_get(url).await.unwrap();
+        assert_eq!(status, 200, "{url}: {body}");
+    }
+    let check = |url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+            .args(["healthcheck", "--url", url])
+            .output()
+            .unwrap()
+    };
+    assert!(check(&healthz).status.success());
+    let down = check("http://127.0.0.1:1/healthz");
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("cannot connect"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
+
+#[test]
+fn flags_out_of_range_are_refused_naming_the_flag_and_the_reason() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+        .args(["operator", "--store", "/nonexistent/never-made.json"])
+        .args([
+            "--concurrency",
+            "0",
+            "--api-rate-limit",
+            "0",
+            "--api-burst",
+            "0",
+        ])
+        .args(["--poll-interval", "2s", "--idle-poll-interval", "1s"])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "--concurrency must be at least 1",
+        "--api-rate-limit (0) must be more than 0",
+        "--api-burst must be at least 1",
+        "--idle-poll-interval (1s) must not be shorter than --poll-interval (2s)",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+}
