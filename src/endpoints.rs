@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -199,41 +198,34 @@ pub async fn healthcheck(url: &str, within: Duration) -> Result<(), String> {
     }
 }
 
-/// One plain HTTP/1.0 GET: (status, body).
+/// One HTTP GET: (status, body). Plain http is what the health and task
+/// metadata endpoints speak; reqwest does the protocol.
 pub async fn http_get(url: &str) -> Result<(u16, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "only http:// URLs are supported".to_string())?;
-    let (authority, path) = match rest.split_once('/') {
-        Some((a, p)) => (a, format!("/{p}")),
-        None => (rest, "/".to_string()),
-    };
-    let target = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut stream = tokio::net::TcpStream::connect(&target)
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(url)
+        .send()
         .await
-        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| "the answer is not HTTP".to_string())?;
-    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
-    Ok((status, body.to_string()))
+        .map_err(|e| {
+            // reqwest's own words are "error sending request"; the cause says what happened.
+            let mut cause = String::new();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                cause = s.to_string();
+                source = s.source();
+            }
+            let verb = if e.is_connect() {
+                "cannot connect to"
+            } else {
+                "cannot reach"
+            };
+            format!("{verb} {url}: {cause}")
+        })?;
+    let status = response.status().as_u16();
+    let body = response.text().await.map_err(|e| e.to_string())?;
+    Ok((status, body))
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 /// The ECS task id, or `host-pid` off ECS or when the endpoint does not answer.
 pub async fn default_id() -> String {
     if let Ok(uri) = std::env::var("ECS_CONTAINER_METADATA_URI_V4") {
@@ -26,35 +24,14 @@ pub async fn default_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// GET `{uri}/task` and the last segment of its `TaskARN`. The endpoint is
-/// plain HTTP on a link-local address, so a few lines do.
+/// GET `{uri}/task` and the last segment of its `TaskARN`.
 async fn task_id(uri: &str) -> Result<String, String> {
-    let rest = uri
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{uri} is not an http:// URI"))?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let authority = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:80")
-    };
-    let mut stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-    let request = format!("GET /{path}/task HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+    let (status, body) = crate::endpoints::http_get(&format!("{uri}/task")).await?;
+    if status != 200 {
+        return Err(format!("task metadata answered {status}"));
+    }
     let json: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("task metadata is not JSON: {e}"))?;
+        serde_json::from_str(&body).map_err(|e| format!("task metadata is not JSON: {e}"))?;
     json["TaskARN"]
         .as_str()
         .and_then(|arn| arn.rsplit('/').next())
@@ -65,6 +42,8 @@ async fn task_id(uri: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     #[tokio::test]
