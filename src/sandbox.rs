@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
-use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck};
+use aws_config::retry::RetryConfig;
 use chrono::Utc;
 use serde_json::Value;
 
@@ -24,6 +23,7 @@ use crate::endpoints::Vitals;
 use crate::metrics::Metrics;
 use crate::present;
 use crate::reconciler::{OperatorConfig, Reconciler};
+use crate::sim::fixture::{self, FixtureError};
 use crate::sim::{SimOptions, Simulator, Timings};
 use crate::status::{Phase, RecycleStatus};
 use crate::store::embedded::EmbeddedStore;
@@ -127,14 +127,7 @@ async fn drive(
     out: &mut dyn Write,
     clock: Instant,
 ) -> Result<Summary, CliError> {
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(sim.url())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "sandbox", "sandbox", None, None, "sandbox",
-        ))
-        .load()
-        .await;
+    let sdk = fixture::client_config(sim.url(), RetryConfig::standard()).await;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     say(
         out,
@@ -143,8 +136,18 @@ async fn drive(
             sim.url()
         ),
     );
-    create_demo_service(&ecs, opts.tasks).await?;
-    wait_for_service(&ecs, opts.tasks, opts.timeout).await?;
+    let demo = [SERVICE.to_string()];
+    let made = match fixture::create_service(&ecs, CLUSTER, SERVICE, opts.tasks as i32, true).await
+    {
+        Ok(()) => {
+            fixture::wait_steady(&ecs, CLUSTER, &demo, opts.tasks as usize, opts.timeout).await
+        }
+        Err(e) => Err(e),
+    };
+    made.map_err(|e| match e {
+        FixtureError::Aws(why) => CliError::Unreachable(format!("the demo service: {why}")),
+        FixtureError::NotSteady(why) => CliError::Unsuccessful(why),
+    })?;
     say(
         out,
         format!(
@@ -246,84 +249,6 @@ spec:
         opts.batch_size,
         crate::duration::format(opts.wait)
     )
-}
-
-async fn create_demo_service(ecs: &aws_sdk_ecs::Client, tasks: u32) -> Result<(), CliError> {
-    let fail = |what: &str, e: String| CliError::Unreachable(format!("{what}: {e}"));
-    ecs.create_cluster()
-        .cluster_name(CLUSTER)
-        .send()
-        .await
-        .map_err(|e| fail("create the demo cluster", e.to_string()))?;
-    let health = HealthCheck::builder()
-        .command("CMD-SHELL")
-        .command("curl -f http://localhost/health || exit 1")
-        .build()
-        .map_err(|e| fail("build the health check", e.to_string()))?;
-    ecs.register_task_definition()
-        .family(SERVICE)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image("public.ecr.aws/nginx/nginx:1")
-                .health_check(health)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| fail("register the demo task definition", e.to_string()))?;
-    ecs.create_service()
-        .cluster(CLUSTER)
-        .service_name(SERVICE)
-        .task_definition(SERVICE)
-        .desired_count(tasks as i32)
-        .send()
-        .await
-        .map_err(|e| fail("create the demo service", e.to_string()))?;
-    Ok(())
-}
-
-async fn wait_for_service(
-    ecs: &aws_sdk_ecs::Client,
-    tasks: u32,
-    within: Duration,
-) -> Result<(), CliError> {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        let arns = ecs
-            .list_tasks()
-            .cluster(CLUSTER)
-            .service_name(SERVICE)
-            .send()
-            .await
-            .map_err(|e| CliError::Unreachable(e.to_string()))?
-            .task_arns
-            .unwrap_or_default();
-        if arns.len() as u32 == tasks {
-            let described = ecs
-                .describe_tasks()
-                .cluster(CLUSTER)
-                .set_tasks(Some(arns))
-                .send()
-                .await
-                .map_err(|e| CliError::Unreachable(e.to_string()))?;
-            let healthy = described
-                .tasks()
-                .iter()
-                .filter(|t| {
-                    t.last_status() == Some("RUNNING")
-                        && t.health_status().map(|h| h.as_str()) == Some("HEALTHY")
-                })
-                .count();
-            if healthy as u32 == tasks {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(CliError::Unsuccessful(
-        "the demo service did not become steady".into(),
-    ))
 }
 
 /// Prints a line per event of the request and per replacement task, with a

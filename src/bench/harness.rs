@@ -8,9 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
-use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -21,6 +19,7 @@ use crate::endpoints::Vitals;
 use crate::metrics::Metrics;
 use crate::reconciler::{OperatorConfig, Reconciler};
 use crate::sim::Timings;
+pub use crate::sim::fixture::{client_config as sdk_config, create_service, steady, wait_steady};
 use crate::store::embedded::EmbeddedStore;
 
 /// Realistic ECS timings, scaled down: a task starts in 40 s and passes its
@@ -65,148 +64,12 @@ pub fn wait_spec() -> String {
     format!("{}ms", scaled(30.0).as_millis())
 }
 
-pub async fn sdk_config(url: &str, retry: RetryConfig) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "bench", "bench", None, None, "bench",
-        ))
-        .retry_config(retry)
-        .load()
-        .await
-}
-
 pub async fn ecs_client(url: &str) -> aws_sdk_ecs::Client {
     aws_sdk_ecs::Client::new(&sdk_config(url, RetryConfig::standard().with_max_attempts(10)).await)
 }
 
 pub fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
     BenchError(format!("{what}: {e}"))
-}
-
-/// Cluster, task definition (with a container health check) and service.
-pub async fn create_service(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    service: &str,
-    desired: i32,
-    new_cluster: bool,
-) -> Result<(), BenchError> {
-    if new_cluster {
-        ecs.create_cluster()
-            .cluster_name(cluster)
-            .send()
-            .await
-            .map_err(|e| failed("CreateCluster", e))?;
-    }
-    let container = ContainerDefinition::builder()
-        .name("app")
-        .image("nginx:1")
-        .health_check(
-            HealthCheck::builder()
-                .command("CMD-SHELL")
-                .command("curl -f http://localhost/ || exit 1")
-                .build()
-                .map_err(|e| failed("health check", e))?,
-        )
-        .build();
-    ecs.register_task_definition()
-        .family(service)
-        .container_definitions(container)
-        .send()
-        .await
-        .map_err(|e| failed("RegisterTaskDefinition", e))?;
-    ecs.create_service()
-        .cluster(cluster)
-        .service_name(service)
-        .task_definition(service)
-        .desired_count(desired)
-        .send()
-        .await
-        .map_err(|e| failed("CreateService", e))?;
-    Ok(())
-}
-
-/// Waits until every named service of the cluster runs `desired` healthy
-/// tasks with one completed deployment.
-pub async fn wait_steady(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    services: &[String],
-    desired: usize,
-    within: Duration,
-) -> Result<(), BenchError> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if steady(ecs, cluster, services, desired).await? {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(BenchError(format!(
-                "the services of {cluster} were not steady within {within:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Whether every named service runs `desired` healthy tasks with one completed deployment.
-pub async fn steady(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    services: &[String],
-    desired: usize,
-) -> Result<bool, BenchError> {
-    for chunk in services.chunks(10) {
-        let out = ecs
-            .describe_services()
-            .cluster(cluster)
-            .set_services(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| failed("DescribeServices", e))?;
-        for s in out.services() {
-            let d = s.deployments();
-            let steady = d.len() == 1
-                && d[0].rollout_state()
-                    == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Completed)
-                && s.running_count() as usize == desired
-                && s.pending_count() == 0;
-            if !steady {
-                return Ok(false);
-            }
-        }
-    }
-    for service in services {
-        let arns = ecs
-            .list_tasks()
-            .cluster(cluster)
-            .service_name(service)
-            .send()
-            .await
-            .map_err(|e| failed("ListTasks", e))?
-            .task_arns()
-            .to_vec();
-        if arns.len() != desired {
-            return Ok(false);
-        }
-        let tasks = ecs
-            .describe_tasks()
-            .cluster(cluster)
-            .set_tasks(Some(arns))
-            .send()
-            .await
-            .map_err(|e| failed("DescribeTasks", e))?;
-        if tasks
-            .tasks()
-            .iter()
-            .any(|t| t.health_status().map(|h| h.as_str()) != Some("HEALTHY"))
-        {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// An operator running in this process on an in-memory store.

@@ -30,6 +30,12 @@ pub struct BenchArgs {
 #[error("the benchmark failed: {0}")]
 pub struct BenchError(pub String);
 
+impl From<crate::sim::fixture::FixtureError> for BenchError {
+    fn from(e: crate::sim::fixture::FixtureError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 /// One measured figure.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figure {

@@ -10,6 +10,7 @@ mod autoscaling;
 pub mod control;
 mod ecs;
 pub mod faults;
+pub mod fixture;
 mod http;
 pub mod model;
 mod scheduler;

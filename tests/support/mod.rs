@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use ecs_recycler::sim::{SimOptions, Simulator, Timings};
 use serde_json::{Value, json};
@@ -60,15 +59,7 @@ pub async fn sdk_config(url: &str, retries: bool) -> aws_config::SdkConfig {
     } else {
         RetryConfig::disabled()
     };
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .retry_config(retry)
-        .load()
-        .await
+    ecs_recycler::sim::fixture::client_config(url, retry).await
 }
 
 pub struct Clients {
