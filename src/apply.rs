@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::manifest::{self, Document};
 use crate::record::{RecycleSpec, parse_spec};
-use crate::status::RecycleStatus;
+use crate::status::request_status;
 use crate::store::{Kind, StoredRecord};
 
 /// One manifest's text and the name it is reported under.
@@ -270,11 +270,8 @@ fn classify_request(doc: &Document, existing: &StoredRecord) -> Result<Change, S
     if old.as_ref() == Some(&new) {
         return Ok(Change::Unchanged);
     }
-    let status: RecycleStatus = existing
-        .status
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
+    // A status the operator wrote but cannot be read counts as not started.
+    let status = request_status(existing).unwrap_or_default();
     if status.phase.is_terminal() {
         return Err(format!(
             "it has finished ({:?}), so its spec can no longer change; apply the change under a new name to recycle again",
@@ -353,7 +350,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::status::{Phase, Plan};
+    use crate::status::{Phase, Plan, RecycleStatus};
 
     fn doc(spec: Value) -> Document {
         Document {

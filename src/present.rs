@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::duration;
-use crate::record::{API_VERSION, RecycleSpec, parse_spec};
-use crate::status::{Phase, RecycleStatus};
+use crate::record::{API_VERSION, RecycleSpec, request_spec};
+use crate::status::{Phase, RecycleStatus, request_status};
 use crate::store::StoredRecord;
 
 /// A record as one document: apiVersion, kind, metadata, spec and status,
@@ -38,20 +38,6 @@ pub fn as_document(record: &StoredRecord) -> Value {
         doc["status"] = status.clone();
     }
     doc
-}
-
-/// The operator's status of a request, or the default (Pending) before it wrote one.
-pub fn request_status(record: &StoredRecord) -> Result<RecycleStatus, String> {
-    match &record.status {
-        None => Ok(RecycleStatus::default()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| e.to_string()),
-    }
-}
-
-/// The spec as the operator reads it, or why it cannot.
-pub fn request_spec(record: &StoredRecord) -> Result<RecycleSpec, String> {
-    let value = record.spec.as_ref().map_err(Clone::clone)?;
-    parse_spec(value, "spec").map_err(|e| e.to_string())
 }
 
 /// Ages as kubectl prints them: precise when small, coarse when large.
@@ -116,11 +102,7 @@ pub fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool) -> Vec
         Err(_) => "?".into(),
     };
     let (phase, progress, message) = match (&status, &spec) {
-        (Err(e), _) => (
-            "?".to_string(),
-            String::new(),
-            format!("status unreadable: {e}"),
-        ),
+        (Err(e), _) => ("?".to_string(), String::new(), e.clone()),
         (Ok(s), Err(e)) if !s.phase.is_terminal() => (
             format!("{:?}", s.phase),
             String::new(),
@@ -200,7 +182,7 @@ pub fn describe_request(record: &StoredRecord, now: DateTime<Utc>) -> String {
     }
     match request_status(record) {
         Ok(status) => describe_status(&mut out, &status, now),
-        Err(e) => out.push_str(&format!("Status:               unreadable: {e}\n")),
+        Err(e) => out.push_str(&format!("Status:               {e}\n")),
     }
     out
 }

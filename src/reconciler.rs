@@ -31,8 +31,8 @@ use crate::notify::deliver::Notifier;
 use crate::notify::outbox;
 use crate::observation::Observation;
 use crate::pacing::{self, Pace};
-use crate::record::{RecycleSpec, parse_spec};
-use crate::status::{Phase, RecycleStatus};
+use crate::record::{RecycleSpec, request_spec};
+use crate::status::{Phase, RecycleStatus, request_status};
 use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
 
 const KIND: Kind = Kind::RecycleRequest;
@@ -222,7 +222,7 @@ impl<S: Store> Reconciler<S> {
         let records: Vec<(StoredRecord, Result<RecycleSpec, String>)> = records
             .into_iter()
             .map(|r| {
-                let spec = read_spec(&r);
+                let spec = request_spec(&r);
                 (r, spec)
             })
             .collect();
@@ -310,7 +310,7 @@ impl<S: Store> Reconciler<S> {
     fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
         let mut counts: HashMap<Phase, i64> = HashMap::new();
         for (r, _) in records {
-            let phase = read_status(r).map(|s| s.phase).unwrap_or_default();
+            let phase = request_status(r).map(|s| s.phase).unwrap_or_default();
             *counts.entry(phase).or_default() += 1;
         }
         let counts: Vec<(Phase, i64)> = counts.into_iter().collect();
@@ -352,7 +352,7 @@ impl<S: Store> Reconciler<S> {
         if !self.hold(&record).await {
             return None;
         }
-        let (spec, status) = match spec.and_then(|spec| Ok((spec, read_status(&record)?))) {
+        let (spec, status) = match spec.and_then(|spec| Ok((spec, request_status(&record)?))) {
             Ok(p) => p,
             Err(message) => {
                 self.fail_invalid(&record, message).await;
@@ -777,22 +777,6 @@ fn needs_scaling(status: &RecycleStatus) -> bool {
             .all(|t| status.stopped.contains(t) || status.skipped.contains(t))
     });
     status.phase != Phase::Recycling || last_batch
-}
-
-/// The record's spec, or a sentence saying what is wrong with it.
-fn read_spec(record: &StoredRecord) -> Result<RecycleSpec, String> {
-    let value = record.spec.as_ref().map_err(|e| format!("spec: {e}"))?;
-    parse_spec(value, "spec").map_err(|e| e.to_string())
-}
-
-/// The record's status, or a sentence saying why it cannot be read.
-fn read_status(record: &StoredRecord) -> Result<RecycleStatus, String> {
-    match &record.status {
-        None => Ok(RecycleStatus::default()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-            format!("status: cannot be read ({e}); it is written by the operator only")
-        }),
-    }
 }
 
 /// The first active request of each service, in creation order: it goes first.

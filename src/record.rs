@@ -396,6 +396,13 @@ pub(crate) fn describe(value: &Value) -> String {
     }
 }
 
+/// A stored request's spec as the operator reads it, or a sentence saying
+/// what is wrong with it.
+pub fn request_spec(record: &crate::store::StoredRecord) -> Result<RecycleSpec, String> {
+    let value = record.spec.as_ref().map_err(|e| format!("spec: {e}"))?;
+    parse_spec(value, "spec").map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::apply::{self, Source};
 use crate::aws::ClientPool;
 use crate::aws::limit::RateLimit;
-use crate::cli::CliError;
+use crate::cli::{CliError, say};
 use crate::endpoints::Vitals;
 use crate::metrics::Metrics;
 use crate::present;
@@ -270,7 +270,7 @@ async fn watch<S: Store>(
             .get(Kind::RecycleRequest, REQUEST)
             .await?
             .ok_or_else(|| CliError::NotFound("the demo request disappeared".into()))?;
-        let status = present::request_status(&record).map_err(CliError::Unsuccessful)?;
+        let status = crate::status::request_status(&record).map_err(CliError::Unsuccessful)?;
         let timeline = sim.timeline();
         let mut lines = Vec::new();
         for e in status.events.iter().skip(events_seen) {
@@ -540,8 +540,4 @@ fn print_summary(out: &mut dyn Write, s: &Summary, opts: &SandboxOptions, total:
             s.calls
         ),
     );
-}
-
-fn say(out: &mut dyn Write, text: impl AsRef<str>) {
-    let _ = writeln!(out, "{}", text.as_ref());
 }

@@ -182,3 +182,14 @@ impl RecycleStatus {
         (self.stopped.len() + self.skipped.len(), total)
     }
 }
+
+/// A stored request's status, the default (Pending) before the operator
+/// wrote one, or a sentence saying why it cannot be read.
+pub fn request_status(record: &crate::store::StoredRecord) -> Result<RecycleStatus, String> {
+    match &record.status {
+        None => Ok(RecycleStatus::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            format!("status: cannot be read ({e}); it is written by the operator only")
+        }),
+    }
+}

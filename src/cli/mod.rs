@@ -72,6 +72,11 @@ impl From<StoreError> for CliError {
     }
 }
 
+/// One line of a verb's answer. A closed pipe (`| head`) is not the verb's failure.
+pub(crate) fn say(out: &mut dyn std::io::Write, text: impl AsRef<str>) {
+    let _ = writeln!(out, "{}", text.as_ref());
+}
+
 /// Where records live: the same flags for every verb that reads or writes them.
 #[derive(Args, Clone, Debug)]
 pub struct StoreArgs {

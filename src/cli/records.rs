@@ -12,7 +12,7 @@ use chrono::Utc;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use super::{CliError, StoreArgs};
+use super::{CliError, StoreArgs, say};
 use crate::apply::{self, Change, Checked, resource};
 use crate::manifest::validate_spec;
 use crate::present;
@@ -120,11 +120,6 @@ fn kind_and_name(words: &[String]) -> Result<(Kind, String), CliError> {
         }),
         _ => Err(CliError::Invalid("name the record".into())),
     }
-}
-
-fn say(out: &mut dyn Write, text: impl AsRef<str>) {
-    // A closed pipe (`| head`) is not the verb's failure.
-    let _ = writeln!(out, "{}", text.as_ref());
 }
 
 // ---------------------------------------------------------------- apply
@@ -299,10 +294,10 @@ async fn preview<S: Store>(
         .await?
         .iter()
         .filter(|r| {
-            present::request_spec(r)
+            crate::record::request_spec(r)
                 .is_ok_and(|s| s.cluster == spec.cluster && s.service == spec.service)
         })
-        .filter_map(|r| present::request_status(r).ok())
+        .filter_map(|r| crate::status::request_status(r).ok())
         .filter(|s| s.phase == Phase::Succeeded)
         .collect();
     let now = Utc::now();
@@ -379,7 +374,7 @@ pub async fn get<S: Store>(
 
 fn finished(r: &StoredRecord) -> bool {
     r.kind == Kind::RecycleRequest
-        && present::request_status(r).is_ok_and(|s| s.phase.is_terminal())
+        && crate::status::request_status(r).is_ok_and(|s| s.phase.is_terminal())
 }
 
 async fn read<S: Store>(
@@ -529,7 +524,7 @@ pub async fn set_flag<S: Store>(
     for _ in 0..ATTEMPTS {
         let record = read(store, kind, Some(&name)).await?.remove(0);
         if kind == Kind::RecycleRequest
-            && let Ok(status) = present::request_status(&record)
+            && let Ok(status) = crate::status::request_status(&record)
             && status.phase.is_terminal()
         {
             say(out, format!("{who} unchanged (already {:?})", status.phase));
@@ -584,7 +579,7 @@ pub async fn delete<S: Store>(
     let record = read(store, kind, Some(&name)).await?.remove(0);
     if kind == Kind::RecycleRequest
         && !args.force
-        && let Ok(status) = present::request_status(&record)
+        && let Ok(status) = crate::status::request_status(&record)
         && matches!(
             status.phase,
             Phase::Surging | Phase::Recycling | Phase::Restoring
