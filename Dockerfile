@@ -39,10 +39,8 @@ RUN touch src/main.rs src/lib.rs \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/ecs-recycler /usr/local/bin/ecs-recycler
 USER 65532:65532
-# glibc gives each thread its own malloc arena; two arenas keep the
-# operator's peak RSS about 10 MiB lower at 1,000 requests (the bench's
-# scale scenario: 71.6 MiB with the default, 59.2 MiB with 2).
-ENV MALLOC_ARENA_MAX=2
+# The binary limits glibc to two malloc arenas itself (src/main.rs);
+# MALLOC_ARENA_MAX in the task definition would override it.
 # /healthz, /readyz and /metrics (--http-listen, default 0.0.0.0:8080).
 EXPOSE 8080
 # No HEALTHCHECK: ECS ignores an image's HEALTHCHECK and runs the task

@@ -4,6 +4,7 @@
 //! a client-side token bucket per service, account and Region, metrics, and
 //! backoff on throttling. Observation lives in [`observe`].
 
+pub mod known_tasks;
 pub mod limit;
 pub mod observe;
 
@@ -140,6 +141,8 @@ pub struct ClientPool {
     metrics: Arc<Metrics>,
     /// Task definition ARN → whether any container has a health check (they never change).
     health_checks: Mutex<HashMap<String, bool>>,
+    /// Each service's tasks as last seen (see [`known_tasks`]).
+    pub(crate) known_tasks: known_tasks::KnownTasks,
 }
 
 impl ClientPool {
@@ -154,6 +157,7 @@ impl ClientPool {
             limit,
             metrics,
             health_checks: Mutex::new(HashMap::new()),
+            known_tasks: known_tasks::KnownTasks::default(),
         }
     }
 

@@ -105,6 +105,22 @@ fn stable(svc: &ServiceView, tasks: &[TaskView]) -> bool {
         && meant == svc.desired
 }
 
+/// What the tasks alone show of a step waiting for new tasks: it is not
+/// done while a task meant to run is not serving (so not [`stable`]) or a
+/// task of its batch still runs (so not done in `batch_in_flight`),
+/// whatever the service's counts say. A batch task still meant to run is a
+/// stop decided but not made, which the decision makes again: that never
+/// reads as "not done" on the tasks alone.
+pub fn tasks_show_unfinished(batch: &[String], tasks: &[TaskView]) -> bool {
+    let in_batch = |t: &TaskView| batch.contains(&t.arn);
+    if tasks.iter().any(|t| in_batch(t) && t.desired_running) {
+        return false;
+    }
+    tasks.iter().any(|t| {
+        (t.desired_running && !t.is_serving()) || (in_batch(t) && t.last_status == "RUNNING")
+    })
+}
+
 fn describe_counts(svc: &ServiceView, tasks: &[TaskView]) -> String {
     let serving = tasks.iter().filter(|t| t.is_serving()).count();
     format!(

@@ -22,14 +22,14 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::aws::limit::RateLimit;
-use crate::aws::observe::{self, Want};
+use crate::aws::observe::{self, Look, Want};
 use crate::aws::{self, AwsError, ClientPool};
 use crate::decide::{self, Context, Decision};
 use crate::endpoints::Vitals;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
 use crate::notify::outbox;
-use crate::observation::Observation;
+use crate::observation::{Observation, TaskView};
 use crate::pacing::{self, Pace};
 use crate::record::{RecycleSpec, request_spec};
 use crate::status::{Phase, RecycleStatus, request_status};
@@ -291,6 +291,8 @@ impl<S: Store> Reconciler<S> {
                 service: c.spec.service.clone(),
                 extra: c.status.batch.clone(),
                 scaling: needs_scaling(&c.status),
+                tasks: needs_tasks(&c.status),
+                awaiting: pacing::tasks_first(&c.spec, &c.status, Utc::now()),
             })
             .collect();
         let observations = observe::observe_all(&self.pool, wants).await;
@@ -477,7 +479,7 @@ impl<S: Store> Reconciler<S> {
 
     /// Advances a claimed record as far as it can go now, starting from the
     /// tick's observation of its service.
-    async fn reconcile(&self, claimed: Claimed, first: Result<Observation, AwsError>) {
+    async fn reconcile(&self, claimed: Claimed, first: Result<Look, AwsError>) {
         let Claimed {
             record,
             spec,
@@ -492,14 +494,28 @@ impl<S: Store> Reconciler<S> {
         // notices already on record are handed on again.
         let mut unsaved = self.notifier.collect(&name, &mut status.notify);
         self.notifier.submit(&name, &status.notify);
-        // The observation in hand, and whether it includes the scalable target.
-        let mut obs: Option<(Observation, bool)> = None;
-        let mut first = Some(first);
+        let mut first = match first {
+            Ok(Look::NotYet(tasks)) if !unsaved => {
+                return self.not_yet(&record, &status, &tasks, &blocked_by).await;
+            }
+            // Receipts to record: a whole look, and the step as usual.
+            Ok(Look::NotYet(_)) => None,
+            Ok(Look::Whole(o)) => Some(Ok(o)),
+            Err(e) => Some(Err(e)),
+        };
+        // The observation in hand, and whether it includes the scalable
+        // target and the tasks.
+        let mut obs: Option<(Observation, bool, bool)> = None;
         for _ in 0..MAX_IMMEDIATE_STEPS {
             let step_began = Instant::now();
             let wants_scaling = needs_scaling(&status);
+            let wants_tasks = needs_tasks(&status);
             let fresh = match (obs.take(), first.take()) {
-                (Some((o, has_scaling)), _) if has_scaling || !wants_scaling => Ok(o),
+                (Some((o, has_scaling, has_tasks)), _)
+                    if (has_scaling || !wants_scaling) && (has_tasks || !wants_tasks) =>
+                {
+                    Ok(o)
+                }
                 (_, Some(tick_obs)) => tick_obs,
                 _ => {
                     let want = Want {
@@ -508,6 +524,8 @@ impl<S: Store> Reconciler<S> {
                         service: spec.service.clone(),
                         extra: status.batch.clone(),
                         scaling: wants_scaling,
+                        tasks: wants_tasks,
+                        awaiting: None,
                     };
                     observe::observe(&self.pool, want).await
                 }
@@ -533,12 +551,18 @@ impl<S: Store> Reconciler<S> {
                 poll: self.config.poll_interval,
                 blocked_by: blocked_by.as_deref(),
             };
-            self.lock_paces().entry(name.clone()).or_default().learn(
-                &current,
-                status.started_at.or(Some(now)),
-                now,
-            );
-            let mut decision = decide::decide(&ctx, &status, &current);
+            let mut decision = {
+                let mut paces = self.lock_paces();
+                let pace = paces.entry(name.clone()).or_default();
+                pace.learn(&current.tasks, status.started_at.or(Some(now)), now);
+                let decision = decide::decide(&ctx, &status, &current);
+                if let Some(step) = pacing::awaits_tasks(&status)
+                    && pacing::awaits_tasks(&decision.status) != Some(step)
+                {
+                    pace.step_done(step, now);
+                }
+                decision
+            };
             outbox::enqueue(&name, &spec, &status, &mut decision.status, ctx.now);
             if unsaved || decision.status != status {
                 match self.persist(&name, version, &decision.status).await {
@@ -591,7 +615,7 @@ impl<S: Store> Reconciler<S> {
                 // Nothing was done to AWS: what was seen a moment ago still holds.
                 Some(after) if after.is_zero() => {
                     if !acted {
-                        obs = Some((current, wants_scaling));
+                        obs = Some((current, wants_scaling, wants_tasks));
                     }
                     continue;
                 }
@@ -605,6 +629,35 @@ impl<S: Store> Reconciler<S> {
         }
         self.remember(&name, version, &blocked_by);
         self.requeue(&name, Duration::ZERO);
+    }
+
+    /// A step waiting for new tasks whose tasks show it is not done: only
+    /// what they teach of the timings is kept, and the next look aimed.
+    async fn not_yet(
+        &self,
+        record: &StoredRecord,
+        status: &RecycleStatus,
+        tasks: &[TaskView],
+        blocked_by: &Option<String>,
+    ) {
+        let metrics = self.pool.metrics().clone();
+        if !self.hold(record).await {
+            return metrics.reconciled("lease_lost");
+        }
+        let now = Utc::now();
+        let poll = self.config.poll_interval;
+        let after = {
+            let mut paces = self.lock_paces();
+            let pace = paces.entry(record.name.clone()).or_default();
+            pace.learn(tasks, status.started_at.or(Some(now)), now);
+            match pacing::awaits_tasks(status) {
+                Some(step) => pace.next_look(tasks, step, now, poll),
+                None => poll,
+            }
+        };
+        self.remember(&record.name, record.version, blocked_by);
+        metrics.reconciled("not_yet");
+        self.requeue(&record.name, after);
     }
 
     fn remember(&self, name: &str, version: u64, blocked_by: &Option<String>) {
@@ -643,7 +696,7 @@ impl<S: Store> Reconciler<S> {
                 .lock_paces()
                 .entry(name.to_string())
                 .or_default()
-                .next_look(obs, step, Utc::now(), self.config.poll_interval);
+                .next_look(&obs.tasks, step, Utc::now(), self.config.poll_interval);
         }
         let queued = status.phase == Phase::Pending && blocked_by.is_some();
         if queued || (spec.paused && !spec.cancel) {
@@ -770,6 +823,12 @@ impl<S: Store> Reconciler<S> {
 /// Whether the decision may read the scalable target: in every phase but
 /// Recycling, so the batches go without the call — except once every
 /// planned task is stopped, when this look may end the run and restore.
+/// Whether the decision reads the tasks: in every phase but Restoring,
+/// which only puts the desired count and the scaling settings back.
+fn needs_tasks(status: &RecycleStatus) -> bool {
+    status.phase != Phase::Restoring
+}
+
 fn needs_scaling(status: &RecycleStatus) -> bool {
     let last_batch = status.plan.as_ref().is_some_and(|p| {
         p.tasks

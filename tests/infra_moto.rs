@@ -334,7 +334,7 @@ fn actions_in_the_code() -> BTreeSet<String> {
             &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
         ),
         (
-            "src/aws/observe.rs",
+            "src/aws/observe/calls.rs",
             &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
         ),
         ("src/store/dynamo.rs", &[("client", "dynamodb")][..]),

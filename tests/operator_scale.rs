@@ -1,16 +1,20 @@
 //! The operator at scale and under watch: observations shared per cluster,
-//! throttling on half of all calls, the metrics and health endpoints, and
-//! flags out of range refused.
+//! a settled service described from memory instead of listed, throttling on
+//! half of all calls, the metrics and health endpoints, and flags out of
+//! range refused.
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ecs_recycler::aws::ClientPool;
 use ecs_recycler::aws::limit::RateLimit;
+use ecs_recycler::aws::observe::{Look, Want, observe, observe_all};
 use ecs_recycler::endpoints::Vitals;
 use ecs_recycler::metrics::Metrics;
+use ecs_recycler::observation::Observation;
 use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
@@ -158,6 +162,157 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
 }
 
+/// The tasks an observation holds, by ARN.
+fn arns(obs: &Observation) -> BTreeSet<String> {
+    obs.tasks.iter().map(|t| t.arn.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_service_is_described_from_memory_and_a_replacement_is_still_found() {
+    let (sim, c) = steady_service("prod", "web", 3, true).await;
+    let pool = Arc::new(ClientPool::new(
+        sdk_config(sim.url(), true).await,
+        RateLimit::default(),
+        Metrics::new(),
+    ));
+    let own = pool.for_role(None, None).await;
+    let want = || Want {
+        clients: own.clone(),
+        cluster: "prod".into(),
+        service: "web".into(),
+        extra: Vec::new(),
+        scaling: false,
+        tasks: true,
+        awaiting: None,
+    };
+    let truth = || async {
+        running_task_arns(&c.ecs, "prod", "web")
+            .await
+            .into_iter()
+            .collect::<BTreeSet<String>>()
+    };
+    let since = sim.now();
+    let first = observe(&pool, want()).await.unwrap();
+    assert_eq!(
+        calls_of(&sim.timeline(), "ListTasks", since),
+        1,
+        "nothing remembered yet"
+    );
+    let since = sim.now();
+    let second = observe(&pool, want()).await.unwrap();
+    let timeline = sim.timeline();
+    assert_eq!(
+        calls_of(&timeline, "ListTasks", since),
+        0,
+        "settled: not listed"
+    );
+    assert_eq!(calls_of(&timeline, "DescribeTasks", since), 1);
+    assert_eq!(arns(&second), arns(&first));
+    assert_eq!(arns(&second), truth().await);
+
+    // A task stopped behind the operator's back: whenever the looks fall,
+    // each holds exactly what ListTasks would, and the replacement is found.
+    let victim = first.tasks[0].arn.clone();
+    c.ecs
+        .stop_task()
+        .cluster("prod")
+        .task(&victim)
+        .send()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let mut compared = 0;
+    loop {
+        let before = truth().await;
+        let obs = observe(&pool, want()).await.unwrap();
+        let after = truth().await;
+        assert!(
+            !arns(&obs).contains(&victim),
+            "the stopped task is not meant to run"
+        );
+        if before == after {
+            assert_eq!(arns(&obs), after, "the look disagrees with ListTasks");
+            compared += 1;
+        }
+        let replaced = arns(&obs).len() == 3 && obs.tasks.iter().all(|t| t.is_serving());
+        if replaced {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replacement was never seen serving"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(compared > 0, "no look could be checked against ListTasks");
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let since = sim.now();
+    let settled = observe(&pool, want()).await.unwrap();
+    let listed = calls_of(&sim.timeline(), "ListTasks", since);
+    assert_eq!(listed, 0, "settled again: not listed");
+    assert_eq!(arns(&settled), truth().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_waiting_for_its_replacement_asks_for_the_service_only_once_the_tasks_could_be_done()
+{
+    let (sim, c) = steady_service("prod", "web", 3, true).await;
+    let pool = Arc::new(ClientPool::new(
+        sdk_config(sim.url(), true).await,
+        RateLimit::default(),
+        Metrics::new(),
+    ));
+    let own = pool.for_role(None, None).await;
+    let victim = running_task_arns(&c.ecs, "prod", "web").await[0].clone();
+    let step = chrono::Utc::now();
+    c.ecs
+        .stop_task()
+        .cluster("prod")
+        .task(&victim)
+        .send()
+        .await
+        .unwrap();
+    let want = || Want {
+        clients: own.clone(),
+        cluster: "prod".into(),
+        service: "web".into(),
+        extra: vec![victim.clone()],
+        scaling: false,
+        tasks: true,
+        awaiting: Some(step),
+    };
+    // Right after the stop the victim still runs: not done, whatever the counts.
+    let since = sim.now();
+    let look = observe_all(&pool, vec![want()])
+        .await
+        .pop()
+        .unwrap()
+        .unwrap();
+    let Look::NotYet(tasks) = look else {
+        panic!("expected the tasks to show the step unfinished: {look:?}");
+    };
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.arn == victim && t.last_status == "RUNNING")
+    );
+    assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 0);
+    // Once the replacement serves and the victim is gone, the look is whole.
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let since = sim.now();
+    let look = observe_all(&pool, vec![want()])
+        .await
+        .pop()
+        .unwrap()
+        .unwrap();
+    let Look::Whole(obs) = look else {
+        panic!("expected a whole look once the tasks could be done: {look:?}");
+    };
+    assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 1);
+    let serving = obs.tasks.iter().filter(|t| t.is_serving()).count();
+    assert_eq!(serving, 3, "{obs:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_of_all_calls_throttled_every_request_still_succeeds() {
     let sim = start_sim().await;
@@ -178,8 +333,11 @@ async fn half_of_all_calls_throttled_every_request_still_succeeds() {
         )
         .await;
     }
+    // A coin per call: runs of eight throttles in a row come up about once
+    // in 256 calls, and each is waited out by backoff (up to 5 s a try,
+    // jittered): the run takes from 20 s to a few minutes by luck.
     for name in ["web", "api"] {
-        let status = op.finished(name, Duration::from_secs(120)).await;
+        let status = op.finished(name, Duration::from_secs(300)).await;
         assert_eq!(status["phase"], "Succeeded", "{name}: {status:#}");
     }
     let timeline = sim.timeline();

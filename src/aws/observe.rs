@@ -1,23 +1,29 @@
-//! Looking at services, many at once: the observations of one tick are made
-//! together, sharing calls within each account and cluster — DescribeServices
-//! for up to 10 services a call, ListTasks through every page of each
-//! service, DescribeTasks for up to 100 tasks a call across the cluster, and
-//! DescribeScalableTargets for up to 50 services a call. Each record still
-//! gets exactly the observation it would get alone: its service, every task
-//! of it with desired status RUNNING, plus the tasks of its batch in flight
-//! whatever their state (so "stable" is judged against the batch).
+//! Looking at services, many at once: the looks of one tick are made
+//! together, sharing calls within each account and cluster (see [`calls`]
+//! for the batching). Each record gets exactly the observation it would get
+//! alone: its service, every task of it with desired status RUNNING, plus
+//! the tasks of its batch in flight whatever their state (so "stable" is
+//! judged against the batch). Two things keep the calls few:
+//!
+//! - A service whose tasks as last seen are provably all of them is not
+//!   listed again: its remembered tasks are described ([`known_tasks`]).
+//! - A step waiting for new tasks looks at its tasks first. While they show
+//!   the step cannot be done (a task meant to run is not serving, or one
+//!   being stopped still runs: [`decide::tasks_show_unfinished`]), the look
+//!   ends there as [`Look::NotYet`] and the service is not asked for.
 
-use std::collections::{BTreeMap, HashMap};
+mod calls;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-use aws_sdk_ecs::types::DesiredStatus;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
-use super::{AwsError, ClientPool, Clients, classify, resource_id};
-use crate::observation::{DeploymentView, Observation, ServiceView, TaskView};
-use crate::status::ScalingSettings;
+use self::calls::Shared;
+use super::{AwsError, ClientPool, Clients, known_tasks};
+use crate::decide;
+use crate::observation::{Observation, ServiceView, TaskView};
 
 /// What one record needs looked at.
 #[derive(Clone)]
@@ -30,35 +36,49 @@ pub struct Want {
     /// Whether the scalable target is needed (the decision reads it in
     /// every phase but Recycling).
     pub scaling: bool,
+    /// Whether the tasks are needed (the decision reads them in every
+    /// phase but Restoring).
+    pub tasks: bool,
+    /// When the step began, if the record waits for new tasks and only
+    /// they can move it on: its tasks are looked at first.
+    pub awaiting: Option<DateTime<Utc>>,
 }
 
-const SERVICES_PER_CALL: usize = 10;
-const TASKS_PER_CALL: usize = 100;
-const TARGETS_PER_CALL: usize = 50;
+/// What a look found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Look {
+    /// The service and its tasks: what the decision needs.
+    Whole(Observation),
+    /// The tasks of a step waiting for new ones, which show it is not done;
+    /// the service was not asked for.
+    NotYet(Vec<TaskView>),
+}
 
-/// Observes one service.
+/// Observes one service, whole.
 pub async fn observe(pool: &Arc<ClientPool>, want: Want) -> Result<Observation, AwsError> {
-    observe_all(pool, vec![want])
-        .await
-        .pop()
-        .unwrap_or_else(unreachable_empty)
+    let want = Want {
+        awaiting: None,
+        ..want
+    };
+    match observe_all(pool, vec![want]).await.pop() {
+        Some(Ok(Look::Whole(obs))) => Ok(obs),
+        Some(Err(e)) => Err(e),
+        _ => Err(not_made()),
+    }
 }
 
 /// An answer that should always be there was not (a task failed): try again.
-fn unreachable_empty() -> Result<Observation, AwsError> {
-    Err(AwsError::Transient {
+fn not_made() -> AwsError {
+    AwsError::Transient {
         action: "observe".into(),
         message: "no observation was made".into(),
-    })
+    }
 }
 
-/// Observes every wanted service; the answers are in the order of `wants`.
+/// Looks at every wanted service; the answers are in the order of `wants`.
 /// A service that cannot be had is an observation (`service: Err`), not an
 /// error; only failures worth trying again are errors.
-pub async fn observe_all(
-    pool: &Arc<ClientPool>,
-    wants: Vec<Want>,
-) -> Vec<Result<Observation, AwsError>> {
+pub async fn observe_all(pool: &Arc<ClientPool>, wants: Vec<Want>) -> Vec<Result<Look, AwsError>> {
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, w) in wants.iter().enumerate() {
         groups
@@ -72,12 +92,11 @@ pub async fn observe_all(
         let pool = pool.clone();
         let wants = wants.clone();
         work.spawn(async move {
-            let answers = observe_cluster(&pool, &wants, &members).await;
+            let answers = ClusterLook::new(&pool, &wants, &members).run().await;
             members.into_iter().zip(answers).collect::<Vec<_>>()
         });
     }
-    let mut out: Vec<Option<Result<Observation, AwsError>>> =
-        (0..wants.len()).map(|_| None).collect();
+    let mut out: Vec<Option<Result<Look, AwsError>>> = (0..wants.len()).map(|_| None).collect();
     while let Some(done) = work.join_next().await {
         match done {
             Ok(answers) => {
@@ -89,116 +108,300 @@ pub async fn observe_all(
         }
     }
     out.into_iter()
-        .map(|o| {
-            o.unwrap_or_else(|| {
-                Err(AwsError::Transient {
-                    action: "observe".into(),
-                    message: "the observation task failed".into(),
-                })
-            })
-        })
+        .map(|o| o.unwrap_or_else(|| Err(not_made())))
         .collect()
 }
 
-/// What a shared call answered for one service; errors are cloned to each.
-type Shared<T> = Result<T, AwsError>;
+/// One look at the services of one account and cluster.
+struct ClusterLook<'a> {
+    pool: &'a ClientPool,
+    wants: &'a [Want],
+    members: &'a [usize],
+    clients: Clients,
+    cluster: String,
+    /// Service → its tasks meant to run, listed or remembered.
+    tasks_of: HashMap<String, Shared<Vec<String>>>,
+    /// Services listed by this look.
+    listed: HashSet<String>,
+    /// Task ARN → its view, for every task described by this look.
+    described: Shared<HashMap<String, TaskView>>,
+}
 
-/// The services of one account and cluster, in the order of `members`.
-async fn observe_cluster(
-    pool: &Arc<ClientPool>,
-    wants: &[Want],
-    members: &[usize],
-) -> Vec<Result<Observation, AwsError>> {
-    let first = &wants[members[0]];
-    let clients = first.clients.clone();
-    let cluster = first.cluster.clone();
-    let mut names: Vec<String> = members.iter().map(|i| wants[*i].service.clone()).collect();
-    names.sort();
-    names.dedup();
+impl<'a> ClusterLook<'a> {
+    fn new(pool: &'a ClientPool, wants: &'a [Want], members: &'a [usize]) -> Self {
+        let first = &wants[members[0]];
+        Self {
+            pool,
+            wants,
+            members,
+            clients: first.clients.clone(),
+            cluster: first.cluster.clone(),
+            tasks_of: HashMap::new(),
+            listed: HashSet::new(),
+            described: Ok(HashMap::new()),
+        }
+    }
 
-    let services = describe_services(&clients, &cluster, &names).await;
-    let active: Vec<String> = names
-        .iter()
-        .filter(|n| matches!(services.get(*n), Some(Ok(Ok(_)))))
-        .cloned()
-        .collect();
-    let listed = list_tasks(&clients, &cluster, &active).await;
+    fn remembered(&self, service: &str) -> Option<known_tasks::Remembered> {
+        self.pool
+            .known_tasks
+            .get(&self.clients.account, &self.cluster, service)
+    }
 
-    // Every task any member needs, described once.
-    let mut arns: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for i in members {
-        let w = &wants[*i];
-        if let Some(Ok(list)) = listed.get(&w.service) {
-            for arn in list.iter().chain(&w.extra) {
-                if seen.insert(arn.clone()) {
-                    arns.push(arn.clone());
+    /// The batch in flight of every member on `service`.
+    fn in_flight(&self, service: &str) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|i| &self.wants[*i])
+            .filter(|w| w.service == service)
+            .flat_map(|w| w.extra.iter().cloned())
+            .collect()
+    }
+
+    async fn list(&mut self, services: Vec<String>) {
+        if services.is_empty() {
+            return;
+        }
+        let listed = calls::list_tasks(&self.clients, &self.cluster, &services).await;
+        for (service, tasks) in listed {
+            self.listed.insert(service.clone());
+            self.tasks_of.insert(service, tasks);
+        }
+    }
+
+    /// Describes every task of `members` not described yet.
+    async fn describe(&mut self, members: &[usize]) {
+        let Ok(described) = &self.described else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        let mut arns = Vec::new();
+        for i in members {
+            let w = &self.wants[*i];
+            if let Some(Ok(tasks)) = self.tasks_of.get(&w.service) {
+                for arn in tasks.iter().chain(&w.extra) {
+                    if !described.contains_key(arn) && seen.insert(arn.clone()) {
+                        arns.push(arn.clone());
+                    }
                 }
             }
         }
-    }
-    let described = describe_tasks(pool, &clients, &cluster, &arns).await;
-
-    let scaled: Vec<String> = {
-        let mut s: Vec<String> = members
-            .iter()
-            .filter(|i| wants[**i].scaling)
-            .map(|i| wants[*i].service.clone())
-            .filter(|n| active.contains(n))
-            .collect();
-        s.sort();
-        s.dedup();
-        s
-    };
-    let scaling = scalable_targets(&clients, &cluster, &scaled).await;
-
-    members
-        .iter()
-        .map(|i| {
-            let w = &wants[*i];
-            let view = match services.get(&w.service) {
-                Some(Ok(Ok(view))) => view.clone(),
-                Some(Ok(Err(reason))) => return Ok(gone(reason.clone())),
-                // AWS refusing to show the service (denied, no such cluster) is
-                // what the request fails with; anything else is tried again.
-                Some(Err(e @ AwsError::Refused { .. })) => return Ok(gone(e.to_string())),
-                Some(Err(e)) => return Err(e.clone()),
-                None => return Err(unreachable_empty().unwrap_err()),
-            };
-            let list = match listed.get(&w.service) {
-                Some(Ok(list)) => list,
-                Some(Err(e @ AwsError::Refused { .. })) => return Ok(gone(e.to_string())),
-                Some(Err(e)) => return Err(e.clone()),
-                None => return Err(unreachable_empty().unwrap_err()),
-            };
-            let described = match &described {
-                Ok(d) => d,
-                Err(e) => return Err(e.clone()),
-            };
-            let mut tasks = Vec::new();
-            let mut added = std::collections::HashSet::new();
-            for arn in list.iter().chain(&w.extra) {
-                if added.insert(arn)
-                    && let Some(t) = described.get(arn)
-                {
-                    tasks.push(t.clone());
+        if arns.is_empty() {
+            return;
+        }
+        match calls::describe_tasks(self.pool, &self.clients, &self.cluster, &arns).await {
+            Ok(more) => {
+                if let Ok(d) = &mut self.described {
+                    d.extend(more);
                 }
             }
-            let scaling = if w.scaling {
-                match &scaling {
-                    Ok(s) => s.get(&w.service).copied(),
-                    Err(e) => return Err(e.clone()),
+            Err(e) => self.described = Err(e),
+        }
+    }
+
+    /// The member's tasks: those meant to run, then its batch, each once.
+    fn tasks(&self, want: &Want) -> Result<Vec<TaskView>, AwsError> {
+        let listed = match self.tasks_of.get(&want.service) {
+            Some(Ok(list)) => list,
+            Some(Err(e)) => return Err(e.clone()),
+            None => return Err(not_made()),
+        };
+        let described = self.described.as_ref().map_err(Clone::clone)?;
+        let mut added = HashSet::new();
+        Ok(listed
+            .iter()
+            .chain(&want.extra)
+            .filter(|arn| added.insert(*arn))
+            .filter_map(|arn| described.get(arn).cloned())
+            .collect())
+    }
+
+    async fn run(mut self) -> Vec<Result<Look, AwsError>> {
+        let mut answers: HashMap<usize, Result<Look, AwsError>> = HashMap::new();
+
+        // Steps waiting for new tasks: their tasks first. A set listed
+        // before the step began cannot hold what it launched: list again.
+        let waiting: Vec<usize> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|i| self.wants[*i].awaiting.is_some())
+            .collect();
+        let mut to_list = Vec::new();
+        for i in &waiting {
+            let w = &self.wants[*i];
+            let step = w.awaiting.unwrap_or(DateTime::<Utc>::MAX_UTC);
+            match self.remembered(&w.service) {
+                Some(r) if r.listed_at >= step => {
+                    self.tasks_of.insert(w.service.clone(), Ok(r.arns));
                 }
-            } else {
-                None
-            };
-            Ok(Observation {
-                service: Ok(view),
-                tasks,
-                scaling,
+                _ => to_list.push(w.service.clone()),
+            }
+        }
+        to_list.sort();
+        to_list.dedup();
+        self.list(to_list).await;
+        self.describe(&waiting).await;
+        for i in &waiting {
+            let w = &self.wants[*i];
+            if let Ok(tasks) = self.tasks(w)
+                && decide::tasks_show_unfinished(&w.extra, &tasks)
+            {
+                answers.insert(*i, Ok(Look::NotYet(tasks)));
+            }
+        }
+
+        // Everyone else, and the waiting steps that may be done: the services.
+        let rest: Vec<usize> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|i| !answers.contains_key(i))
+            .collect();
+        let mut names: Vec<String> = rest
+            .iter()
+            .map(|i| self.wants[*i].service.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        let services = calls::describe_services(&self.clients, &self.cluster, &names).await;
+        let view = |name: &str| match services.get(name) {
+            Some(Ok(Ok(view))) => Some(view),
+            _ => None,
+        };
+        let active: Vec<String> = names
+            .iter()
+            .filter(|n| view(n).is_some())
+            .cloned()
+            .collect();
+        let tasked: Vec<String> = active
+            .iter()
+            .filter(|n| {
+                rest.iter()
+                    .any(|i| &self.wants[*i].service == *n && self.wants[*i].tasks)
             })
+            .cloned()
+            .collect();
+        let mut candidates: HashMap<String, Vec<String>> = HashMap::new();
+        let mut to_list = Vec::new();
+        for name in &tasked {
+            if self.listed.contains(name) {
+                continue;
+            }
+            let remembered = match self.tasks_of.get(name) {
+                Some(Ok(arns)) => Some(arns.clone()),
+                _ => self.remembered(name).map(|r| r.arns),
+            };
+            let in_flight = self.in_flight(name);
+            match view(name)
+                .and_then(|v| known_tasks::candidate(v, remembered.as_deref(), &in_flight))
+            {
+                Some(c) => {
+                    self.tasks_of.insert(name.clone(), Ok(c.clone()));
+                    candidates.insert(name.clone(), c);
+                }
+                None => to_list.push(name.clone()),
+            }
+        }
+        self.list(to_list).await;
+        self.describe(&rest).await;
+        // A remembered task that stopped or is gone: listed after all.
+        let mut relist = Vec::new();
+        if let Ok(described) = &self.described {
+            for (name, c) in &candidates {
+                match view(name).and_then(|v| known_tasks::confirmed(v, c, described)) {
+                    Some(running) => {
+                        self.tasks_of.insert(name.clone(), Ok(running));
+                    }
+                    None => relist.push(name.clone()),
+                }
+            }
+        }
+        relist.sort();
+        self.list(relist).await;
+        self.describe(&rest).await;
+        self.remember(&tasked, &waiting);
+
+        let scaled: Vec<String> = {
+            let mut s: Vec<String> = rest
+                .iter()
+                .map(|i| &self.wants[*i])
+                .filter(|w| w.scaling && active.contains(&w.service))
+                .map(|w| w.service.clone())
+                .collect();
+            s.sort();
+            s.dedup();
+            s
+        };
+        let scaling = calls::scalable_targets(&self.clients, &self.cluster, &scaled).await;
+
+        for i in &rest {
+            let w = &self.wants[*i];
+            let answer = match services.get(&w.service) {
+                Some(Ok(Ok(view))) => self.whole(w, view, &scaling).map(Look::Whole),
+                Some(Ok(Err(reason))) => Ok(Look::Whole(gone(reason.clone()))),
+                // AWS refusing to show the service (denied, no such cluster) is
+                // what the request fails with; anything else is tried again.
+                Some(Err(e @ AwsError::Refused { .. })) => Ok(Look::Whole(gone(e.to_string()))),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(not_made()),
+            };
+            answers.insert(*i, answer);
+        }
+        self.members
+            .iter()
+            .map(|i| answers.remove(i).unwrap_or_else(|| Err(not_made())))
+            .collect()
+    }
+
+    fn whole(
+        &self,
+        want: &Want,
+        view: &ServiceView,
+        scaling: &Shared<HashMap<String, crate::status::ScalingSettings>>,
+    ) -> Result<Observation, AwsError> {
+        let tasks = match self.tasks(want) {
+            _ if !want.tasks => Vec::new(),
+            Ok(tasks) => tasks,
+            Err(e @ AwsError::Refused { .. }) => return Ok(gone(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        let scaling = if want.scaling {
+            scaling
+                .as_ref()
+                .map_err(Clone::clone)?
+                .get(&want.service)
+                .copied()
+        } else {
+            None
+        };
+        Ok(Observation {
+            service: Ok(view.clone()),
+            tasks,
+            scaling,
         })
-        .collect()
+    }
+
+    /// Remembers each service's tasks meant to run, for the next look.
+    fn remember(&self, active: &[String], waiting: &[usize]) {
+        let now = Utc::now();
+        let mut services: Vec<&String> = active.iter().collect();
+        services.extend(waiting.iter().map(|i| &self.wants[*i].service));
+        services.sort();
+        services.dedup();
+        for name in services {
+            if let Some(Ok(arns)) = self.tasks_of.get(name) {
+                let listed_at = self.listed.contains(name).then_some(now);
+                self.pool.known_tasks.remember(
+                    &self.clients.account,
+                    &self.cluster,
+                    name,
+                    arns.clone(),
+                    listed_at,
+                );
+            }
+        }
+    }
 }
 
 fn gone(reason: String) -> Observation {
@@ -207,272 +410,4 @@ fn gone(reason: String) -> Observation {
         tasks: Vec::new(),
         scaling: None,
     }
-}
-
-/// Service name → its view, or the reason it cannot be had (missing, not ACTIVE).
-async fn describe_services(
-    clients: &Clients,
-    cluster: &str,
-    names: &[String],
-) -> HashMap<String, Shared<Result<ServiceView, String>>> {
-    let mut out = HashMap::new();
-    for chunk in names.chunks(SERVICES_PER_CALL) {
-        let action = "ecs:DescribeServices";
-        let answer = clients
-            .call(action, || async {
-                clients
-                    .ecs
-                    .describe_services()
-                    .cluster(cluster)
-                    .set_services(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| classify(action, e))
-            })
-            .await;
-        let described = match answer {
-            Ok(d) => d,
-            Err(e) => {
-                for name in chunk {
-                    out.insert(name.clone(), Err(e.clone()));
-                }
-                continue;
-            }
-        };
-        for name in chunk {
-            let svc = described
-                .services()
-                .iter()
-                .find(|s| s.service_name() == Some(name.as_str()) || s.service_arn() == Some(name));
-            let view = match svc {
-                None => {
-                    let reason = described
-                        .failures()
-                        .iter()
-                        .find(|f| f.arn().is_some_and(|a| a.ends_with(&format!("/{name}"))))
-                        .or(described.failures().first())
-                        .and_then(|f| f.reason())
-                        .unwrap_or("MISSING");
-                    Err(format!(
-                        "service {name} not found in cluster {cluster} ({reason})"
-                    ))
-                }
-                Some(svc) => {
-                    let status = svc.status().unwrap_or_default();
-                    if status != "ACTIVE" {
-                        Err(format!("service {cluster}/{name} is {status}"))
-                    } else {
-                        Ok(service_view(svc))
-                    }
-                }
-            };
-            out.insert(name.clone(), Ok(view));
-        }
-    }
-    out
-}
-
-fn service_view(svc: &aws_sdk_ecs::types::Service) -> ServiceView {
-    ServiceView {
-        desired: svc.desired_count().max(0) as u32,
-        running: svc.running_count().max(0) as u32,
-        pending: svc.pending_count().max(0) as u32,
-        deployments: svc
-            .deployments()
-            .iter()
-            .map(|d| DeploymentView {
-                id: d.id().unwrap_or_default().to_string(),
-                primary: d.status() == Some("PRIMARY"),
-                rollout: d
-                    .rollout_state()
-                    .map(|r| r.as_str().to_string())
-                    .unwrap_or_else(|| "COMPLETED".into()),
-            })
-            .collect(),
-    }
-}
-
-/// Service name → the ARNs of its tasks with desired status RUNNING, every page.
-async fn list_tasks(
-    clients: &Clients,
-    cluster: &str,
-    services: &[String],
-) -> HashMap<String, Shared<Vec<String>>> {
-    let mut work = JoinSet::new();
-    for name in services {
-        let clients = clients.clone();
-        let cluster = cluster.to_string();
-        let name = name.clone();
-        work.spawn(async move {
-            let listed = list_service_tasks(&clients, &cluster, &name).await;
-            (name, listed)
-        });
-    }
-    let mut out = HashMap::new();
-    while let Some(done) = work.join_next().await {
-        if let Ok((name, listed)) = done {
-            out.insert(name, listed);
-        }
-    }
-    out
-}
-
-async fn list_service_tasks(
-    clients: &Clients,
-    cluster: &str,
-    service: &str,
-) -> Result<Vec<String>, AwsError> {
-    let action = "ecs:ListTasks";
-    let mut arns = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = clients
-            .call(action, || async {
-                clients
-                    .ecs
-                    .list_tasks()
-                    .cluster(cluster)
-                    .service_name(service)
-                    .desired_status(DesiredStatus::Running)
-                    .max_results(100)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify(action, e))
-            })
-            .await?;
-        arns.extend(page.task_arns().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => return Ok(arns),
-        }
-    }
-}
-
-fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-}
-
-/// Task ARN → its view, for every task ECS still knows.
-async fn describe_tasks(
-    pool: &ClientPool,
-    clients: &Clients,
-    cluster: &str,
-    arns: &[String],
-) -> Result<HashMap<String, TaskView>, AwsError> {
-    let mut out = HashMap::new();
-    for chunk in arns.chunks(TASKS_PER_CALL) {
-        let action = "ecs:DescribeTasks";
-        let described = clients
-            .call(action, || async {
-                clients
-                    .ecs
-                    .describe_tasks()
-                    .cluster(cluster)
-                    .set_tasks(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| classify(action, e))
-            })
-            .await?;
-        for t in described.tasks() {
-            let td = t.task_definition_arn().unwrap_or_default();
-            let health_checked = health_checked(pool, clients, td).await?;
-            let view = TaskView {
-                arn: t.task_arn().unwrap_or_default().to_string(),
-                last_status: t.last_status().unwrap_or_default().to_string(),
-                desired_running: t.desired_status() == Some("RUNNING"),
-                health: t
-                    .health_status()
-                    .map(|h| h.as_str().to_string())
-                    .unwrap_or_else(|| "UNKNOWN".into()),
-                health_checked,
-                started_at: to_utc(t.started_at()),
-                created_at: to_utc(t.created_at()),
-            };
-            out.insert(view.arn.clone(), view);
-        }
-    }
-    Ok(out)
-}
-
-async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Result<bool, AwsError> {
-    if td.is_empty() {
-        return Ok(false);
-    }
-    if let Some(known) = pool.cached_health_check(td) {
-        return Ok(known);
-    }
-    let action = "ecs:DescribeTaskDefinition";
-    let out = clients
-        .call(action, || async {
-            clients
-                .ecs
-                .describe_task_definition()
-                .task_definition(td)
-                .send()
-                .await
-                .map_err(|e| classify(action, e))
-        })
-        .await?;
-    let has = out.task_definition().is_some_and(|d| {
-        d.container_definitions()
-            .iter()
-            .any(|c| c.health_check().is_some())
-    });
-    pool.remember_health_check(td, has);
-    Ok(has)
-}
-
-/// Service name → its scalable target, for the services that have one.
-async fn scalable_targets(
-    clients: &Clients,
-    cluster: &str,
-    services: &[String],
-) -> Shared<HashMap<String, ScalingSettings>> {
-    let mut out = HashMap::new();
-    for chunk in services.chunks(TARGETS_PER_CALL) {
-        let action = "application-autoscaling:DescribeScalableTargets";
-        let ids: Vec<String> = chunk.iter().map(|s| resource_id(cluster, s)).collect();
-        let described = clients
-            .call(action, || async {
-                clients
-                    .aas
-                    .describe_scalable_targets()
-                    .service_namespace(ServiceNamespace::Ecs)
-                    .set_resource_ids(Some(ids.clone()))
-                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                    .send()
-                    .await
-                    .map_err(|e| classify(action, e))
-            })
-            .await?;
-        for t in described.scalable_targets() {
-            let Some(name) = chunk
-                .iter()
-                .find(|s| t.resource_id() == resource_id(cluster, s))
-            else {
-                continue;
-            };
-            let s = t.suspended_state();
-            out.insert(
-                name.clone(),
-                ScalingSettings {
-                    min: t.min_capacity().max(0) as u32,
-                    max: t.max_capacity().max(0) as u32,
-                    dynamic_scaling_in_suspended: s
-                        .and_then(|s| s.dynamic_scaling_in_suspended())
-                        .unwrap_or(false),
-                    dynamic_scaling_out_suspended: s
-                        .and_then(|s| s.dynamic_scaling_out_suspended())
-                        .unwrap_or(false),
-                    scheduled_scaling_suspended: s
-                        .and_then(|s| s.scheduled_scaling_suspended())
-                        .unwrap_or(false),
-                },
-            );
-        }
-    }
-    Ok(out)
 }

@@ -218,6 +218,20 @@ pub fn calls_since(timeline: &Value, since: f64) -> (usize, usize) {
     (ecs, mine.len() - ecs)
 }
 
+/// ECS calls made since `since`, by operation, most first.
+pub fn ecs_calls_by_operation(timeline: &Value, since: f64) -> Vec<(String, usize)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for c in timeline["calls"].as_array().into_iter().flatten() {
+        let op = c["op"].as_str().unwrap_or("");
+        if c["t"].as_f64().unwrap_or(0.0) >= since && !op.starts_with("_sim") && is_ecs_call(op) {
+            *counts.entry(op.to_string()).or_default() += 1;
+        }
+    }
+    let mut out: Vec<(String, usize)> = counts.into_iter().collect();
+    out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    out
+}
+
 /// One task's life in the timeline.
 pub struct TaskLife {
     pub cluster: String,

@@ -18,9 +18,12 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
-    /// Write the recycle scenario's simulator timeline to this file, to see where the time and calls went.
+    /// Write the recycle scenario's simulator timeline (its first run's) to this file, to see where the time and calls went.
     #[arg(long, value_name = "FILE")]
     timeline: Option<std::path::PathBuf>,
+    /// Recycles run at once in the recycle scenario; its figures are their means.
+    #[arg(long, default_value_t = 3)]
+    recycle_runs: usize,
     /// Services in the scale scenario (spread over 10 clusters).
     #[arg(long, default_value_t = 1000)]
     scale_services: usize,
@@ -119,7 +122,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         let result = match name {
             "scale" => scale::scale(args.scale_services).await,
             "retry-modes" => scenarios::retry_modes().await,
-            "recycle" => scenarios::recycle(args.timeline.as_deref()).await,
+            "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
             "failover" => scenarios::failover().await,
             _ => scenarios::force_deployment().await,
         };

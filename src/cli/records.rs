@@ -274,6 +274,8 @@ async fn preview<S: Store>(
         service: spec.service.clone(),
         extra: Vec::new(),
         scaling: true,
+        tasks: true,
+        awaiting: None,
     };
     let obs = crate::aws::observe::observe(&pool, want)
         .await

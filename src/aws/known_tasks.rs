@@ -1,0 +1,227 @@
+//! The tasks of each service as last seen, so that a look can describe them
+//! instead of listing them again. ListTasks is how new tasks are found, and
+//! a service only gains a task when one of its tasks stops, its desired
+//! count rises, or a deployment rolls. So when the counts show none of
+//! that and every task remembered is still meant to run, the remembered set
+//! is the whole set, and the look costs DescribeServices and DescribeTasks
+//! only. Anything else, and the service is listed as usual. The rule is
+//! pure (`candidate`, `confirmed`); the memory is per replica and
+//! forgets services not looked at for a while. It also keeps when the
+//! service was last listed: a set listed before a step began cannot hold
+//! the tasks that step launched.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::observation::{ServiceView, TaskView};
+
+/// A service's tasks are forgotten once it has not been looked at for this long.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+/// A service's tasks meant to run, as last seen.
+#[derive(Clone, Debug)]
+pub struct Remembered {
+    pub arns: Vec<String>,
+    /// When ListTasks last answered for the service.
+    pub listed_at: DateTime<Utc>,
+    seen: Instant,
+}
+
+type Key = (String, String, String);
+
+/// (account, cluster, service) → its tasks as last seen.
+#[derive(Default)]
+pub struct KnownTasks {
+    sets: Mutex<HashMap<Key, Remembered>>,
+}
+
+impl KnownTasks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Remembered>> {
+        self.sets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, account: &str, cluster: &str, service: &str) -> Option<Remembered> {
+        self.lock()
+            .get(&(account.into(), cluster.into(), service.into()))
+            .cloned()
+    }
+
+    /// Remembers the tasks seen; `listed_at` is when ListTasks answered
+    /// them, `None` when they were confirmed from memory.
+    pub fn remember(
+        &self,
+        account: &str,
+        cluster: &str,
+        service: &str,
+        arns: Vec<String>,
+        listed_at: Option<DateTime<Utc>>,
+    ) {
+        let now = Instant::now();
+        let key = (account.into(), cluster.into(), service.into());
+        let mut sets = self.lock();
+        let listed_at = listed_at
+            .or_else(|| sets.get(&key).map(|r| r.listed_at))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        sets.retain(|_, r| now.duration_since(r.seen) < FORGET_AFTER);
+        sets.insert(
+            key,
+            Remembered {
+                arns,
+                listed_at,
+                seen: now,
+            },
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The remembered tasks worth describing instead of listing, or `None` when
+/// the counts already show the service may have tasks not remembered.
+/// Tasks the request is stopping (`in_flight`) are left out: their
+/// replacements are new.
+pub fn candidate(
+    view: &ServiceView,
+    known: Option<&[String]>,
+    in_flight: &[String],
+) -> Option<Vec<String>> {
+    let known: Vec<String> = known?
+        .iter()
+        .filter(|arn| !in_flight.contains(arn))
+        .cloned()
+        .collect();
+    let settled = view.deployment_in_progress().is_none()
+        && view.running + view.pending == view.desired
+        && known.len() >= view.desired as usize;
+    settled.then_some(known)
+}
+
+/// The service's tasks meant to run, when the described candidates prove to
+/// be all of them: exactly as many still meant to run as desired. `None`:
+/// one has stopped or is gone, and the service must be listed.
+pub fn confirmed(
+    view: &ServiceView,
+    candidates: &[String],
+    described: &HashMap<String, TaskView>,
+) -> Option<Vec<String>> {
+    let running: Vec<String> = candidates
+        .iter()
+        .filter(|arn| described.get(*arn).is_some_and(|t| t.desired_running))
+        .cloned()
+        .collect();
+    (running.len() == view.desired as usize).then_some(running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::DeploymentView;
+
+    fn view(desired: u32, running: u32, pending: u32, rollout: &str) -> ServiceView {
+        ServiceView {
+            desired,
+            running,
+            pending,
+            deployments: vec![DeploymentView {
+                id: "d".into(),
+                primary: true,
+                rollout: rollout.into(),
+            }],
+        }
+    }
+
+    fn arns(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn described(meant: &[&str], stopping: &[&str]) -> HashMap<String, TaskView> {
+        let task = |arn: &str, desired_running| TaskView {
+            arn: arn.into(),
+            last_status: "RUNNING".into(),
+            desired_running,
+            health: "HEALTHY".into(),
+            health_checked: true,
+            started_at: None,
+            created_at: None,
+        };
+        meant
+            .iter()
+            .map(|a| (a.to_string(), task(a, true)))
+            .chain(stopping.iter().map(|a| (a.to_string(), task(a, false))))
+            .collect()
+    }
+
+    #[test]
+    fn a_settled_service_is_described_from_memory() {
+        let v = view(2, 2, 0, "COMPLETED");
+        let c = candidate(&v, Some(&arns(&["a", "b"])), &[]).unwrap();
+        assert_eq!(c, arns(&["a", "b"]));
+        assert_eq!(confirmed(&v, &c, &described(&["a", "b"], &[])), Some(c));
+    }
+
+    #[test]
+    fn anything_that_may_have_added_a_task_is_listed() {
+        let ab = arns(&["a", "b"]);
+        let known = || Some(ab.as_slice());
+        assert_eq!(
+            candidate(&view(2, 2, 0, "COMPLETED"), None, &[]),
+            None,
+            "nothing remembered"
+        );
+        assert_eq!(
+            candidate(&view(3, 2, 0, "COMPLETED"), known(), &[]),
+            None,
+            "scaled out"
+        );
+        assert_eq!(
+            candidate(&view(2, 2, 1, "COMPLETED"), known(), &[]),
+            None,
+            "a task starting"
+        );
+        assert_eq!(
+            candidate(&view(2, 3, 0, "COMPLETED"), known(), &[]),
+            None,
+            "a task too many"
+        );
+        assert_eq!(
+            candidate(&view(2, 2, 0, "IN_PROGRESS"), known(), &[]),
+            None,
+            "a deployment"
+        );
+        assert_eq!(
+            candidate(&view(2, 2, 0, "COMPLETED"), known(), &arns(&["b"])),
+            None,
+            "a task of the batch being stopped: its replacement is new"
+        );
+    }
+
+    #[test]
+    fn a_remembered_task_that_stopped_means_listing() {
+        let v = view(2, 2, 0, "COMPLETED");
+        let c = candidate(&v, Some(&arns(&["a", "b"])), &[]).unwrap();
+        // Stopped by someone else: its replacement is not remembered.
+        assert_eq!(confirmed(&v, &c, &described(&["a"], &["b"])), None);
+        // Forgotten by ECS: the same.
+        assert_eq!(confirmed(&v, &c, &described(&["a"], &[])), None);
+    }
+
+    #[test]
+    fn scaled_in_to_the_remembered_tasks_still_running() {
+        // Three remembered, one stopped by the scale-in: the two left are all.
+        let v = view(2, 2, 0, "COMPLETED");
+        let c = candidate(&v, Some(&arns(&["a", "b", "c"])), &[]).unwrap();
+        assert_eq!(
+            confirmed(&v, &c, &described(&["a", "c"], &["b"])),
+            Some(arns(&["a", "c"]))
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! The calls a look is made of, each batched and paged as ECS and
+//! Application Auto Scaling allow: DescribeServices for up to 10 services a
+//! call, ListTasks through every page of a service, DescribeTasks for up to
+//! 100 tasks a call, DescribeScalableTargets for up to 50 services a call.
+//! A failed call answers an error for every service it was for.
+
+use std::collections::HashMap;
+
+use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+use aws_sdk_ecs::types::DesiredStatus;
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+
+use crate::aws::{AwsError, ClientPool, Clients, classify, resource_id};
+use crate::observation::{DeploymentView, ServiceView, TaskView};
+use crate::status::ScalingSettings;
+
+const SERVICES_PER_CALL: usize = 10;
+const TASKS_PER_CALL: usize = 100;
+const TARGETS_PER_CALL: usize = 50;
+
+/// What a shared call answered for one service; errors are cloned to each.
+pub type Shared<T> = Result<T, AwsError>;
+
+/// Service name → its view, or the reason it cannot be had (missing, not ACTIVE).
+pub async fn describe_services(
+    clients: &Clients,
+    cluster: &str,
+    names: &[String],
+) -> HashMap<String, Shared<Result<ServiceView, String>>> {
+    let mut out = HashMap::new();
+    for chunk in names.chunks(SERVICES_PER_CALL) {
+        let action = "ecs:DescribeServices";
+        let answer = clients
+            .call(action, || async {
+                clients
+                    .ecs
+                    .describe_services()
+                    .cluster(cluster)
+                    .set_services(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| classify(action, e))
+            })
+            .await;
+        let described = match answer {
+            Ok(d) => d,
+            Err(e) => {
+                for name in chunk {
+                    out.insert(name.clone(), Err(e.clone()));
+                }
+                continue;
+            }
+        };
+        for name in chunk {
+            let svc = described
+                .services()
+                .iter()
+                .find(|s| s.service_name() == Some(name.as_str()) || s.service_arn() == Some(name));
+            let view = match svc {
+                None => {
+                    let reason = described
+                        .failures()
+                        .iter()
+                        .find(|f| f.arn().is_some_and(|a| a.ends_with(&format!("/{name}"))))
+                        .or(described.failures().first())
+                        .and_then(|f| f.reason())
+                        .unwrap_or("MISSING");
+                    Err(format!(
+                        "service {name} not found in cluster {cluster} ({reason})"
+                    ))
+                }
+                Some(svc) => {
+                    let status = svc.status().unwrap_or_default();
+                    if status != "ACTIVE" {
+                        Err(format!("service {cluster}/{name} is {status}"))
+                    } else {
+                        Ok(service_view(svc))
+                    }
+                }
+            };
+            out.insert(name.clone(), Ok(view));
+        }
+    }
+    out
+}
+
+fn service_view(svc: &aws_sdk_ecs::types::Service) -> ServiceView {
+    ServiceView {
+        desired: svc.desired_count().max(0) as u32,
+        running: svc.running_count().max(0) as u32,
+        pending: svc.pending_count().max(0) as u32,
+        deployments: svc
+            .deployments()
+            .iter()
+            .map(|d| DeploymentView {
+                id: d.id().unwrap_or_default().to_string(),
+                primary: d.status() == Some("PRIMARY"),
+                rollout: d
+                    .rollout_state()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_else(|| "COMPLETED".into()),
+            })
+            .collect(),
+    }
+}
+
+/// Service name → the ARNs of its tasks with desired status RUNNING, every page.
+pub async fn list_tasks(
+    clients: &Clients,
+    cluster: &str,
+    services: &[String],
+) -> HashMap<String, Shared<Vec<String>>> {
+    let mut work = JoinSet::new();
+    for name in services {
+        let clients = clients.clone();
+        let cluster = cluster.to_string();
+        let name = name.clone();
+        work.spawn(async move {
+            let listed = list_service_tasks(&clients, &cluster, &name).await;
+            (name, listed)
+        });
+    }
+    let mut out = HashMap::new();
+    while let Some(done) = work.join_next().await {
+        if let Ok((name, listed)) = done {
+            out.insert(name, listed);
+        }
+    }
+    out
+}
+
+async fn list_service_tasks(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<String>, AwsError> {
+    let action = "ecs:ListTasks";
+    let mut arns = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = clients
+            .call(action, || async {
+                clients
+                    .ecs
+                    .list_tasks()
+                    .cluster(cluster)
+                    .service_name(service)
+                    .desired_status(DesiredStatus::Running)
+                    .max_results(100)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(action, e))
+            })
+            .await?;
+        arns.extend(page.task_arns().iter().cloned());
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(arns),
+        }
+    }
+}
+
+fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
+    let t = t?;
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+/// Task ARN → its view, for every task ECS still knows.
+pub async fn describe_tasks(
+    pool: &ClientPool,
+    clients: &Clients,
+    cluster: &str,
+    arns: &[String],
+) -> Result<HashMap<String, TaskView>, AwsError> {
+    let mut out = HashMap::new();
+    for chunk in arns.chunks(TASKS_PER_CALL) {
+        let action = "ecs:DescribeTasks";
+        let described = clients
+            .call(action, || async {
+                clients
+                    .ecs
+                    .describe_tasks()
+                    .cluster(cluster)
+                    .set_tasks(Some(chunk.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| classify(action, e))
+            })
+            .await?;
+        for t in described.tasks() {
+            let td = t.task_definition_arn().unwrap_or_default();
+            let health_checked = health_checked(pool, clients, td).await?;
+            let view = TaskView {
+                arn: t.task_arn().unwrap_or_default().to_string(),
+                last_status: t.last_status().unwrap_or_default().to_string(),
+                desired_running: t.desired_status() == Some("RUNNING"),
+                health: t
+                    .health_status()
+                    .map(|h| h.as_str().to_string())
+                    .unwrap_or_else(|| "UNKNOWN".into()),
+                health_checked,
+                started_at: to_utc(t.started_at()),
+                created_at: to_utc(t.created_at()),
+            };
+            out.insert(view.arn.clone(), view);
+        }
+    }
+    Ok(out)
+}
+
+async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Result<bool, AwsError> {
+    if td.is_empty() {
+        return Ok(false);
+    }
+    if let Some(known) = pool.cached_health_check(td) {
+        return Ok(known);
+    }
+    let action = "ecs:DescribeTaskDefinition";
+    let out = clients
+        .call(action, || async {
+            clients
+                .ecs
+                .describe_task_definition()
+                .task_definition(td)
+                .send()
+                .await
+                .map_err(|e| classify(action, e))
+        })
+        .await?;
+    let has = out.task_definition().is_some_and(|d| {
+        d.container_definitions()
+            .iter()
+            .any(|c| c.health_check().is_some())
+    });
+    pool.remember_health_check(td, has);
+    Ok(has)
+}
+
+/// Service name → its scalable target, for the services that have one.
+pub async fn scalable_targets(
+    clients: &Clients,
+    cluster: &str,
+    services: &[String],
+) -> Shared<HashMap<String, ScalingSettings>> {
+    let mut out = HashMap::new();
+    for chunk in services.chunks(TARGETS_PER_CALL) {
+        let action = "application-autoscaling:DescribeScalableTargets";
+        let ids: Vec<String> = chunk.iter().map(|s| resource_id(cluster, s)).collect();
+        let described = clients
+            .call(action, || async {
+                clients
+                    .aas
+                    .describe_scalable_targets()
+                    .service_namespace(ServiceNamespace::Ecs)
+                    .set_resource_ids(Some(ids.clone()))
+                    .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                    .send()
+                    .await
+                    .map_err(|e| classify(action, e))
+            })
+            .await?;
+        for t in described.scalable_targets() {
+            let Some(name) = chunk
+                .iter()
+                .find(|s| t.resource_id() == resource_id(cluster, s))
+            else {
+                continue;
+            };
+            let s = t.suspended_state();
+            out.insert(
+                name.clone(),
+                ScalingSettings {
+                    min: t.min_capacity().max(0) as u32,
+                    max: t.max_capacity().max(0) as u32,
+                    dynamic_scaling_in_suspended: s
+                        .and_then(|s| s.dynamic_scaling_in_suspended())
+                        .unwrap_or(false),
+                    dynamic_scaling_out_suspended: s
+                        .and_then(|s| s.dynamic_scaling_out_suspended())
+                        .unwrap_or(false),
+                    scheduled_scaling_suspended: s
+                        .and_then(|s| s.scheduled_scaling_suspended())
+                        .unwrap_or(false),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
