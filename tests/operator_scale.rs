@@ -167,24 +167,47 @@ fn arns(obs: &Observation) -> BTreeSet<String> {
     obs.tasks.iter().map(|t| t.arn.clone()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_settled_service_is_described_from_memory_and_a_replacement_is_still_found() {
-    let (sim, c) = steady_service("prod", "web", 3, true).await;
-    let pool = Arc::new(ClientPool::new(
+/// A client pool on the simulator, at the operator's default limits.
+async fn pool_on(sim: &ecs_recycler::sim::Simulator) -> Arc<ClientPool> {
+    Arc::new(ClientPool::new(
         sdk_config(sim.url(), true).await,
         RateLimit::default(),
         Metrics::new(),
-    ));
-    let own = pool.for_role(None, None).await;
-    let want = || Want {
-        clients: own.clone(),
+    ))
+}
+
+/// What a record on prod/web wants looked at: its tasks, not its scaling.
+async fn want_web(
+    pool: &ClientPool,
+    extra: Vec<String>,
+    awaiting: Option<chrono::DateTime<chrono::Utc>>,
+) -> Want {
+    Want {
+        clients: pool.for_role(None, None).await,
         cluster: "prod".into(),
         service: "web".into(),
-        extra: Vec::new(),
+        extra,
         scaling: false,
         tasks: true,
-        awaiting: None,
-    };
+        awaiting,
+    }
+}
+
+/// One look, as the tick makes it.
+async fn look(pool: &Arc<ClientPool>, want: Want) -> Look {
+    observe_all(pool, vec![want])
+        .await
+        .pop()
+        .expect("one answer")
+        .expect("a look")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_service_is_described_from_memory_and_a_replacement_is_still_found() {
+    let (sim, c) = steady_service("prod", "web", 3, true).await;
+    let pool = pool_on(&sim).await;
+    let web = want_web(&pool, Vec::new(), None).await;
+    let want = || web.clone();
     let truth = || async {
         running_task_arns(&c.ecs, "prod", "web")
             .await
@@ -213,13 +236,7 @@ async fn a_settled_service_is_described_from_memory_and_a_replacement_is_still_f
     // A task stopped behind the operator's back: whenever the looks fall,
     // each holds exactly what ListTasks would, and the replacement is found.
     let victim = first.tasks[0].arn.clone();
-    c.ecs
-        .stop_task()
-        .cluster("prod")
-        .task(&victim)
-        .send()
-        .await
-        .unwrap();
+    stop_task(&c.ecs, "prod", &victim).await;
     let deadline = tokio::time::Instant::now() + WITHIN;
     let mut compared = 0;
     loop {
@@ -257,39 +274,15 @@ async fn a_settled_service_is_described_from_memory_and_a_replacement_is_still_f
 async fn a_step_waiting_for_its_replacement_asks_for_the_service_only_once_the_tasks_could_be_done()
 {
     let (sim, c) = steady_service("prod", "web", 3, true).await;
-    let pool = Arc::new(ClientPool::new(
-        sdk_config(sim.url(), true).await,
-        RateLimit::default(),
-        Metrics::new(),
-    ));
-    let own = pool.for_role(None, None).await;
+    let pool = pool_on(&sim).await;
     let victim = running_task_arns(&c.ecs, "prod", "web").await[0].clone();
     let step = chrono::Utc::now();
-    c.ecs
-        .stop_task()
-        .cluster("prod")
-        .task(&victim)
-        .send()
-        .await
-        .unwrap();
-    let want = || Want {
-        clients: own.clone(),
-        cluster: "prod".into(),
-        service: "web".into(),
-        extra: vec![victim.clone()],
-        scaling: false,
-        tasks: true,
-        awaiting: Some(step),
-    };
+    stop_task(&c.ecs, "prod", &victim).await;
+    let want = want_web(&pool, vec![victim.clone()], Some(step)).await;
     // Right after the stop the victim still runs: not done, whatever the counts.
     let since = sim.now();
-    let look = observe_all(&pool, vec![want()])
-        .await
-        .pop()
-        .unwrap()
-        .unwrap();
-    let Look::NotYet(tasks) = look else {
-        panic!("expected the tasks to show the step unfinished: {look:?}");
+    let Look::NotYet(tasks) = look(&pool, want.clone()).await else {
+        panic!("expected the tasks to show the step unfinished");
     };
     assert!(
         tasks
@@ -300,13 +293,8 @@ async fn a_step_waiting_for_its_replacement_asks_for_the_service_only_once_the_t
     // Once the replacement serves and the victim is gone, the look is whole.
     wait_steady(&c.ecs, "prod", "web", WITHIN).await;
     let since = sim.now();
-    let look = observe_all(&pool, vec![want()])
-        .await
-        .pop()
-        .unwrap()
-        .unwrap();
-    let Look::Whole(obs) = look else {
-        panic!("expected a whole look once the tasks could be done: {look:?}");
+    let Look::Whole(obs) = look(&pool, want).await else {
+        panic!("expected a whole look once the tasks could be done");
     };
     assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 1);
     let serving = obs.tasks.iter().filter(|t| t.is_serving()).count();

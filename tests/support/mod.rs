@@ -215,6 +215,16 @@ pub async fn wait_steady(
     }
 }
 
+/// Stops a task behind the operator's back, as a person or ECS would.
+pub async fn stop_task(ecs: &aws_sdk_ecs::Client, cluster: &str, arn: &str) {
+    ecs.stop_task()
+        .cluster(cluster)
+        .task(arn)
+        .send()
+        .await
+        .expect("stop task");
+}
+
 pub async fn running_task_arns(
     ecs: &aws_sdk_ecs::Client,
     cluster: &str,
