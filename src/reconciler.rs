@@ -496,7 +496,9 @@ impl<S: Store> Reconciler<S> {
         self.notifier.submit(&name, &status.notify);
         let mut first = match first {
             Ok(Look::NotYet(tasks)) if !unsaved => {
-                return self.not_yet(&record, &status, &tasks, &blocked_by).await;
+                return self
+                    .not_yet(&record, &spec, &status, &tasks, &blocked_by)
+                    .await;
             }
             // Receipts to record: a whole look, and the step as usual.
             Ok(Look::NotYet(_)) => None,
@@ -620,7 +622,8 @@ impl<S: Store> Reconciler<S> {
                     continue;
                 }
                 Some(after) => {
-                    let after = self.pace(&name, &spec, &status, &current, after, &blocked_by);
+                    let after =
+                        self.pace(&name, &spec, &status, &current.tasks, after, &blocked_by);
                     self.remember(&name, version, &blocked_by);
                     metrics.reconciled("requeued");
                     return self.requeue(&name, after);
@@ -636,6 +639,7 @@ impl<S: Store> Reconciler<S> {
     async fn not_yet(
         &self,
         record: &StoredRecord,
+        spec: &RecycleSpec,
         status: &RecycleStatus,
         tasks: &[TaskView],
         blocked_by: &Option<String>,
@@ -645,16 +649,12 @@ impl<S: Store> Reconciler<S> {
             return metrics.reconciled("lease_lost");
         }
         let now = Utc::now();
+        self.lock_paces()
+            .entry(record.name.clone())
+            .or_default()
+            .learn(tasks, status.started_at.or(Some(now)), now);
         let poll = self.config.poll_interval;
-        let after = {
-            let mut paces = self.lock_paces();
-            let pace = paces.entry(record.name.clone()).or_default();
-            pace.learn(tasks, status.started_at.or(Some(now)), now);
-            match pacing::awaits_tasks(status) {
-                Some(step) => pace.next_look(tasks, step, now, poll),
-                None => poll,
-            }
-        };
+        let after = self.pace(&record.name, spec, status, tasks, poll, blocked_by);
         self.remember(&record.name, record.version, blocked_by);
         metrics.reconciled("not_yet");
         self.requeue(&record.name, after);
@@ -684,7 +684,7 @@ impl<S: Store> Reconciler<S> {
         name: &str,
         spec: &RecycleSpec,
         status: &RecycleStatus,
-        obs: &Observation,
+        tasks: &[TaskView],
         after: Duration,
         blocked_by: &Option<String>,
     ) -> Duration {
@@ -696,7 +696,7 @@ impl<S: Store> Reconciler<S> {
                 .lock_paces()
                 .entry(name.to_string())
                 .or_default()
-                .next_look(&obs.tasks, step, Utc::now(), self.config.poll_interval);
+                .next_look(tasks, step, Utc::now(), self.config.poll_interval);
         }
         let queued = status.phase == Phase::Pending && blocked_by.is_some();
         if queued || (spec.paused && !spec.cancel) {

@@ -49,39 +49,34 @@ impl KnownTasks {
             .cloned()
     }
 
-    /// Remembers the tasks seen; `listed_at` is when ListTasks answered
-    /// them, `None` when they were confirmed from memory.
+    /// Remembers the tasks seen in one look at a cluster, service by
+    /// service: `(service, arns, listed_at)`, where `listed_at` is when
+    /// ListTasks answered them and `None` when they were confirmed from
+    /// memory. Services not looked at for a while are forgotten here, once
+    /// a look rather than once a service.
     pub fn remember(
         &self,
         account: &str,
         cluster: &str,
-        service: &str,
-        arns: Vec<String>,
-        listed_at: Option<DateTime<Utc>>,
+        seen: impl IntoIterator<Item = (String, Vec<String>, Option<DateTime<Utc>>)>,
     ) {
         let now = Instant::now();
-        let key = (account.into(), cluster.into(), service.into());
         let mut sets = self.lock();
-        let listed_at = listed_at
-            .or_else(|| sets.get(&key).map(|r| r.listed_at))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         sets.retain(|_, r| now.duration_since(r.seen) < FORGET_AFTER);
-        sets.insert(
-            key,
-            Remembered {
-                arns,
-                listed_at,
-                seen: now,
-            },
-        );
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        for (service, arns, listed_at) in seen {
+            let key = (account.to_string(), cluster.to_string(), service);
+            let listed_at = listed_at
+                .or_else(|| sets.get(&key).map(|r| r.listed_at))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            sets.insert(
+                key,
+                Remembered {
+                    arns,
+                    listed_at,
+                    seen: now,
+                },
+            );
+        }
     }
 }
 

@@ -317,9 +317,11 @@ impl<'a> ClusterLook<'a> {
                 }
             }
         }
-        relist.sort();
-        self.list(relist).await;
-        self.describe(&rest).await;
+        if !relist.is_empty() {
+            relist.sort();
+            self.list(relist).await;
+            self.describe(&rest).await;
+        }
         self.remember(&tasked, &waiting);
 
         let scaled: Vec<String> = {
@@ -389,18 +391,19 @@ impl<'a> ClusterLook<'a> {
         services.extend(waiting.iter().map(|i| &self.wants[*i].service));
         services.sort();
         services.dedup();
-        for name in services {
-            if let Some(Ok(arns)) = self.tasks_of.get(name) {
-                let listed_at = self.listed.contains(name).then_some(now);
-                self.pool.known_tasks.remember(
-                    &self.clients.account,
-                    &self.cluster,
-                    name,
+        let seen = services
+            .into_iter()
+            .filter_map(|name| match self.tasks_of.get(name) {
+                Some(Ok(arns)) => Some((
+                    name.clone(),
                     arns.clone(),
-                    listed_at,
-                );
-            }
-        }
+                    self.listed.contains(name).then_some(now),
+                )),
+                _ => None,
+            });
+        self.pool
+            .known_tasks
+            .remember(&self.clients.account, &self.cluster, seen);
     }
 }
 
