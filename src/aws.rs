@@ -2,19 +2,24 @@
 //! services in other accounts, through an assumed role), how their errors are
 //! sorted, and the decided actions. Every call goes through [`limit::call`]:
 //! a client-side token bucket per service, account and Region, metrics, and
-//! backoff on throttling. Observation lives in [`observe`].
+//! backoff on throttling; every call has a deadline ([`sdk`]), and a
+//! mutating one is sent only inside the record's lease ([`Fence`]).
+//! Observation lives in [`observe`].
 
 pub mod known_tasks;
 pub mod limit;
 pub mod observe;
+pub mod sdk;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 use aws_sdk_ecs::error::ProvideErrorMetadata;
 
 use crate::decide::Action;
+use crate::lease::Fence;
 use crate::metrics::Metrics;
 use limit::{Limiter, RateLimit};
 
@@ -34,12 +39,27 @@ pub enum AwsError {
         code: String,
         message: String,
     },
+    /// Nothing came back in time, or no connection could be made; nothing
+    /// says whether AWS acted. Try again later.
+    #[error(
+        "{action} got no answer from {endpoint} in {}: {cause}; check that {endpoint} is reachable from here (network, proxy, security groups, VPC endpoint, the AWS_ENDPOINT_URL_* variables), or raise --aws-attempt-timeout and --aws-operation-timeout",
+        crate::duration::format(*waited)
+    )]
+    Unanswered {
+        action: String,
+        endpoint: String,
+        waited: Duration,
+        cause: String,
+    },
+    /// Not sent at all: this replica's lease on the record lapsed first.
+    #[error("{action} was not sent: this replica's lease on the record lapsed")]
+    NotSent { action: String },
 }
 
 impl AwsError {
-    /// Worth trying again later (throttled or transient), as opposed to refused.
+    /// Worth trying again later (throttled, transient, unanswered), as opposed to refused.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Refused { .. })
+        !matches!(self, Self::Refused { .. } | Self::NotSent { .. })
     }
 }
 
@@ -81,22 +101,31 @@ where
                 }
             }
         }
-        None => AwsError::Transient {
-            action,
-            message: aws_smithy_error_text(&err),
-        },
+        None => {
+            use aws_sdk_ecs::error::SdkError;
+            let cause = match &err {
+                SdkError::TimeoutError(_) => Some("timed out".to_string()),
+                SdkError::DispatchFailure(f) if f.is_timeout() => {
+                    Some("could not connect in time (--aws-connect-timeout)".to_string())
+                }
+                SdkError::DispatchFailure(f) if f.is_io() => Some(sdk::chain(&err)),
+                _ => None,
+            };
+            match cause {
+                // The endpoint and the time waited are filled in by `Clients::call`.
+                Some(cause) => AwsError::Unanswered {
+                    action,
+                    endpoint: String::new(),
+                    waited: Duration::ZERO,
+                    cause,
+                },
+                None => AwsError::Transient {
+                    action,
+                    message: sdk::chain(&err),
+                },
+            }
+        }
     }
-}
-
-fn aws_smithy_error_text(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// ECS and Application Auto Scaling clients for one account, with the
@@ -111,12 +140,48 @@ pub struct Clients {
     /// The buckets of this account and Region, one per operation.
     limits: Arc<Limiters>,
     metrics: Arc<Metrics>,
+    /// Where the calls go, for the sentence of a call that got no answer.
+    ecs_endpoint: String,
+    aas_endpoint: String,
+    /// The longest one call may take, every attempt included.
+    deadline: Duration,
+    unanswered: Arc<Unanswered>,
 }
 
 impl Clients {
-    /// One AWS call, `action` naming its IAM action (`ecs:ListTasks`):
-    /// rate-limited, counted, tried again on throttling.
+    /// One AWS call that reads, `action` naming its IAM action
+    /// (`ecs:ListTasks`): rate-limited, counted, tried again on throttling,
+    /// given up after the operation timeout.
     pub async fn call<T, F, Fut>(&self, action: &str, attempt: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        self.send(action, None, attempt).await
+    }
+
+    /// One AWS call that changes something: as [`Clients::call`], and each
+    /// attempt is sent only while `fence` allows it (checked after the wait
+    /// for a token, right before the request goes out).
+    pub async fn mutate<T, F, Fut>(
+        &self,
+        action: &str,
+        fence: &Fence,
+        attempt: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        self.send(action, Some(fence), attempt).await
+    }
+
+    async fn send<T, F, Fut>(
+        &self,
+        action: &str,
+        fence: Option<&Fence>,
+        mut attempt: F,
+    ) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
@@ -125,7 +190,111 @@ impl Clients {
         // over a thousand services costs the memory of a few dozen calls.
         let _slot = self.limits.in_flight.acquire().await;
         let bucket = self.limits.bucket(action);
-        limit::call(&bucket, &self.metrics, action, attempt).await
+        let guarded = || {
+            let sent = attempt();
+            let fence = fence.cloned();
+            let action = action.to_string();
+            // Checked when first polled: after the token, before the request.
+            async move {
+                match fence {
+                    Some(f) if !f.allows() => Err(AwsError::NotSent { action }),
+                    _ => sent.await,
+                }
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout(
+            self.deadline,
+            limit::call(&bucket, &self.metrics, action, guarded),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(AwsError::Unanswered {
+                action: action.to_string(),
+                endpoint: String::new(),
+                waited: Duration::ZERO,
+                cause: "timed out (--aws-operation-timeout), every attempt included".into(),
+            })
+        });
+        let service = self.service_of(action);
+        match result {
+            Err(AwsError::Unanswered { cause, .. }) => {
+                let endpoint = self.endpoint_of(action).to_string();
+                let waited = started.elapsed();
+                tracing::warn!(
+                    operation = action,
+                    endpoint = %endpoint,
+                    account = %self.account,
+                    waited = %crate::duration::format(waited),
+                    cause = %cause,
+                    "an AWS call got no answer"
+                );
+                let e = AwsError::Unanswered {
+                    action: action.to_string(),
+                    endpoint,
+                    waited,
+                    cause,
+                };
+                self.unanswered.set(&service, &self.account, Some(e.to_string()));
+                Err(e)
+            }
+            Err(AwsError::NotSent { action }) => Err(AwsError::NotSent { action }),
+            other => {
+                self.unanswered.set(&service, &self.account, None);
+                other
+            }
+        }
+    }
+
+    fn service_of(&self, action: &str) -> &'static str {
+        if action.starts_with("ecs:") {
+            sdk::ECS.name
+        } else {
+            sdk::AUTO_SCALING.name
+        }
+    }
+
+    fn endpoint_of(&self, action: &str) -> &str {
+        if action.starts_with("ecs:") {
+            &self.ecs_endpoint
+        } else {
+            &self.aas_endpoint
+        }
+    }
+}
+
+/// The AWS services that got no answer at their last call, for readiness:
+/// (service, account) → the sentence of that call.
+#[derive(Debug, Default)]
+pub struct Unanswered(Mutex<BTreeMap<(String, String), String>>);
+
+impl Unanswered {
+    fn set(&self, service: &str, account: &str, sentence: Option<String>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (service.to_string(), account.to_string());
+        match sentence {
+            Some(s) => {
+                map.insert(key, s);
+            }
+            None => {
+                map.remove(&key);
+            }
+        }
+    }
+
+    /// Each service still unanswered, as a sentence.
+    pub fn now(&self) -> Vec<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .map(|((service, account), sentence)| {
+                let whose = if account.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in account {account}")
+                };
+                format!("{service}{whose}: {sentence}")
+            })
+            .collect()
     }
 }
 
@@ -143,12 +312,23 @@ pub struct ClientPool {
     health_checks: Mutex<HashMap<String, bool>>,
     /// Each service's tasks as last seen (see [`known_tasks`]).
     pub(crate) known_tasks: known_tasks::KnownTasks,
+    unanswered: Arc<Unanswered>,
 }
 
 impl ClientPool {
+    /// Clients made from `base`, which should come from [`sdk::load`]
+    /// so that every call has its deadlines.
     pub fn new(base: aws_config::SdkConfig, limit: RateLimit, metrics: Arc<Metrics>) -> Self {
         let limiters = Mutex::new(HashMap::new());
-        let own = make_clients(&base, String::new(), &limiters, limit, &metrics);
+        let unanswered = Arc::new(Unanswered::default());
+        let own = make_clients(
+            &base,
+            String::new(),
+            &limiters,
+            limit,
+            &metrics,
+            &unanswered,
+        );
         Self {
             own,
             base,
@@ -158,11 +338,17 @@ impl ClientPool {
             metrics,
             health_checks: Mutex::new(HashMap::new()),
             known_tasks: known_tasks::KnownTasks::default(),
+            unanswered,
         }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The services whose last call got no answer, each as a sentence.
+    pub fn unanswered(&self) -> Vec<String> {
+        self.unanswered.now()
     }
 
     /// The operator's own configuration (region, credentials, endpoints).
@@ -194,7 +380,14 @@ impl ClientPool {
             .build();
         // AWS's buckets are per account: the account is the role ARN's fifth field.
         let account = role.split(':').nth(4).unwrap_or(role).to_string();
-        let clients = make_clients(&config, account, &self.limiters, self.limit, &self.metrics);
+        let clients = make_clients(
+            &config,
+            account,
+            &self.limiters,
+            self.limit,
+            &self.metrics,
+            &self.unanswered,
+        );
         self.lock_assumed().insert(key, clients.clone());
         clients
     }
@@ -249,6 +442,7 @@ fn make_clients(
     limiters: &Mutex<HashMap<String, Arc<Limiters>>>,
     limit: RateLimit,
     metrics: &Arc<Metrics>,
+    unanswered: &Arc<Unanswered>,
 ) -> Clients {
     let limits = limiters
         .lock()
@@ -276,6 +470,13 @@ fn make_clients(
         account,
         limits,
         metrics: metrics.clone(),
+        ecs_endpoint: sdk::ECS.endpoint(config),
+        aas_endpoint: sdk::AUTO_SCALING.endpoint(config),
+        deadline: config
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .unwrap_or(sdk::Timeouts::default().operation),
+        unanswered: unanswered.clone(),
     }
 }
 
@@ -283,17 +484,18 @@ pub(crate) fn resource_id(cluster: &str, service: &str) -> String {
     format!("service/{cluster}/{service}")
 }
 
-/// Performs one decided action.
+/// Performs one decided action, only while `fence` allows it.
 pub async fn act(
     clients: &Clients,
     cluster: &str,
     service: &str,
     action: &Action,
+    fence: &Fence,
 ) -> Result<(), AwsError> {
     match action {
         Action::SetDesired { to, .. } => {
             clients
-                .call("ecs:UpdateService", || async {
+                .mutate("ecs:UpdateService", fence, || async {
                     clients
                         .ecs
                         .update_service()
@@ -308,7 +510,7 @@ pub async fn act(
         }
         Action::StopTask { arn, reason } => {
             clients
-                .call("ecs:StopTask", || async {
+                .mutate("ecs:StopTask", fence, || async {
                     clients
                         .ecs
                         .stop_task()
@@ -325,7 +527,7 @@ pub async fn act(
         Action::SetScaling(s) => {
             let action = "application-autoscaling:RegisterScalableTarget";
             clients
-                .call(action, || async {
+                .mutate(action, fence, || async {
                     clients
                         .aas
                         .register_scalable_target()

@@ -1,5 +1,5 @@
 //! The operator's HTTP face for its platform: `/healthz` (the loop is
-//! alive), `/readyz` (the store answers and leases are renewing) and
+//! alive), `/readyz` (the store answers, leases are renewing and AWS answers) and
 //! `/metrics` (Prometheus text format); and the client side of the health
 //! check, for `ecs-recycler healthcheck` in an image with no shell or curl.
 
@@ -32,6 +32,8 @@ struct VitalState {
     listed: Option<Instant>,
     store_error: Option<String>,
     lease_error: Option<String>,
+    /// AWS services whose last call got no answer, each as a sentence.
+    aws_unanswered: Vec<String>,
 }
 
 impl Vitals {
@@ -66,6 +68,11 @@ impl Vitals {
     /// A lease renewal's outcome; one failure makes the replica unready until one succeeds.
     pub fn lease(&self, result: Result<(), String>) {
         self.lock().lease_error = result.err();
+    }
+
+    /// The AWS services whose last call got no answer (none: all answer).
+    pub fn aws(&self, unanswered: Vec<String>) {
+        self.lock().aws_unanswered = unanswered;
     }
 
     /// `Err` says why the loop is not alive.
@@ -107,6 +114,12 @@ impl Vitals {
         }
         if let Some(e) = &s.lease_error {
             return Err(format!("leases are not renewing: {e}"));
+        }
+        if !s.aws_unanswered.is_empty() {
+            return Err(format!(
+                "AWS is not answering: {}",
+                s.aws_unanswered.join("; ")
+            ));
         }
         Ok(())
     }
@@ -258,6 +271,14 @@ mod tests {
         let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
         assert!(not_ready.contains("leases are not renewing"), "{not_ready}");
         vitals.lease(Ok(()));
+        assert!(healthcheck(&url("/readyz"), within).await.is_ok());
+        vitals.aws(vec!["ECS: ecs:ListTasks got no answer".into()]);
+        let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
+        assert!(
+            not_ready.contains("AWS is not answering: ECS: ecs:ListTasks"),
+            "{not_ready}"
+        );
+        vitals.aws(Vec::new());
         assert!(healthcheck(&url("/readyz"), within).await.is_ok());
         let refused = healthcheck("http://127.0.0.1:1/healthz", within)
             .await

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod decide;
 pub mod duration;
 pub mod endpoints;
+pub mod lease;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;

@@ -14,7 +14,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use ecs_recycler::aws::ClientPool;
 use ecs_recycler::aws::limit::RateLimit;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
-use ecs_recycler::cli::{CliError, EXIT_CODES_HELP, StoreArgs, exit};
+use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
 use ecs_recycler::endpoints::{self, Vitals};
 use ecs_recycler::metrics::Metrics;
@@ -110,6 +110,8 @@ struct InitArgs {
     /// The table to create; an existing one is left as it is.
     #[arg(long, value_name = "NAME", env = "ECS_RECYCLER_TABLE")]
     table: String,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Args)]
@@ -135,6 +137,8 @@ struct OperatorArgs {
     #[arg(long, default_value = "0.0.0.0:8080", env = "ECS_RECYCLER_HTTP_LISTEN")]
     http_listen: SocketAddr,
     /// How long a replica's claim on a record lasts without renewal; another replica takes over after it.
+    /// The replica acts only in the first nine tenths of it, counted from when it asked for it;
+    /// it must be at least --aws-attempt-timeout plus that tenth.
     #[arg(long, default_value = "15s", value_parser = duration::parse, env = "ECS_RECYCLER_LEASE_DURATION")]
     lease_duration: Duration,
     /// How long finished records are kept.
@@ -292,7 +296,7 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         Command::Apply(args) => {
             let store = args.store.open().await?;
             let aws = if args.dry_run {
-                Some(aws_config::load_from_env().await)
+                Some(args.store.aws.load().await?)
             } else {
                 None
             };
@@ -322,7 +326,7 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
             Ok(())
         }
         Command::Init(args) => {
-            let sdk = aws_config::load_from_env().await;
+            let sdk = args.aws.load().await?;
             DynamoStore::new(&sdk, &args.table)
                 .create_table()
                 .await
@@ -367,6 +371,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
             per_second: args.api_rate_limit,
             burst: args.api_burst,
         },
+        aws_timeouts: args.store.aws.timeouts(),
     };
     let http = args.http_listen;
     let mut problems = config.problems();
@@ -377,7 +382,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
     if !problems.is_empty() {
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
     }
-    let sdk = aws_config::load_from_env().await;
+    let sdk = ecs_recycler::aws::sdk::load(config.aws_timeouts).await;
     match (args.store.table, args.store.store) {
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)

@@ -5,27 +5,38 @@
 //! record's trouble, and every step is decided again from what is observed.
 //!
 //! A tick goes in three stages so that AWS is asked as little as possible:
-//! claim the leases of the records that are due, observe all their services
-//! at once ([`aws::observe::observe_all`] shares calls per cluster), then
-//! step each record from its observation. When to look again is the
-//! decision's, refined by [`pacing`]: aimed at when new tasks should be
-//! serving, slow when only a person can change anything, and at once when
-//! the record changes in the store.
+//! claim the leases of the records that are due, observe their services a
+//! cluster at a time ([`aws::observe::observe_all`] shares calls per
+//! cluster), then step each record from its observation. The tick waits for
+//! the store (every record needs it) but never for AWS: each cluster's
+//! look and steps run on their own, so a silent cluster, account or
+//! endpoint delays only its own records, which are skipped by later ticks
+//! until their step ends (their leases are still renewed).
+//!
+//! A record is acted on only inside its lease as this replica counts it
+//! ([`crate::lease`]): every mutating call is sent through the record's
+//! [`Fence`], and a lease whose answer came back too late is no lease.
+//!
+//! When to look again is the decision's, refined by [`pacing`]: aimed at
+//! when new tasks should be serving, slow when only a person can change
+//! anything, and at once when the record changes in the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::aws::limit::RateLimit;
 use crate::aws::observe::{self, Look, Want};
+use crate::aws::sdk::Timeouts;
 use crate::aws::{self, AwsError, ClientPool};
 use crate::decide::{self, Context, Decision};
 use crate::endpoints::Vitals;
+use crate::lease::{Fence, LeaseTerms};
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
 use crate::notify::outbox;
@@ -55,6 +66,9 @@ pub struct OperatorConfig {
     pub retention: Duration,
     /// The client-side limit on AWS calls, per operation, account and Region.
     pub api_rate_limit: RateLimit,
+    /// The deadlines of every AWS call (the SDK configuration carries them;
+    /// here to check them against the lease).
+    pub aws_timeouts: Timeouts,
 }
 
 impl OperatorConfig {
@@ -85,8 +99,31 @@ impl OperatorConfig {
             out.push("--replica-id must not be empty".into());
         }
         out.extend(self.api_rate_limit.problems());
+        out.extend(self.aws_timeouts.problems());
+        out.extend(self.lease_terms().problems(self.aws_timeouts.attempt));
         out
     }
+
+    pub fn lease_terms(&self) -> LeaseTerms {
+        LeaseTerms {
+            duration: self.lease_duration,
+        }
+    }
+}
+
+/// What this replica keeps about one active record.
+#[derive(Default)]
+struct Tracked {
+    /// When to reconcile it next.
+    due: Option<Instant>,
+    /// While this replica holds the lease: until when it may act.
+    fence: Option<Fence>,
+    /// (version, request it waits for) when last stepped: a change wakes it at once.
+    seen: Option<(u64, Option<String>)>,
+    /// What its run has learnt of its tasks' timings.
+    pace: Pace,
+    /// A look or a step of it is under way: later ticks leave it alone.
+    busy: bool,
 }
 
 pub struct Reconciler<S: Store> {
@@ -94,15 +131,11 @@ pub struct Reconciler<S: Store> {
     pool: Arc<ClientPool>,
     config: OperatorConfig,
     vitals: Arc<Vitals>,
-    /// Record name → when to reconcile it next.
-    due: Mutex<HashMap<String, Instant>>,
-    /// Records whose lease this replica holds → when the lease expires.
-    held: Mutex<HashMap<String, DateTime<Utc>>>,
-    /// Record name → (version, request it waits for) when last stepped:
-    /// a change wakes the record at once.
-    seen: Mutex<HashMap<String, (u64, Option<String>)>>,
-    /// What each run has learnt of its tasks' timings.
-    paces: Mutex<HashMap<String, Pace>>,
+    records: Mutex<HashMap<String, Tracked>>,
+    /// Steps under way at once, across ticks.
+    steps: Arc<Semaphore>,
+    /// The looks and steps running on their own, reaped by the loop.
+    work: Mutex<JoinSet<()>>,
     /// Delivers the notices of request outboxes (see `crate::notify`).
     notifier: Arc<Notifier>,
 }
@@ -117,6 +150,21 @@ struct Claimed {
     status: RecycleStatus,
     blocked_by: Option<String>,
     clients: aws::Clients,
+    fence: Fence,
+}
+
+/// Clears a record's `busy` mark when its look or step ends, however it ends.
+struct Busy<S: Store> {
+    reconciler: Arc<Reconciler<S>>,
+    name: String,
+}
+
+impl<S: Store> Drop for Busy<S> {
+    fn drop(&mut self) {
+        if let Some(t) = self.reconciler.lock_records().get_mut(&self.name) {
+            t.busy = false;
+        }
+    }
 }
 
 impl<S: Store> Reconciler<S> {
@@ -139,34 +187,37 @@ impl<S: Store> Reconciler<S> {
         vitals: Arc<Vitals>,
         notifier: Arc<Notifier>,
     ) -> Arc<Self> {
+        let steps = Arc::new(Semaphore::new(config.concurrency));
         Arc::new(Self {
             store,
             pool,
             config,
             vitals,
-            due: Mutex::new(HashMap::new()),
-            held: Mutex::new(HashMap::new()),
-            seen: Mutex::new(HashMap::new()),
-            paces: Mutex::new(HashMap::new()),
+            records: Mutex::new(HashMap::new()),
+            steps,
+            work: Mutex::new(JoinSet::new()),
             notifier,
         })
     }
 
-    /// Runs until `shutdown` turns true; the step in flight finishes, then
+    /// Runs until `shutdown` turns true; the steps in flight finish, then
     /// every lease held is released so another replica can go on at once.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(replica = %self.config.replica_id, "operator started");
         while !*shutdown.borrow() {
             let started = Instant::now();
+            self.reap();
+            self.vitals.aws(self.pool.unanswered());
             if let Err(e) = self.clone().tick().await {
                 tracing::warn!(error = %e, "could not list active requests; trying again");
             }
             // Look for work every poll interval, and wake for the first record due before that.
             let next = self
-                .lock_due()
+                .lock_records()
                 .values()
+                .filter(|t| !t.busy)
+                .filter_map(|t| t.due)
                 .min()
-                .copied()
                 .map_or(started + self.config.poll_interval, |at| {
                     at.min(started + self.config.poll_interval)
                 })
@@ -176,7 +227,13 @@ impl<S: Store> Reconciler<S> {
                 _ = shutdown.changed() => {}
             }
         }
-        let held: Vec<String> = self.lock_held().drain().map(|(n, _)| n).collect();
+        self.settle().await;
+        let held: Vec<String> = self
+            .lock_records()
+            .drain()
+            .filter(|(_, t)| t.fence.is_some())
+            .map(|(n, _)| n)
+            .collect();
         for name in held {
             if let Err(e) = self
                 .store
@@ -189,23 +246,26 @@ impl<S: Store> Reconciler<S> {
         tracing::info!(replica = %self.config.replica_id, "operator stopped");
     }
 
-    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_records(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tracked>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_due(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.due.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_work(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
+        self.work.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Option<String>)>> {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    /// Forgets the looks and steps that have ended; a panic in one is logged.
+    fn reap(&self) {
+        let mut work = self.lock_work();
+        while let Some(done) = work.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a reconcile task failed");
+            }
+        }
     }
 
-    fn lock_paces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pace>> {
-        self.paces.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// One pass over the active records.
+    /// One pass over the active records. Returns once the due records are
+    /// claimed and their looks started; it does not wait for AWS.
     pub async fn tick(self: Arc<Self>) -> Result<(), StoreError> {
         self.vitals.beat();
         let records = match self.store.list_active(KIND).await {
@@ -229,9 +289,8 @@ impl<S: Store> Reconciler<S> {
         self.count_phases(&records);
         let heads = heads_per_service(&records);
         let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
-        self.lock_due().retain(|n, _| names.contains(n));
-        self.lock_seen().retain(|n, _| names.contains(n));
-        self.lock_paces().retain(|n, _| names.contains(n));
+        self.lock_records()
+            .retain(|n, t| t.busy || names.contains(n));
         // Records due within a sliver of now go together, so their looks are shared.
         let horizon = Instant::now() + self.config.poll_interval / 20;
         let mut due = Vec::new();
@@ -243,47 +302,83 @@ impl<S: Store> Reconciler<S> {
                 .and_then(|s| heads.get(&(s.cluster.clone(), s.service.clone())))
                 .filter(|head| **head != record.name)
                 .cloned();
-            let changed = self
-                .lock_seen()
-                .get(&record.name)
+            let tracked = self.lock_records();
+            let t = tracked.get(&record.name);
+            let busy = t.is_some_and(|t| t.busy);
+            let held = t.is_some_and(|t| t.fence.is_some());
+            let changed = t
+                .and_then(|t| t.seen.as_ref())
                 .is_some_and(|seen| *seen != (record.version, blocked_by.clone()));
-            let is_due = changed
-                || self
-                    .lock_due()
-                    .get(&record.name)
-                    .is_none_or(|at| *at <= horizon);
-            if is_due {
+            let is_due = changed || t.and_then(|t| t.due).is_none_or(|at| at <= horizon);
+            drop(tracked);
+            if !busy && is_due {
                 due.push((record, spec, blocked_by));
-            } else if self.lock_held().contains_key(&record.name) {
+            } else if held {
                 renew.push(record.name);
             }
         }
         self.vitals.beat();
+        // The store's work (renewals, claims, finished records' outboxes)
+        // is done here; AWS's is not waited for.
         let limit = Arc::new(Semaphore::new(self.config.concurrency));
-        let mut work = JoinSet::new();
+        let mut store_work = JoinSet::new();
         for name in renew {
             let me = self.clone();
             let permit = limit.clone().acquire_owned().await;
-            work.spawn(async move {
+            store_work.spawn(async move {
                 let _permit = permit;
-                me.renew(&name).await;
+                me.hold(&name, None).await;
             });
         }
         let claimed = self.clone().claim_all(due, &limit).await;
+        while store_work.join_next().await.is_some() {}
         self.vitals.beat();
         // notify: a finished request only drains its outbox; it is not looked at.
         let (finished, claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
             .into_iter()
             .partition(|c| c.status.phase.is_terminal());
+        let mut drains = JoinSet::new();
         for c in finished {
             let me = self.clone();
             let permit = limit.clone().acquire_owned().await;
-            work.spawn(async move {
+            drains.spawn(async move {
                 let _permit = permit;
                 me.drain(c).await;
             });
         }
-        let wants: Vec<Want> = claimed
+        while drains.join_next().await.is_some() {}
+        let mut clusters: BTreeMap<(String, String), Vec<Claimed>> = BTreeMap::new();
+        for c in claimed {
+            clusters
+                .entry((c.clients.account.clone(), c.spec.cluster.clone()))
+                .or_default()
+                .push(c);
+        }
+        let mut work = self.lock_work();
+        for (_, members) in clusters {
+            {
+                let mut tracked = self.lock_records();
+                for c in &members {
+                    tracked.entry(c.record.name.clone()).or_default().busy = true;
+                }
+            }
+            let me = self.clone();
+            work.spawn(async move { me.look_and_step(members).await });
+        }
+        Ok(())
+    }
+
+    /// Looks at the services of one account and cluster at once, then steps
+    /// each of its records from what was seen.
+    async fn look_and_step(self: Arc<Self>, members: Vec<Claimed>) {
+        let busy: Vec<Busy<S>> = members
+            .iter()
+            .map(|c| Busy {
+                reconciler: self.clone(),
+                name: c.record.name.clone(),
+            })
+            .collect();
+        let wants: Vec<Want> = members
             .iter()
             .map(|c| Want {
                 clients: c.clients.clone(),
@@ -296,17 +391,29 @@ impl<S: Store> Reconciler<S> {
             })
             .collect();
         let observations = observe::observe_all(&self.pool, wants).await;
-        self.vitals.beat();
-        for (claimed, obs) in claimed.into_iter().zip(observations) {
+        let mut steps = JoinSet::new();
+        for ((claimed, obs), busy) in members.into_iter().zip(observations).zip(busy) {
             let me = self.clone();
-            let permit = limit.clone().acquire_owned().await;
-            work.spawn(async move {
-                let _permit = permit;
+            steps.spawn(async move {
+                let _busy = busy;
+                let Ok(_permit) = me.steps.clone().acquire_owned().await else {
+                    return;
+                };
                 me.reconcile(claimed, obs).await;
             });
         }
-        while work.join_next().await.is_some() {}
-        Ok(())
+        while steps.join_next().await.is_some() {}
+    }
+
+    /// Waits until every look and step under way has ended (a tick only
+    /// starts them).
+    pub async fn settle(&self) {
+        let mut work = std::mem::take(&mut *self.lock_work());
+        while let Some(done) = work.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a reconcile task failed");
+            }
+        }
     }
 
     fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
@@ -351,13 +458,12 @@ impl<S: Store> Reconciler<S> {
         spec: Result<RecycleSpec, String>,
         blocked_by: Option<String>,
     ) -> Option<Claimed> {
-        if !self.hold(&record).await {
-            return None;
-        }
+        let previous = record.lease.as_ref().map(|l| l.holder.clone());
+        let fence = self.hold(&record.name, Some(previous.as_deref())).await?;
         let (spec, status) = match spec.and_then(|spec| Ok((spec, request_status(&record)?))) {
             Ok(p) => p,
             Err(message) => {
-                self.fail_invalid(&record, message).await;
+                self.fail_invalid(&record, message, &fence).await;
                 return None;
             }
         };
@@ -378,103 +484,100 @@ impl<S: Store> Reconciler<S> {
             status,
             blocked_by,
             clients,
+            fence,
         })
     }
 
-    /// Takes or keeps the record's lease; false when another replica has it.
+    /// Takes, keeps or renews the record's lease; answers the fence to act
+    /// under, or `None` when this replica may not act on the record now.
     /// A lease with more than half its time left is kept without a write.
-    async fn hold(&self, record: &StoredRecord) -> bool {
-        let name = &record.name;
+    /// `claiming` names the holder the store showed when the record is
+    /// being claimed (to log a takeover), and is `None` for a renewal.
+    async fn hold(&self, name: &str, claiming: Option<Option<&str>>) -> Option<Fence> {
+        let terms = self.config.lease_terms();
         let me = &self.config.replica_id;
-        let now = Utc::now();
-        let fresh = self
-            .lock_held()
-            .get(name)
-            .is_some_and(|until| *until - now > self.lease() / 2);
-        if fresh {
-            return true;
+        let kept = self.lock_records().get(name).and_then(|t| t.fence.clone());
+        if let Some(fence) = &kept
+            && fence.remaining().is_some_and(|left| left > terms.duration / 2)
+        {
+            return kept;
         }
-        let until = now + self.lease();
+        // The lease is counted from here, before the write is sent.
+        let sent = Instant::now();
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(terms.duration).unwrap_or_default();
         match self.store.acquire_lease(KIND, name, me, now, until).await {
             Ok(true) => {
                 self.vitals.lease(Ok(()));
-                if self.lock_held().insert(name.clone(), until).is_none() {
-                    let from = record
-                        .lease
-                        .as_ref()
-                        .filter(|l| l.holder != *me)
-                        .map(|l| l.holder.clone());
-                    if let Some(other) = &from {
-                        self.pool.metrics().lease_takeovers.inc();
-                        tracing::info!(request = %name, replica = %me, from = %other, "lease taken over");
-                    } else {
-                        tracing::info!(request = %name, replica = %me, "lease taken");
+                let valid_until = terms.valid_until(sent);
+                if Instant::now() >= valid_until {
+                    tracing::warn!(
+                        request = %name,
+                        waited = %crate::duration::format(sent.elapsed()),
+                        "the store confirmed the lease too late to act on; deciding again at the next look"
+                    );
+                    self.lose(name);
+                    self.requeue(name, Duration::ZERO);
+                    return None;
+                }
+                let fence = kept.unwrap_or_default();
+                fence.extend(valid_until);
+                let new = {
+                    let mut tracked = self.lock_records();
+                    let t = tracked.entry(name.to_string()).or_default();
+                    let new = t.fence.is_none();
+                    t.fence = Some(fence.clone());
+                    new
+                };
+                if new && let Some(previous) = claiming {
+                    match previous.filter(|p| p != me) {
+                        Some(other) => {
+                            self.pool.metrics().lease_takeovers.inc();
+                            tracing::info!(request = %name, replica = %me, from = %other, "lease taken over");
+                        }
+                        None => tracing::info!(request = %name, replica = %me, "lease taken"),
                     }
                 }
-                true
+                Some(fence)
             }
             Ok(false) => {
                 self.vitals.lease(Ok(()));
-                self.forget(name);
+                if kept.is_some() {
+                    tracing::warn!(request = %name, "lease taken over by another replica");
+                }
+                self.lose(name);
                 self.requeue(name, self.config.poll_interval);
-                false
+                None
             }
             Err(e) => {
                 self.vitals.lease(Err(e.to_string()));
-                tracing::warn!(request = %name, error = %e, "could not take lease");
+                tracing::warn!(request = %name, error = %e, "could not take or renew the lease");
                 self.requeue(name, self.config.poll_interval);
-                false
+                None
             }
         }
-    }
-
-    /// Renews a lease held, once less than half of it is left.
-    async fn renew(&self, name: &str) {
-        let now = Utc::now();
-        let fresh = self
-            .lock_held()
-            .get(name)
-            .is_some_and(|until| *until - now > self.lease() / 2);
-        if fresh {
-            return;
-        }
-        let until = now + self.lease();
-        match self
-            .store
-            .acquire_lease(KIND, name, &self.config.replica_id, now, until)
-            .await
-        {
-            Ok(true) => {
-                self.vitals.lease(Ok(()));
-                self.lock_held().insert(name.to_string(), until);
-            }
-            Ok(false) => {
-                self.vitals.lease(Ok(()));
-                tracing::warn!(request = %name, "lease taken over by another replica");
-                self.lock_held().remove(name);
-            }
-            Err(e) => {
-                self.vitals.lease(Err(e.to_string()));
-                tracing::warn!(request = %name, error = %e, "could not renew lease");
-            }
-        }
-    }
-
-    fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.config.lease_duration)
-            .unwrap_or(chrono::Duration::seconds(15))
     }
 
     fn requeue(&self, name: &str, after: Duration) {
-        self.lock_due()
-            .insert(name.to_string(), Instant::now() + after);
+        self.lock_records().entry(name.to_string()).or_default().due = Some(Instant::now() + after);
     }
 
+    /// The lease is no longer this replica's: nothing more is sent under it.
+    fn lose(&self, name: &str) {
+        if let Some(t) = self.lock_records().get_mut(name)
+            && let Some(fence) = t.fence.take()
+        {
+            fence.revoke();
+        }
+    }
+
+    /// Forgets a record this replica is done with (finished, or lost).
     fn forget(&self, name: &str) {
-        self.lock_held().remove(name);
-        self.lock_due().remove(name);
-        self.lock_seen().remove(name);
-        self.lock_paces().remove(name);
+        if let Some(t) = self.lock_records().remove(name)
+            && let Some(fence) = t.fence
+        {
+            fence.revoke();
+        }
     }
 
     /// Advances a claimed record as far as it can go now, starting from the
@@ -486,6 +589,7 @@ impl<S: Store> Reconciler<S> {
             mut status,
             blocked_by,
             clients,
+            fence,
         } = claimed;
         let name = record.name.clone();
         let metrics = self.pool.metrics().clone();
@@ -493,7 +597,7 @@ impl<S: Store> Reconciler<S> {
         // notify: fold in delivery receipts; after a restart or a takeover,
         // notices already on record are handed on again.
         let mut unsaved = self.notifier.collect(&name, &mut status.notify);
-        self.notifier.submit(&name, &status.notify);
+        self.notifier.submit(&name, &status.notify, &fence);
         let mut first = match first {
             Ok(Look::NotYet(tasks)) if !unsaved => {
                 return self
@@ -535,14 +639,20 @@ impl<S: Store> Reconciler<S> {
             let current = match fresh {
                 Ok(o) => o,
                 Err(e) => {
-                    tracing::warn!(request = %name, cluster = %spec.cluster, service = %spec.service, error = %e, "could not observe; trying again");
+                    // A call that got no answer was logged once, where it was made.
+                    if matches!(e, AwsError::Unanswered { .. }) {
+                        tracing::debug!(request = %name, error = %e, "could not observe; trying again");
+                    } else {
+                        tracing::warn!(request = %name, cluster = %spec.cluster, service = %spec.service, error = %e, "could not observe; trying again");
+                    }
                     metrics.reconciled("observe_failed");
                     return self.requeue(&name, self.retry_after(&e));
                 }
             };
             // The observation may have taken a while (many services, rate
-            // limits): make sure the lease is still ours, renewed if need be.
-            if !self.hold(&record).await {
+            // limits, a slow endpoint): make sure the lease is still ours,
+            // renewed if need be.
+            if self.hold(&name, None).await.is_none() {
                 return metrics.reconciled("lease_lost");
             }
             let now = Utc::now();
@@ -554,8 +664,8 @@ impl<S: Store> Reconciler<S> {
                 blocked_by: blocked_by.as_deref(),
             };
             let mut decision = {
-                let mut paces = self.lock_paces();
-                let pace = paces.entry(name.clone()).or_default();
+                let mut tracked = self.lock_records();
+                let pace = &mut tracked.entry(name.clone()).or_default().pace;
                 pace.learn(&current.tasks, status.started_at.or(Some(now)), now);
                 let decision = decide::decide(&ctx, &status, &current);
                 if let Some(step) = pacing::awaits_tasks(&status)
@@ -567,7 +677,7 @@ impl<S: Store> Reconciler<S> {
             };
             outbox::enqueue(&name, &spec, &status, &mut decision.status, ctx.now);
             if unsaved || decision.status != status {
-                match self.persist(&name, version, &decision.status).await {
+                match self.persist(&name, version, &decision.status, &fence).await {
                     Some(v) => version = v,
                     None => return metrics.reconciled("persist_stopped"),
                 }
@@ -575,7 +685,16 @@ impl<S: Store> Reconciler<S> {
                 log_new_events(&spec, &name, &status, &decision.status);
             }
             let acted = !decision.actions.is_empty();
-            if let Err(refusal) = self.act(&clients, &spec, &name, &decision).await {
+            if let Err(refusal) = self.act(&clients, &spec, &name, &decision, &fence).await {
+                if let AwsError::NotSent { .. } = refusal {
+                    // The decision is on record; whoever holds the lease next
+                    // decides again from it and a fresh look.
+                    tracing::warn!(request = %name, error = %refusal, "lease lapsed before acting; nothing sent, deciding again at the next look");
+                    metrics.reconciled("lease_lapsed");
+                    self.lose(&name);
+                    self.remember(&name, version, &blocked_by);
+                    return self.requeue(&name, self.config.poll_interval);
+                }
                 if refusal.is_retryable() {
                     tracing::warn!(request = %name, error = %refusal, "action not done; trying again");
                     metrics.reconciled("act_failed");
@@ -585,7 +704,7 @@ impl<S: Store> Reconciler<S> {
                 tracing::error!(request = %name, error = %refusal, "AWS refused an action");
                 let mut failed = decide::refused(&decision.status, ctx.now, refusal.to_string());
                 outbox::enqueue(&name, &spec, &decision.status, &mut failed, ctx.now);
-                match self.persist(&name, version, &failed).await {
+                match self.persist(&name, version, &failed, &fence).await {
                     Some(v) => version = v,
                     None => return metrics.reconciled("persist_stopped"),
                 }
@@ -645,13 +764,14 @@ impl<S: Store> Reconciler<S> {
         blocked_by: &Option<String>,
     ) {
         let metrics = self.pool.metrics().clone();
-        if !self.hold(record).await {
+        if self.hold(&record.name, None).await.is_none() {
             return metrics.reconciled("lease_lost");
         }
         let now = Utc::now();
-        self.lock_paces()
+        self.lock_records()
             .entry(record.name.clone())
             .or_default()
+            .pace
             .learn(tasks, status.started_at.or(Some(now)), now);
         let poll = self.config.poll_interval;
         let after = self.pace(&record.name, spec, status, tasks, poll, blocked_by);
@@ -661,8 +781,8 @@ impl<S: Store> Reconciler<S> {
     }
 
     fn remember(&self, name: &str, version: u64, blocked_by: &Option<String>) {
-        self.lock_seen()
-            .insert(name.to_string(), (version, blocked_by.clone()));
+        self.lock_records().entry(name.to_string()).or_default().seen =
+            Some((version, blocked_by.clone()));
     }
 
     /// After a failure worth trying again: throttling backs off further.
@@ -693,9 +813,10 @@ impl<S: Store> Reconciler<S> {
         }
         if let Some(step) = pacing::awaits_tasks(status) {
             return self
-                .lock_paces()
+                .lock_records()
                 .entry(name.to_string())
                 .or_default()
+                .pace
                 .next_look(tasks, step, Utc::now(), self.config.poll_interval);
         }
         let queued = status.phase == Phase::Pending && blocked_by.is_some();
@@ -705,8 +826,15 @@ impl<S: Store> Reconciler<S> {
         after
     }
 
-    /// Writes the status; `None` when this replica must stop acting on the record.
-    async fn persist(&self, name: &str, version: u64, status: &RecycleStatus) -> Option<u64> {
+    /// Writes the status; `None` when this replica must stop acting on the
+    /// record (for now: a record that changed is decided again at once).
+    async fn persist(
+        &self,
+        name: &str,
+        version: u64,
+        status: &RecycleStatus,
+        fence: &Fence,
+    ) -> Option<u64> {
         let now = Utc::now();
         let finished = status.phase.is_terminal();
         let value = match serde_json::to_value(status) {
@@ -734,7 +862,7 @@ impl<S: Store> Reconciler<S> {
         match self.store.write_status(KIND, name, write).await {
             Ok(v) => {
                 self.notifier.persisted(name, &status.notify);
-                self.notifier.submit(name, &status.notify);
+                self.notifier.submit(name, &status.notify, fence);
                 Some(v)
             }
             Err(StoreError::Conflict { .. }) => {
@@ -748,7 +876,8 @@ impl<S: Store> Reconciler<S> {
                 None
             }
             Err(e) => {
-                tracing::warn!(request = %name, error = %e, "could not write status; trying again");
+                // It may have landed all the same: the next read tells.
+                tracing::warn!(request = %name, error = %e, "could not write status; reading it again at the next look");
                 self.requeue(name, self.config.poll_interval);
                 None
             }
@@ -761,13 +890,19 @@ impl<S: Store> Reconciler<S> {
     /// its outbox.
     async fn drain(&self, claimed: Claimed) {
         let Claimed {
-            record, mut status, ..
+            record,
+            mut status,
+            fence,
+            ..
         } = claimed;
         let name = record.name.as_str();
         let unsaved = self.notifier.collect(name, &mut status.notify);
-        self.notifier.submit(name, &status.notify);
+        self.notifier.submit(name, &status.notify, &fence);
         if (unsaved || status.notify.outbox.is_empty())
-            && self.persist(name, record.version, &status).await.is_none()
+            && self
+                .persist(name, record.version, &status, &fence)
+                .await
+                .is_none()
         {
             return;
         }
@@ -788,16 +923,17 @@ impl<S: Store> Reconciler<S> {
         spec: &RecycleSpec,
         name: &str,
         decision: &Decision,
+        fence: &Fence,
     ) -> Result<(), AwsError> {
         for action in &decision.actions {
             tracing::debug!(request = %name, ?action, "acting");
-            aws::act(clients, &spec.cluster, &spec.service, action).await?;
+            aws::act(clients, &spec.cluster, &spec.service, action, fence).await?;
         }
         Ok(())
     }
 
     /// A record that cannot be read is marked Failed once, with the reason.
-    async fn fail_invalid(&self, record: &StoredRecord, message: String) {
+    async fn fail_invalid(&self, record: &StoredRecord, message: String, fence: &Fence) {
         let now = Utc::now();
         let mut status: RecycleStatus = record
             .status
@@ -807,7 +943,7 @@ impl<S: Store> Reconciler<S> {
         status.transition(now, Phase::Failed, format!("invalid record: {message}"));
         tracing::error!(request = %record.name, reason = %message, "invalid record marked Failed");
         if self
-            .persist(&record.name, record.version, &status)
+            .persist(&record.name, record.version, &status, fence)
             .await
             .is_some()
         {

@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::apply::{self, Source};
 use crate::aws::ClientPool;
 use crate::aws::limit::RateLimit;
+use crate::aws::sdk::{self, Timeouts};
 use crate::cli::{CliError, say};
 use crate::endpoints::Vitals;
 use crate::metrics::Metrics;
@@ -204,9 +205,16 @@ async fn drive(
         lease_duration: Duration::from_secs(5),
         retention: Duration::from_secs(3600),
         api_rate_limit: RateLimit::default(),
+        // The simulator is in this process: an answer later than this is a fault.
+        aws_timeouts: Timeouts {
+            connect: Duration::from_secs(1),
+            attempt: Duration::from_secs(3),
+            operation: Duration::from_secs(10),
+        },
     };
     let vitals = Vitals::new(config.poll_interval, config.lease_duration);
-    let pool = ClientPool::new(sdk.clone(), config.api_rate_limit, Metrics::new());
+    let operator_sdk = sdk::with_timeouts(&sdk, config.aws_timeouts);
+    let pool = ClientPool::new(operator_sdk, config.api_rate_limit, Metrics::new());
     let operator = Reconciler::new(store.clone(), Arc::new(pool), config, vitals);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let running = tokio::spawn(operator.run(stopped));

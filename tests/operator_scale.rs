@@ -86,6 +86,7 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
         lease_duration: Duration::from_secs(5),
         retention: Duration::from_secs(60),
         api_rate_limit: RateLimit::default(),
+        aws_timeouts: ecs_recycler::aws::sdk::Timeouts::default(),
     };
     let pool = Arc::new(ClientPool::new(
         sdk_config(sim.url(), true).await,
@@ -96,6 +97,7 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
     let reconciler = Reconciler::new(store.clone(), pool, config, vitals);
     let since = sim.now();
     reconciler.clone().tick().await.unwrap();
+    reconciler.settle().await;
     let timeline = sim.timeline();
     assert_eq!(
         calls_of(&timeline, "DescribeServices", since),
@@ -134,6 +136,7 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
     // Paused: nothing can change but the record, so the next tick asks AWS nothing.
     let since = sim.now();
     reconciler.clone().tick().await.unwrap();
+    reconciler.settle().await;
     let timeline = sim.timeline();
     assert_eq!(calls_of(&timeline, "DescribeServices", since), 0);
     // Resuming one wakes it at once, however slow the idle pace.
@@ -151,6 +154,7 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
         .unwrap();
     let since = sim.now();
     reconciler.clone().tick().await.unwrap();
+    reconciler.settle().await;
     assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 1);
     let status = store
         .get(Kind::RecycleRequest, "r-svc07")

@@ -36,6 +36,7 @@ fn config(replica: &str) -> OperatorConfig {
         lease_duration: Duration::from_secs(15),
         retention: Duration::from_secs(3600),
         api_rate_limit: Default::default(),
+        aws_timeouts: Default::default(),
     }
 }
 

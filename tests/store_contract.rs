@@ -103,12 +103,26 @@ pub async fn contract<S: Store>(store: &S) {
         .await
         .unwrap();
     assert_eq!(v, 3);
-    assert!(matches!(
+    // The same write sent again (its answer was lost, the SDK tried again)
+    // finds itself landed: done once, answered as done.
+    assert_eq!(
         store
             .write_status(K, "a", status_write(2, "r1", t(17), true))
-            .await,
-        Err(StoreError::Conflict { .. })
-    ));
+            .await
+            .unwrap(),
+        3,
+        "a write that landed is answered as landed"
+    );
+    assert_eq!(store.get(K, "a").await.unwrap().unwrap().version, 3);
+    let mut other = status_write(2, "r1", t(17), true);
+    other.status = json!({"phase": "Restoring"});
+    assert!(
+        matches!(
+            store.write_status(K, "a", other).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "another write on a stale version is a conflict"
+    );
     assert!(matches!(
         store
             .write_status(K, "a", status_write(3, "r2", t(17), true))

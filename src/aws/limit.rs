@@ -136,11 +136,11 @@ where
     once.retry(backoff())
         .when(|e: &AwsError| match e {
             AwsError::Throttled { .. } => true,
-            AwsError::Transient { .. } => {
+            AwsError::Transient { .. } | AwsError::Unanswered { .. } => {
                 others += 1;
                 others <= 3
             }
-            AwsError::Refused { .. } => false,
+            AwsError::Refused { .. } | AwsError::NotSent { .. } => false,
         })
         .notify(|_, delay| {
             metrics.throttle_wait_seconds.inc_by(delay.as_secs_f64());
@@ -154,6 +154,8 @@ fn outcome<T>(result: &Result<T, AwsError>) -> &'static str {
         Err(AwsError::Throttled { .. }) => "throttled",
         Err(AwsError::Transient { .. }) => "transient",
         Err(AwsError::Refused { .. }) => "refused",
+        Err(AwsError::Unanswered { .. }) => "unanswered",
+        Err(AwsError::NotSent { .. }) => "not_sent",
     }
 }
 

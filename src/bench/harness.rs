@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::BenchError;
 use crate::aws::ClientPool;
 use crate::aws::limit::RateLimit;
+use crate::aws::sdk::{self, Timeouts};
 use crate::endpoints::Vitals;
 use crate::metrics::Metrics;
 use crate::reconciler::{OperatorConfig, Reconciler};
@@ -57,6 +58,13 @@ pub fn operator_config(replica: &str) -> OperatorConfig {
             per_second: limit.per_second * SCALE,
             burst: limit.burst,
         },
+        // The attempt scaled with the lease it must fit in; the whole call
+        // not, since the backoff on throttling is not scaled.
+        aws_timeouts: Timeouts {
+            connect: scaled(3.0),
+            attempt: scaled(10.0),
+            operation: Duration::from_secs(30),
+        },
     }
 }
 
@@ -89,7 +97,10 @@ impl LocalOperator {
     pub async fn start_on(store: Arc<EmbeddedStore>, url: &str, config: OperatorConfig) -> Self {
         let metrics = Metrics::new();
         let vitals = Vitals::new(config.poll_interval, config.lease_duration);
-        let sdk = sdk_config(url, RetryConfig::standard()).await;
+        let sdk = sdk::with_timeouts(
+            &sdk_config(url, RetryConfig::standard()).await,
+            config.aws_timeouts,
+        );
         let pool = Arc::new(ClientPool::new(sdk, config.api_rate_limit, metrics.clone()));
         let (stop, stopped) = watch::channel(false);
         let reconciler = Reconciler::new(store.clone(), pool, config, vitals);

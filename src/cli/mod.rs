@@ -7,8 +7,12 @@
 pub mod records;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
+
+use crate::aws::sdk::{self, Timeouts};
+use crate::duration;
 
 use crate::store::StoreError;
 use crate::store::any::AnyStore;
@@ -77,6 +81,40 @@ pub(crate) fn say(out: &mut dyn std::io::Write, text: impl AsRef<str>) {
     let _ = writeln!(out, "{}", text.as_ref());
 }
 
+/// The deadlines of every AWS call: the same flags for every verb and the operator.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct AwsArgs {
+    /// The longest wait to open a connection to an AWS endpoint.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration::parse, env = "ECS_RECYCLER_AWS_CONNECT_TIMEOUT")]
+    pub aws_connect_timeout: Duration,
+    /// The longest one attempt of an AWS call may take, answer included.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse, env = "ECS_RECYCLER_AWS_ATTEMPT_TIMEOUT")]
+    pub aws_attempt_timeout: Duration,
+    /// The longest an AWS call may take, every attempt included.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration::parse, env = "ECS_RECYCLER_AWS_OPERATION_TIMEOUT")]
+    pub aws_operation_timeout: Duration,
+}
+
+impl AwsArgs {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: self.aws_connect_timeout,
+            attempt: self.aws_attempt_timeout,
+            operation: self.aws_operation_timeout,
+        }
+    }
+
+    /// The SDK configuration of the standard chain with these deadlines,
+    /// or why they cannot be used.
+    pub async fn load(&self) -> Result<aws_config::SdkConfig, CliError> {
+        let problems = self.timeouts().problems();
+        if !problems.is_empty() {
+            return Err(CliError::Invalid(problems.join("; ")));
+        }
+        Ok(sdk::load(self.timeouts()).await)
+    }
+}
+
 /// Where records live: the same flags for every verb that reads or writes them.
 #[derive(Args, Clone, Debug)]
 pub struct StoreArgs {
@@ -86,6 +124,8 @@ pub struct StoreArgs {
     /// Use the embedded store kept in this file instead (local use, the sandbox, tests).
     #[arg(long, value_name = "PATH", env = "ECS_RECYCLER_STORE")]
     pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 impl StoreArgs {
@@ -102,7 +142,7 @@ impl StoreArgs {
                     ))
                 }),
             (None, Some(table)) => {
-                let sdk = aws_config::load_from_env().await;
+                let sdk = self.aws.load().await?;
                 Ok(AnyStore::Dynamo(DynamoStore::new(&sdk, table)))
             }
             (None, None) => Err(CliError::Invalid(

@@ -22,7 +22,9 @@ use tokio::sync::Semaphore;
 use super::config::{NotifyConfig, SmtpSettings};
 use super::outbox::{Notice, NotifyState, Receipt, apply};
 use super::{Channel, EmailChannel, SnsChannel, WebhookChannel, WebhookFormat, render};
+use crate::aws::sdk::{self, Timeouts};
 use crate::duration;
+use crate::lease::Fence;
 
 /// The longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -35,8 +37,21 @@ const SECRET_TTL: Duration = Duration::from_secs(300);
 
 /// Why one attempt failed, as a sentence for the status (never with a secret).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DeliveryError(String);
+#[error("{text}")]
+pub struct DeliveryError {
+    text: String,
+    /// Not attempted at all: the lease lapsed.
+    not_sent: bool,
+}
+
+impl DeliveryError {
+    fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            not_sent: false,
+        }
+    }
+}
 
 #[derive(Default)]
 struct Pending {
@@ -50,6 +65,11 @@ pub struct Notifier {
     sns: aws_sdk_sns::Client,
     secrets: aws_sdk_secretsmanager::Client,
     http: reqwest::Client,
+    /// Where SNS and Secrets Manager calls go, and their deadlines: for the
+    /// sentence of a call that got no answer.
+    sns_endpoint: String,
+    secrets_endpoint: String,
+    timeouts: Timeouts,
     secret_cache: tokio::sync::Mutex<Option<(tokio::time::Instant, SmtpSettings)>>,
     pending: Mutex<HashMap<String, Pending>>,
     limit: Arc<Semaphore>,
@@ -67,6 +87,9 @@ impl Notifier {
             config,
             sns: aws_sdk_sns::Client::new(sdk),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sns_endpoint: sdk::SNS.endpoint(sdk),
+            secrets_endpoint: sdk::SECRETS_MANAGER.endpoint(sdk),
+            timeouts: Timeouts::of(sdk),
             http,
             secret_cache: tokio::sync::Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
@@ -79,8 +102,9 @@ impl Notifier {
     }
 
     /// Starts delivering every notice of `state`'s outbox that is not under
-    /// way already. Returns at once.
-    pub fn submit(self: &Arc<Self>, request: &str, state: &NotifyState) {
+    /// way already, each attempt only while `fence` allows it (the
+    /// request's lease). Returns at once.
+    pub fn submit(self: &Arc<Self>, request: &str, state: &NotifyState, fence: &Fence) {
         if state.outbox.is_empty() {
             return;
         }
@@ -93,7 +117,8 @@ impl Notifier {
             let me = self.clone();
             let request = request.to_string();
             let notice = notice.clone();
-            tokio::spawn(async move { me.run(request, notice).await });
+            let fence = fence.clone();
+            tokio::spawn(async move { me.run(request, notice, fence).await });
         }
     }
 
@@ -129,8 +154,10 @@ impl Notifier {
             .push(receipt);
     }
 
-    /// Delivers one notice, retrying; every attempt becomes a receipt.
-    async fn run(self: Arc<Self>, request: String, notice: Notice) {
+    /// Delivers one notice, retrying; every attempt becomes a receipt. Once
+    /// the lease lapses it stops, leaving the notice in the outbox (and no
+    /// receipt) for whoever holds the request next.
+    async fn run(self: Arc<Self>, request: String, notice: Notice, fence: Fence) {
         let Ok(_permit) = self.limit.clone().acquire_owned().await else {
             return;
         };
@@ -142,8 +169,9 @@ impl Notifier {
             .with_jitter();
         let label = notice.channel.label();
         let mut attempt = notice.attempts;
-        let result = (|| self.attempt(&notice))
+        let result = (|| self.attempt(&notice, &fence))
             .retry(backoff)
+            .when(|e: &DeliveryError| !e.not_sent)
             .notify(|e: &DeliveryError, after: Duration| {
                 attempt += 1;
                 tracing::warn!(request = %request, event = notice.event.as_str(), channel = %label, attempt, error = %e, "notification not delivered; trying again");
@@ -162,6 +190,13 @@ impl Notifier {
                 );
             })
             .await;
+        if result.as_ref().is_err_and(|e| e.not_sent) {
+            tracing::info!(request = %request, event = notice.event.as_str(), channel = %label, "the lease lapsed: the notification is left for whoever holds the request next");
+            if let Some(p) = self.lock().get_mut(&request) {
+                p.in_flight.remove(&notice.id);
+            }
+            return;
+        }
         attempt += 1;
         let error = match result {
             Ok(()) => {
@@ -185,7 +220,13 @@ impl Notifier {
         );
     }
 
-    async fn attempt(&self, notice: &Notice) -> Result<(), DeliveryError> {
+    async fn attempt(&self, notice: &Notice, fence: &Fence) -> Result<(), DeliveryError> {
+        if !fence.allows() {
+            return Err(DeliveryError {
+                text: "not sent: the lease on the request lapsed".into(),
+                not_sent: true,
+            });
+        }
         let work = async {
             match &notice.channel {
                 Channel::Email(c) => self.email(c, notice).await,
@@ -196,7 +237,7 @@ impl Notifier {
         tokio::time::timeout(ATTEMPT_TIMEOUT, work)
             .await
             .unwrap_or_else(|_| {
-                Err(DeliveryError(format!(
+                Err(DeliveryError::new(format!(
                     "no answer within {}",
                     duration::format(ATTEMPT_TIMEOUT)
                 )))
@@ -221,16 +262,21 @@ impl Notifier {
             .send()
             .await
             .map_err(|e| {
-                DeliveryError(format!(
-                    "the SMTP secret {id} could not be read: {}",
-                    sdk_error(&e)
-                ))
+                let why = sdk::unanswered(
+                    sdk::SECRETS_MANAGER,
+                    "GetSecretValue",
+                    &self.secrets_endpoint,
+                    &self.timeouts,
+                    &e,
+                )
+                .unwrap_or_else(|| sdk_error(&e));
+                DeliveryError::new(format!("the SMTP secret {id} could not be read: {why}"))
             })?;
         let text = out.secret_string().ok_or_else(|| {
-            DeliveryError(format!("the SMTP secret {id} holds no text (SecretString)"))
+            DeliveryError::new(format!("the SMTP secret {id} holds no text (SecretString)"))
         })?;
         let s = SmtpSettings::from_secret(text)
-            .map_err(|e| DeliveryError(format!("the SMTP secret {id} {e}")))?;
+            .map_err(|e| DeliveryError::new(format!("the SMTP secret {id} {e}")))?;
         *cache = Some((tokio::time::Instant::now(), s.clone()));
         Ok(self.config.smtp.overlaid(&s))
     }
@@ -238,12 +284,12 @@ impl Notifier {
     async fn email(&self, c: &EmailChannel, notice: &Notice) -> Result<(), DeliveryError> {
         let s = self.smtp_settings().await?;
         if let Some(missing) = s.missing() {
-            return Err(DeliveryError(format!(
+            return Err(DeliveryError::new(format!(
                 "email is not set up on this operator: it needs {missing}"
             )));
         }
         let (host, from) = (s.host.unwrap_or_default(), s.from.unwrap_or_default());
-        let bad = |what: String| DeliveryError(what);
+        let bad = |what: String| DeliveryError::new(what);
         let from: Mailbox = from
             .parse()
             .map_err(|e| bad(format!("the sender {from:?} is not an address: {e}")))?;
@@ -294,7 +340,7 @@ impl Notifier {
                 .data_type("String")
                 .string_value(v)
                 .build()
-                .map_err(|e| DeliveryError(format!("an SNS attribute cannot be made: {e}")))
+                .map_err(|e| DeliveryError::new(format!("an SNS attribute cannot be made: {e}")))
         };
         self.sns
             .publish()
@@ -309,11 +355,17 @@ impl Notifier {
             .await
             .map(|_| ())
             .map_err(|e| {
-                DeliveryError(format!(
-                    "SNS refused the message for {}: {}",
-                    c.topic_arn,
-                    sdk_error(&e)
-                ))
+                let text = match sdk::unanswered(
+                    sdk::SNS,
+                    "Publish",
+                    &self.sns_endpoint,
+                    &self.timeouts,
+                    &e,
+                ) {
+                    Some(why) => format!("the message for {} was not delivered: {why}", c.topic_arn),
+                    None => format!("SNS refused the message for {}: {}", c.topic_arn, sdk_error(&e)),
+                };
+                DeliveryError::new(text)
             })
     }
 
@@ -330,7 +382,7 @@ impl Notifier {
             .send()
             .await
             .map_err(|e| {
-                DeliveryError(format!(
+                DeliveryError::new(format!(
                     "the {host} could not be reached: {}",
                     without_url(e)
                 ))
@@ -339,7 +391,7 @@ impl Notifier {
         if status.is_success() {
             Ok(())
         } else {
-            Err(DeliveryError(format!("the {host} answered {status}")))
+            Err(DeliveryError::new(format!("the {host} answered {status}")))
         }
     }
 }

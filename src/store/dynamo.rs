@@ -34,6 +34,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value};
 
 use super::{Kind, Lease, StatusWrite, Store, StoreError, StoreResult, StoredRecord};
+use crate::aws::sdk::{self, Timeouts};
 
 /// The sparse index of records with work left.
 pub const ACTIVE_INDEX: &str = "active-index";
@@ -61,6 +62,10 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Where the calls go and their deadlines, for the sentence of a call
+    /// that got no answer.
+    endpoint: String,
+    timeouts: Timeouts,
 }
 
 /// How a conditional UpdateItem ended, when AWS answered.
@@ -73,12 +78,14 @@ enum Update {
 
 impl DynamoStore {
     /// A store on `table`, with the SDK configuration from the standard chain
-    /// (`aws_config::load_from_env()` honours `AWS_ENDPOINT_URL_DYNAMODB`,
-    /// `AWS_REGION`, `AWS_PROFILE`, ...).
+    /// (`crate::aws::sdk::load` honours `AWS_ENDPOINT_URL_DYNAMODB`,
+    /// `AWS_REGION`, `AWS_PROFILE`, ... and sets the deadlines).
     pub fn new(sdk_config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self {
             client: Client::new(sdk_config),
             table: table.into(),
+            endpoint: sdk::DYNAMODB.endpoint(sdk_config),
+            timeouts: Timeouts::of(sdk_config),
         }
     }
 
@@ -298,6 +305,11 @@ impl DynamoStore {
             Some(key) => format!("{operation} of {key} on table {}", self.table),
             None => format!("{operation} on table {}", self.table),
         };
+        if let Some(why) =
+            sdk::unanswered(sdk::DYNAMODB, &on, &self.endpoint, &self.timeouts, &error)
+        {
+            return StoreError::Unavailable(why);
+        }
         match (error.code(), error.message()) {
             (Some(code), Some(message)) => {
                 StoreError::Unavailable(format!("DynamoDB refused {on}: {code}: {message}"))
@@ -541,7 +553,7 @@ impl Store for DynamoStore {
             .expression_attribute_names("#expiresAt", EXPIRES_AT)
             .expression_attribute_names("#holder", LEASE_HOLDER)
             .expression_attribute_names("#expires", LEASE_EXPIRES)
-            .expression_attribute_values(":status", AttributeValue::S(status))
+            .expression_attribute_values(":status", AttributeValue::S(status.clone()))
             .expression_attribute_values(":expected", number(write.expected_version))
             .expression_attribute_values(":next", number(next))
             .expression_attribute_values(":me", AttributeValue::S(write.holder.clone()))
@@ -557,6 +569,17 @@ impl Store for DynamoStore {
         match self.update("UpdateItem (status)", &key, request).await? {
             Update::Done(_) => Ok(next),
             Update::Refused(None) => Err(not_found(kind, name)),
+            // An attempt that timed out may have landed before the SDK sent
+            // it again: the retry then fails its version condition on our
+            // own write. The item tells: our version, our status, our lease.
+            Update::Refused(Some(old))
+                if old.get(VERSION).and_then(|v| v.as_n().ok()) == Some(&next.to_string())
+                    && old.get(STATUS).and_then(|v| v.as_s().ok()) == Some(&status)
+                    && old.get(LEASE_HOLDER).and_then(|v| v.as_s().ok())
+                        == Some(&write.holder) =>
+            {
+                Ok(next)
+            }
             Update::Refused(Some(old)) => {
                 // A lost lease says more than a stale version: with it gone,
                 // re-reading and deciding again is not this replica's job.

@@ -305,6 +305,14 @@ impl Store for EmbeddedStore {
                 .records
                 .get_mut(&key(kind, &name))
                 .ok_or_else(|| not_found(kind, &name))?;
+            // The same write sent again (its first answer was lost) finds
+            // itself landed: answered as done, changing nothing.
+            if entry.version == write.expected_version + 1
+                && entry.status.as_ref() == Some(&write.status)
+                && entry.lease_holder.as_deref() == Some(write.holder.as_str())
+            {
+                return Ok((entry.version, false));
+            }
             // A lost lease wins over a stale version: either way this
             // replica must stop, but only a conflict invites a retry.
             if !entry.lease_held_by(&write.holder, write.now) {

@@ -54,6 +54,13 @@ pub fn spawn_operator(
             "50ms",
             "--lease-duration",
             "1s",
+            // An attempt and the lease's margin must fit in the lease.
+            "--aws-connect-timeout",
+            "500ms",
+            "--aws-attempt-timeout",
+            "800ms",
+            "--aws-operation-timeout",
+            "10s",
             "--replica-id",
             replica,
             // Parallel tests must not clash on the endpoints' port.
