@@ -196,10 +196,29 @@ impl Clients {
             let action = action.to_string();
             // Checked when first polled: after the token, before the request.
             async move {
-                match fence {
-                    Some(f) if !f.allows() => Err(AwsError::NotSent { action }),
-                    _ => sent.await,
+                if let Some(f) = fence
+                    && !f.allows()
+                {
+                    return Err(AwsError::NotSent { action });
                 }
+                let began = tokio::time::Instant::now();
+                let result = sent.await;
+                // Readiness hears of a silent endpoint at its first attempt,
+                // well inside a lease, not only once the call gives up.
+                if let Err(AwsError::Unanswered { cause, .. }) = &result {
+                    let e = AwsError::Unanswered {
+                        action: action.clone(),
+                        endpoint: self.endpoint_of(&action).to_string(),
+                        waited: began.elapsed(),
+                        cause: cause.clone(),
+                    };
+                    self.unanswered.set(
+                        self.service_of(&action),
+                        &self.account,
+                        Some(e.to_string()),
+                    );
+                }
+                result
             }
         };
         let started = tokio::time::Instant::now();
@@ -235,12 +254,13 @@ impl Clients {
                     waited,
                     cause,
                 };
-                self.unanswered.set(&service, &self.account, Some(e.to_string()));
+                self.unanswered
+                    .set(service, &self.account, Some(e.to_string()));
                 Err(e)
             }
             Err(AwsError::NotSent { action }) => Err(AwsError::NotSent { action }),
             other => {
-                self.unanswered.set(&service, &self.account, None);
+                self.unanswered.set(service, &self.account, None);
                 other
             }
         }

@@ -133,7 +133,8 @@ mod tests {
         };
         let problems = terms.problems(Duration::from_secs(10)).join("; ");
         assert!(
-            problems.contains("--lease-duration (10s)") && problems.contains("--aws-attempt-timeout (10s)"),
+            problems.contains("--lease-duration (10s)")
+                && problems.contains("--aws-attempt-timeout (10s)"),
             "{problems}"
         );
         assert!(terms.problems(Duration::from_secs(9)).is_empty());

@@ -68,7 +68,7 @@ enum Command {
     /// Create the DynamoDB table, its active index and TTL (for development; use infra/ in production).
     Init(InitArgs),
     /// Run the operator: reconcile RecycleRequest records and make the requests of RecycleSchedules, until SIGTERM.
-    Operator(OperatorArgs),
+    Operator(Box<OperatorArgs>),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
     Sim(SimArgs),
     /// Exit 0 when the operator's health endpoint answers 2xx, 1 otherwise (for container health checks).
@@ -337,7 +337,7 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
             Ok(())
         }
         Command::Operator(args) => {
-            run_operator(args, shutdown.context("signals are not listened for")?).await
+            run_operator(*args, shutdown.context("signals are not listened for")?).await
         }
         Command::Sim(args) => {
             run_sim(args, shutdown.context("signals are not listened for")?).await

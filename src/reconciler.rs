@@ -498,7 +498,9 @@ impl<S: Store> Reconciler<S> {
         let me = &self.config.replica_id;
         let kept = self.lock_records().get(name).and_then(|t| t.fence.clone());
         if let Some(fence) = &kept
-            && fence.remaining().is_some_and(|left| left > terms.duration / 2)
+            && fence
+                .remaining()
+                .is_some_and(|left| left > terms.duration / 2)
         {
             return kept;
         }
@@ -516,8 +518,7 @@ impl<S: Store> Reconciler<S> {
                         waited = %crate::duration::format(sent.elapsed()),
                         "the store confirmed the lease too late to act on; deciding again at the next look"
                     );
-                    self.lose(name);
-                    self.requeue(name, Duration::ZERO);
+                    self.give_up(name).await;
                     return None;
                 }
                 let fence = kept.unwrap_or_default();
@@ -568,6 +569,21 @@ impl<S: Store> Reconciler<S> {
             && let Some(fence) = t.fence.take()
         {
             fence.revoke();
+        }
+    }
+
+    /// The store answers this replica too slowly to act inside a lease:
+    /// the lease is given back so that a replica with a better way to the
+    /// store goes on, and this one looks again after a poll interval.
+    async fn give_up(&self, name: &str) {
+        self.lose(name);
+        self.requeue(name, self.config.poll_interval);
+        if let Err(e) = self
+            .store
+            .release_lease(KIND, name, &self.config.replica_id)
+            .await
+        {
+            tracing::warn!(request = %name, error = %e, "could not release lease");
         }
     }
 
@@ -691,9 +707,8 @@ impl<S: Store> Reconciler<S> {
                     // decides again from it and a fresh look.
                     tracing::warn!(request = %name, error = %refusal, "lease lapsed before acting; nothing sent, deciding again at the next look");
                     metrics.reconciled("lease_lapsed");
-                    self.lose(&name);
                     self.remember(&name, version, &blocked_by);
-                    return self.requeue(&name, self.config.poll_interval);
+                    return self.give_up(&name).await;
                 }
                 if refusal.is_retryable() {
                     tracing::warn!(request = %name, error = %refusal, "action not done; trying again");
@@ -781,8 +796,10 @@ impl<S: Store> Reconciler<S> {
     }
 
     fn remember(&self, name: &str, version: u64, blocked_by: &Option<String>) {
-        self.lock_records().entry(name.to_string()).or_default().seen =
-            Some((version, blocked_by.clone()));
+        self.lock_records()
+            .entry(name.to_string())
+            .or_default()
+            .seen = Some((version, blocked_by.clone()));
     }
 
     /// After a failure worth trying again: throttling backs off further.

@@ -254,10 +254,15 @@ mod tests {
         };
         let problems = t.problems().join("; ");
         assert!(
-            problems.contains("--aws-attempt-timeout (15s) must not be longer than --aws-operation-timeout (5s)"),
+            problems.contains(
+                "--aws-attempt-timeout (15s) must not be longer than --aws-operation-timeout (5s)"
+            ),
             "{problems}"
         );
-        assert!(problems.contains("--aws-connect-timeout (20s)"), "{problems}");
+        assert!(
+            problems.contains("--aws-connect-timeout (20s)"),
+            "{problems}"
+        );
         assert!(Timeouts::default().problems().is_empty());
         let zero = Timeouts {
             connect: Duration::ZERO,

@@ -362,8 +362,14 @@ impl Notifier {
                     &self.timeouts,
                     &e,
                 ) {
-                    Some(why) => format!("the message for {} was not delivered: {why}", c.topic_arn),
-                    None => format!("SNS refused the message for {}: {}", c.topic_arn, sdk_error(&e)),
+                    Some(why) => {
+                        format!("the message for {} was not delivered: {why}", c.topic_arn)
+                    }
+                    None => format!(
+                        "SNS refused the message for {}: {}",
+                        c.topic_arn,
+                        sdk_error(&e)
+                    ),
                 };
                 DeliveryError::new(text)
             })

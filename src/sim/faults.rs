@@ -177,6 +177,10 @@ pub struct ThrottleConfig {
     /// Operation name → how long its answer takes (`"150ms"`): a slow API.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub latency: BTreeMap<String, String>,
+    /// Cluster name → how long the answer to any call about it takes
+    /// (`"1h"`: a cluster, account or route that has gone silent).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_latency: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,6 +204,11 @@ impl ThrottleConfig {
                 out.push(format!("throttle.latency.{op}: {e}"));
             }
         }
+        for (cluster, d) in &self.cluster_latency {
+            if let Err(e) = crate::duration::parse(d) {
+                out.push(format!("throttle.clusterLatency.{cluster}: {e}"));
+            }
+        }
         for (op, b) in &self.buckets {
             if !(b.capacity >= 1.0 && b.refill_per_second >= 0.0) {
                 out.push(format!(
@@ -219,11 +228,18 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn latency(&self, op: &str) -> Option<std::time::Duration> {
-        self.config
+    /// How late the answer to `op` with `params` comes: the longer of the
+    /// operation's latency and that of the cluster it names.
+    pub fn latency(&self, op: &str, params: &serde_json::Value) -> Option<std::time::Duration> {
+        let of_op = self
+            .config
             .latency
             .get(op)
-            .and_then(|d| crate::duration::parse(d).ok())
+            .and_then(|d| crate::duration::parse(d).ok());
+        let of_cluster = cluster_named(params)
+            .and_then(|c| self.config.cluster_latency.get(&c))
+            .and_then(|d| crate::duration::parse(d).ok());
+        of_op.max(of_cluster)
     }
 
     pub fn denies(&self, op: &str) -> bool {
@@ -260,9 +276,39 @@ impl Throttle {
     }
 }
 
+/// The cluster a call is about: ECS's `cluster` (a name or an ARN), or
+/// the `service/<cluster>/<service>` resource of Application Auto Scaling.
+fn cluster_named(params: &serde_json::Value) -> Option<String> {
+    if let Some(c) = params.get("cluster").and_then(|c| c.as_str()) {
+        return c.rsplit('/').next().map(str::to_string);
+    }
+    let resource = params
+        .get("ResourceId")
+        .and_then(|r| r.as_str())
+        .or_else(|| params.get("ResourceIds")?.get(0)?.as_str())?;
+    resource.split('/').nth(1).map(str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silent_cluster_delays_every_call_about_it() {
+        let mut t = Throttle::default();
+        t.configure(ThrottleConfig {
+            cluster_latency: [("quiet".to_string(), "1h".to_string())].into(),
+            ..Default::default()
+        });
+        let hour = Some(std::time::Duration::from_secs(3600));
+        let ecs =
+            serde_json::json!({"cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/quiet"});
+        assert_eq!(t.latency("ListTasks", &ecs), hour);
+        let aas = serde_json::json!({"ResourceIds": ["service/quiet/web"]});
+        assert_eq!(t.latency("DescribeScalableTargets", &aas), hour);
+        let other = serde_json::json!({"cluster": "loud"});
+        assert_eq!(t.latency("ListTasks", &other), None);
+    }
 
     #[test]
     fn bucket_refills_over_time() {

@@ -55,7 +55,15 @@ async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let (result, request_id, latency) = answer(&shared, &target, &body);
+    // Who called: the access key of the request's signature, so tests can
+    // tell replicas apart in the timeline.
+    let caller = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|v| v.split('/').next())
+        .map(str::to_string);
+    let (result, request_id, latency) = answer(&shared, &target, &body, caller);
     // The change is made at once; only the answer is late, as with a slow API.
     if let Some(delay) = latency {
         tokio::time::sleep(delay).await;
@@ -68,6 +76,7 @@ fn answer(
     shared: &Shared,
     target: &str,
     body: &[u8],
+    caller: Option<String>,
 ) -> (Result<Value, ApiError>, String, Option<std::time::Duration>) {
     let mut world = shared.lock();
     let now = world.now();
@@ -100,7 +109,9 @@ fn answer(
     } else {
         parsed
     };
+    let latency = world.throttle.latency(&op, &params);
     let call = world.timeline.call(now, &op, params, None);
+    world.timeline.set_call_caller(call, caller);
     let result = result.and_then(|body| match service {
         ECS_PREFIX => ecs::handle(&mut world, &op, &body, call, now),
         _ => autoscaling::handle(&mut world, &op, &body, now),
@@ -109,7 +120,6 @@ fn answer(
         world.timeline.set_call_error(call, e.code.to_string());
     }
     let request_id = world.random_hex(32);
-    let latency = world.throttle.latency(&op);
     (result, request_id, latency)
 }
 

@@ -16,6 +16,9 @@ pub struct CallRecord {
     /// The error code answered, if the call failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The access key that signed the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -85,8 +88,15 @@ impl Timeline {
             op: op.to_string(),
             params,
             error,
+            caller: None,
         });
         self.calls.len() - 1
+    }
+
+    pub fn set_call_caller(&mut self, index: usize, caller: Option<String>) {
+        if let Some(c) = self.calls.get_mut(index) {
+            c.caller = caller;
+        }
     }
 
     pub fn set_call_error(&mut self, index: usize, error: String) {

@@ -575,8 +575,7 @@ impl Store for DynamoStore {
             Update::Refused(Some(old))
                 if old.get(VERSION).and_then(|v| v.as_n().ok()) == Some(&next.to_string())
                     && old.get(STATUS).and_then(|v| v.as_s().ok()) == Some(&status)
-                    && old.get(LEASE_HOLDER).and_then(|v| v.as_s().ok())
-                        == Some(&write.holder) =>
+                    && old.get(LEASE_HOLDER).and_then(|v| v.as_s().ok()) == Some(&write.holder) =>
             {
                 Ok(next)
             }

@@ -11,7 +11,9 @@ pub mod hooks;
 pub mod iam;
 pub mod moto;
 pub mod operator;
+pub mod proxy;
 pub mod smtp;
+pub mod stalled_store;
 
 use std::path::PathBuf;
 use std::process::Command;
