@@ -105,6 +105,8 @@ pub struct Reconciler<S: Store> {
     paces: Mutex<HashMap<String, Pace>>,
     /// Delivers the notices of request outboxes (see `crate::notify`).
     notifier: Arc<Notifier>,
+    /// Records of an unknown kind reported so far (see `crate::strays`).
+    strays: crate::strays::Reported,
 }
 
 /// Maximum steps taken at once for a record whose decision asks to go on at once.
@@ -149,6 +151,7 @@ impl<S: Store> Reconciler<S> {
             seen: Mutex::new(HashMap::new()),
             paces: Mutex::new(HashMap::new()),
             notifier,
+            strays: Default::default(),
         })
     }
 
@@ -218,6 +221,7 @@ impl<S: Store> Reconciler<S> {
                 return Err(e);
             }
         };
+        crate::strays::report(self.store.as_ref(), &self.strays).await;
         // Each spec is read once a tick: for the order on each service and for the step.
         let records: Vec<(StoredRecord, Result<RecycleSpec, String>)> = records
             .into_iter()
