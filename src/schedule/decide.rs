@@ -106,7 +106,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
     };
     refresh(&mut s, input.requests, now);
     if s.phase == SchedulePhase::Failed {
-        s.event(now, "Valid", "the spec is valid again; making requests");
+        s.event(now, "Valid", "the record is valid again; making requests");
     }
 
     if let Some(due) = due_slot(spec, &s, input.created_at, now) {
