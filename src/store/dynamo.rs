@@ -710,8 +710,10 @@ impl Store for DynamoStore {
                 }
             }
         }
-        self.unreadable
-            .settle(|key| Kind::parse(kind_of(key)).is_none(), &left_out);
+        self.unreadable.settle(
+            |key| Kind::ALL.iter().all(|k| !key.starts_with(&prefix(*k))),
+            &left_out,
+        );
         strays.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
         Ok(strays)
     }
