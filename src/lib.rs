@@ -39,3 +39,4 @@ pub mod schedule;
 pub mod sim;
 pub mod status;
 pub mod store;
+pub mod strays;

@@ -7,6 +7,9 @@ use serde_json::{Value, json};
 
 use crate::duration;
 use crate::record::{API_VERSION, RecycleSpec, request_spec};
+use crate::schedule::{
+    NextRun, ScheduleSpec, ScheduleStatus, next_run, parse_schedule_spec, schedule_status,
+};
 use crate::status::{Phase, RecycleStatus, request_status};
 use crate::store::StoredRecord;
 
@@ -340,6 +343,45 @@ fn round_secs(d: std::time::Duration) -> std::time::Duration {
     std::time::Duration::from_secs(d.as_secs())
 }
 
+/// When a schedule runs next, with its spec for the time zone; `None` when
+/// the spec is invalid (the operator marks it Failed; no run is coming).
+fn upcoming(
+    name: &str,
+    spec: &Value,
+    status: Option<&Value>,
+    created_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<(ScheduleSpec, NextRun)> {
+    let spec = parse_schedule_spec(spec, "spec").ok()?;
+    // An unreadable status is the operator's to fail; the spec alone still
+    // says when the schedule would run.
+    let status: ScheduleStatus = status
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let next = next_run(name, &spec, &status, created_at.unwrap_or(now), now);
+    Some((spec, next))
+}
+
+/// When a schedule runs next, for `describe` and `apply`: "2026-11-29 02:00
+/// EST (in 3d2h)", computed from the cron expression and time zone of `spec`
+/// and what `status` records, so it is known before any operator has seen
+/// the schedule. `None` when the spec is invalid.
+pub fn schedule_next_run(
+    name: &str,
+    spec: &Value,
+    status: Option<&Value>,
+    created_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let (spec, next) = upcoming(name, spec, status, created_at, now)?;
+    Some(match next {
+        NextRun::At(t) => format!("{} (in {})", spec.local(t), age(now, t)),
+        NextRun::Due(t) => format!("{} (due now)", spec.local(t)),
+        NextRun::Suspended => "none while suspended".into(),
+        NextRun::Never => "none, no slot is left on this schedule".into(),
+    })
+}
+
 /// `get schedules`: read from the record's JSON, so the table shows what the
 /// table holds even for a schedule the operator marked invalid.
 pub fn schedule_headers() -> Vec<&'static str> {
@@ -367,13 +409,16 @@ pub fn schedule_row(record: &StoredRecord, now: DateTime<Utc>) -> Vec<String> {
         (Some(t), None) => format!("{} ago", age(t, now)),
         _ => "-".into(),
     };
-    let next = when("nextScheduleTime").map_or("-".into(), |t| {
-        if t > now {
-            format!("in {}", age(now, t))
-        } else {
-            "due".into()
-        }
-    });
+    let next = match record
+        .spec
+        .as_ref()
+        .ok()
+        .and_then(|s| upcoming(&record.name, s, status, record.created_at, now))
+    {
+        Some((_, NextRun::At(t))) if t > now => format!("in {}", age(now, t)),
+        Some((_, NextRun::At(_) | NextRun::Due(_))) => "due".into(),
+        _ => "-".into(),
+    };
     vec![
         record.name.clone(),
         text(spec.and_then(|s| s.get("schedule"))).unwrap_or_else(|| "?".into()),
@@ -385,10 +430,10 @@ pub fn schedule_row(record: &StoredRecord, now: DateTime<Utc>) -> Vec<String> {
         last,
         next,
         record.created_at.map_or("?".into(), |at| age(at, now)),
-        match (&record.spec, status.and_then(|s| s.get("message"))) {
+        match (&record.spec, schedule_status(record)) {
             (Err(e), _) => format!("invalid: {e}"),
-            (_, Some(m)) => m.as_str().unwrap_or_default().to_string(),
-            _ => String::new(),
+            (_, Err(e)) => e,
+            (_, Ok(s)) => s.message,
         },
     ]
 }
@@ -407,6 +452,17 @@ pub fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> String {
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             age(at, now)
         ));
+    }
+    if let Some(next) = record.spec.as_ref().ok().and_then(|spec| {
+        schedule_next_run(
+            &record.name,
+            spec,
+            record.status.as_ref(),
+            record.created_at,
+            now,
+        )
+    }) {
+        out.push_str(&format!("Next run:           {next}\n"));
     }
     let yaml = |v: &Value| {
         serde_saphyr::to_string(v)
@@ -451,6 +507,68 @@ mod tests {
         assert_eq!(bar(2, 4, 8), "[####----]");
         assert_eq!(bar(5, 4, 8), "[########]");
         assert_eq!(bar(0, 0, 4), "[----]");
+    }
+
+    fn schedule(spec: Value, status: Option<Value>, created: &str) -> StoredRecord {
+        StoredRecord {
+            kind: crate::store::Kind::RecycleSchedule,
+            name: "nightly".into(),
+            spec: Ok(spec),
+            status,
+            version: 1,
+            created_at: Some(created.parse().unwrap()),
+            active: true,
+            lease: None,
+        }
+    }
+
+    #[test]
+    fn a_schedule_shows_its_next_run_before_any_operator_has_seen_it() {
+        let now: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
+        let spec = json!({"schedule": "0 2 * * SUN", "timeZone": "America/New_York",
+                          "template": {"cluster": "prod", "service": "web"}});
+        let record = schedule(spec.clone(), None, "2026-11-27T11:00:00Z");
+        let row = schedule_row(&record, now);
+        assert_eq!(row[5], "in 43h", "Sunday 29 November 02:00 EST: {row:?}");
+        let page = describe_schedule(&record, now);
+        assert!(
+            page.contains("Next run:           2026-11-29 02:00 EST (in 43h)\n"),
+            "{page}"
+        );
+        assert_eq!(
+            schedule_next_run("nightly", &spec, None, record.created_at, now).as_deref(),
+            Some("2026-11-29 02:00 EST (in 43h)")
+        );
+        // Its slot came with no operator to see it: due.
+        let sunday = "2026-11-29T07:01:00Z".parse().unwrap();
+        assert_eq!(schedule_row(&record, sunday)[5], "due");
+        assert_eq!(
+            schedule_next_run("nightly", &spec, None, record.created_at, sunday).as_deref(),
+            Some("2026-11-29 02:00 EST (due now)")
+        );
+    }
+
+    #[test]
+    fn a_suspended_invalid_or_unreadable_schedule_says_so() {
+        let now: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
+        let spec = json!({"schedule": "0 2 * * SUN", "suspend": true,
+                          "template": {"cluster": "prod", "service": "web"}});
+        let suspended = schedule(spec.clone(), None, "2026-11-27T11:00:00Z");
+        assert_eq!(schedule_row(&suspended, now)[5], "-");
+        assert_eq!(
+            schedule_next_run("nightly", &spec, None, None, now).as_deref(),
+            Some("none while suspended")
+        );
+        let invalid = schedule(
+            json!({"schedule": "0 25 * * *"}),
+            None,
+            "2026-11-27T11:00:00Z",
+        );
+        assert_eq!(schedule_row(&invalid, now)[5], "-");
+        assert!(!describe_schedule(&invalid, now).contains("Next run"));
+        let unreadable = schedule(spec, Some(json!("{phase")), "2026-11-27T11:00:00Z");
+        let message = &schedule_row(&unreadable, now)[7];
+        assert!(message.starts_with("status: cannot be read"), "{message}");
     }
 
     #[test]

@@ -138,6 +138,8 @@ pub struct Reconciler<S: Store> {
     work: Mutex<JoinSet<()>>,
     /// Delivers the notices of request outboxes (see `crate::notify`).
     notifier: Arc<Notifier>,
+    /// Records of an unknown kind reported so far (see `crate::strays`).
+    strays: crate::strays::Reported,
 }
 
 /// Maximum steps taken at once for a record whose decision asks to go on at once.
@@ -197,6 +199,7 @@ impl<S: Store> Reconciler<S> {
             steps,
             work: Mutex::new(JoinSet::new()),
             notifier,
+            strays: Default::default(),
         })
     }
 
@@ -278,6 +281,7 @@ impl<S: Store> Reconciler<S> {
                 return Err(e);
             }
         };
+        crate::strays::report(self.store.as_ref(), &self.strays).await;
         // Each spec is read once a tick: for the order on each service and for the step.
         let records: Vec<(StoredRecord, Result<RecycleSpec, String>)> = records
             .into_iter()

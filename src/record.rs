@@ -349,13 +349,8 @@ impl<'a> Reader<'a> {
 /// "is not a known field", with the nearest known name when the key looks
 /// like a typo of it, then every known name.
 pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
-    let nearest = known
-        .iter()
-        .map(|k| (edit_distance(&key.to_lowercase(), &k.to_lowercase()), *k))
-        .min()
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4));
-    match nearest {
-        Some((_, k)) => format!(
+    match nearest(key, known) {
+        Some(k) => format!(
             "is not a known field; did you mean {k}? Known fields are {}",
             known.join(", ")
         ),
@@ -366,22 +361,17 @@ pub(crate) fn unknown_field(key: &str, known: &[&str]) -> String {
     }
 }
 
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let here = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb))
-                .min(row[j] + 1)
-                .min(here + 1);
-            prev = here;
-        }
-    }
-    row[b.len()]
+/// The known word `word` looks like a slip of, for "did you mean": the
+/// nearest by Levenshtein distance, case aside, when it is at most two edits
+/// away (a quarter of the word for long words).
+pub(crate) fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&word, &k.to_lowercase()), *k))
+        .min()
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .map(|(_, k)| k)
 }
 
 /// A value as a person would name it in an error message.
@@ -478,6 +468,16 @@ mod tests {
         assert!(!before.matches(Some(started), now));
         assert!(Selector::default().matches(None, now));
         assert!(!older.matches(None, now));
+    }
+
+    #[test]
+    fn a_near_miss_gets_a_suggestion_and_a_far_one_none() {
+        let known = ["RecycleRequest", "RecycleSchedule"];
+        assert_eq!(nearest("RecycleRequests", &known), Some("RecycleRequest"));
+        assert_eq!(nearest("recycleschedule", &known), Some("RecycleSchedule"));
+        assert_eq!(nearest("RecyleRequest", &known), Some("RecycleRequest"));
+        assert_eq!(nearest("Widget", &known), None);
+        assert_eq!(nearest("wiat", &["wait", "batchSize"]), Some("wait"));
     }
 
     #[test]

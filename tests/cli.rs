@@ -59,6 +59,10 @@ impl Cli {
         serde_json::from_str(&self.ok(&["get", name, "-o", "json"])).expect("get -o json")
     }
 
+    fn record_of(&self, kind: &str, name: &str) -> Value {
+        serde_json::from_str(&self.ok(&["get", kind, name, "-o", "json"])).expect("get -o json")
+    }
+
     /// Polls `get -o json` until `test` holds of the status.
     async fn until(&self, name: &str, what: &str, test: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
@@ -379,7 +383,7 @@ fn the_sandbox_recycles_a_demo_service_and_sums_it_up() {
     assert!(!stdout.contains("VIOLATED"), "{stdout}");
 }
 
-/// A schedule through the same verbs: applied, listed with its next run
+/// A schedule through the same verbs: applied (with its next run), listed
 /// once an operator has looked at it, paused (suspended) and described.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_are_applied_listed_paused_and_described() {
@@ -396,14 +400,17 @@ async fn schedules_are_applied_listed_paused_and_described() {
         "{}/manifests/schedule-window.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
-    assert_eq!(
-        cli.ok(&["apply", "-f", &example]),
-        "recycleschedule/web-sunday-night created\n"
-    );
-    assert_eq!(
-        cli.ok(&["apply", "-f", &example]),
-        "recycleschedule/web-sunday-night unchanged\n"
-    );
+    for change in ["created", "unchanged"] {
+        let line = cli.ok(&["apply", "-f", &example]);
+        let prefix = format!("recycleschedule/web-sunday-night {change}; next run: ");
+        assert!(line.starts_with(&prefix), "{line}");
+        // 02:00 on a Sunday in New York (03:00 on the spring-forward night).
+        assert!(
+            line.contains(" 02:00 E") || line.contains(" 03:00 EDT"),
+            "{line}"
+        );
+        assert!(line.ends_with(")\n") && line.contains(" (in "), "{line}");
+    }
     let _operator = spawn_operator(&cli.store_args, &cli.env, "r1", &dir.join("operator.log"));
     let start = Instant::now();
     loop {
@@ -432,12 +439,107 @@ async fn schedules_are_applied_listed_paused_and_described() {
     );
     let described = cli.ok(&["describe", "schedule", "web-sunday-night"]);
     assert!(described.contains("suspend: true"), "{described}");
+    assert!(
+        described.contains("Next run:           none while suspended\n"),
+        "{described}"
+    );
     let refused = cli.run(&["cancel", "schedule", "web-sunday-night"]);
     assert_eq!(refused.code, 1);
     assert!(
         refused.stderr.contains("a schedule is not cancelled"),
         "{}",
         refused.stderr
+    );
+}
+
+/// The first slot after `t` of "30 * * * *" in Asia/Kolkata (UTC+05:30, no
+/// daylight saving): the next whole hour in UTC, on Kolkata's clock.
+fn next_half_past_in_kolkata(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{DurationRound, TimeDelta};
+    let next = t.duration_trunc(TimeDelta::hours(1)).unwrap() + TimeDelta::hours(1);
+    next.with_timezone(&chrono_tz::Asia::Kolkata)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+/// No operator at all: `apply`, `get schedules` and `describe` show when a
+/// schedule runs next from its cron expression and time zone alone.
+#[test]
+fn a_schedule_shows_its_next_run_before_any_operator_has_seen_it() {
+    let dir = temp_dir("cli-next-run");
+    let cli = Cli {
+        store_args: vec![
+            "--store".into(),
+            dir.join("store.json").display().to_string(),
+        ],
+        env: vec![],
+    };
+    let file = dir.join("hourly.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: ecs-recycler/v1
+kind: RecycleSchedule
+metadata:
+  name: hourly
+spec:
+  schedule: \"30 * * * *\"
+  timeZone: Asia/Kolkata
+  template:
+    cluster: prod
+    service: web
+",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    // The hour may turn while a command runs: either side of it will do.
+    let expect = |run: &dyn Fn() -> String| {
+        let before = next_half_past_in_kolkata(chrono::Utc::now());
+        let out = run();
+        let after = next_half_past_in_kolkata(chrono::Utc::now());
+        (out, [before, after])
+    };
+    let (dry, next) = expect(&|| cli.ok(&["apply", "-f", &file, "--dry-run"]));
+    assert!(
+        next.iter().any(|n| dry.starts_with(&format!(
+            "recycleschedule/hourly created (dry run); next run: {n} (in "
+        ))),
+        "{dry} (expected {next:?})"
+    );
+    assert!(next[0].ends_with(":30 IST"), "{next:?}");
+    let (applied, next) = expect(&|| cli.ok(&["apply", "-f", &file]));
+    assert!(
+        next.iter().any(|n| applied.starts_with(&format!(
+            "recycleschedule/hourly created; next run: {n} (in "
+        ))),
+        "{applied} (expected {next:?})"
+    );
+    assert!(cli.record_of("schedule", "hourly")["status"].is_null());
+
+    let table = cli.ok(&["get", "schedules"]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        row[..5],
+        ["hourly", "30 * * * *", "Asia/Kolkata", "false", "-"],
+        "{table}"
+    );
+    assert!(row[5].starts_with("in "), "NEXT RUN: {table}");
+
+    let (described, next) = expect(&|| cli.ok(&["describe", "schedule", "hourly"]));
+    assert!(
+        next.iter()
+            .any(|n| described.contains(&format!("Next run:           {n} (in "))),
+        "{described} (expected {next:?})"
+    );
+    assert!(
+        described.contains("not yet seen by an operator"),
+        "{described}"
     );
 }
 

@@ -205,3 +205,82 @@ async fn items_put_straight_into_the_table_are_worked_on_and_a_malformed_one_fai
     );
     assert!(op.sigterm().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_an_unknown_kind_is_marked_failed_and_an_unreadable_one_is_logged_once() {
+    let (sim, _c) = steady_service("prod", "web", 2, false).await;
+    let bed = bed(sim.url(), "strays").await;
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    let spec = r#"{"cluster":"prod","service":"web","wait":"0s"}"#;
+    let created = |seconds: i64| (Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339();
+    let put = |pk: &str, kind: &str, at: String| {
+        bed.raw
+            .put_item()
+            .table_name("recycler")
+            .item("pk", s(pk))
+            .item("kind", s(kind))
+            .item("name", s(pk.split_once('/').unwrap().1))
+            .item("active", s("1"))
+            .item("createdAt", s(&at))
+            .item("spec", s(spec))
+    };
+    put("RecycleRequest/good", "RecycleRequest", created(0))
+        .send()
+        .await
+        .unwrap();
+    put("RecycleRequests/typo", "RecycleRequests", created(0))
+        .send()
+        .await
+        .unwrap();
+    put("RecycleRequest/bad-status", "RecycleRequest", created(1))
+        .item("status", s("{phase"))
+        .send()
+        .await
+        .unwrap();
+    put("RecycleRequest/bad-version", "RecycleRequest", created(2))
+        .item("version", AttributeValue::N("1.5".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let log = bed.dir.join("op.log");
+    let mut op = spawn_operator(&bed.args, &bed.env, "r1", &log);
+    let good = wait_phase(&bed.store, "good", &FINISHED, WITHIN, &log).await;
+    assert_eq!(good["phase"], "Succeeded", "{good:#}");
+    let bad_status = wait_phase(&bed.store, "bad-status", &FINISHED, WITHIN, &log).await;
+    assert_eq!(bad_status["phase"], "Failed");
+    let message = bad_status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("invalid record: status: cannot be read") && message.contains("{phase"),
+        "{bad_status:#}"
+    );
+
+    let typo = bed
+        .raw
+        .get_item()
+        .table_name("recycler")
+        .key("pk", s("RecycleRequests/typo"))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(typo["status"].as_s().expect("a status is written")).unwrap();
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    assert_eq!(
+        status["message"],
+        "unknown kind \"RecycleRequests\" (did you mean RecycleRequest?); the operator reads RecycleRequest and RecycleSchedule"
+    );
+    assert_eq!(typo["spec"], s(spec), "the spec is kept as written");
+    assert!(!typo.contains_key("active"), "out of the active index");
+
+    // The good request took many ticks; the item nobody can write to was
+    // logged once in all of them, the stray once when it was failed.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines("RecycleRequest/bad-version"), 1, "{text}");
+    assert_eq!(lines("RecycleRequests/typo"), 1, "{text}");
+    assert!(op.sigterm().success());
+}

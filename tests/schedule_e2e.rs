@@ -191,6 +191,96 @@ async fn an_invalid_schedule_is_marked_failed_and_picked_up_again_once_fixed() {
     assert_eq!(fixed["nextScheduleTime"], "2026-05-02T03:00:00Z");
 }
 
+/// Two schedules, one of whose status `break_status` makes unreadable: it
+/// is marked Failed with the reason, once, and the other carries on.
+async fn an_unreadable_status_fails_once<S: Store>(
+    store: Arc<S>,
+    break_status: impl std::future::Future<Output = ()>,
+) {
+    let start = t("2026-05-01T00:00:00Z");
+    let clock = Arc::new(TestClock(Mutex::new(start)));
+    let spec = json!({"schedule": "0 3 * * *", "template": {"cluster": "prod", "service": "web"}});
+    for name in ["broken", "fine"] {
+        store
+            .create(Kind::RecycleSchedule, name, spec.clone(), start)
+            .await
+            .unwrap();
+    }
+    break_status.await;
+    let s = Scheduler::new(store.clone(), &config("a"), clock.clone());
+    *clock.0.lock().unwrap() = t("2026-05-01T01:00:00Z");
+    s.tick().await.unwrap();
+    let broken = schedule_status(store.as_ref(), "broken").await;
+    assert_eq!(broken["phase"], "Failed", "{broken:#}");
+    let message = broken["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("invalid record: status: cannot be read")
+            && message.contains("{phase: Active"),
+        "{message}"
+    );
+    assert_eq!(
+        schedule_status(store.as_ref(), "fine").await["phase"],
+        "Active",
+        "the other schedule carries on"
+    );
+    // The failed status is the operator's own, readable: the next look
+    // goes on from it, with the failure kept among the events.
+    s.tick().await.unwrap();
+    let after = schedule_status(store.as_ref(), "broken").await;
+    assert_eq!(after["phase"], "Active", "{after:#}");
+    assert_eq!(after["nextScheduleTime"], "2026-05-01T03:00:00Z");
+    let reasons: Vec<&str> = after["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["Invalid", "Valid"], "{after:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_schedule_whose_status_cannot_be_read_is_marked_failed_with_the_reason_once() {
+    // The embedded store, edited by hand.
+    let path = temp_dir("schedule-unreadable").join("store.json");
+    let store = Arc::new(EmbeddedStore::open(&path).unwrap());
+    an_unreadable_status_fails_once(store, async {
+        let mut file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        file["records"]["RecycleSchedule/broken"]["status"] = json!("{phase: Active");
+        std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+    })
+    .await;
+
+    // DynamoDB, written by another client.
+    let moto = tokio::task::spawn_blocking(support::moto::Moto::start)
+        .await
+        .unwrap();
+    let sdk = support::sdk_config(&moto.url, true).await;
+    let store = Arc::new(ecs_recycler::store::dynamo::DynamoStore::new(
+        &sdk,
+        "schedules",
+    ));
+    store.create_table().await.unwrap();
+    let raw = aws_sdk_dynamodb::Client::new(&sdk);
+    an_unreadable_status_fails_once(store, async {
+        raw.update_item()
+            .table_name("schedules")
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("RecycleSchedule/broken".into()),
+            )
+            .update_expression("SET #status = :broken")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(
+                ":broken",
+                aws_sdk_dynamodb::types::AttributeValue::S("{phase: Active".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_operators_over_one_schedule_make_and_run_one_request_for_the_slot() {
     let (sim, _c) = support::steady_service("prod", "web", 2, false).await;

@@ -709,11 +709,30 @@ async fn a_malformed_item_fails_alone() {
     wrong_name.insert("name".into(), s("other"));
     wrong_name.insert("spec".into(), s("{}"));
     bed.put_raw(wrong_name).await;
-    // Operator-written attributes that cannot be read: corrupt, skipped.
-    let mut corrupt = client_item("corrupt", "2030-01-01T12:00:05Z");
-    corrupt.insert("spec".into(), s("{}"));
-    corrupt.insert("status".into(), s("{phase"));
-    bed.put_raw(corrupt).await;
+    // A status that cannot be read still allows a safe write: listed, with
+    // what the item holds as a string no status reader accepts.
+    let mut bad_status = client_item("bad-status", "2030-01-01T12:00:05Z");
+    bad_status.insert("spec".into(), s("{}"));
+    bad_status.insert("status".into(), s("{phase"));
+    bed.put_raw(bad_status).await;
+    let mut map_status = client_item("map-status", "2030-01-01T12:00:06Z");
+    map_status.insert("spec".into(), s("{}"));
+    map_status.insert(
+        "status".into(),
+        AttributeValue::M(HashMap::from([("phase".to_string(), s("Succeeded"))])),
+    );
+    bed.put_raw(map_status).await;
+    // A version or a lease that cannot be read leaves no safe conditional
+    // write: corrupt, left out.
+    let mut bad_version = client_item("bad-version", "2030-01-01T12:00:07Z");
+    bad_version.insert("spec".into(), s("{}"));
+    bad_version.insert("version".into(), AttributeValue::N("1.5".into()));
+    bed.put_raw(bad_version).await;
+    let mut bad_lease = client_item("bad-lease", "2030-01-01T12:00:08Z");
+    bad_lease.insert("spec".into(), s("{}"));
+    bad_lease.insert("leaseHolder".into(), s("r9"));
+    bad_lease.insert("leaseExpires".into(), s("tomorrow"));
+    bed.put_raw(bad_lease).await;
 
     let active = bed
         .store
@@ -728,7 +747,9 @@ async fn a_malformed_item_fails_alone() {
             "not-json",
             "no-spec",
             "binary",
-            "wrong-name"
+            "wrong-name",
+            "bad-status",
+            "map-status",
         ]
     );
     let by_name: HashMap<_, _> = active.iter().map(|r| (r.name.as_str(), r)).collect();
@@ -761,13 +782,36 @@ async fn a_malformed_item_fails_alone() {
     );
     assert_eq!(by_name["bad-time"].created_at, None);
 
-    let all = bed.store.list_all(RR).await.expect("list all");
-    assert_eq!(all.len(), 6);
-
-    let corrupt = bed.store.get(RR, "corrupt").await;
+    assert_eq!(by_name["bad-status"].status, Some(json!("{phase")));
+    assert_eq!(by_name["bad-status"].spec, Ok(json!({})));
+    let unread = |name: &str| {
+        ecs_recycler::status::request_status(by_name[name]).expect_err("an unreadable status")
+    };
     assert!(
-        matches!(corrupt, Err(StoreError::Corrupt(ref m)) if m.contains("status")),
-        "{corrupt:?}"
+        unread("bad-status").contains("{phase"),
+        "{}",
+        unread("bad-status")
+    );
+    assert!(
+        unread("map-status").contains("a map (M)"),
+        "{}",
+        unread("map-status")
+    );
+
+    let all = bed.store.list_all(RR).await.expect("list all");
+    assert_eq!(all.len(), 8);
+
+    for (name, attribute) in [("bad-version", "version"), ("bad-lease", "leaseExpires")] {
+        let corrupt = bed.store.get(RR, name).await;
+        assert!(
+            matches!(corrupt, Err(StoreError::Corrupt(ref m)) if m.contains(attribute)),
+            "{name}: {corrupt:?}"
+        );
+    }
+    assert_eq!(
+        bed.store.get(RR, "bad-status").await.expect("get").as_ref(),
+        Some(by_name["bad-status"]),
+        "get reads it as the listing does"
     );
 
     // The operator can still mark a malformed record failed.
@@ -791,6 +835,72 @@ async fn a_malformed_item_fails_alone() {
         .expect("mark failed");
     let active = bed.store.list_active(RR).await.expect("list active");
     assert!(!names(&active).contains(&"not-json"));
+}
+
+#[tokio::test]
+async fn strays_are_told_by_their_key_and_failed_keeping_every_other_attribute() {
+    let bed = bed("strays").await;
+    let item = |pk: &str, kind: &str| {
+        HashMap::from([
+            ("pk".to_string(), s(pk)),
+            ("kind".to_string(), s(kind)),
+            ("spec".to_string(), s(r#"{"cluster":"prod"}"#)),
+            ("active".to_string(), s("1")),
+            ("createdAt".to_string(), s("2030-01-01T12:00:00Z")),
+        ])
+    };
+    // The key says what a record is: a known key with a wrong `kind` is a
+    // request (failed for the mismatch), an unknown key with a known `kind`
+    // is a stray, and so is a key without a kind at all.
+    bed.put_raw(item("RecycleRequest/mixed", "Widget")).await;
+    bed.put_raw(item("Widget/claims-request", "RecycleRequest"))
+        .await;
+    let mut no_kind = item("web-rotate", "RecycleRequest");
+    no_kind.insert("createdAt".into(), s("2029-12-31T00:00:00Z"));
+    no_kind.insert("owner".into(), s("team-a"));
+    bed.put_raw(no_kind).await;
+    let mut unreadable = item("Widget/bad-version", "Widget");
+    unreadable.insert("version".into(), s("seven"));
+    bed.put_raw(unreadable).await;
+
+    let strays = bed.store.list_strays().await.expect("list strays");
+    let keys: Vec<(&str, &str)> = strays
+        .iter()
+        .map(|s| (s.key.as_str(), s.kind.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("web-rotate", "web-rotate"),
+            ("Widget/claims-request", "Widget")
+        ]
+    );
+    let mixed = bed
+        .store
+        .get(RR, "mixed")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(mixed.spec.unwrap_err().contains("Widget"));
+
+    let version = bed
+        .store
+        .fail_stray(&strays[0], json!({"phase": "Failed", "message": "bad key"}))
+        .await
+        .expect("fail stray");
+    assert_eq!(version, 1);
+    let raw = bed.get_raw("web-rotate").await;
+    assert_eq!(raw["spec"], s(r#"{"cluster":"prod"}"#), "spec as written");
+    assert_eq!(raw["owner"], s("team-a"), "every other attribute kept");
+    assert_eq!(raw["version"], AttributeValue::N("1".into()));
+    assert!(!raw.contains_key("active"), "out of the index: {raw:?}");
+    assert!(
+        !raw.contains_key("expiresAt"),
+        "kept until a person deletes it"
+    );
+    let status: Value = serde_json::from_str(raw["status"].as_s().unwrap()).unwrap();
+    assert_eq!(status["phase"], "Failed");
+    assert_eq!(bed.store.list_strays().await.expect("list").len(), 1);
 }
 
 #[tokio::test]
@@ -868,6 +978,31 @@ async fn list_active_queries_the_sparse_index_across_pages_and_never_scans() {
             .filter(|r| r.contains("dynamodb_20120810.query"))
             .all(|r| r.contains(ACTIVE_INDEX)),
         "every Query names the index"
+    );
+
+    // Strays come from the same index, never from a scan.
+    raw.put_item()
+        .table_name(&table)
+        .item("pk", s("RecycleRequests/typo"))
+        .item("spec", s("{}"))
+        .item("active", s("1"))
+        .item("createdAt", s("2030-01-01T12:00:00Z"))
+        .send()
+        .await
+        .expect("raw put");
+    proxy.clear();
+    let strays = store.list_strays().await.expect("list strays");
+    assert_eq!(
+        strays.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
+        ["RecycleRequests/typo"]
+    );
+    let requests = proxy.requests();
+    assert!(
+        !requests.is_empty()
+            && requests
+                .iter()
+                .all(|r| r.contains("dynamodb_20120810.query") && r.contains(ACTIVE_INDEX)),
+        "one Query of the index per page, nothing else"
     );
 
     proxy.clear();

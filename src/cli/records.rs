@@ -155,7 +155,7 @@ pub async fn apply<S: Store>(
     for c in good {
         let existing = store.get(c.doc.kind, &c.doc.name).await?;
         match apply::classify(&c.doc, existing.as_ref()) {
-            Ok(change) => planned.push((c, change)),
+            Ok(change) => planned.push((c, change, existing)),
             Err(why) => {
                 refused += 1;
                 say(
@@ -176,10 +176,14 @@ pub async fn apply<S: Store>(
         )));
     }
     let mut unreachable = None;
-    for (c, change) in planned {
+    for (c, change, existing) in planned {
         let name = resource(c.doc.kind, &c.doc.name);
+        let next = next_run_note(&c, existing.as_ref());
         if args.dry_run {
-            say(out, format!("{name} {} (dry run)", change.past_tense()));
+            say(
+                out,
+                format!("{name} {} (dry run){next}", change.past_tense()),
+            );
             if c.doc.kind == Kind::RecycleRequest && change != Change::Unchanged {
                 match preview(store, &c, aws).await {
                     Ok(text) => {
@@ -194,7 +198,7 @@ pub async fn apply<S: Store>(
             continue;
         }
         match write(store, &c).await {
-            Ok(change) => say(out, format!("{name} {}", change.past_tense())),
+            Ok(change) => say(out, format!("{name} {}{next}", change.past_tense())),
             Err(CliError::Invalid(why)) => {
                 refused += 1;
                 say(
@@ -216,6 +220,22 @@ pub async fn apply<S: Store>(
         )));
     }
     Ok(())
+}
+
+/// For a schedule, when it runs next with the spec applied — from its cron
+/// expression and time zone, and the status the table holds, if any.
+fn next_run_note(c: &Checked, existing: Option<&StoredRecord>) -> String {
+    if c.doc.kind != Kind::RecycleSchedule {
+        return String::new();
+    }
+    present::schedule_next_run(
+        &c.doc.name,
+        &c.doc.spec,
+        existing.and_then(|r| r.status.as_ref()),
+        existing.and_then(|r| r.created_at),
+        Utc::now(),
+    )
+    .map_or_else(String::new, |next| format!("; next run: {next}"))
 }
 
 /// Writes one document, reading again and re-deciding when the record

@@ -89,6 +89,47 @@ pub fn due_slot(
     Some(Due { slot, missed })
 }
 
+/// When a schedule runs next, as of a moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextRun {
+    /// A slot has come that no operator has dealt with yet: its request is
+    /// made at the operator's next look.
+    Due(DateTime<Utc>),
+    At(DateTime<Utc>),
+    /// `suspend` is true: no run until it is lifted.
+    Suspended,
+    /// The expression has no slot left.
+    Never,
+}
+
+/// The next run of a schedule, from its spec and what its status records
+/// (the default before any operator has written one): the decision itself,
+/// made with no I/O on what the status records — what the operator would
+/// do and write now — so `get`, `describe` and `apply` show it before an
+/// operator has seen the schedule.
+pub fn next_run(
+    name: &str,
+    spec: &ScheduleSpec,
+    status: &ScheduleStatus,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> NextRun {
+    let d = decide(&Input {
+        name,
+        spec,
+        status,
+        created_at,
+        now,
+        requests: &[],
+    });
+    match (d.create, spec.suspend, d.status.next_schedule_time) {
+        (Some(new), _, _) => NextRun::Due(new.slot),
+        (None, true, _) => NextRun::Suspended,
+        (None, false, Some(t)) => NextRun::At(t),
+        (None, false, None) => NextRun::Never,
+    }
+}
+
 fn late_by(slot: DateTime<Utc>, now: DateTime<Utc>) -> std::time::Duration {
     (now - slot).to_std().unwrap_or_default()
 }
@@ -106,7 +147,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
     };
     refresh(&mut s, input.requests, now);
     if s.phase == SchedulePhase::Failed {
-        s.event(now, "Valid", "the spec is valid again; making requests");
+        s.event(now, "Valid", "the record is valid again; making requests");
     }
 
     if let Some(due) = due_slot(spec, &s, input.created_at, now) {

@@ -29,7 +29,9 @@ pub mod spec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use decide::{Due, Input, NewRequest, RequestView, ScheduleDecision, decide, due_slot};
+pub use decide::{
+    Due, Input, NewRequest, NextRun, RequestView, ScheduleDecision, decide, due_slot, next_run,
+};
 pub use runner::{Clock, Scheduler, SystemClock};
 pub use spec::{ConcurrencyPolicy, ScheduleSpec, parse_schedule_spec};
 
@@ -108,6 +110,17 @@ impl ScheduleStatus {
     /// The requests still running (not finished).
     pub fn active(&self) -> impl Iterator<Item = &ScheduledRequest> {
         self.requests.iter().filter(|r| !r.phase.is_terminal())
+    }
+}
+
+/// A stored schedule's status, the default before the operator wrote one,
+/// or a sentence saying why it cannot be read.
+pub fn schedule_status(record: &crate::store::StoredRecord) -> Result<ScheduleStatus, String> {
+    match &record.status {
+        None => Ok(ScheduleStatus::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            format!("status: cannot be read ({e}); it is written by the operator only")
+        }),
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::decide::{Input, RequestView, decide, due_slot};
 use super::spec::{ScheduleSpec, parse_schedule_spec};
-use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name};
+use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name, schedule_status};
 use crate::reconciler::OperatorConfig;
 use crate::status::RecycleStatus;
 use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
@@ -95,13 +95,7 @@ impl<S: Store> Scheduler<S> {
     async fn visit(&self, record: StoredRecord) {
         let now = self.clock.now();
         let name = record.name.clone();
-        let status: Result<ScheduleStatus, String> = match &record.status {
-            None => Ok(ScheduleStatus::default()),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-                format!("status: cannot be read ({e}); it is written by the operator only")
-            }),
-        };
-        let (spec, status) = match (read_spec(&record), status) {
+        let (spec, status) = match (read_spec(&record), schedule_status(&record)) {
             (Ok(spec), Ok(status)) => (spec, status),
             (Err(message), _) | (Ok(_), Err(message)) => {
                 let status = match &record.status {

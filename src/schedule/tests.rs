@@ -305,6 +305,42 @@ fn the_next_run_is_shown_in_the_status() {
 }
 
 #[test]
+fn the_next_run_is_known_before_any_operator_has_seen_the_schedule() {
+    let s = spec(json!({}));
+    let none = ScheduleStatus::default();
+    let created = t("2026-03-07T12:00:00Z");
+    // 02:30 New York does not exist on 8 March 2026: 03:00 EDT, as the status says.
+    assert_eq!(
+        next_run("nightly", &s, &none, created, created),
+        NextRun::At(t("2026-03-08T07:00:00Z"))
+    );
+    let mut w = World::new(s.clone(), created);
+    w.step(created);
+    assert_eq!(
+        next_run("nightly", &s, &w.status, created, created),
+        NextRun::At(w.status.next_schedule_time.unwrap()),
+        "the same as the decision writes"
+    );
+    // Its slot has come and no operator has looked: due.
+    let late = t("2026-03-08T07:05:00Z");
+    assert_eq!(
+        next_run("nightly", &s, &none, created, late),
+        NextRun::Due(t("2026-03-08T07:00:00Z"))
+    );
+    // Too late to run (the deadline passed): the slot after it.
+    let strict = spec(json!({"startingDeadline": "1m"}));
+    assert_eq!(
+        next_run("nightly", &strict, &none, created, late),
+        NextRun::At(t("2026-03-09T06:30:00Z"))
+    );
+    let suspended = spec(json!({"suspend": true}));
+    assert_eq!(
+        next_run("nightly", &suspended, &none, created, late),
+        NextRun::Suspended
+    );
+}
+
+#[test]
 fn a_missed_slot_runs_late_within_the_deadline_only() {
     let s = spec(json!({"schedule": "0 3 * * *", "timeZone": "UTC", "startingDeadline": "1h"}));
     // No operator ran from before 03:00 until 03:40: within the deadline.

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::dynamo::DynamoStore;
 use super::embedded::EmbeddedStore;
-use super::{Kind, StatusWrite, Store, StoreResult, StoredRecord};
+use super::{Kind, StatusWrite, Store, StoreResult, StoredRecord, Stray};
 
 pub enum AnyStore {
     Embedded(EmbeddedStore),
@@ -77,5 +77,13 @@ impl Store for AnyStore {
 
     async fn delete(&self, kind: Kind, name: &str) -> StoreResult<()> {
         each!(self, s => s.delete(kind, name))
+    }
+
+    async fn list_strays(&self) -> StoreResult<Vec<Stray>> {
+        each!(self, s => s.list_strays())
+    }
+
+    async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
+        each!(self, s => s.fail_stray(stray, status))
     }
 }

@@ -2,7 +2,7 @@
 //! keyed `pk = "<Kind>/<name>"`, and a sparse global secondary index
 //! (`active-index`) that holds only the records with work left, so the
 //! reconciler's listing costs O(active records). This module owns the item
-//! schema (documented in `docs/dynamodb-item-schema.md`), the translation of
+//! schema (documented in the README, "DynamoDB item schema"), the translation of
 //! the trait's conditional semantics into condition expressions, the table's
 //! creation for `ecs-recycler init`, and the mapping of AWS errors onto
 //! [`StoreError`].
@@ -11,11 +11,17 @@
 //! lenient where a client's mistake can be reported on the record itself (a
 //! missing or malformed spec, a bad `createdAt`: the record comes back with
 //! `spec: Err(..)` and the operator marks it failed) and strict where only the
-//! operator writes (status, version, lease): such an item is [`StoreError::Corrupt`]
-//! from [`Store::get`] and is left out of listings with an error log, so one
-//! unreadable item never stops the others and is never overwritten blindly.
+//! operator writes. A `status` that is not a JSON string comes back as a
+//! string no status reader accepts, so the operator marks the record failed
+//! with the reason, by the usual write conditional on version and lease. A
+//! `version` or lease that cannot be read leaves no safe conditional write:
+//! such an item is [`StoreError::Corrupt`] from [`Store::get`] and is left
+//! out of listings, logged with backoff ([`Unreadable`]), so one unreadable
+//! item never stops the others, is never overwritten blindly, and does not
+//! fill the log. An active item of no known kind is listed by
+//! [`Store::list_strays`] and failed by [`Store::fail_stray`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -33,7 +39,8 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value};
 
-use super::{Kind, Lease, StatusWrite, Store, StoreError, StoreResult, StoredRecord};
+use super::unreadable::Unreadable;
+use super::{Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray};
 use crate::aws::sdk::{self, Timeouts};
 
 /// The sparse index of records with work left.
@@ -66,6 +73,8 @@ pub struct DynamoStore {
     /// that got no answer.
     endpoint: String,
     timeouts: Timeouts,
+    /// Items left out of listings, logged with backoff.
+    unreadable: Unreadable,
 }
 
 /// How a conditional UpdateItem ended, when AWS answered.
@@ -86,6 +95,7 @@ impl DynamoStore {
             table: table.into(),
             endpoint: sdk::DYNAMODB.endpoint(sdk_config),
             timeouts: Timeouts::of(sdk_config),
+            unreadable: Unreadable::default(),
         }
     }
 
@@ -347,19 +357,31 @@ impl DynamoStore {
         }
     }
 
-    /// Records of `kind` among `items`; unreadable ones are logged and left out.
-    fn records_of(&self, kind: Kind, items: Vec<Item>, into: &mut Vec<StoredRecord>) {
+    /// Records of `kind` among `items`; unreadable ones are left out, logged
+    /// with backoff, and their keys added to `left_out`.
+    fn records_of(
+        &self,
+        kind: Kind,
+        items: Vec<Item>,
+        into: &mut Vec<StoredRecord>,
+        left_out: &mut HashSet<String>,
+    ) {
         for item in items {
             match record_from_item(&item) {
                 Ok(record) if record.kind == kind => into.push(record),
                 Ok(_) => {}
-                Err(reason) => tracing::error!(
-                    table = %self.table,
-                    pk = item.get(PK).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?"),
-                    "skipping an item the store cannot read: {reason}"
-                ),
+                Err(reason) => self.leave_out(&item, &reason, left_out),
             }
         }
+    }
+
+    fn leave_out(&self, item: &Item, reason: &str, left_out: &mut HashSet<String>) {
+        let key = item
+            .get(PK)
+            .and_then(|v| v.as_s().ok())
+            .map_or("?", String::as_str);
+        self.unreadable.left_out(&self.table, key, reason);
+        left_out.insert(key.to_string());
     }
 }
 
@@ -445,11 +467,18 @@ impl Store for DynamoStore {
             .expression_attribute_values(":prefix", AttributeValue::S(prefix(kind)))
             .into_paginator()
             .send();
-        let mut records = Vec::new();
+        let (mut records, mut left_out) = (Vec::new(), HashSet::new());
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.unavailable("Query", None, e))?;
-            self.records_of(kind, page.items.unwrap_or_default(), &mut records);
+            self.records_of(
+                kind,
+                page.items.unwrap_or_default(),
+                &mut records,
+                &mut left_out,
+            );
         }
+        self.unreadable
+            .settle(|key| key.starts_with(&prefix(kind)), &left_out);
         // The index orders by the createdAt string; clients may write other
         // RFC 3339 spellings, and ties need the name, so order by value here.
         records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
@@ -469,11 +498,18 @@ impl Store for DynamoStore {
             .consistent_read(true)
             .into_paginator()
             .send();
-        let mut records = Vec::new();
+        let (mut records, mut left_out) = (Vec::new(), HashSet::new());
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.unavailable("Scan", None, e))?;
-            self.records_of(kind, page.items.unwrap_or_default(), &mut records);
+            self.records_of(
+                kind,
+                page.items.unwrap_or_default(),
+                &mut records,
+                &mut left_out,
+            );
         }
+        self.unreadable
+            .settle(|key| key.starts_with(&prefix(kind)), &left_out);
         records.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(records)
     }
@@ -663,6 +699,81 @@ impl Store for DynamoStore {
             .map_err(|e| self.unavailable("DeleteItem", Some(&key), e))?;
         Ok(())
     }
+
+    async fn list_strays(&self) -> StoreResult<Vec<Stray>> {
+        // The same read of the sparse index as `list_active`, keeping what
+        // no kind's listing keeps.
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ACTIVE_INDEX)
+            .key_condition_expression("#active = :yes")
+            .expression_attribute_names("#active", ACTIVE)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()));
+        let mut unknown = Vec::new();
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            unknown.push(format!("NOT begins_with(#pk, :kind{i})"));
+            query = query
+                .expression_attribute_values(format!(":kind{i}"), AttributeValue::S(prefix(kind)));
+        }
+        let mut pages = query
+            .filter_expression(unknown.join(" AND "))
+            .into_paginator()
+            .send();
+        let (mut strays, mut left_out) = (Vec::new(), HashSet::new());
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.unavailable("Query", None, e))?;
+            for item in page.items.unwrap_or_default() {
+                match stray_from_item(&item) {
+                    Ok(stray) => strays.push(stray),
+                    Err(reason) => self.leave_out(&item, &reason, &mut left_out),
+                }
+            }
+        }
+        self.unreadable.settle(
+            |key| Kind::ALL.iter().all(|k| !key.starts_with(&prefix(*k))),
+            &left_out,
+        );
+        strays.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
+        Ok(strays)
+    }
+
+    async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
+        let next = stray.version + 1;
+        let request = self
+            .client
+            .update_item()
+            .update_expression("SET #status = :status, #version = :next REMOVE #active")
+            .condition_expression(format!(
+                "attribute_exists(#pk) AND {} AND #active = :yes",
+                version_is(stray.version)
+            ))
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#active", ACTIVE)
+            .expression_attribute_values(":status", AttributeValue::S(status.to_string()))
+            .expression_attribute_values(":expected", number(stray.version))
+            .expression_attribute_values(":next", number(next))
+            .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()));
+        match self
+            .update("UpdateItem (stray)", &stray.key, request)
+            .await?
+        {
+            Update::Done(_) => Ok(next),
+            Update::Refused(None) => Err(StoreError::NotFound {
+                kind: STRAY,
+                name: stray.key.clone(),
+            }),
+            Update::Refused(Some(_)) => Err(StoreError::Conflict {
+                kind: STRAY,
+                name: stray.key.clone(),
+                expected: stray.version,
+            }),
+        }
+    }
 }
 
 fn key(kind: Kind, name: &str) -> String {
@@ -671,6 +782,12 @@ fn key(kind: Kind, name: &str) -> String {
 
 fn prefix(kind: Kind) -> String {
     format!("{}/", kind.as_str())
+}
+
+/// The kind a key claims: what comes before the first `/` (all of it when
+/// there is none).
+fn kind_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(kind, _)| kind)
 }
 
 fn not_found(kind: Kind, name: &str) -> StoreError {
@@ -767,29 +884,19 @@ fn record_from_item(item: &Item) -> Result<StoredRecord, String> {
     };
 
     // Operator-written attributes: unreadable means corrupt.
-    let version = match item.get(VERSION) {
-        None => 0,
-        Some(AttributeValue::N(n)) => n
-            .parse::<u64>()
-            .map_err(|e| format!("{VERSION} {n:?} is not a whole number: {e}"))?,
-        Some(other) => {
-            return Err(format!(
-                "{VERSION} is {}, expected a number",
-                describe(other)
-            ));
-        }
-    };
+    let version = read_version(item)?;
+    // An unreadable status still leaves a safe write (conditional on version
+    // and lease), so the record is listed and failed with the reason: as a
+    // JSON string, which neither a request's nor a schedule's status reads.
     let status = match item.get(STATUS) {
         None => None,
-        Some(AttributeValue::S(text)) => Some(
-            serde_json::from_str(text).map_err(|e| format!("{STATUS} is not valid JSON: {e}"))?,
-        ),
-        Some(other) => {
-            return Err(format!(
-                "{STATUS} is {}, expected a JSON string",
-                describe(other)
-            ));
+        Some(AttributeValue::S(text)) => {
+            Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone())))
         }
+        Some(other) => Some(Value::String(format!(
+            "{} (not the JSON string the operator writes)",
+            describe(other)
+        ))),
     };
     let lease = match (item.get(LEASE_HOLDER), item.get(LEASE_EXPIRES)) {
         (None, None) => None,
@@ -819,6 +926,39 @@ fn record_from_item(item: &Item) -> Result<StoredRecord, String> {
         created_at,
         active: matches!(item.get(ACTIVE), Some(AttributeValue::S(a)) if a == ACTIVE_YES),
         lease,
+    })
+}
+
+/// The version every conditional write rests on; a client's item has none (0).
+fn read_version(item: &Item) -> Result<u64, String> {
+    match item.get(VERSION) {
+        None => Ok(0),
+        Some(AttributeValue::N(n)) => n
+            .parse::<u64>()
+            .map_err(|e| format!("{VERSION} {n:?} is not a whole number: {e}")),
+        Some(other) => Err(format!(
+            "{VERSION} is {}, expected a number",
+            describe(other)
+        )),
+    }
+}
+
+/// Reads a stray: what reporting it needs, and the version its write rests on.
+fn stray_from_item(item: &Item) -> Result<Stray, String> {
+    let Some(AttributeValue::S(key)) = item.get(PK) else {
+        return Err(format!("no string {PK}"));
+    };
+    let created_at = match item.get(CREATED_AT) {
+        Some(AttributeValue::S(text)) => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        _ => None,
+    };
+    Ok(Stray {
+        key: key.clone(),
+        kind: kind_of(key).to_string(),
+        version: read_version(item)?,
+        created_at,
     })
 }
 

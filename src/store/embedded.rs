@@ -4,25 +4,35 @@
 //! rename), so the operator and the CLI can use one store from separate
 //! processes at once, and a crash never leaves half a file.
 //!
+//! The file may be edited by hand, so an entry that cannot be read as a
+//! record (a version that is not a number, say) is kept exactly as it is,
+//! left out of listings and logged with backoff ([`Unreadable`]), and every
+//! other entry carries on; an entry of an unknown kind is listed by
+//! [`Store::list_strays`].
+//!
 //! [`EmbeddedStore::in_memory`] keeps the same data in memory instead, for
 //! one process (the benchmark, where reading and rewriting a file of a
 //! thousand records on every operation would measure the file, not the
 //! operator).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Kind, Lease, StatusWrite, Store, StoreError, StoreResult, StoredRecord};
+use super::unreadable::Unreadable;
+use super::{Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray};
 
 #[derive(Clone, Debug)]
 pub struct EmbeddedStore {
     backing: Backing,
+    /// Entries left out of listings, logged with backoff.
+    unreadable: Arc<Unreadable>,
 }
 
 #[derive(Clone, Debug)]
@@ -34,7 +44,43 @@ enum Backing {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Data {
     /// `Kind/name` → record.
-    records: BTreeMap<String, Entry>,
+    records: BTreeMap<String, Slot>,
+}
+
+/// One entry of the file: a record, or what a hand edit left that cannot
+/// be read as one, written back exactly as it was found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Slot {
+    Readable(Entry),
+    Unreadable(Value),
+}
+
+impl Slot {
+    fn entry(&self) -> Option<&Entry> {
+        match self {
+            Self::Readable(e) => Some(e),
+            Self::Unreadable(_) => None,
+        }
+    }
+
+    /// The entry, to change it; an unreadable one is never written.
+    fn entry_mut(&mut self, key: &str) -> StoreResult<&mut Entry> {
+        match self {
+            Self::Readable(e) => Ok(e),
+            Self::Unreadable(v) => Err(StoreError::Corrupt(format!(
+                "{key} cannot be read: {}",
+                unreadable_reason(v)
+            ))),
+        }
+    }
+}
+
+/// Why an entry does not read as a record, in serde's words.
+fn unreadable_reason(value: &Value) -> String {
+    serde_json::from_value::<Entry>(value.clone())
+        .err()
+        .map_or_else(|| "it is not a record".into(), |e| e.to_string())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -42,12 +88,19 @@ struct Data {
 struct Entry {
     kind: String,
     name: String,
+    /// A hand-made entry without a spec is a record the operator fails
+    /// ("must be a mapping"), as a client's item without one is in DynamoDB.
+    #[serde(default)]
     spec: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<Value>,
+    /// 0 when a hand-made entry has none, as for a client's item in DynamoDB.
+    #[serde(default)]
     version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     created_at: Option<DateTime<Utc>>,
+    /// Not active unless it says so, as DynamoDB's sparse index.
+    #[serde(default)]
     active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lease_holder: Option<String>,
@@ -88,6 +141,14 @@ fn key(kind: Kind, name: &str) -> String {
     format!("{}/{name}", kind.as_str())
 }
 
+/// The kind a key claims: what comes before the first `/`.
+fn kind_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(kind, _)| kind)
+}
+
+/// Records listed, and the entries left out: key and why.
+type Listed<T> = (Vec<T>, Vec<(String, String)>);
+
 impl EmbeddedStore {
     /// A store kept in the file at `path` (created on first write).
     pub fn open(path: impl Into<PathBuf>) -> StoreResult<Self> {
@@ -97,6 +158,7 @@ impl EmbeddedStore {
         }
         Ok(Self {
             backing: Backing::File(path),
+            unreadable: Arc::default(),
         })
     }
 
@@ -104,6 +166,7 @@ impl EmbeddedStore {
     pub fn in_memory() -> Self {
         Self {
             backing: Backing::Memory(Default::default()),
+            unreadable: Arc::default(),
         }
     }
 
@@ -113,6 +176,20 @@ impl EmbeddedStore {
             Backing::File(p) => Some(p),
             Backing::Memory(_) => None,
         }
+    }
+
+    /// Logs the entries a listing left out, with backoff, and forgets those
+    /// it covers (`covers`) that it did not leave out this time.
+    fn left_out(&self, left_out: Vec<(String, String)>, covers: impl Fn(&str) -> bool) {
+        let place = self
+            .path()
+            .map_or_else(|| "memory".to_string(), |p| p.display().to_string());
+        let mut keys = HashSet::new();
+        for (key, reason) in left_out {
+            self.unreadable.left_out(&place, &key, &reason);
+            keys.insert(key);
+        }
+        self.unreadable.settle(covers, &keys);
     }
 
     /// Runs `f` on the data under the lock, off the async threads; writes
@@ -214,7 +291,7 @@ impl Store for EmbeddedStore {
                 expires_at: None,
             };
             let record = entry.to_record()?;
-            data.records.insert(k, entry);
+            data.records.insert(k, Slot::Readable(entry));
             Ok((record, true))
         })
         .await
@@ -224,51 +301,46 @@ impl Store for EmbeddedStore {
         let k = key(kind, name);
         self.with_data(move |data| {
             let now = Utc::now();
-            Ok((
-                data.records
-                    .get(&k)
+            let record = match data.records.get_mut(&k) {
+                None => None,
+                Some(slot) => Some(slot.entry_mut(&k)?)
                     .filter(|e| e.expires_at.is_none_or(|t| t > now))
-                    .map(Entry::to_record)
+                    .map(|e| e.to_record())
                     .transpose()?,
-                false,
-            ))
+            };
+            Ok((record, false))
         })
         .await
     }
 
     async fn list_active(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
-        let mut out = self
+        let (mut out, left_out) = self
             .with_data(move |data| {
-                let list = data
-                    .records
-                    .values()
-                    .filter(|e| e.active && e.kind == kind.as_str())
-                    .map(Entry::to_record)
-                    .collect::<StoreResult<Vec<_>>>()?;
-                Ok((list, false))
+                let listed: Listed<StoredRecord> = listing(data, kind, |e| e.active)?;
+                Ok((listed, false))
             })
             .await?;
+        self.left_out(left_out, |k| kind_of(k) == kind.as_str());
         out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
         Ok(out)
     }
 
     async fn list_all(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
-        self.with_data(move |data| {
-            let now = Utc::now();
-            // Finished records past their retention are forgotten, as DynamoDB's TTL does.
-            let before = data.records.len();
-            data.records
-                .retain(|_, e| e.expires_at.is_none_or(|t| t > now));
-            let changed = data.records.len() != before;
-            let list = data
-                .records
-                .values()
-                .filter(|e| e.kind == kind.as_str())
-                .map(Entry::to_record)
-                .collect::<StoreResult<Vec<_>>>()?;
-            Ok((list, changed))
-        })
-        .await
+        let (list, left_out) = self
+            .with_data(move |data| {
+                let now = Utc::now();
+                // Finished records past their retention are forgotten, as DynamoDB's TTL does.
+                let before = data.records.len();
+                data.records.retain(|_, slot| {
+                    slot.entry()
+                        .is_none_or(|e| e.expires_at.is_none_or(|t| t > now))
+                });
+                let changed = data.records.len() != before;
+                Ok((listing(data, kind, |_| true)?, changed))
+            })
+            .await?;
+        self.left_out(left_out, |k| kind_of(k) == kind.as_str());
+        Ok(list)
     }
 
     async fn update_spec(
@@ -280,10 +352,12 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<StoredRecord> {
         let name = name.to_string();
         self.with_data(move |data| {
+            let k = key(kind, &name);
             let entry = data
                 .records
-                .get_mut(&key(kind, &name))
-                .ok_or_else(|| not_found(kind, &name))?;
+                .get_mut(&k)
+                .ok_or_else(|| not_found(kind, &name))?
+                .entry_mut(&k)?;
             if entry.version != expected_version {
                 return Err(StoreError::Conflict {
                     kind: kind.as_str(),
@@ -301,10 +375,12 @@ impl Store for EmbeddedStore {
     async fn write_status(&self, kind: Kind, name: &str, write: StatusWrite) -> StoreResult<u64> {
         let name = name.to_string();
         self.with_data(move |data| {
+            let k = key(kind, &name);
             let entry = data
                 .records
-                .get_mut(&key(kind, &name))
-                .ok_or_else(|| not_found(kind, &name))?;
+                .get_mut(&k)
+                .ok_or_else(|| not_found(kind, &name))?
+                .entry_mut(&k)?;
             // The same write sent again (its first answer was lost) finds
             // itself landed: answered as done, changing nothing.
             if entry.version == write.expected_version + 1
@@ -348,10 +424,12 @@ impl Store for EmbeddedStore {
     ) -> StoreResult<bool> {
         let (name, holder) = (name.to_string(), holder.to_string());
         self.with_data(move |data| {
+            let k = key(kind, &name);
             let entry = data
                 .records
-                .get_mut(&key(kind, &name))
-                .ok_or_else(|| not_found(kind, &name))?;
+                .get_mut(&k)
+                .ok_or_else(|| not_found(kind, &name))?
+                .entry_mut(&k)?;
             let free = entry.lease_holder.is_none()
                 || entry.lease_holder.as_deref() == Some(holder.as_str())
                 || entry.lease_expires.is_none_or(|e| e <= now);
@@ -368,7 +446,7 @@ impl Store for EmbeddedStore {
     async fn release_lease(&self, kind: Kind, name: &str, holder: &str) -> StoreResult<()> {
         let (name, holder) = (name.to_string(), holder.to_string());
         self.with_data(move |data| match data.records.get_mut(&key(kind, &name)) {
-            Some(e) if e.lease_holder.as_deref() == Some(holder.as_str()) => {
+            Some(Slot::Readable(e)) if e.lease_holder.as_deref() == Some(holder.as_str()) => {
                 e.lease_holder = None;
                 e.lease_expires = None;
                 Ok(((), true))
@@ -386,4 +464,82 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+
+    async fn list_strays(&self) -> StoreResult<Vec<Stray>> {
+        let (mut strays, left_out) = self
+            .with_data(move |data| {
+                let mut listed: Listed<Stray> = Default::default();
+                for (key, slot) in &data.records {
+                    match slot {
+                        Slot::Readable(e) if e.active && Kind::parse(&e.kind).is_none() => {
+                            listed.0.push(Stray {
+                                key: key.clone(),
+                                kind: e.kind.clone(),
+                                version: e.version,
+                                created_at: e.created_at,
+                            });
+                        }
+                        Slot::Readable(_) => {}
+                        Slot::Unreadable(v) if Kind::parse(kind_of(key)).is_none() => {
+                            listed.1.push((key.clone(), unreadable_reason(v)));
+                        }
+                        Slot::Unreadable(_) => {}
+                    }
+                }
+                Ok((listed, false))
+            })
+            .await?;
+        self.left_out(left_out, |k| Kind::parse(kind_of(k)).is_none());
+        strays.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
+        Ok(strays)
+    }
+
+    async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
+        let (k, expected) = (stray.key.clone(), stray.version);
+        self.with_data(move |data| {
+            let entry = data
+                .records
+                .get_mut(&k)
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: STRAY,
+                    name: k.clone(),
+                })?
+                .entry_mut(&k)?;
+            if entry.version != expected || !entry.active {
+                return Err(StoreError::Conflict {
+                    kind: STRAY,
+                    name: k,
+                    expected,
+                });
+            }
+            entry.status = Some(status);
+            entry.active = false;
+            entry.version += 1;
+            Ok((entry.version, true))
+        })
+        .await
+    }
+}
+
+/// The records of `kind` that `keep` keeps, and the entries under the
+/// kind's keys that cannot be read.
+fn listing(
+    data: &Data,
+    kind: Kind,
+    keep: impl Fn(&Entry) -> bool,
+) -> StoreResult<Listed<StoredRecord>> {
+    let mut listed: Listed<StoredRecord> = Default::default();
+    for (key, slot) in &data.records {
+        match slot {
+            Slot::Readable(e) if e.kind == kind.as_str() && keep(e) => {
+                listed.0.push(e.to_record()?);
+            }
+            Slot::Readable(_) => {}
+            Slot::Unreadable(v) if kind_of(key) == kind.as_str() => {
+                listed.1.push((key.clone(), unreadable_reason(v)));
+            }
+            Slot::Unreadable(_) => {}
+        }
+    }
+    Ok(listed)
 }

@@ -8,13 +8,22 @@
 //! lost), its status as the operator wrote it, a version for optimistic
 //! concurrency, an `active` flag that keeps it in the sparse index of work to
 //! do, and a lease.
+//!
+//! What only the operator writes is read strictly, but one bad item never
+//! stops the others: a status that cannot be read comes back as the string
+//! the store holds (no status reader accepts it, so the operator marks the
+//! record failed with the reason); an item whose version or lease cannot be
+//! read admits no safe conditional write, so it is left out of listings and
+//! logged with backoff ([`unreadable`]). An active item of a kind the
+//! operator does not read is listed apart ([`Store::list_strays`]) so it can
+//! be reported instead of sitting in the index forever.
 
 pub mod any;
 pub mod dynamo;
+pub mod embedded;
+pub mod unreadable;
 
 use std::future::Future;
-
-pub mod embedded;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -27,6 +36,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind the operator reads; a record of any other is a stray.
+    pub const ALL: [Kind; 2] = [Self::RecycleRequest, Self::RecycleSchedule];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RecycleRequest => "RecycleRequest",
@@ -35,11 +47,7 @@ impl Kind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "RecycleRequest" => Some(Self::RecycleRequest),
-            "RecycleSchedule" => Some(Self::RecycleSchedule),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 }
 
@@ -50,7 +58,9 @@ pub struct StoredRecord {
     pub name: String,
     /// The spec as written; `Err` says why it could not even be read as JSON.
     pub spec: Result<Value, String>,
-    /// Written by the operator only.
+    /// Written by the operator only. One the store holds but cannot read as
+    /// JSON is the JSON string of what it holds, which no status reader
+    /// accepts, so the record is failed with the reason rather than hidden.
     pub status: Option<Value>,
     /// Starts at 1 on create; every successful write adds one. A record put
     /// by a client that wrote no version reads as 0.
@@ -60,6 +70,23 @@ pub struct StoredRecord {
     pub active: bool,
     pub lease: Option<Lease>,
 }
+
+/// An active item whose kind is none of [`Kind::ALL`] — a client's typo
+/// (`RecycleRequests`) or a kind this version does not know. It is in no
+/// listing of a kind, so it is listed apart to be reported, never worked on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stray {
+    /// What identifies the item: DynamoDB's `pk`, the embedded store's key.
+    pub key: String,
+    /// The kind it claims.
+    pub kind: String,
+    /// As for records: 0 when the client wrote none.
+    pub version: u64,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// How a stray is named in errors: its key says the rest.
+pub const STRAY: &str = "record";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -129,8 +156,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records with work left, oldest first (creation time, then name). Costs
     /// O(active records), not O(all records ever). May lag a write by a
     /// moment (DynamoDB's index is eventually consistent): decisions rest on
-    /// conditional writes, never on this list alone. A record whose
-    /// operator-written fields cannot be read is left out and logged.
+    /// conditional writes, never on this list alone. A record whose version
+    /// or lease cannot be read is left out and logged with backoff; one whose
+    /// status cannot be read is listed (see [`StoredRecord::status`]).
     fn list_active(
         &self,
         kind: Kind,
@@ -180,4 +208,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
     fn delete(&self, kind: Kind, name: &str) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Active items of no known kind, oldest first (creation time, then
+    /// key). Costs what [`Store::list_active`] costs. One whose version
+    /// cannot be read is left out and logged with backoff, as there.
+    fn list_strays(&self) -> impl Future<Output = StoreResult<Vec<Stray>>> + Send;
+
+    /// Marks a stray failed: writes `status` (the operator's shape: phase
+    /// Failed, a message), adds one to the version and takes the item out
+    /// of the active index — only while its version is still the one listed
+    /// and it is still active (`Conflict` otherwise; `NotFound` if it is
+    /// gone), so an item changed meanwhile is never overwritten. Its spec and
+    /// every other attribute stay as they are. No lease: no replica works on
+    /// a stray. Answers the new version.
+    fn fail_stray(
+        &self,
+        stray: &Stray,
+        status: Value,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 }

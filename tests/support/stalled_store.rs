@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ecs_recycler::store::{Kind, StatusWrite, Store, StoreResult, StoredRecord};
+use ecs_recycler::store::{Kind, StatusWrite, Store, StoreResult, StoredRecord, Stray};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -136,6 +136,16 @@ impl<S: Store> Store for StalledStore<S> {
     async fn release_lease(&self, kind: Kind, name: &str, holder: &str) -> StoreResult<()> {
         self.network().await;
         self.inner.release_lease(kind, name, holder).await
+    }
+
+    async fn list_strays(&self) -> StoreResult<Vec<Stray>> {
+        self.network().await;
+        self.inner.list_strays().await
+    }
+
+    async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
+        self.network().await;
+        self.inner.fail_stray(stray, status).await
     }
 
     async fn delete(&self, kind: Kind, name: &str) -> StoreResult<()> {
