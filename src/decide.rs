@@ -602,13 +602,12 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
     };
     let mut note = String::new();
     if let Some(surge) = d.status.surge {
-        let added = surge.to - surge.from;
         match d.status.restore {
-            None if svc.desired != surge.from && svc.desired >= surge.to => {
-                // Undo only our addition: a scale-out made meanwhile is kept.
+            // Only the count the surge set is the operator's to take back.
+            None if svc.desired == surge.to => {
                 let change = DesiredChange {
-                    from: svc.desired,
-                    to: svc.desired - added,
+                    from: surge.to,
+                    to: surge.from,
                 };
                 d.status.restore = Some(change);
                 d.actions.push(Action::SetDesired {
@@ -624,27 +623,28 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
                     ),
                 );
             }
+            // Any other count is the autoscaler's or a person's: target
+            // tracking computed it from a fleet that already held the spare
+            // tasks, so taking the surge off it would leave the service
+            // short until the autoscaler looks again. Once dynamic scale-in
+            // is restored below, it trims any excess itself.
             None => {
-                let why = if svc.desired == surge.from {
-                    "the surge was never applied"
-                } else {
-                    "someone lowered it during the run"
-                };
                 d.status.restore = Some(DesiredChange {
                     from: svc.desired,
                     to: svc.desired,
                 });
-                d.status.event(
-                    ctx.now,
-                    "Restore",
-                    format!("Desired count {} left as it is: {why}", svc.desired),
-                );
+                d.status
+                    .event(ctx.now, "Restore", left_alone(svc.desired, surge));
+                note = format!(" {}.", left_alone(svc.desired, surge));
             }
             Some(change) if change.from != change.to && svc.desired == change.from => {
                 d.actions.push(Action::SetDesired {
                     from: change.from,
                     to: change.to,
                 });
+            }
+            Some(change) if change.from == change.to => {
+                note = format!(" {}.", left_alone(change.from, surge));
             }
             Some(change) => {
                 note = format!(" Desired count restored: {} → {}.", change.from, change.to);
@@ -677,6 +677,15 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
     } else {
         d.status.message = format!("restoring capacity; then: {}", outcome.message);
         d.requeue = Some(Duration::ZERO);
+    }
+}
+
+/// Why Restoring left the desired count as it found it.
+fn left_alone(desired: u32, surge: DesiredChange) -> String {
+    if desired == surge.from {
+        format!("Desired count left at {desired}, as it was before the surge")
+    } else {
+        format!("Desired count left at {desired}, set by someone else during the run")
     }
 }
 

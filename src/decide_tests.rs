@@ -520,14 +520,30 @@ fn restoring(outcome: Phase) -> RecycleStatus {
 }
 
 #[test]
-fn restore_undoes_only_the_surge() {
+fn restore_takes_the_surge_back_only_from_the_count_it_set() {
+    // (case, desired observed, change made, what the final message says)
     let cases = [
-        ("as left", 4, Some((4, 3))),
-        ("autoscaler scaled out to 6 meanwhile", 6, Some((6, 5))),
-        ("someone lowered it to 2", 2, None),
-        ("surge never applied", 3, None),
+        ("as left", 4, Some((4, 3)), ""),
+        (
+            "the autoscaler scaled out to 6 meanwhile",
+            6,
+            None,
+            "Desired count left at 6, set by someone else during the run.",
+        ),
+        (
+            "someone lowered it to 2",
+            2,
+            None,
+            "Desired count left at 2, set by someone else during the run.",
+        ),
+        (
+            "surge never applied",
+            3,
+            None,
+            "Desired count left at 3, as it was before the surge.",
+        ),
     ];
-    for (name, observed, change) in cases {
+    for (name, observed, change, says) in cases {
         let d = run(
             &spec(json!({})),
             &restoring(Phase::Succeeded),
@@ -546,9 +562,56 @@ fn restore_undoes_only_the_surge() {
             None => {
                 assert!(d.actions.is_empty(), "{name}");
                 assert_eq!(d.status.phase, Phase::Succeeded, "{name}");
+                assert!(
+                    d.status.message.ends_with(says),
+                    "{name}: {}",
+                    d.status.message
+                );
+                let event = d.status.events.iter().find(|e| e.reason == "Restore");
+                assert!(
+                    event.is_some_and(|e| says.starts_with(&e.message)),
+                    "{name}: {event:?}"
+                );
             }
         }
     }
+}
+
+#[test]
+fn a_count_left_alone_is_still_named_once_the_scaling_settings_are_back() {
+    let original = ScalingSettings {
+        min: 1,
+        max: 6,
+        dynamic_scaling_in_suspended: false,
+        dynamic_scaling_out_suspended: false,
+        scheduled_scaling_suspended: false,
+    };
+    let ours = ScalingSettings {
+        dynamic_scaling_in_suspended: true,
+        ..original
+    };
+    let mut status = restoring(Phase::Succeeded);
+    status.surge_scaling = Some(ours);
+    if let Some(p) = status.plan.as_mut() {
+        p.original_scaling = Some(original);
+    }
+    // The autoscaler's 7: kept, and scale-in handed back to it.
+    let mut o = obs(service(7, 7, 0), vec![]);
+    o.scaling = Some(ours);
+    let d = run(&spec(json!({})), &status, &o, 500);
+    assert_eq!(d.actions, [Action::SetScaling(original)]);
+    assert_eq!(d.status.restore, Some(DesiredChange { from: 7, to: 7 }));
+    o.scaling = Some(original);
+    let d = run(&spec(json!({})), &d.status, &o, 501);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Succeeded);
+    assert!(
+        d.status
+            .message
+            .ends_with("Desired count left at 7, set by someone else during the run."),
+        "{}",
+        d.status.message
+    );
 }
 
 #[test]

@@ -148,11 +148,16 @@ async fn the_autoscaler_cannot_scale_in_during_the_run_and_its_scale_out_is_kept
     tokio::time::sleep(Duration::from_millis(600)).await;
     sim.set_policy(json!({"cluster": "prod", "service": "web"}))
         .unwrap();
-    // Then it scales out by one, which must survive the restore.
+    // Then it scales out by one: its 5 is its own decision, kept whole.
     let out = sim.policy_scale("prod", "web", 5).unwrap();
     assert_eq!(out["after"], 5, "{out}");
     let status = op.finished("rotate", WITHIN).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("Desired count left at 5, set by someone else during the run"),
+        "{message}"
+    );
 
     let timeline = sim.timeline();
     let blocked = timeline["calls"]
@@ -167,8 +172,8 @@ async fn the_autoscaler_cannot_scale_in_during_the_run_and_its_scale_out_is_kept
     let facts = run_facts(&timeline, "prod", "web", since);
     assert!(facts.min_running >= 3, "no capacity lost: {facts:?}");
     assert_eq!(
-        facts.final_desired, 4,
-        "only our +1 undone; the policy's +1 kept: {facts:?}"
+        facts.final_desired, 5,
+        "the autoscaler's count is left as it set it: {facts:?}"
     );
     let target = c
         .aas
