@@ -718,7 +718,7 @@ async fn stopped_tasks_stay_visible_for_the_retention_then_are_forgotten() {
     };
     // STOPPED after 0.2s; still there with its reason for a while after.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(stopped().await, [victim.clone()]);
+    assert_eq!(stopped().await, std::slice::from_ref(&victim));
     let described = c
         .ecs
         .describe_tasks()
