@@ -296,6 +296,7 @@ impl Model {
                 })
                 .collect(),
             scaling: self.scaling.or(scaling),
+            evidence: Default::default(),
         }
     }
 
@@ -463,6 +464,7 @@ mod tests {
                 })
                 .collect(),
             scaling: None,
+            evidence: Default::default(),
         }
     }
 
