@@ -777,10 +777,16 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
         }
     }
     if d.actions.is_empty() {
+        // A cause quoting ECS may end its own sentence.
+        let stop = if outcome.message.ends_with('.') {
+            ""
+        } else {
+            "."
+        };
         d.status.transition(
             ctx.now,
             outcome.phase,
-            format!("{}.{note}", outcome.message),
+            format!("{}{stop}{note}", outcome.message),
         );
     } else {
         d.status.message = format!("restoring capacity; then: {}", outcome.message);

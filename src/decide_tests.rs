@@ -1305,3 +1305,26 @@ fn a_request_in_flight_stored_by_earlier_code_is_read_and_finished() {
         serde_json::from_value(serde_json::to_value(&d.status).unwrap()).unwrap();
     assert_eq!(again, d.status);
 }
+
+#[test]
+fn an_outcome_quoting_ecs_ends_with_one_full_stop() {
+    let mut status = restoring(Phase::Failed);
+    status.outcome = Some(Outcome {
+        phase: Phase::Failed,
+        message: "the spare capacity did not become stable within 2s: latest service event: (service web) (task a) failed container health checks.".into(),
+    });
+    status.restore = Some(DesiredChange { from: 4, to: 3 });
+    let d = run(
+        &spec(json!({})),
+        &status,
+        &obs(service(3, 3, 0), vec![]),
+        500,
+    );
+    assert!(
+        d.status
+            .message
+            .ends_with("failed container health checks. Desired count restored: 4 → 3."),
+        "{}",
+        d.status.message
+    );
+}
