@@ -465,7 +465,15 @@ async fn a_max_capacity_at_desired_is_raised_for_the_surge_and_restored_exactly(
     .await;
     let status = op.finished("rotate", WITHIN).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
-    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    let timeline = sim.timeline();
+    let stopped_looks = timeline["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["op"] == "ListTasks" && c["params"]["desiredStatus"] == "STOPPED")
+        .count();
+    assert_eq!(stopped_looks, 0, "a run going well never looks for causes");
+    let facts = run_facts(&timeline, "prod", "web", since);
     assert_eq!(
         (facts.max_desired, facts.final_desired),
         (4, 3),

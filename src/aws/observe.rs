@@ -14,11 +14,12 @@
 //!
 //! One look more names why a step is slow or failing: the tasks ECS stopped
 //! (ListTasks with desired status STOPPED, then one DescribeTasks call),
-//! with their `stoppedReason`. It is made only for a whole look that finds
-//! the service not stable while no deployment rolls (a deployment's own
-//! `failedTasks`, rollout reason and events say why it is slow), once per
-//! service per look. A step waiting for new tasks gets whole looks only once
-//! it is slow (past half its stability timeout) or failing
+//! with their `stoppedReason`. It is made only for a record not looked at
+//! tasks-first (`awaiting` is `None`) whose whole look finds the service not
+//! stable while no deployment rolls (a deployment's own `failedTasks`,
+//! rollout reason and events say why it is slow), once per service per
+//! look. A step waiting for new tasks is looked at tasks-first until it is
+//! slow (past half its stability timeout) or failing
 //! ([`crate::pacing::tasks_first`]), so a recycle going well never makes it;
 //! a request waiting between batches for an unsettled service, or starting
 //! on one, does. Its failure costs nothing: the stopped tasks are evidence,
@@ -386,7 +387,10 @@ impl<'a> ClusterLook<'a> {
             .iter()
             .filter(|(i, obs)| {
                 let w = &self.wants[**i];
+                // A step still looked at tasks-first is neither slow nor
+                // failing: it may merely be seen before ECS launched its task.
                 w.tasks
+                    && w.awaiting.is_none()
                     && obs.service.as_ref().is_ok_and(|svc| {
                         svc.deployment_in_progress().is_none() && !decide::stable(svc, &obs.tasks)
                     })
