@@ -9,10 +9,13 @@
 //! made: a desired-count change is re-sent only while the observed count is
 //! still its `from`, a stop only while the task is still desired RUNNING.
 
+mod causes;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use self::causes::Tense;
 use crate::duration;
 use crate::observation::{Observation, ServiceView, TaskView};
 use crate::record::RecycleSpec;
@@ -61,7 +64,70 @@ pub fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decis
     if d.status.phase.is_terminal() {
         d.requeue = None;
     }
+    d.status.message = crate::status::bounded(std::mem::take(&mut d.status.message));
+    if let Some(o) = d.status.outcome.as_mut() {
+        o.message = crate::status::bounded(std::mem::take(&mut o.message));
+    }
     d
+}
+
+/// A step is slow once half its stability timeout has passed without it
+/// being done: from then on its status says what it waits for and why.
+pub fn is_slow(spec: &RecycleSpec, step: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    (now - step)
+        .to_std()
+        .is_ok_and(|e| e >= spec.stability_timeout / 2)
+}
+
+/// What a slow step waits for and why, as clauses of its status message.
+fn slow_clauses(step: &causes::Step, svc: &ServiceView, obs: &Observation) -> String {
+    let mut parts = vec![
+        causes::waiting_for(step, svc.desired, &obs.tasks).unwrap_or_else(|| {
+            format!(
+                "waiting for the service to be stable ({})",
+                describe_counts(svc, &obs.tasks)
+            )
+        }),
+    ];
+    parts.extend(causes::why(step, obs, Tense::Slow));
+    parts.join("; ")
+}
+
+/// Why a step failed, as ": clause; clause" after its failure, or nothing
+/// when ECS says nothing and no task is left waiting.
+fn failure_cause(step: &causes::Step, svc: &ServiceView, obs: &Observation) -> String {
+    let mut parts = causes::why(step, obs, Tense::Failed);
+    if parts.is_empty() {
+        parts.extend(causes::waiting_for(step, svc.desired, &obs.tasks));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
+    }
+}
+
+/// Says once per step, in the events, that it is slow and why.
+fn note_slow(s: &mut RecycleStatus, now: DateTime<Utc>, since: DateTime<Utc>) {
+    if !s.events.iter().any(|e| e.reason == "Slow" && e.at >= since) {
+        let message = s.message.clone();
+        s.event(now, "Slow", message);
+    }
+}
+
+/// The first few tasks of a list, then how many more.
+fn name_tasks(tasks: &[String]) -> String {
+    const NAMED: usize = 3;
+    let mut out = tasks
+        .iter()
+        .take(NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if tasks.len() > NAMED {
+        out.push_str(&format!(" and {} more", tasks.len() - NAMED));
+    }
+    out
 }
 
 fn target(ctx: &Context) -> String {
@@ -95,7 +161,7 @@ fn elapsed(ctx: &Context, since: Option<DateTime<Utc>>) -> Duration {
 /// running = desired, and every task meant to run is RUNNING and healthy.
 /// A task told to stop still counts as running for a while, so the counters
 /// alone are not enough.
-fn stable(svc: &ServiceView, tasks: &[TaskView]) -> bool {
+pub fn stable(svc: &ServiceView, tasks: &[TaskView]) -> bool {
     let serving = tasks.iter().filter(|t| t.is_serving()).count() as u32;
     let meant = tasks.iter().filter(|t| t.desired_running).count() as u32;
     svc.deployment_in_progress().is_none()
@@ -140,7 +206,9 @@ fn enter_restore(s: &mut RecycleStatus, now: DateTime<Utc>, phase: Phase, messag
         phase,
         message: message.clone(),
     });
-    s.batch.clear();
+    // A batch still in flight never had its replacements serving.
+    let unfinished: Vec<String> = s.batch.drain(..).collect();
+    s.unreplaced.extend(unfinished);
     s.wait_until = None;
     s.transition(now, Phase::Restoring, message);
 }
@@ -353,17 +421,26 @@ fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
             "spare capacity is running and healthy",
         );
     }
-    if elapsed(ctx, d.status.step_started_at) > ctx.spec.stability_timeout {
-        return end_via_restore(
-            ctx,
-            d,
-            Phase::Failed,
-            format!(
-                "the spare capacity did not become stable within {} ({})",
-                duration::format(ctx.spec.stability_timeout),
-                describe_counts(svc, &obs.tasks)
-            ),
+    let since = d.status.step_started_at.unwrap_or(ctx.now);
+    let step = causes::Step {
+        since,
+        now: ctx.now,
+        batch: &[],
+        ours: &d.status.stopped,
+        noun: "spare task",
+    };
+    if elapsed(ctx, Some(since)) > ctx.spec.stability_timeout {
+        let message = format!(
+            "the spare capacity did not become stable within {} ({}){}",
+            duration::format(ctx.spec.stability_timeout),
+            describe_counts(svc, &obs.tasks),
+            failure_cause(&step, svc, obs)
         );
+        return end_via_restore(ctx, d, Phase::Failed, message);
+    }
+    if is_slow(ctx.spec, since, ctx.now) {
+        d.status.message = format!("adding spare capacity; {}", slow_clauses(&step, svc, obs));
+        return note_slow(&mut d.status, ctx.now, since);
     }
     d.status.message = format!(
         "waiting for the spare capacity to be running and healthy ({})",
@@ -410,29 +487,53 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     if !stable(svc, &obs.tasks) {
         // Someone else's deployment, a scale-out or a crash: wait, within the timeout.
         let since = *d.status.step_started_at.get_or_insert(ctx.now);
+        let step = causes::Step {
+            since,
+            now: ctx.now,
+            batch: &[],
+            ours: &d.status.stopped,
+            noun: "task",
+        };
         if elapsed(ctx, Some(since)) > ctx.spec.stability_timeout {
-            return end_via_restore(
-                ctx,
-                d,
-                Phase::Failed,
-                format!(
-                    "{} was not stable within {} before the next batch ({}); {done}/{total} tasks recycled",
-                    target(ctx),
-                    duration::format(ctx.spec.stability_timeout),
-                    describe_counts(svc, &obs.tasks)
-                ),
+            let message = format!(
+                "{} was not stable within {} before the next batch ({}){}; {done}/{total} tasks recycled",
+                target(ctx),
+                duration::format(ctx.spec.stability_timeout),
+                describe_counts(svc, &obs.tasks),
+                failure_cause(&step, svc, obs)
             );
+            return end_via_restore(ctx, d, Phase::Failed, message);
         }
+        let slow = is_slow(ctx.spec, since, ctx.now);
         d.status.message = match svc.deployment_in_progress() {
+            Some(dep) if slow => {
+                let why = causes::why(&step, obs, Tense::Slow);
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", why.join("; "))
+                };
+                format!(
+                    "waiting for deployment {} to finish ({done}/{total} tasks recycled){why}",
+                    dep.id
+                )
+            }
             Some(dep) => format!(
                 "waiting for deployment {} to finish ({done}/{total} tasks recycled)",
                 dep.id
+            ),
+            None if slow => format!(
+                "{done}/{total} recycled; before the next batch, {}",
+                slow_clauses(&step, svc, obs)
             ),
             None => format!(
                 "waiting for the service to be stable ({})",
                 describe_counts(svc, &obs.tasks)
             ),
         };
+        if slow {
+            note_slow(&mut d.status, ctx.now, since);
+        }
         return;
     }
     let planned: Vec<String> = d
@@ -462,7 +563,7 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         }
     }
     if batch.is_empty() {
-        let (done, _) = d.status.progress();
+        let recycled = d.status.recycled().count();
         let skipped = d.status.skipped.len();
         d.status
             .event(ctx.now, "Completed", "Task recycle completed successfully");
@@ -470,10 +571,7 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
             ctx,
             d,
             Phase::Succeeded,
-            format!(
-                "recycled {} of {total} planned tasks ({skipped} already gone)",
-                done - skipped
-            ),
+            format!("recycled {recycled} of {total} planned tasks ({skipped} already gone)"),
         );
     }
     for arn in &batch {
@@ -561,18 +659,28 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
         }
         return;
     }
-    if elapsed(ctx, d.status.step_started_at) > ctx.spec.stability_timeout {
-        let batch = d.status.batch.join(", ");
-        return end_via_restore(
-            ctx,
-            d,
-            Phase::Failed,
-            format!(
-                "replacements for {batch} were not running, healthy and stable within {} ({}); {done}/{total} tasks stopped",
-                duration::format(ctx.spec.stability_timeout),
-                describe_counts(svc, &obs.tasks)
-            ),
+    let since = d.status.step_started_at.unwrap_or(ctx.now);
+    let step = causes::Step {
+        since,
+        now: ctx.now,
+        batch: &d.status.batch,
+        ours: &d.status.stopped,
+        noun: "replacement",
+    };
+    if elapsed(ctx, Some(since)) > ctx.spec.stability_timeout {
+        let recycled = d.status.recycled().count();
+        let message = format!(
+            "replacements for {} were not running, healthy and stable within {} ({}){}; {done}/{total} tasks stopped, {recycled} recycled",
+            name_tasks(&d.status.batch),
+            duration::format(ctx.spec.stability_timeout),
+            describe_counts(svc, &obs.tasks),
+            failure_cause(&step, svc, obs)
         );
+        return end_via_restore(ctx, d, Phase::Failed, message);
+    }
+    if is_slow(ctx.spec, since, ctx.now) {
+        d.status.message = format!("stopped {done}/{total}; {}", slow_clauses(&step, svc, obs));
+        return note_slow(&mut d.status, ctx.now, since);
     }
     d.status.message = format!(
         "stopped {done}/{total}; waiting for the replacements to be running and healthy ({})",
@@ -602,13 +710,12 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
     };
     let mut note = String::new();
     if let Some(surge) = d.status.surge {
-        let added = surge.to - surge.from;
         match d.status.restore {
-            None if svc.desired != surge.from && svc.desired >= surge.to => {
-                // Undo only our addition: a scale-out made meanwhile is kept.
+            // Only the count the surge set is the operator's to take back.
+            None if svc.desired == surge.to => {
                 let change = DesiredChange {
-                    from: svc.desired,
-                    to: svc.desired - added,
+                    from: surge.to,
+                    to: surge.from,
                 };
                 d.status.restore = Some(change);
                 d.actions.push(Action::SetDesired {
@@ -624,27 +731,28 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
                     ),
                 );
             }
+            // Any other count is the autoscaler's or a person's: target
+            // tracking computed it from a fleet that already held the spare
+            // tasks, so taking the surge off it would leave the service
+            // short until the autoscaler looks again. Once dynamic scale-in
+            // is restored below, it trims any excess itself.
             None => {
-                let why = if svc.desired == surge.from {
-                    "the surge was never applied"
-                } else {
-                    "someone lowered it during the run"
-                };
                 d.status.restore = Some(DesiredChange {
                     from: svc.desired,
                     to: svc.desired,
                 });
-                d.status.event(
-                    ctx.now,
-                    "Restore",
-                    format!("Desired count {} left as it is: {why}", svc.desired),
-                );
+                d.status
+                    .event(ctx.now, "Restore", left_alone(svc.desired, surge));
+                note = format!(" {}.", left_alone(svc.desired, surge));
             }
             Some(change) if change.from != change.to && svc.desired == change.from => {
                 d.actions.push(Action::SetDesired {
                     from: change.from,
                     to: change.to,
                 });
+            }
+            Some(change) if change.from == change.to => {
+                note = format!(" {}.", left_alone(change.from, surge));
             }
             Some(change) => {
                 note = format!(" Desired count restored: {} → {}.", change.from, change.to);
@@ -669,14 +777,29 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
         }
     }
     if d.actions.is_empty() {
+        // A cause quoting ECS may end its own sentence.
+        let stop = if outcome.message.ends_with('.') {
+            ""
+        } else {
+            "."
+        };
         d.status.transition(
             ctx.now,
             outcome.phase,
-            format!("{}.{note}", outcome.message),
+            format!("{}{stop}{note}", outcome.message),
         );
     } else {
         d.status.message = format!("restoring capacity; then: {}", outcome.message);
         d.requeue = Some(Duration::ZERO);
+    }
+}
+
+/// Why Restoring left the desired count as it found it.
+fn left_alone(desired: u32, surge: DesiredChange) -> String {
+    if desired == surge.from {
+        format!("Desired count left at {desired}, as it was before the surge")
+    } else {
+        format!("Desired count left at {desired}, set by someone else during the run")
     }
 }
 

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::observation::DeploymentView;
+use crate::observation::{DeploymentNote, DeploymentView, ServiceEvent, StoppedTask};
 use crate::record::parse_spec;
+use crate::status::Event;
 
 fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
@@ -56,6 +57,7 @@ fn obs(svc: ServiceView, tasks: Vec<TaskView>) -> Observation {
         service: Ok(svc),
         tasks,
         scaling: None,
+        evidence: Default::default(),
     }
 }
 
@@ -124,6 +126,7 @@ fn pending_outcomes() {
         service: Err("ServiceNotFoundException: Service not found.".into()),
         tasks: vec![],
         scaling: None,
+        evidence: Default::default(),
     };
     let young = obs(service(1, 1, 0), vec![serving("t1", 90)]);
     let cases: Vec<(&str, RecycleSpec, Observation, Phase, &str)> = vec![
@@ -520,14 +523,30 @@ fn restoring(outcome: Phase) -> RecycleStatus {
 }
 
 #[test]
-fn restore_undoes_only_the_surge() {
+fn restore_takes_the_surge_back_only_from_the_count_it_set() {
+    // (case, desired observed, change made, what the final message says)
     let cases = [
-        ("as left", 4, Some((4, 3))),
-        ("autoscaler scaled out to 6 meanwhile", 6, Some((6, 5))),
-        ("someone lowered it to 2", 2, None),
-        ("surge never applied", 3, None),
+        ("as left", 4, Some((4, 3)), ""),
+        (
+            "the autoscaler scaled out to 6 meanwhile",
+            6,
+            None,
+            "Desired count left at 6, set by someone else during the run.",
+        ),
+        (
+            "someone lowered it to 2",
+            2,
+            None,
+            "Desired count left at 2, set by someone else during the run.",
+        ),
+        (
+            "surge never applied",
+            3,
+            None,
+            "Desired count left at 3, as it was before the surge.",
+        ),
     ];
-    for (name, observed, change) in cases {
+    for (name, observed, change, says) in cases {
         let d = run(
             &spec(json!({})),
             &restoring(Phase::Succeeded),
@@ -546,9 +565,56 @@ fn restore_undoes_only_the_surge() {
             None => {
                 assert!(d.actions.is_empty(), "{name}");
                 assert_eq!(d.status.phase, Phase::Succeeded, "{name}");
+                assert!(
+                    d.status.message.ends_with(says),
+                    "{name}: {}",
+                    d.status.message
+                );
+                let event = d.status.events.iter().find(|e| e.reason == "Restore");
+                assert!(
+                    event.is_some_and(|e| says.starts_with(&e.message)),
+                    "{name}: {event:?}"
+                );
             }
         }
     }
+}
+
+#[test]
+fn a_count_left_alone_is_still_named_once_the_scaling_settings_are_back() {
+    let original = ScalingSettings {
+        min: 1,
+        max: 6,
+        dynamic_scaling_in_suspended: false,
+        dynamic_scaling_out_suspended: false,
+        scheduled_scaling_suspended: false,
+    };
+    let ours = ScalingSettings {
+        dynamic_scaling_in_suspended: true,
+        ..original
+    };
+    let mut status = restoring(Phase::Succeeded);
+    status.surge_scaling = Some(ours);
+    if let Some(p) = status.plan.as_mut() {
+        p.original_scaling = Some(original);
+    }
+    // The autoscaler's 7: kept, and scale-in handed back to it.
+    let mut o = obs(service(7, 7, 0), vec![]);
+    o.scaling = Some(ours);
+    let d = run(&spec(json!({})), &status, &o, 500);
+    assert_eq!(d.actions, [Action::SetScaling(original)]);
+    assert_eq!(d.status.restore, Some(DesiredChange { from: 7, to: 7 }));
+    o.scaling = Some(original);
+    let d = run(&spec(json!({})), &d.status, &o, 501);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Succeeded);
+    assert!(
+        d.status
+            .message
+            .ends_with("Desired count left at 7, set by someone else during the run."),
+        "{}",
+        d.status.message
+    );
 }
 
 #[test]
@@ -627,6 +693,7 @@ fn a_service_gone_during_the_run_fails_with_the_reason() {
         service: Err("ServiceNotActiveException: Service was not ACTIVE.".into()),
         tasks: vec![],
         scaling: None,
+        evidence: Default::default(),
     };
     let d = run(&spec(json!({})), &batch_t1(Phase::Recycling), &gone, 200);
     assert_eq!(d.status.phase, Phase::Restoring);
@@ -861,4 +928,403 @@ fn what_the_tasks_alone_show_unfinished_no_service_count_can_finish() {
     // A stop on record but not made is the decision's to make again.
     let tasks = vec![serving("t1", 10), task("new", "PENDING", true, false, 20)];
     assert!(!tasks_show_unfinished(&["t1".into()], &tasks));
+}
+
+fn provisioning(arn: &str, created: i64) -> TaskView {
+    TaskView {
+        arn: arn.into(),
+        last_status: "PROVISIONING".into(),
+        desired_running: true,
+        health: "UNKNOWN".into(),
+        health_checked: true,
+        started_at: None,
+        created_at: Some(at(created)),
+    }
+}
+
+fn stopped_task(arn: &str, created: i64, reason: &str) -> StoppedTask {
+    StoppedTask {
+        arn: arn.into(),
+        last_status: "STOPPED".into(),
+        stopped_reason: reason.into(),
+        stop_code: "EssentialContainerExited".into(),
+        created_at: Some(at(created)),
+        stopped_at: Some(at(created + 5)),
+    }
+}
+
+fn service_event(secs: i64, message: &str) -> ServiceEvent {
+    ServiceEvent {
+        at: at(secs),
+        message: message.into(),
+    }
+}
+
+const EXITED: &str = "Essential container in task exited";
+const UNHEALTHY: &str = "Task failed container health checks";
+const UNPLACED: &str = "(service web) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance 5a6f) has insufficient CPU units available.";
+
+/// t1's batch (begun at 100) with its replacement r1 still provisioning.
+fn batch_waiting() -> Observation {
+    obs(
+        service(4, 3, 1),
+        vec![
+            task("t1", "STOPPED", false, false, 10),
+            serving("t2", 20),
+            serving("t3", 30),
+            serving("s", 50),
+            provisioning("r1", 150),
+        ],
+    )
+}
+
+#[test]
+fn a_failing_batch_names_its_cause_in_ecs_words() {
+    let failed = |note: DeploymentNote| {
+        move |o: &mut Observation| {
+            if let Ok(s) = o.service.as_mut() {
+                s.deployments[0].rollout = "FAILED".into();
+            }
+            o.evidence.deployments = vec![note.clone()];
+        }
+    };
+    type Change = Box<dyn Fn(&mut Observation)>;
+    // (case, what ECS says, what the failure must say, what it must not)
+    let cases: Vec<(&str, Change, &str, &str)> = vec![
+        (
+            "replacements that keep exiting",
+            Box::new(|o| {
+                o.evidence.stopped = (0..8)
+                    .map(|i| stopped_task(&format!("x{i}"), 101 + i, EXITED))
+                    .collect();
+            }),
+            "(desired 4, running 3, pending 1, healthy 3): 8 replacement tasks stopped: Essential container in task exited; 1/3 tasks stopped, 0 recycled",
+            "waiting for",
+        ),
+        (
+            "several reasons, most frequent first; earlier and our own stops are not counted",
+            Box::new(|o| {
+                o.evidence.stopped = vec![
+                    stopped_task("x1", 120, UNHEALTHY),
+                    stopped_task("x2", 130, EXITED),
+                    stopped_task("x3", 140, EXITED),
+                    stopped_task("before", 90, EXITED),
+                    stopped_task("t1", 100, "ecs-recycler: recycled by request rotate"),
+                ];
+            }),
+            ": 3 replacement tasks stopped: Essential container in task exited (2), Task failed container health checks (1); 1/3",
+            "recycled by request",
+        ),
+        (
+            "a placement the cluster cannot make",
+            Box::new(|o| {
+                o.evidence.events = vec![
+                    service_event(160, "(service web) has started 1 tasks: (task r1)."),
+                    service_event(150, UNPLACED),
+                    service_event(
+                        50,
+                        "(service web) (task old) failed container health checks.",
+                    ),
+                ];
+            }),
+            "latest service event: (service web) was unable to place a task because no container instance met all of its requirements.",
+            "task old",
+        ),
+        (
+            "the circuit breaker",
+            Box::new(failed(DeploymentNote {
+                id: "ecs-svc/1".into(),
+                failed_tasks: 3,
+                rollout_reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
+            })),
+            "deployment ecs-svc/1 failed: ECS deployment circuit breaker: tasks failed to start.",
+            "has 3 failed",
+        ),
+        (
+            "a deployment still counting failures",
+            Box::new(|o| {
+                o.evidence.deployments = vec![DeploymentNote {
+                    id: "ecs-svc/1".into(),
+                    failed_tasks: 3,
+                    rollout_reason: String::new(),
+                }];
+            }),
+            "deployment ecs-svc/1 has 3 failed tasks",
+            "waiting for",
+        ),
+        (
+            "ECS says nothing: what is still awaited",
+            Box::new(|_| {}),
+            "(desired 4, running 3, pending 1, healthy 3): waiting for 1 replacement: PROVISIONING for 1m10s; 1/3 tasks stopped, 0 recycled",
+            "service event",
+        ),
+    ];
+    for (name, change, says, not) in cases {
+        let mut o = batch_waiting();
+        change(&mut o);
+        let d = run(
+            &spec(json!({"stabilityTimeout": "2m"})),
+            &batch_t1(Phase::Recycling),
+            &o,
+            221,
+        );
+        assert_eq!(d.status.phase, Phase::Restoring, "{name}");
+        let message = d.status.outcome.clone().unwrap().message;
+        assert!(
+            message
+                .starts_with("replacements for t1 were not running, healthy and stable within 2m"),
+            "{name}: {message}"
+        );
+        assert!(message.contains(says), "{name}: {message}");
+        assert!(!message.contains(not), "{name}: {message}");
+        assert_eq!(d.status.unreplaced, ["t1"], "{name}");
+        assert_eq!(d.status.recycled().count(), 0, "{name}");
+        let transition = d.status.events.last().unwrap();
+        assert!(
+            transition.message.contains(says),
+            "{name}: the event names it too"
+        );
+    }
+}
+
+#[test]
+fn a_slow_step_says_what_it_waits_for_and_why_once_past_half_its_timeout() {
+    let spec = spec(json!({"stabilityTimeout": "2m"}));
+    let mut o = batch_waiting();
+    o.evidence.events = vec![service_event(150, UNPLACED)];
+    // Before half the timeout: the plain message, no event.
+    let d = run(&spec, &batch_t1(Phase::Recycling), &o, 150);
+    assert!(
+        d.status.message.starts_with(
+            "stopped 1/3; waiting for the replacements to be running and healthy (desired 4"
+        ),
+        "{}",
+        d.status.message
+    );
+    assert!(d.status.events.iter().all(|e| e.reason != "Slow"));
+    // Past it: what it waits for, for how long, and ECS's word on why.
+    let d = run(&spec, &batch_t1(Phase::Recycling), &o, 195);
+    assert_eq!(
+        d.status.message,
+        format!(
+            "stopped 1/3; waiting for 1 replacement: PROVISIONING for 40s; service event: {UNPLACED}"
+        )
+    );
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.batch, ["t1"]);
+    let slow: Vec<&Event> = d
+        .status
+        .events
+        .iter()
+        .filter(|e| e.reason == "Slow")
+        .collect();
+    assert_eq!(slow.len(), 1);
+    assert_eq!(slow[0].message, d.status.message);
+    // Said once a step, however often it is looked at.
+    let again = run(&spec, &d.status, &o, 205);
+    assert_eq!(
+        again
+            .status
+            .events
+            .iter()
+            .filter(|e| e.reason == "Slow")
+            .count(),
+        1
+    );
+    assert!(
+        again.status.message.contains("PROVISIONING for 50s"),
+        "{}",
+        again.status.message
+    );
+    // A few seconds more change nothing (no write for every look).
+    let later = run(&spec, &again.status, &o, 208);
+    assert_eq!(later.status, again.status);
+}
+
+#[test]
+fn a_slow_surge_names_its_unhealthy_spare_tasks() {
+    let spec = spec(json!({"stabilityTimeout": "2m"}));
+    let mut status = surged(Phase::Surging);
+    status.step_started_at = Some(at(100));
+    let mut tasks = steady3().tasks;
+    tasks.push(TaskView {
+        health: "UNHEALTHY".into(),
+        ..task("s2", "RUNNING", true, false, 155)
+    });
+    let mut o = obs(service(4, 4, 0), tasks);
+    o.evidence.stopped = vec![
+        stopped_task("s0", 101, UNHEALTHY),
+        stopped_task("s1", 130, UNHEALTHY),
+    ];
+    o.evidence.events = vec![service_event(
+        140,
+        "(service web) (task s1) failed container health checks.",
+    )];
+    let d = run(&spec, &status, &o, 175);
+    assert_eq!(
+        d.status.message,
+        "adding spare capacity; waiting for 1 spare task: RUNNING, health UNHEALTHY, for 20s; 2 spare tasks stopped: Task failed container health checks; service event: (service web) (task s1) failed container health checks."
+    );
+    let d = run(&spec, &status, &o, 221);
+    let message = d.status.outcome.unwrap().message;
+    assert!(
+        message.starts_with("the spare capacity did not become stable within 2m (desired 4, running 4, pending 0, healthy 3): 2 spare tasks stopped: Task failed container health checks; latest service event: (service web) (task s1) failed container health checks."),
+        "{message}"
+    );
+    assert!(
+        d.status.unreplaced.is_empty(),
+        "nothing of the plan was stopped"
+    );
+}
+
+#[test]
+fn causes_never_make_a_message_or_an_event_long() {
+    let mut o = batch_waiting();
+    o.evidence.stopped = (0..150)
+        .map(|i| {
+            stopped_task(
+                &format!("x{i}"),
+                101,
+                &format!("{i} {}", "why ".repeat(100)),
+            )
+        })
+        .collect();
+    o.evidence.events = vec![service_event(150, &"placement trouble ".repeat(300))];
+    let spec = spec(json!({"stabilityTimeout": "2m"}));
+    let mut status = batch_t1(Phase::Recycling);
+    status.batch = (0..100)
+        .map(|i| format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{i:032}"))
+        .collect();
+    for now in [195, 221] {
+        let d = run(&spec, &status, &o, now);
+        let longest = d
+            .status
+            .events
+            .iter()
+            .map(|e| e.message.chars().count())
+            .chain([d.status.message.chars().count()])
+            .chain(d.status.outcome.iter().map(|o| o.message.chars().count()))
+            .max()
+            .unwrap();
+        assert!(longest <= crate::status::MAX_MESSAGE_CHARS + 1, "{longest}");
+        assert!(
+            d.status.message.contains("150 replacement tasks stopped")
+                || d.status.phase == Phase::Restoring,
+            "{}",
+            d.status.message
+        );
+    }
+    let d = run(&spec, &status, &o, 221);
+    let message = d.status.outcome.unwrap().message;
+    assert!(
+        message.contains(" and 97 more were not running"),
+        "{message}"
+    );
+    assert!(message.ends_with('…'), "cut, not dropped: {message}");
+}
+
+#[test]
+fn a_task_counts_as_recycled_only_once_its_batch_finished_with_replacements_serving() {
+    let done = obs(
+        service(4, 4, 0),
+        vec![
+            task("t1", "STOPPED", false, false, 10),
+            serving("t2", 20),
+            serving("t3", 30),
+            serving("s", 50),
+            serving("r1", 110),
+        ],
+    );
+    let status = batch_t1(Phase::Recycling);
+    assert_eq!(status.recycled().count(), 0, "in flight: not yet");
+    let d = run(&spec(json!({"wait": "0s"})), &status, &done, 120);
+    assert!(d.status.batch.is_empty());
+    assert_eq!(d.status.recycled().collect::<Vec<_>>(), ["t1"]);
+
+    let d = run(
+        &spec(json!({"stabilityTimeout": "2m"})),
+        &status,
+        &batch_waiting(),
+        221,
+    );
+    assert_eq!(d.status.stopped, ["t1"]);
+    assert_eq!(d.status.unreplaced, ["t1"]);
+    assert_eq!(d.status.recycled().count(), 0);
+}
+
+#[test]
+fn a_request_in_flight_stored_by_earlier_code_is_read_and_finished() {
+    // Written before `unreplaced` existed: t0 recycled, t1's batch in flight.
+    let stored = json!({
+        "phase": "Recycling",
+        "message": "stopped 2/3; waiting for the replacements to be running and healthy",
+        "plan": {"originalDesired": 3, "tasks": ["t0", "t1", "t3"], "plannedAt": at(0)},
+        "stopped": ["t0", "t1"],
+        "batch": ["t1"],
+        "stepStartedAt": at(100),
+        "surge": {"from": 3, "to": 4},
+        "startedAt": at(0),
+        "events": [{"at": at(0), "reason": "Started", "message": "Starting task recycle for prod/web"}]
+    });
+    let status: RecycleStatus = serde_json::from_value(stored).unwrap();
+    assert!(status.unreplaced.is_empty());
+    assert_eq!(status.recycled().collect::<Vec<_>>(), ["t0"]);
+
+    let failing = run(
+        &spec(json!({"stabilityTimeout": "2m"})),
+        &status,
+        &batch_waiting(),
+        221,
+    );
+    assert_eq!(failing.status.unreplaced, ["t1"]);
+    assert_eq!(failing.status.recycled().collect::<Vec<_>>(), ["t0"]);
+    assert!(
+        failing
+            .status
+            .outcome
+            .unwrap()
+            .message
+            .ends_with("2/3 tasks stopped, 1 recycled"),
+    );
+
+    let done = obs(
+        service(4, 4, 0),
+        vec![
+            task("t1", "STOPPED", false, false, 10),
+            serving("t3", 30),
+            serving("s", 50),
+            serving("r0", 60),
+            serving("r1", 110),
+        ],
+    );
+    let d = run(&spec(json!({"wait": "0s"})), &status, &done, 120);
+    assert!(d.status.batch.is_empty());
+    assert_eq!(d.status.recycled().collect::<Vec<_>>(), ["t0", "t1"]);
+    // And written back, it reads the same.
+    let again: RecycleStatus =
+        serde_json::from_value(serde_json::to_value(&d.status).unwrap()).unwrap();
+    assert_eq!(again, d.status);
+}
+
+#[test]
+fn an_outcome_quoting_ecs_ends_with_one_full_stop() {
+    let mut status = restoring(Phase::Failed);
+    status.outcome = Some(Outcome {
+        phase: Phase::Failed,
+        message: "the spare capacity did not become stable within 2s: latest service event: (service web) (task a) failed container health checks.".into(),
+    });
+    status.restore = Some(DesiredChange { from: 4, to: 3 });
+    let d = run(
+        &spec(json!({})),
+        &status,
+        &obs(service(3, 3, 0), vec![]),
+        500,
+    );
+    assert!(
+        d.status
+            .message
+            .ends_with("failed container health checks. Desired count restored: 4 → 3."),
+        "{}",
+        d.status.message
+    );
 }

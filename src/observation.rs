@@ -1,6 +1,9 @@
 //! What the operator sees of a service at one instant: the service's
-//! counters and deployments, its tasks, and its scalable target. Built by the
-//! shell from ECS and Application Auto Scaling; read by the pure decision.
+//! counters and deployments, its tasks, its scalable target, and what ECS
+//! says of it beyond the counters (its events, failed tasks, and the tasks
+//! it stopped), from which a slow or failing step names its cause. Built by
+//! the shell from ECS and Application Auto Scaling; read by the pure
+//! decision.
 
 use chrono::{DateTime, Utc};
 
@@ -14,6 +17,51 @@ pub struct Observation {
     /// planned tasks of the current batch whatever their state.
     pub tasks: Vec<TaskView>,
     pub scaling: Option<ScalingSettings>,
+    /// Empty when the service cannot be had.
+    pub evidence: Evidence,
+}
+
+/// What ECS says of the service beyond its counters, in its own words.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evidence {
+    /// The service's newest events, newest first (DescribeServices answers
+    /// them with the service: no call of their own).
+    pub events: Vec<ServiceEvent>,
+    /// Each deployment's failed tasks and rollout reason, as DescribeServices
+    /// answers them.
+    pub deployments: Vec<DeploymentNote>,
+    /// Tasks of the service ECS has stopped (desired STOPPED), with its
+    /// reasons: asked for only when the look finds the service unsettled
+    /// (see `aws::observe`), so empty on most looks.
+    pub stopped: Vec<StoppedTask>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceEvent {
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploymentNote {
+    pub id: String,
+    /// ECS's count of tasks that failed in a row; it stops counting (and
+    /// reads 0) once one of the deployment's tasks has run.
+    pub failed_tasks: u32,
+    /// `rolloutStateReason`, e.g. "ECS deployment circuit breaker: tasks failed to start."
+    pub rollout_reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoppedTask {
+    pub arn: String,
+    pub last_status: String,
+    /// ECS's `stoppedReason`, e.g. "Essential container in task exited".
+    pub stopped_reason: String,
+    /// ECS's `stopCode`, e.g. `EssentialContainerExited`.
+    pub stop_code: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -253,9 +253,11 @@ impl Pace {
 }
 
 /// When the step began, if the record waits for new tasks and nothing but
-/// them can move it on: no cancel or closed window to act on, and within
-/// the stability timeout (past it, the decision fails the request). Such a
-/// record's tasks are looked at first (`aws::observe::Look::NotYet`).
+/// them can move it on: no cancel or closed window to act on, and not yet
+/// slow (past half its stability timeout the decision says what it waits
+/// for and why, and past all of it fails the request, naming the cause: it
+/// needs whole looks). Such a record's tasks are looked at first
+/// (`aws::observe::Look::NotYet`).
 pub fn tasks_first(
     spec: &RecycleSpec,
     status: &RecycleStatus,
@@ -263,10 +265,8 @@ pub fn tasks_first(
 ) -> Option<DateTime<Utc>> {
     let step = awaits_tasks(status)?;
     let open = spec.not_after.is_none_or(|t| now <= t);
-    let within = (now - step)
-        .to_std()
-        .is_ok_and(|e| e < spec.stability_timeout);
-    (!spec.cancel && open && within).then_some(step)
+    let slow = crate::decide::is_slow(spec, step, now);
+    (!spec.cancel && open && !slow).then_some(step)
 }
 
 /// Whether the status waits for new tasks to serve: the surge applied, or a

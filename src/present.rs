@@ -249,9 +249,18 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
     let mut line = |k: &str, v: String| out.push_str(&format!("  {:<20}{v}\n", format!("{k}:")));
     line("Phase", format!("{:?}", s.phase));
     if total > 0 {
+        let unreplaced = if s.unreplaced.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} recycled; {} stopped, replacement not serving)",
+                s.recycled().count(),
+                s.unreplaced.len()
+            )
+        };
         line(
             "Progress",
-            format!("{done}/{total} {}", bar(done, total, 20)),
+            format!("{done}/{total} {}{unreplaced}", bar(done, total, 20)),
         );
     }
     line("Message", s.message.clone());
@@ -300,6 +309,8 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
                 "stopping, replacement starting"
             } else if s.skipped.contains(task) {
                 "skipped (already gone)"
+            } else if s.unreplaced.contains(task) {
+                "stopped, replacement not serving"
             } else if s.stopped.contains(task) {
                 "recycled"
             } else if s.phase == Phase::Pending || !s.phase.is_terminal() {

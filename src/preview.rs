@@ -13,7 +13,7 @@ use crate::decide::{self, Action, Context};
 use crate::duration;
 use crate::observation::{DeploymentView, Observation, ServiceView, TaskView};
 use crate::record::RecycleSpec;
-use crate::status::{Event, Phase, RecycleStatus, ScalingSettings};
+use crate::status::{DesiredChange, Event, Phase, RecycleStatus, ScalingSettings};
 
 /// How long one replacement takes, and where the figure comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,6 +130,8 @@ pub struct Preview {
     pub outcome: Phase,
     pub message: String,
     pub estimate: Estimate,
+    /// The desired-count change the surge would make, if any.
+    pub surge: Option<DesiredChange>,
 }
 
 /// Rehearses the run from `obs` with every replacement taking
@@ -219,6 +221,7 @@ pub fn rehearse(
         outcome: status.phase,
         message: status.message,
         estimate,
+        surge: status.surge,
     }
 }
 
@@ -293,6 +296,7 @@ impl Model {
                 })
                 .collect(),
             scaling: self.scaling.or(scaling),
+            evidence: Default::default(),
         }
     }
 
@@ -395,6 +399,12 @@ pub fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> String {
     out.push_str(
         "  Reads while it waits (each poll): ecs:DescribeServices, ecs:ListTasks, ecs:DescribeTasks, application-autoscaling:DescribeScalableTargets\n",
     );
+    if let Some(surge) = p.surge {
+        out.push_str(&format!(
+            "  Restoring takes the surge back only while desired is still {} (the count it set); a count the autoscaler or a person sets during the run is left as it is\n",
+            surge.to
+        ));
+    }
     let floor = if spec.maintain_capacity {
         p.original_desired
     } else {
@@ -454,6 +464,7 @@ mod tests {
                 })
                 .collect(),
             scaling: None,
+            evidence: Default::default(),
         }
     }
 
@@ -478,6 +489,13 @@ mod tests {
         assert!(calls[4].starts_with("ecs:UpdateService desiredCount 4 → 3"));
         // surge + 3 replacements at 50s, 3 waits of 30s.
         assert_eq!(p.duration, Duration::from_secs(4 * 50 + 3 * 30));
+        let text = render(&p, &spec(true, 1), now());
+        assert!(
+            text.contains("Restoring takes the surge back only while desired is still 4 (the count it set); a count the autoscaler or a person sets during the run is left as it is"),
+            "{text}"
+        );
+        let without = rehearse("r", &spec(false, 1), &service(3), estimate(&[], &[]), now());
+        assert!(!render(&without, &spec(false, 1), now()).contains("takes the surge back"));
     }
 
     #[test]

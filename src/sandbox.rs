@@ -486,7 +486,7 @@ fn summarize(status: &RecycleStatus, timeline: &Value, started: f64) -> Summary 
             _ => Duration::ZERO,
         },
         planned: planned.len(),
-        recycled: status.stopped.len(),
+        recycled: status.recycled().count(),
         original_desired,
         lowest_running,
         peak_desired,

@@ -94,9 +94,18 @@ pub struct RecycleStatus {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
-    /// Planned tasks stopped so far, in order.
+    /// Planned tasks stopped so far, in order: those recycled (their batch
+    /// finished with the replacements serving), the batch in flight, and
+    /// the `unreplaced`. See [`RecycleStatus::recycled`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stopped: Vec<String>,
+    /// Stopped tasks whose replacements never served: their batch was in
+    /// flight when the run ended (a timeout, the service gone, an action
+    /// refused). Records written before this field was kept have none,
+    /// which reads as they always did: every stopped task out of the batch
+    /// in flight was recycled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreplaced: Vec<String>,
     /// Planned tasks that were gone before their turn.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
@@ -151,7 +160,7 @@ impl RecycleStatus {
         self.events.push(Event {
             at,
             reason: reason.to_string(),
-            message,
+            message: bounded(message),
             task,
         });
         if self.events.len() > MAX_EVENTS {
@@ -162,7 +171,7 @@ impl RecycleStatus {
 
     /// Moves to `phase`, recording the transition as an event.
     pub fn transition(&mut self, at: DateTime<Utc>, phase: Phase, message: impl Into<String>) {
-        let message = message.into();
+        let message = bounded(message.into());
         if self.phase != phase {
             self.event(
                 at,
@@ -177,9 +186,31 @@ impl RecycleStatus {
         }
     }
 
+    /// Planned tasks dealt with (stopped or skipped), and planned in all.
     pub fn progress(&self) -> (usize, usize) {
         let total = self.plan.as_ref().map_or(0, |p| p.tasks.len());
         (self.stopped.len() + self.skipped.len(), total)
+    }
+
+    /// The stopped tasks that count as recycled: their batch finished with
+    /// the replacements serving (not the batch in flight, not `unreplaced`).
+    pub fn recycled(&self) -> impl Iterator<Item = &String> {
+        self.stopped
+            .iter()
+            .filter(|t| !self.batch.contains(t) && !self.unreplaced.contains(t))
+    }
+}
+
+/// The longest message or event kept, in characters: causes quote ECS, and
+/// a record must stay far below DynamoDB's 400 KB item limit with its
+/// events and notices, each carrying a message.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `text`, cut to [`MAX_MESSAGE_CHARS`] with "…" when longer.
+pub fn bounded(text: String) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
     }
 }
 

@@ -1,6 +1,7 @@
-//! The operator under faults: replacements that never become healthy, the
-//! service deleted mid-run, throttling, an autoscaler that fights, and a
-//! malformed record beside good ones.
+//! The operator under faults: replacements that never become healthy, fail
+//! to start or cannot be placed (each failure naming its cause in ECS's
+//! words), the service deleted mid-run, throttling, an autoscaler that
+//! fights, and a malformed record beside good ones.
 
 mod support;
 
@@ -37,12 +38,183 @@ async fn replacements_never_healthy_fail_after_the_timeout_with_capacity_restore
         message.contains("Desired count restored: 4 → 3"),
         "{message}"
     );
+    // The cause, in ECS's words: the spare tasks it stopped, with a count,
+    // and its latest event about them.
+    assert_stopped_with(message, "spare", "Task failed container health checks");
+    assert!(
+        message.contains("latest service event: (service web) (task ")
+            && message.contains(") failed container health checks."),
+        "{message}"
+    );
     let facts = run_facts(&sim.timeline(), "prod", "web", since);
     assert_eq!(facts.final_desired, 3, "nothing left at +1: {facts:?}");
     assert!(
         facts.stopped_by_stop_task.is_empty(),
         "no task stopped while the surge never served"
     );
+}
+
+/// The message says "N <noun> task(s) stopped: <reason>" with N at least 1.
+fn assert_stopped_with(message: &str, noun: &str, reason: &str) {
+    let tails = [
+        format!(" {noun} task stopped: {reason}"),
+        format!(" {noun} tasks stopped: {reason}"),
+    ];
+    let counted = tails.iter().any(|tail| {
+        message.match_indices(tail.as_str()).any(|(at, _)| {
+            message[..at]
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= 1)
+        })
+    });
+    assert!(
+        counted,
+        "no \"N {noun} tasks stopped: {reason}\" in: {message}"
+    );
+}
+
+/// Waits until the request's events include one with `reason`.
+async fn wait_event(op: &LocalOperator, name: &str, reason: &str) {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let record = op
+            .store
+            .get(ecs_recycler::store::Kind::RecycleRequest, name)
+            .await
+            .unwrap()
+            .unwrap();
+        let status = record.status.unwrap_or_default();
+        let seen = status["events"]
+            .as_array()
+            .is_some_and(|es| es.iter().any(|e| e["reason"] == reason));
+        if seen {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {reason} event: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `describe` of the request, as the CLI prints it.
+async fn describe_text(op: &LocalOperator, name: &str) -> String {
+    let record = op
+        .store
+        .get(ecs_recycler::store::Kind::RecycleRequest, name)
+        .await
+        .unwrap()
+        .unwrap();
+    ecs_recycler::present::describe_request(&record, chrono::Utc::now())
+}
+
+/// The plan's lines of `describe`, each task's state in order.
+fn plan_states(describe: &str) -> Vec<String> {
+    describe
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let (n, rest) = l.split_once(". ")?;
+            n.parse::<u32>().ok()?;
+            Some(rest.split_once("  ")?.1.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacements_that_fail_to_start_fail_the_step_naming_why_and_are_not_called_recycled() {
+    let (sim, _c) = steady_service("prod", "web", 3, false).await;
+    let op = LocalOperator::start(sim.url(), "failstart");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "1s", "stabilityTimeout": "3s"}),
+    )
+    .await;
+    // The first task is recycled; from the second on, every replacement exits.
+    wait_event(&op, "rotate", "Recycled").await;
+    sim.configure(json!({"faults": {"failStart": 1.0}}))
+        .unwrap();
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("replacements for arn:aws:ecs:us-east-1:123456789012:task/prod/"),
+        "{message}"
+    );
+    assert_stopped_with(message, "replacement", "Essential container in task exited");
+    assert!(
+        message.contains("2/3 tasks stopped, 1 recycled"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Desired count restored: 4 → 3"),
+        "{message}"
+    );
+    let events = status["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["reason"] == "Transition"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("Essential container in task exited")),
+        "the events name it too: {events:#?}"
+    );
+    let describe = describe_text(&op, "rotate").await;
+    assert_eq!(
+        plan_states(&describe),
+        [
+            "recycled",
+            "stopped, replacement not serving",
+            "not recycled"
+        ],
+        "{describe}"
+    );
+    assert!(
+        describe.contains("(1 recycled; 1 stopped, replacement not serving)"),
+        "{describe}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacement_the_cluster_cannot_place_fails_the_step_with_ecs_placement_event() {
+    let (sim, _c) = steady_service("prod", "web", 3, false).await;
+    let since = sim.now();
+    let op = LocalOperator::start(sim.url(), "unplaced");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "1s", "stabilityTimeout": "3s"}),
+    )
+    .await;
+    // With the spare running, four tasks are placed: room for three is one short.
+    wait_event(&op, "rotate", "Recycled").await;
+    sim.configure_cluster("prod", json!({"capacity": 3}))
+        .unwrap();
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("latest service event: (service web) was unable to place a task because no container instance met all of its requirements."),
+        "{message}"
+    );
+    assert!(
+        message.contains("2/3 tasks stopped, 1 recycled"),
+        "{message}"
+    );
+    let describe = describe_text(&op, "rotate").await;
+    assert_eq!(
+        plan_states(&describe),
+        [
+            "recycled",
+            "stopped, replacement not serving",
+            "not recycled"
+        ],
+        "{describe}"
+    );
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    assert_eq!(facts.final_desired, 3, "{facts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,11 +320,16 @@ async fn the_autoscaler_cannot_scale_in_during_the_run_and_its_scale_out_is_kept
     tokio::time::sleep(Duration::from_millis(600)).await;
     sim.set_policy(json!({"cluster": "prod", "service": "web"}))
         .unwrap();
-    // Then it scales out by one, which must survive the restore.
+    // Then it scales out by one: its 5 is its own decision, kept whole.
     let out = sim.policy_scale("prod", "web", 5).unwrap();
     assert_eq!(out["after"], 5, "{out}");
     let status = op.finished("rotate", WITHIN).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("Desired count left at 5, set by someone else during the run"),
+        "{message}"
+    );
 
     let timeline = sim.timeline();
     let blocked = timeline["calls"]
@@ -167,8 +344,8 @@ async fn the_autoscaler_cannot_scale_in_during_the_run_and_its_scale_out_is_kept
     let facts = run_facts(&timeline, "prod", "web", since);
     assert!(facts.min_running >= 3, "no capacity lost: {facts:?}");
     assert_eq!(
-        facts.final_desired, 4,
-        "only our +1 undone; the policy's +1 kept: {facts:?}"
+        facts.final_desired, 5,
+        "the autoscaler's count is left as it set it: {facts:?}"
     );
     let target = c
         .aas
@@ -288,7 +465,15 @@ async fn a_max_capacity_at_desired_is_raised_for_the_surge_and_restored_exactly(
     .await;
     let status = op.finished("rotate", WITHIN).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
-    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    let timeline = sim.timeline();
+    let stopped_looks = timeline["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["op"] == "ListTasks" && c["params"]["desiredStatus"] == "STOPPED")
+        .count();
+    assert_eq!(stopped_looks, 0, "a run going well never looks for causes");
+    let facts = run_facts(&timeline, "prod", "web", since);
     assert_eq!(
         (facts.max_desired, facts.final_desired),
         (4, 3),

@@ -503,3 +503,244 @@ async fn slow_starts_take_longer() {
     // 0.3 s start × 4, less 20 % jitter, is at least 0.96 s.
     assert!(sim.now() - t0 >= 0.95, "took {}", sim.now() - t0);
 }
+
+/// The service's events, newest first, as DescribeServices answers them.
+async fn event_messages(c: &Clients, cluster: &str, service: &str) -> Vec<String> {
+    describe(&c.ecs, cluster, service)
+        .await
+        .events()
+        .iter()
+        .map(|e| e.message().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap()
+}
+
+#[tokio::test]
+async fn service_events_are_newest_first_in_ecs_own_words() {
+    let (_sim, c) = steady_service("prod", "web", 2, false).await;
+    let s = describe(&c.ecs, "prod", "web").await;
+    let events = s.events();
+    assert_eq!(
+        events[0].message(),
+        Some("(service web) has reached a steady state.")
+    );
+    let times: Vec<_> = events.iter().map(|e| e.created_at().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.id().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "each event has its own id");
+    let mut tasks = running_task_arns(&c.ecs, "prod", "web").await;
+    tasks.sort();
+    let started = events
+        .iter()
+        .filter_map(|e| e.message())
+        .find(|m| m.contains("has started"))
+        .expect("a started event");
+    let named: Vec<String> = tasks
+        .iter()
+        .map(|t| format!("(task {})", task_id(t)))
+        .collect();
+    assert!(
+        started.starts_with("(service web) has started 2 tasks: "),
+        "{started}"
+    );
+    assert!(
+        named.iter().all(|n| started.contains(n.as_str())),
+        "{started} names {named:?}"
+    );
+
+    // Scaled in, the scheduler says which tasks it stopped.
+    c.ecs
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .desired_count(1)
+        .send()
+        .await
+        .unwrap();
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let messages = event_messages(&c, "prod", "web").await;
+    let stopped = messages
+        .iter()
+        .find(|m| m.contains("has stopped"))
+        .expect("a stopped event");
+    assert!(
+        stopped.starts_with("(service web) has stopped 1 running tasks: (task "),
+        "{stopped}"
+    );
+}
+
+#[tokio::test]
+async fn failed_health_checks_are_service_events_and_failed_tasks_until_a_task_serves() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    sim.configure(json!({"faults": {"neverHealthy": 1.0}}))
+        .unwrap();
+    create_service(&c.ecs, "prod", "web", 1, true).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let messages = event_messages(&c, "prod", "web").await;
+    let health = messages
+        .iter()
+        .find(|m| m.contains("failed container health checks"))
+        .expect("a health-check event");
+    assert!(
+        health.starts_with("(service web) (task ")
+            && health.ends_with(") failed container health checks."),
+        "{health}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("(service web) has stopped 1 running tasks: (task ")),
+        "{messages:#?}"
+    );
+    let s = describe(&c.ecs, "prod", "web").await;
+    let failed = s.deployments()[0].failed_tasks();
+    assert!(failed >= 2, "health-check failures count: {failed}");
+
+    // Once a task serves, the count is reset and no longer kept, as in ECS.
+    sim.configure_service("prod", "web", json!({"faults": {}}))
+        .unwrap();
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    assert_eq!(
+        describe(&c.ecs, "prod", "web").await.deployments()[0].failed_tasks(),
+        0
+    );
+    sim.configure_service("prod", "web", json!({"faults": {"failStart": 1.0}}))
+        .unwrap();
+    let victim = running_task_arns(&c.ecs, "prod", "web").await[0].clone();
+    stop_task(&c.ecs, "prod", &victim).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = describe(&c.ecs, "prod", "web").await;
+    assert_eq!(s.deployments()[0].failed_tasks(), 0, "no longer counted");
+    assert_eq!(s.running_count(), 0, "the replacements do fail");
+}
+
+#[tokio::test]
+async fn the_circuit_breaker_fails_a_deployment_whose_tasks_fail_to_start() {
+    use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentRolloutState};
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    create_service(&c.ecs, "prod", "web", 2, false).await;
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    sim.configure(json!({"faults": {"failStart": 1.0}}))
+        .unwrap();
+    c.ecs
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .force_new_deployment(true)
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .deployment_circuit_breaker(
+                    DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(false)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let s = loop {
+        let s = describe(&c.ecs, "prod", "web").await;
+        if s.deployments()[0].rollout_state() == Some(&DeploymentRolloutState::Failed) {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            s.deployments()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let primary = &s.deployments()[0];
+    assert_eq!(
+        primary.rollout_state_reason(),
+        Some("ECS deployment circuit breaker: tasks failed to start.")
+    );
+    assert!(primary.failed_tasks() >= 3, "threshold 3: {primary:?}");
+    let breaker = s
+        .deployment_configuration()
+        .and_then(|d| d.deployment_circuit_breaker())
+        .unwrap();
+    assert!(breaker.enable() && !breaker.rollback());
+    let messages = event_messages(&c, "prod", "web").await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("(service web) (deployment ")
+                && m.ends_with("deployment failed: tasks failed to start.")),
+        "{messages:#?}"
+    );
+    // A failed deployment launches no more tasks; the old ones keep serving.
+    let failed = primary.failed_tasks();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let s = describe(&c.ecs, "prod", "web").await;
+    assert_eq!(s.deployments()[0].failed_tasks(), failed);
+    assert_eq!(s.running_count(), 2);
+}
+
+#[tokio::test]
+async fn stopped_tasks_stay_visible_for_the_retention_then_are_forgotten() {
+    let (sim, c) = steady_service("prod", "web", 1, false).await;
+    let config = sim
+        .configure(json!({"stoppedTaskRetention": "700ms"}))
+        .unwrap();
+    assert_eq!(config["stoppedTaskRetention"], "700ms");
+    let victim = running_task_arns(&c.ecs, "prod", "web").await[0].clone();
+    c.ecs
+        .stop_task()
+        .cluster("prod")
+        .task(&victim)
+        .reason("recycled by test")
+        .send()
+        .await
+        .unwrap();
+    let stopped = || async {
+        c.ecs
+            .list_tasks()
+            .cluster("prod")
+            .service_name("web")
+            .desired_status(DesiredStatus::Stopped)
+            .send()
+            .await
+            .unwrap()
+            .task_arns()
+            .to_vec()
+    };
+    // STOPPED after 0.2s; still there with its reason for a while after.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(stopped().await, std::slice::from_ref(&victim));
+    let described = c
+        .ecs
+        .describe_tasks()
+        .cluster("prod")
+        .tasks(&victim)
+        .send()
+        .await
+        .unwrap();
+    let t = &described.tasks()[0];
+    assert_eq!(t.last_status(), Some("STOPPED"));
+    assert_eq!(t.stopped_reason(), Some("recycled by test"));
+    assert_eq!(t.stop_code().map(|c| c.as_str()), Some("UserInitiated"));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(stopped().await.is_empty(), "forgotten after the retention");
+    let described = c
+        .ecs
+        .describe_tasks()
+        .cluster("prod")
+        .tasks(&victim)
+        .send()
+        .await
+        .unwrap();
+    assert!(described.tasks().is_empty());
+    assert_eq!(described.failures()[0].reason(), Some("MISSING"));
+}

@@ -11,6 +11,19 @@
 //!   the step cannot be done (a task meant to run is not serving, or one
 //!   being stopped still runs: [`decide::tasks_show_unfinished`]), the look
 //!   ends there as [`Look::NotYet`] and the service is not asked for.
+//!
+//! One look more names why a step is slow or failing: the tasks ECS stopped
+//! (ListTasks with desired status STOPPED, then one DescribeTasks call),
+//! with their `stoppedReason`. It is made only for a record not looked at
+//! tasks-first (`awaiting` is `None`) whose whole look finds the service not
+//! stable while no deployment rolls (a deployment's own `failedTasks`,
+//! rollout reason and events say why it is slow), once per service per
+//! look. A step waiting for new tasks is looked at tasks-first until it is
+//! slow (past half its stability timeout) or failing
+//! ([`crate::pacing::tasks_first`]), so a recycle going well never makes it;
+//! a request waiting between batches for an unsettled service, or starting
+//! on one, does. Its failure costs nothing: the stopped tasks are evidence,
+//! not what the decision rests on.
 
 mod calls;
 
@@ -23,7 +36,7 @@ use tokio::task::JoinSet;
 use self::calls::Shared;
 use super::{AwsError, ClientPool, Clients, known_tasks};
 use crate::decide;
-use crate::observation::{Observation, ServiceView, TaskView};
+use crate::observation::{Evidence, Observation, TaskView};
 
 /// What one record needs looked at.
 #[derive(Clone)]
@@ -266,7 +279,7 @@ impl<'a> ClusterLook<'a> {
         names.dedup();
         let services = calls::describe_services(&self.clients, &self.cluster, &names).await;
         let view = |name: &str| match services.get(name) {
-            Some(Ok(Ok(view))) => Some(view),
+            Some(Ok(Ok(described))) => Some(&described.view),
             _ => None,
         };
         let active: Vec<String> = names
@@ -337,10 +350,17 @@ impl<'a> ClusterLook<'a> {
         };
         let scaling = calls::scalable_targets(&self.clients, &self.cluster, &scaled).await;
 
+        let mut wholes = HashMap::new();
         for i in &rest {
             let w = &self.wants[*i];
             let answer = match services.get(&w.service) {
-                Some(Ok(Ok(view))) => self.whole(w, view, &scaling).map(Look::Whole),
+                Some(Ok(Ok(described))) => match self.whole(w, described, &scaling) {
+                    Ok(obs) => {
+                        wholes.insert(*i, obs);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
                 Some(Ok(Err(reason))) => Ok(Look::Whole(gone(reason.clone()))),
                 // AWS refusing to show the service (denied, no such cluster) is
                 // what the request fails with; anything else is tried again.
@@ -350,16 +370,65 @@ impl<'a> ClusterLook<'a> {
             };
             answers.insert(*i, answer);
         }
+        self.add_stopped(&mut wholes).await;
+        for (i, obs) in wholes {
+            answers.insert(i, Ok(Look::Whole(obs)));
+        }
         self.members
             .iter()
             .map(|i| answers.remove(i).unwrap_or_else(|| Err(not_made())))
             .collect()
     }
 
+    /// The one look more: the stopped tasks of each service whose whole
+    /// look finds it unsettled, for every member on it.
+    async fn add_stopped(&self, wholes: &mut HashMap<usize, Observation>) {
+        let mut services: Vec<String> = wholes
+            .iter()
+            .filter(|(i, obs)| {
+                let w = &self.wants[**i];
+                // A step still looked at tasks-first is neither slow nor
+                // failing: it may merely be seen before ECS launched its task.
+                w.tasks
+                    && w.awaiting.is_none()
+                    && obs.service.as_ref().is_ok_and(|svc| {
+                        svc.deployment_in_progress().is_none() && !decide::stable(svc, &obs.tasks)
+                    })
+            })
+            .map(|(i, _)| self.wants[*i].service.clone())
+            .collect();
+        services.sort();
+        services.dedup();
+        for service in services {
+            // Our own stops are in the batch already, with our reason.
+            let ours = self.in_flight(&service);
+            let stopped = match calls::list_stopped(&self.clients, &self.cluster, &service).await {
+                Ok(arns) => {
+                    let arns: Vec<String> =
+                        arns.into_iter().filter(|a| !ours.contains(a)).collect();
+                    calls::stopped_tasks(&self.clients, &self.cluster, &arns).await
+                }
+                Err(e) => Err(e),
+            };
+            let stopped = match stopped {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(cluster = %self.cluster, service = %service, error = %e, "could not look at the stopped tasks");
+                    continue;
+                }
+            };
+            for (i, obs) in wholes.iter_mut() {
+                if self.wants[*i].service == service {
+                    obs.evidence.stopped = stopped.clone();
+                }
+            }
+        }
+    }
+
     fn whole(
         &self,
         want: &Want,
-        view: &ServiceView,
+        described: &calls::Described,
         scaling: &Shared<HashMap<String, crate::status::ScalingSettings>>,
     ) -> Result<Observation, AwsError> {
         let tasks = match self.tasks(want) {
@@ -378,9 +447,10 @@ impl<'a> ClusterLook<'a> {
             None
         };
         Ok(Observation {
-            service: Ok(view.clone()),
+            service: Ok(described.view.clone()),
             tasks,
             scaling,
+            evidence: described.evidence.clone(),
         })
     }
 
@@ -412,5 +482,6 @@ fn gone(reason: String) -> Observation {
         service: Err(reason),
         tasks: Vec::new(),
         scaling: None,
+        evidence: Evidence::default(),
     }
 }

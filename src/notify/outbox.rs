@@ -206,17 +206,7 @@ fn report(
     now: DateTime<Utc>,
 ) -> Report {
     let planned = status.plan.as_ref().map_or(0, |p| p.tasks.len());
-    // Stopped tasks count as recycled once their batch is done.
-    let in_flight = status
-        .batch
-        .iter()
-        .filter(|t| status.stopped.contains(t))
-        .count();
-    let recycled: Vec<&String> = status
-        .stopped
-        .iter()
-        .take(status.stopped.len() - in_flight)
-        .collect();
+    let recycled: Vec<&String> = status.recycled().collect();
     let message = match &status.outcome {
         Some(o) if status.phase == Phase::Restoring => o.message.clone(),
         _ => status.message.clone(),
@@ -382,6 +372,43 @@ mod tests {
         let before = after.clone();
         enqueue("r", &spec, &before, &mut after, at(800));
         assert_eq!(after.notify.outbox.len(), 6, "no new event, no new notice");
+    }
+
+    #[test]
+    fn a_failure_counts_only_the_tasks_whose_replacements_served_and_says_why() {
+        let spec = spec(json!(["failed"]));
+        let a = "arn:aws:ecs:us-east-1:1:task/prod/a".to_string();
+        let b = "arn:aws:ecs:us-east-1:1:task/prod/b".to_string();
+        let before = RecycleStatus {
+            stopped: vec![a, b.clone()],
+            unreplaced: vec![b],
+            ..running()
+        };
+        let mut after = before.clone();
+        let why = "replacements for b were not running, healthy and stable within 5s (desired 4, running 3, pending 1, healthy 3): 8 replacement tasks stopped: Essential container in task exited; 2/3 tasks stopped, 1 recycled. Desired count restored: 4 → 3.";
+        after.transition(at(60), Phase::Failed, why);
+        enqueue("r", &spec, &before, &mut after, at(60));
+        let failed = &after.notify.outbox[0].report;
+        assert_eq!((failed.planned, failed.recycled), (3, 1));
+        assert_eq!(
+            failed.tasks,
+            ["a"],
+            "b stopped, but its replacement never served"
+        );
+        assert!(
+            failed
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("8 replacement tasks stopped: Essential container in task exited"),
+            "{failed:?}"
+        );
+        let body = super::super::render::text_body(failed);
+        assert!(body.contains("Tasks recycled: 1 of 3 planned"), "{body}");
+        assert!(
+            body.contains("Essential container in task exited"),
+            "{body}"
+        );
     }
 
     #[test]

@@ -216,6 +216,25 @@ mod tests {
     }
 
     #[test]
+    fn every_channel_names_the_cause_of_a_failed_step() {
+        let mut r = report(NotifyEvent::Failed, Phase::Failed);
+        let why = "replacements for arn:aws:ecs:us-east-1:1:task/prod/b2 were not running, healthy and stable within 5m (desired 4, running 3, pending 1, healthy 3): 8 replacement tasks stopped: Essential container in task exited; 2/3 tasks stopped, 1 recycled. Desired count restored: 4 → 3.";
+        r.message = why.into();
+        r.reason = Some(why.into());
+        r.recycled = 1;
+        r.tasks = vec!["a1".into()];
+        let cause = "8 replacement tasks stopped: Essential container in task exited";
+        let body = text_body(&r);
+        assert!(body.contains(&format!("Reason:         {why}")), "{body}");
+        assert!(body.contains("Tasks recycled: 1 of 3 planned"), "{body}");
+        assert!(!body.contains("  - b2"), "{body}");
+        assert!(slack_json(&r)["text"].as_str().unwrap().contains(cause));
+        let hook = webhook_json(&r);
+        assert!(hook["reason"].as_str().unwrap().contains(cause));
+        assert_eq!(hook["recycled"], 1);
+    }
+
+    #[test]
     fn sns_subjects_are_short_ascii() {
         let mut r = report(NotifyEvent::WindowClosed, Phase::WindowClosed);
         r.service = "ü".repeat(200);

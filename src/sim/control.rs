@@ -1,5 +1,5 @@
 //! The simulator's control API under `/_sim/`: timings, faults, throttling,
-//! cluster capacity, the scaling policy, and the audit timeline. Each
+//! how long stopped tasks are kept, cluster capacity, the scaling policy, and the audit timeline. Each
 //! function takes the parsed JSON body and answers JSON or a sentence saying
 //! what was wrong; a refused request changes nothing.
 
@@ -30,6 +30,9 @@ struct GlobalConfig {
     timings: Option<TimingOverrides>,
     faults: Option<FaultProfile>,
     throttle: Option<ThrottleConfig>,
+    /// How long STOPPED tasks stay visible (`"1h"`, ECS's own minimum, by default).
+    #[serde(default, with = "serde_opt_duration")]
+    stopped_task_retention: Option<std::time::Duration>,
 }
 
 pub fn config(world: &World) -> Value {
@@ -37,6 +40,9 @@ pub fn config(world: &World) -> Value {
         "timings": world.timings.as_overrides(),
         "faults": world.faults,
         "throttle": world.throttle.config,
+        "stoppedTaskRetention": crate::duration::format(
+            std::time::Duration::from_secs_f64(world.stopped_task_retention)
+        ),
     })
 }
 
@@ -62,6 +68,9 @@ pub fn set_config(world: &mut World, body: Value) -> Result<Value> {
     }
     if let Some(t) = req.throttle {
         world.throttle.configure(t);
+    }
+    if let Some(r) = req.stopped_task_retention {
+        world.stopped_task_retention = r.as_secs_f64();
     }
     Ok(config(world))
 }

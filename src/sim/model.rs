@@ -4,7 +4,7 @@
 //! These are plain data; how they change over time lives in `scheduler`, how
 //! they are read and written over the wire lives in `ecs` and `autoscaling`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::Value;
 
@@ -190,7 +190,13 @@ pub struct Deployment {
     pub task_definition_arn: String,
     pub created_at: f64,
     pub updated_at: f64,
+    /// Tasks that failed in a row (stopped before RUNNING, or for failing
+    /// their health check), counted only while `evaluating`.
     pub failed_tasks: u32,
+    /// Whether failures still count: as ECS does, once one of the
+    /// deployment's tasks has run successfully, `failed_tasks` is reset to
+    /// zero and no longer counted.
+    pub evaluating: bool,
     pub rollout: RolloutState,
     pub rollout_reason: String,
 }
@@ -354,6 +360,10 @@ pub fn short_name(name_or_arn: &str) -> &str {
     }
 }
 
+/// How long a STOPPED task stays visible to ListTasks and DescribeTasks
+/// unless `/_sim/config` says otherwise: ECS keeps them at least an hour.
+pub const STOPPED_TASK_RETENTION: f64 = 3600.0;
+
 /// Every record of the simulated account, keyed by name.
 #[derive(Default)]
 pub struct Records {
@@ -366,6 +376,9 @@ pub struct Records {
     pub tasks: BTreeMap<String, Task>,
     /// (cluster, service) → ARNs of its tasks not yet STOPPED.
     pub live: BTreeMap<(String, String), BTreeSet<String>>,
+    /// (when it stopped, ARN) of every STOPPED task still kept, oldest
+    /// first: the order in which they are forgotten.
+    pub stopped: VecDeque<(f64, String)>,
     /// Resource id (`service/cluster/name`) → target.
     pub scalable_targets: BTreeMap<String, ScalableTarget>,
     pub scaling_activities: Vec<ScalingActivity>,

@@ -85,6 +85,7 @@ impl World {
                 self.apply_step(&arn);
             }
         }
+        self.forget_stopped(now);
         self.run_drivers(now);
         let keys: Vec<ServiceKey> = self
             .records
@@ -112,13 +113,17 @@ impl World {
         let deployment_id = task.deployment_id.clone();
         let mut failed_start = false;
         let mut now_stopped = false;
+        let mut succeeded = false;
         if let Some(task) = self.records.tasks.get_mut(arn) {
             task.version += 1;
             match step {
                 Step::To(status) => {
                     task.last_status = status;
                     match status {
-                        LastStatus::Running => task.started_at = Some(at),
+                        LastStatus::Running => {
+                            task.started_at = Some(at);
+                            succeeded = !task.has_health_check;
+                        }
                         LastStatus::Stopped => {
                             task.stopped_at = Some(at);
                             task.health = Health::Unknown;
@@ -127,7 +132,10 @@ impl World {
                         _ => {}
                     }
                 }
-                Step::Health(h) => task.health = h,
+                Step::Health(h) => {
+                    task.health = h;
+                    succeeded = h == Health::Healthy;
+                }
                 Step::FailStart => {
                     task.desired_running = false;
                     task.last_status = LastStatus::Stopping;
@@ -144,6 +152,7 @@ impl World {
             if let Some(set) = self.records.live.get_mut(&key) {
                 set.remove(arn);
             }
+            self.records.stopped.push_back((at, arn.to_string()));
             if let Some(task) = self.records.tasks.get(arn)
                 && task.placed
                 && let Some(cluster) = self.records.clusters.get_mut(&key.0)
@@ -151,15 +160,42 @@ impl World {
                 cluster.placed = cluster.placed.saturating_sub(1);
             }
         }
-        if failed_start
+        if failed_start {
+            self.count_failure(&key, &deployment_id, at);
+        }
+        if succeeded
             && let Some(svc) = self.records.services.get_mut(&key)
             && let Some(d) = svc.deployments.iter_mut().find(|d| d.id == deployment_id)
+            && d.evaluating
         {
-            d.failed_tasks += 1;
+            d.evaluating = false;
+            d.failed_tasks = 0;
             d.updated_at = at;
         }
         self.record_transition(arn, at);
         self.sample(&key.0, &key.1, at);
+    }
+
+    /// One more failed task for a deployment still counting its failures.
+    fn count_failure(&mut self, key: &ServiceKey, deployment_id: &str, at: f64) {
+        if let Some(svc) = self.records.services.get_mut(key)
+            && let Some(d) = svc.deployments.iter_mut().find(|d| d.id == deployment_id)
+            && d.evaluating
+        {
+            d.failed_tasks += 1;
+            d.updated_at = at;
+        }
+    }
+
+    /// Forgets the STOPPED tasks kept longer than the retention.
+    fn forget_stopped(&mut self, now: f64) {
+        while let Some((at, _)) = self.records.stopped.front()
+            && *at + self.stopped_task_retention <= now
+        {
+            if let Some((_, arn)) = self.records.stopped.pop_front() {
+                self.records.tasks.remove(&arn);
+            }
+        }
     }
 
     /// Tells a task to stop. Stopping a task already told to stop changes nothing.
@@ -352,12 +388,14 @@ impl World {
                 "ServiceSchedulerInitiated",
                 now,
             );
+            self.count_failure(key, &t.deployment_id, now);
             let short = t.id.clone();
             self.push_event(
                 key,
                 format!("(service {name}) (task {short}) failed container health checks."),
                 now,
             );
+            stopped_ids.push(short);
         }
         let mut active: Vec<Task> = self
             .live_tasks(&key.0, &key.1)
@@ -476,10 +514,11 @@ impl World {
         if blocked && !svc.placement_blocked_reported {
             svc.placement_blocked_reported = true;
             let name = svc.name.clone();
+            let instance = self.random_hex(32);
             self.push_event(
                 key,
                 format!(
-                    "(service {name}) was unable to place a task because no container instance met all of its requirements. The closest matching container-instance has insufficient CPU units available."
+                    "(service {name}) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {instance}) has insufficient CPU units available. For more information, see the Troubleshooting section."
                 ),
                 now,
             );
@@ -594,6 +633,7 @@ impl World {
                 created_at: now,
                 updated_at: now,
                 failed_tasks: 0,
+                evaluating: true,
                 rollout: RolloutState::InProgress,
                 rollout_reason: "ECS deployment detected.".into(),
             },
@@ -626,4 +666,46 @@ impl World {
 /// True when no task of another deployment is still alive.
 fn deployments_len_is_one(live: &[Task], primary: &Deployment) -> bool {
     live.iter().all(|t| t.deployment_id == primary.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::{SimOptions, ecs};
+    use super::*;
+
+    fn world_with_service() -> (World, ServiceKey) {
+        let options = SimOptions::default();
+        let mut world = World::new(options.region, options.timings, 7);
+        let calls = [
+            ("CreateCluster", json!({"clusterName": "prod"})),
+            (
+                "RegisterTaskDefinition",
+                json!({"family": "web", "containerDefinitions": [{"name": "app", "image": "nginx:1"}]}),
+            ),
+            (
+                "CreateService",
+                json!({"cluster": "prod", "serviceName": "web", "taskDefinition": "web", "desiredCount": 1}),
+            ),
+        ];
+        for (i, (op, body)) in calls.into_iter().enumerate() {
+            ecs::handle(&mut world, op, &body, i, 0.0).expect(op);
+        }
+        (world, ("prod".into(), "web".into()))
+    }
+
+    #[test]
+    fn a_service_keeps_its_last_100_events_newest_first() {
+        let (mut world, key) = world_with_service();
+        for i in 0..150 {
+            world.push_event(&key, format!("event {i}"), f64::from(i));
+        }
+        let events = &world.records.services[&key].events;
+        assert_eq!(events.len(), MAX_EVENTS);
+        assert_eq!(events[0].message, "event 149");
+        assert_eq!(events[99].message, "event 50");
+        let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), MAX_EVENTS, "every event has its own id");
+    }
 }

@@ -31,6 +31,8 @@ pub struct World {
     pub throttle: Throttle,
     pub drivers: Vec<PolicyDriver>,
     pub rng: fastrand::Rng,
+    /// Seconds a STOPPED task stays visible to ListTasks and DescribeTasks.
+    pub stopped_task_retention: f64,
     started: Instant,
     started_epoch: f64,
 }
@@ -50,6 +52,7 @@ impl World {
             throttle: Throttle::default(),
             drivers: Vec::new(),
             rng: fastrand::Rng::with_seed(seed),
+            stopped_task_retention: super::model::STOPPED_TASK_RETENTION,
             started: Instant::now(),
             started_epoch,
         }

@@ -2,7 +2,9 @@
 //! Application Auto Scaling allow: DescribeServices for up to 10 services a
 //! call, ListTasks through every page of a service, DescribeTasks for up to
 //! 100 tasks a call, DescribeScalableTargets for up to 50 services a call.
-//! A failed call answers an error for every service it was for.
+//! A failed call answers an error for every service it was for. The stopped
+//! tasks of a service (`stopped_tasks`) are the one bounded exception: one
+//! DescribeTasks call at most, whatever ListTasks finds.
 
 use std::collections::HashMap;
 
@@ -12,12 +14,28 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
 use crate::aws::{AwsError, ClientPool, Clients, classify, resource_id};
-use crate::observation::{DeploymentView, ServiceView, TaskView};
+use crate::observation::{
+    DeploymentNote, DeploymentView, Evidence, ServiceEvent, ServiceView, StoppedTask, TaskView,
+};
 use crate::status::ScalingSettings;
 
 const SERVICES_PER_CALL: usize = 10;
 const TASKS_PER_CALL: usize = 100;
 const TARGETS_PER_CALL: usize = 50;
+/// The newest service events kept from each answer: enough to find the
+/// latest that names a cause, few enough that a thousand services' looks
+/// stay small (ECS answers up to 100).
+const EVENTS_KEPT: usize = 10;
+/// Pages of stopped tasks listed for one service, at 100 a page.
+const STOPPED_PAGES: usize = 5;
+
+/// A service as DescribeServices answers it: its counters and deployments,
+/// and what ECS says of it besides.
+#[derive(Clone, Debug)]
+pub struct Described {
+    pub view: ServiceView,
+    pub evidence: Evidence,
+}
 
 /// What a shared call answered for one service; errors are cloned to each.
 pub type Shared<T> = Result<T, AwsError>;
@@ -27,7 +45,7 @@ pub async fn describe_services(
     clients: &Clients,
     cluster: &str,
     names: &[String],
-) -> HashMap<String, Shared<Result<ServiceView, String>>> {
+) -> HashMap<String, Shared<Result<Described, String>>> {
     let mut out = HashMap::new();
     for chunk in names.chunks(SERVICES_PER_CALL) {
         let action = "ecs:DescribeServices";
@@ -75,7 +93,10 @@ pub async fn describe_services(
                     if status != "ACTIVE" {
                         Err(format!("service {cluster}/{name} is {status}"))
                     } else {
-                        Ok(service_view(svc))
+                        Ok(Described {
+                            view: service_view(svc),
+                            evidence: evidence(svc),
+                        })
                     }
                 }
             };
@@ -102,6 +123,32 @@ fn service_view(svc: &aws_sdk_ecs::types::Service) -> ServiceView {
                     .unwrap_or_else(|| "COMPLETED".into()),
             })
             .collect(),
+    }
+}
+
+fn evidence(svc: &aws_sdk_ecs::types::Service) -> Evidence {
+    Evidence {
+        events: svc
+            .events()
+            .iter()
+            .take(EVENTS_KEPT)
+            .filter_map(|e| {
+                Some(ServiceEvent {
+                    at: to_utc(e.created_at())?,
+                    message: e.message()?.to_string(),
+                })
+            })
+            .collect(),
+        deployments: svc
+            .deployments()
+            .iter()
+            .map(|d| DeploymentNote {
+                id: d.id().unwrap_or_default().to_string(),
+                failed_tasks: d.failed_tasks().max(0) as u32,
+                rollout_reason: d.rollout_state_reason().unwrap_or_default().to_string(),
+            })
+            .collect(),
+        stopped: Vec::new(),
     }
 }
 
@@ -135,10 +182,44 @@ async fn list_service_tasks(
     cluster: &str,
     service: &str,
 ) -> Result<Vec<String>, AwsError> {
+    list_pages(
+        clients,
+        cluster,
+        service,
+        DesiredStatus::Running,
+        usize::MAX,
+    )
+    .await
+}
+
+/// The ARNs of the service's tasks ECS has stopped (desired STOPPED, kept
+/// by ECS for at least an hour), at most `STOPPED_PAGES` pages of them.
+pub async fn list_stopped(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<String>, AwsError> {
+    list_pages(
+        clients,
+        cluster,
+        service,
+        DesiredStatus::Stopped,
+        STOPPED_PAGES,
+    )
+    .await
+}
+
+async fn list_pages(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+    status: DesiredStatus,
+    pages: usize,
+) -> Result<Vec<String>, AwsError> {
     let action = "ecs:ListTasks";
     let mut arns = Vec::new();
     let mut token: Option<String> = None;
-    loop {
+    for _ in 0..pages {
         let page = clients
             .call(action, || async {
                 clients
@@ -146,7 +227,7 @@ async fn list_service_tasks(
                     .list_tasks()
                     .cluster(cluster)
                     .service_name(service)
-                    .desired_status(DesiredStatus::Running)
+                    .desired_status(status.clone())
                     .max_results(100)
                     .set_next_token(token.clone())
                     .send()
@@ -160,6 +241,48 @@ async fn list_service_tasks(
             _ => return Ok(arns),
         }
     }
+    Ok(arns)
+}
+
+/// The stopped tasks among `arns` as ECS describes them: the first
+/// `TASKS_PER_CALL` only, in one call, so a service that stopped many tasks
+/// this hour costs no more.
+pub async fn stopped_tasks(
+    clients: &Clients,
+    cluster: &str,
+    arns: &[String],
+) -> Result<Vec<StoppedTask>, AwsError> {
+    let Some(chunk) = arns.chunks(TASKS_PER_CALL).next() else {
+        return Ok(Vec::new());
+    };
+    let action = "ecs:DescribeTasks";
+    let described = clients
+        .call(action, || async {
+            clients
+                .ecs
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(action, e))
+        })
+        .await?;
+    Ok(described
+        .tasks()
+        .iter()
+        .map(|t| StoppedTask {
+            arn: t.task_arn().unwrap_or_default().to_string(),
+            last_status: t.last_status().unwrap_or_default().to_string(),
+            stopped_reason: t.stopped_reason().unwrap_or_default().to_string(),
+            stop_code: t
+                .stop_code()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            created_at: to_utc(t.created_at()),
+            stopped_at: to_utc(t.stopped_at().or(t.stopping_at())),
+        })
+        .collect())
 }
 
 fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
