@@ -213,10 +213,20 @@ fn enter_restore(s: &mut RecycleStatus, now: DateTime<Utc>, phase: Phase, messag
     s.transition(now, Phase::Restoring, message);
 }
 
-/// AWS refused an action (denied, invalid): the run fails through Restoring.
+/// AWS refused `action` (denied, invalid): the run fails through Restoring.
 /// Refused while restoring, it ends at once, saying what was not restored.
-pub fn refused(status: &RecycleStatus, now: DateTime<Utc>, message: String) -> RecycleStatus {
+/// A refused stop never happened: the task is not counted as stopped.
+pub fn refused(
+    status: &RecycleStatus,
+    now: DateTime<Utc>,
+    action: &Action,
+    message: String,
+) -> RecycleStatus {
     let mut s = status.clone();
+    if let Action::StopTask { arn, .. } = action {
+        s.stopped.retain(|t| t != arn);
+        s.batch.retain(|t| t != arn);
+    }
     match s.phase {
         Phase::Restoring => {
             let outcome = s.outcome.clone().map(|o| o.message).unwrap_or_default();

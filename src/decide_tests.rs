@@ -1328,3 +1328,30 @@ fn an_outcome_quoting_ecs_ends_with_one_full_stop() {
         d.status.message
     );
 }
+
+#[test]
+fn a_stop_aws_refused_is_not_counted_as_stopped() {
+    let status = batch_t1(Phase::Recycling);
+    assert!(status.stopped.contains(&"t1".to_string()));
+    let stop = Action::StopTask {
+        arn: "t1".into(),
+        reason: "r".into(),
+    };
+    let failed = refused(
+        &status,
+        at(100),
+        &stop,
+        "ecs:StopTask was refused: AccessDeniedException: no".into(),
+    );
+    assert_eq!(failed.phase, Phase::Restoring);
+    assert!(!failed.stopped.contains(&"t1".to_string()), "{failed:?}");
+    assert!(!failed.unreplaced.contains(&"t1".to_string()), "{failed:?}");
+    // Any other refusal leaves the stops on record as they are.
+    let other = refused(
+        &status,
+        at(100),
+        &Action::SetDesired { from: 4, to: 3 },
+        "no".into(),
+    );
+    assert!(other.unreplaced.contains(&"t1".to_string()), "{other:?}");
+}

@@ -705,7 +705,9 @@ impl<S: Store> Reconciler<S> {
                 log_new_events(&spec, &name, &status, &decision.status);
             }
             let acted = !decision.actions.is_empty();
-            if let Err(refusal) = self.act(&clients, &spec, &name, &decision, &fence).await {
+            if let Err((action, refusal)) =
+                self.act(&clients, &spec, &name, &decision, &fence).await
+            {
                 if let AwsError::NotSent { .. } = refusal {
                     // The decision is on record; whoever holds the lease next
                     // decides again from it and a fresh look.
@@ -721,7 +723,8 @@ impl<S: Store> Reconciler<S> {
                     return self.requeue(&name, self.retry_after(&refusal));
                 }
                 tracing::error!(request = %name, error = %refusal, "AWS refused an action");
-                let mut failed = decide::refused(&decision.status, ctx.now, refusal.to_string());
+                let mut failed =
+                    decide::refused(&decision.status, ctx.now, &action, refusal.to_string());
                 outbox::enqueue(&name, &spec, &decision.status, &mut failed, ctx.now);
                 match self.persist(&name, version, &failed, &fence).await {
                     Some(v) => version = v,
@@ -945,10 +948,12 @@ impl<S: Store> Reconciler<S> {
         name: &str,
         decision: &Decision,
         fence: &Fence,
-    ) -> Result<(), AwsError> {
+    ) -> Result<(), (decide::Action, AwsError)> {
         for action in &decision.actions {
             tracing::debug!(request = %name, ?action, "acting");
-            aws::act(clients, &spec.cluster, &spec.service, action, fence).await?;
+            aws::act(clients, &spec.cluster, &spec.service, action, fence)
+                .await
+                .map_err(|e| (action.clone(), e))?;
         }
         Ok(())
     }
