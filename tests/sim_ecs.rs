@@ -681,7 +681,15 @@ async fn the_circuit_breaker_fails_a_deployment_whose_tasks_fail_to_start() {
         "{messages:#?}"
     );
     // A failed deployment launches no more tasks; the old ones keep serving.
-    let failed = primary.failed_tasks();
+    // A task launched before the breaker tripped may still fail: wait for those.
+    let failed = loop {
+        let s = describe(&c.ecs, "prod", "web").await;
+        if s.pending_count() == 0 {
+            break s.deployments()[0].failed_tasks();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     tokio::time::sleep(Duration::from_millis(800)).await;
     let s = describe(&c.ecs, "prod", "web").await;
     assert_eq!(s.deployments()[0].failed_tasks(), failed);
