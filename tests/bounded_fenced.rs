@@ -436,11 +436,12 @@ async fn on_dynamodb_a_replica_whose_store_answers_come_late_never_acts_outside_
         };
         let log_a = dir.join(format!("{name}-a.log"));
         let log_b = dir.join(format!("{name}-b.log"));
-        // Answers 700 ms late: inside the attempt deadline (800 ms), past
-        // what is left of a lease renewed less than a second ago.
+        // The aimed write lands; its answer, and everything after it, are
+        // three lease durations late, as when the network to the store
+        // stalls: the lease lapses, the other replica takes over.
         proxy.stall_after(
             aim.needles(),
-            Duration::from_millis(700),
+            Duration::from_secs(3),
             Duration::from_secs(3),
         );
         let mut a = spawn_operator(&args, &env("stalled", &proxy.url()), "stalled", &log_a);

@@ -1,6 +1,7 @@
-//! Bad networks on loopback: a TCP proxy that can delay (never alter) the
-//! answers coming back from its upstream — at once, or from the first
-//! request that carries given bytes — and a listener that accepts
+//! Bad networks on loopback: a TCP proxy that can stall (delay, never
+//! alter) the traffic to and from its upstream — at once, or from the first
+//! request that carries given bytes, which itself gets through and only its
+//! answer is late — and a listener that accepts
 //! connections and never answers (a half-open connection, a black-holed
 //! route, a stalled proxy).
 
@@ -95,16 +96,17 @@ impl Proxy {
         format!("http://{}", self.addr)
     }
 
-    /// Delays every answer read from upstream during the next `window` by `delay`.
+    /// For the next `window`, holds every request until the window ends and
+    /// delays every answer by `delay`.
     pub fn stall(&self, delay: Duration, window: Duration) {
         let mut s = self.stall.lock().unwrap();
         s.delay = delay;
         s.until = Some(Instant::now() + window);
     }
 
-    /// From the first request that holds every one of `needles`, delays the
-    /// answers read from upstream during `window` by `delay` (that request's
-    /// own answer first).
+    /// From the first request that holds every one of `needles` (which goes
+    /// through at once), stalls for `window` as [`Proxy::stall`] does, that
+    /// request's own answer delayed first.
     pub fn stall_after(&self, needles: &[&str], delay: Duration, window: Duration) {
         let mut s = self.stall.lock().unwrap();
         let needles = needles.iter().map(|n| n.as_bytes().to_vec()).collect();
@@ -139,6 +141,12 @@ async fn carry(client: TcpStream, server: TcpStream, stall: Arc<Mutex<Stall>>) {
                 Ok(n) => n,
             };
             seen.extend_from_slice(&buf[..n]);
+            // During a stall nothing gets through either way: a request sent
+            // then reaches the store only once the stall is over.
+            let held = watch.lock().unwrap().until.filter(|u| Instant::now() < *u);
+            if let Some(until) = held {
+                tokio::time::sleep_until(until).await;
+            }
             {
                 let mut s = watch.lock().unwrap();
                 let hit = s.trigger.as_ref().is_some_and(|(needles, _, _)| {
