@@ -503,6 +503,8 @@ fn flags_out_of_range_are_refused_naming_the_flag_and_the_reason() {
             "0",
         ])
         .args(["--poll-interval", "2s", "--idle-poll-interval", "1s"])
+        .args(["--lease-duration", "10s", "--aws-attempt-timeout", "10s"])
+        .args(["--aws-operation-timeout", "5s"])
         .args(["--http-listen", "127.0.0.1:0"])
         .output()
         .unwrap();
@@ -513,6 +515,8 @@ fn flags_out_of_range_are_refused_naming_the_flag_and_the_reason() {
         "--api-rate-limit (0) must be more than 0",
         "--api-burst must be at least 1",
         "--idle-poll-interval (1s) must not be shorter than --poll-interval (2s)",
+        "--aws-attempt-timeout (10s) must not be longer than --aws-operation-timeout (5s)",
+        "--lease-duration (10s) must be at least --aws-attempt-timeout (10s) plus the lease's safety margin",
     ] {
         assert!(text.contains(expected), "{expected}: {text}");
     }
