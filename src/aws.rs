@@ -18,9 +18,9 @@ use std::time::Duration;
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 use aws_sdk_ecs::error::ProvideErrorMetadata;
 
-use crate::decide::Action;
-use crate::lease::Fence;
-use crate::metrics::Metrics;
+use crate::operator::lease::Fence;
+use crate::operator::metrics::Metrics;
+use crate::request::decide::Action;
 use limit::{Limiter, RateLimit};
 
 /// An AWS call that did not succeed, sorted by what the operator should do.

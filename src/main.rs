@@ -11,18 +11,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use ecs_recycler::aws::ClientPool;
 use ecs_recycler::aws::limit::RateLimit;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
-use ecs_recycler::endpoints::{self, Vitals};
-use ecs_recycler::metrics::Metrics;
 use ecs_recycler::notify::config::{NotifyArgs, NotifyConfig};
-use ecs_recycler::notify::deliver::Notifier;
-use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
+use ecs_recycler::operator::{Operator, OperatorConfig, health};
 use ecs_recycler::sandbox::{self, SandboxOptions};
-use ecs_recycler::schedule::{Scheduler, SystemClock};
 use ecs_recycler::sim::{SimOptions, Simulator, Timings};
 use ecs_recycler::store::Store;
 use ecs_recycler::store::dynamo::DynamoStore;
@@ -343,7 +338,7 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
             run_sim(args, shutdown.context("signals are not listened for")?).await
         }
         Command::Healthcheck(args) => {
-            endpoints::healthcheck(&args.url, Duration::from_secs(3))
+            health::healthcheck(&args.url, Duration::from_secs(3))
                 .await
                 .map_err(|why| CliError::Invalid(format!("unhealthy: {why}")))?;
             Ok(())
@@ -360,7 +355,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
     let config = OperatorConfig {
         replica_id: match args.replica_id {
             Some(id) => id,
-            None => ecs_recycler::replica::default_id().await,
+            None => ecs_recycler::operator::replica::default_id().await,
         },
         concurrency: args.concurrency,
         poll_interval: args.poll_interval,
@@ -414,27 +409,14 @@ async fn operate<S: Store>(
     http: SocketAddr,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let notifier = Notifier::new(notify, &sdk);
-    let metrics = Metrics::new();
-    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
-    let pool = Arc::new(ClientPool::new(sdk, config.api_rate_limit, metrics.clone()));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut http_stopped = stopped.clone();
-    let (bound, server) = endpoints::serve(http, vitals.clone(), metrics, async move {
-        let _ = http_stopped.changed().await;
-    })
-    .await?;
-    tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
-    let scheduler = Scheduler::new(store.clone(), &config, Arc::new(SystemClock));
-    let reconciler = Reconciler::with_notifier(store, pool, config, vitals, notifier);
-    let running = tokio::spawn(reconciler.run(stopped.clone()));
-    let scheduling = tokio::spawn(scheduler.run(stopped));
+    let operator = Operator::builder(store, sdk, config)
+        .notify(notify)
+        .serve(http)
+        .start()
+        .await?;
     shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
-    let _ = stop.send(true);
-    running.await.context("the operator loop failed")?;
-    scheduling.await.context("the schedule loop failed")?;
-    let _ = server.await;
+    operator.stop().await;
     Ok(())
 }
 

@@ -15,18 +15,15 @@ use aws_config::retry::RetryConfig;
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::apply::{self, Source};
-use crate::aws::ClientPool;
 use crate::aws::limit::RateLimit;
 use crate::aws::sdk::{self, Timeouts};
+use crate::cli::apply::{self, Source};
+use crate::cli::present;
 use crate::cli::{CliError, say};
-use crate::endpoints::Vitals;
-use crate::metrics::Metrics;
-use crate::present;
-use crate::reconciler::{OperatorConfig, Reconciler};
+use crate::operator::{Operator, OperatorConfig};
+use crate::request::status::{Phase, RecycleStatus};
 use crate::sim::fixture::{self, FixtureError};
 use crate::sim::{SimOptions, Simulator, Timings};
-use crate::status::{Phase, RecycleStatus};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Kind, Store};
 
@@ -212,15 +209,13 @@ async fn drive(
             operation: Duration::from_secs(10),
         },
     };
-    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
     let operator_sdk = sdk::with_timeouts(&sdk, config.aws_timeouts);
-    let pool = ClientPool::new(operator_sdk, config.api_rate_limit, Metrics::new());
-    let operator = Reconciler::new(store.clone(), Arc::new(pool), config, vitals);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(operator.run(stopped));
+    let operator = Operator::builder(store.clone(), operator_sdk, config)
+        .start()
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
     let watched = watch(store.as_ref(), sim, opts, tty, out, started).await;
-    let _ = stop.send(true);
-    let _ = running.await;
+    operator.stop().await;
     if temporary {
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(path.with_extension("json.lock"));
@@ -278,7 +273,8 @@ async fn watch<S: Store>(
             .get(Kind::RecycleRequest, REQUEST)
             .await?
             .ok_or_else(|| CliError::NotFound("the demo request disappeared".into()))?;
-        let status = crate::status::request_status(&record).map_err(CliError::Unsuccessful)?;
+        let status =
+            crate::request::status::request_status(&record).map_err(CliError::Unsuccessful)?;
         let timeline = sim.timeline();
         let mut lines = Vec::new();
         for e in status.events.iter().skip(events_seen) {
@@ -304,7 +300,7 @@ async fn watch<S: Store>(
             lines.push(format!(
                 "  {:>6.1}s  + {what} {} running and healthy",
                 t - started,
-                crate::preview::short(&arn)
+                crate::request::preview::short(&arn)
             ));
         }
         let (done, total) = status.progress();
@@ -345,7 +341,7 @@ async fn watch<S: Store>(
     }
 }
 
-fn event_line(e: &crate::status::Event, status: &RecycleStatus) -> String {
+fn event_line(e: &crate::request::status::Event, status: &RecycleStatus) -> String {
     let at = status
         .started_at
         .map_or(0.0, |s| (e.at - s).num_milliseconds() as f64 / 1000.0);
@@ -353,7 +349,7 @@ fn event_line(e: &crate::status::Event, status: &RecycleStatus) -> String {
         (Some(task), "Recycling") => format!(
             "  {at:>6.1}s  - {}: stopping {}",
             e.message.split(':').next().unwrap_or_default(),
-            crate::preview::short(task)
+            crate::request::preview::short(task)
         ),
         _ => format!("  {at:>6.1}s  {}", e.message),
     }

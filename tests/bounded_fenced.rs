@@ -21,11 +21,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use chrono::Utc;
-use ecs_recycler::aws::ClientPool;
 use ecs_recycler::aws::sdk::{self, Timeouts};
-use ecs_recycler::endpoints::Vitals;
-use ecs_recycler::metrics::Metrics;
-use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
+use ecs_recycler::operator::{Operator, OperatorConfig};
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
@@ -158,7 +155,7 @@ async fn a_store_that_answers_after_the_deadline_is_a_timeout_and_on_time_it_is_
 
 /// The endpoint's answer to GET `path`: (status, body).
 async fn get(addr: &str, path: &str) -> (u16, String) {
-    ecs_recycler::endpoints::http_get(&format!("http://{addr}{path}"))
+    ecs_recycler::operator::health::http_get(&format!("http://{addr}{path}"))
         .await
         .expect("the endpoints answer")
 }
@@ -466,14 +463,7 @@ async fn on_dynamodb_a_replica_whose_store_answers_come_late_never_acts_outside_
 }
 
 /// An operator in this process: its store, its signing key for the simulator.
-async fn in_process<S: Store>(
-    store: Arc<S>,
-    sim_url: &str,
-    replica: &str,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<()>,
-) {
+async fn in_process<S: Store>(store: Arc<S>, sim_url: &str, replica: &str) -> Operator {
     let timeouts = Timeouts {
         connect: Duration::from_millis(500),
         attempt: Duration::from_millis(800),
@@ -498,15 +488,10 @@ async fn in_process<S: Store>(
         ))
         .load()
         .await;
-    let pool = Arc::new(ClientPool::new(
-        sdk::with_timeouts(&sdk, timeouts),
-        config.api_rate_limit,
-        Metrics::new(),
-    ));
-    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
-    let reconciler = Reconciler::new(store, pool, config, vitals);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    (stop, tokio::spawn(reconciler.run(stopped)))
+    Operator::builder(store, sdk::with_timeouts(&sdk, timeouts), config)
+        .start()
+        .await
+        .expect("no endpoints to bind")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,9 +518,9 @@ async fn on_the_embedded_store_a_replica_whose_answer_comes_three_leases_late_do
         // The aimed write lands at once; its answer, and every call after
         // it, come three lease durations late.
         stalled.stall_after(move |status| aim.matches(status), Duration::from_secs(3));
-        let (stop_a, a) = in_process(stalled.clone(), sim.url(), "stalled").await;
+        let a = in_process(stalled.clone(), sim.url(), "stalled").await;
         wait_holder(store.as_ref(), &name, "stalled").await;
-        let (stop_b, b) = in_process(store.clone(), sim.url(), "other").await;
+        let b = in_process(store.clone(), sim.url(), "other").await;
         let log = dir.join("none.log");
         let status = wait_phase(store.as_ref(), &name, &FINISHED, WITHIN, &log).await;
         let finished_at = sim.now();
@@ -550,9 +535,7 @@ async fn on_the_embedded_store_a_replica_whose_answer_comes_three_leases_late_do
         let facts = run_facts(&timeline, "prod", "web", since);
         assert!(facts.min_running >= 3, "{aim:?}: {facts:?}");
         assert_eq!(facts.final_desired, 3, "{aim:?}: {facts:?}");
-        let _ = stop_a.send(true);
-        let _ = stop_b.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(15), a).await;
-        let _ = tokio::time::timeout(Duration::from_secs(15), b).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), a.stop()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), b.stop()).await;
     }
 }

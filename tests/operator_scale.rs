@@ -1,5 +1,4 @@
-//! The operator at scale and under watch: observations shared per cluster,
-//! a settled service described from memory instead of listed, throttling on
+//! The operator at scale and under watch: a settled service described from memory instead of listed, throttling on
 //! half of all calls, the metrics and health endpoints, and flags out of
 //! range refused.
 
@@ -12,12 +11,8 @@ use std::time::Duration;
 use ecs_recycler::aws::ClientPool;
 use ecs_recycler::aws::limit::RateLimit;
 use ecs_recycler::aws::observe::{Look, Want, observe, observe_all};
-use ecs_recycler::endpoints::Vitals;
-use ecs_recycler::metrics::Metrics;
-use ecs_recycler::observation::Observation;
-use ecs_recycler::reconciler::{OperatorConfig, Reconciler};
-use ecs_recycler::store::embedded::EmbeddedStore;
-use ecs_recycler::store::{Kind, Store};
+use ecs_recycler::operator::metrics::Metrics;
+use ecs_recycler::request::observation::Observation;
 use serde_json::{Value, json};
 use support::operator::*;
 use support::*;
@@ -31,139 +26,6 @@ fn calls_of(timeline: &Value, op: &str, since: f64) -> usize {
         .iter()
         .filter(|c| c["op"] == op && c["t"].as_f64().unwrap() >= since)
         .count()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    create_service(&c.ecs, "prod", "svc00", 1, false).await;
-    let names: Vec<String> = (0..25).map(|i| format!("svc{i:02}")).collect();
-    for name in &names[1..] {
-        c.ecs
-            .register_task_definition()
-            .family(name)
-            .container_definitions(
-                aws_sdk_ecs::types::ContainerDefinition::builder()
-                    .name("app")
-                    .image("nginx:1")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        c.ecs
-            .create_service()
-            .cluster("prod")
-            .service_name(name)
-            .task_definition(name)
-            .desired_count(1)
-            .send()
-            .await
-            .unwrap();
-    }
-    for name in &names {
-        wait_steady(&c.ecs, "prod", name, WITHIN).await;
-    }
-    let store = Arc::new(EmbeddedStore::in_memory());
-    // Paused requests: each tick observes every service and changes nothing.
-    for name in &names {
-        store
-            .create(
-                Kind::RecycleRequest,
-                &format!("r-{name}"),
-                json!({"cluster": "prod", "service": name, "paused": true}),
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
-    }
-    let config = OperatorConfig {
-        replica_id: "r1".into(),
-        concurrency: 4,
-        poll_interval: Duration::from_millis(50),
-        idle_poll_interval: Duration::from_secs(30),
-        lease_duration: Duration::from_secs(5),
-        retention: Duration::from_secs(60),
-        api_rate_limit: RateLimit::default(),
-        aws_timeouts: ecs_recycler::aws::sdk::Timeouts::default(),
-    };
-    let pool = Arc::new(ClientPool::new(
-        sdk_config(sim.url(), true).await,
-        config.api_rate_limit,
-        Metrics::new(),
-    ));
-    let vitals = Vitals::new(config.poll_interval, config.lease_duration);
-    let reconciler = Reconciler::new(store.clone(), pool, config, vitals);
-    let since = sim.now();
-    reconciler.clone().tick().await.unwrap();
-    reconciler.settle().await;
-    let timeline = sim.timeline();
-    assert_eq!(
-        calls_of(&timeline, "DescribeServices", since),
-        3,
-        "10 + 10 + 5 services"
-    );
-    assert_eq!(
-        calls_of(&timeline, "ListTasks", since),
-        25,
-        "each service's tasks"
-    );
-    assert_eq!(
-        calls_of(&timeline, "DescribeTasks", since),
-        1,
-        "25 tasks in one call"
-    );
-    assert_eq!(
-        calls_of(&timeline, "DescribeScalableTargets", since),
-        1,
-        "25 services in one call"
-    );
-    // Every record got its own service's observation.
-    for name in &names {
-        let r = store
-            .get(Kind::RecycleRequest, &format!("r-{name}"))
-            .await
-            .unwrap()
-            .unwrap();
-        let status = r.status.unwrap();
-        assert_eq!(status["phase"], "Pending", "{status:#}");
-        assert!(
-            status["message"].as_str().unwrap().contains("paused"),
-            "{status:#}"
-        );
-    }
-    // Paused: nothing can change but the record, so the next tick asks AWS nothing.
-    let since = sim.now();
-    reconciler.clone().tick().await.unwrap();
-    reconciler.settle().await;
-    let timeline = sim.timeline();
-    assert_eq!(calls_of(&timeline, "DescribeServices", since), 0);
-    // Resuming one wakes it at once, however slow the idle pace.
-    let r = store
-        .get(Kind::RecycleRequest, "r-svc07")
-        .await
-        .unwrap()
-        .unwrap();
-    let mut spec = r.spec.unwrap();
-    spec["paused"] = json!(false);
-    spec["dryRun"] = json!(true);
-    store
-        .update_spec(Kind::RecycleRequest, "r-svc07", r.version, spec)
-        .await
-        .unwrap();
-    let since = sim.now();
-    reconciler.clone().tick().await.unwrap();
-    reconciler.settle().await;
-    assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 1);
-    let status = store
-        .get(Kind::RecycleRequest, "r-svc07")
-        .await
-        .unwrap()
-        .unwrap()
-        .status
-        .unwrap();
-    assert_eq!(status["phase"], "Succeeded", "{status:#}");
 }
 
 /// The tasks an observation holds, by ARN.
@@ -374,9 +236,10 @@ fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
 }
 
 async fn scrape(addr: &str) -> prometheus_parse::Scrape {
-    let (status, body) = ecs_recycler::endpoints::http_get(&format!("http://{addr}/metrics"))
-        .await
-        .unwrap();
+    let (status, body) =
+        ecs_recycler::operator::health::http_get(&format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
     assert_eq!(status, 200, "{body}");
     let lines = body.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")
@@ -471,7 +334,7 @@ async fn metrics_and_health_endpoints_follow_a_recycle() {
     let healthz = format!("http://{addr}/healthz");
     let readyz = format!("http://{addr}/readyz");
     for url in [&healthz, &readyz] {
-        let (status, body) = ecs_recycler::endpoints::http_get(url).await.unwrap();
+        let (status, body) = ecs_recycler::operator::health::http_get(url).await.unwrap();
         assert_eq!(status, 200, "{url}: {body}");
     }
     let check = |url: &str| {

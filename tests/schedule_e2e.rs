@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ecs_recycler::reconciler::OperatorConfig;
+use ecs_recycler::operator::OperatorConfig;
 use ecs_recycler::schedule::{Clock, Scheduler, request_name};
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};

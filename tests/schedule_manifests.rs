@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{Datelike, Timelike, Utc, Weekday};
-use ecs_recycler::manifest::read_documents;
+use ecs_recycler::cli::manifest::read_documents;
 use ecs_recycler::schedule::{
     ConcurrencyPolicy, MAX_NAME_LEN, NextRun, ScheduleStatus, next_run, parse_schedule_spec,
 };
@@ -34,7 +34,7 @@ fn the_example_schedule_is_valid_and_realistic() {
     assert_eq!(doc["apiVersion"], "ecs-recycler/v1");
     assert_eq!(doc["kind"], "RecycleSchedule");
     let name = doc["metadata"]["name"].as_str().unwrap();
-    assert!(ecs_recycler::manifest::is_record_name(name) && name.len() <= MAX_NAME_LEN);
+    assert!(ecs_recycler::cli::manifest::is_record_name(name) && name.len() <= MAX_NAME_LEN);
     let spec = parse_schedule_spec(&doc["spec"], "spec").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(spec.time_zone, chrono_tz::America::New_York);
     assert_eq!(spec.concurrency_policy, ConcurrencyPolicy::Forbid);

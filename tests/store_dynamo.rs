@@ -785,7 +785,8 @@ async fn a_malformed_item_fails_alone() {
     assert_eq!(by_name["bad-status"].status, Some(json!("{phase")));
     assert_eq!(by_name["bad-status"].spec, Ok(json!({})));
     let unread = |name: &str| {
-        ecs_recycler::status::request_status(by_name[name]).expect_err("an unreadable status")
+        ecs_recycler::request::status::request_status(by_name[name])
+            .expect_err("an unreadable status")
     };
     assert!(
         unread("bad-status").contains("{phase"),

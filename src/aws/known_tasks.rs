@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::observation::{ServiceView, TaskView};
+use crate::request::observation::{ServiceView, TaskView};
 
 /// A service's tasks are forgotten once it has not been looked at for this long.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
@@ -119,7 +119,7 @@ pub fn confirmed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observation::DeploymentView;
+    use crate::request::observation::DeploymentView;
 
     fn view(desired: u32, running: u32, pending: u32, rollout: &str) -> ServiceView {
         ServiceView {

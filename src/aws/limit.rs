@@ -20,7 +20,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tokio::time::Instant;
 
 use super::AwsError;
-use crate::metrics::Metrics;
+use crate::operator::metrics::Metrics;
 
 /// A client-side limit: `burst` calls at once, then `per_second` on average.
 #[derive(Clone, Copy, Debug, PartialEq)]

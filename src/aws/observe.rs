@@ -20,7 +20,7 @@
 //! rollout reason and events say why it is slow), once per service per
 //! look. A step waiting for new tasks is looked at tasks-first until it is
 //! slow (past half its stability timeout) or failing
-//! ([`crate::pacing::tasks_first`]), so a recycle going well never makes it;
+//! ([`crate::request::pacing::tasks_first`]), so a recycle going well never makes it;
 //! a request waiting between batches for an unsettled service, or starting
 //! on one, does. Its failure costs nothing: the stopped tasks are evidence,
 //! not what the decision rests on.
@@ -35,8 +35,8 @@ use tokio::task::JoinSet;
 
 use self::calls::Shared;
 use super::{AwsError, ClientPool, Clients, known_tasks};
-use crate::decide;
-use crate::observation::{Evidence, Observation, TaskView};
+use crate::request::decide;
+use crate::request::observation::{Evidence, Observation, TaskView};
 
 /// What one record needs looked at.
 #[derive(Clone)]
@@ -429,7 +429,7 @@ impl<'a> ClusterLook<'a> {
         &self,
         want: &Want,
         described: &calls::Described,
-        scaling: &Shared<HashMap<String, crate::status::ScalingSettings>>,
+        scaling: &Shared<HashMap<String, crate::request::status::ScalingSettings>>,
     ) -> Result<Observation, AwsError> {
         let tasks = match self.tasks(want) {
             _ if !want.tasks => Vec::new(),

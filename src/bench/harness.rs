@@ -10,15 +10,12 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use serde_json::Value;
-use tokio::sync::watch;
 
 use super::BenchError;
-use crate::aws::ClientPool;
 use crate::aws::limit::RateLimit;
 use crate::aws::sdk::{self, Timeouts};
-use crate::endpoints::Vitals;
-use crate::metrics::Metrics;
-use crate::reconciler::{OperatorConfig, Reconciler};
+use crate::operator::metrics::Metrics;
+use crate::operator::{Operator, OperatorConfig};
 use crate::sim::Timings;
 pub use crate::sim::fixture::{client_config as sdk_config, create_service, steady, wait_steady};
 use crate::store::embedded::EmbeddedStore;
@@ -84,8 +81,7 @@ pub fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
 pub struct LocalOperator {
     pub store: Arc<EmbeddedStore>,
     pub metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
-    running: tokio::task::JoinHandle<()>,
+    operator: Operator,
 }
 
 impl LocalOperator {
@@ -95,27 +91,23 @@ impl LocalOperator {
 
     /// On a store already filled.
     pub async fn start_on(store: Arc<EmbeddedStore>, url: &str, config: OperatorConfig) -> Self {
-        let metrics = Metrics::new();
-        let vitals = Vitals::new(config.poll_interval, config.lease_duration);
         let sdk = sdk::with_timeouts(
             &sdk_config(url, RetryConfig::standard()).await,
             config.aws_timeouts,
         );
-        let pool = Arc::new(ClientPool::new(sdk, config.api_rate_limit, metrics.clone()));
-        let (stop, stopped) = watch::channel(false);
-        let reconciler = Reconciler::new(store.clone(), pool, config, vitals);
-        let running = tokio::spawn(reconciler.run(stopped));
+        let operator = Operator::builder(store.clone(), sdk, config)
+            .start()
+            .await
+            .expect("no endpoints to bind");
         Self {
             store,
-            metrics,
-            stop,
-            running,
+            metrics: operator.metrics().clone(),
+            operator,
         }
     }
 
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.running.await;
+        self.operator.stop().await;
     }
 }
 
@@ -197,7 +189,9 @@ pub fn spawn_operator(
 
 /// GET `url` and parse the JSON answer.
 pub async fn get_json(url: &str) -> Result<Value, BenchError> {
-    let (status, body) = crate::endpoints::http_get(url).await.map_err(BenchError)?;
+    let (status, body) = crate::operator::health::http_get(url)
+        .await
+        .map_err(BenchError)?;
     if status != 200 {
         return Err(BenchError(format!("{url} answered {status}")));
     }

@@ -12,7 +12,7 @@ use super::harness::*;
 use super::{BenchError, Figure};
 use crate::aws::ClientPool;
 use crate::aws::limit::RateLimit;
-use crate::metrics::Metrics;
+use crate::operator::metrics::Metrics;
 use crate::sim::{SimOptions, Simulator};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Kind, Store};

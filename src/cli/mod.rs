@@ -1,9 +1,12 @@
 //! The helper CLI's shell: the flags every verb shares, opening the store
 //! they name, and the errors a verb ends with — each a sentence for the
 //! person and an exit code for their scripts. The verbs are in [`records`];
-//! what they decide and print is in [`crate::apply`], [`crate::preview`] and
-//! [`crate::present`].
+//! what they decide and print is in [`crate::cli::apply`], [`crate::request::preview`] and
+//! [`crate::cli::present`].
 
+pub mod apply;
+pub mod manifest;
+pub mod present;
 pub mod records;
 
 use std::path::PathBuf;

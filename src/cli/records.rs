@@ -13,10 +13,10 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use super::{CliError, StoreArgs, say};
-use crate::apply::{self, Change, Checked, resource};
-use crate::manifest::validate_spec;
-use crate::present;
-use crate::status::Phase;
+use crate::cli::apply::{self, Change, Checked, resource};
+use crate::cli::manifest::validate_spec;
+use crate::cli::present;
+use crate::request::status::Phase;
 use crate::store::{Kind, Store, StoreError, StoredRecord};
 
 /// How many times a verb re-reads and retries when the operator wrote the
@@ -275,7 +275,7 @@ async fn preview<S: Store>(
     c: &Checked,
     aws: Option<&aws_config::SdkConfig>,
 ) -> Result<String, CliError> {
-    let spec = crate::record::parse_spec(&c.doc.spec, "spec")
+    let spec = crate::request::spec::parse_spec(&c.doc.spec, "spec")
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let Some(sdk) = aws else {
         return Err(CliError::Unreachable("no AWS configuration".into()));
@@ -283,7 +283,7 @@ async fn preview<S: Store>(
     let pool = std::sync::Arc::new(crate::aws::ClientPool::new(
         sdk.clone(),
         crate::aws::limit::RateLimit::default(),
-        crate::metrics::Metrics::new(),
+        crate::operator::metrics::Metrics::new(),
     ));
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
@@ -316,16 +316,16 @@ async fn preview<S: Store>(
         .await?
         .iter()
         .filter(|r| {
-            crate::record::request_spec(r)
+            crate::request::spec::request_spec(r)
                 .is_ok_and(|s| s.cluster == spec.cluster && s.service == spec.service)
         })
-        .filter_map(|r| crate::status::request_status(r).ok())
+        .filter_map(|r| crate::request::status::request_status(r).ok())
         .filter(|s| s.phase == Phase::Succeeded)
         .collect();
     let now = Utc::now();
-    let estimate = crate::preview::estimate(&history, &obs.tasks);
-    let p = crate::preview::rehearse(&c.doc.name, &spec, &obs, estimate, now);
-    Ok(crate::preview::render(&p, &spec, now))
+    let estimate = crate::request::preview::estimate(&history, &obs.tasks);
+    let p = crate::request::preview::rehearse(&c.doc.name, &spec, &obs, estimate, now);
+    Ok(crate::request::preview::render(&p, &spec, now))
 }
 
 // ---------------------------------------------------------------- get
@@ -396,7 +396,7 @@ pub async fn get<S: Store>(
 
 fn finished(r: &StoredRecord) -> bool {
     r.kind == Kind::RecycleRequest
-        && crate::status::request_status(r).is_ok_and(|s| s.phase.is_terminal())
+        && crate::request::status::request_status(r).is_ok_and(|s| s.phase.is_terminal())
 }
 
 async fn read<S: Store>(
@@ -434,7 +434,7 @@ pub fn render(
             let value = if docs.len() == 1 {
                 docs.into_iter().next().unwrap_or_default()
             } else {
-                serde_json::json!({"apiVersion": crate::record::API_VERSION, "kind": "List", "items": docs})
+                serde_json::json!({"apiVersion": crate::request::spec::API_VERSION, "kind": "List", "items": docs})
             };
             format!(
                 "{}\n",
@@ -546,7 +546,7 @@ pub async fn set_flag<S: Store>(
     for _ in 0..ATTEMPTS {
         let record = read(store, kind, Some(&name)).await?.remove(0);
         if kind == Kind::RecycleRequest
-            && let Ok(status) = crate::status::request_status(&record)
+            && let Ok(status) = crate::request::status::request_status(&record)
             && status.phase.is_terminal()
         {
             say(out, format!("{who} unchanged (already {:?})", status.phase));
@@ -601,7 +601,7 @@ pub async fn delete<S: Store>(
     let record = read(store, kind, Some(&name)).await?.remove(0);
     if kind == Kind::RecycleRequest
         && !args.force
-        && let Ok(status) = crate::status::request_status(&record)
+        && let Ok(status) = crate::request::status::request_status(&record)
         && matches!(
             status.phase,
             Phase::Surging | Phase::Recycling | Phase::Restoring

@@ -48,7 +48,7 @@ use serde_json::Value;
 
 pub use outbox::NotifyState;
 
-use crate::record::{Problem, Reader, describe};
+use crate::validate::{Problem, Reader, describe};
 
 /// What a request asks to be told about, and where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Channel, NotifyEvent};
-use crate::record::RecycleSpec;
-use crate::status::{Phase, RecycleStatus};
+use crate::request::spec::RecycleSpec;
+use crate::request::status::{Phase, RecycleStatus};
 
 /// Notices waiting at most; beyond it the oldest is dropped (and recorded).
 pub const MAX_OUTBOX: usize = 30;
@@ -278,8 +278,8 @@ fn record(state: &mut NotifyState, attempt: Attempt) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::parse_spec;
-    use crate::status::{Outcome, Plan};
+    use crate::request::spec::parse_spec;
+    use crate::request::status::{Outcome, Plan};
     use serde_json::json;
 
     fn at(secs: i64) -> DateTime<Utc> {

@@ -145,7 +145,7 @@ pub fn slack_json(r: &Report) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::Phase;
+    use crate::request::status::Phase;
     use chrono::{DateTime, Utc};
 
     fn report(event: NotifyEvent, phase: Phase) -> Report {

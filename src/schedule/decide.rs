@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::spec::{ConcurrencyPolicy, ScheduleSpec};
 use super::{SchedulePhase, ScheduleStatus, ScheduledRequest, request_name};
 use crate::duration;
-use crate::status::Phase;
+use crate::request::status::Phase;
 
 /// Slots walked one by one at most when looking for the due one; past
 /// that, the latest is found directly and the rest are counted as "more".

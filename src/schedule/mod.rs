@@ -35,8 +35,8 @@ pub use decide::{
 pub use runner::{Clock, Scheduler, SystemClock};
 pub use spec::{ConcurrencyPolicy, ScheduleSpec, parse_schedule_spec};
 
-use crate::record::MAX_EVENTS;
-use crate::status::{Event, Phase};
+use crate::request::spec::MAX_EVENTS;
+use crate::request::status::{Event, Phase};
 
 pub const KIND_SCHEDULE: &str = "RecycleSchedule";
 

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use super::decide::{Input, RequestView, decide, due_slot};
 use super::spec::{ScheduleSpec, parse_schedule_spec};
 use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name, schedule_status};
-use crate::reconciler::OperatorConfig;
-use crate::status::RecycleStatus;
+use crate::operator::OperatorConfig;
+use crate::request::status::RecycleStatus;
 use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
 
 const KIND: Kind = Kind::RecycleSchedule;

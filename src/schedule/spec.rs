@@ -14,7 +14,8 @@ use croner::parser::{CronParser, Seconds, Year};
 use serde_json::Value;
 
 use crate::duration;
-use crate::record::{Invalid, Problem, Reader, RecycleSpec, describe, parse_spec};
+use crate::request::spec::{RecycleSpec, parse_spec};
+use crate::validate::{Invalid, Problem, Reader, describe};
 
 /// What to do with a slot while the schedule's previous request is still
 /// active, as Kubernetes CronJob does.

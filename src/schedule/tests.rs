@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::status::Phase;
+use crate::request::status::Phase;
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -405,7 +405,7 @@ fn the_window_becomes_the_requests_not_after_and_a_late_slot_needs_room_for_a_ba
     let new = d.create.unwrap();
     assert_eq!(new.spec["notAfter"], "2026-05-01T04:00:00Z");
     assert_eq!(new.spec["cluster"], "prod");
-    assert!(crate::record::parse_spec(&new.spec, "spec").is_ok());
+    assert!(crate::request::spec::parse_spec(&new.spec, "spec").is_ok());
     let mut w = World::new(s, t("2026-05-01T00:00:00Z"));
     let d = w.step(t("2026-05-01T03:55:00Z"));
     assert!(d.create.is_none());

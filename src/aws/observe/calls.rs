@@ -14,10 +14,10 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
 use crate::aws::{AwsError, ClientPool, Clients, classify, resource_id};
-use crate::observation::{
+use crate::request::observation::{
     DeploymentNote, DeploymentView, Evidence, ServiceEvent, ServiceView, StoppedTask, TaskView,
 };
-use crate::status::ScalingSettings;
+use crate::request::status::ScalingSettings;
 
 const SERVICES_PER_CALL: usize = 10;
 const TASKS_PER_CALL: usize = 100;

@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::observation::TaskView;
-use crate::record::RecycleSpec;
-use crate::status::{Phase, RecycleStatus};
+use crate::request::observation::TaskView;
+use crate::request::spec::RecycleSpec;
+use crate::request::status::{Phase, RecycleStatus};
 
 /// What one run has learnt about its tasks' timings.
 #[derive(Debug, Default)]
@@ -265,7 +265,7 @@ pub fn tasks_first(
 ) -> Option<DateTime<Utc>> {
     let step = awaits_tasks(status)?;
     let open = spec.not_after.is_none_or(|t| now <= t);
-    let slow = crate::decide::is_slow(spec, step, now);
+    let slow = crate::request::decide::is_slow(spec, step, now);
     (!spec.cancel && open && !slow).then_some(step)
 }
 

@@ -17,9 +17,9 @@ use chrono::{DateTime, Utc};
 
 use self::causes::Tense;
 use crate::duration;
-use crate::observation::{Observation, ServiceView, TaskView};
-use crate::record::RecycleSpec;
-use crate::status::{DesiredChange, Outcome, Phase, Plan, RecycleStatus, ScalingSettings};
+use crate::request::observation::{Observation, ServiceView, TaskView};
+use crate::request::spec::RecycleSpec;
+use crate::request::status::{DesiredChange, Outcome, Phase, Plan, RecycleStatus, ScalingSettings};
 
 /// What the operator does to AWS, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,9 +64,9 @@ pub fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decis
     if d.status.phase.is_terminal() {
         d.requeue = None;
     }
-    d.status.message = crate::status::bounded(std::mem::take(&mut d.status.message));
+    d.status.message = crate::request::status::bounded(std::mem::take(&mut d.status.message));
     if let Some(o) = d.status.outcome.as_mut() {
-        o.message = crate::status::bounded(std::mem::take(&mut o.message));
+        o.message = crate::request::status::bounded(std::mem::take(&mut o.message));
     }
     d
 }
@@ -814,5 +814,4 @@ fn left_alone(desired: u32, surge: DesiredChange) -> String {
 }
 
 #[cfg(test)]
-#[path = "decide_tests.rs"]
 mod tests;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::duration;
-use crate::observation::{Observation, TaskView};
+use crate::request::observation::{Observation, TaskView};
 
 /// Tasks listed by state before "and N more".
 const TASKS_NAMED: usize = 3;

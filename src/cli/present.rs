@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::duration;
-use crate::record::{API_VERSION, RecycleSpec, request_spec};
+use crate::request::spec::{API_VERSION, RecycleSpec, request_spec};
+use crate::request::status::{Phase, RecycleStatus, request_status};
 use crate::schedule::{
     NextRun, ScheduleSpec, ScheduleStatus, next_run, parse_schedule_spec, schedule_status,
 };
-use crate::status::{Phase, RecycleStatus, request_status};
 use crate::store::StoredRecord;
 
 /// A record as one document: apiVersion, kind, metadata, spec and status,

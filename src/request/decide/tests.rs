@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::*;
-use crate::observation::{DeploymentNote, DeploymentView, ServiceEvent, StoppedTask};
-use crate::record::parse_spec;
-use crate::status::Event;
+use crate::request::observation::{DeploymentNote, DeploymentView, ServiceEvent, StoppedTask};
+use crate::request::spec::parse_spec;
+use crate::request::status::Event;
 
 fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
@@ -1206,7 +1206,10 @@ fn causes_never_make_a_message_or_an_event_long() {
             .chain(d.status.outcome.iter().map(|o| o.message.chars().count()))
             .max()
             .unwrap();
-        assert!(longest <= crate::status::MAX_MESSAGE_CHARS + 1, "{longest}");
+        assert!(
+            longest <= crate::request::status::MAX_MESSAGE_CHARS + 1,
+            "{longest}"
+        );
         assert!(
             d.status.message.contains("150 replacement tasks stopped")
                 || d.status.phase == Phase::Restoring,

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::manifest::{self, Document};
-use crate::record::{RecycleSpec, parse_spec};
-use crate::status::request_status;
+use crate::cli::manifest::{self, Document};
+use crate::request::spec::{RecycleSpec, parse_spec};
+use crate::request::status::request_status;
 use crate::store::{Kind, StoredRecord};
 
 /// One manifest's text and the name it is reported under.
@@ -350,7 +350,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::status::{Phase, Plan, RecycleStatus};
+    use crate::request::status::{Phase, Plan, RecycleStatus};
 
     fn doc(spec: Value) -> Document {
         Document {

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::decide::{self, Action, Context};
 use crate::duration;
-use crate::observation::{DeploymentView, Observation, ServiceView, TaskView};
-use crate::record::RecycleSpec;
-use crate::status::{DesiredChange, Event, Phase, RecycleStatus, ScalingSettings};
+use crate::request::decide::{self, Action, Context};
+use crate::request::observation::{DeploymentView, Observation, ServiceView, TaskView};
+use crate::request::spec::RecycleSpec;
+use crate::request::status::{DesiredChange, Event, Phase, RecycleStatus, ScalingSettings};
 
 /// How long one replacement takes, and where the figure comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -381,7 +381,7 @@ pub fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> String {
     ));
     for (i, (arn, started)) in p.tasks.iter().enumerate() {
         let age = started.map_or(String::new(), |s| {
-            format!("  (started {} ago)", crate::present::age(s, now))
+            format!("  (started {} ago)", crate::cli::present::age(s, now))
         });
         out.push_str(&format!("    {:>3}. {}{age}\n", i + 1, short(arn)));
     }
@@ -434,7 +434,7 @@ mod tests {
         let mut v = serde_json::json!({"cluster": "prod", "service": "web", "wait": "30s"});
         v["maintainCapacity"] = maintain.into();
         v["batchSize"] = batch.into();
-        crate::record::parse_spec(&v, "spec").unwrap()
+        crate::request::spec::parse_spec(&v, "spec").unwrap()
     }
 
     fn service(n: u32) -> Observation {

@@ -5,8 +5,9 @@
 
 use serde_json::Value;
 
-use crate::record::{API_VERSION, Invalid, Problem, describe, parse_spec, unknown_field};
+use crate::request::spec::{API_VERSION, parse_spec};
 use crate::store::Kind;
+use crate::validate::{Invalid, Problem, describe, unknown_field};
 
 /// One document that passed every check: what `apply` writes.
 #[derive(Clone, Debug, PartialEq)]

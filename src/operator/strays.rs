@@ -17,9 +17,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use crate::record::nearest;
-use crate::status::{Phase, RecycleStatus};
+use crate::request::status::{Phase, RecycleStatus};
 use crate::store::{Kind, Store, StoreError, Stray};
+use crate::validate::nearest;
 
 /// The least time between two looks for strays.
 const LOOK_EVERY: Duration = Duration::from_secs(60);

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::status::ScalingSettings;
+use crate::request::status::ScalingSettings;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Observation {

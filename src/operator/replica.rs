@@ -26,7 +26,7 @@ pub async fn default_id() -> String {
 
 /// GET `{uri}/task` and the last segment of its `TaskARN`.
 async fn task_id(uri: &str) -> Result<String, String> {
-    let (status, body) = crate::endpoints::http_get(&format!("{uri}/task")).await?;
+    let (status, body) = crate::operator::health::http_get(&format!("{uri}/task")).await?;
     if status != 200 {
         return Err(format!("task metadata answered {status}"));
     }

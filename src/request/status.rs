@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::notify::NotifyState;
-use crate::record::MAX_EVENTS;
+use crate::request::spec::MAX_EVENTS;
 
 /// Where a request is. `Pending`, `Succeeded`, `Failed`, `Cancelled` and
 /// `WindowClosed` are fixed names; the ones between are the steps of DESIGN.md's flow.

@@ -14,12 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
+use crate::operator::metrics::Metrics;
 
 /// What the loop tells the endpoints about itself.
-pub struct Vitals {
+pub struct Health {
     started: Instant,
-    state: Mutex<VitalState>,
+    state: Mutex<HealthState>,
     /// The loop is stuck when it has not beaten for this long.
     stuck_after: Duration,
     /// The store is unreachable when no listing succeeded for this long.
@@ -27,7 +27,7 @@ pub struct Vitals {
 }
 
 #[derive(Default)]
-struct VitalState {
+struct HealthState {
     heartbeat: Option<Instant>,
     listed: Option<Instant>,
     store_error: Option<String>,
@@ -36,17 +36,17 @@ struct VitalState {
     aws_unanswered: Vec<String>,
 }
 
-impl Vitals {
+impl Health {
     pub fn new(poll: Duration, lease: Duration) -> Arc<Self> {
         Arc::new(Self {
             started: Instant::now(),
-            state: Mutex::new(VitalState::default()),
+            state: Mutex::new(HealthState::default()),
             stuck_after: (poll * 30).max(Duration::from_secs(300)),
             stale_after: (poll * 3).max(lease),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VitalState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -127,7 +127,7 @@ impl Vitals {
 
 #[derive(Clone)]
 struct AppState {
-    vitals: Arc<Vitals>,
+    health: Arc<Health>,
     metrics: Arc<Metrics>,
 }
 
@@ -138,15 +138,15 @@ fn check(result: Result<(), String>) -> Response {
     }
 }
 
-pub fn router(vitals: Arc<Vitals>, metrics: Arc<Metrics>) -> Router {
+pub fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route(
             "/healthz",
-            get(|State(s): State<AppState>| async move { check(s.vitals.alive()) }),
+            get(|State(s): State<AppState>| async move { check(s.health.alive()) }),
         )
         .route(
             "/readyz",
-            get(|State(s): State<AppState>| async move { check(s.vitals.ready()) }),
+            get(|State(s): State<AppState>| async move { check(s.health.ready()) }),
         )
         .route(
             "/metrics",
@@ -161,7 +161,7 @@ pub fn router(vitals: Arc<Vitals>, metrics: Arc<Metrics>) -> Router {
                     .into_response()
             }),
         )
-        .with_state(AppState { vitals, metrics })
+        .with_state(AppState { health, metrics })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +175,7 @@ pub struct BindError {
 /// address actually bound (port 0 picks a free one).
 pub async fn serve(
     addr: SocketAddr,
-    vitals: Arc<Vitals>,
+    health: Arc<Health>,
     metrics: Arc<Metrics>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
@@ -185,7 +185,7 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
-    let app = router(vitals, metrics);
+    let app = router(health, metrics);
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
@@ -247,11 +247,11 @@ mod tests {
 
     #[tokio::test]
     async fn readiness_follows_the_store_and_the_leases_and_the_check_reads_it() {
-        let vitals = Vitals::new(Duration::from_millis(50), Duration::from_secs(1));
+        let health = Health::new(Duration::from_millis(50), Duration::from_secs(1));
         let metrics = Metrics::new();
         let (addr, _server) = serve(
             "127.0.0.1:0".parse().unwrap(),
-            vitals.clone(),
+            health.clone(),
             metrics,
             std::future::pending(),
         )
@@ -265,20 +265,20 @@ mod tests {
             not_ready.contains("503") && not_ready.contains("store"),
             "{not_ready}"
         );
-        vitals.listed(Ok(()));
+        health.listed(Ok(()));
         assert!(healthcheck(&url("/readyz"), within).await.is_ok());
-        vitals.lease(Err("the store could not be reached".into()));
+        health.lease(Err("the store could not be reached".into()));
         let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
         assert!(not_ready.contains("leases are not renewing"), "{not_ready}");
-        vitals.lease(Ok(()));
+        health.lease(Ok(()));
         assert!(healthcheck(&url("/readyz"), within).await.is_ok());
-        vitals.aws(vec!["ECS: ecs:ListTasks got no answer".into()]);
+        health.aws(vec!["ECS: ecs:ListTasks got no answer".into()]);
         let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
         assert!(
             not_ready.contains("AWS is not answering: ECS: ecs:ListTasks"),
             "{not_ready}"
         );
-        vitals.aws(Vec::new());
+        health.aws(Vec::new());
         assert!(healthcheck(&url("/readyz"), within).await.is_ok());
         let refused = healthcheck("http://127.0.0.1:1/healthz", within)
             .await

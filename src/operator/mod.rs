@@ -1,0 +1,222 @@
+//! The operator: the shell around the pure decision. It claims records
+//! through leases ([`lease`]), observes their services, persists each
+//! decision before acting on it, and requeues ([`reconciler`], one step and
+//! its outcome in [`step`], per-record state in [`records`]); it tells its
+//! platform how it is ([`health`], [`metrics`]) and names itself
+//! ([`replica`]); records of a kind it does not know are reported
+//! ([`strays`]).
+//!
+//! [`Operator::builder`] is the one way to start one — for the command
+//! line, the sandbox, the benchmark and the tests alike: the reconcile
+//! loop, the schedule loop, and optionally the HTTP endpoints.
+
+pub mod health;
+pub(crate) mod lease;
+pub mod metrics;
+mod reconciler;
+mod records;
+pub mod replica;
+mod step;
+mod strays;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::aws::ClientPool;
+use crate::aws::limit::RateLimit;
+use crate::aws::sdk::Timeouts;
+use crate::notify::config::NotifyConfig;
+use crate::notify::deliver::Notifier;
+use crate::schedule::{Clock, Scheduler, SystemClock};
+use crate::store::Store;
+use health::Health;
+use lease::LeaseTerms;
+use metrics::Metrics;
+use reconciler::Reconciler;
+
+/// How one replica runs the loop.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    pub replica_id: String,
+    /// Records reconciled at once.
+    pub concurrency: usize,
+    /// How often the loop looks for work, and how soon a record waiting for
+    /// a transition it cannot predict is looked at again.
+    pub poll_interval: Duration,
+    /// How soon a record that only a person can move on (paused, or waiting
+    /// for another request on its service) is looked at again; a change to
+    /// the record wakes it at once.
+    pub idle_poll_interval: Duration,
+    pub lease_duration: Duration,
+    /// How long finished records are kept before the store may forget them.
+    pub retention: Duration,
+    /// The client-side limit on AWS calls, per operation, account and Region.
+    pub api_rate_limit: RateLimit,
+    /// The deadlines of every AWS call (the SDK configuration carries them;
+    /// here to check them against the lease).
+    pub aws_timeouts: Timeouts,
+}
+
+impl OperatorConfig {
+    /// Every flag out of range, each with the reason.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.concurrency == 0 {
+            out.push("--concurrency must be at least 1".to_string());
+        }
+        if self.poll_interval.is_zero() {
+            out.push("--poll-interval must be longer than 0s".into());
+        }
+        if self.poll_interval * 2 >= self.lease_duration {
+            out.push(format!(
+                "--poll-interval ({}) must be less than half of --lease-duration ({}), or leases lapse between renewals",
+                crate::duration::format(self.poll_interval),
+                crate::duration::format(self.lease_duration)
+            ));
+        }
+        if self.idle_poll_interval < self.poll_interval {
+            out.push(format!(
+                "--idle-poll-interval ({}) must not be shorter than --poll-interval ({}): it is the slow pace",
+                crate::duration::format(self.idle_poll_interval),
+                crate::duration::format(self.poll_interval)
+            ));
+        }
+        if self.replica_id.trim().is_empty() {
+            out.push("--replica-id must not be empty".into());
+        }
+        out.extend(self.api_rate_limit.problems());
+        out.extend(self.aws_timeouts.problems());
+        out.extend(self.lease_terms().problems(self.aws_timeouts.attempt));
+        out
+    }
+
+    pub fn lease_terms(&self) -> LeaseTerms {
+        LeaseTerms {
+            duration: self.lease_duration,
+        }
+    }
+}
+
+/// How to start an operator; see [`Operator::builder`].
+pub struct OperatorBuilder<S: Store> {
+    store: Arc<S>,
+    sdk: aws_config::SdkConfig,
+    config: OperatorConfig,
+    notify: NotifyConfig,
+    http: Option<SocketAddr>,
+    clock: Arc<dyn Clock>,
+}
+
+/// An operator running in this process: its loops, and its endpoints if asked for.
+pub struct Operator {
+    stop: watch::Sender<bool>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    http: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
+}
+
+impl Operator {
+    /// An operator on `store`, reaching AWS with `sdk` (which should come
+    /// from [`crate::aws::sdk::load`], so every call has its deadlines).
+    pub fn builder<S: Store>(
+        store: Arc<S>,
+        sdk: aws_config::SdkConfig,
+        config: OperatorConfig,
+    ) -> OperatorBuilder<S> {
+        OperatorBuilder {
+            store,
+            sdk,
+            config,
+            notify: NotifyConfig::default(),
+            http: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served, if they are.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Stops both loops: the steps in flight finish, every lease is given back.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for running in self.loops {
+            if let Err(e) = running.await {
+                tracing::error!(error = %e, "an operator loop failed");
+            }
+        }
+        if let Some(server) = self.server {
+            let _ = server.await;
+        }
+    }
+}
+
+impl<S: Store> OperatorBuilder<S> {
+    /// How notices are sent (by default: no SMTP relay; SNS and webhooks work).
+    pub fn notify(mut self, notify: NotifyConfig) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Serves `/healthz`, `/readyz` and `/metrics` on `addr` (port 0 picks one).
+    pub fn serve(mut self, addr: SocketAddr) -> Self {
+        self.http = Some(addr);
+        self
+    }
+
+    /// The schedule loop's clock (tests move time on by hand).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Starts the reconcile loop, the schedule loop and the endpoints.
+    pub async fn start(self) -> Result<Operator, health::BindError> {
+        let metrics = Metrics::new();
+        let health = Health::new(self.config.poll_interval, self.config.lease_duration);
+        let (stop, stopped) = watch::channel(false);
+        let (http, server) = match self.http {
+            Some(addr) => {
+                let mut http_stopped = stopped.clone();
+                let (bound, server) =
+                    health::serve(addr, health.clone(), metrics.clone(), async move {
+                        let _ = http_stopped.changed().await;
+                    })
+                    .await?;
+                tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+                (Some(bound), Some(server))
+            }
+            None => (None, None),
+        };
+        let notifier = Notifier::new(self.notify, &self.sdk);
+        let pool = Arc::new(ClientPool::new(
+            self.sdk,
+            self.config.api_rate_limit,
+            metrics.clone(),
+        ));
+        let scheduler = Scheduler::new(self.store.clone(), &self.config, self.clock);
+        let reconciler = Reconciler::new(self.store, pool, self.config, health, notifier);
+        let loops = vec![
+            tokio::spawn(reconciler.run(stopped.clone())),
+            tokio::spawn(scheduler.run(stopped)),
+        ];
+        Ok(Operator {
+            stop,
+            loops,
+            server,
+            http,
+            metrics,
+        })
+    }
+}

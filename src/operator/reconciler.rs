@@ -1,0 +1,432 @@
+//! The reconcile loop: for each active request whose lease this replica
+//! holds — observe the service, decide the next step, persist the decision
+//! conditionally on the record's version and the lease, act, requeue.
+//! Shaped after kube-runtime's controller: the loop never stops for one
+//! record's trouble, and every step is decided again from what is observed.
+//! One step of one record, and how its outcome becomes a requeue, is in
+//! [`super::step`].
+//!
+//! A tick goes in three stages so that AWS is asked as little as possible:
+//! claim the leases of the records that are due, observe their services a
+//! cluster at a time ([`observe::observe_all`] shares calls per cluster),
+//! then step each record from its observation. The tick waits for the
+//! store (every record needs it) but never for AWS: each cluster's look and
+//! steps run on their own, so a silent cluster, account or endpoint delays
+//! only its own records, which later ticks leave alone until their step
+//! ends (their leases are still renewed).
+//!
+//! A record is acted on only inside its lease as this replica counts it
+//! ([`super::lease`]): every mutating call is sent through the record's
+//! [`Fence`], and a lease whose answer came back too late is no lease.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::OperatorConfig;
+use super::health::Health;
+use super::lease::{Fence, Hold, Leases};
+use super::records::Records;
+use super::step::{Claimed, needs_scaling, needs_tasks};
+use super::strays;
+use crate::aws::ClientPool;
+use crate::aws::observe::{self, Want};
+use crate::notify::deliver::Notifier;
+use crate::request::pacing;
+use crate::request::spec::{RecycleSpec, request_spec};
+use crate::request::status::{Phase, request_status};
+use crate::store::{Kind, Store, StoreError, StoredRecord};
+
+pub(super) const KIND: Kind = Kind::RecycleRequest;
+
+pub(crate) struct Reconciler<S: Store> {
+    pub(super) store: Arc<S>,
+    pub(super) pool: Arc<ClientPool>,
+    pub(super) config: OperatorConfig,
+    pub(super) health: Arc<Health>,
+    pub(super) records: Arc<Records>,
+    pub(super) leases: Leases<S>,
+    /// Steps under way at once, across ticks.
+    steps: Arc<Semaphore>,
+    /// The looks and steps running on their own, reaped by the loop.
+    work: Mutex<JoinSet<()>>,
+    /// Delivers the notices of request outboxes (see `crate::notify`).
+    pub(super) notifier: Arc<Notifier>,
+    /// Records of an unknown kind reported so far (see [`strays`]).
+    strays: strays::Reported,
+}
+
+impl<S: Store> Reconciler<S> {
+    pub(crate) fn new(
+        store: Arc<S>,
+        pool: Arc<ClientPool>,
+        config: OperatorConfig,
+        health: Arc<Health>,
+        notifier: Arc<Notifier>,
+    ) -> Arc<Self> {
+        let leases = Leases::new(
+            store.clone(),
+            KIND,
+            config.replica_id.clone(),
+            config.lease_terms(),
+        );
+        Arc::new(Self {
+            steps: Arc::new(Semaphore::new(config.concurrency)),
+            store,
+            pool,
+            config,
+            health,
+            records: Arc::default(),
+            leases,
+            work: Mutex::new(JoinSet::new()),
+            notifier,
+            strays: Default::default(),
+        })
+    }
+
+    /// Runs until `shutdown` turns true; the steps in flight finish, then
+    /// every lease held is released so another replica can go on at once.
+    pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(replica = %self.config.replica_id, "operator started");
+        while !*shutdown.borrow() {
+            let started = Instant::now();
+            self.reap();
+            self.health.aws(self.pool.unanswered());
+            if let Err(e) = self.clone().tick().await {
+                tracing::warn!(error = %e, "could not list active requests; trying again");
+            }
+            // Look for work every poll interval, and wake for the first record due before that.
+            let poll = started + self.config.poll_interval;
+            let next = self
+                .records
+                .next_due()
+                .map_or(poll, |at| at.min(poll))
+                .max(Instant::now() + Duration::from_millis(2));
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.settle().await;
+        self.leases.give_back_all().await;
+        tracing::info!(replica = %self.config.replica_id, "operator stopped");
+    }
+
+    /// Forgets the looks and steps that have ended; a panic in one is logged.
+    fn reap(&self) {
+        let mut work = self.work.lock();
+        while let Some(done) = work.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a reconcile task failed");
+            }
+        }
+    }
+
+    /// Waits until every look and step under way has ended (a tick only
+    /// starts them).
+    pub(crate) async fn settle(&self) {
+        let mut work = std::mem::take(&mut *self.work.lock());
+        while let Some(done) = work.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a reconcile task failed");
+            }
+        }
+    }
+
+    /// One pass over the active records. Returns once the due records are
+    /// claimed and their looks started; it does not wait for AWS.
+    pub(crate) async fn tick(self: Arc<Self>) -> Result<(), StoreError> {
+        self.health.beat();
+        let records = match self.store.list_active(KIND).await {
+            Ok(r) => {
+                self.health.listed(Ok(()));
+                r
+            }
+            Err(e) => {
+                self.health.listed(Err(e.to_string()));
+                return Err(e);
+            }
+        };
+        strays::report(self.store.as_ref(), &self.strays).await;
+        // Each spec is read once a tick: for the order on each service and for the step.
+        let records: Vec<(StoredRecord, Result<RecycleSpec, String>)> = records
+            .into_iter()
+            .map(|r| {
+                let spec = request_spec(&r);
+                (r, spec)
+            })
+            .collect();
+        self.count_phases(&records);
+        let heads = heads_per_service(&records);
+        let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
+        self.records.retain(|n| names.contains(n));
+        let busy = |n: &str| self.records.peek(n, |t| t.is_some_and(|t| t.busy));
+        self.leases.retain(|n| names.contains(n) || busy(n));
+        // Records due within a sliver of now go together, so their looks are shared.
+        let horizon = Instant::now() + self.config.poll_interval / 20;
+        let mut due = Vec::new();
+        let mut renew = Vec::new();
+        for (record, spec) in records {
+            let blocked_by = spec
+                .as_ref()
+                .ok()
+                .and_then(|s| heads.get(&(s.cluster.clone(), s.service.clone())))
+                .filter(|head| **head != record.name)
+                .cloned();
+            let (busy, is_due) = self.records.peek(&record.name, |t| {
+                let changed = t
+                    .and_then(|t| t.seen.as_ref())
+                    .is_some_and(|seen| *seen != (record.version, blocked_by.clone()));
+                let due_now = t.and_then(|t| t.due).is_none_or(|at| at <= horizon);
+                (t.is_some_and(|t| t.busy), changed || due_now)
+            });
+            if !busy && is_due {
+                due.push((record, spec, blocked_by));
+            } else if self.leases.fence(&record.name).is_some() {
+                renew.push(record.name);
+            }
+        }
+        self.health.beat();
+        // The store's work (renewals, claims, finished records' outboxes)
+        // is done here; AWS's is not waited for.
+        let limit = Arc::new(Semaphore::new(self.config.concurrency));
+        let mut store_work = JoinSet::new();
+        for name in renew {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            store_work.spawn(async move {
+                let _permit = permit;
+                me.hold(&name, None).await;
+            });
+        }
+        let claimed = self.clone().claim_all(due, &limit).await;
+        while store_work.join_next().await.is_some() {}
+        self.health.beat();
+        // notify: a finished request only drains its outbox; it is not looked at.
+        let (finished, claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| c.status.phase.is_terminal());
+        let mut drains = JoinSet::new();
+        for c in finished {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            drains.spawn(async move {
+                let _permit = permit;
+                me.drain(c).await;
+            });
+        }
+        while drains.join_next().await.is_some() {}
+        let mut clusters: BTreeMap<(String, String), Vec<Claimed>> = BTreeMap::new();
+        for c in claimed {
+            clusters
+                .entry((c.clients.account.clone(), c.spec.cluster.clone()))
+                .or_default()
+                .push(c);
+        }
+        let mut work = self.work.lock();
+        for (_, members) in clusters {
+            let me = self.clone();
+            work.spawn(async move { me.look_and_step(members).await });
+        }
+        Ok(())
+    }
+
+    /// Looks at the services of one account and cluster at once, then steps
+    /// each of its records from what was seen.
+    async fn look_and_step(self: Arc<Self>, members: Vec<Claimed>) {
+        let busy: Vec<_> = members
+            .iter()
+            .map(|c| self.records.busy(&c.record.name))
+            .collect();
+        let wants: Vec<Want> = members
+            .iter()
+            .map(|c| Want {
+                clients: c.clients.clone(),
+                cluster: c.spec.cluster.clone(),
+                service: c.spec.service.clone(),
+                extra: c.status.batch.clone(),
+                scaling: needs_scaling(&c.status),
+                tasks: needs_tasks(&c.status),
+                awaiting: pacing::tasks_first(&c.spec, &c.status, Utc::now()),
+            })
+            .collect();
+        let observations = observe::observe_all(&self.pool, wants).await;
+        let mut steps = JoinSet::new();
+        for ((claimed, obs), busy) in members.into_iter().zip(observations).zip(busy) {
+            let me = self.clone();
+            steps.spawn(async move {
+                let _busy = busy;
+                let Ok(_permit) = me.steps.clone().acquire_owned().await else {
+                    return;
+                };
+                let name = claimed.record.name.clone();
+                let outcome = me.reconcile(claimed, obs).await;
+                me.conclude(&name, outcome).await;
+            });
+        }
+        while steps.join_next().await.is_some() {}
+    }
+
+    fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
+        let mut counts: HashMap<Phase, i64> = HashMap::new();
+        for (r, _) in records {
+            let phase = request_status(r).map(|s| s.phase).unwrap_or_default();
+            *counts.entry(phase).or_default() += 1;
+        }
+        let counts: Vec<(Phase, i64)> = counts.into_iter().collect();
+        self.pool.metrics().set_active(&counts);
+    }
+
+    /// Takes the leases of the due records, at most `concurrency` at once;
+    /// answers those this replica may step now. A record that cannot be read
+    /// is marked Failed here.
+    async fn claim_all(
+        self: Arc<Self>,
+        due: Vec<(StoredRecord, Result<RecycleSpec, String>, Option<String>)>,
+        limit: &Arc<Semaphore>,
+    ) -> Vec<Claimed> {
+        let mut work = JoinSet::new();
+        for (record, spec, blocked_by) in due {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            work.spawn(async move {
+                let _permit = permit;
+                me.claim(record, spec, blocked_by).await
+            });
+        }
+        let mut claimed = Vec::new();
+        while let Some(done) = work.join_next().await {
+            if let Ok(Some(c)) = done {
+                claimed.push(c);
+            }
+        }
+        claimed
+    }
+
+    async fn claim(
+        &self,
+        record: StoredRecord,
+        spec: Result<RecycleSpec, String>,
+        blocked_by: Option<String>,
+    ) -> Option<Claimed> {
+        let previous = record.lease.as_ref().map(|l| l.holder.clone());
+        let fence = self.hold(&record.name, Some(previous.as_deref())).await?;
+        let (spec, status) = match spec.and_then(|spec| Ok((spec, request_status(&record)?))) {
+            Ok(p) => p,
+            Err(message) => {
+                self.fail_invalid(&record, message, &fence).await;
+                return None;
+            }
+        };
+        let clients = self
+            .pool
+            .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
+            .await;
+        // Only the name, version and lease are needed from here on: the
+        // raw spec and status go, so a tick over many records holds less.
+        let record = StoredRecord {
+            spec: Err(String::new()),
+            status: None,
+            ..record
+        };
+        Some(Claimed {
+            record,
+            spec,
+            status,
+            blocked_by,
+            clients,
+            fence,
+        })
+    }
+
+    /// Takes, keeps or renews the record's lease; answers the fence to act
+    /// under, or `None` when this replica may not act on the record now.
+    /// `claiming` names the holder the store showed when the record is
+    /// being claimed (to log a takeover), and is `None` for a renewal.
+    pub(super) async fn hold(&self, name: &str, claiming: Option<Option<&str>>) -> Option<Fence> {
+        let me = &self.config.replica_id;
+        let held_before = self.leases.fence(name).is_some();
+        let hold = self.leases.hold(name).await;
+        match &hold {
+            Hold::Kept(_) => {}
+            Hold::Granted { taken, .. } => {
+                self.health.lease(Ok(()));
+                if *taken && let Some(previous) = claiming {
+                    match previous.filter(|p| p != me) {
+                        Some(other) => {
+                            self.pool.metrics().lease_takeovers.inc();
+                            tracing::info!(request = %name, replica = %me, from = %other, "lease taken over");
+                        }
+                        None => tracing::info!(request = %name, replica = %me, "lease taken"),
+                    }
+                }
+            }
+            Hold::Refused => {
+                self.health.lease(Ok(()));
+                if held_before {
+                    tracing::warn!(request = %name, "lease taken over by another replica");
+                }
+                self.records.requeue(name, self.config.poll_interval);
+            }
+            Hold::Late { waited } => {
+                self.health.lease(Ok(()));
+                tracing::warn!(
+                    request = %name,
+                    waited = %crate::duration::format(*waited),
+                    "the store confirmed the lease too late to act on; giving it back, deciding again at the next look"
+                );
+                self.give_up(name).await;
+            }
+            Hold::Failed(e) => {
+                self.health.lease(Err(e.to_string()));
+                tracing::warn!(request = %name, error = %e, "could not take or renew the lease");
+                self.records.requeue(name, self.config.poll_interval);
+            }
+        }
+        hold.fence().cloned()
+    }
+
+    /// The store answers this replica too slowly to act inside a lease:
+    /// the lease is given back so that a replica with a better way to the
+    /// store goes on, and this one looks again after a poll interval.
+    pub(super) async fn give_up(&self, name: &str) {
+        self.records.requeue(name, self.config.poll_interval);
+        self.leases.give_back(name).await;
+    }
+
+    /// Forgets a record this replica is done with (finished, or lost).
+    pub(super) fn forget(&self, name: &str) {
+        self.leases.lose(name);
+        self.records.forget(name);
+    }
+}
+
+/// The first active request of each service, in creation order: it goes first.
+fn heads_per_service(
+    records: &[(StoredRecord, Result<RecycleSpec, String>)],
+) -> HashMap<(String, String), String> {
+    let mut heads = HashMap::new();
+    for (r, spec) in records {
+        // notify: a finished request still delivering its notices goes before nobody.
+        let finished = r
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<Phase>(s["phase"].clone()).ok())
+            .is_some_and(Phase::is_terminal);
+        if finished {
+            continue;
+        }
+        if let Ok(spec) = spec {
+            heads
+                .entry((spec.cluster.clone(), spec.service.clone()))
+                .or_insert_with(|| r.name.clone());
+        }
+    }
+    heads
+}

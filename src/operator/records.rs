@@ -1,0 +1,90 @@
+//! What one replica keeps about each active record between ticks, in one
+//! map of one struct: when it is due, what it was when last stepped, what
+//! its run has taught of its tasks' timings, and whether a look or a step
+//! of it is under way. The leases are kept apart, in [`super::lease::Leases`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::request::pacing::Pace;
+
+#[derive(Default)]
+pub(super) struct Tracked {
+    /// When to reconcile it next.
+    pub(super) due: Option<Instant>,
+    /// (version, request it waits for) when last stepped: a change wakes it at once.
+    pub(super) seen: Option<(u64, Option<String>)>,
+    /// What its run has learnt of its tasks' timings.
+    pub(super) pace: Pace,
+    /// A look or a step of it is under way: later ticks leave it alone.
+    pub(super) busy: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Records(Mutex<HashMap<String, Tracked>>);
+
+impl Records {
+    /// Runs `f` on the record's entry, made if need be.
+    pub(super) fn with<T>(&self, name: &str, f: impl FnOnce(&mut Tracked) -> T) -> T {
+        f(self.0.lock().entry(name.to_string()).or_default())
+    }
+
+    /// Runs `f` on the record's entry if there is one.
+    pub(super) fn peek<T>(&self, name: &str, f: impl FnOnce(Option<&Tracked>) -> T) -> T {
+        f(self.0.lock().get(name))
+    }
+
+    pub(super) fn requeue(&self, name: &str, after: Duration) {
+        self.with(name, |t| t.due = Some(Instant::now() + after));
+    }
+
+    pub(super) fn remember(&self, name: &str, version: u64, blocked_by: &Option<String>) {
+        self.with(name, |t| t.seen = Some((version, blocked_by.clone())));
+    }
+
+    pub(super) fn forget(&self, name: &str) {
+        self.0.lock().remove(name);
+    }
+
+    /// Keeps the records `keep` names, and any under way.
+    pub(super) fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.0.lock().retain(|name, t| t.busy || keep(name));
+    }
+
+    /// The first instant a record not under way is due.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.0
+            .lock()
+            .values()
+            .filter(|t| !t.busy)
+            .filter_map(|t| t.due)
+            .min()
+    }
+
+    /// Marks `name` under way until the guard is dropped.
+    pub(super) fn busy(self: &Arc<Self>, name: &str) -> Busy {
+        self.with(name, |t| t.busy = true);
+        Busy {
+            records: self.clone(),
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Clears a record's `busy` mark when its look or step ends, however it ends.
+pub(super) struct Busy {
+    records: Arc<Records>,
+    name: String,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(t) = self.records.0.lock().get_mut(&self.name) {
+            t.busy = false;
+        }
+    }
+}
