@@ -382,10 +382,10 @@ impl<S: Store> Reconciler<S> {
         let name = record.name.as_str();
         let unsaved = self.notifier.collect(name, &mut status.notify);
         self.notifier.submit(name, &status.notify, &fence);
-        if unsaved || status.notify.outbox.is_empty() {
-            if let Err(e) = self.persist(name, record.version, &status, &fence).await {
-                return self.conclude(name, Outcome::Failed(e)).await;
-            }
+        if (unsaved || status.notify.outbox.is_empty())
+            && let Err(e) = self.persist(name, record.version, &status, &fence).await
+        {
+            return self.conclude(name, Outcome::Failed(e)).await;
         }
         if status.notify.outbox.is_empty() {
             self.conclude(name, Outcome::Finished).await;
