@@ -10,6 +10,7 @@
 //! still its `from`, a stop only while the task is still desired RUNNING.
 
 mod causes;
+mod gates;
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ pub fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decis
         requeue: Some(ctx.poll),
     };
     match status.phase {
+        _ if gates::decided(ctx, obs, &mut d) => {}
         Phase::Pending => pending(ctx, obs, &mut d),
         Phase::Surging => surging(ctx, obs, &mut d),
         Phase::Recycling => recycling(ctx, obs, &mut d),
@@ -244,17 +246,6 @@ pub fn refused(
 
 fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
     let s = &mut d.status;
-    if ctx.spec.cancel {
-        return s.transition(ctx.now, Phase::Cancelled, "cancelled before it started");
-    }
-    if past_not_after(ctx) {
-        let message = window_closed(ctx, s, "before the recycle could start");
-        return s.transition(
-            ctx.now,
-            Phase::WindowClosed,
-            format!("{message}; nothing was changed"),
-        );
-    }
     let svc = match &obs.service {
         Ok(svc) => svc,
         Err(reason) => {
@@ -265,17 +256,6 @@ fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
             );
         }
     };
-    if let Some(other) = ctx.blocked_by {
-        s.message = format!(
-            "waiting: request {other} is recycling {} first",
-            target(ctx)
-        );
-        return;
-    }
-    if ctx.spec.paused {
-        s.message = "paused before it started; resume to begin".into();
-        return;
-    }
     if let Some(dep) = svc.deployment_in_progress() {
         s.message = format!(
             "waiting for deployment {} of {} to finish before starting",
@@ -353,14 +333,6 @@ fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
 }
 
 fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
-    if ctx.spec.cancel {
-        return end_via_restore(
-            ctx,
-            d,
-            Phase::Cancelled,
-            "cancelled before any task was stopped".into(),
-        );
-    }
     let svc = match &obs.service {
         Ok(svc) => svc,
         Err(reason) => {
@@ -372,16 +344,8 @@ fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
             );
         }
     };
-    if past_not_after(ctx) {
-        let message = window_closed(ctx, &d.status, "while adding spare capacity");
-        return end_via_restore(ctx, d, Phase::WindowClosed, message);
-    }
     let size = ctx.spec.batch_size;
     let Some(surge) = d.status.surge else {
-        if ctx.spec.paused {
-            d.status.message = "paused before adding capacity; resume to continue".into();
-            return;
-        }
         let from = svc.desired;
         let to = from + size;
         if let Some(current) = obs.scaling {
@@ -478,22 +442,6 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         return batch_in_flight(ctx, svc, obs, d);
     }
     let (done, total) = d.status.progress();
-    if ctx.spec.cancel {
-        return end_via_restore(
-            ctx,
-            d,
-            Phase::Cancelled,
-            format!("cancelled after {done}/{total} tasks"),
-        );
-    }
-    if past_not_after(ctx) {
-        let message = window_closed(ctx, &d.status, "between batches");
-        return end_via_restore(ctx, d, Phase::WindowClosed, message);
-    }
-    if ctx.spec.paused {
-        d.status.message = format!("paused after {done}/{total} tasks; resume to continue");
-        return;
-    }
     if !stable(svc, &obs.tasks) {
         // Someone else's deployment, a scale-out or a crash: wait, within the timeout.
         let since = *d.status.step_started_at.get_or_insert(ctx.now);
