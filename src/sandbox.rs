@@ -21,7 +21,7 @@ use crate::cli::apply::{self, Source};
 use crate::cli::present;
 use crate::cli::{CliError, say};
 use crate::operator::{Operator, OperatorConfig};
-use crate::request::status::{Phase, RecycleStatus};
+use crate::request::status::{Phase, Reason, RecycleStatus};
 use crate::sim::fixture::{self, FixtureError};
 use crate::sim::{SimOptions, Simulator, Timings};
 use crate::store::embedded::EmbeddedStore;
@@ -345,8 +345,8 @@ fn event_line(e: &crate::request::status::Event, status: &RecycleStatus) -> Stri
     let at = status
         .started_at
         .map_or(0.0, |s| (e.at - s).num_milliseconds() as f64 / 1000.0);
-    match (&e.task, e.reason.as_str()) {
-        (Some(task), "Recycling") => format!(
+    match (&e.task, &e.reason) {
+        (Some(task), Reason::Recycling) => format!(
             "  {at:>6.1}s  - {}: stopping {}",
             e.message.split(':').next().unwrap_or_default(),
             crate::request::preview::short(task)

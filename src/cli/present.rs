@@ -332,7 +332,7 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
         .map(|e| {
             vec![
                 format!("{} ago", age(e.at, now)),
-                e.reason.clone(),
+                e.reason.to_string(),
                 e.message.clone(),
             ]
         })

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Channel, NotifyEvent};
 use crate::request::spec::RecycleSpec;
-use crate::request::status::{Phase, RecycleStatus};
+use crate::request::status::{Phase, Reason, RecycleStatus};
 
 /// Notices waiting at most; beyond it the oldest is dropped (and recorded).
 pub const MAX_OUTBOX: usize = 30;
@@ -136,7 +136,7 @@ pub fn enqueue(
     if before.started_at.is_none() && after.started_at.is_some() {
         events.push(NotifyEvent::Started);
     }
-    for _ in 0..new_events(before, after, "Recycled") {
+    for _ in 0..new_events(before, after, Reason::Recycled) {
         events.push(NotifyEvent::Batch);
     }
     if !before.phase.is_terminal() && after.phase.is_terminal() {
@@ -186,7 +186,7 @@ pub fn enqueue(
 
 /// Events with `reason` in `after` that `before` did not have. Events are
 /// bounded, so the newest of `before` is looked for rather than counted.
-fn new_events(before: &RecycleStatus, after: &RecycleStatus, reason: &str) -> usize {
+fn new_events(before: &RecycleStatus, after: &RecycleStatus, reason: Reason) -> usize {
     let start = before
         .events
         .last()
@@ -314,7 +314,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        s.event(at(0), "Started", "Starting task recycle for prod/web");
+        s.event(at(0), Reason::Started, "Starting task recycle for prod/web");
         s
     }
 
@@ -334,7 +334,7 @@ mod tests {
 
         let before = after.clone();
         after.stopped = vec!["arn:aws:ecs:us-east-1:1:task/prod/a".into()];
-        after.event(at(60), "Recycled", "Task 1 recycled, waiting 30s");
+        after.event(at(60), Reason::Recycled, "Task 1 recycled, waiting 30s");
         enqueue("r", &spec, &before, &mut after, at(60));
         let batch: Vec<&Notice> = after
             .notify
@@ -481,7 +481,7 @@ mod tests {
         let mut s = running();
         for i in 0..40 {
             let before = s.clone();
-            s.event(at(i), "Recycled", format!("Task {i} recycled"));
+            s.event(at(i), Reason::Recycled, format!("Task {i} recycled"));
             enqueue("r", &spec, &before, &mut s, at(i));
         }
         assert_eq!(s.notify.outbox.len(), MAX_OUTBOX);

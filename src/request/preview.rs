@@ -13,7 +13,7 @@ use crate::duration;
 use crate::request::decide::{self, Action, Context};
 use crate::request::observation::{DeploymentView, Observation, ServiceView, TaskView};
 use crate::request::spec::RecycleSpec;
-use crate::request::status::{DesiredChange, Event, Phase, RecycleStatus, ScalingSettings};
+use crate::request::status::{DesiredChange, Event, Phase, Reason, RecycleStatus, ScalingSettings};
 
 /// How long one replacement takes, and where the figure comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,9 +82,9 @@ fn batch_times(events: &[Event]) -> Vec<Duration> {
     let mut out = Vec::new();
     let mut stopped_at: Option<DateTime<Utc>> = None;
     for e in events {
-        match e.reason.as_str() {
-            "Recycling" if stopped_at.is_none() => stopped_at = Some(e.at),
-            "Recycled" => {
+        match e.reason {
+            Reason::Recycling if stopped_at.is_none() => stopped_at = Some(e.at),
+            Reason::Recycled => {
                 if let Some(t) = stopped_at.take()
                     && let Ok(d) = (e.at - t).to_std()
                 {
@@ -512,7 +512,7 @@ mod tests {
         let t = now();
         let ev = |s: i64, reason: &str| Event {
             at: t + chrono::Duration::seconds(s),
-            reason: reason.into(),
+            reason: Reason::from(reason.to_string()),
             message: String::new(),
             task: None,
         };

@@ -76,10 +76,108 @@ pub struct Outcome {
     pub message: String,
 }
 
+/// Why an event was recorded: what a person filters a record's events by.
+/// Stored as the word it has always been ("Recycled"); a word this release
+/// does not know is kept as it was written, so every stored record reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Reason {
+    // A request's run.
+    Started,
+    Planned,
+    Transition,
+    Surge,
+    Recycling,
+    Skipped,
+    Recycled,
+    Completed,
+    Restore,
+    Slow,
+    // A schedule's requests.
+    Valid,
+    Invalid,
+    MissedSlots,
+    Adopted,
+    Replaced,
+    Created,
+    Deleted,
+    Gone,
+    /// Written by another release.
+    Other(String),
+}
+
+impl Reason {
+    const ALL: [Reason; 18] = [
+        Self::Started,
+        Self::Planned,
+        Self::Transition,
+        Self::Surge,
+        Self::Recycling,
+        Self::Skipped,
+        Self::Recycled,
+        Self::Completed,
+        Self::Restore,
+        Self::Slow,
+        Self::Valid,
+        Self::Invalid,
+        Self::MissedSlots,
+        Self::Adopted,
+        Self::Replaced,
+        Self::Created,
+        Self::Deleted,
+        Self::Gone,
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Started => "Started",
+            Self::Planned => "Planned",
+            Self::Transition => "Transition",
+            Self::Surge => "Surge",
+            Self::Recycling => "Recycling",
+            Self::Skipped => "Skipped",
+            Self::Recycled => "Recycled",
+            Self::Completed => "Completed",
+            Self::Restore => "Restore",
+            Self::Slow => "Slow",
+            Self::Valid => "Valid",
+            Self::Invalid => "Invalid",
+            Self::MissedSlots => "MissedSlots",
+            Self::Adopted => "Adopted",
+            Self::Replaced => "Replaced",
+            Self::Created => "Created",
+            Self::Deleted => "Deleted",
+            Self::Gone => "Gone",
+            Self::Other(word) => word,
+        }
+    }
+}
+
+impl From<String> for Reason {
+    fn from(word: String) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == word)
+            .unwrap_or(Self::Other(word))
+    }
+}
+
+impl From<Reason> for String {
+    fn from(reason: Reason) -> Self {
+        reason.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at: DateTime<Utc>,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
     /// The task the event is about, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,25 +239,25 @@ pub struct RecycleStatus {
 
 impl RecycleStatus {
     /// Appends an event, dropping the oldest beyond `MAX_EVENTS`.
-    pub fn event(&mut self, at: DateTime<Utc>, reason: &str, message: impl Into<String>) {
+    pub fn event(&mut self, at: DateTime<Utc>, reason: Reason, message: impl Into<String>) {
         self.push_event(at, reason, message.into(), None);
     }
 
     /// An event about one task.
-    pub fn task_event(&mut self, at: DateTime<Utc>, reason: &str, task: &str, message: String) {
+    pub fn task_event(&mut self, at: DateTime<Utc>, reason: Reason, task: &str, message: String) {
         self.push_event(at, reason, message, Some(task.to_string()));
     }
 
     fn push_event(
         &mut self,
         at: DateTime<Utc>,
-        reason: &str,
+        reason: Reason,
         message: String,
         task: Option<String>,
     ) {
         self.events.push(Event {
             at,
-            reason: reason.to_string(),
+            reason,
             message: bounded(message),
             task,
         });
@@ -175,7 +273,7 @@ impl RecycleStatus {
         if self.phase != phase {
             self.event(
                 at,
-                "Transition",
+                Reason::Transition,
                 format!("{:?} → {:?}: {message}", self.phase, phase),
             );
         }
@@ -222,5 +320,48 @@ pub fn request_status(record: &crate::store::StoredRecord) -> Result<RecycleStat
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
             format!("status: cannot be read ({e}); it is written by the operator only")
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_reasons_read_and_write_the_words_stored_records_hold() {
+        // Events as the release before the enum wrote them, and one from a
+        // release that knows a reason this one does not.
+        let stored = serde_json::json!({
+            "phase": "Recycling",
+            "events": [
+                {"at": "2026-11-30T10:00:00Z", "reason": "Started", "message": "Starting task recycle for prod/web"},
+                {"at": "2026-11-30T10:00:01Z", "reason": "Recycling", "message": "Recycling task 1/3: t1", "task": "t1"},
+                {"at": "2026-11-30T10:00:09Z", "reason": "Recycled", "message": "Task 1 recycled"},
+                {"at": "2026-11-30T10:00:10Z", "reason": "GateHeld", "message": "from a later release"}
+            ]
+        });
+        let status: RecycleStatus = serde_json::from_value(stored.clone()).unwrap();
+        let reasons: Vec<&Reason> = status.events.iter().map(|e| &e.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                &Reason::Started,
+                &Reason::Recycling,
+                &Reason::Recycled,
+                &Reason::Other("GateHeld".into())
+            ]
+        );
+        let written = serde_json::to_value(&status).unwrap();
+        assert_eq!(
+            written["events"], stored["events"],
+            "written back word for word"
+        );
+        for r in Reason::ALL {
+            assert_eq!(
+                Reason::from(r.as_str().to_string()),
+                r,
+                "{r} reads as itself"
+            );
+        }
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::spec::{ConcurrencyPolicy, ScheduleSpec};
 use super::{SchedulePhase, ScheduleStatus, ScheduledRequest, request_name};
 use crate::duration;
-use crate::request::status::Phase;
+use crate::request::status::{Phase, Reason};
 
 /// Slots walked one by one at most when looking for the due one; past
 /// that, the latest is found directly and the rest are counted as "more".
@@ -147,7 +147,11 @@ pub fn decide(input: &Input) -> ScheduleDecision {
     };
     refresh(&mut s, input.requests, now);
     if s.phase == SchedulePhase::Failed {
-        s.event(now, "Valid", "the record is valid again; making requests");
+        s.event(
+            now,
+            Reason::Valid,
+            "the record is valid again; making requests",
+        );
     }
 
     if let Some(due) = due_slot(spec, &s, input.created_at, now) {
@@ -161,7 +165,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
             };
             s.event(
                 now,
-                "MissedSlots",
+                Reason::MissedSlots,
                 format!(
                     "{}{more} earlier slot(s) passed while no operator ran; only the latest, {when}, is considered",
                     due.missed
@@ -177,7 +181,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
             track(&mut s, found, due.slot);
             s.event(
                 now,
-                "Adopted",
+                Reason::Adopted,
                 format!("request {slot_name} for {when} already exists; it is this slot's request"),
             );
             record_run(&mut s, &slot_name, due.slot);
@@ -216,7 +220,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
                 for old in &d.cancel {
                     s.event(
                         now,
-                        "Replaced",
+                        Reason::Replaced,
                         format!("cancelling request {old} for the slot {when} (concurrencyPolicy Replace)"),
                     );
                 }
@@ -231,7 +235,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
             });
             s.event(
                 now,
-                "Created",
+                Reason::Created,
                 format!("created request {slot_name} for the slot {when}"),
             );
             record_run(&mut s, &slot_name, due.slot);
@@ -240,7 +244,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
         if let Some(reason) = skip {
             s.evaluated_through = Some(due.slot);
             if let Some(reason) = reason {
-                s.event(now, "Skipped", reason);
+                s.event(now, Reason::Skipped, reason);
             }
         }
     }
@@ -249,7 +253,7 @@ pub fn decide(input: &Input) -> ScheduleDecision {
     for gone in &d.delete {
         s.event(
             now,
-            "Deleted",
+            Reason::Deleted,
             format!("deleted request {gone}: beyond the history limits"),
         );
     }
@@ -309,7 +313,11 @@ fn refresh(s: &mut ScheduleStatus, views: &[RequestView], now: DateTime<Utc>) {
     }
     for name in gone {
         s.requests.retain(|r| r.name != name);
-        s.event(now, "Gone", format!("request {name} no longer exists"));
+        s.event(
+            now,
+            Reason::Gone,
+            format!("request {name} no longer exists"),
+        );
     }
 }
 

@@ -36,7 +36,7 @@ pub use runner::{Clock, Scheduler, SystemClock};
 pub use spec::{ConcurrencyPolicy, ScheduleSpec, parse_schedule_spec};
 
 use crate::request::spec::MAX_EVENTS;
-use crate::request::status::{Event, Phase};
+use crate::request::status::{Event, Phase, Reason};
 
 pub const KIND_SCHEDULE: &str = "RecycleSchedule";
 
@@ -94,10 +94,10 @@ pub struct ScheduleStatus {
 }
 
 impl ScheduleStatus {
-    pub fn event(&mut self, at: DateTime<Utc>, reason: &str, message: impl Into<String>) {
+    pub fn event(&mut self, at: DateTime<Utc>, reason: Reason, message: impl Into<String>) {
         self.events.push(Event {
             at,
-            reason: reason.to_string(),
+            reason,
             message: message.into(),
             task: None,
         });

@@ -17,7 +17,7 @@ use super::decide::{Input, RequestView, decide, due_slot};
 use super::spec::{ScheduleSpec, parse_schedule_spec};
 use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name, schedule_status};
 use crate::operator::OperatorConfig;
-use crate::request::status::RecycleStatus;
+use crate::request::status::{Reason, RecycleStatus};
 use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
 
 const KIND: Kind = Kind::RecycleSchedule;
@@ -304,7 +304,7 @@ impl<S: Store> Scheduler<S> {
         tracing::error!(schedule = %record.name, reason = %reason, "invalid schedule marked Failed");
         status.phase = SchedulePhase::Failed;
         status.next_schedule_time = None;
-        status.event(now, "Invalid", message.clone());
+        status.event(now, Reason::Invalid, message.clone());
         status.message = message;
         self.write(record, &status, now).await;
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::request::status::Phase;
+use crate::request::status::{Phase, Reason};
 
 fn t(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -363,7 +363,7 @@ fn a_missed_slot_runs_late_within_the_deadline_only() {
     assert!(d.create.is_none());
     assert_eq!(w.status.evaluated_through, Some(t("2026-05-01T03:00:00Z")));
     let last = w.status.events.last().unwrap();
-    assert_eq!(last.reason, "Skipped");
+    assert_eq!(last.reason, Reason::Skipped);
     assert!(
         last.message
             .contains("found 1h10m late, past startingDeadline 1h"),
@@ -381,8 +381,13 @@ fn several_missed_slots_run_only_the_latest() {
     w.step(t("2026-05-01T00:00:00Z"));
     let d = w.step(t("2026-05-04T05:00:00Z"));
     assert_eq!(d.create.unwrap().slot, t("2026-05-04T03:00:00Z"));
-    assert!(w.status.events.iter().any(|e| e.reason == "MissedSlots"
-        && e.message.starts_with("3 earlier slot(s) passed")));
+    assert!(
+        w.status
+            .events
+            .iter()
+            .any(|e| e.reason == Reason::MissedSlots
+                && e.message.starts_with("3 earlier slot(s) passed"))
+    );
     // An every-minute schedule missed for a week is not walked minute by minute.
     let s = spec(json!({"schedule": "* * * * *", "timeZone": "UTC"}));
     let mut w = World::new(s, t("2026-05-01T00:00:00Z"));
@@ -520,7 +525,7 @@ fn a_slots_request_made_before_a_lost_write_is_adopted_not_made_again() {
         w.status.last_request.as_deref(),
         Some("nightly-202605010300")
     );
-    assert!(w.status.events.iter().any(|e| e.reason == "Adopted"));
+    assert!(w.status.events.iter().any(|e| e.reason == Reason::Adopted));
 }
 
 #[test]
@@ -565,5 +570,5 @@ fn a_request_gone_from_the_store_is_forgotten() {
     w.requests.clear();
     w.step(t("2026-05-01T03:01:00Z"));
     assert!(w.status.requests.is_empty());
-    assert!(w.status.events.iter().any(|e| e.reason == "Gone"));
+    assert!(w.status.events.iter().any(|e| e.reason == Reason::Gone));
 }

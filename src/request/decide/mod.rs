@@ -20,7 +20,9 @@ use self::causes::Tense;
 use crate::duration;
 use crate::request::observation::{Observation, ServiceView, TaskView};
 use crate::request::spec::RecycleSpec;
-use crate::request::status::{DesiredChange, Outcome, Phase, Plan, RecycleStatus, ScalingSettings};
+use crate::request::status::{
+    DesiredChange, Outcome, Phase, Plan, Reason, RecycleStatus, ScalingSettings,
+};
 
 /// What the operator does to AWS, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,9 +113,13 @@ fn failure_cause(step: &causes::Step, svc: &ServiceView, obs: &Observation) -> S
 
 /// Says once per step, in the events, that it is slow and why.
 fn note_slow(s: &mut RecycleStatus, now: DateTime<Utc>, since: DateTime<Utc>) {
-    if !s.events.iter().any(|e| e.reason == "Slow" && e.at >= since) {
+    if !s
+        .events
+        .iter()
+        .any(|e| e.reason == Reason::Slow && e.at >= since)
+    {
         let message = s.message.clone();
-        s.event(now, "Slow", message);
+        s.event(now, Reason::Slow, message);
     }
 }
 
@@ -280,12 +286,12 @@ fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
     s.started_at = Some(ctx.now);
     s.event(
         ctx.now,
-        "Started",
+        Reason::Started,
         format!("Starting task recycle for {}", target(ctx)),
     );
     s.event(
         ctx.now,
-        "Planned",
+        Reason::Planned,
         format!(
             "Original desired count: {}, tasks: {}",
             svc.desired,
@@ -368,7 +374,7 @@ fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
         d.status.step_started_at = Some(ctx.now);
         d.status.event(
             ctx.now,
-            "Surge",
+            Reason::Surge,
             format!(
                 "Increasing desired count from {from} to {to} to keep capacity during the recycle"
             ),
@@ -513,7 +519,7 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         } else {
             d.status.task_event(
                 ctx.now,
-                "Skipped",
+                Reason::Skipped,
                 &arn,
                 format!("Task {arn} was already gone; skipped"),
             );
@@ -523,8 +529,11 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     if batch.is_empty() {
         let recycled = d.status.recycled().count();
         let skipped = d.status.skipped.len();
-        d.status
-            .event(ctx.now, "Completed", "Task recycle completed successfully");
+        d.status.event(
+            ctx.now,
+            Reason::Completed,
+            "Task recycle completed successfully",
+        );
         return end_via_restore(
             ctx,
             d,
@@ -536,7 +545,7 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         let n = d.status.progress().0 + 1;
         d.status.task_event(
             ctx.now,
-            "Recycling",
+            Reason::Recycling,
             arn,
             format!("Recycling task {n}/{total}: {arn}"),
         );
@@ -578,7 +587,7 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
             // The batch is done; pausing before a batch that will never start is pointless.
             if d.status.wait_until.is_none() {
                 d.status
-                    .event(ctx.now, "Recycled", format!("Task {done} recycled"));
+                    .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
             }
             d.status.batch.clear();
             d.status.step_started_at = None;
@@ -591,7 +600,7 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
                 d.status.wait_until = chrono::Duration::from_std(wait).ok().map(|w| ctx.now + w);
                 d.status.event(
                     ctx.now,
-                    "Recycled",
+                    Reason::Recycled,
                     format!("Task {done} recycled, waiting {}", duration::format(wait)),
                 );
                 d.status.message = format!(
@@ -606,7 +615,7 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
             _ => {
                 if ctx.spec.wait.is_zero() {
                     d.status
-                        .event(ctx.now, "Recycled", format!("Task {done} recycled"));
+                        .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
                 }
                 d.status.batch.clear();
                 d.status.wait_until = None;
@@ -682,7 +691,7 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
                 });
                 d.status.event(
                     ctx.now,
-                    "Restore",
+                    Reason::Restore,
                     format!(
                         "Restoring desired count from {} to {}",
                         change.from, change.to
@@ -700,7 +709,7 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
                     to: svc.desired,
                 });
                 d.status
-                    .event(ctx.now, "Restore", left_alone(svc.desired, surge));
+                    .event(ctx.now, Reason::Restore, left_alone(svc.desired, surge));
                 note = format!(" {}.", left_alone(svc.desired, surge));
             }
             Some(change) if change.from != change.to && svc.desired == change.from => {

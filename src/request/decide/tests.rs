@@ -570,7 +570,7 @@ fn restore_takes_the_surge_back_only_from_the_count_it_set() {
                     "{name}: {}",
                     d.status.message
                 );
-                let event = d.status.events.iter().find(|e| e.reason == "Restore");
+                let event = d.status.events.iter().find(|e| e.reason == Reason::Restore);
                 assert!(
                     event.is_some_and(|e| says.starts_with(&e.message)),
                     "{name}: {event:?}"
@@ -1101,7 +1101,7 @@ fn a_slow_step_says_what_it_waits_for_and_why_once_past_half_its_timeout() {
         "{}",
         d.status.message
     );
-    assert!(d.status.events.iter().all(|e| e.reason != "Slow"));
+    assert!(d.status.events.iter().all(|e| e.reason != Reason::Slow));
     // Past it: what it waits for, for how long, and ECS's word on why.
     let d = run(&spec, &batch_t1(Phase::Recycling), &o, 195);
     assert_eq!(
@@ -1116,7 +1116,7 @@ fn a_slow_step_says_what_it_waits_for_and_why_once_past_half_its_timeout() {
         .status
         .events
         .iter()
-        .filter(|e| e.reason == "Slow")
+        .filter(|e| e.reason == Reason::Slow)
         .collect();
     assert_eq!(slow.len(), 1);
     assert_eq!(slow[0].message, d.status.message);
@@ -1127,7 +1127,7 @@ fn a_slow_step_says_what_it_waits_for_and_why_once_past_half_its_timeout() {
             .status
             .events
             .iter()
-            .filter(|e| e.reason == "Slow")
+            .filter(|e| e.reason == Reason::Slow)
             .count(),
         1
     );
