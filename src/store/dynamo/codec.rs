@@ -291,3 +291,55 @@ pub(super) fn describe(value: &AttributeValue) -> String {
         _ => "a value of an unknown type".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_of(value: AttributeValue) -> Result<Value, String> {
+        read_spec(&Item::from([(SPEC.to_string(), value)]))
+    }
+
+    fn map(entries: Vec<(&str, AttributeValue)>) -> AttributeValue {
+        AttributeValue::M(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    #[test]
+    fn sets_are_lists_and_whole_numbers_are_kept_to_the_digit() {
+        let spec = map(vec![
+            ("names", AttributeValue::Ss(vec!["a".into()])),
+            ("sizes", AttributeValue::Ns(vec!["2".into(), "0.5".into()])),
+            ("big", AttributeValue::N("18446744073709551615".into())),
+            ("low", AttributeValue::N("-9223372036854775808".into())),
+        ]);
+        assert_eq!(
+            spec_of(spec),
+            Ok(serde_json::json!({
+                "names": ["a"], "sizes": [2, 0.5],
+                "big": u64::MAX, "low": i64::MIN,
+            }))
+        );
+    }
+
+    #[test]
+    fn a_value_with_no_json_form_is_refused_by_its_path() {
+        // serde_json would read these numbers as null; they are refused.
+        for n in ["NaN", "1e400"] {
+            let spec = map(vec![(
+                "a",
+                AttributeValue::L(vec![
+                    AttributeValue::Null(true),
+                    AttributeValue::N(n.into()),
+                ]),
+            )]);
+            let refused = spec_of(spec).expect_err(n);
+            assert!(refused.contains("spec.a[1]"), "{refused}");
+        }
+        let spec = map(vec![("blobs", AttributeValue::Bs(vec![vec![1u8].into()]))]);
+        let refused = spec_of(spec).expect_err("a binary set");
+        assert!(
+            refused.contains("spec.blobs is a binary set (BS)"),
+            "{refused}"
+        );
+    }
+}
