@@ -337,7 +337,8 @@ fn actions_in_the_code() -> BTreeSet<String> {
             "src/aws/observe/calls.rs",
             &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
         ),
-        ("src/store/dynamo.rs", &[("client", "dynamodb")][..]),
+        ("src/store/dynamo/mod.rs", &[("client", "dynamodb")][..]),
+        ("src/store/dynamo/admin.rs", &[("client", "dynamodb")][..]),
         (
             "src/notify/deliver.rs",
             &[("sns", "sns"), ("secrets", "secretsmanager")][..],
