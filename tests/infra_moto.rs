@@ -288,11 +288,17 @@ fn the_task_definition_runs_the_operator(deployed: &Value, table: &str) {
     assert_eq!(env["ECS_RECYCLER_TABLE"], table);
     assert_eq!(env["ECS_RECYCLER_HTTP_LISTEN"], "0.0.0.0:8080");
     assert_eq!(env["ECS_RECYCLER_LEASE_DURATION"], "15s");
-    // Every ECS_RECYCLER_ variable is one the README documents, and the
-    // replica id is left to the task metadata endpoint.
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    // Every ECS_RECYCLER_ variable is one the README or docs/ documents, and
+    // the replica id is left to the task metadata endpoint.
+    let mut readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for doc in std::fs::read_dir(root().join("docs")).unwrap() {
+        let path = doc.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            readme.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
     for name in env.keys().filter(|k| k.starts_with("ECS_RECYCLER_")) {
-        assert!(readme.contains(name), "{name} is not in the README");
+        assert!(readme.contains(name), "{name} is not in the README or docs/");
     }
     assert!(!env.contains_key("ECS_RECYCLER_REPLICA_ID"));
     assert_eq!(deployed["service"]["desiredCount"], 2);
