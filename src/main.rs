@@ -208,7 +208,7 @@ fn main() -> ExitCode {
 /// eight per core, and keeps what each has held; tokio moves work between
 /// its threads, so an operator with many requests ends up holding memory in
 /// all of them. Two arenas held the scale benchmark's peak under 64 MiB
-/// where the default went past 70 (README, Performance). `MALLOC_ARENA_MAX`,
+/// where the default went past 70 (docs/performance.md). `MALLOC_ARENA_MAX`,
 /// when set, is the user's choice and stands. Done before any thread starts.
 fn bound_allocator_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

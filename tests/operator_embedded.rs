@@ -1,5 +1,5 @@
 //! The operator end to end on the embedded store and the simulator: the
-//! seed's example, and the operator killed and restarted at many instants.
+//! original Lambda's example, and the operator killed and restarted at many instants.
 
 mod support;
 
@@ -15,9 +15,9 @@ use support::*;
 const WITHIN: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_example_three_tasks_with_spare_capacity() {
+async fn the_original_lambdas_example_three_tasks_with_spare_capacity() {
     let (sim, c) = steady_service("prod", "web", 3, true).await;
-    let dir = temp_dir("seed");
+    let dir = temp_dir("lambda-example");
     let store_path = dir.join("store.json");
     let store = EmbeddedStore::open(&store_path).unwrap();
     let planned = running_task_arns(&c.ecs, "prod", "web").await;
@@ -91,7 +91,7 @@ async fn the_seed_example_three_tasks_with_spare_capacity() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(
         log.contains("Starting task recycle for prod/web"),
-        "logs carry the seed's messages"
+        "logs carry the original Lambda's messages"
     );
 }
 

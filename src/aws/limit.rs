@@ -2,7 +2,7 @@
 //!
 //! AWS throttles each API per account and Region with a token bucket (ECS:
 //! a burst, then a sustained rate). The SDK's own retry modes were measured
-//! against the simulator's throttling (README, "Performance"): `standard`
+//! against the simulator's throttling (docs/performance.md): `standard`
 //! gives up after 3 attempts and `adaptive` only slows down after being
 //! throttled, per client; neither keeps several clients of one account under
 //! a shared limit, and both turn sustained throttling into failed calls. So

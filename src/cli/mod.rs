@@ -22,7 +22,7 @@ use crate::store::any::AnyStore;
 use crate::store::dynamo::DynamoStore;
 use crate::store::embedded::EmbeddedStore;
 
-/// Exit codes, documented in `--help` and the README.
+/// Exit codes, documented in `--help` and docs/cli.md.
 pub mod exit {
     pub const OK: u8 = 0;
     /// Bad flags, a manifest that cannot be read or is invalid, or a change a

@@ -26,7 +26,7 @@ pub struct NotifyArgs {
     #[arg(long, value_name = "NAME", env = "ECS_RECYCLER_SMTP_USERNAME")]
     pub smtp_username: Option<String>,
     /// A Secrets Manager secret (name or ARN) whose JSON holds any of host,
-    /// port, username, password and from (or the seed's from_email); its
+    /// port, username, password and from (or the original Lambda's from_email); its
     /// fields win over the flags. Read when an email is sent, kept 5 minutes.
     #[arg(long, value_name = "SECRET", env = "ECS_RECYCLER_SMTP_SECRET")]
     pub smtp_secret: Option<String>,
@@ -213,7 +213,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_secret_in_the_seeds_shape_is_read_and_wins_over_flags() {
+    fn a_secret_in_the_original_lambdas_shape_is_read_and_wins_over_flags() {
         let secret = SmtpSettings::from_secret(
             r#"{"host": "smtp.example.com", "port": "587", "username": "user@example.com",
                 "password": "p4ss", "from_email": "noreply@example.com", "note": "x"}"#,

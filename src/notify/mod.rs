@@ -128,7 +128,7 @@ impl NotifyEvent {
 pub struct EmailChannel {
     /// Recipients, as `ops@example.com` or `Ops <ops@example.com>`.
     pub to: Vec<String>,
-    /// Put before the subject (the seed's `subject_prefix`).
+    /// Put before the subject (the original Lambda's `subject_prefix`).
     pub subject_prefix: String,
 }
 

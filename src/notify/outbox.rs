@@ -49,7 +49,7 @@ pub struct Notice {
     pub attempts: u32,
 }
 
-/// What a notification says: the seed's email (cluster, service, tasks
+/// What a notification says: the original Lambda's email (cluster, service, tasks
 /// recycled, timestamp) plus the outcome, the duration and the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,4 +1,4 @@
-//! What each channel carries, rendered from a [`Report`]: the seed's email
+//! What each channel carries, rendered from a [`Report`]: the original Lambda's email
 //! (cluster, service, tasks recycled, timestamp) plus the outcome, the
 //! duration and, on failure, the reason. Pure, so it is tested as text.
 
@@ -9,7 +9,7 @@ use super::NotifyEvent;
 use super::outbox::Report;
 use crate::duration;
 
-/// The headline: the seed's subject ("ECS Service Task Recycle Completed")
+/// The headline: the original Lambda's subject ("ECS Service Task Recycle Completed")
 /// with the event in place of "Completed" when it is another.
 pub fn headline(event: NotifyEvent) -> &'static str {
     match event {
@@ -172,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn the_email_carries_what_the_seeds_did_and_more() {
+    fn the_email_carries_what_the_original_lambdas_did_and_more() {
         let r = report(NotifyEvent::Succeeded, Phase::Succeeded);
         assert_eq!(
             email_subject("AWS ECS", &r),

@@ -8,7 +8,7 @@
 //!   (a quantile tracker). A look that misses costs one or two calls (the
 //!   tasks are looked at first: see `aws::observe`), a late look delays
 //!   every later batch; 40% met both the overhead and the calls targets of
-//!   the benchmark, 50% missed the overhead (README, Performance).
+//!   the benchmark, 50% missed the overhead (docs/performance.md).
 //! - A look that finds the step not done aims the next one from what the
 //!   tasks show: ECS's own `createdAt` and `startedAt` give how long a start
 //!   takes exactly (the service's existing tasks teach it before the first

@@ -168,7 +168,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn defaults_follow_the_seed() {
+    fn defaults_follow_the_original_lambda() {
         let spec = parse_spec(&json!({"cluster": "prod", "service": "web"}), "spec").unwrap();
         assert!(spec.maintain_capacity);
         assert_eq!(spec.wait, Duration::from_secs(30));

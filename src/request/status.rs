@@ -10,7 +10,7 @@ use crate::notify::NotifyState;
 use crate::request::spec::MAX_EVENTS;
 
 /// Where a request is. `Pending`, `Succeeded`, `Failed`, `Cancelled` and
-/// `WindowClosed` are fixed names; the ones between are the steps of DESIGN.md's flow.
+/// `WindowClosed` are fixed names; the ones between are the steps of the flow in docs/design.md.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Phase {
     /// Accepted; waiting for its turn on the service or for someone else's deployment.

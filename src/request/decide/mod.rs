@@ -165,7 +165,7 @@ fn elapsed(ctx: &Context, since: Option<DateTime<Utc>>) -> Duration {
         .unwrap_or_default()
 }
 
-/// Stable as DESIGN.md means it: no deployment rolling, nothing pending,
+/// Stable as docs/design.md means it: no deployment rolling, nothing pending,
 /// running = desired, and every task meant to run is RUNNING and healthy.
 /// A task told to stop still counts as running for a while, so the counters
 /// alone are not enough.

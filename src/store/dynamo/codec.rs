@@ -1,7 +1,7 @@
 //! The item codec: a DynamoDB item ↔ a [`StoredRecord`] (or a [`Stray`]),
 //! with the attribute names, the key `"<Kind>/<name>"`, and the spellings of
-//! the values the store writes. The schema is documented in the README,
-//! "DynamoDB item schema".
+//! the values the store writes. The schema is documented in
+//! docs/dynamodb-item-schema.md.
 //!
 //! What a reader must know: reading is lenient where a client writes and
 //! strict where only the operator does. Any client may put an item with a
