@@ -12,7 +12,9 @@ pub mod observe;
 pub mod sdk;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
@@ -290,7 +292,7 @@ pub struct Unanswered(Mutex<BTreeMap<(String, String), String>>);
 
 impl Unanswered {
     fn set(&self, service: &str, account: &str, sentence: Option<String>) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.0.lock();
         let key = (service.to_string(), account.to_string());
         match sentence {
             Some(s) => {
@@ -304,7 +306,7 @@ impl Unanswered {
 
     /// Each service still unanswered, as a sentence.
     pub fn now(&self) -> Vec<String> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.0.lock();
         map.iter()
             .map(|((service, account), sentence)| {
                 let whose = if account.is_empty() {
@@ -414,23 +416,16 @@ impl ClientPool {
 
     fn lock_assumed(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, Option<String>), Clients>> {
-        self.assumed.lock().unwrap_or_else(|e| e.into_inner())
+    ) -> parking_lot::MutexGuard<'_, HashMap<(String, Option<String>), Clients>> {
+        self.assumed.lock()
     }
 
     pub(crate) fn cached_health_check(&self, td: &str) -> Option<bool> {
-        self.health_checks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(td)
-            .copied()
+        self.health_checks.lock().get(td).copied()
     }
 
     pub(crate) fn remember_health_check(&self, td: &str, has: bool) {
-        self.health_checks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(td.to_string(), has);
+        self.health_checks.lock().insert(td.to_string(), has);
     }
 }
 
@@ -449,7 +444,6 @@ impl Limiters {
     fn bucket(&self, action: &str) -> Arc<Limiter> {
         self.buckets
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .entry(action.to_string())
             .or_insert_with(|| Arc::new(Limiter::new(self.limit)))
             .clone()
@@ -466,7 +460,6 @@ fn make_clients(
 ) -> Clients {
     let limits = limiters
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
         .entry(account.clone())
         .or_insert_with(|| {
             Arc::new(Limiters {

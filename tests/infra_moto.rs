@@ -298,7 +298,10 @@ fn the_task_definition_runs_the_operator(deployed: &Value, table: &str) {
         }
     }
     for name in env.keys().filter(|k| k.starts_with("ECS_RECYCLER_")) {
-        assert!(readme.contains(name), "{name} is not in the README or docs/");
+        assert!(
+            readme.contains(name),
+            "{name} is not in the README or docs/"
+        );
     }
     assert!(!env.contains_key("ECS_RECYCLER_REPLICA_ID"));
     assert_eq!(deployed["service"]["desiredCount"], 2);

@@ -10,8 +10,8 @@
 //! service was last listed: a set listed before a step began cannot hold
 //! the tasks that step launched.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -39,8 +39,8 @@ pub struct KnownTasks {
 }
 
 impl KnownTasks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Remembered>> {
-        self.sets.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<Key, Remembered>> {
+        self.sets.lock()
     }
 
     pub fn get(&self, account: &str, cluster: &str, service: &str) -> Option<Remembered> {

@@ -12,8 +12,8 @@
 //! still throttled after that is a transient error, which requeues the
 //! request — throttling never fails a request.
 
+use parking_lot::Mutex;
 use std::future::Future;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -76,7 +76,7 @@ impl Limiter {
     /// Waits for a token; answers how long that took.
     pub async fn acquire(&self) -> Duration {
         let wait = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state.lock();
             let now = Instant::now();
             let (tokens, at) = &mut *state;
             let refill = now.saturating_duration_since(*at).as_secs_f64() * self.limit.per_second;

@@ -4,7 +4,9 @@
 //! check, for `ecs-recycler healthcheck` in an image with no shell or curl.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use axum::Router;
@@ -46,8 +48,8 @@ impl Health {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HealthState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HealthState> {
+        self.state.lock()
     }
 
     pub fn beat(&self) {

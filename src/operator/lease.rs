@@ -19,7 +19,9 @@
 //! request sent inside the lease reaches AWS before the margin is used up.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -71,8 +73,8 @@ impl Fence {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Option<Instant>> {
+        self.0.lock()
     }
 
     /// A renewal landed: acting is allowed until `until` (never shortened,
@@ -149,8 +151,8 @@ impl<S: Store> Leases<S> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fence>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Fence>> {
+        self.held.lock()
     }
 
     /// The fence of a lease this replica holds on `name`.

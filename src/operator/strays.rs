@@ -10,8 +10,8 @@
 //! once a minute: a person's typo reported within a minute is soon enough,
 //! and a poll every 2 s would otherwise double the loop's reads.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -38,8 +38,8 @@ struct Memory {
 }
 
 impl Reported {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Memory> {
+        self.inner.lock()
     }
 
     /// Whether a look is due now; if so, the next one is a minute away.
@@ -181,18 +181,17 @@ mod tests {
 
     impl Store for Strays {
         async fn list_strays(&self) -> StoreResult<Vec<Stray>> {
-            *self.looks.lock().unwrap() += 1;
-            Ok(self.listed.lock().unwrap().clone())
+            *self.looks.lock() += 1;
+            Ok(self.listed.lock().clone())
         }
 
         async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
-            if *self.refuse.lock().unwrap() {
+            if *self.refuse.lock() {
                 return Err(StoreError::Unavailable("refused".into()));
             }
-            self.listed.lock().unwrap().retain(|s| s.key != stray.key);
+            self.listed.lock().retain(|s| s.key != stray.key);
             self.written
                 .lock()
-                .unwrap()
                 .push((stray.key.clone(), status));
             Ok(stray.version + 1)
         }
@@ -255,7 +254,7 @@ mod tests {
             .with_ansi(false)
             .finish();
         future.with_subscriber(subscriber).await;
-        let bytes = buffer.lock().unwrap().clone();
+        let bytes = buffer.lock().clone();
         String::from_utf8(bytes).unwrap()
     }
 
@@ -263,7 +262,7 @@ mod tests {
 
     impl std::io::Write for Sink {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
+            self.0.lock().extend_from_slice(bytes);
             Ok(bytes.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -274,10 +273,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_stray_is_failed_with_its_message_and_looks_come_a_minute_apart() {
         let store = Strays::default();
-        *store.listed.lock().unwrap() = vec![stray("RecycleRequests/web"), stray("Widget/w")];
+        *store.listed.lock() = vec![stray("RecycleRequests/web"), stray("Widget/w")];
         let reported = Reported::default();
         let logs = logs_of(report(&store, &reported)).await;
-        let written = store.written.lock().unwrap().clone();
+        let written = store.written.lock().clone();
         assert_eq!(written.len(), 2);
         assert_eq!(written[0].0, "RecycleRequests/web");
         assert_eq!(written[0].1["phase"], "Failed");
@@ -289,23 +288,23 @@ mod tests {
         assert!(logs.contains("did you mean RecycleRequest?"), "{logs}");
 
         // Every tick calls it; the store is asked once a minute.
-        *store.listed.lock().unwrap() = vec![stray("Gadget/g")];
+        *store.listed.lock() = vec![stray("Gadget/g")];
         for _ in 0..10 {
             tokio::time::advance(Duration::from_secs(5)).await;
             report(&store, &reported).await;
         }
-        assert_eq!(*store.looks.lock().unwrap(), 1, "no look within the minute");
+        assert_eq!(*store.looks.lock(), 1, "no look within the minute");
         tokio::time::advance(Duration::from_secs(10)).await;
         report(&store, &reported).await;
-        assert_eq!(*store.looks.lock().unwrap(), 2);
-        assert_eq!(store.written.lock().unwrap().len(), 3);
+        assert_eq!(*store.looks.lock(), 2);
+        assert_eq!(store.written.lock().len(), 3);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_write_that_fails_is_tried_at_each_look_and_logged_once_with_the_key() {
         let store = Strays::default();
-        *store.listed.lock().unwrap() = vec![stray("Widget/w")];
-        *store.refuse.lock().unwrap() = true;
+        *store.listed.lock() = vec![stray("Widget/w")];
+        *store.refuse.lock() = true;
         let reported = Reported::default();
         let logs = logs_of(async {
             for _ in 0..5 {
@@ -314,13 +313,13 @@ mod tests {
             }
         })
         .await;
-        assert_eq!(*store.looks.lock().unwrap(), 5);
+        assert_eq!(*store.looks.lock(), 5);
         assert_eq!(logs.matches("could not mark").count(), 1, "{logs}");
         assert!(logs.contains("Widget/w"), "{logs}");
         // Once the write goes through, it is marked Failed after all.
-        *store.refuse.lock().unwrap() = false;
+        *store.refuse.lock() = false;
         report(&store, &reported).await;
-        assert_eq!(store.written.lock().unwrap().len(), 1);
-        assert!(store.listed.lock().unwrap().is_empty());
+        assert_eq!(store.written.lock().len(), 1);
+        assert!(store.listed.lock().is_empty());
     }
 }

@@ -5,8 +5,7 @@
 //! schedule's version. Time comes from a [`Clock`], so tests drive the loop
 //! across slots and daylight-saving changes.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +16,7 @@ use super::decide::{Input, RequestView, decide, due_slot};
 use super::spec::{ScheduleSpec, parse_schedule_spec};
 use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name, schedule_status};
 use crate::operator::OperatorConfig;
+use crate::operator::lease::{Hold, Leases};
 use crate::request::status::{Reason, RecycleStatus};
 use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
 
@@ -39,26 +39,25 @@ pub struct Scheduler<S: Store> {
     store: Arc<S>,
     replica_id: String,
     poll_interval: Duration,
-    lease_duration: Duration,
     clock: Arc<dyn Clock>,
-    /// Schedules whose lease this replica holds (released on shutdown).
-    held: Mutex<HashSet<String>>,
+    /// Schedules whose lease this replica holds (given back on shutdown).
+    leases: Leases<S>,
 }
 
 impl<S: Store> Scheduler<S> {
     pub fn new(store: Arc<S>, config: &OperatorConfig, clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(Self {
+            leases: Leases::new(
+                store.clone(),
+                KIND,
+                config.replica_id.clone(),
+                config.lease_terms(),
+            ),
             store,
             replica_id: config.replica_id.clone(),
             poll_interval: config.poll_interval,
-            lease_duration: config.lease_duration,
             clock,
-            held: Mutex::new(HashSet::new()),
         })
-    }
-
-    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs until `shutdown` turns true, then releases every lease it holds.
@@ -72,16 +71,7 @@ impl<S: Store> Scheduler<S> {
                 _ = shutdown.changed() => {}
             }
         }
-        let held: Vec<String> = self.lock_held().drain().collect();
-        for name in held {
-            if let Err(e) = self
-                .store
-                .release_lease(KIND, &name, &self.replica_id)
-                .await
-            {
-                tracing::warn!(schedule = %name, error = %e, "could not release lease");
-            }
-        }
+        self.leases.give_back_all().await;
     }
 
     /// One pass over the active schedules.
@@ -202,25 +192,16 @@ impl<S: Store> Scheduler<S> {
         }
     }
 
+    /// Takes or renews the schedule's lease at the clock's time (the
+    /// schedule loop's writes are all conditional on it; it sends nothing
+    /// to AWS, so the fence's count is not needed).
     async fn lease(&self, name: &str, now: DateTime<Utc>) -> bool {
-        let until = now + chrono::Duration::from_std(self.lease_duration).unwrap_or_default();
-        match self
-            .store
-            .acquire_lease(KIND, name, &self.replica_id, now, until)
-            .await
-        {
-            Ok(true) => {
-                self.lock_held().insert(name.to_string());
-                true
-            }
-            Ok(false) => {
-                self.lock_held().remove(name);
-                false
-            }
-            Err(e) => {
+        match self.leases.take(name, now).await {
+            Hold::Failed(e) => {
                 tracing::warn!(schedule = %name, error = %e, "could not take lease");
                 false
             }
+            hold => hold.fence().is_some(),
         }
     }
 
@@ -329,9 +310,7 @@ impl<S: Store> Scheduler<S> {
             Ok(_) => {}
             // Another replica moved it on, or took the lease: it decides next time.
             Err(StoreError::Conflict { .. }) => {}
-            Err(StoreError::LeaseLost { .. }) => {
-                self.lock_held().remove(&record.name);
-            }
+            Err(StoreError::LeaseLost { .. }) => self.leases.lose(&record.name),
             Err(e) => {
                 tracing::warn!(schedule = %record.name, error = %e, "could not write status; trying again")
             }

@@ -8,8 +8,8 @@
 //! time, then after a minute, then at doubling intervals up to an hour, each
 //! line saying how many listings left it out since the one before.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -59,7 +59,7 @@ impl Unreadable {
     /// Whether to log `key` at `now`: `Some(listings left out since the
     /// last line)` when it is time, `None` while it is quiet.
     fn due(&self, key: &str, now: Instant) -> Option<u64> {
-        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let mut items = self.items.lock();
         let Some(item) = items.get_mut(key) else {
             let mut silences = ExponentialBuilder::new()
                 .with_min_delay(FIRST_REPEAT)
@@ -92,7 +92,6 @@ impl Unreadable {
     pub fn settle(&self, covers: impl Fn(&str) -> bool, left_out: &HashSet<String>) {
         self.items
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .retain(|key, _| !covers(key) || left_out.contains(key));
     }
 }
