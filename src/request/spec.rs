@@ -13,7 +13,6 @@ use crate::notify::{NotifySpec, parse_notify};
 use crate::validate::{Invalid, Reader};
 
 pub const API_VERSION: &str = "ecs-recycler/v1";
-pub const KIND_REQUEST: &str = "RecycleRequest";
 
 /// The most events a status keeps; older ones are dropped first.
 pub const MAX_EVENTS: usize = 50;

@@ -38,7 +38,6 @@ pub use spec::{ConcurrencyPolicy, ScheduleSpec, parse_schedule_spec};
 use crate::request::spec::MAX_EVENTS;
 use crate::request::status::{Event, Phase, Reason};
 
-pub const KIND_SCHEDULE: &str = "RecycleSchedule";
 
 /// The longest schedule name: the requests it makes add `-yyyymmddhhmm`
 /// and a record name is at most 128 characters.
