@@ -391,3 +391,83 @@ async fn pause_holds_between_batches_resume_goes_on_and_cancel_restores() {
         "cancelled before the end: {facts:?}"
     );
 }
+
+/// A store file the release before this one (commit 2cf8a5e) wrote while
+/// recycling prod/web: killed mid-batch, one task recycled and one stopping,
+/// the surge in place, a notice waiting in the outbox.
+const WRITTEN_BY_2CF8A5E: &str = include_str!("fixtures/store-written-by-2cf8a5e.json");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_previous_release_left_mid_run_is_read_and_finished() {
+    let (sim, c) = steady_service("prod", "web", 3, false).await;
+    let hooks = support::hooks::Receiver::start().await;
+    // The same run on this simulator: its three tasks take the places of the
+    // recorded ones, the surge the old replica made is in place, and the
+    // notices go to this test's receiver. Nothing else of the file changes.
+    let mut text = WRITTEN_BY_2CF8A5E.replace("http://127.0.0.1:9/hook", &hooks.url("hook"));
+    let old: serde_json::Value = serde_json::from_str(WRITTEN_BY_2CF8A5E).unwrap();
+    let planned: Vec<String> =
+        old["records"]["RecycleRequest/rotate-web"]["status"]["plan"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+    let running = running_task_arns(&c.ecs, "prod", "web").await;
+    // Through placeholders: this simulator may hand out the same ARNs in
+    // another order.
+    for (i, old) in planned.iter().enumerate() {
+        text = text.replace(old.as_str(), &format!("@task{i}@"));
+    }
+    for (i, new) in running.iter().enumerate() {
+        text = text.replace(&format!("@task{i}@"), new);
+    }
+    c.ecs
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .desired_count(4)
+        .send()
+        .await
+        .unwrap();
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let since = sim.now();
+    let dir = temp_dir("previous-release");
+    let path = dir.join("store.json");
+    std::fs::write(&path, text).unwrap();
+    let store = EmbeddedStore::open(&path).unwrap();
+    let log = dir.join("operator.log");
+    let mut operator = spawn_operator(
+        &["--store".into(), path.display().to_string()],
+        &aws_env(sim.url()),
+        "new-release",
+        &log,
+    );
+    let status = finish_then_stop(&store, "rotate-web", &mut operator, &log, WITHIN).await;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    // The old events are kept, in order, and the run's own follow them.
+    let events = status["events"].as_array().unwrap();
+    let old_events = old["records"]["RecycleRequest/rotate-web"]["status"]["events"]
+        .as_array()
+        .unwrap();
+    assert_eq!(events[0]["message"], old_events[0]["message"]);
+    assert!(events.len() > old_events.len());
+    // Exactly once across the two releases: the recycled task is not stopped
+    // again, the one stopping is stopped (its stop was never made on this
+    // simulator), then the last; the surge is undone once.
+    let facts = run_facts(&sim.timeline(), "prod", "web", since);
+    assert_eq!(
+        facts.stopped_by_stop_task,
+        vec![running[1].clone(), running[2].clone()],
+        "{facts:?}"
+    );
+    assert_eq!(facts.final_desired, 3, "{facts:?}");
+    assert!(facts.min_running >= 3, "{facts:?}");
+    // The notice the old release queued is delivered by the new one.
+    let posts = hooks.posts("hook");
+    assert!(
+        posts.iter().any(|p| p["event"] == "started"),
+        "the old outbox is delivered: {posts:?}"
+    );
+    assert!(posts.iter().any(|p| p["event"] == "succeeded"), "{posts:?}");
+}

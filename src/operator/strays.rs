@@ -190,9 +190,7 @@ mod tests {
                 return Err(StoreError::Unavailable("refused".into()));
             }
             self.listed.lock().retain(|s| s.key != stray.key);
-            self.written
-                .lock()
-                .push((stray.key.clone(), status));
+            self.written.lock().push((stray.key.clone(), status));
             Ok(stray.version + 1)
         }
 

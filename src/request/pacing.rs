@@ -58,6 +58,10 @@ struct StepLooks {
     began: DateTime<Utc>,
     scheduled: u32,
     missed_at: Option<DateTime<Utc>>,
+    /// This run saw the step begin (its first look was paced within a poll
+    /// of the action). A step begun by another replica or release, found on
+    /// resuming, teaches nothing of how long a step takes.
+    witnessed: bool,
 }
 
 /// The share of first looks meant to find the step done.
@@ -167,6 +171,9 @@ impl Pace {
             return;
         };
         self.step = None;
+        if !step.witnessed {
+            return;
+        }
         let took = secs(began, now).max(0.0);
         self.first_look = Some(match self.first_look {
             // The first step: between the last look that missed and the hit.
@@ -196,10 +203,12 @@ impl Pace {
                 s.scheduled
             }
             _ => {
+                let since = (now - step).to_std().unwrap_or_default();
                 self.step = Some(StepLooks {
                     began: step,
                     scheduled: 1,
                     missed_at: None,
+                    witnessed: since <= poll,
                 });
                 self.misses = 0;
                 1
@@ -395,6 +404,15 @@ mod tests {
         // A step the tracker never saw begin teaches nothing.
         pace.step_done(at(30_000), at(31_000));
         assert_eq!(pace.first_look, Some(missed));
+        // Nor one begun long before this run first looked at it (another
+        // replica or release began it, and this one took the run over).
+        pace.next_look(&o, at(40_000), at(220_000), poll);
+        pace.step_done(at(40_000), at(221_000));
+        assert_eq!(
+            pace.first_look,
+            Some(missed),
+            "a resumed step is not a sample"
+        );
     }
 
     #[test]

@@ -38,7 +38,6 @@ pub use spec::{ConcurrencyPolicy, ScheduleSpec, parse_schedule_spec};
 use crate::request::spec::MAX_EVENTS;
 use crate::request::status::{Event, Phase, Reason};
 
-
 /// The longest schedule name: the requests it makes add `-yyyymmddhhmm`
 /// and a record name is at most 128 characters.
 pub const MAX_NAME_LEN: usize = 128 - 13;

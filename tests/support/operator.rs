@@ -68,7 +68,10 @@ pub fn spawn_operator(
             "127.0.0.1:0",
         ])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("TEST_OPERATOR_LOG").unwrap_or("info".into()),
+        )
         .stdout(Stdio::from(log.try_clone().expect("log")))
         .stderr(Stdio::from(log))
         .spawn()
