@@ -8,7 +8,8 @@
 //!   the next step from a record, an observation of its service and the time.
 //! - [`cli`], [`apply`], [`preview`], [`present`], [`sandbox`]: the helper
 //!   CLI — checking and writing manifests, dry-run plans, tables and pages.
-//! - [`sim`]: the ECS and Application Auto Scaling simulator the tests run against.
+//! - The ECS and Application Auto Scaling simulator the tests run against is
+//!   the `ecs-sim` crate (`crates/ecs-sim`), behind the `simulator` feature.
 //! - [`duration`]: human durations for flags, manifests and the control API.
 //! - [`schedule`]: `RecycleSchedule` records and the loop that makes their
 //!   requests; [`notify`]: notifications by email, SNS and webhook.
@@ -18,6 +19,7 @@
 
 pub mod apply;
 pub mod aws;
+#[cfg(feature = "simulator")]
 pub mod bench;
 pub mod cli;
 pub mod decide;
@@ -34,9 +36,9 @@ pub mod preview;
 pub mod reconciler;
 pub mod record;
 pub mod replica;
+#[cfg(feature = "simulator")]
 pub mod sandbox;
 pub mod schedule;
-pub mod sim;
 pub mod status;
 pub mod store;
 pub mod strays;

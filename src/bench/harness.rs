@@ -19,9 +19,11 @@ use crate::aws::sdk::{self, Timeouts};
 use crate::endpoints::Vitals;
 use crate::metrics::Metrics;
 use crate::reconciler::{OperatorConfig, Reconciler};
-use crate::sim::Timings;
-pub use crate::sim::fixture::{client_config as sdk_config, create_service, steady, wait_steady};
+pub use crate::sandbox::fixture::{
+    client_config as sdk_config, create_service, steady, wait_steady,
+};
 use crate::store::embedded::EmbeddedStore;
+use ecs_sim::Timings;
 
 /// Realistic ECS timings, scaled down: a task starts in 40 s and passes its
 /// health check 20 s later, a stop takes 30 s (deregistration), the

@@ -33,8 +33,8 @@ pub struct BenchArgs {
 #[error("the benchmark failed: {0}")]
 pub struct BenchError(pub String);
 
-impl From<crate::sim::fixture::FixtureError> for BenchError {
-    fn from(e: crate::sim::fixture::FixtureError) -> Self {
+impl From<crate::sandbox::fixture::FixtureError> for BenchError {
+    fn from(e: crate::sandbox::fixture::FixtureError) -> Self {
         Self(e.to_string())
     }
 }

@@ -13,9 +13,9 @@ use super::{BenchError, Figure};
 use crate::aws::ClientPool;
 use crate::aws::limit::RateLimit;
 use crate::metrics::Metrics;
-use crate::sim::{SimOptions, Simulator};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Kind, Store};
+use ecs_sim::{SimOptions, Simulator};
 
 const KIND: Kind = Kind::RecycleRequest;
 /// The simulator's default: each task's start and health times vary by ±20 %.

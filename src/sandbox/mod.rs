@@ -5,6 +5,8 @@
 //! replaced, and ends with a summary checked against the invariants — read
 //! from the simulator's audit timeline, not from the operator's own account.
 
+pub mod fixture;
+
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use chrono::Utc;
+use ecs_sim::{SimOptions, Simulator, Timings};
 use serde_json::Value;
 
 use crate::apply::{self, Source};
@@ -24,11 +27,10 @@ use crate::endpoints::Vitals;
 use crate::metrics::Metrics;
 use crate::present;
 use crate::reconciler::{OperatorConfig, Reconciler};
-use crate::sim::fixture::{self, FixtureError};
-use crate::sim::{SimOptions, Simulator, Timings};
 use crate::status::{Phase, RecycleStatus};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Kind, Store};
+use fixture::FixtureError;
 
 const CLUSTER: &str = "demo";
 const SERVICE: &str = "web";
