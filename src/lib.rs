@@ -19,8 +19,6 @@
 
 pub mod apply;
 pub mod aws;
-#[cfg(feature = "simulator")]
-pub mod bench;
 pub mod cli;
 pub mod decide;
 pub mod duration;

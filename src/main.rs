@@ -96,9 +96,6 @@ enum Command {
     Sim(SimArgs),
     /// Exit 0 when the operator's health endpoint answers 2xx, 1 otherwise (for container health checks).
     Healthcheck(HealthcheckArgs),
-    /// Measure the operator against the in-process simulator; print a table and JSON.
-    #[cfg(feature = "simulator")]
-    Bench(ecs_recycler::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -288,7 +285,8 @@ async fn main_async() -> ExitCode {
         Command::Operator(_) => init_logging(false, "info"),
         #[cfg(feature = "simulator")]
         Command::Sim(_) => init_logging(true, "info"),
-        // The bench prints its table on stdout and keeps the operator's logs to warnings.
+        // A verb's stdout is its answer (the sandbox's, its story of the run):
+        // logs go to stderr, warnings only, the in-process operator's too.
         _ => init_logging(true, "warn"),
     }
     match run(cli.command, shutdown).await {
@@ -383,8 +381,6 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
                 .map_err(|why| CliError::Invalid(format!("unhealthy: {why}")))?;
             Ok(())
         }
-        #[cfg(feature = "simulator")]
-        Command::Bench(args) => ecs_recycler::bench::run(args).await.map_err(Into::into),
     }
 }
 

@@ -65,7 +65,7 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
     for name in &names {
         wait_steady(&c.ecs, "prod", name, WITHIN).await;
     }
-    let store = Arc::new(EmbeddedStore::in_memory());
+    let store = Arc::new(EmbeddedStore::open(temp_dir("shared-calls").join("store.json")).unwrap());
     // Paused requests: each tick observes every service and changes nothing.
     for name in &names {
         store
