@@ -154,7 +154,10 @@ pub fn spawn_sim(binary: &Path, t: Timings) -> Result<(ChildProcess, String), Be
         .map_err(|e| failed("read the simulator's URL", e))?;
     let url = url.trim().to_string();
     if url.is_empty() {
-        return Err(BenchError("the simulator printed no URL".into()));
+        return Err(BenchError(format!(
+            "the simulator printed no URL (was {} built with the simulator feature?)",
+            binary.display()
+        )));
     }
     Ok((guard, url))
 }
