@@ -75,7 +75,7 @@ const THROTTLING_CODES: &[&str] = &[
 const TRANSIENT_CODES: &[&str] = &["ServerException", "ServiceUnavailable", "InternalFailure"];
 
 /// Sorts an SDK error: `action` names the IAM action, e.g. `ecs:StopTask`.
-pub(crate) fn classify<E, R>(action: &str, err: aws_sdk_ecs::error::SdkError<E, R>) -> AwsError
+pub fn classify<E, R>(action: &str, err: aws_sdk_ecs::error::SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

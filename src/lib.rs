@@ -2,14 +2,13 @@
 //! time, and resumes exactly where it stopped after any crash.
 
 pub mod aws;
-pub mod bench;
 pub mod cli;
 pub mod duration;
 pub mod notify;
 pub mod operator;
 pub mod request;
+#[cfg(feature = "simulator")]
 pub mod sandbox;
 pub mod schedule;
-pub mod sim;
 pub mod store;
 pub mod validate;

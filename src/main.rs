@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+#[cfg(feature = "simulator")]
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,22 +18,20 @@ use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
 use ecs_recycler::notify::config::{NotifyArgs, NotifyConfig};
 use ecs_recycler::operator::{Operator, OperatorConfig, health};
+#[cfg(feature = "simulator")]
 use ecs_recycler::sandbox::{self, SandboxOptions};
-use ecs_recycler::sim::{SimOptions, Simulator, Timings};
 use ecs_recycler::store::Store;
 use ecs_recycler::store::dynamo::DynamoStore;
 use ecs_recycler::store::embedded::EmbeddedStore;
+#[cfg(feature = "simulator")]
+use ecs_sim::{SimOptions, Simulator, Timings};
 
 #[derive(Parser)]
 #[command(
     name = "ecs-recycler",
     version,
     about = "Recycle the tasks of Amazon ECS services safely, a few at a time, resuming after any crash.",
-    long_about = "Recycle (restart) the tasks of Amazon ECS services safely: a few at a time, waiting for \
-health and stability between replacements, keeping spare capacity, cooperating with Application \
-Auto Scaling, and resuming exactly where it stopped after any crash.\n\n\
-New here? `ecs-recycler sandbox` shows a recycle end to end in under a minute, with no AWS account.\n\
-Then: write a RecycleRequest (see manifests/), `apply -f` it, and `get -w` to follow it.",
+    long_about = LONG_ABOUT,
     after_help = EXIT_CODES_HELP
 )]
 struct Cli {
@@ -40,9 +39,32 @@ struct Cli {
     command: Command,
 }
 
+/// What the tool does, before the line that says where to start.
+macro_rules! about {
+    () => {
+        "Recycle (restart) the tasks of Amazon ECS services safely: a few at a time, waiting for \
+health and stability between replacements, keeping spare capacity, cooperating with Application \
+Auto Scaling, and resuming exactly where it stopped after any crash.\n\n"
+    };
+}
+
+#[cfg(feature = "simulator")]
+const LONG_ABOUT: &str = concat!(
+    about!(),
+    "New here? `ecs-recycler sandbox` shows a recycle end to end in under a minute, with no AWS account.\n\
+Then: write a RecycleRequest (see manifests/), `apply -f` it, and `get -w` to follow it."
+);
+/// A build without the simulator (the operator's image) has no sandbox to send newcomers to.
+#[cfg(not(feature = "simulator"))]
+const LONG_ABOUT: &str = concat!(
+    about!(),
+    "Write a RecycleRequest (see manifests/), `apply -f` it, and `get -w` to follow it."
+);
+
 #[derive(Subcommand)]
 enum Command {
     /// Watch a demo service recycled end to end: simulator, store and operator in one process.
+    #[cfg(feature = "simulator")]
     Sandbox(SandboxArgs),
     /// Create or update records from manifests (YAML or JSON), like kubectl apply.
     Apply(ApplyArgs),
@@ -65,11 +87,10 @@ enum Command {
     /// Run the operator: reconcile RecycleRequest records and make the requests of RecycleSchedules, until SIGTERM.
     Operator(Box<OperatorArgs>),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
+    #[cfg(feature = "simulator")]
     Sim(SimArgs),
     /// Exit 0 when the operator's health endpoint answers 2xx, 1 otherwise (for container health checks).
     Healthcheck(HealthcheckArgs),
-    /// Measure the operator against the in-process simulator; print a table and JSON.
-    Bench(ecs_recycler::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -79,6 +100,7 @@ struct HealthcheckArgs {
     url: String,
 }
 
+#[cfg(feature = "simulator")]
 #[derive(Args)]
 struct SandboxArgs {
     /// Tasks of the demo service.
@@ -146,6 +168,7 @@ struct OperatorArgs {
     notify: NotifyArgs,
 }
 
+#[cfg(feature = "simulator")]
 #[derive(Args)]
 struct SimArgs {
     /// Address to listen on; port 0 picks a free port. The URL is printed as the first line.
@@ -236,7 +259,13 @@ async fn main_async() -> ExitCode {
     // Only the long-running commands take over SIGTERM and SIGINT (to
     // finish a step and release leases); a verb keeps the default, so
     // `timeout` or Ctrl-C stops it at once.
-    let shutdown = if matches!(cli.command, Command::Operator(_) | Command::Sim(_)) {
+    let long_running = match cli.command {
+        Command::Operator(_) => true,
+        #[cfg(feature = "simulator")]
+        Command::Sim(_) => true,
+        _ => false,
+    };
+    let shutdown = if long_running {
         match Shutdown::listen() {
             Ok(s) => Some(s),
             Err(e) => {
@@ -249,8 +278,10 @@ async fn main_async() -> ExitCode {
     };
     match &cli.command {
         Command::Operator(_) => init_logging(false, "info"),
+        #[cfg(feature = "simulator")]
         Command::Sim(_) => init_logging(true, "info"),
-        // The bench prints its table on stdout and keeps the operator's logs to warnings.
+        // A verb's stdout is its answer (the sandbox's, its story of the run):
+        // logs go to stderr, warnings only, the in-process operator's too.
         _ => init_logging(true, "warn"),
     }
     match run(cli.command, shutdown).await {
@@ -269,6 +300,7 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
     // Not locked for the whole run: the operator logs to stdout from other threads.
     let mut out = std::io::stdout();
     match command {
+        #[cfg(feature = "simulator")]
         Command::Sandbox(args) => {
             let options = SandboxOptions {
                 tasks: args.tasks,
@@ -334,6 +366,7 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         Command::Operator(args) => {
             run_operator(*args, shutdown.context("signals are not listened for")?).await
         }
+        #[cfg(feature = "simulator")]
         Command::Sim(args) => {
             run_sim(args, shutdown.context("signals are not listened for")?).await
         }
@@ -343,7 +376,6 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
                 .map_err(|why| CliError::Invalid(format!("unhealthy: {why}")))?;
             Ok(())
         }
-        Command::Bench(args) => ecs_recycler::bench::run(args).await.map_err(Into::into),
     }
 }
 
@@ -420,6 +452,7 @@ async fn operate<S: Store>(
     Ok(())
 }
 
+#[cfg(feature = "simulator")]
 async fn run_sim(args: SimArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     if !(0.0..=0.9).contains(&args.jitter) {
         anyhow::bail!("--jitter {} is outside 0.0..=0.9", args.jitter);

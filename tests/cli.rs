@@ -104,7 +104,7 @@ spec:
 }
 
 /// The whole day-to-day flow against whichever store `cli` names.
-async fn day_to_day(cli: &Cli, sim: &ecs_recycler::sim::Simulator, dir: &Path) {
+async fn day_to_day(cli: &Cli, sim: &ecs_sim::Simulator, dir: &Path) {
     let file = manifest(dir, "request.yaml", 1);
 
     // A dry run plans against the live service and writes nothing.

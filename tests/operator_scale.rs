@@ -34,7 +34,7 @@ fn arns(obs: &Observation) -> BTreeSet<String> {
 }
 
 /// A client pool on the simulator, at the operator's default limits.
-async fn pool_on(sim: &ecs_recycler::sim::Simulator) -> Arc<ClientPool> {
+async fn pool_on(sim: &ecs_sim::Simulator) -> Arc<ClientPool> {
     Arc::new(ClientPool::new(
         sdk_config(sim.url(), true).await,
         RateLimit::default(),

@@ -514,11 +514,6 @@ async fn the_embedded_store_keeps_the_contract_with_hand_edits() {
     contract_with_outsiders(&store, &HandEdits(path)).await;
 }
 
-#[tokio::test]
-async fn the_in_memory_embedded_store_keeps_the_contract() {
-    contract(&EmbeddedStore::in_memory()).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_embedded_store_is_safe_across_handles_at_once() {
     let dir = tempdir();

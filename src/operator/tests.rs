@@ -17,10 +17,10 @@ use crate::aws::limit::RateLimit;
 use crate::aws::sdk::Timeouts;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
-use crate::sim::fixture;
-use crate::sim::{SimOptions, Simulator, Timings};
+use crate::sandbox::fixture;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Kind, Store};
+use ecs_sim::{SimOptions, Simulator, Timings};
 
 fn calls_of(timeline: &Value, op: &str, since: f64) -> usize {
     timeline["calls"]

@@ -9,11 +9,6 @@
 //! left out of listings and logged with backoff ([`Unreadable`]), and every
 //! other entry carries on; an entry of an unknown kind is listed by
 //! [`Store::list_strays`].
-//!
-//! [`EmbeddedStore::in_memory`] keeps the same data in memory instead, for
-//! one process (the benchmark, where reading and rewriting a file of a
-//! thousand records on every operation would measure the file, not the
-//! operator).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -30,15 +25,9 @@ use super::{Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, Sto
 
 #[derive(Clone, Debug)]
 pub struct EmbeddedStore {
-    backing: Backing,
+    path: PathBuf,
     /// Entries left out of listings, logged with backoff.
     unreadable: Arc<Unreadable>,
-}
-
-#[derive(Clone, Debug)]
-enum Backing {
-    File(PathBuf),
-    Memory(std::sync::Arc<std::sync::Mutex<Data>>),
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -157,33 +146,21 @@ impl EmbeddedStore {
             fs::create_dir_all(dir).map_err(|e| io_error(dir, "create the directory", e))?;
         }
         Ok(Self {
-            backing: Backing::File(path),
+            path,
             unreadable: Arc::default(),
         })
     }
 
-    /// A store that lives in this process's memory only, gone when dropped.
-    pub fn in_memory() -> Self {
-        Self {
-            backing: Backing::Memory(Default::default()),
-            unreadable: Arc::default(),
-        }
-    }
-
-    /// The file, for a store kept in one.
+    /// The file the store is kept in: always there now that every embedded
+    /// store is a file; an `Option` still, so its callers are unchanged.
     pub fn path(&self) -> Option<&Path> {
-        match &self.backing {
-            Backing::File(p) => Some(p),
-            Backing::Memory(_) => None,
-        }
+        Some(&self.path)
     }
 
     /// Logs the entries a listing left out, with backoff, and forgets those
     /// it covers (`covers`) that it did not leave out this time.
     fn left_out(&self, left_out: Vec<(String, String)>, covers: impl Fn(&str) -> bool) {
-        let place = self
-            .path()
-            .map_or_else(|| "memory".to_string(), |p| p.display().to_string());
+        let place = self.path.display().to_string();
         let mut keys = HashSet::new();
         for (key, reason) in left_out {
             self.unreadable.left_out(&place, &key, &reason);
@@ -198,15 +175,7 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&mut Data) -> StoreResult<(T, bool)> + Send + 'static,
     ) -> StoreResult<T> {
-        let path = match &self.backing {
-            Backing::File(path) => path.clone(),
-            Backing::Memory(data) => {
-                // Every operation checks before it changes anything, so a
-                // refused one leaves the data as it was, as with the file.
-                let mut data = data.lock().unwrap_or_else(|e| e.into_inner());
-                return f(&mut data).map(|(out, _)| out);
-            }
-        };
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let lock_path = path.with_extension("lock");
             let lock = OpenOptions::new()

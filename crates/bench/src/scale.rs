@@ -1,17 +1,18 @@
 //! Scenario 3: one replica, a thousand requests at once.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::harness::*;
-use super::scenarios::healthy_to_stop;
-use super::{BenchError, Figure};
-use crate::store::embedded::EmbeddedStore;
-use crate::store::{Kind, Store};
+use crate::harness::*;
+use crate::memory_store::MemoryStore;
+use crate::product::{Kind, Store};
+use crate::scenarios::healthy_to_stop;
+use crate::{BenchError, Figure};
 
 const KIND: Kind = Kind::RecycleRequest;
 /// The simulator's default: each task's start and health times vary by ±20 %.
@@ -27,12 +28,13 @@ fn metric_value(text: &str, name: &str) -> f64 {
 }
 
 /// Scenario 3: one replica, one request on each of many one-task services
-/// over 10 clusters. The simulator runs as a child process so that this
-/// process's memory and CPU are the operator's (and the harness's).
-pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
+/// over 10 clusters. The simulator runs as a child process (`ecs-recycler
+/// sim`, of `binary`) so that this process's memory and CPU are the
+/// operator's (and the harness's).
+pub async fn scale(services: usize, binary: &Path) -> Result<Vec<Figure>, BenchError> {
     const S: &str = "scale";
     let clusters = 10;
-    let (_sim, url) = spawn_sim(timings(JITTER))?;
+    let (_sim, url) = spawn_sim(binary, timings(JITTER))?;
     let ecs = ecs_client(&url).await;
     let names: Vec<(String, String)> = (0..services)
         .map(|i| (format!("c{}", i % clusters), format!("svc{i:04}")))
@@ -71,7 +73,7 @@ pub async fn scale(services: usize) -> Result<Vec<Figure>, BenchError> {
     // back to the system first, or the operator would be measured on top of
     // the harness's leftovers.
     release_freed_memory();
-    let store = Arc::new(EmbeddedStore::in_memory());
+    let store = Arc::new(MemoryStore::new());
     let before_store = rss_mib().unwrap_or(0.0);
     for (i, (cluster, service)) in names.iter().enumerate() {
         store

@@ -5,6 +5,8 @@
 //! replaced, and ends with a summary checked against the invariants — read
 //! from the simulator's audit timeline, not from the operator's own account.
 
+pub mod fixture;
+
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use chrono::Utc;
+use ecs_sim::{SimOptions, Simulator, Timings};
 use serde_json::Value;
 
 use crate::aws::limit::RateLimit;
@@ -22,10 +25,9 @@ use crate::cli::present;
 use crate::cli::{CliError, say};
 use crate::operator::{Operator, OperatorConfig};
 use crate::request::status::{Phase, Reason, RecycleStatus};
-use crate::sim::fixture::{self, FixtureError};
-use crate::sim::{SimOptions, Simulator, Timings};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Kind, Store};
+use fixture::FixtureError;
 
 const CLUSTER: &str = "demo";
 const SERVICE: &str = "web";

@@ -1,16 +1,18 @@
-//! `ecs-recycler sim`: a wire-compatible stand-in for Amazon ECS and
-//! Application Auto Scaling with a real service scheduler, injected faults
-//! and an audit timeline. The official SDKs, boto3 and the AWS CLI talk to
-//! it as they would to AWS; tests check the operator's invariants from its
-//! timeline.
+//! A wire-compatible stand-in for Amazon ECS and Application Auto Scaling
+//! with a real service scheduler, injected faults and an audit timeline. The
+//! official SDKs, boto3 and the AWS CLI talk to it as they would to AWS;
+//! tests check the operator's invariants from its timeline.
 //!
-//! Start it in-process with [`Simulator::start`], or from the command line.
+//! It knows nothing of the operator: everything it offers is its wire
+//! protocol and its `/_sim/` control API (both also in-process, through
+//! [`Simulator`]). Start it in-process with [`Simulator::start`], or from the
+//! command line as `ecs-recycler sim`.
 
 mod autoscaling;
 pub mod control;
+mod duration;
 mod ecs;
 pub mod faults;
-pub mod fixture;
 mod http;
 pub mod model;
 mod scheduler;

@@ -9,16 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use ecs_sim::Timings;
 use serde_json::Value;
 
-use super::BenchError;
-use crate::aws::limit::RateLimit;
-use crate::aws::sdk::{self, Timeouts};
-use crate::operator::metrics::Metrics;
-use crate::operator::{Operator, OperatorConfig};
-use crate::sim::Timings;
-pub use crate::sim::fixture::{client_config as sdk_config, create_service, steady, wait_steady};
-use crate::store::embedded::EmbeddedStore;
+use crate::BenchError;
+use crate::memory_store::MemoryStore;
+use crate::product::{
+    Metrics, Operator, OperatorConfig, RateLimit, Timeouts, http_get, with_timeouts,
+};
+pub use crate::product::{client_config as sdk_config, create_service, steady, wait_steady};
 
 /// Realistic ECS timings, scaled down: a task starts in 40 s and passes its
 /// health check 20 s later, a stop takes 30 s (deregistration), the
@@ -79,19 +78,19 @@ pub fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
 
 /// An operator running in this process on an in-memory store.
 pub struct LocalOperator {
-    pub store: Arc<EmbeddedStore>,
+    pub store: Arc<MemoryStore>,
     pub metrics: Arc<Metrics>,
     operator: Operator,
 }
 
 impl LocalOperator {
     pub async fn start(url: &str, config: OperatorConfig) -> Self {
-        Self::start_on(Arc::new(EmbeddedStore::in_memory()), url, config).await
+        Self::start_on(Arc::new(MemoryStore::new()), url, config).await
     }
 
     /// On a store already filled.
-    pub async fn start_on(store: Arc<EmbeddedStore>, url: &str, config: OperatorConfig) -> Self {
-        let sdk = sdk::with_timeouts(
+    pub async fn start_on(store: Arc<MemoryStore>, url: &str, config: OperatorConfig) -> Self {
+        let sdk = with_timeouts(
             &sdk_config(url, RetryConfig::standard()).await,
             config.aws_timeouts,
         );
@@ -111,7 +110,7 @@ impl LocalOperator {
     }
 }
 
-/// A child process of this binary, killed when dropped.
+/// A child process, killed when dropped.
 pub struct ChildProcess(pub Child);
 
 impl Drop for ChildProcess {
@@ -121,12 +120,11 @@ impl Drop for ChildProcess {
     }
 }
 
-/// `ecs-recycler sim` as a child process with these timings: its URL.
-pub fn spawn_sim(t: Timings) -> Result<(ChildProcess, String), BenchError> {
+/// `ecs-recycler sim` (`binary`) as a child process with these timings: its URL.
+pub fn spawn_sim(binary: &Path, t: Timings) -> Result<(ChildProcess, String), BenchError> {
     use std::io::BufRead;
-    let exe = std::env::current_exe().map_err(|e| failed("this program's path", e))?;
     let secs = |s: f64| format!("{}ms", (s * 1000.0).round() as u64);
-    let mut child = Command::new(exe)
+    let mut child = Command::new(binary)
         .args(["sim", "--listen", "127.0.0.1:0"])
         .args(["--task-start", &secs(t.task_start)])
         .args(["--task-healthy", &secs(t.task_healthy)])
@@ -149,25 +147,28 @@ pub fn spawn_sim(t: Timings) -> Result<(ChildProcess, String), BenchError> {
         .map_err(|e| failed("read the simulator's URL", e))?;
     let url = url.trim().to_string();
     if url.is_empty() {
-        return Err(BenchError("the simulator printed no URL".into()));
+        return Err(BenchError(format!(
+            "the simulator printed no URL (was {} built with the simulator feature?)",
+            binary.display()
+        )));
     }
     Ok((guard, url))
 }
 
-/// `ecs-recycler operator` as a child process on the store file at `store`.
+/// `ecs-recycler operator` (`binary`) as a child process on the store file at `store`.
 pub fn spawn_operator(
+    binary: &Path,
     url: &str,
     store: &Path,
     replica: &str,
     extra: &[&str],
     log: &Path,
 ) -> Result<ChildProcess, BenchError> {
-    let exe = std::env::current_exe().map_err(|e| failed("this program's path", e))?;
     let log = std::fs::File::create(log).map_err(|e| failed("create the operator log", e))?;
     let err = log
         .try_clone()
         .map_err(|e| failed("create the operator log", e))?;
-    Command::new(exe)
+    Command::new(binary)
         .arg("operator")
         .arg("--store")
         .arg(store)
@@ -189,9 +190,7 @@ pub fn spawn_operator(
 
 /// GET `url` and parse the JSON answer.
 pub async fn get_json(url: &str) -> Result<Value, BenchError> {
-    let (status, body) = crate::operator::health::http_get(url)
-        .await
-        .map_err(BenchError)?;
+    let (status, body) = http_get(url).await.map_err(BenchError)?;
     if status != 200 {
         return Err(BenchError(format!("{url} answered {status}")));
     }

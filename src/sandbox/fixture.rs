@@ -1,7 +1,7 @@
 //! Services made on the simulator through the official SDK, as a person
-//! would make them on ECS: for the sandbox, the bench and the tests. Built
-//! from the SDK's public calls only, so what they set up is what an
-//! operator meets on AWS.
+//! would make them on ECS: for the sandbox and the benchmark. Client code,
+//! not the simulator's: built from the SDK's public calls only, so what it
+//! sets up is what an operator meets on AWS.
 
 use std::time::Duration;
 

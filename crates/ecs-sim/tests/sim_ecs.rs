@@ -3,13 +3,11 @@
 //! rolling deployments honour their percentages, ListTasks pages, capacity
 //! and task faults behave as ECS's do.
 
-mod support;
-
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{DeploymentConfiguration, DesiredStatus};
 use serde_json::json;
-use support::*;
+use test_support::*;
 
 const WITHIN: Duration = Duration::from_secs(20);
 

@@ -2,10 +2,9 @@
 //! pinned moto[server] environment) runs its own `services_stable` and
 //! `tasks_stopped` waiters against it.
 
-mod support;
+use std::path::Path;
 
-use ecs_recycler::sim::Timings;
-use support::*;
+use test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_waiters_succeed_against_the_simulator() {
@@ -19,7 +18,7 @@ async fn boto3_waiters_succeed_against_the_simulator() {
     })
     .await;
     let out = tokio::process::Command::new(&python)
-        .arg(script("boto3_waiters.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/boto3_waiters.py"))
         .arg(sim.url())
         .output()
         .await

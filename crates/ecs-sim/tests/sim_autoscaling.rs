@@ -2,13 +2,11 @@
 //! aws-sdk-applicationautoscaling client: min/max clamp the desired count,
 //! suspended states are stored exactly and honoured by the simulated policy.
 
-mod support;
-
 use std::time::Duration;
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 use serde_json::json;
-use support::*;
+use test_support::*;
 
 async fn desired(c: &Clients) -> i32 {
     describe(&c.ecs, "prod", "web").await.desired_count()

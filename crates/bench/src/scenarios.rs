@@ -1,21 +1,18 @@
 //! The scenarios of the benchmark on one service, each answering its figures.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
+use ecs_sim::{SimOptions, Simulator};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use super::harness::*;
-use super::{BenchError, Figure};
-use crate::aws::ClientPool;
-use crate::aws::limit::RateLimit;
-use crate::operator::metrics::Metrics;
-use crate::sim::{SimOptions, Simulator};
-use crate::store::embedded::EmbeddedStore;
-use crate::store::{Kind, Store};
+use crate::harness::*;
+use crate::product::{ClientPool, EmbeddedStore, Kind, Metrics, RateLimit, Store, classify};
+use crate::{BenchError, Figure};
 
 const KIND: Kind = Kind::RecycleRequest;
 /// The simulator's default: each task's start and health times vary by ±20 %.
@@ -38,7 +35,7 @@ fn terminal(status: &Value) -> bool {
 }
 
 async fn wait_finished(
-    store: &EmbeddedStore,
+    store: &impl Store,
     name: &str,
     within: Duration,
 ) -> Result<Value, BenchError> {
@@ -107,9 +104,7 @@ pub async fn retry_modes() -> Result<Vec<Figure>, BenchError> {
                                         .services("web")
                                         .send()
                                         .await
-                                        .map_err(|e| {
-                                            crate::aws::classify("ecs:DescribeServices", e)
-                                        })
+                                        .map_err(|e| classify("ecs:DescribeServices", e))
                                 })
                                 .await
                                 .is_ok()
@@ -291,7 +286,7 @@ async fn recycle_once(keep: Option<&std::path::Path>) -> Result<Vec<Figure>, Ben
         )
         .await
         .map_err(|e| failed("create the request", e))?;
-    let status = wait_finished(&op.store, "rotate", Duration::from_secs(600)).await?;
+    let status = wait_finished(op.store.as_ref(), "rotate", Duration::from_secs(600)).await?;
     let t1 = sim.now();
     op.stop().await;
     if status["phase"] != "Succeeded" {
@@ -440,7 +435,9 @@ pub async fn force_deployment() -> Result<Vec<Figure>, BenchError> {
 
 /// Scenario 4: the lease holder killed; another replica takes the request
 /// over. Operator defaults (15 s lease, 2 s poll), so the target reads as is.
-pub async fn failover() -> Result<Vec<Figure>, BenchError> {
+/// The replicas are child processes (`ecs-recycler operator`, of `binary`)
+/// on one store file, so that one can be killed.
+pub async fn failover(binary: &Path) -> Result<Vec<Figure>, BenchError> {
     const S: &str = "failover";
     let lease = 15.0;
     let sim = sim().await?;
@@ -467,7 +464,14 @@ pub async fn failover() -> Result<Vec<Figure>, BenchError> {
         )
         .await
         .map_err(|e| failed("create the request", e))?;
-    let mut first = spawn_operator(sim.url(), &path, "first", &[], &dir.join("first.log"))?;
+    let mut first = spawn_operator(
+        binary,
+        sim.url(),
+        &path,
+        "first",
+        &[],
+        &dir.join("first.log"),
+    )?;
     // Wait until the first replica holds the request mid-recycle.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -489,7 +493,14 @@ pub async fn failover() -> Result<Vec<Figure>, BenchError> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _second = spawn_operator(sim.url(), &path, "second", &[], &dir.join("second.log"))?;
+    let _second = spawn_operator(
+        binary,
+        sim.url(),
+        &path,
+        "second",
+        &[],
+        &dir.join("second.log"),
+    )?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = first.0.kill();
     let _ = first.0.wait();

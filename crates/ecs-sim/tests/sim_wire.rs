@@ -2,11 +2,9 @@
 //! sees it, malformed requests that neither panic nor change state, and the
 //! `/_sim/` control API over HTTP.
 
-mod support;
-
 use aws_sdk_ecs::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
-use support::*;
+use test_support::*;
 
 const ECS: &str = "AmazonEC2ContainerServiceV20141113";
 const AAS: &str = "AnyScaleFrontendService";

@@ -1,42 +1,130 @@
-//! `ecs-recycler bench`: the operator measured against the simulator, on
+//! `ecs-recycler-bench`: the operator measured against the simulator, on
 //! realistic ECS timings scaled down (see [`harness::SCALE`]), so the whole
 //! run takes a few minutes. Each scenario reports figures, with a target
 //! where the project has one; the table goes to stdout, then the same as
 //! JSON (and to `--json FILE` when asked).
+//!
+//! A development tool, not part of the operator's image. Most scenarios run
+//! the operator's library in this process; the scale scenario runs the
+//! simulator, and the failover scenario the operator, as child processes of
+//! the product's binary (`ecs-recycler sim`, `ecs-recycler operator`), found
+//! beside this one in the same target directory unless `--operator-binary`
+//! says otherwise: `cargo build --release && cargo run --release -p
+//! ecs-recycler-bench`.
 
 mod harness;
+mod memory_store;
+mod product;
 mod scale;
 mod scenarios;
 
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
 use serde::Serialize;
 
-#[derive(clap::Args, Debug)]
+#[derive(Parser, Debug)]
+#[command(
+    name = "ecs-recycler-bench",
+    about = "Measure the operator against the simulator; print a table and JSON."
+)]
 pub struct BenchArgs {
     /// Run only these scenarios: retry-modes, recycle, scale, failover, force-deployment.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
-    json: Option<std::path::PathBuf>,
+    json: Option<PathBuf>,
     /// Write the recycle scenario's simulator timeline (its first run's) to this file, to see where the time and calls went.
     #[arg(long, value_name = "FILE")]
-    timeline: Option<std::path::PathBuf>,
+    timeline: Option<PathBuf>,
     /// Recycles run at once in the recycle scenario; its figures are their means.
     #[arg(long, default_value_t = 3)]
     recycle_runs: usize,
     /// Services in the scale scenario (spread over 10 clusters).
     #[arg(long, default_value_t = 1000)]
     scale_services: usize,
+    /// The `ecs-recycler` binary the scale and failover scenarios run as child
+    /// processes [default: `ecs-recycler` beside this program, as `cargo build` leaves it].
+    #[arg(long, value_name = "PATH")]
+    operator_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("the benchmark failed: {0}")]
 pub struct BenchError(pub String);
 
-impl From<crate::sim::fixture::FixtureError> for BenchError {
-    fn from(e: crate::sim::fixture::FixtureError) -> Self {
+impl From<product::FixtureError> for BenchError {
+    fn from(e: product::FixtureError) -> Self {
         Self(e.to_string())
     }
+}
+
+fn main() -> ExitCode {
+    bound_allocator_arenas();
+    let args = BenchArgs::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The operator's binary limits glibc to two malloc arenas (its
+/// `src/main.rs` says why); the scale scenario measures the operator in
+/// this process, so this process does the same, or it would measure an
+/// allocator the operator does not run with. `MALLOC_ARENA_MAX`, when set,
+/// stands. Done before any thread starts.
+fn bound_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a glibc tunable; no other thread exists yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+/// The table goes to stdout; logs (the in-process operator's, kept to
+/// warnings) go to stderr, as text on a terminal and JSON lines otherwise.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+}
+
+/// The `ecs-recycler` binary: the one given, else the one in this program's
+/// directory (`cargo build` puts every binary of the workspace in one
+/// target directory).
+fn operator_binary(given: Option<&Path>) -> Result<PathBuf, BenchError> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let exe =
+        std::env::current_exe().map_err(|e| BenchError(format!("this program's path: {e}")))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| BenchError(format!("{} has no directory", exe.display())))?;
+    Ok(dir.join(format!("ecs-recycler{}", std::env::consts::EXE_SUFFIX)))
 }
 
 /// One measured figure.
@@ -94,7 +182,7 @@ const SCENARIOS: [&str; 5] = [
     "force-deployment",
 ];
 
-pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+async fn run(args: BenchArgs) -> Result<(), BenchError> {
     for name in &args.only {
         if !SCENARIOS.contains(&name.as_str()) {
             return Err(BenchError(format!(
@@ -104,6 +192,16 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         }
     }
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let binary = operator_binary(args.operator_binary.as_deref())?;
+    // Checked before any scenario runs: a run of several minutes should not
+    // fail at its third scenario for want of it.
+    if (wanted("scale") || wanted("failover")) && !binary.is_file() {
+        return Err(BenchError(format!(
+            "no operator binary at {}: build it first (`cargo build --release` puts it \
+             beside this program) or say where it is with --operator-binary",
+            binary.display()
+        )));
+    }
     let mut figures = Vec::new();
     let mut failures = Vec::new();
     let started = std::time::Instant::now();
@@ -120,10 +218,10 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             continue;
         }
         let result = match name {
-            "scale" => scale::scale(args.scale_services).await,
+            "scale" => scale::scale(args.scale_services, &binary).await,
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
-            "failover" => scenarios::failover().await,
+            "failover" => scenarios::failover(&binary).await,
             _ => scenarios::force_deployment().await,
         };
         match result {

@@ -1,4 +1,4 @@
-"""Drives `ecs-recycler sim` with boto3, a client nobody on this project
+"""Drives the simulator with boto3, a client nobody on this project
 wrote: its `services_stable` and `tasks_stopped` waiters must succeed, and
 its error parsing must recognise the simulator's errors.
 

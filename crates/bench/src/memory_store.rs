@@ -1,0 +1,362 @@
+//! A store in this process's memory, for the benchmark alone: the embedded
+//! store reads and rewrites its whole file on every operation, so with a
+//! thousand records it would measure the file, not the operator. It keeps
+//! the embedded store's answers for everything the operator asks (versions,
+//! conditional writes, leases, retention); what only a hand edit or another
+//! client can make (unreadable entries, strays) cannot arise here.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::product::{
+    Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
+};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    /// (kind, name) → the record and, once it is finished, when it may be forgotten.
+    records: Mutex<BTreeMap<(Kind, String), Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: StoredRecord,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Entry {
+    fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    fn lease_held_by(&self, holder: &str, now: DateTime<Utc>) -> bool {
+        self.record
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.holder == holder && l.expires_at > now)
+    }
+}
+
+fn not_found(kind: Kind, name: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: kind.as_str(),
+        name: name.to_string(),
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The records, locked. Every operation checks before it changes
+    /// anything, so one that panicked left them whole.
+    fn records(&self) -> MutexGuard<'_, BTreeMap<(Kind, String), Entry>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_entry<T>(
+        &self,
+        kind: Kind,
+        name: &str,
+        f: impl FnOnce(&mut Entry) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut records = self.records();
+        let entry = records
+            .get_mut(&(kind, name.to_string()))
+            .ok_or_else(|| not_found(kind, name))?;
+        f(entry)
+    }
+}
+
+impl Store for MemoryStore {
+    async fn create(
+        &self,
+        kind: Kind,
+        name: &str,
+        spec: Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<StoredRecord> {
+        let mut records = self.records();
+        let key = (kind, name.to_string());
+        if records.contains_key(&key) {
+            return Err(StoreError::AlreadyExists {
+                kind: kind.as_str(),
+                name: name.to_string(),
+            });
+        }
+        let record = StoredRecord {
+            kind,
+            name: name.to_string(),
+            spec: Ok(spec),
+            status: None,
+            version: 1,
+            created_at: Some(now),
+            active: true,
+            lease: None,
+        };
+        records.insert(
+            key,
+            Entry {
+                record: record.clone(),
+                expires_at: None,
+            },
+        );
+        Ok(record)
+    }
+
+    async fn get(&self, kind: Kind, name: &str) -> StoreResult<Option<StoredRecord>> {
+        let now = Utc::now();
+        Ok(self
+            .records()
+            .get(&(kind, name.to_string()))
+            .filter(|e| !e.expired(now))
+            .map(|e| e.record.clone()))
+    }
+
+    async fn list_active(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+        let mut out: Vec<StoredRecord> = self
+            .records()
+            .values()
+            .filter(|e| e.record.kind == kind && e.record.active)
+            .map(|e| e.record.clone())
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(out)
+    }
+
+    async fn list_all(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+        let now = Utc::now();
+        let mut records = self.records();
+        // Finished records past their retention are forgotten, as DynamoDB's TTL does.
+        records.retain(|_, e| !e.expired(now));
+        Ok(records
+            .values()
+            .filter(|e| e.record.kind == kind)
+            .map(|e| e.record.clone())
+            .collect())
+    }
+
+    async fn update_spec(
+        &self,
+        kind: Kind,
+        name: &str,
+        expected_version: u64,
+        spec: Value,
+    ) -> StoreResult<StoredRecord> {
+        self.with_entry(kind, name, |e| {
+            if e.record.version != expected_version {
+                return Err(StoreError::Conflict {
+                    kind: kind.as_str(),
+                    name: name.to_string(),
+                    expected: expected_version,
+                });
+            }
+            e.record.spec = Ok(spec);
+            e.record.version += 1;
+            Ok(e.record.clone())
+        })
+    }
+
+    async fn write_status(&self, kind: Kind, name: &str, write: StatusWrite) -> StoreResult<u64> {
+        self.with_entry(kind, name, |e| {
+            // The same write sent again (its first answer was lost) finds
+            // itself landed: answered as done, changing nothing.
+            if e.record.version == write.expected_version + 1
+                && e.record.status.as_ref() == Some(&write.status)
+                && e.record.lease.as_ref().map(|l| l.holder.as_str()) == Some(write.holder.as_str())
+            {
+                return Ok(e.record.version);
+            }
+            // A lost lease wins over a stale version, as in every store.
+            if !e.lease_held_by(&write.holder, write.now) {
+                return Err(StoreError::LeaseLost {
+                    kind: kind.as_str(),
+                    name: name.to_string(),
+                    holder: write.holder,
+                });
+            }
+            if e.record.version != write.expected_version {
+                return Err(StoreError::Conflict {
+                    kind: kind.as_str(),
+                    name: name.to_string(),
+                    expected: write.expected_version,
+                });
+            }
+            e.record.status = Some(write.status);
+            e.record.active = write.active;
+            e.expires_at = write.expires_at;
+            e.record.version += 1;
+            Ok(e.record.version)
+        })
+    }
+
+    async fn acquire_lease(
+        &self,
+        kind: Kind,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.with_entry(kind, name, |e| {
+            let free = e
+                .record
+                .lease
+                .as_ref()
+                .is_none_or(|l| l.holder == holder || l.expires_at <= now);
+            if free {
+                e.record.lease = Some(Lease {
+                    holder: holder.to_string(),
+                    expires_at: until,
+                });
+            }
+            Ok(free)
+        })
+    }
+
+    async fn release_lease(&self, kind: Kind, name: &str, holder: &str) -> StoreResult<()> {
+        if let Some(e) = self.records().get_mut(&(kind, name.to_string()))
+            && e.record.lease.as_ref().is_some_and(|l| l.holder == holder)
+        {
+            e.record.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, kind: Kind, name: &str) -> StoreResult<()> {
+        self.records().remove(&(kind, name.to_string()));
+        Ok(())
+    }
+
+    /// None: records come in through [`Store::create`] alone, each of a known kind.
+    async fn list_strays(&self) -> StoreResult<Vec<Stray>> {
+        Ok(Vec::new())
+    }
+
+    async fn fail_stray(&self, stray: &Stray, _status: Value) -> StoreResult<u64> {
+        Err(StoreError::NotFound {
+            kind: STRAY,
+            name: stray.key.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The clauses of the store contract the operator leans on in a run
+    //! (the full suite, `tests/store_contract.rs`, covers the product's stores).
+
+    use super::*;
+    use serde_json::json;
+
+    const K: Kind = Kind::RecycleRequest;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_900_000_000 + secs, 0).unwrap()
+    }
+
+    fn write(version: u64, holder: &str, now: DateTime<Utc>) -> StatusWrite {
+        StatusWrite {
+            expected_version: version,
+            status: json!({"phase": "Recycling"}),
+            active: true,
+            holder: holder.into(),
+            now,
+            expires_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_leases_and_a_status_write_sent_twice() {
+        let store = MemoryStore::new();
+        store.create(K, "b", json!({}), t(2)).await.unwrap();
+        store.create(K, "a", json!({}), t(1)).await.unwrap();
+        assert!(matches!(
+            store.create(K, "a", json!({}), t(3)).await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let names: Vec<String> = store
+            .list_active(K)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["a", "b"], "oldest first");
+
+        // No lease, no write; a lease held by another is not taken until it lapses.
+        assert!(matches!(
+            store.write_status(K, "a", write(1, "r1", t(10))).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        assert!(
+            store
+                .acquire_lease(K, "a", "r1", t(10), t(25))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .acquire_lease(K, "a", "r2", t(20), t(35))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .write_status(K, "a", write(1, "r1", t(11)))
+                .await
+                .unwrap(),
+            2
+        );
+        // Sent again after its answer was lost: done, nothing changed.
+        assert_eq!(
+            store
+                .write_status(K, "a", write(1, "r1", t(12)))
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(matches!(
+            store.update_spec(K, "a", 1, json!({})).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert!(
+            store
+                .acquire_lease(K, "a", "r2", t(25), t(40))
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            store.write_status(K, "a", write(2, "r1", t(26))).await,
+            Err(StoreError::LeaseLost { .. })
+        ));
+        store.release_lease(K, "a", "r1").await.unwrap();
+        let a = store.get(K, "a").await.unwrap().unwrap();
+        assert_eq!(a.lease.map(|l| l.holder).as_deref(), Some("r2"));
+        assert_eq!(a.version, 2, "leases do not change the version");
+    }
+
+    #[tokio::test]
+    async fn a_finished_record_leaves_the_active_list_and_is_forgotten_after_retention() {
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        store.create(K, "a", json!({}), now).await.unwrap();
+        store
+            .acquire_lease(K, "a", "r1", now, now + chrono::Duration::seconds(15))
+            .await
+            .unwrap();
+        let done = StatusWrite {
+            active: false,
+            expires_at: Some(now - chrono::Duration::seconds(1)),
+            ..write(1, "r1", now)
+        };
+        store.write_status(K, "a", done).await.unwrap();
+        assert!(store.list_active(K).await.unwrap().is_empty());
+        assert_eq!(store.get(K, "a").await.unwrap(), None);
+        assert!(store.list_all(K).await.unwrap().is_empty());
+    }
+}
