@@ -405,6 +405,9 @@ async fn a_request_the_previous_release_left_mid_run_is_read_and_finished() {
     // recorded ones, the surge the old replica made is in place, and the
     // notices go to this test's receiver. Nothing else of the file changes.
     let mut text = WRITTEN_BY_2CF8A5E.replace("http://127.0.0.1:9/hook", &hooks.url("hook"));
+    // As if the old replica died a moment ago: every time in the file moves
+    // by the same amount (the step's stability timeout counts from them).
+    text = moved_to_now(&text);
     let old: serde_json::Value = serde_json::from_str(WRITTEN_BY_2CF8A5E).unwrap();
     let planned: Vec<String> =
         old["records"]["RecycleRequest/rotate-web"]["status"]["plan"]["tasks"]
@@ -470,4 +473,28 @@ async fn a_request_the_previous_release_left_mid_run_is_read_and_finished() {
         "the old outbox is delivered: {posts:?}"
     );
     assert!(posts.iter().any(|p| p["event"] == "succeeded"), "{posts:?}");
+}
+
+/// `text` with every RFC 3339 time in it moved so that the latest is now.
+fn moved_to_now(text: &str) -> String {
+    let times: Vec<(usize, usize, chrono::DateTime<Utc>)> = text
+        .match_indices('"')
+        .filter_map(|(i, _)| {
+            let rest = &text[i + 1..];
+            let end = rest.find('"')?;
+            let t = chrono::DateTime::parse_from_rfc3339(&rest[..end]).ok()?;
+            Some((i + 1, i + 1 + end, t.with_timezone(&Utc)))
+        })
+        .collect();
+    let latest = times.iter().map(|t| t.2).max().expect("times in the file");
+    let shift = Utc::now() - latest;
+    let mut out = String::new();
+    let mut at = 0;
+    for (start, end, t) in times {
+        out.push_str(&text[at..start]);
+        out.push_str(&(t + shift).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
 }
