@@ -26,6 +26,8 @@
 //! not what the decision rests on.
 
 mod calls;
+#[cfg(all(test, feature = "simulator"))]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -18,7 +18,7 @@ mod records;
 pub mod replica;
 mod step;
 mod strays;
-#[cfg(test)]
+#[cfg(all(test, feature = "simulator"))]
 mod tests;
 
 use std::net::SocketAddr;

@@ -1,0 +1,216 @@
+//! Looks at the simulator: a settled service described from memory and a
+//! replacement still found; a step waiting for its replacement asks for the
+//! service only once its tasks could be done.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use ecs_sim::{SimOptions, Simulator, Timings};
+use serde_json::Value;
+
+use super::*;
+use crate::aws::limit::RateLimit;
+use crate::operator::metrics::Metrics;
+use crate::sandbox::fixture;
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn calls_of(timeline: &Value, op: &str, since: f64) -> usize {
+    timeline["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["op"] == op && c["t"].as_f64().unwrap() >= since)
+        .count()
+}
+
+/// A simulator with prod/web: three tasks with a health check, steady.
+async fn steady_web() -> (Simulator, aws_sdk_ecs::Client) {
+    let sim = Simulator::start(SimOptions {
+        timings: Timings {
+            task_start: 0.3,
+            task_healthy: 0.2,
+            task_stop: 0.2,
+            scheduler: 0.05,
+            jitter: 0.2,
+        },
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let sdk = fixture::client_config(sim.url(), RetryConfig::standard()).await;
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    fixture::create_service(&ecs, "prod", "web", 3, true).await.unwrap();
+    steady(&ecs).await;
+    (sim, ecs)
+}
+
+async fn steady(ecs: &aws_sdk_ecs::Client) {
+    fixture::wait_steady(ecs, "prod", &["web".to_string()], 3, WITHIN)
+        .await
+        .unwrap();
+}
+
+/// The tasks of prod/web meant to run, as ListTasks has them.
+async fn running(ecs: &aws_sdk_ecs::Client) -> Vec<String> {
+    ecs.list_tasks()
+        .cluster("prod")
+        .service_name("web")
+        .send()
+        .await
+        .unwrap()
+        .task_arns()
+        .to_vec()
+}
+
+/// Stops a task behind the operator's back, as a person or ECS would.
+async fn stop(ecs: &aws_sdk_ecs::Client, arn: &str) {
+    ecs.stop_task()
+        .cluster("prod")
+        .task(arn)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The tasks an observation holds, by ARN.
+fn arns(obs: &Observation) -> BTreeSet<String> {
+    obs.tasks.iter().map(|t| t.arn.clone()).collect()
+}
+
+/// A client pool on the simulator, at the operator's default limits.
+async fn pool_on(sim: &Simulator) -> Arc<ClientPool> {
+    Arc::new(ClientPool::new(
+        fixture::client_config(sim.url(), RetryConfig::standard()).await,
+        RateLimit::default(),
+        Metrics::new(),
+    ))
+}
+
+/// What a record on prod/web wants looked at: its tasks, not its scaling.
+async fn want_web(
+    pool: &ClientPool,
+    extra: Vec<String>,
+    awaiting: Option<chrono::DateTime<chrono::Utc>>,
+) -> Want {
+    Want {
+        clients: pool.for_role(None, None).await,
+        cluster: "prod".into(),
+        service: "web".into(),
+        extra,
+        scaling: false,
+        tasks: true,
+        awaiting,
+    }
+}
+
+/// One look, as the tick makes it.
+async fn look(pool: &Arc<ClientPool>, want: Want) -> Look {
+    observe_all(pool, vec![want])
+        .await
+        .pop()
+        .expect("one answer")
+        .expect("a look")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_service_is_described_from_memory_and_a_replacement_is_still_found() {
+    let (sim, ecs) = steady_web().await;
+    let pool = pool_on(&sim).await;
+    let web = want_web(&pool, Vec::new(), None).await;
+    let want = || web.clone();
+    let truth = || async {
+        running(&ecs)
+            .await
+            .into_iter()
+            .collect::<BTreeSet<String>>()
+    };
+    let since = sim.now();
+    let first = observe(&pool, want()).await.unwrap();
+    assert_eq!(
+        calls_of(&sim.timeline(), "ListTasks", since),
+        1,
+        "nothing remembered yet"
+    );
+    let since = sim.now();
+    let second = observe(&pool, want()).await.unwrap();
+    let timeline = sim.timeline();
+    assert_eq!(
+        calls_of(&timeline, "ListTasks", since),
+        0,
+        "settled: not listed"
+    );
+    assert_eq!(calls_of(&timeline, "DescribeTasks", since), 1);
+    assert_eq!(arns(&second), arns(&first));
+    assert_eq!(arns(&second), truth().await);
+
+    // A task stopped behind the operator's back: whenever the looks fall,
+    // each holds exactly what ListTasks would, and the replacement is found.
+    let victim = first.tasks[0].arn.clone();
+    stop(&ecs, &victim).await;
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let mut compared = 0;
+    loop {
+        let before = truth().await;
+        let obs = observe(&pool, want()).await.unwrap();
+        let after = truth().await;
+        assert!(
+            !arns(&obs).contains(&victim),
+            "the stopped task is not meant to run"
+        );
+        if before == after {
+            assert_eq!(arns(&obs), after, "the look disagrees with ListTasks");
+            compared += 1;
+        }
+        let replaced = arns(&obs).len() == 3 && obs.tasks.iter().all(|t| t.is_serving());
+        if replaced {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replacement was never seen serving"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(compared > 0, "no look could be checked against ListTasks");
+    steady(&ecs).await;
+    let since = sim.now();
+    let settled = observe(&pool, want()).await.unwrap();
+    let listed = calls_of(&sim.timeline(), "ListTasks", since);
+    assert_eq!(listed, 0, "settled again: not listed");
+    assert_eq!(arns(&settled), truth().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_waiting_for_its_replacement_asks_for_the_service_only_once_the_tasks_could_be_done()
+{
+    let (sim, ecs) = steady_web().await;
+    let pool = pool_on(&sim).await;
+    let victim = running(&ecs).await[0].clone();
+    let step = chrono::Utc::now();
+    stop(&ecs, &victim).await;
+    let want = want_web(&pool, vec![victim.clone()], Some(step)).await;
+    // Right after the stop the victim still runs: not done, whatever the counts.
+    let since = sim.now();
+    let Look::NotYet(tasks) = look(&pool, want.clone()).await else {
+        panic!("expected the tasks to show the step unfinished");
+    };
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t.arn == victim && t.last_status == "RUNNING")
+    );
+    assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 0);
+    // Once the replacement serves and the victim is gone, the look is whole.
+    steady(&ecs).await;
+    let since = sim.now();
+    let Look::Whole(obs) = look(&pool, want).await else {
+        panic!("expected a whole look once the tasks could be done");
+    };
+    assert_eq!(calls_of(&sim.timeline(), "DescribeServices", since), 1);
+    let serving = obs.tasks.iter().filter(|t| t.is_serving()).count();
+    assert_eq!(serving, 3, "{obs:?}");
+}
+
