@@ -1,14 +1,40 @@
 //! ecs-recycler: recycles the tasks of Amazon ECS services safely, a few at a
 //! time, and resumes exactly where it stopped after any crash.
+//!
+//! The library behind the `ecs-recycler` binary. A reader learns the crate
+//! here: a request's pure decision ([`request`], private), the operator
+//! that runs it ([`operator`]), the records it works on ([`store`]), the
+//! verbs people use ([`cli`]), and the few items below that the binary, the
+//! benchmark and the tests take from inside.
+//!
+//! - `request`: a RecycleRequest — spec, status, observation, the pure
+//!   decision with its gates and causes, pacing, the dry run.
+//! - `schedule`: a RecycleSchedule — spec, decision, the loop that makes requests.
+//! - `aws`: every AWS client made in one place ([`sdk`]), rate limits,
+//!   batched observation, actions.
+//! - `notify`: notices by email, SNS and webhook, through the request's outbox.
+//! - `validate`: reading records written by people and other programs.
+//! - [`operator`]: the shell — the reconcile loop, leases, health, metrics.
+//! - [`store`]: the Store trait, the embedded store and DynamoDB.
+//! - [`cli`]: the verbs (apply, get, describe, ...), manifests and their presentation.
+//! - [`sandbox`]: simulator, embedded store and operator in one process.
+#![warn(unreachable_pub)]
 
-pub mod aws;
+mod aws;
 pub mod cli;
 pub mod duration;
-pub mod notify;
+mod notify;
 pub mod operator;
-pub mod request;
+mod request;
 #[cfg(feature = "simulator")]
 pub mod sandbox;
-pub mod schedule;
+mod schedule;
 pub mod store;
-pub mod validate;
+mod validate;
+
+pub use aws::limit::RateLimit;
+pub use aws::sdk;
+pub use aws::{AwsError, ClientPool, Clients, classify};
+pub use notify::config::{NotifyArgs, NotifyConfig};
+pub use request::status::request_status;
+pub use schedule::{Clock, Scheduler, SystemClock, request_name};
