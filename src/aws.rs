@@ -6,9 +6,9 @@
 //! mutating one is sent only inside the record's lease ([`Fence`]).
 //! Observation lives in [`observe`].
 
-pub mod known_tasks;
-pub mod limit;
-pub mod observe;
+pub(crate) mod known_tasks;
+pub(crate) mod limit;
+pub(crate) mod observe;
 pub mod sdk;
 
 use std::collections::{BTreeMap, HashMap};
@@ -288,7 +288,7 @@ impl Clients {
 /// The AWS services that got no answer at their last call, for readiness:
 /// (service, account) → the sentence of that call.
 #[derive(Debug, Default)]
-pub struct Unanswered(Mutex<BTreeMap<(String, String), String>>);
+pub(crate) struct Unanswered(Mutex<BTreeMap<(String, String), String>>);
 
 impl Unanswered {
     fn set(&self, service: &str, account: &str, sentence: Option<String>) {
@@ -305,7 +305,7 @@ impl Unanswered {
     }
 
     /// Each service still unanswered, as a sentence.
-    pub fn now(&self) -> Vec<String> {
+    pub(crate) fn now(&self) -> Vec<String> {
         let map = self.0.lock();
         map.iter()
             .map(|((service, account), sentence)| {
@@ -430,7 +430,7 @@ impl ClientPool {
 }
 
 /// AWS throttles each operation per account and Region: so does the operator.
-pub struct Limiters {
+pub(crate) struct Limiters {
     limit: RateLimit,
     buckets: Mutex<HashMap<String, Arc<Limiter>>>,
     /// Calls in flight (or backing off) at once in this account.
@@ -498,7 +498,7 @@ pub(crate) fn resource_id(cluster: &str, service: &str) -> String {
 }
 
 /// Performs one decided action, only while `fence` allows it.
-pub async fn act(
+pub(crate) async fn act(
     clients: &Clients,
     cluster: &str,
     service: &str,

@@ -12,17 +12,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use ecs_recycler::aws::limit::RateLimit;
+use ecs_recycler::RateLimit;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
-use ecs_recycler::notify::config::{NotifyArgs, NotifyConfig};
 use ecs_recycler::operator::{Operator, OperatorConfig, health};
 #[cfg(feature = "simulator")]
 use ecs_recycler::sandbox::{self, SandboxOptions};
 use ecs_recycler::store::Store;
 use ecs_recycler::store::dynamo::DynamoStore;
 use ecs_recycler::store::embedded::EmbeddedStore;
+use ecs_recycler::{NotifyArgs, NotifyConfig};
 #[cfg(feature = "simulator")]
 use ecs_sim::{SimOptions, Simulator, Timings};
 
@@ -409,7 +409,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
     if !problems.is_empty() {
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
     }
-    let sdk = ecs_recycler::aws::sdk::load(config.aws_timeouts).await;
+    let sdk = ecs_recycler::sdk::load(config.aws_timeouts).await;
     match (args.store.table, args.store.store) {
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use chrono::Utc;
-use ecs_recycler::aws::sdk::{self, Timeouts};
 use ecs_recycler::operator::{Operator, OperatorConfig};
+use ecs_recycler::sdk::{self, Timeouts};
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ecs_recycler::operator::OperatorConfig;
-use ecs_recycler::schedule::{Clock, Scheduler, request_name};
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
+use ecs_recycler::{Clock, Scheduler, request_name};
 use serde_json::{Value, json};
 use support::operator::{aws_env, spawn_operator, temp_dir, wait_phase};
 

@@ -1,19 +1,14 @@
-//! The schedule example and the JSON Schemas of what schedules and
-//! notifications add: the example reads and validates with the product's
-//! own parser, the schemas are valid draft 2020-12 (checked by Python's
-//! jsonschema from the pinned venv), the example passes them and bad
-//! documents do not.
+//! The JSON Schemas of what schedules and notifications add: they are valid
+//! draft 2020-12 (checked by Python's jsonschema from the pinned venv), the
+//! example passes them and bad documents do not. (That the example reads
+//! with the product's own parser is a unit test of `schedule`.)
 
 mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use chrono::{Datelike, Timelike, Utc, Weekday};
 use ecs_recycler::cli::manifest::read_documents;
-use ecs_recycler::schedule::{
-    ConcurrencyPolicy, MAX_NAME_LEN, NextRun, ScheduleStatus, next_run, parse_schedule_spec,
-};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -26,50 +21,6 @@ fn example() -> Value {
     let mut docs = read_documents(&text, "schedule-window.yaml").expect("YAML");
     assert_eq!(docs.len(), 1);
     docs.remove(0)
-}
-
-#[test]
-fn the_example_schedule_is_valid_and_realistic() {
-    let doc = example();
-    assert_eq!(doc["apiVersion"], "ecs-recycler/v1");
-    assert_eq!(doc["kind"], "RecycleSchedule");
-    let name = doc["metadata"]["name"].as_str().unwrap();
-    assert!(ecs_recycler::cli::manifest::is_record_name(name) && name.len() <= MAX_NAME_LEN);
-    let spec = parse_schedule_spec(&doc["spec"], "spec").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(spec.time_zone, chrono_tz::America::New_York);
-    assert_eq!(spec.concurrency_policy, ConcurrencyPolicy::Forbid);
-    assert_eq!(spec.window, Some(std::time::Duration::from_secs(7200)));
-    let notify = spec.template.notify.expect("notify");
-    assert_eq!(notify.channels().len(), 3);
-}
-
-/// What the example's comment promises, from its own cron expression and
-/// time zone, whatever today is: the coming Sunday at 02:00 New York time.
-#[test]
-fn the_example_runs_next_on_the_coming_sunday_night_in_new_york() {
-    let doc = example();
-    let spec = parse_schedule_spec(&doc["spec"], "spec").unwrap();
-    let now = Utc::now();
-    let NextRun::At(next) = next_run(
-        "web-sunday-night",
-        &spec,
-        &ScheduleStatus::default(),
-        now,
-        now,
-    ) else {
-        panic!("a next run");
-    };
-    assert!(
-        next > now && next - now <= chrono::Duration::days(7),
-        "{next}"
-    );
-    let local = next.with_timezone(&chrono_tz::America::New_York);
-    assert_eq!(local.weekday(), Weekday::Sun, "{local}");
-    // 02:00, or 03:00 on the night the clock skips 02:00.
-    assert!(
-        [2, 3].contains(&local.hour()) && local.minute() == 0,
-        "{local}"
-    );
 }
 
 /// Runs tests/py/check_schemas.py over `cases`; answers each case's errors.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
-use ecs_recycler::request::status::request_status;
+use ecs_recycler::request_status;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, StatusWrite, Store, StoreError, Stray};
 use serde_json::{Value, json};

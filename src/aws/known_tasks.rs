@@ -23,7 +23,7 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 /// A service's tasks meant to run, as last seen.
 #[derive(Clone, Debug)]
-pub struct Remembered {
+pub(crate) struct Remembered {
     pub arns: Vec<String>,
     /// When ListTasks last answered for the service.
     pub listed_at: DateTime<Utc>,
@@ -34,7 +34,7 @@ type Key = (String, String, String);
 
 /// (account, cluster, service) → its tasks as last seen.
 #[derive(Default)]
-pub struct KnownTasks {
+pub(crate) struct KnownTasks {
     sets: Mutex<HashMap<Key, Remembered>>,
 }
 
@@ -43,7 +43,7 @@ impl KnownTasks {
         self.sets.lock()
     }
 
-    pub fn get(&self, account: &str, cluster: &str, service: &str) -> Option<Remembered> {
+    pub(crate) fn get(&self, account: &str, cluster: &str, service: &str) -> Option<Remembered> {
         self.lock()
             .get(&(account.into(), cluster.into(), service.into()))
             .cloned()
@@ -54,7 +54,7 @@ impl KnownTasks {
     /// ListTasks answered them and `None` when they were confirmed from
     /// memory. Services not looked at for a while are forgotten here, once
     /// a look rather than once a service.
-    pub fn remember(
+    pub(crate) fn remember(
         &self,
         account: &str,
         cluster: &str,
@@ -84,7 +84,7 @@ impl KnownTasks {
 /// the counts already show the service may have tasks not remembered.
 /// Tasks the request is stopping (`in_flight`) are left out: their
 /// replacements are new.
-pub fn candidate(
+pub(crate) fn candidate(
     view: &ServiceView,
     known: Option<&[String]>,
     in_flight: &[String],
@@ -103,7 +103,7 @@ pub fn candidate(
 /// The service's tasks meant to run, when the described candidates prove to
 /// be all of them: exactly as many still meant to run as desired. `None`:
 /// one has stopped or is gone, and the service must be listed.
-pub fn confirmed(
+pub(crate) fn confirmed(
     view: &ServiceView,
     candidates: &[String],
     described: &HashMap<String, TaskView>,

@@ -60,13 +60,13 @@ impl RateLimit {
 /// A token bucket shared by every call to one AWS service in one account and
 /// Region. Callers reserve a token, possibly in the future, and sleep until
 /// it is theirs: fair, and no thundering herd when the bucket refills.
-pub struct Limiter {
+pub(crate) struct Limiter {
     limit: RateLimit,
     state: Mutex<(f64, Instant)>,
 }
 
 impl Limiter {
-    pub fn new(limit: RateLimit) -> Self {
+    pub(crate) fn new(limit: RateLimit) -> Self {
         Self {
             limit,
             state: Mutex::new((f64::from(limit.burst), Instant::now())),
@@ -74,7 +74,7 @@ impl Limiter {
     }
 
     /// Waits for a token; answers how long that took.
-    pub async fn acquire(&self) -> Duration {
+    pub(crate) async fn acquire(&self) -> Duration {
         let wait = {
             let mut state = self.state.lock();
             let now = Instant::now();
@@ -109,7 +109,7 @@ fn backoff() -> ExponentialBuilder {
 /// One AWS call made politely: a token before each attempt, every attempt
 /// counted in the metrics by `action` and outcome, throttling and other
 /// transient failures tried again with backoff.
-pub async fn call<T, F, Fut>(
+pub(crate) async fn call<T, F, Fut>(
     limiter: &Limiter,
     metrics: &Metrics,
     action: &str,

@@ -42,7 +42,7 @@ use crate::request::observation::{Evidence, Observation, TaskView};
 
 /// What one record needs looked at.
 #[derive(Clone)]
-pub struct Want {
+pub(crate) struct Want {
     pub clients: Clients,
     pub cluster: String,
     pub service: String,
@@ -61,7 +61,7 @@ pub struct Want {
 
 /// What a look found.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Look {
+pub(crate) enum Look {
     /// The service and its tasks: what the decision needs.
     Whole(Observation),
     /// The tasks of a step waiting for new ones, which show it is not done;
@@ -70,7 +70,7 @@ pub enum Look {
 }
 
 /// Observes one service, whole.
-pub async fn observe(pool: &Arc<ClientPool>, want: Want) -> Result<Observation, AwsError> {
+pub(crate) async fn observe(pool: &Arc<ClientPool>, want: Want) -> Result<Observation, AwsError> {
     let want = Want {
         awaiting: None,
         ..want
@@ -93,7 +93,10 @@ fn not_made() -> AwsError {
 /// Looks at every wanted service; the answers are in the order of `wants`.
 /// A service that cannot be had is an observation (`service: Err`), not an
 /// error; only failures worth trying again are errors.
-pub async fn observe_all(pool: &Arc<ClientPool>, wants: Vec<Want>) -> Vec<Result<Look, AwsError>> {
+pub(crate) async fn observe_all(
+    pool: &Arc<ClientPool>,
+    wants: Vec<Want>,
+) -> Vec<Result<Look, AwsError>> {
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, w) in wants.iter().enumerate() {
         groups

@@ -42,7 +42,7 @@ pub struct NotifyArgs {
 }
 
 /// The environment variable holding the relay's password.
-pub const PASSWORD_ENV: &str = "ECS_RECYCLER_SMTP_PASSWORD";
+pub(crate) const PASSWORD_ENV: &str = "ECS_RECYCLER_SMTP_PASSWORD";
 
 /// The relay's settings; any may be missing until the secret fills them in.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -40,7 +40,7 @@ const SECRET_TTL: Duration = Duration::from_secs(300);
 /// Why one attempt failed, as a sentence for the status (never with a secret).
 #[derive(Debug, thiserror::Error)]
 #[error("{text}")]
-pub struct DeliveryError {
+pub(crate) struct DeliveryError {
     text: String,
     /// Not attempted at all: the lease lapsed.
     not_sent: bool,
@@ -62,7 +62,7 @@ struct Pending {
     receipts: Vec<Receipt>,
 }
 
-pub struct Notifier {
+pub(crate) struct Notifier {
     config: NotifyConfig,
     sns: aws_sdk_sns::Client,
     secrets: aws_sdk_secretsmanager::Client,
@@ -78,7 +78,7 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    pub fn new(config: NotifyConfig, sdk: &aws_config::SdkConfig) -> Arc<Self> {
+    pub(crate) fn new(config: NotifyConfig, sdk: &aws_config::SdkConfig) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             // A redirect could carry the report somewhere plain http or unchecked.
@@ -106,7 +106,7 @@ impl Notifier {
     /// Starts delivering every notice of `state`'s outbox that is not under
     /// way already, each attempt only while `fence` allows it (the
     /// request's lease). Returns at once.
-    pub fn submit(self: &Arc<Self>, request: &str, state: &NotifyState, fence: &Fence) {
+    pub(crate) fn submit(self: &Arc<Self>, request: &str, state: &NotifyState, fence: &Fence) {
         if state.outbox.is_empty() {
             return;
         }
@@ -125,7 +125,7 @@ impl Notifier {
     }
 
     /// Folds the attempts reported so far into `state`; true if it changed.
-    pub fn collect(&self, request: &str, state: &mut NotifyState) -> bool {
+    pub(crate) fn collect(&self, request: &str, state: &mut NotifyState) -> bool {
         self.lock()
             .get(request)
             .is_some_and(|p| apply(state, &p.receipts))
@@ -133,7 +133,7 @@ impl Notifier {
 
     /// `state` was written: forget the receipts it holds and the notices it
     /// no longer has.
-    pub fn persisted(&self, request: &str, state: &NotifyState) {
+    pub(crate) fn persisted(&self, request: &str, state: &NotifyState) {
         let mut pending = self.lock();
         let Some(entry) = pending.get_mut(request) else {
             return;

@@ -36,24 +36,24 @@
 //! takes the lease next delivers it again. Delivery is therefore at least
 //! once: a notice sent just before a crash may be sent twice.
 
-pub mod config;
-pub mod deliver;
-pub mod outbox;
-pub mod render;
+pub(crate) mod config;
+pub(crate) mod deliver;
+pub(crate) mod outbox;
+pub(crate) mod render;
 
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use outbox::NotifyState;
+pub(crate) use outbox::NotifyState;
 
 use crate::validate::{Problem, Reader, describe};
 
 /// What a request asks to be told about, and where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct NotifySpec {
+pub(crate) struct NotifySpec {
     pub events: Vec<NotifyEvent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailChannel>,
@@ -65,7 +65,7 @@ pub struct NotifySpec {
 
 impl NotifySpec {
     /// Every channel configured, in a fixed order.
-    pub fn channels(&self) -> Vec<Channel> {
+    pub(crate) fn channels(&self) -> Vec<Channel> {
         let mut out = Vec::new();
         if let Some(c) = &self.email {
             out.push(Channel::Email(c.clone()));

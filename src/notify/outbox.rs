@@ -11,11 +11,11 @@ use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, Reason, RecycleStatus};
 
 /// Notices waiting at most; beyond it the oldest is dropped (and recorded).
-pub const MAX_OUTBOX: usize = 30;
+pub(crate) const MAX_OUTBOX: usize = 30;
 /// Attempts kept in the status; older ones are dropped first.
-pub const MAX_ATTEMPTS_KEPT: usize = 30;
+pub(crate) const MAX_ATTEMPTS_KEPT: usize = 30;
 /// Task ids named in one report; the count is always exact.
-pub const MAX_TASKS_NAMED: usize = 100;
+pub(crate) const MAX_TASKS_NAMED: usize = 100;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -110,7 +110,7 @@ pub struct Attempt {
 
 /// What the notifier reports about one attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Receipt {
+pub(crate) struct Receipt {
     pub notice: u64,
     pub attempt: u32,
     pub at: DateTime<Utc>,
@@ -122,7 +122,7 @@ pub struct Receipt {
 
 /// Queues the notices `after` calls for, compared with `before`: started,
 /// each new batch, and the end. `spec.notify` says which events and where.
-pub fn enqueue(
+pub(crate) fn enqueue(
     name: &str,
     spec: &RecycleSpec,
     before: &RecycleStatus,
@@ -237,7 +237,7 @@ fn report(
 /// Folds receipts into the state: each attempt is recorded once (a receipt
 /// already applied is ignored, so applying twice changes nothing), and a
 /// notice that was delivered or given up leaves the outbox. True if it changed.
-pub fn apply(state: &mut NotifyState, receipts: &[Receipt]) -> bool {
+pub(crate) fn apply(state: &mut NotifyState, receipts: &[Receipt]) -> bool {
     let mut changed = false;
     for r in receipts {
         let Some(i) = state.outbox.iter().position(|n| n.id == r.notice) else {

@@ -11,7 +11,7 @@ use crate::duration;
 
 /// The headline: the original Lambda's subject ("ECS Service Task Recycle Completed")
 /// with the event in place of "Completed" when it is another.
-pub fn headline(event: NotifyEvent) -> &'static str {
+pub(crate) fn headline(event: NotifyEvent) -> &'static str {
     match event {
         NotifyEvent::Started => "ECS Service Task Recycle Started",
         NotifyEvent::Batch => "ECS Service Task Recycle Batch Done",
@@ -22,7 +22,7 @@ pub fn headline(event: NotifyEvent) -> &'static str {
     }
 }
 
-pub fn email_subject(prefix: &str, r: &Report) -> String {
+pub(crate) fn email_subject(prefix: &str, r: &Report) -> String {
     let prefix = if prefix.is_empty() {
         String::new()
     } else {
@@ -36,7 +36,7 @@ fn time(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// The plain-text body of the email and of the SNS message.
-pub fn text_body(r: &Report) -> String {
+pub(crate) fn text_body(r: &Report) -> String {
     let mut lines = vec![headline(r.event).to_string(), String::new()];
     let mut field = |name: &str, value: String| lines.push(format!("{name:<16}{value}"));
     field("Cluster:", r.cluster.clone());
@@ -91,7 +91,7 @@ fn round_secs(d: std::time::Duration) -> std::time::Duration {
 }
 
 /// SNS subjects are at most 100 printable ASCII characters on one line.
-pub fn sns_subject(r: &Report) -> String {
+pub(crate) fn sns_subject(r: &Report) -> String {
     let subject: String = format!("{}: {}/{}", headline(r.event), r.cluster, r.service)
         .chars()
         .map(|c| {
@@ -107,7 +107,7 @@ pub fn sns_subject(r: &Report) -> String {
 
 /// The webhook's JSON document: the report itself, camelCase, with the
 /// duration in seconds and the headline for display.
-pub fn webhook_json(r: &Report) -> Value {
+pub(crate) fn webhook_json(r: &Report) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("title".into(), json!(headline(r.event)));
@@ -120,7 +120,7 @@ pub fn webhook_json(r: &Report) -> Value {
 }
 
 /// Slack's incoming-webhook shape: one `text` in Slack's markup.
-pub fn slack_json(r: &Report) -> Value {
+pub(crate) fn slack_json(r: &Report) -> Value {
     let mut text = format!(
         "*{}* `{}/{}` (request `{}`)\n{:?}: {}\nTasks recycled: {} of {}",
         headline(r.event),

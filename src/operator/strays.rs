@@ -27,7 +27,7 @@ const LOOK_EVERY: Duration = Duration::from_secs(60);
 /// What [`report`] remembers between ticks: when it may look next, and the
 /// strays whose failed write it has logged already (each is logged once).
 #[derive(Debug, Default)]
-pub struct Reported {
+pub(super) struct Reported {
     inner: Mutex<Memory>,
 }
 
@@ -58,7 +58,7 @@ impl Reported {
 /// last look, and marks each Failed. A write that fails is tried again at
 /// the next look and logged once per record; one refused because the
 /// record changed (or went) since it was listed is simply looked at again.
-pub async fn report<S: Store>(store: &S, reported: &Reported) {
+pub(super) async fn report<S: Store>(store: &S, reported: &Reported) {
     if !reported.look_now() {
         return;
     }
@@ -100,7 +100,7 @@ pub async fn report<S: Store>(store: &S, reported: &Reported) {
 }
 
 /// Why a stray is not worked on, with the known kind it looks like a slip of.
-pub fn message(stray: &Stray) -> String {
+pub(super) fn message(stray: &Stray) -> String {
     let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     let reads = format!("the operator reads {}", known.join(" and "));
     if !stray.key.contains('/') {

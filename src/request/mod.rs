@@ -8,9 +8,9 @@
 //! a clock. The operator (the shell) observes, persists and acts; here a
 //! status, an observation and a time go in, and a decision comes out.
 
-pub mod decide;
-pub mod observation;
-pub mod pacing;
-pub mod preview;
-pub mod spec;
-pub mod status;
+pub(crate) mod decide;
+pub(crate) mod observation;
+pub(crate) mod pacing;
+pub(crate) mod preview;
+pub(crate) mod spec;
+pub(crate) mod status;

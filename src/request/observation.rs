@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::request::status::ScalingSettings;
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Observation {
+pub(crate) struct Observation {
     /// `Err` carries AWS's reason when the service cannot be had (missing, inactive, denied).
     pub service: Result<ServiceView, String>,
     /// Every task of the service with desired status RUNNING, plus the
@@ -23,7 +23,7 @@ pub struct Observation {
 
 /// What ECS says of the service beyond its counters, in its own words.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Evidence {
+pub(crate) struct Evidence {
     /// The service's newest events, newest first (DescribeServices answers
     /// them with the service: no call of their own).
     pub events: Vec<ServiceEvent>,
@@ -37,13 +37,13 @@ pub struct Evidence {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct ServiceEvent {
+pub(crate) struct ServiceEvent {
     pub at: DateTime<Utc>,
     pub message: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct DeploymentNote {
+pub(crate) struct DeploymentNote {
     pub id: String,
     /// ECS's count of tasks that failed in a row; it stops counting (and
     /// reads 0) once one of the deployment's tasks has run.
@@ -53,7 +53,7 @@ pub struct DeploymentNote {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct StoppedTask {
+pub(crate) struct StoppedTask {
     pub arn: String,
     pub last_status: String,
     /// ECS's `stoppedReason`, e.g. "Essential container in task exited".
@@ -65,7 +65,7 @@ pub struct StoppedTask {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct ServiceView {
+pub(crate) struct ServiceView {
     pub desired: u32,
     pub running: u32,
     pub pending: u32,
@@ -73,7 +73,7 @@ pub struct ServiceView {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct DeploymentView {
+pub(crate) struct DeploymentView {
     pub id: String,
     pub primary: bool,
     /// `IN_PROGRESS`, `COMPLETED` or `FAILED`.
@@ -81,7 +81,7 @@ pub struct DeploymentView {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct TaskView {
+pub(crate) struct TaskView {
     pub arn: String,
     pub last_status: String,
     pub desired_running: bool,
@@ -96,7 +96,7 @@ pub struct TaskView {
 }
 
 impl TaskView {
-    pub fn is_serving(&self) -> bool {
+    pub(crate) fn is_serving(&self) -> bool {
         self.desired_running
             && self.last_status == "RUNNING"
             && (!self.health_checked || self.health == "HEALTHY")
@@ -105,7 +105,7 @@ impl TaskView {
 
 impl ServiceView {
     /// A deployment someone else started is still rolling.
-    pub fn deployment_in_progress(&self) -> Option<&DeploymentView> {
+    pub(crate) fn deployment_in_progress(&self) -> Option<&DeploymentView> {
         if self.deployments.len() > 1 {
             return self.deployments.iter().find(|d| d.primary);
         }

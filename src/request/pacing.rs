@@ -33,7 +33,7 @@ use crate::request::status::{Phase, RecycleStatus};
 
 /// What one run has learnt about its tasks' timings.
 #[derive(Debug, Default)]
-pub struct Pace {
+pub(crate) struct Pace {
     /// Seconds from created to RUNNING, one per task seen running.
     to_running: Vec<f64>,
     /// Seconds from RUNNING to serving, one per new task seen become healthy.
@@ -106,7 +106,12 @@ fn secs(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 
 impl Pace {
     /// Learns from the tasks seen at `now` by a run started at `since`.
-    pub fn learn(&mut self, tasks: &[TaskView], since: Option<DateTime<Utc>>, now: DateTime<Utc>) {
+    pub(crate) fn learn(
+        &mut self,
+        tasks: &[TaskView],
+        since: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) {
         for t in tasks {
             if let (Some(created), Some(started)) = (t.created_at, t.started_at)
                 && self.started.insert(t.arn.clone())
@@ -166,7 +171,7 @@ impl Pace {
 
     /// The step that began at `began` was seen done at `now`: the first-look
     /// time moves towards the hit rate.
-    pub fn step_done(&mut self, began: DateTime<Utc>, now: DateTime<Utc>) {
+    pub(crate) fn step_done(&mut self, began: DateTime<Utc>, now: DateTime<Utc>) {
         let Some(step) = self.step.filter(|s| s.began == began) else {
             return;
         };
@@ -188,7 +193,7 @@ impl Pace {
     /// How long to wait before the next look at a step that waits for new
     /// tasks since `step` (the time its action was decided): at the predicted
     /// time, or backing off from `poll` while there is nothing to predict from.
-    pub fn next_look(
+    pub(crate) fn next_look(
         &mut self,
         tasks: &[TaskView],
         step: DateTime<Utc>,
@@ -267,7 +272,7 @@ impl Pace {
 /// for and why, and past all of it fails the request, naming the cause: it
 /// needs whole looks). Such a record's tasks are looked at first
 /// (`aws::observe::Look::NotYet`).
-pub fn tasks_first(
+pub(crate) fn tasks_first(
     spec: &RecycleSpec,
     status: &RecycleStatus,
     now: DateTime<Utc>,
@@ -280,7 +285,7 @@ pub fn tasks_first(
 
 /// Whether the status waits for new tasks to serve: the surge applied, or a
 /// batch stopped, and the step not yet seen stable.
-pub fn awaits_tasks(status: &RecycleStatus) -> Option<DateTime<Utc>> {
+pub(crate) fn awaits_tasks(status: &RecycleStatus) -> Option<DateTime<Utc>> {
     let waiting = match status.phase {
         Phase::Surging => status.surge.is_some(),
         Phase::Recycling => !status.batch.is_empty() && status.wait_until.is_none(),

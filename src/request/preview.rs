@@ -17,7 +17,7 @@ use crate::request::status::{DesiredChange, Event, Phase, Reason, RecycleStatus,
 
 /// How long one replacement takes, and where the figure comes from.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     /// From the stop of a task to its replacement running, healthy and the service stable.
     pub replacement: Duration,
     pub basis: String,
@@ -27,7 +27,7 @@ pub struct Estimate {
 /// table remembers any (the time from each batch's stop to its "recycled"
 /// event), else from its live tasks' PROVISIONING → RUNNING times plus an
 /// assumed health-check time.
-pub fn estimate(history: &[RecycleStatus], live: &[TaskView]) -> Estimate {
+pub(crate) fn estimate(history: &[RecycleStatus], live: &[TaskView]) -> Estimate {
     let mut observed: Vec<Duration> = history
         .iter()
         .flat_map(|s| batch_times(&s.events))
@@ -108,7 +108,7 @@ fn approx(d: Duration) -> String {
 
 /// One change the run would make, when, and the capacity around it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Step {
+pub(crate) struct Step {
     /// From the start of the run.
     pub at: Duration,
     pub phase: Phase,
@@ -120,7 +120,7 @@ pub struct Step {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Preview {
+pub(crate) struct Preview {
     /// The tasks it would recycle, in order, with their start times.
     pub tasks: Vec<(String, Option<DateTime<Utc>>)>,
     pub original_desired: u32,
@@ -137,7 +137,7 @@ pub struct Preview {
 /// Rehearses the run from `obs` with every replacement taking
 /// `estimate.replacement`. The service is assumed to behave: no failures,
 /// no autoscaler, no one else's deployment.
-pub fn rehearse(
+pub(crate) fn rehearse(
     name: &str,
     spec: &RecycleSpec,
     obs: &Observation,
@@ -360,12 +360,12 @@ impl Model {
 }
 
 /// The task id: the last part of its ARN.
-pub fn short(arn: &str) -> &str {
+pub(crate) fn short(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
 /// The preview in words, for `apply --dry-run`.
-pub fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> String {
+pub(crate) fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     let target = format!("{}/{}", spec.cluster, spec.service);
     out.push_str(&format!(

@@ -12,14 +12,14 @@ use crate::duration::serde_duration;
 use crate::notify::{NotifySpec, parse_notify};
 use crate::validate::{Invalid, Reader};
 
-pub const API_VERSION: &str = "ecs-recycler/v1";
+pub(crate) const API_VERSION: &str = "ecs-recycler/v1";
 
 /// The most events a status keeps; older ones are dropped first.
-pub const MAX_EVENTS: usize = 50;
+pub(crate) const MAX_EVENTS: usize = 50;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RecycleSpec {
+pub(crate) struct RecycleSpec {
     pub cluster: String,
     pub service: String,
     pub maintain_capacity: bool,
@@ -49,7 +49,7 @@ pub struct RecycleSpec {
 /// Which of the service's tasks to recycle; all of them when absent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Selector {
+pub(crate) struct Selector {
     /// Only tasks started before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_before: Option<DateTime<Utc>>,
@@ -63,7 +63,7 @@ pub struct Selector {
 }
 
 impl Selector {
-    pub fn matches(&self, started_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    pub(crate) fn matches(&self, started_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
         let Some(started) = started_at else {
             // A task that has not started yet is not an old task.
             return self.started_before.is_none() && self.older_than.is_none();
@@ -77,7 +77,7 @@ impl Selector {
 
 /// Reads a spec from a JSON value (YAML is read into the same value first),
 /// reporting every problem at once. `path` prefixes the field paths.
-pub fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Invalid> {
+pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Invalid> {
     let mut r = Reader::new(value, path);
     let cluster = r.required_name("cluster");
     let service = r.required_name("service");
@@ -156,7 +156,7 @@ fn is_role_arn(arn: &str) -> bool {
 
 /// A stored request's spec as the operator reads it, or a sentence saying
 /// what is wrong with it.
-pub fn request_spec(record: &crate::store::StoredRecord) -> Result<RecycleSpec, String> {
+pub(crate) fn request_spec(record: &crate::store::StoredRecord) -> Result<RecycleSpec, String> {
     let value = record.spec.as_ref().map_err(|e| format!("spec: {e}"))?;
     parse_spec(value, "spec").map_err(|e| e.to_string())
 }

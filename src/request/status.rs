@@ -302,10 +302,10 @@ impl RecycleStatus {
 /// The longest message or event kept, in characters: causes quote ECS, and
 /// a record must stay far below DynamoDB's 400 KB item limit with its
 /// events and notices, each carrying a message.
-pub const MAX_MESSAGE_CHARS: usize = 1000;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// `text`, cut to [`MAX_MESSAGE_CHARS`] with "…" when longer.
-pub fn bounded(text: String) -> String {
+pub(crate) fn bounded(text: String) -> String {
     match text.char_indices().nth(MAX_MESSAGE_CHARS) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text,

@@ -18,7 +18,7 @@ const MAX_SLOTS_WALKED: u32 = 1000;
 
 /// A request as the shell read it just now.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RequestView {
+pub(crate) struct RequestView {
     pub name: String,
     /// `None`: the record is gone (deleted, or expired after its retention).
     pub phase: Option<Phase>,
@@ -27,7 +27,7 @@ pub struct RequestView {
     pub notifying: bool,
 }
 
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     pub name: &'a str,
     pub spec: &'a ScheduleSpec,
     pub status: &'a ScheduleStatus,
@@ -40,7 +40,7 @@ pub struct Input<'a> {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct NewRequest {
+pub(crate) struct NewRequest {
     pub name: String,
     pub slot: DateTime<Utc>,
     /// The template, with `notAfter` at the end of the slot's window.
@@ -48,7 +48,7 @@ pub struct NewRequest {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct ScheduleDecision {
+pub(crate) struct ScheduleDecision {
     pub status: ScheduleStatus,
     pub create: Option<NewRequest>,
     /// Active requests to cancel (concurrencyPolicy Replace).
@@ -61,12 +61,12 @@ pub struct ScheduleDecision {
 /// schedule's creation) and at or before `now`, with how many earlier ones
 /// were missed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Due {
+pub(crate) struct Due {
     pub slot: DateTime<Utc>,
     pub missed: u32,
 }
 
-pub fn due_slot(
+pub(crate) fn due_slot(
     spec: &ScheduleSpec,
     status: &ScheduleStatus,
     created_at: DateTime<Utc>,
@@ -91,7 +91,7 @@ pub fn due_slot(
 
 /// When a schedule runs next, as of a moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NextRun {
+pub(crate) enum NextRun {
     /// A slot has come that no operator has dealt with yet: its request is
     /// made at the operator's next look.
     Due(DateTime<Utc>),
@@ -107,7 +107,7 @@ pub enum NextRun {
 /// made with no I/O on what the status records — what the operator would
 /// do and write now — so `get`, `describe` and `apply` show it before an
 /// operator has seen the schedule.
-pub fn next_run(
+pub(crate) fn next_run(
     name: &str,
     spec: &ScheduleSpec,
     status: &ScheduleStatus,
@@ -134,7 +134,7 @@ fn late_by(slot: DateTime<Utc>, now: DateTime<Utc>) -> std::time::Duration {
     (now - slot).to_std().unwrap_or_default()
 }
 
-pub fn decide(input: &Input) -> ScheduleDecision {
+pub(crate) fn decide(input: &Input) -> ScheduleDecision {
     let Input {
         name, spec, now, ..
     } = *input;

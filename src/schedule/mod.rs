@@ -22,25 +22,23 @@
 //!   write is lost (crash, conflict), the next look finds the slot's request
 //!   by its name and adopts it instead of making another.
 
-pub mod decide;
-pub mod runner;
-pub mod spec;
+pub(crate) mod decide;
+pub(crate) mod runner;
+pub(crate) mod spec;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use decide::{
-    Due, Input, NewRequest, NextRun, RequestView, ScheduleDecision, decide, due_slot, next_run,
-};
+pub(crate) use decide::{NextRun, next_run};
 pub use runner::{Clock, Scheduler, SystemClock};
-pub use spec::{ConcurrencyPolicy, ScheduleSpec, parse_schedule_spec};
+pub(crate) use spec::{ScheduleSpec, parse_schedule_spec};
 
 use crate::request::spec::MAX_EVENTS;
 use crate::request::status::{Event, Phase, Reason};
 
 /// The longest schedule name: the requests it makes add `-yyyymmddhhmm`
 /// and a record name is at most 128 characters.
-pub const MAX_NAME_LEN: usize = 128 - 13;
+pub(crate) const MAX_NAME_LEN: usize = 128 - 13;
 
 /// The name of the request a schedule makes for a slot.
 pub fn request_name(schedule: &str, slot: DateTime<Utc>) -> String {
@@ -48,7 +46,7 @@ pub fn request_name(schedule: &str, slot: DateTime<Utc>) -> String {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SchedulePhase {
+pub(crate) enum SchedulePhase {
     /// Making requests when slots come.
     #[default]
     Active,
@@ -62,7 +60,7 @@ pub enum SchedulePhase {
 /// What the operator writes into a schedule's `status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ScheduleStatus {
+pub(crate) struct ScheduleStatus {
     #[serde(default)]
     pub phase: SchedulePhase,
     #[serde(default)]
@@ -92,7 +90,7 @@ pub struct ScheduleStatus {
 }
 
 impl ScheduleStatus {
-    pub fn event(&mut self, at: DateTime<Utc>, reason: Reason, message: impl Into<String>) {
+    pub(crate) fn event(&mut self, at: DateTime<Utc>, reason: Reason, message: impl Into<String>) {
         self.events.push(Event {
             at,
             reason,
@@ -106,14 +104,16 @@ impl ScheduleStatus {
     }
 
     /// The requests still running (not finished).
-    pub fn active(&self) -> impl Iterator<Item = &ScheduledRequest> {
+    pub(crate) fn active(&self) -> impl Iterator<Item = &ScheduledRequest> {
         self.requests.iter().filter(|r| !r.phase.is_terminal())
     }
 }
 
 /// A stored schedule's status, the default before the operator wrote one,
 /// or a sentence saying why it cannot be read.
-pub fn schedule_status(record: &crate::store::StoredRecord) -> Result<ScheduleStatus, String> {
+pub(crate) fn schedule_status(
+    record: &crate::store::StoredRecord,
+) -> Result<ScheduleStatus, String> {
     match &record.status {
         None => Ok(ScheduleStatus::default()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
@@ -125,7 +125,7 @@ pub fn schedule_status(record: &crate::store::StoredRecord) -> Result<ScheduleSt
 /// One request a schedule made, as last seen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ScheduledRequest {
+pub(crate) struct ScheduledRequest {
     pub name: String,
     pub slot: DateTime<Utc>,
     pub phase: Phase,
@@ -139,7 +139,7 @@ pub struct ScheduledRequest {
 
 impl ScheduledRequest {
     /// Nothing about it will change any more: it need not be read again.
-    pub fn settled(&self) -> bool {
+    pub(crate) fn settled(&self) -> bool {
         self.phase.is_terminal() && !self.notifying
     }
 }

@@ -20,7 +20,7 @@ use crate::validate::{Invalid, Problem, Reader, describe};
 /// What to do with a slot while the schedule's previous request is still
 /// active, as Kubernetes CronJob does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ConcurrencyPolicy {
+pub(crate) enum ConcurrencyPolicy {
     /// Skip the slot.
     #[default]
     Forbid,
@@ -31,7 +31,7 @@ pub enum ConcurrencyPolicy {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct ScheduleSpec {
+pub(crate) struct ScheduleSpec {
     /// The expression as written.
     pub schedule: String,
     pub cron: Cron,
@@ -56,7 +56,7 @@ impl ScheduleSpec {
     /// first instant after the jump, a time the clock repeats runs once — at
     /// its first occurrence — unless the expression is an interval (a
     /// wildcard or step in minute or hour), which runs on both.
-    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
             .find_next_occurrence(&t.with_timezone(&self.time_zone), false)
             .ok()
@@ -64,7 +64,7 @@ impl ScheduleSpec {
     }
 
     /// The last slot at or before `t`.
-    pub fn latest_until(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn latest_until(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
             .find_previous_occurrence(&t.with_timezone(&self.time_zone), true)
             .ok()
@@ -72,7 +72,7 @@ impl ScheduleSpec {
     }
 
     /// `t` on the schedule's wall clock, for messages.
-    pub fn local(&self, t: DateTime<Utc>) -> String {
+    pub(crate) fn local(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.time_zone)
             .format("%Y-%m-%d %H:%M %Z")
             .to_string()
@@ -82,7 +82,7 @@ impl ScheduleSpec {
     /// request gives up on it (the template's stabilityTimeout) plus the
     /// pause after it (wait). A shorter window could close before the first
     /// batch may finish.
-    pub fn min_window(template: &RecycleSpec) -> Duration {
+    pub(crate) fn min_window(template: &RecycleSpec) -> Duration {
         template.stability_timeout + template.wait
     }
 }
@@ -97,7 +97,7 @@ fn cron_parser() -> CronParser {
         .build()
 }
 
-pub fn parse_cron(text: &str) -> Result<Cron, String> {
+pub(crate) fn parse_cron(text: &str) -> Result<Cron, String> {
     let hint =
         "write five fields, minute hour day-of-month month day-of-week, like \"0 3 * * SUN\"";
     let cron = cron_parser()
@@ -112,7 +112,7 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
 
 /// Reads a schedule's spec from a JSON value, reporting every problem at
 /// once; `path` prefixes the field paths (`spec.template.batchSize`).
-pub fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleSpec, Invalid> {
+pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleSpec, Invalid> {
     let mut r = Reader::new(value, path);
     let schedule = match r.get("schedule") {
         None if r.object.is_some() => {

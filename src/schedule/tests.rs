@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use serde_json::{Value, json};
 
+use super::decide::{Input, RequestView, ScheduleDecision, decide, due_slot};
+use super::spec::ConcurrencyPolicy;
 use super::*;
 use crate::request::status::{Phase, Reason};
 
@@ -571,4 +573,60 @@ fn a_request_gone_from_the_store_is_forgotten() {
     w.step(t("2026-05-01T03:01:00Z"));
     assert!(w.status.requests.is_empty());
     assert!(w.status.events.iter().any(|e| e.reason == Reason::Gone));
+}
+
+/// The example manifest, read as `apply` reads it.
+fn example() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("manifests")
+        .join("schedule-window.yaml");
+    let text = std::fs::read_to_string(&path).expect("manifests/schedule-window.yaml");
+    let mut docs =
+        crate::cli::manifest::read_documents(&text, "schedule-window.yaml").expect("YAML");
+    assert_eq!(docs.len(), 1);
+    docs.remove(0)
+}
+
+#[test]
+fn the_example_schedule_is_valid_and_realistic() {
+    let doc = example();
+    assert_eq!(doc["apiVersion"], "ecs-recycler/v1");
+    assert_eq!(doc["kind"], "RecycleSchedule");
+    let name = doc["metadata"]["name"].as_str().unwrap();
+    assert!(crate::cli::manifest::is_record_name(name) && name.len() <= MAX_NAME_LEN);
+    let spec = parse_schedule_spec(&doc["spec"], "spec").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.time_zone, chrono_tz::America::New_York);
+    assert_eq!(spec.concurrency_policy, ConcurrencyPolicy::Forbid);
+    assert_eq!(spec.window, Some(std::time::Duration::from_secs(7200)));
+    let notify = spec.template.notify.expect("notify");
+    assert_eq!(notify.channels().len(), 3);
+}
+
+/// What the example's comment promises, from its own cron expression and
+/// time zone, whatever today is: the coming Sunday at 02:00 New York time.
+#[test]
+fn the_example_runs_next_on_the_coming_sunday_night_in_new_york() {
+    let doc = example();
+    let spec = parse_schedule_spec(&doc["spec"], "spec").unwrap();
+    let now = Utc::now();
+    let NextRun::At(next) = next_run(
+        "web-sunday-night",
+        &spec,
+        &ScheduleStatus::default(),
+        now,
+        now,
+    ) else {
+        panic!("a next run");
+    };
+    assert!(
+        next > now && next - now <= chrono::Duration::days(7),
+        "{next}"
+    );
+    let local = next.with_timezone(&chrono_tz::America::New_York);
+    assert_eq!(local.weekday(), chrono::Weekday::Sun, "{local}");
+    // 02:00, or 03:00 on the night the clock skips 02:00.
+    assert!(
+        [2, 3].contains(&local.hour()) && local.minute() == 0,
+        "{local}"
+    );
 }

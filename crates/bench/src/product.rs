@@ -4,16 +4,16 @@
 //! sandbox uses too. When the library's surface moves, the benchmark's
 //! imports of it change here alone.
 
-pub use ecs_recycler::aws::limit::RateLimit;
-pub use ecs_recycler::aws::sdk::{Timeouts, with_timeouts};
-pub use ecs_recycler::aws::{ClientPool, classify};
+pub use ecs_recycler::RateLimit;
 pub use ecs_recycler::operator::health::http_get;
 pub use ecs_recycler::operator::metrics::Metrics;
 pub use ecs_recycler::operator::{Operator, OperatorConfig};
 pub use ecs_recycler::sandbox::fixture::{
     FixtureError, client_config, create_service, steady, wait_steady,
 };
+pub use ecs_recycler::sdk::{Timeouts, with_timeouts};
 pub use ecs_recycler::store::embedded::EmbeddedStore;
 pub use ecs_recycler::store::{
     Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
 };
+pub use ecs_recycler::{ClientPool, classify};

@@ -32,16 +32,16 @@ const STOPPED_PAGES: usize = 5;
 /// A service as DescribeServices answers it: its counters and deployments,
 /// and what ECS says of it besides.
 #[derive(Clone, Debug)]
-pub struct Described {
+pub(super) struct Described {
     pub view: ServiceView,
     pub evidence: Evidence,
 }
 
 /// What a shared call answered for one service; errors are cloned to each.
-pub type Shared<T> = Result<T, AwsError>;
+pub(super) type Shared<T> = Result<T, AwsError>;
 
 /// Service name → its view, or the reason it cannot be had (missing, not ACTIVE).
-pub async fn describe_services(
+pub(super) async fn describe_services(
     clients: &Clients,
     cluster: &str,
     names: &[String],
@@ -153,7 +153,7 @@ fn evidence(svc: &aws_sdk_ecs::types::Service) -> Evidence {
 }
 
 /// Service name → the ARNs of its tasks with desired status RUNNING, every page.
-pub async fn list_tasks(
+pub(super) async fn list_tasks(
     clients: &Clients,
     cluster: &str,
     services: &[String],
@@ -194,7 +194,7 @@ async fn list_service_tasks(
 
 /// The ARNs of the service's tasks ECS has stopped (desired STOPPED, kept
 /// by ECS for at least an hour), at most `STOPPED_PAGES` pages of them.
-pub async fn list_stopped(
+pub(super) async fn list_stopped(
     clients: &Clients,
     cluster: &str,
     service: &str,
@@ -247,7 +247,7 @@ async fn list_pages(
 /// The stopped tasks among `arns` as ECS describes them: the first
 /// `TASKS_PER_CALL` only, in one call, so a service that stopped many tasks
 /// this hour costs no more.
-pub async fn stopped_tasks(
+pub(super) async fn stopped_tasks(
     clients: &Clients,
     cluster: &str,
     arns: &[String],
@@ -291,7 +291,7 @@ fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>
 }
 
 /// Task ARN → its view, for every task ECS still knows.
-pub async fn describe_tasks(
+pub(super) async fn describe_tasks(
     pool: &ClientPool,
     clients: &Clients,
     cluster: &str,
@@ -362,7 +362,7 @@ async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Resul
 }
 
 /// Service name → its scalable target, for the services that have one.
-pub async fn scalable_targets(
+pub(super) async fn scalable_targets(
     clients: &Clients,
     cluster: &str,
     services: &[String],

@@ -42,7 +42,9 @@ async fn steady_web() -> (Simulator, aws_sdk_ecs::Client) {
     .unwrap();
     let sdk = fixture::client_config(sim.url(), RetryConfig::standard()).await;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
-    fixture::create_service(&ecs, "prod", "web", 3, true).await.unwrap();
+    fixture::create_service(&ecs, "prod", "web", 3, true)
+        .await
+        .unwrap();
     steady(&ecs).await;
     (sim, ecs)
 }
@@ -213,4 +215,3 @@ async fn a_step_waiting_for_its_replacement_asks_for_the_service_only_once_the_t
     let serving = obs.tasks.iter().filter(|t| t.is_serving()).count();
     assert_eq!(serving, 3, "{obs:?}");
 }
-

@@ -22,7 +22,7 @@ const REASON_CHARS: usize = 160;
 const EVENT_CHARS: usize = 300;
 
 /// The step being explained.
-pub struct Step<'a> {
+pub(super) struct Step<'a> {
     /// When it began: only what happened since counts.
     pub since: DateTime<Utc>,
     pub now: DateTime<Utc>,
@@ -36,7 +36,7 @@ pub struct Step<'a> {
 
 /// What the step still waits for, e.g. "waiting for 1 replacement:
 /// PROVISIONING for 40s"; `None` when its tasks show nothing to wait for.
-pub fn waiting_for(step: &Step, desired: u32, tasks: &[TaskView]) -> Option<String> {
+pub(super) fn waiting_for(step: &Step, desired: u32, tasks: &[TaskView]) -> Option<String> {
     let awaited: Vec<&TaskView> = tasks
         .iter()
         .filter(|t| t.desired_running && !t.is_serving())
@@ -104,13 +104,13 @@ fn coarse(d: Duration) -> String {
 
 /// How the cause is introduced: while slow, or in the failure.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Tense {
+pub(super) enum Tense {
     Slow,
     Failed,
 }
 
 /// The causes ECS gives, each a clause; empty when it gives none.
-pub fn why(step: &Step, obs: &Observation, tense: Tense) -> Vec<String> {
+pub(super) fn why(step: &Step, obs: &Observation, tense: Tense) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(stopped) = stopped_new_tasks(step, obs) {
         out.push(stopped);
@@ -212,7 +212,7 @@ fn names_a_problem(message: &str) -> bool {
 }
 
 /// "1 replacement", "2 replacements", "3 spare tasks".
-pub fn count(n: usize, noun: &str) -> String {
+pub(super) fn count(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -221,7 +221,7 @@ pub fn count(n: usize, noun: &str) -> String {
 }
 
 /// At most `max` characters, cut at a character boundary with "…".
-pub fn clip(text: &str, max: usize) -> String {
+pub(super) fn clip(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),

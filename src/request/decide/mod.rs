@@ -26,14 +26,14 @@ use crate::request::status::{
 
 /// What the operator does to AWS, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     SetDesired { from: u32, to: u32 },
     StopTask { arn: String, reason: String },
     SetScaling(ScalingSettings),
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub status: RecycleStatus,
     pub actions: Vec<Action>,
     /// When to look again; `None` once the request has finished.
@@ -41,7 +41,7 @@ pub struct Decision {
 }
 
 /// Everything the decision needs besides the status and the observation.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub name: &'a str,
     pub spec: &'a RecycleSpec,
     pub now: DateTime<Utc>,
@@ -51,7 +51,7 @@ pub struct Context<'a> {
     pub blocked_by: Option<&'a str>,
 }
 
-pub fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decision {
+pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decision {
     let mut d = Decision {
         status: status.clone(),
         actions: Vec::new(),
@@ -77,7 +77,7 @@ pub fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decis
 
 /// A step is slow once half its stability timeout has passed without it
 /// being done: from then on its status says what it waits for and why.
-pub fn is_slow(spec: &RecycleSpec, step: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+pub(crate) fn is_slow(spec: &RecycleSpec, step: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     (now - step)
         .to_std()
         .is_ok_and(|e| e >= spec.stability_timeout / 2)
@@ -169,7 +169,7 @@ fn elapsed(ctx: &Context, since: Option<DateTime<Utc>>) -> Duration {
 /// running = desired, and every task meant to run is RUNNING and healthy.
 /// A task told to stop still counts as running for a while, so the counters
 /// alone are not enough.
-pub fn stable(svc: &ServiceView, tasks: &[TaskView]) -> bool {
+pub(crate) fn stable(svc: &ServiceView, tasks: &[TaskView]) -> bool {
     let serving = tasks.iter().filter(|t| t.is_serving()).count() as u32;
     let meant = tasks.iter().filter(|t| t.desired_running).count() as u32;
     svc.deployment_in_progress().is_none()
@@ -185,7 +185,7 @@ pub fn stable(svc: &ServiceView, tasks: &[TaskView]) -> bool {
 /// whatever the service's counts say. A batch task still meant to run is a
 /// stop decided but not made, which the decision makes again: that never
 /// reads as "not done" on the tasks alone.
-pub fn tasks_show_unfinished(batch: &[String], tasks: &[TaskView]) -> bool {
+pub(crate) fn tasks_show_unfinished(batch: &[String], tasks: &[TaskView]) -> bool {
     let in_batch = |t: &TaskView| batch.contains(&t.arn);
     if tasks.iter().any(|t| in_batch(t) && t.desired_running) {
         return false;
@@ -224,7 +224,7 @@ fn enter_restore(s: &mut RecycleStatus, now: DateTime<Utc>, phase: Phase, messag
 /// AWS refused `action` (denied, invalid): the run fails through Restoring.
 /// Refused while restoring, it ends at once, saying what was not restored.
 /// A refused stop never happened: the task is not counted as stopped.
-pub fn refused(
+pub(crate) fn refused(
     status: &RecycleStatus,
     now: DateTime<Utc>,
     action: &Action,
@@ -563,7 +563,7 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
 }
 
 /// The reason ECS keeps on the stopped task: it names the request.
-pub fn stop_reason(ctx: &Context) -> String {
+pub(crate) fn stop_reason(ctx: &Context) -> String {
     format!("ecs-recycler: recycled by request {}", ctx.name)
 }
 
