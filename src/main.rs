@@ -16,7 +16,7 @@ use ecs_recycler::RateLimit;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
-use ecs_recycler::operator::{Operator, OperatorConfig, health};
+use ecs_recycler::operator::{Operator, OperatorConfig, healthcheck};
 #[cfg(feature = "simulator")]
 use ecs_recycler::sandbox::{self, SandboxOptions};
 use ecs_recycler::store::Store;
@@ -371,7 +371,7 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
             run_sim(args, shutdown.context("signals are not listened for")?).await
         }
         Command::Healthcheck(args) => {
-            health::healthcheck(&args.url, Duration::from_secs(3))
+            healthcheck(&args.url, Duration::from_secs(3))
                 .await
                 .map_err(|why| CliError::Invalid(format!("unhealthy: {why}")))?;
             Ok(())
@@ -387,7 +387,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
     let config = OperatorConfig {
         replica_id: match args.replica_id {
             Some(id) => id,
-            None => ecs_recycler::operator::replica::default_id().await,
+            None => ecs_recycler::operator::default_id().await,
         },
         concurrency: args.concurrency,
         poll_interval: args.poll_interval,

@@ -155,7 +155,7 @@ async fn a_store_that_answers_after_the_deadline_is_a_timeout_and_on_time_it_is_
 
 /// The endpoint's answer to GET `path`: (status, body).
 async fn get(addr: &str, path: &str) -> (u16, String) {
-    ecs_recycler::operator::health::http_get(&format!("http://{addr}{path}"))
+    ecs_recycler::operator::http_get(&format!("http://{addr}{path}"))
         .await
         .expect("the endpoints answer")
 }

@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ecs_recycler::cli::apply::{Source, check};
+use ecs_recycler::cli::{Source, check};
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use jsonschema::{Registry, Validator};
@@ -72,7 +72,7 @@ fn schema_errors(validators: &[(String, Validator)], doc: &Value) -> Vec<String>
 
 fn read_yaml(path: &Path) -> Result<Vec<Value>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    ecs_recycler::cli::manifest::read_documents(&text, &path.display().to_string())
+    ecs_recycler::cli::read_documents(&text, &path.display().to_string())
         .map_err(|e| e.to_string())
 }
 

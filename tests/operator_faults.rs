@@ -108,7 +108,7 @@ async fn describe_text(op: &LocalOperator, name: &str) -> String {
         .await
         .unwrap()
         .unwrap();
-    ecs_recycler::cli::present::describe_request(&record, chrono::Utc::now())
+    ecs_recycler::cli::describe_request(&record, chrono::Utc::now())
 }
 
 /// The plan's lines of `describe`, each task's state in order.

@@ -81,7 +81,7 @@ fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
 
 async fn scrape(addr: &str) -> prometheus_parse::Scrape {
     let (status, body) =
-        ecs_recycler::operator::health::http_get(&format!("http://{addr}/metrics"))
+        ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
             .await
             .unwrap();
     assert_eq!(status, 200, "{body}");
@@ -178,7 +178,7 @@ async fn metrics_and_health_endpoints_follow_a_recycle() {
     let healthz = format!("http://{addr}/healthz");
     let readyz = format!("http://{addr}/readyz");
     for url in [&healthz, &readyz] {
-        let (status, body) = ecs_recycler::operator::health::http_get(url).await.unwrap();
+        let (status, body) = ecs_recycler::operator::http_get(url).await.unwrap();
         assert_eq!(status, 200, "{url}: {body}");
     }
     let check = |url: &str| {

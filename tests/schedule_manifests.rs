@@ -8,7 +8,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use ecs_recycler::cli::manifest::read_documents;
+use ecs_recycler::cli::read_documents;
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {

@@ -4,10 +4,14 @@
 //! what they decide and print is in [`crate::cli::apply`], [`crate::request::preview`] and
 //! [`crate::cli::present`].
 
-pub mod apply;
-pub mod manifest;
-pub mod present;
+pub(crate) mod apply;
+pub(crate) mod manifest;
+pub(crate) mod present;
 pub mod records;
+
+pub use apply::{Source, check};
+pub use manifest::{is_record_name, read_documents};
+pub use present::describe_request;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -10,12 +10,12 @@
 //! line, the sandbox, the benchmark and the tests alike: the reconcile
 //! loop, the schedule loop, and optionally the HTTP endpoints.
 
-pub mod health;
+pub(crate) mod health;
 pub(crate) mod lease;
-pub mod metrics;
+pub(crate) mod metrics;
 mod reconciler;
 mod records;
-pub mod replica;
+pub(crate) mod replica;
 mod step;
 mod strays;
 #[cfg(all(test, feature = "simulator"))]
@@ -34,9 +34,12 @@ use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
 use crate::schedule::{Clock, Scheduler, SystemClock};
 use crate::store::Store;
+pub use health::{BindError, healthcheck, http_get};
+pub use metrics::Metrics;
+pub use replica::default_id;
+
 use health::Health;
 use lease::LeaseTerms;
-use metrics::Metrics;
 use reconciler::Reconciler;
 
 /// How one replica runs the loop.
