@@ -14,7 +14,7 @@ use crate::duration;
 
 /// One thing wrong with a record: where, what was there, and what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub path: String,
     pub reason: String,
 }
@@ -28,7 +28,7 @@ impl std::fmt::Display for Problem {
 /// Every problem found in one record, so a person can fix them in one go.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.0.iter().map(Problem::to_string).collect::<Vec<_>>().join("; "))]
-pub struct Invalid(pub Vec<Problem>);
+pub(crate) struct Invalid(pub Vec<Problem>);
 
 /// Walks one JSON object, remembering which keys it read, and collects problems.
 pub(crate) struct Reader<'a> {

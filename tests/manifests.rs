@@ -72,8 +72,7 @@ fn schema_errors(validators: &[(String, Validator)], doc: &Value) -> Vec<String>
 
 fn read_yaml(path: &Path) -> Result<Vec<Value>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    ecs_recycler::cli::read_documents(&text, &path.display().to_string())
-        .map_err(|e| e.to_string())
+    ecs_recycler::cli::read_documents(&text, &path.display().to_string()).map_err(|e| e.to_string())
 }
 
 #[test]

@@ -80,10 +80,9 @@ fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
 }
 
 async fn scrape(addr: &str) -> prometheus_parse::Scrape {
-    let (status, body) =
-        ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
-            .await
-            .unwrap();
+    let (status, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     let lines = body.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")

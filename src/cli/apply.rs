@@ -23,14 +23,17 @@ pub struct Source {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {reason}")]
-pub struct SourceError {
+pub(crate) struct SourceError {
     pub path: String,
     pub reason: String,
 }
 
 /// Reads `-f` arguments: a file, every `.yaml`, `.yml` and `.json` file of a
 /// directory (by name, not recursive, as kubectl does), or `-` for stdin.
-pub fn read_sources(paths: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<Source>, SourceError> {
+pub(crate) fn read_sources(
+    paths: &[PathBuf],
+    stdin: &mut dyn Read,
+) -> Result<Vec<Source>, SourceError> {
     let mut out = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
@@ -138,7 +141,7 @@ pub struct Checked {
 }
 
 /// `recyclerequest/NAME`, as kubectl names a resource.
-pub fn resource(kind: Kind, name: &str) -> String {
+pub(crate) fn resource(kind: Kind, name: &str) -> String {
     format!("{}/{name}", kind.as_str().to_lowercase())
 }
 
@@ -223,14 +226,14 @@ fn named_as(value: &Value) -> Option<String> {
 
 /// What applying one document does to its record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     Create,
     Configure,
     Unchanged,
 }
 
 impl Change {
-    pub fn past_tense(self) -> &'static str {
+    pub(crate) fn past_tense(self) -> &'static str {
         match self {
             Self::Create => "created",
             Self::Configure => "configured",
@@ -241,7 +244,7 @@ impl Change {
 
 /// Compares a checked document with the record the table holds, if any.
 /// `Err` says which field cannot change now and why.
-pub fn classify(doc: &Document, existing: Option<&StoredRecord>) -> Result<Change, String> {
+pub(crate) fn classify(doc: &Document, existing: Option<&StoredRecord>) -> Result<Change, String> {
     let Some(existing) = existing else {
         return Ok(Change::Create);
     };

@@ -101,7 +101,7 @@ const READ_ONLY_METADATA: [&str; 5] = ["createdAt", "version", "active", "lease"
 
 /// Checks one document's envelope and spec; every problem at once. `path`
 /// prefixes the field paths (empty for a document of its own).
-pub fn parse_document(doc: &Value, path: &str) -> Result<Document, Invalid> {
+pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invalid> {
     let mut problems = Vec::new();
     let at = |k: &str| {
         if path.is_empty() {
@@ -261,7 +261,7 @@ fn read_metadata(
 }
 
 /// The spec rules of each kind: the same functions the operator reads records with.
-pub fn validate_spec(kind: Kind, spec: &Value, path: &str) -> Result<(), Invalid> {
+pub(crate) fn validate_spec(kind: Kind, spec: &Value, path: &str) -> Result<(), Invalid> {
     match kind {
         Kind::RecycleRequest => parse_spec(spec, path).map(|_| ()),
         Kind::RecycleSchedule => crate::schedule::parse_schedule_spec(spec, path).map(|_| ()),

@@ -16,7 +16,7 @@ use crate::store::StoredRecord;
 /// A record as one document: apiVersion, kind, metadata, spec and status,
 /// exactly as the table holds them (what `get -o json|yaml` prints, and what
 /// `apply` takes back).
-pub fn as_document(record: &StoredRecord) -> Value {
+pub(crate) fn as_document(record: &StoredRecord) -> Value {
     let mut metadata = json!({
         "name": record.name,
         "version": record.version,
@@ -44,7 +44,7 @@ pub fn as_document(record: &StoredRecord) -> Value {
 }
 
 /// Ages as kubectl prints them: precise when small, coarse when large.
-pub fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - since).num_seconds().max(0);
     let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
     match secs {
@@ -59,14 +59,14 @@ pub fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// `[#####-----]`: done out of total in `width` cells.
-pub fn bar(done: usize, total: usize, width: usize) -> String {
+pub(crate) fn bar(done: usize, total: usize, width: usize) -> String {
     let filled = (done.min(total) * width).checked_div(total).unwrap_or(0);
     format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
 }
 
 /// Columns aligned on the widest cell, separated by three spaces, with the
 /// last column left ragged (kubectl's layout).
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -97,7 +97,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// One request's row of `get requests`: NAME, SERVICE, PHASE, PROGRESS, AGE,
 /// MESSAGE; `wide` adds BATCH, SURGE and the replica holding the lease.
-pub fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool) -> Vec<String> {
+pub(crate) fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool) -> Vec<String> {
     let spec = request_spec(record);
     let status = request_status(record);
     let target = match &spec {
@@ -142,7 +142,7 @@ pub fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool) -> Vec
     row
 }
 
-pub fn request_headers(wide: bool) -> Vec<&'static str> {
+pub(crate) fn request_headers(wide: bool) -> Vec<&'static str> {
     let mut h = vec!["NAME", "SERVICE", "PHASE", "PROGRESS", "AGE"];
     if wide {
         h.extend(["BATCH", "SURGE", "REPLICA"]);
@@ -377,7 +377,7 @@ fn upcoming(
 /// EST (in 3d2h)", computed from the cron expression and time zone of `spec`
 /// and what `status` records, so it is known before any operator has seen
 /// the schedule. `None` when the spec is invalid.
-pub fn schedule_next_run(
+pub(crate) fn schedule_next_run(
     name: &str,
     spec: &Value,
     status: Option<&Value>,
@@ -395,13 +395,13 @@ pub fn schedule_next_run(
 
 /// `get schedules`: read from the record's JSON, so the table shows what the
 /// table holds even for a schedule the operator marked invalid.
-pub fn schedule_headers() -> Vec<&'static str> {
+pub(crate) fn schedule_headers() -> Vec<&'static str> {
     vec![
         "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "LAST RUN", "NEXT RUN", "AGE", "MESSAGE",
     ]
 }
 
-pub fn schedule_row(record: &StoredRecord, now: DateTime<Utc>) -> Vec<String> {
+pub(crate) fn schedule_row(record: &StoredRecord, now: DateTime<Utc>) -> Vec<String> {
     let spec = record.spec.as_ref().ok();
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let status = record.status.as_ref();
@@ -450,7 +450,7 @@ pub fn schedule_row(record: &StoredRecord, now: DateTime<Utc>) -> Vec<String> {
 }
 
 /// `describe schedule NAME`: the spec and status as YAML, then the schedule's events.
-pub fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> String {
+pub(crate) fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "Name:               {}\nKind:               {}\n",

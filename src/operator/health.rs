@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::operator::metrics::Metrics;
 
 /// What the loop tells the endpoints about itself.
-pub struct Health {
+pub(crate) struct Health {
     started: Instant,
     state: Mutex<HealthState>,
     /// The loop is stuck when it has not beaten for this long.
@@ -39,7 +39,7 @@ struct HealthState {
 }
 
 impl Health {
-    pub fn new(poll: Duration, lease: Duration) -> Arc<Self> {
+    pub(crate) fn new(poll: Duration, lease: Duration) -> Arc<Self> {
         Arc::new(Self {
             started: Instant::now(),
             state: Mutex::new(HealthState::default()),
@@ -52,11 +52,11 @@ impl Health {
         self.state.lock()
     }
 
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         self.lock().heartbeat = Some(Instant::now());
     }
 
-    pub fn listed(&self, result: Result<(), String>) {
+    pub(crate) fn listed(&self, result: Result<(), String>) {
         let mut s = self.lock();
         match result {
             Ok(()) => {
@@ -68,17 +68,17 @@ impl Health {
     }
 
     /// A lease renewal's outcome; one failure makes the replica unready until one succeeds.
-    pub fn lease(&self, result: Result<(), String>) {
+    pub(crate) fn lease(&self, result: Result<(), String>) {
         self.lock().lease_error = result.err();
     }
 
     /// The AWS services whose last call got no answer (none: all answer).
-    pub fn aws(&self, unanswered: Vec<String>) {
+    pub(crate) fn aws(&self, unanswered: Vec<String>) {
         self.lock().aws_unanswered = unanswered;
     }
 
     /// `Err` says why the loop is not alive.
-    pub fn alive(&self) -> Result<(), String> {
+    pub(crate) fn alive(&self) -> Result<(), String> {
         let s = self.lock();
         let last = s.heartbeat.unwrap_or(self.started);
         let quiet = last.elapsed();
@@ -92,7 +92,7 @@ impl Health {
     }
 
     /// `Err` says why this replica should not be sent work.
-    pub fn ready(&self) -> Result<(), String> {
+    pub(crate) fn ready(&self) -> Result<(), String> {
         self.alive()?;
         let s = self.lock();
         match s.listed {
@@ -140,7 +140,7 @@ fn check(result: Result<(), String>) -> Response {
     }
 }
 
-pub fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
+pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -175,7 +175,7 @@ pub struct BindError {
 
 /// Binds `addr` and serves the endpoints until `stop` resolves; answers the
 /// address actually bound (port 0 picks a free one).
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
     metrics: Arc<Metrics>,

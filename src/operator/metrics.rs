@@ -57,7 +57,7 @@ pub struct Metrics {
     pub tasks_recycled: Counter,
 }
 
-pub const PHASES: [Phase; 7] = [
+pub(crate) const PHASES: [Phase; 7] = [
     Phase::Pending,
     Phase::Surging,
     Phase::Recycling,
@@ -186,7 +186,7 @@ impl Metrics {
     }
 }
 
-pub fn phase_name(phase: Phase) -> &'static str {
+pub(crate) fn phase_name(phase: Phase) -> &'static str {
     match phase {
         Phase::Pending => "Pending",
         Phase::Surging => "Surging",
