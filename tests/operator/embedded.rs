@@ -1,7 +1,7 @@
 //! The operator end to end on the embedded store and the simulator: the
 //! original Lambda's example, and the operator killed and restarted at many instants.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -395,7 +395,7 @@ async fn pause_holds_between_batches_resume_goes_on_and_cancel_restores() {
 /// A store file the release before this one (commit 2cf8a5e) wrote while
 /// recycling prod/web: killed mid-batch, one task recycled and one stopping,
 /// the surge in place, a notice waiting in the outbox.
-const WRITTEN_BY_2CF8A5E: &str = include_str!("fixtures/store-written-by-2cf8a5e.json");
+const WRITTEN_BY_2CF8A5E: &str = include_str!("../fixtures/store-written-by-2cf8a5e.json");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_the_previous_release_left_mid_run_is_read_and_finished() {

@@ -3,7 +3,7 @@
 //! words), the service deleted mid-run, throttling, an autoscaler that
 //! fights, and a malformed record beside good ones.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

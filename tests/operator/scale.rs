@@ -1,7 +1,7 @@
 //! The operator at scale and under watch: throttling on half of all calls,
 //! the metrics and health endpoints, and flags out of range refused.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -13,7 +13,7 @@
 //!   call from it after the other replica took over, no task stopped twice
 //!   and nothing changed after the request finished.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

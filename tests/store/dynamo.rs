@@ -5,7 +5,7 @@
 //! Each test runs its own moto (about a second to start) so tests share
 //! nothing and no server outlives them.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 //! run and grants exactly the calls the code makes; and the parameters refuse
 //! bad values at deploy time, as CloudFormation checks them.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

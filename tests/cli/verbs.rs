@@ -4,7 +4,7 @@
 //! DynamoDB (moto's server) — checked against the simulator's timeline.
 //! Also the exit codes, and `sandbox` end to end.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! replicas sharing one table, a lease holder killed and taken over, and an
 //! item put straight into the table by another client, malformed or not.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

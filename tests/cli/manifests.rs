@@ -6,7 +6,7 @@
 //! `UPDATE_GOLDEN=1 cargo test --test manifests` rewrites the golden files;
 //! review the diff before committing it.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

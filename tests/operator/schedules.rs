@@ -5,7 +5,7 @@
 //! for the slot, recycled once; and records written straight into the
 //! store with bad input are marked invalid while the rest carries on.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};

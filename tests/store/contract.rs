@@ -3,7 +3,7 @@
 //! what other clients may leave in a store: a plain PutItem into the table,
 //! or a hand edit of the embedded store's file.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

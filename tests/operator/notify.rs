@@ -4,7 +4,7 @@
 //! SNS (moto, delivering to an HTTP subscription) and a webhook receiver.
 //! Also: a channel that never answers neither delays nor fails the recycle.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

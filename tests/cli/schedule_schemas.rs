@@ -3,7 +3,7 @@
 //! example passes them and bad documents do not. (That the example reads
 //! with the product's own parser is a unit test of `schedule`.)
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;

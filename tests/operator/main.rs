@@ -1,0 +1,14 @@
+//! The operator as a user runs it, against the simulator and a store: a run
+//! end to end, faults, scale, DynamoDB, deadlines and fencing, schedules and
+//! notifications. One binary, so the AWS SDK is linked once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bounded_fenced;
+mod dynamo;
+mod embedded;
+mod faults;
+mod notify;
+mod scale;
+mod schedules;

@@ -1,0 +1,7 @@
+//! The store: the one contract both stores keep, and DynamoDB on moto.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod contract;
+mod dynamo;
