@@ -1,5 +1,5 @@
 //! Where records live: a trait with two implementations that pass one shared
-//! contract test suite (`tests/store_contract.rs`) — DynamoDB for production
+//! contract test suite (`tests/store/contract.rs`) — DynamoDB for production
 //! and an embedded file-backed store for the sandbox, local use and fast
 //! tests. Conditional writes and leases behave the same in both.
 //!

@@ -248,7 +248,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     //! The clauses of the store contract the operator leans on in a run
-    //! (the full suite, `tests/store_contract.rs`, covers the product's stores).
+    //! (the full suite, `tests/store/contract.rs`, covers the product's stores).
 
     use super::*;
     use serde_json::json;
