@@ -10,7 +10,12 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::lease::Fence;
+use crate::aws;
 use crate::request::pacing::Pace;
+use crate::request::spec::RecycleSpec;
+use crate::request::status::RecycleStatus;
+use crate::store::StoredRecord;
 
 #[derive(Default)]
 pub(super) struct Tracked {
@@ -87,4 +92,14 @@ impl Drop for Busy {
             t.busy = false;
         }
     }
+}
+
+/// A record claimed for this tick, with what was read of it.
+pub(super) struct Claimed {
+    pub(super) record: StoredRecord,
+    pub(super) spec: RecycleSpec,
+    pub(super) status: RecycleStatus,
+    pub(super) blocked_by: Option<String>,
+    pub(super) clients: aws::Clients,
+    pub(super) fence: Fence,
 }

@@ -12,25 +12,16 @@ use tokio::time::Instant;
 
 use super::lease::Fence;
 use super::reconciler::{KIND, Reconciler};
+use super::records::Claimed;
 use crate::aws::observe::{self, Look, Want};
 use crate::aws::{self, AwsError};
 use crate::notify::outbox;
-use crate::request::decide::{self, Action, Context, Decision};
+use crate::request::decide::{self, Action, Context, Decision, needs_scaling, needs_tasks};
 use crate::request::observation::{Observation, TaskView};
 use crate::request::pacing;
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, RecycleStatus};
 use crate::store::{StatusWrite, Store, StoreError, StoredRecord};
-
-/// A record claimed for this tick, with what was read of it.
-pub(super) struct Claimed {
-    pub(super) record: StoredRecord,
-    pub(super) spec: RecycleSpec,
-    pub(super) status: RecycleStatus,
-    pub(super) blocked_by: Option<String>,
-    pub(super) clients: aws::Clients,
-    pub(super) fence: Fence,
-}
 
 /// Maximum steps taken at once for a record whose decision asks to go on at once.
 const MAX_IMMEDIATE_STEPS: usize = 16;
@@ -442,24 +433,6 @@ fn retry_after(e: &AwsError, poll: Duration) -> Duration {
         }
         _ => poll,
     }
-}
-
-/// Whether the decision reads the tasks: in every phase but Restoring,
-/// which only puts the desired count and the scaling settings back.
-pub(super) fn needs_tasks(status: &RecycleStatus) -> bool {
-    status.phase != Phase::Restoring
-}
-
-/// Whether the decision may read the scalable target: in every phase but
-/// Recycling, so the batches go without the call — except once every
-/// planned task is stopped, when this look may end the run and restore.
-pub(super) fn needs_scaling(status: &RecycleStatus) -> bool {
-    let last_batch = status.plan.as_ref().is_some_and(|p| {
-        p.tasks
-            .iter()
-            .all(|t| status.stopped.contains(t) || status.skipped.contains(t))
-    });
-    status.phase != Phase::Recycling || last_batch
 }
 
 fn log_new_events(spec: &RecycleSpec, name: &str, before: &RecycleStatus, after: &RecycleStatus) {
