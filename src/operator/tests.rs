@@ -20,7 +20,6 @@ use crate::notify::deliver::Notifier;
 use crate::sandbox::fixture;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Kind, Store};
-use ecs_sim::{SimOptions, Simulator, Timings};
 
 fn calls_of(timeline: &Value, op: &str, since: f64) -> usize {
     timeline["calls"]
@@ -33,18 +32,7 @@ fn calls_of(timeline: &Value, op: &str, since: f64) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
-    let sim = Simulator::start(SimOptions {
-        timings: Timings {
-            task_start: 0.3,
-            task_healthy: 0.2,
-            task_stop: 0.2,
-            scheduler: 0.05,
-            jitter: 0.2,
-        },
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
+    let sim = test_support::start_sim().await;
     let sdk = fixture::client_config(sim.url(), RetryConfig::standard()).await;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     fixture::create_service(&ecs, "prod", "svc00", 1, true)

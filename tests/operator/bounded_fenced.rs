@@ -396,6 +396,17 @@ async fn wait_holder<S: Store>(store: &S, name: &str, replica: &str) {
 /// After the request finished, long enough for any late answer to arrive and be acted on.
 const AFTERMATH: Duration = Duration::from_secs(4);
 
+/// Once any late answer could have been acted on: the fence held, and so
+/// did capacity.
+async fn aftermath(sim: &ecs_sim::Simulator, since: f64, finished_at: f64, aim: Aim) {
+    tokio::time::sleep(AFTERMATH).await;
+    let timeline = sim.timeline();
+    check_fenced(&timeline, since, "stalled", "other", finished_at, aim);
+    let facts = run_facts(&timeline, "prod", "web", since);
+    assert!(facts.min_running >= 3, "{aim:?}: {facts:?}");
+    assert_eq!(facts.final_desired, 3, "{aim:?}: {facts:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_dynamodb_a_replica_whose_store_answers_come_late_never_acts_outside_its_lease() {
     let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
@@ -451,12 +462,7 @@ async fn on_dynamodb_a_replica_whose_store_answers_come_late_never_acts_outside_
             proxy.triggered().is_some(),
             "{aim:?}: the aimed write went through the proxy"
         );
-        tokio::time::sleep(AFTERMATH).await;
-        let timeline = sim.timeline();
-        check_fenced(&timeline, since, "stalled", "other", finished_at, aim);
-        let facts = run_facts(&timeline, "prod", "web", since);
-        assert!(facts.min_running >= 3, "{aim:?}: {facts:?}");
-        assert_eq!(facts.final_desired, 3, "{aim:?}: {facts:?}");
+        aftermath(&sim, since, finished_at, aim).await;
         a.sigkill();
         b.sigkill();
     }
@@ -529,12 +535,7 @@ async fn on_the_embedded_store_a_replica_whose_answer_comes_three_leases_late_do
             stalled.triggered().is_some(),
             "{aim:?}: the aimed write was made by the stalled replica"
         );
-        tokio::time::sleep(AFTERMATH).await;
-        let timeline = sim.timeline();
-        check_fenced(&timeline, since, "stalled", "other", finished_at, aim);
-        let facts = run_facts(&timeline, "prod", "web", since);
-        assert!(facts.min_running >= 3, "{aim:?}: {facts:?}");
-        assert_eq!(facts.final_desired, 3, "{aim:?}: {facts:?}");
+        aftermath(&sim, since, finished_at, aim).await;
         let _ = tokio::time::timeout(Duration::from_secs(15), a.stop()).await;
         let _ = tokio::time::timeout(Duration::from_secs(15), b.stop()).await;
     }

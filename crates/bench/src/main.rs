@@ -63,7 +63,9 @@ impl From<product::FixtureError> for BenchError {
 }
 
 fn main() -> ExitCode {
-    bound_allocator_arenas();
+    // The scale scenario measures the operator in this process: the
+    // allocator must be the one the operator runs with.
+    product::bound_allocator_arenas();
     let args = BenchArgs::parse();
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -78,21 +80,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// The operator's binary limits glibc to two malloc arenas (its
-/// `src/main.rs` says why); the scale scenario measures the operator in
-/// this process, so this process does the same, or it would measure an
-/// allocator the operator does not run with. `MALLOC_ARENA_MAX`, when set,
-/// stands. Done before any thread starts.
-fn bound_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets a glibc tunable; no other thread exists yet.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }

@@ -255,19 +255,7 @@ pub(super) async fn stopped_tasks(
     let Some(chunk) = arns.chunks(TASKS_PER_CALL).next() else {
         return Ok(Vec::new());
     };
-    let action = "ecs:DescribeTasks";
-    let described = clients
-        .call(action, || async {
-            clients
-                .ecs
-                .describe_tasks()
-                .cluster(cluster)
-                .set_tasks(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| classify(action, e))
-        })
-        .await?;
+    let described = describe_chunk(clients, cluster, chunk).await?;
     Ok(described
         .tasks()
         .iter()
@@ -285,6 +273,27 @@ pub(super) async fn stopped_tasks(
         .collect())
 }
 
+/// One DescribeTasks call, for at most [`TASKS_PER_CALL`] tasks.
+async fn describe_chunk(
+    clients: &Clients,
+    cluster: &str,
+    chunk: &[String],
+) -> Result<aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput, AwsError> {
+    let action = "ecs:DescribeTasks";
+    clients
+        .call(action, || async {
+            clients
+                .ecs
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(action, e))
+        })
+        .await
+}
+
 fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
     let t = t?;
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
@@ -299,19 +308,7 @@ pub(super) async fn describe_tasks(
 ) -> Result<HashMap<String, TaskView>, AwsError> {
     let mut out = HashMap::new();
     for chunk in arns.chunks(TASKS_PER_CALL) {
-        let action = "ecs:DescribeTasks";
-        let described = clients
-            .call(action, || async {
-                clients
-                    .ecs
-                    .describe_tasks()
-                    .cluster(cluster)
-                    .set_tasks(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| classify(action, e))
-            })
-            .await?;
+        let described = describe_chunk(clients, cluster, chunk).await?;
         for t in described.tasks() {
             let td = t.task_definition_arn().unwrap_or_default();
             let health_checked = health_checked(pool, clients, td).await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use ecs_sim::{SimOptions, Simulator, Timings};
+use ecs_sim::Simulator;
 use serde_json::Value;
 
 use super::*;
@@ -28,53 +28,20 @@ fn calls_of(timeline: &Value, op: &str, since: f64) -> usize {
 
 /// A simulator with prod/web: three tasks with a health check, steady.
 async fn steady_web() -> (Simulator, aws_sdk_ecs::Client) {
-    let sim = Simulator::start(SimOptions {
-        timings: Timings {
-            task_start: 0.3,
-            task_healthy: 0.2,
-            task_stop: 0.2,
-            scheduler: 0.05,
-            jitter: 0.2,
-        },
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let sdk = fixture::client_config(sim.url(), RetryConfig::standard()).await;
-    let ecs = aws_sdk_ecs::Client::new(&sdk);
-    fixture::create_service(&ecs, "prod", "web", 3, true)
-        .await
-        .unwrap();
-    steady(&ecs).await;
-    (sim, ecs)
+    let (sim, c) = test_support::steady_service("prod", "web", 3, true).await;
+    (sim, c.ecs)
 }
 
 async fn steady(ecs: &aws_sdk_ecs::Client) {
-    fixture::wait_steady(ecs, "prod", &["web".to_string()], 3, WITHIN)
-        .await
-        .unwrap();
+    test_support::wait_steady(ecs, "prod", "web", WITHIN).await;
 }
 
-/// The tasks of prod/web meant to run, as ListTasks has them.
 async fn running(ecs: &aws_sdk_ecs::Client) -> Vec<String> {
-    ecs.list_tasks()
-        .cluster("prod")
-        .service_name("web")
-        .send()
-        .await
-        .unwrap()
-        .task_arns()
-        .to_vec()
+    test_support::running_task_arns(ecs, "prod", "web").await
 }
 
-/// Stops a task behind the operator's back, as a person or ECS would.
 async fn stop(ecs: &aws_sdk_ecs::Client, arn: &str) {
-    ecs.stop_task()
-        .cluster("prod")
-        .task(arn)
-        .send()
-        .await
-        .unwrap();
+    test_support::stop_task(ecs, "prod", arn).await;
 }
 
 /// The tasks an observation holds, by ARN.
