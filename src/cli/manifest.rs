@@ -138,9 +138,14 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
         Some(Value::String(k)) => match Kind::parse(k) {
             Some(kind) => Some(kind),
             None => {
+                let hint = crate::validate::nearest(k, &["RecycleRequest", "RecycleSchedule"])
+                    .map(|n| format!(" (did you mean {n}?)"))
+                    .unwrap_or_default();
                 problems.push(Problem {
                     path: at("kind"),
-                    reason: format!("{k:?} is not a kind; use RecycleRequest or RecycleSchedule"),
+                    reason: format!(
+                        "{k:?} is not a kind{hint}; use RecycleRequest or RecycleSchedule"
+                    ),
                 });
                 None
             }
