@@ -208,17 +208,8 @@ impl Clients {
                 // Readiness hears of a silent endpoint at its first attempt,
                 // well inside a lease, not only once the call gives up.
                 if let Err(AwsError::Unanswered { cause, .. }) = &result {
-                    let e = AwsError::Unanswered {
-                        action: action.clone(),
-                        endpoint: self.endpoint_of(&action).to_string(),
-                        waited: began.elapsed(),
-                        cause: cause.clone(),
-                    };
-                    self.unanswered.set(
-                        self.service_of(&action),
-                        &self.account,
-                        Some(e.to_string()),
-                    );
+                    let e = self.no_answer(&action, began.elapsed(), cause.clone());
+                    self.unanswered.set(&action, &self.account, Some(&e));
                 }
                 result
             }
@@ -237,50 +228,34 @@ impl Clients {
                 cause: "timed out (--aws-operation-timeout), every attempt included".into(),
             })
         });
-        let service = self.service_of(action);
         match result {
             Err(AwsError::Unanswered { cause, .. }) => {
-                let endpoint = self.endpoint_of(action).to_string();
-                let waited = started.elapsed();
-                tracing::warn!(
-                    operation = action,
-                    endpoint = %endpoint,
-                    account = %self.account,
-                    waited = %crate::duration::format(waited),
-                    cause = %cause,
-                    "an AWS call got no answer"
-                );
-                let e = AwsError::Unanswered {
-                    action: action.to_string(),
-                    endpoint,
-                    waited,
-                    cause,
-                };
-                self.unanswered
-                    .set(service, &self.account, Some(e.to_string()));
+                let e = self.no_answer(action, started.elapsed(), cause);
+                tracing::warn!(account = %self.account, error = %e, "an AWS call got no answer");
+                self.unanswered.set(action, &self.account, Some(&e));
                 Err(e)
             }
-            Err(AwsError::NotSent { action }) => Err(AwsError::NotSent { action }),
+            Err(e @ AwsError::NotSent { .. }) => Err(e),
             other => {
-                self.unanswered.set(service, &self.account, None);
+                self.unanswered.set(action, &self.account, None);
                 other
             }
         }
     }
 
-    fn service_of(&self, action: &str) -> &'static str {
-        if action.starts_with("ecs:") {
-            sdk::ECS.name
-        } else {
-            sdk::AUTO_SCALING.name
-        }
-    }
-
-    fn endpoint_of(&self, action: &str) -> &str {
-        if action.starts_with("ecs:") {
+    /// The error of a call to `action` that got no answer after `waited`,
+    /// with the endpoint it was sent to.
+    fn no_answer(&self, action: &str, waited: Duration, cause: String) -> AwsError {
+        let endpoint = if action.starts_with("ecs:") {
             &self.ecs_endpoint
         } else {
             &self.aas_endpoint
+        };
+        AwsError::Unanswered {
+            action: action.to_string(),
+            endpoint: endpoint.clone(),
+            waited,
+            cause,
         }
     }
 }
@@ -291,12 +266,18 @@ impl Clients {
 pub(crate) struct Unanswered(Mutex<BTreeMap<(String, String), String>>);
 
 impl Unanswered {
-    fn set(&self, service: &str, account: &str, sentence: Option<String>) {
+    /// What the last call to `action` in `account` found: no answer (`Some`) or one.
+    fn set(&self, action: &str, account: &str, silence: Option<&AwsError>) {
+        let service = if action.starts_with("ecs:") {
+            sdk::ECS.name
+        } else {
+            sdk::AUTO_SCALING.name
+        };
         let mut map = self.0.lock();
         let key = (service.to_string(), account.to_string());
-        match sentence {
-            Some(s) => {
-                map.insert(key, s);
+        match silence {
+            Some(e) => {
+                map.insert(key, e.to_string());
             }
             None => {
                 map.remove(&key);

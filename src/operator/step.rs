@@ -82,7 +82,7 @@ impl<S: Store> Reconciler<S> {
             Outcome::Requeued(after) | Outcome::NotYet(after) => self.records.requeue(name, after),
             Outcome::Finished => {
                 self.leases.give_back(name).await;
-                self.forget(name);
+                self.records.forget(name);
             }
             Outcome::Failed(StepError::Observe(e) | StepError::Act(e)) => {
                 self.records.requeue(name, retry_after(&e, poll))
