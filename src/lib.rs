@@ -10,6 +10,8 @@
 //! - `request`: a RecycleRequest — spec, status, observation, the pure
 //!   decision with its gates and causes, pacing, the dry run.
 //! - `schedule`: a RecycleSchedule — spec, decision, the loop that makes requests.
+//! - `policy`: a RecyclePolicy — spec, decision, the fleet's look, the loop
+//!   that keeps a fleet's tasks younger than a maximum age.
 //! - `aws`: every AWS client made in one place ([`sdk`]), rate limits,
 //!   batched observation, actions.
 //! - `notify`: notices by email, SNS and webhook, through the request's outbox.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod duration;
 mod notify;
 pub mod operator;
+mod policy;
 mod request;
 #[cfg(feature = "simulator")]
 pub mod sandbox;
@@ -36,5 +39,6 @@ pub use aws::limit::RateLimit;
 pub use aws::sdk;
 pub use aws::{AwsError, ClientPool, Clients, classify};
 pub use notify::config::{NotifyArgs, NotifyConfig};
+pub use policy::PolicyLoop;
 pub use request::status::request_status;
 pub use schedule::{Clock, Scheduler, SystemClock, request_name};

@@ -144,6 +144,9 @@ struct OperatorArgs {
     /// How soon a paused or queued request is looked at again (a change to it wakes it at once).
     #[arg(long, default_value = "30s", value_parser = duration::parse, env = "ECS_RECYCLER_IDLE_POLL_INTERVAL")]
     idle_poll_interval: Duration,
+    /// How often each RecyclePolicy looks at its fleet (applying or editing a policy looks at once).
+    #[arg(long, default_value = "5m", value_parser = duration::parse, env = "ECS_RECYCLER_POLICY_INTERVAL")]
+    policy_interval: Duration,
     /// AWS calls a second allowed per operation, account and Region (the client-side limit).
     #[arg(long, default_value_t = 20.0, env = "ECS_RECYCLER_API_RATE_LIMIT")]
     api_rate_limit: f64,
@@ -376,6 +379,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         concurrency: args.concurrency,
         poll_interval: args.poll_interval,
         idle_poll_interval: args.idle_poll_interval,
+        policy_interval: args.policy_interval,
         lease_duration: args.lease_duration,
         retention: args.retention,
         api_rate_limit: RateLimit {

@@ -250,6 +250,16 @@ pub(crate) fn classify(doc: &Document, existing: Option<&StoredRecord>) -> Resul
     };
     match doc.kind {
         Kind::RecycleRequest => classify_request(doc, existing),
+        // A policy, like a schedule, holds no run of its own.
+        Kind::RecyclePolicy => {
+            let parse = |v: &Value| crate::policy::parse_policy_spec(v, "spec").ok();
+            let old = existing.spec.as_ref().ok().and_then(parse);
+            Ok(if old.is_some() && old == parse(&doc.spec) {
+                Change::Unchanged
+            } else {
+                Change::Configure
+            })
+        }
         // A schedule holds no run of its own: any change may be made at any time.
         Kind::RecycleSchedule => {
             let parse = |v: &Value| crate::schedule::parse_schedule_spec(v, "spec").ok();

@@ -97,7 +97,14 @@ fn parser_line(message: &str) -> String {
 
 /// Metadata fields `get -o yaml` prints and `apply` takes back without
 /// reading: they belong to the table, not to the person.
-const READ_ONLY_METADATA: [&str; 5] = ["createdAt", "version", "active", "lease", "specError"];
+const READ_ONLY_METADATA: [&str; 6] = [
+    "createdAt",
+    "createdBy",
+    "version",
+    "active",
+    "lease",
+    "specError",
+];
 
 /// Checks one document's envelope and spec; every problem at once. `path`
 /// prefixes the field paths (empty for a document of its own).
@@ -138,13 +145,13 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
         Some(Value::String(k)) => match Kind::parse(k) {
             Some(kind) => Some(kind),
             None => {
-                let hint = crate::validate::nearest(k, &["RecycleRequest", "RecycleSchedule"])
+                let hint = crate::validate::nearest(k, &Kind::ALL.map(Kind::as_str))
                     .map(|n| format!(" (did you mean {n}?)"))
                     .unwrap_or_default();
                 problems.push(Problem {
                     path: at("kind"),
                     reason: format!(
-                        "{k:?} is not a kind{hint}; use RecycleRequest or RecycleSchedule"
+                        "{k:?} is not a kind{hint}; use RecycleRequest, RecycleSchedule or RecyclePolicy"
                     ),
                 });
                 None
@@ -153,7 +160,7 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
         None => {
             problems.push(Problem {
                 path: at("kind"),
-                reason: "is required; use RecycleRequest or RecycleSchedule".into(),
+                reason: "is required; use RecycleRequest, RecycleSchedule or RecyclePolicy".into(),
             });
             None
         }
@@ -161,7 +168,7 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
             problems.push(Problem {
                 path: at("kind"),
                 reason: format!(
-                    "{} is not a kind; use RecycleRequest or RecycleSchedule",
+                    "{} is not a kind; use RecycleRequest, RecycleSchedule or RecyclePolicy",
                     describe(other)
                 ),
             });
@@ -171,6 +178,17 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
     let name = read_metadata(object.get("metadata"), &at("metadata"), &mut problems);
     // A schedule's requests are named after it plus the slot, within 128.
     let name = match (kind, name) {
+        (Some(Kind::RecyclePolicy), Some(n)) if n.len() > crate::policy::MAX_NAME_LEN => {
+            problems.push(Problem {
+                path: at("metadata.name"),
+                reason: format!(
+                    "is {} characters; a policy's name has at most {}, so the names of its requests (the name, the service and the time) fit in 128",
+                    n.len(),
+                    crate::policy::MAX_NAME_LEN
+                ),
+            });
+            None
+        }
         (Some(Kind::RecycleSchedule), Some(n)) if n.len() > crate::schedule::MAX_NAME_LEN => {
             problems.push(Problem {
                 path: at("metadata.name"),
@@ -270,6 +288,7 @@ pub(crate) fn validate_spec(kind: Kind, spec: &Value, path: &str) -> Result<(), 
     match kind {
         Kind::RecycleRequest => parse_spec(spec, path).map(|_| ()),
         Kind::RecycleSchedule => crate::schedule::parse_schedule_spec(spec, path).map(|_| ()),
+        Kind::RecyclePolicy => crate::policy::parse_policy_spec(spec, path).map(|_| ()),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod manifest;
+pub(crate) mod policies;
 pub(crate) mod present;
 pub mod records;
 

@@ -28,6 +28,10 @@ pub(crate) fn as_document(record: &StoredRecord) -> Value {
     if let Some(lease) = &record.lease {
         metadata["lease"] = json!({"holder": lease.holder, "expiresAt": lease.expires_at});
     }
+    // Who made a request is in its spec (it travels with it); shown here too.
+    if let Some(by) = record.spec.as_ref().ok().and_then(|s| s.get("createdBy")) {
+        metadata["createdBy"] = by.clone();
+    }
     let mut doc = json!({
         "apiVersion": API_VERSION,
         "kind": record.kind.as_str(),

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{CliError, StoreArgs, say};
 use crate::cli::apply::{self, Change, Checked, resource};
 use crate::cli::manifest::validate_spec;
-use crate::cli::present;
+use crate::cli::{policies, present};
 use crate::request::status::Phase;
 use crate::store::{Kind, Store, StoreError, StoredRecord};
 
@@ -61,7 +61,7 @@ pub enum Output {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// `requests` (the default) or `schedules`; or a request's name.
+    /// `requests` (the default), `schedules` or `policies`; or a request's name.
     pub what: Option<String>,
     /// One record's name.
     pub name: Option<String>,
@@ -73,13 +73,16 @@ pub struct GetArgs {
     /// How often --watch reads the table.
     #[arg(long, default_value = "1s", value_parser = crate::duration::parse)]
     pub interval: Duration,
+    /// Only the requests this RecyclePolicy made.
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct NamedArgs {
-    /// `request` (the default) or `schedule`, then the name; or just a request's name.
+    /// `request` (the default), `schedule` or `policy`, then the name; or just a request's name.
     #[arg(num_args = 1..=2, value_names = ["KIND", "NAME"], required = true)]
     pub words: Vec<String>,
     #[command(flatten)]
@@ -105,6 +108,9 @@ pub fn kind_word(word: &str) -> Option<Kind> {
         "schedule" | "schedules" | "recycleschedule" | "recycleschedules" | "rs" => {
             Some(Kind::RecycleSchedule)
         }
+        "policy" | "policies" | "recyclepolicy" | "recyclepolicies" | "rp" => {
+            Some(Kind::RecyclePolicy)
+        }
         _ => None,
     }
 }
@@ -115,7 +121,7 @@ fn kind_and_name(words: &[String]) -> Result<(Kind, String), CliError> {
         [name] => Ok((Kind::RecycleRequest, name.clone())),
         [kind, name] => kind_word(kind).map(|k| (k, name.clone())).ok_or_else(|| {
             CliError::Invalid(format!(
-                "{kind:?} is not a kind of record; use request or schedule"
+                "{kind:?} is not a kind of record; use request, schedule or policy"
             ))
         }),
         _ => Err(CliError::Invalid("name the record".into())),
@@ -344,17 +350,33 @@ pub async fn get<S: Store>(
             None if name.is_none() => (Kind::RecycleRequest, Some(w.clone())),
             None => {
                 return Err(CliError::Invalid(format!(
-                    "{w:?} is not a kind of record; use requests or schedules"
+                    "{w:?} is not a kind of record; use requests, schedules or policies"
                 )));
             }
         },
     };
+    if args.policy.is_some() && kind != Kind::RecycleRequest {
+        return Err(CliError::Invalid(
+            "--policy lists the requests a policy made; use it with get requests".into(),
+        ));
+    }
+    let maker = args.policy.as_ref().map(|p| format!("RecyclePolicy/{p}"));
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut first = true;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| CliError::Unreachable(format!("cannot listen for SIGTERM: {e}")))?;
     loop {
-        let records = read(store, kind, name.as_deref()).await?;
+        let mut records = read(store, kind, name.as_deref()).await?;
+        if let Some(maker) = &maker {
+            records.retain(|r| {
+                r.spec
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| s.get("createdBy"))
+                    .and_then(Value::as_str)
+                    == Some(maker.as_str())
+            });
+        }
         let changed: Vec<&StoredRecord> = records
             .iter()
             .filter(|r| seen.get(&r.name) != Some(&r.version))
@@ -472,6 +494,10 @@ pub fn render(
                         .map(|r| present::schedule_row(r, now))
                         .collect(),
                 ),
+                Kind::RecyclePolicy => (
+                    policies::headers(),
+                    records.iter().map(|r| policies::row(r, now)).collect(),
+                ),
             };
             let text = present::table(&head, &rows);
             if headers {
@@ -487,6 +513,7 @@ fn plural(kind: Kind) -> &'static str {
     match kind {
         Kind::RecycleRequest => "requests",
         Kind::RecycleSchedule => "schedules",
+        Kind::RecyclePolicy => "policies",
     }
 }
 
@@ -502,6 +529,10 @@ pub async fn describe<S: Store>(
     let text = match kind {
         Kind::RecycleRequest => present::describe_request(&record, Utc::now()),
         Kind::RecycleSchedule => present::describe_schedule(&record, Utc::now()),
+        Kind::RecyclePolicy => {
+            let requests = policies::requests_of(store, &record).await;
+            policies::describe(&record, &requests, Utc::now())
+        }
     };
     let _ = write!(out, "{text}");
     Ok(())
@@ -527,6 +558,11 @@ impl Flag {
             (Self::Resume, Kind::RecycleSchedule) => Ok(("suspend", false, "resumed")),
             (Self::Cancel, Kind::RecycleSchedule) => Err(CliError::Invalid(
                 "a schedule is not cancelled: pause it (no new requests) or delete it; cancel its requests by name".into(),
+            )),
+            (Self::Pause, Kind::RecyclePolicy) => Ok(("suspend", true, "suspended")),
+            (Self::Resume, Kind::RecyclePolicy) => Ok(("suspend", false, "resumed")),
+            (Self::Cancel, Kind::RecyclePolicy) => Err(CliError::Invalid(
+                "a policy is not cancelled: pause it (no new requests) or delete it; cancel its requests by name (get requests --policy NAME)".into(),
             )),
         }
     }

@@ -8,7 +8,7 @@
 //!
 //! [`Operator::builder`] is the one way to start one — for the command
 //! line, the sandbox, the benchmark and the tests alike: the reconcile
-//! loop, the schedule loop, and optionally the HTTP endpoints.
+//! loop, the schedule loop, the policy loop, and optionally the HTTP endpoints.
 
 pub(crate) mod health;
 pub(crate) mod lease;
@@ -32,6 +32,7 @@ use crate::aws::limit::RateLimit;
 use crate::aws::sdk::Timeouts;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
+use crate::policy::PolicyLoop;
 use crate::schedule::{Clock, Scheduler, SystemClock};
 use crate::store::Store;
 pub use health::{BindError, healthcheck, http_get};
@@ -71,6 +72,8 @@ pub struct OperatorConfig {
     /// for another request on its service) is looked at again; a change to
     /// the record wakes it at once.
     pub idle_poll_interval: Duration,
+    /// How often each policy looks at its fleet (a changed policy looks at once).
+    pub policy_interval: Duration,
     pub lease_duration: Duration,
     /// How long finished records are kept before the store may forget them.
     pub retention: Duration,
@@ -102,6 +105,13 @@ impl OperatorConfig {
             out.push(format!(
                 "--idle-poll-interval ({}) must not be shorter than --poll-interval ({}): it is the slow pace",
                 crate::duration::format(self.idle_poll_interval),
+                crate::duration::format(self.poll_interval)
+            ));
+        }
+        if self.policy_interval < self.poll_interval {
+            out.push(format!(
+                "--policy-interval ({}) must not be shorter than --poll-interval ({})",
+                crate::duration::format(self.policy_interval),
                 crate::duration::format(self.poll_interval)
             ));
         }
@@ -224,11 +234,13 @@ impl<S: Store> OperatorBuilder<S> {
             self.config.api_rate_limit,
             metrics.clone(),
         ));
-        let scheduler = Scheduler::new(self.store.clone(), &self.config, self.clock);
+        let scheduler = Scheduler::new(self.store.clone(), &self.config, self.clock.clone());
+        let policies = PolicyLoop::new(self.store.clone(), pool.clone(), &self.config, self.clock);
         let reconciler = Reconciler::new(self.store, pool, self.config, health, notifier);
         let loops = vec![
             tokio::spawn(reconciler.run(stopped.clone())),
-            tokio::spawn(scheduler.run(stopped)),
+            tokio::spawn(scheduler.run(stopped.clone())),
+            tokio::spawn(policies.run(stopped)),
         ];
         Ok(Operator {
             stop,

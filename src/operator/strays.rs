@@ -102,7 +102,12 @@ pub(super) async fn report<S: Store>(store: &S, reported: &Reported) {
 /// Why a stray is not worked on, with the known kind it looks like a slip of.
 pub(super) fn message(stray: &Stray) -> String {
     let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-    let reads = format!("the operator reads {}", known.join(" and "));
+    let reads = match known.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("the operator reads {} and {last}", rest.join(", "))
+        }
+        _ => format!("the operator reads {}", known.join(" and ")),
+    };
     if !stray.key.contains('/') {
         return format!("key {:?} is not \"<Kind>/<name>\"; {reads}", stray.key);
     }
@@ -144,19 +149,19 @@ mod tests {
     fn the_message_names_the_kind_and_the_one_it_looks_like() {
         assert_eq!(
             message(&stray("RecycleRequests/web")),
-            "unknown kind \"RecycleRequests\" (did you mean RecycleRequest?); the operator reads RecycleRequest and RecycleSchedule"
+            "unknown kind \"RecycleRequests\" (did you mean RecycleRequest?); the operator reads RecycleRequest, RecycleSchedule and RecyclePolicy"
         );
         assert_eq!(
             message(&stray("recycleschedule/nightly")),
-            "unknown kind \"recycleschedule\" (did you mean RecycleSchedule?); the operator reads RecycleRequest and RecycleSchedule"
+            "unknown kind \"recycleschedule\" (did you mean RecycleSchedule?); the operator reads RecycleRequest, RecycleSchedule and RecyclePolicy"
         );
         assert_eq!(
             message(&stray("Widget/w")),
-            "unknown kind \"Widget\"; the operator reads RecycleRequest and RecycleSchedule"
+            "unknown kind \"Widget\"; the operator reads RecycleRequest, RecycleSchedule and RecyclePolicy"
         );
         assert_eq!(
             message(&stray("web-rotate")),
-            "key \"web-rotate\" is not \"<Kind>/<name>\"; the operator reads RecycleRequest and RecycleSchedule"
+            "key \"web-rotate\" is not \"<Kind>/<name>\"; the operator reads RecycleRequest, RecycleSchedule and RecyclePolicy"
         );
     }
 

@@ -66,6 +66,7 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
         concurrency: 4,
         poll_interval: Duration::from_millis(50),
         idle_poll_interval: Duration::from_secs(30),
+        policy_interval: Duration::from_secs(300),
         lease_duration: Duration::from_secs(5),
         retention: Duration::from_secs(60),
         api_rate_limit: RateLimit::default(),

@@ -44,6 +44,10 @@ pub(crate) struct RecycleSpec {
     pub external_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifySpec>,
+    /// The record that made this request (`RecyclePolicy/prod-max-age`),
+    /// when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
 }
 
 /// Which of the service's tasks to recycle; all of them when absent.
@@ -124,6 +128,15 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         let path = r.at("notify");
         parse_notify(v, &path, &mut r.problems)
     });
+    let created_by = r.string("createdBy");
+    if let Some(by) = &created_by
+        && !is_maker(by)
+    {
+        r.problem(
+            "createdBy",
+            format!("{by:?} is not a maker of requests; it reads RecyclePolicy/<name> or RecycleSchedule/<name>, and is set by the operator"),
+        );
+    }
     r.finish();
     if !r.problems.is_empty() {
         return Err(Invalid(r.problems));
@@ -143,7 +156,13 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         role_arn,
         external_id,
         notify,
+        created_by,
     })
+}
+
+fn is_maker(text: &str) -> bool {
+    matches!(text.split_once('/'), Some(("RecyclePolicy" | "RecycleSchedule", name))
+        if crate::cli::manifest::is_record_name(name))
 }
 
 fn is_role_arn(arn: &str) -> bool {

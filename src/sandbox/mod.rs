@@ -201,6 +201,7 @@ async fn drive(
         concurrency: 4,
         poll_interval: Duration::from_millis(250),
         idle_poll_interval: Duration::from_secs(2),
+        policy_interval: Duration::from_secs(10),
         lease_duration: Duration::from_secs(5),
         retention: Duration::from_secs(3600),
         api_rate_limit: RateLimit::default(),

@@ -33,16 +33,22 @@ use serde_json::Value;
 pub enum Kind {
     RecycleRequest,
     RecycleSchedule,
+    RecyclePolicy,
 }
 
 impl Kind {
     /// Every kind the operator reads; a record of any other is a stray.
-    pub const ALL: [Kind; 2] = [Self::RecycleRequest, Self::RecycleSchedule];
+    pub const ALL: [Kind; 3] = [
+        Self::RecycleRequest,
+        Self::RecycleSchedule,
+        Self::RecyclePolicy,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RecycleRequest => "RecycleRequest",
             Self::RecycleSchedule => "RecycleSchedule",
+            Self::RecyclePolicy => "RecyclePolicy",
         }
     }
 

@@ -480,6 +480,7 @@ async fn in_process<S: Store>(store: Arc<S>, sim_url: &str, replica: &str) -> Op
         concurrency: 4,
         poll_interval: Duration::from_millis(50),
         idle_poll_interval: Duration::from_secs(1),
+        policy_interval: Duration::from_secs(300),
         lease_duration: Duration::from_secs(1),
         retention: Duration::from_secs(60),
         api_rate_limit: Default::default(),

@@ -271,7 +271,7 @@ async fn a_record_of_an_unknown_kind_is_marked_failed_and_an_unreadable_one_is_l
     assert_eq!(status["phase"], "Failed", "{status:#}");
     assert_eq!(
         status["message"],
-        "unknown kind \"RecycleRequests\" (did you mean RecycleRequest?); the operator reads RecycleRequest and RecycleSchedule"
+        "unknown kind \"RecycleRequests\" (did you mean RecycleRequest?); the operator reads RecycleRequest, RecycleSchedule and RecyclePolicy"
     );
     assert_eq!(typo["spec"], s(spec), "the spec is kept as written");
     assert!(!typo.contains_key("active"), "out of the active index");

@@ -33,6 +33,7 @@ fn config(replica: &str) -> OperatorConfig {
         concurrency: 4,
         poll_interval: Duration::from_secs(2),
         idle_poll_interval: Duration::from_secs(30),
+        policy_interval: Duration::from_secs(300),
         lease_duration: Duration::from_secs(15),
         retention: Duration::from_secs(3600),
         api_rate_limit: Default::default(),

@@ -48,6 +48,7 @@ pub fn operator_config(replica: &str) -> OperatorConfig {
         concurrency: 16,
         poll_interval: scaled(2.0),
         idle_poll_interval: scaled(30.0),
+        policy_interval: scaled(300.0),
         lease_duration: scaled(15.0),
         retention: Duration::from_secs(3600),
         api_rate_limit: RateLimit {

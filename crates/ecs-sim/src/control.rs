@@ -198,3 +198,60 @@ pub fn set_policy(world: &mut World, body: Value, now: f64) -> Result<Value> {
     });
     Ok(json!({"drivers": world.drivers.len()}))
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AgeRequest {
+    cluster: String,
+    /// Every live task of this service, and the service itself.
+    service: Option<String>,
+    /// One task, by ARN or id.
+    task: Option<String>,
+    /// How far back to move `createdAt` and `startedAt`, like "8d".
+    by: String,
+}
+
+/// `POST /_sim/age`: makes tasks older than they are, as if they had
+/// started `by` earlier — for tests of a maximum task age. A task that was
+/// not healthy yet turns healthy as if it had started earlier too.
+pub fn age(world: &mut World, body: Value) -> Result<Value> {
+    let req: AgeRequest = parse(body)?;
+    let by = crate::duration::parse(&req.by)
+        .map_err(|e| format!("by: {e}"))?
+        .as_secs_f64();
+    let cluster = req.cluster;
+    let arns: Vec<String> = match (&req.service, &req.task) {
+        (Some(service), None) => {
+            let key = (cluster.clone(), service.clone());
+            let svc = world
+                .records
+                .services
+                .get_mut(&key)
+                .ok_or_else(|| format!("service {cluster}/{service} does not exist"))?;
+            svc.created_at -= by;
+            world
+                .live_tasks(&cluster, service)
+                .map(|t| t.arn.clone())
+                .collect()
+        }
+        (None, Some(task)) => {
+            let found = world
+                .records
+                .tasks
+                .values()
+                .find(|t| t.cluster == cluster && (t.arn == *task || t.id == *task))
+                .ok_or_else(|| format!("task {task} does not exist in cluster {cluster}"))?;
+            vec![found.arn.clone()]
+        }
+        _ => return Err("give either service or task".into()),
+    };
+    for arn in &arns {
+        if let Some(t) = world.records.tasks.get_mut(arn) {
+            t.created_at -= by;
+            if let Some(s) = t.started_at.as_mut() {
+                *s -= by;
+            }
+        }
+    }
+    Ok(json!({"aged": arns.len()}))
+}

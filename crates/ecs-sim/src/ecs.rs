@@ -33,7 +33,8 @@ pub fn handle(world: &mut World, op: &str, body: &Value, call: usize, now: f64) 
         "ListTasks" => list_tasks(world, parse(body)?),
         "DescribeTasks" => describe_tasks(world, parse(body)?),
         "StopTask" => stop_task(world, parse(body)?, call, now),
-        _ => Err(ApiError::unknown_operation(op)),
+        _ => super::tags::handle(world, op, body)
+            .unwrap_or_else(|| Err(ApiError::unknown_operation(op))),
     }
 }
 
@@ -346,6 +347,7 @@ struct CreateServiceRequest {
     desired_count: Option<i64>,
     launch_type: Option<String>,
     deployment_configuration: Option<DeploymentConfigurationInput>,
+    tags: Option<Vec<super::tags::Tag>>,
 }
 
 fn create_service(world: &mut World, req: CreateServiceRequest, now: f64) -> Result<Value> {
@@ -358,6 +360,7 @@ fn create_service(world: &mut World, req: CreateServiceRequest, now: f64) -> Res
             "serviceName: up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens are allowed.",
         ));
     }
+    let tags = super::tags::read(req.tags)?;
     let given_td = required(req.task_definition, || {
         ApiError::invalid_parameter("taskDefinition is required.")
     })?;
@@ -401,6 +404,7 @@ fn create_service(world: &mut World, req: CreateServiceRequest, now: f64) -> Res
             placement_blocked_reported: false,
             timings: Default::default(),
             faults: None,
+            tags,
         },
     );
     world.start_deployment(&key, td_arn, now);
@@ -495,6 +499,7 @@ fn delete_service(world: &mut World, req: DeleteServiceRequest, now: f64) -> Res
 struct DescribeServicesRequest {
     cluster: Option<String>,
     services: Option<Vec<String>>,
+    include: Option<Vec<String>>,
 }
 
 fn describe_services(world: &mut World, req: DescribeServicesRequest) -> Result<Value> {
@@ -506,11 +511,24 @@ fn describe_services(world: &mut World, req: DescribeServicesRequest) -> Result<
             names.len()
         )));
     }
+    let include = req.include.unwrap_or_default();
+    if let Some(other) = include.iter().find(|i| *i != "TAGS") {
+        return Err(ApiError::invalid_parameter(format!(
+            "include: {other:?} is not TAGS."
+        )));
+    }
+    let with_tags = !include.is_empty();
     let mut services = Vec::new();
     let mut failures = Vec::new();
     for given in &names {
         match service_key(world, &cluster, given) {
-            Ok(key) => services.push(service_json(world, &key)),
+            Ok(key) => {
+                let mut json = service_json(world, &key);
+                if with_tags {
+                    json["tags"] = super::tags::to_json(&world.records.services[&key].tags);
+                }
+                services.push(json)
+            }
             Err(_) => failures.push(json!({
                 "arn": world.arns.service(&cluster, short_name(given)),
                 "reason": "MISSING",

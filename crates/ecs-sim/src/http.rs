@@ -45,6 +45,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_sim/clusters/{cluster}", post(post_cluster))
         .route("/_sim/scale", post(post_scale))
         .route("/_sim/policies", post(post_policy))
+        .route("/_sim/age", post(post_age))
         .fallback(aws_api)
         .with_state(shared)
 }
@@ -193,6 +194,10 @@ async fn post_cluster(
     control_response(
         json_body(&body).and_then(|b| control::set_cluster(&mut shared.lock(), &cluster, b)),
     )
+}
+
+async fn post_age(State(shared): State<Shared>, body: Bytes) -> Response {
+    control_response(json_body(&body).and_then(|b| control::age(&mut shared.lock(), b)))
 }
 
 async fn post_scale(State(shared): State<Shared>, body: Bytes) -> Response {

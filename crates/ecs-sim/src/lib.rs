@@ -16,6 +16,7 @@ pub mod faults;
 mod http;
 pub mod model;
 mod scheduler;
+mod tags;
 mod timeline;
 mod wire;
 mod world;
@@ -171,6 +172,12 @@ impl Simulator {
         let body =
             serde_json::json!({"cluster": cluster, "service": service, "desiredCount": desired});
         control::scale(&mut world, body, now)
+    }
+
+    /// `POST /_sim/age`, in-process: makes a service's tasks (or one task)
+    /// older, as if started `by` earlier.
+    pub fn age(&self, body: Value) -> Result<Value, String> {
+        control::age(&mut self.shared.lock(), body)
     }
 
     /// `POST /_sim/policies`, in-process.

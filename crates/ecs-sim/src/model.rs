@@ -266,6 +266,8 @@ pub struct Service {
     pub placement_blocked_reported: bool,
     pub timings: TimingOverrides,
     pub faults: Option<FaultProfile>,
+    /// Key → value (see `tags`).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 pub const MAX_EVENTS: usize = 100;

@@ -1,0 +1,350 @@
+//! The policy loop the operator runs beside the reconciler. Each tick, for
+//! each active policy: decide without I/O whether anything is due (a pass
+//! of `--policy-interval`, a changed spec, a request of its own still
+//! running, a decision not yet carried out); if so take the policy's
+//! lease, look at the fleet when a pass is due (ECS, through the account's
+//! rate limiter), read its requests and every active request's service,
+//! decide, and write the decision before creating what it decided.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::decide::{Input, created, decide};
+use super::fleet;
+use super::spec::PolicySpec;
+use super::{MAX_NAME_LEN, PolicyPhase, PolicyStatus, parse_policy_spec, policy_status};
+use crate::aws::ClientPool;
+use crate::operator::OperatorConfig;
+use crate::operator::lease::{Hold, Leases};
+use crate::request::spec::request_spec;
+use crate::request::status::{Phase, Reason, RecycleStatus};
+use crate::schedule::Clock;
+use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
+
+const KIND: Kind = Kind::RecyclePolicy;
+
+pub struct PolicyLoop<S: Store> {
+    store: Arc<S>,
+    pool: Arc<ClientPool>,
+    replica_id: String,
+    poll_interval: Duration,
+    policy_interval: Duration,
+    clock: Arc<dyn Clock>,
+    leases: Leases<S>,
+}
+
+impl<S: Store> PolicyLoop<S> {
+    pub fn new(
+        store: Arc<S>,
+        pool: Arc<ClientPool>,
+        config: &OperatorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            leases: Leases::new(
+                store.clone(),
+                KIND,
+                config.replica_id.clone(),
+                config.lease_terms(),
+            ),
+            store,
+            pool,
+            replica_id: config.replica_id.clone(),
+            poll_interval: config.poll_interval,
+            policy_interval: config.policy_interval,
+            clock,
+        })
+    }
+
+    /// Runs until `shutdown` turns true, then releases every lease it holds.
+    pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            if let Err(e) = self.tick().await {
+                tracing::warn!(error = %e, "could not list policies; trying again");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.leases.give_back_all().await;
+    }
+
+    /// One pass over the active policies.
+    pub async fn tick(&self) -> Result<(), StoreError> {
+        for record in self.store.list_active(KIND).await? {
+            self.visit(record).await;
+        }
+        Ok(())
+    }
+
+    async fn visit(&self, record: StoredRecord) {
+        let now = self.clock.now();
+        let name = record.name.clone();
+        let (spec, status) = match (read_spec(&record), policy_status(&record)) {
+            (Ok(spec), Ok(status)) => (spec, status),
+            (Err(message), _) | (Ok(_), Err(message)) => {
+                let status = record
+                    .status
+                    .as_ref()
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                return self.mark_invalid(&record, status, message, now).await;
+            }
+        };
+        let seen = fingerprint(&record);
+        let look_due = status.spec_seen != seen
+            || status.phase == PolicyPhase::Failed
+            || status.last_look.is_none_or(|t| {
+                now - t >= chrono::Duration::from_std(self.policy_interval).unwrap_or_default()
+            });
+        let following = status.active().next().is_some() || !status.pending.is_empty();
+        if !look_due && !following {
+            return;
+        }
+        if !self.lease(&name, now).await {
+            return;
+        }
+        let mut version = record.version;
+        let mut status = status;
+        // A decision written before a crash is carried out first.
+        if !status.pending.is_empty() {
+            let Some(v) = self.carry_out(&name, version, status.clone(), now).await else {
+                return;
+            };
+            version = v.0;
+            status = v.1;
+        }
+        let mut requests = HashMap::new();
+        for r in status.active() {
+            match self.phase_of(&r.name).await {
+                Ok(phase) => {
+                    requests.insert(r.name.clone(), phase);
+                }
+                Err(e) => {
+                    tracing::warn!(policy = %name, request = %r.name, error = %e, "could not read request; trying again");
+                    return;
+                }
+            }
+        }
+        let fleet = if look_due && !spec.suspend {
+            let clients = self
+                .pool
+                .for_role(
+                    spec.template.role_arn.as_deref(),
+                    spec.template.external_id.as_deref(),
+                )
+                .await;
+            match fleet::look(&clients, &spec.services).await {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(policy = %name, error = %e, "could not look at the fleet; trying again next tick");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let mut input = Input {
+            name: &name,
+            spec: &spec,
+            spec_seen: &seen,
+            status: &status,
+            now,
+            fleet,
+            requests: &requests,
+            busy: &HashSet::new(),
+        };
+        let mut d = decide(&input);
+        // Who else is working on which service matters only when there is
+        // something to make: the listing of every active request is spared otherwise.
+        let busy;
+        if !d.create.is_empty() {
+            busy = match self.busy_services().await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(policy = %name, error = %e, "could not list active requests; trying again");
+                    return;
+                }
+            };
+            input.busy = &busy;
+            d = decide(&input);
+        }
+        if d.status == status {
+            return;
+        }
+        log_new_events(&name, &status, &d.status);
+        let Some(version) = self.write(&name, version, &d.status, now).await else {
+            return;
+        };
+        if !d.create.is_empty() {
+            self.carry_out(&name, version, d.status, now).await;
+        }
+    }
+
+    /// Creates the status's pending requests (one that exists already is
+    /// the one decided: a crash or another replica got there first), then
+    /// writes them as made. Answers the new version and status.
+    async fn carry_out(
+        &self,
+        name: &str,
+        version: u64,
+        status: PolicyStatus,
+        now: DateTime<Utc>,
+    ) -> Option<(u64, PolicyStatus)> {
+        for made in &status.pending {
+            let request_spec = made.spec.clone().unwrap_or_default();
+            match self
+                .store
+                .create(Kind::RecycleRequest, &made.name, request_spec, now)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(policy = %name, request = %made.name, service = %format!("{}/{}", made.cluster, made.service), "request created")
+                }
+                Err(StoreError::AlreadyExists { .. }) => {
+                    tracing::info!(policy = %name, request = %made.name, "the request exists already; taking it")
+                }
+                Err(e) => {
+                    tracing::warn!(policy = %name, request = %made.name, error = %e, "could not create request; trying again");
+                    return None;
+                }
+            }
+        }
+        let status = created(status, now);
+        let version = self.write(name, version, &status, now).await?;
+        Some((version, status))
+    }
+
+    /// Takes or renews the policy's lease (its writes are all conditional on it).
+    async fn lease(&self, name: &str, now: DateTime<Utc>) -> bool {
+        match self.leases.take(name, now).await {
+            Hold::Failed(e) => {
+                tracing::warn!(policy = %name, error = %e, "could not take lease");
+                false
+            }
+            hold => hold.fence().is_some(),
+        }
+    }
+
+    async fn phase_of(&self, request: &str) -> Result<Option<Phase>, StoreError> {
+        let record = self.store.get(Kind::RecycleRequest, request).await?;
+        Ok(record.map(|r| {
+            r.status
+                .and_then(|v| serde_json::from_value::<RecycleStatus>(v).ok())
+                .map(|s| s.phase)
+                .unwrap_or_default()
+        }))
+    }
+
+    /// (cluster, service) of every active request, whoever made it.
+    async fn busy_services(&self) -> Result<HashSet<(String, String)>, StoreError> {
+        Ok(self
+            .store
+            .list_active(Kind::RecycleRequest)
+            .await?
+            .iter()
+            .filter_map(|r| request_spec(r).ok())
+            .map(|s| (s.cluster, s.service))
+            .collect())
+    }
+
+    async fn mark_invalid(
+        &self,
+        record: &StoredRecord,
+        mut status: PolicyStatus,
+        reason: String,
+        now: DateTime<Utc>,
+    ) {
+        let message = format!("invalid record: {reason}");
+        if status.phase == PolicyPhase::Failed && status.message == message {
+            return;
+        }
+        if !self.lease(&record.name, now).await {
+            return;
+        }
+        tracing::error!(policy = %record.name, reason = %reason, "invalid policy marked Failed");
+        status.phase = PolicyPhase::Failed;
+        status.event(now, Reason::Invalid, message.clone());
+        status.message = message;
+        self.write(&record.name, record.version, &status, now).await;
+    }
+
+    /// Writes the status if the version and the lease still hold; answers the new version.
+    async fn write(
+        &self,
+        name: &str,
+        version: u64,
+        status: &PolicyStatus,
+        now: DateTime<Utc>,
+    ) -> Option<u64> {
+        let value = match serde_json::to_value(status) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(policy = %name, error = %e, "cannot encode status");
+                return None;
+            }
+        };
+        let write = StatusWrite {
+            expected_version: version,
+            status: value,
+            active: true,
+            holder: self.replica_id.clone(),
+            now,
+            expires_at: None,
+        };
+        match self.store.write_status(KIND, name, write).await {
+            Ok(v) => Some(v),
+            // Another replica moved it on, or a person edited it: decided again next tick.
+            Err(StoreError::Conflict { .. }) => None,
+            Err(StoreError::LeaseLost { .. }) => {
+                self.leases.lose(name);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(policy = %name, error = %e, "could not write status; trying again");
+                None
+            }
+        }
+    }
+}
+
+/// The policy's spec, or a sentence saying what is wrong with it.
+fn read_spec(record: &StoredRecord) -> Result<PolicySpec, String> {
+    let value = record.spec.as_ref().map_err(|e| format!("spec: {e}"))?;
+    if record.name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "metadata.name: is {} characters; a policy's name is at most {MAX_NAME_LEN}, so that the requests it makes (name-service-yyyymmddhhmm) fit in 128",
+            record.name.len()
+        ));
+    }
+    parse_policy_spec(value, "spec").map_err(|e| e.to_string())
+}
+
+/// What identifies the spec as written (a changed spec looks at the fleet at once).
+fn fingerprint(record: &StoredRecord) -> String {
+    let text = record
+        .spec
+        .as_ref()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+fn log_new_events(name: &str, before: &PolicyStatus, after: &PolicyStatus) {
+    let start = before
+        .events
+        .last()
+        .and_then(|last| after.events.iter().rposition(|e| e == last))
+        .map_or(0, |i| i + 1);
+    for e in &after.events[start..] {
+        tracing::info!(policy = %name, reason = %e.reason, "{}", e.message);
+    }
+}
