@@ -346,6 +346,7 @@ fn actions_in_the_code() -> BTreeSet<String> {
             "src/aws/observe/calls.rs",
             &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
         ),
+        ("src/policy/fleet.rs", &[("ecs", "ecs")][..]),
         ("src/store/dynamo/mod.rs", &[("client", "dynamodb")][..]),
         ("src/store/dynamo/admin.rs", &[("client", "dynamodb")][..]),
         (
@@ -470,6 +471,7 @@ fn requests_of(op: &str, p: &Value) -> Vec<Request> {
                 s("cluster")
             ),
         ))],
+        "ListServices" => vec![on_cluster(Request::new("ecs:ListServices", "*"))],
         "DescribeTasks" => p["tasks"]
             .as_array()
             .unwrap()
@@ -567,6 +569,7 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
             "staging",
         ),
         in_region(Request::new("ecs:ListTasks", "*"), "staging"),
+        in_region(Request::new("ecs:ListServices", "*"), "staging"),
         // The right service, another region.
         Request::new("ecs:UpdateService", &service_arn("prod", "web"))
             .with("aws:RequestedRegion", "eu-west-1")
