@@ -103,7 +103,23 @@ impl<S: Store> PolicyLoop<S> {
                 now - t >= chrono::Duration::from_std(self.policy_interval).unwrap_or_default()
             });
         let following = status.active().next().is_some() || !status.pending.is_empty();
-        if !look_due && !following {
+        // Without I/O: would the last look, as it stands, start something
+        // now (a window opened, a slot freed)?
+        let nothing = HashMap::new();
+        let no_one = HashSet::new();
+        let wants = !decide(&Input {
+            name: &name,
+            spec: &spec,
+            spec_seen: &seen,
+            status: &status,
+            now,
+            fleet: None,
+            requests: &nothing,
+            busy: &no_one,
+        })
+        .create
+        .is_empty();
+        if !look_due && !following && !wants {
             return;
         }
         if !self.lease(&name, now).await {

@@ -10,5 +10,6 @@ mod dynamo;
 mod embedded;
 mod faults;
 mod notify;
+mod policies;
 mod scale;
 mod schedules;
