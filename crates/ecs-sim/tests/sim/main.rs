@@ -4,4 +4,5 @@
 mod autoscaling;
 mod boto3;
 mod ecs;
+mod tags;
 mod wire;
