@@ -14,6 +14,7 @@
 
 mod harness;
 mod memory_store;
+mod policy_fleet;
 mod product;
 mod scale;
 mod scenarios;
@@ -31,7 +32,7 @@ use serde::Serialize;
     about = "Measure the operator against the simulator; print a table and JSON."
 )]
 pub struct BenchArgs {
-    /// Run only these scenarios: retry-modes, recycle, scale, failover, force-deployment.
+    /// Run only these scenarios: retry-modes, recycle, scale, failover, force-deployment, policy-fleet.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON to this file.
@@ -161,12 +162,13 @@ impl Figure {
     }
 }
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "retry-modes",
     "recycle",
     "scale",
     "failover",
     "force-deployment",
+    "policy-fleet",
 ];
 
 async fn run(args: BenchArgs) -> Result<(), BenchError> {
@@ -200,6 +202,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "recycle",
         "failover",
         "force-deployment",
+        "policy-fleet",
     ] {
         if !wanted(name) {
             continue;
@@ -209,6 +212,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
             "failover" => scenarios::failover(&binary).await,
+            "policy-fleet" => policy_fleet::policy_fleet().await,
             _ => scenarios::force_deployment().await,
         };
         match result {

@@ -16,4 +16,4 @@ pub use ecs_recycler::store::embedded::EmbeddedStore;
 pub use ecs_recycler::store::{
     Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
 };
-pub use ecs_recycler::{ClientPool, classify};
+pub use ecs_recycler::{ClientPool, PolicyLoop, SystemClock, classify};
