@@ -92,10 +92,7 @@ pub fn handle(world: &mut World, op: &str, body: &Value) -> Option<Result<Value>
     })
 }
 
-fn service_tags<'w>(
-    world: &'w mut World,
-    arn: Option<String>,
-) -> Result<&'w mut BTreeMap<String, String>> {
+fn service_tags(world: &mut World, arn: Option<String>) -> Result<&mut BTreeMap<String, String>> {
     let arn = required(arn, || {
         ApiError::invalid_parameter("resourceArn is required.")
     })?;
