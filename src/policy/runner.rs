@@ -35,6 +35,10 @@ pub struct PolicyLoop<S: Store> {
     policy_interval: Duration,
     clock: Arc<dyn Clock>,
     leases: Leases<S>,
+    /// Policies whose last look failed: (failures in a row, no look before).
+    /// A fleet that cannot be looked at is tried again later and later, up
+    /// to `--policy-interval`, not at every tick.
+    held_back: parking_lot::Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
 }
 
 impl<S: Store> PolicyLoop<S> {
@@ -57,6 +61,7 @@ impl<S: Store> PolicyLoop<S> {
             poll_interval: config.poll_interval,
             policy_interval: config.policy_interval,
             clock,
+            held_back: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -97,11 +102,17 @@ impl<S: Store> PolicyLoop<S> {
             }
         };
         let seen = fingerprint(&record);
-        let look_due = status.spec_seen != seen
-            || status.phase == PolicyPhase::Failed
-            || status.last_look.is_none_or(|t| {
-                now - t >= chrono::Duration::from_std(self.policy_interval).unwrap_or_default()
-            });
+        let held_back = self
+            .held_back
+            .lock()
+            .get(&name)
+            .is_some_and(|(_, until)| now < *until);
+        let look_due = !held_back
+            && (status.spec_seen != seen
+                || status.phase == PolicyPhase::Failed
+                || status.last_look.is_none_or(|t| {
+                    now - t >= chrono::Duration::from_std(self.policy_interval).unwrap_or_default()
+                }));
         let following = status.active().next().is_some() || !status.pending.is_empty();
         // Without I/O: would the last look, as it stands, start something
         // now (a window opened, a slot freed)?
@@ -156,15 +167,20 @@ impl<S: Store> PolicyLoop<S> {
                 )
                 .await;
             match fleet::look(&clients, &spec.services).await {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    tracing::warn!(policy = %name, error = %e, "could not look at the fleet; trying again next tick");
-                    return;
+                Ok(f) => {
+                    self.held_back.lock().remove(&name);
+                    Some(f)
                 }
+                Err(e) => return self.look_failed(&name, version, status, e, now).await,
             }
         } else {
             None
         };
+        // A look at a large fleet takes a while: the lease is renewed
+        // before anything is written on what it found.
+        if !self.lease(&name, self.clock.now()).await {
+            return;
+        }
         let mut input = Input {
             name: &name,
             spec: &spec,
@@ -234,6 +250,38 @@ impl<S: Store> PolicyLoop<S> {
         let status = created(status, now);
         let version = self.write(name, version, &status, now).await?;
         Some((version, status))
+    }
+
+    /// Holds the next look back (twice as long each time, up to the
+    /// policy interval) and says why in the status, once.
+    async fn look_failed(
+        &self,
+        name: &str,
+        version: u64,
+        mut status: PolicyStatus,
+        error: crate::aws::AwsError,
+        now: DateTime<Utc>,
+    ) {
+        let failures = {
+            let mut held = self.held_back.lock();
+            let entry = held.entry(name.to_string()).or_insert((0, now));
+            entry.0 += 1;
+            let wait = self
+                .poll_interval
+                .saturating_mul(1 << entry.0.min(16))
+                .min(self.policy_interval);
+            entry.1 = now + chrono::Duration::from_std(wait).unwrap_or_default();
+            (entry.0, wait)
+        };
+        tracing::warn!(policy = %name, error = %error, failures = failures.0, "could not look at the fleet; trying again later");
+        let message = format!(
+            "could not look at the fleet: {error}; trying again in {}",
+            crate::duration::format(failures.1)
+        );
+        if status.message != message {
+            status.message = message;
+            self.write(name, version, &status, now).await;
+        }
     }
 
     /// Takes or renews the policy's lease (its writes are all conditional on it).

@@ -508,3 +508,76 @@ async fn the_loop_waits_for_the_window_skips_blackout_dates_and_finishes_what_a_
         "{status:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_that_cannot_be_looked_at_is_named_in_the_status_and_tried_again_later() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    create_service(&c.ecs, "prod", "web", 1, false).await;
+    sim.configure(json!({"throttle": {"deny": ["ListServices"]}}))
+        .unwrap();
+    let dir = temp_dir("policy-denied");
+    let store = Arc::new(EmbeddedStore::open(dir.join("store.json")).unwrap());
+    let start = t("2027-01-04T00:00:00Z");
+    let clock = Arc::new(TestClock(Mutex::new(start)));
+    store
+        .create(Kind::RecyclePolicy, "fleet", policy_spec(1), start)
+        .await
+        .unwrap();
+    let sdk_config = sdk::with_timeouts(&sdk_config(sim.url(), false).await, Default::default());
+    let pool = Arc::new(ClientPool::new(
+        sdk_config,
+        RateLimit::default(),
+        Metrics::new(),
+    ));
+    let policies = PolicyLoop::new(store.clone(), pool, &config("a"), clock.clone());
+    let list_calls = || {
+        sim.timeline()["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["op"] == "ListServices")
+            .count()
+    };
+    policies.tick().await.unwrap();
+    let status = store
+        .get(Kind::RecyclePolicy, "fleet")
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .unwrap();
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("could not look at the fleet:") && message.contains("ecs:ListServices"),
+        "the cause, with the IAM action: {message}"
+    );
+    let after_first = list_calls();
+    // Ticks in the same instant do not call again; a later one does.
+    policies.tick().await.unwrap();
+    policies.tick().await.unwrap();
+    assert_eq!(
+        list_calls(),
+        after_first,
+        "held back, not retried every tick"
+    );
+    *clock.0.lock().unwrap() = start + chrono::Duration::minutes(5);
+    sim.configure(json!({"throttle": {"deny": []}})).unwrap();
+    policies.tick().await.unwrap();
+    assert!(list_calls() > after_first);
+    let status = store
+        .get(Kind::RecyclePolicy, "fleet")
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status["matched"], 0, "web has no team tag: {status:#}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("0 services match"),
+        "{status:#}"
+    );
+}
