@@ -258,3 +258,85 @@ fn describe_services(
         }
     }
 }
+
+/// `apply --dry-run` of a policy: the fleet looked at now (read-only ECS
+/// calls), and what the policy would do for each service.
+pub(crate) async fn preview<S: Store>(
+    store: &S,
+    name: &str,
+    spec_value: &serde_json::Value,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<String, super::CliError> {
+    use super::CliError;
+    let spec =
+        parse_policy_spec(spec_value, "spec").map_err(|e| CliError::Invalid(e.to_string()))?;
+    let Some(sdk) = aws else {
+        return Err(CliError::Unreachable("no AWS configuration".into()));
+    };
+    let pool = crate::aws::ClientPool::new(
+        sdk.clone(),
+        crate::aws::limit::RateLimit::default(),
+        crate::operator::metrics::Metrics::new(),
+    );
+    let clients = pool
+        .for_role(
+            spec.template.role_arn.as_deref(),
+            spec.template.external_id.as_deref(),
+        )
+        .await;
+    let fleet = crate::policy::fleet::look(&clients, &spec.services)
+        .await
+        .map_err(|e| CliError::Unreachable(format!("cannot look at the fleet: {e}")))?;
+    let busy: std::collections::HashSet<(String, String)> = store
+        .list_active(Kind::RecycleRequest)
+        .await?
+        .iter()
+        .filter_map(|r| crate::request::spec::request_spec(r).ok())
+        .map(|s| (s.cluster, s.service))
+        .collect();
+    let now = Utc::now();
+    let d = crate::policy::decide::decide(&crate::policy::decide::Input {
+        name,
+        spec: &spec,
+        spec_seen: "",
+        status: &PolicyStatus::default(),
+        now,
+        fleet: Some(fleet),
+        requests: &HashMap::new(),
+        busy: &busy,
+    });
+    let mut out = format!("  Now: {}\n", d.status.message);
+    for s in d.status.services.iter().take(PREVIEW_LISTED) {
+        let oldest = s.oldest_started.map_or("no task running".to_string(), |t| {
+            format!("oldest task {}", format_age(now - t))
+        });
+        let next = match d
+            .create
+            .iter()
+            .find(|c| c.made.cluster == s.cluster && c.made.service == s.service)
+        {
+            Some(c) => format!("would be recycled now (request {})", c.made.name),
+            None => next_for(
+                &spec,
+                s,
+                None,
+                busy.contains(&(s.cluster.clone(), s.service.clone())),
+                now,
+            ),
+        };
+        out.push_str(&format!(
+            "  {}/{}: {oldest}, {next}\n",
+            s.cluster, s.service
+        ));
+    }
+    if d.status.services.len() > PREVIEW_LISTED {
+        out.push_str(&format!(
+            "  ... and {} more\n",
+            d.status.services.len() - PREVIEW_LISTED
+        ));
+    }
+    Ok(out)
+}
+
+/// Services a dry run lists, oldest first.
+const PREVIEW_LISTED: usize = 20;

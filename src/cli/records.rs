@@ -190,6 +190,17 @@ pub async fn apply<S: Store>(
                 out,
                 format!("{name} {} (dry run){next}", change.past_tense()),
             );
+            if c.doc.kind == Kind::RecyclePolicy {
+                match policies::preview(store, &c.doc.name, &c.doc.spec, aws).await {
+                    Ok(text) => {
+                        let _ = write!(out, "{text}");
+                    }
+                    Err(e) => {
+                        say(out, format!("  Fleet unavailable: {e}"));
+                        unreachable = Some(e);
+                    }
+                }
+            }
             if c.doc.kind == Kind::RecycleRequest && change != Change::Unchanged {
                 match preview(store, &c, aws).await {
                     Ok(text) => {

@@ -143,6 +143,42 @@ async fn a_policy_recycles_exactly_the_old_services_it_selects_one_at_a_time() {
     let dir = temp_dir("policy-e2e");
     let path = dir.join("store.json");
     let store = EmbeddedStore::open(&path).unwrap();
+    // The dry run looks at the fleet and says what the policy would do, writing nothing.
+    let manifest = dir.join("policy.yaml");
+    let doc = json!({"apiVersion": "ecs-recycler/v1", "kind": "RecyclePolicy",
+        "metadata": {"name": "prod-max-age"}, "spec": policy_spec(1)});
+    std::fs::write(&manifest, serde_json::to_string(&doc).unwrap()).unwrap();
+    let dry = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+        .args(["apply", "--dry-run", "-f"])
+        .arg(&manifest)
+        .arg("--store")
+        .arg(&path)
+        .envs(aws_env(sim.url()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    for expected in [
+        "recyclepolicy/prod-max-age created (dry run)",
+        "4 services match; 2 with tasks older than 7days",
+        "prod/api: oldest task 9d0h, would be recycled now (request prod-max-age-api-",
+        "prod/web: oldest task 8d0h, due: waits for a free slot in the budget",
+        "prod/billing: oldest task 0m, nothing to do until",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+    assert!(!text.contains("search"), "another team's service: {text}");
+    assert!(
+        store
+            .list_all(Kind::RecyclePolicy)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store
         .create(
             Kind::RecyclePolicy,
