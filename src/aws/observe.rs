@@ -25,7 +25,7 @@
 //! on one, does. Its failure costs nothing: the stopped tasks are evidence,
 //! not what the decision rests on.
 
-mod calls;
+pub(crate) mod calls;
 #[cfg(all(test, feature = "simulator"))]
 mod tests;
 

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::FleetService;
 use super::spec::ServiceSelector;
+use crate::aws::observe::calls::{describe_chunk, list_pages, to_utc};
 use crate::aws::{AwsError, Clients, classify};
 
 const SERVICES_PER_PAGE: i32 = 100;
@@ -127,7 +128,7 @@ async fn oldest_in_cluster(
     clients: &Clients,
     cluster: &str,
 ) -> Result<HashMap<String, DateTime<Utc>>, AwsError> {
-    let arns = list_tasks(clients, cluster, None).await?;
+    let arns = list_pages(clients, cluster, None, DesiredStatus::Running, MAX_PAGES).await?;
     oldest_by_service(clients, cluster, &arns).await
 }
 
@@ -138,42 +139,18 @@ async fn oldest_of_services(
 ) -> Result<HashMap<String, DateTime<Utc>>, AwsError> {
     let mut arns = Vec::new();
     for name in names {
-        arns.extend(list_tasks(clients, cluster, Some(name)).await?);
+        arns.extend(
+            list_pages(
+                clients,
+                cluster,
+                Some(name),
+                DesiredStatus::Running,
+                MAX_PAGES,
+            )
+            .await?,
+        );
     }
     oldest_by_service(clients, cluster, &arns).await
-}
-
-async fn list_tasks(
-    clients: &Clients,
-    cluster: &str,
-    service: Option<&str>,
-) -> Result<Vec<String>, AwsError> {
-    let action = "ecs:ListTasks";
-    let mut arns = Vec::new();
-    let mut token: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let page = clients
-            .call(action, || async {
-                clients
-                    .ecs
-                    .list_tasks()
-                    .cluster(cluster)
-                    .set_service_name(service.map(str::to_string))
-                    .desired_status(DesiredStatus::Running)
-                    .max_results(100)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify(action, e))
-            })
-            .await?;
-        arns.extend(page.task_arns().iter().cloned());
-        match page.next_token() {
-            Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
-    Ok(arns)
 }
 
 /// A task not started yet counts from its creation: it is the task the
@@ -183,21 +160,9 @@ async fn oldest_by_service(
     cluster: &str,
     arns: &[String],
 ) -> Result<HashMap<String, DateTime<Utc>>, AwsError> {
-    let action = "ecs:DescribeTasks";
     let mut oldest: HashMap<String, DateTime<Utc>> = HashMap::new();
     for chunk in arns.chunks(TASKS_PER_CALL) {
-        let described = clients
-            .call(action, || async {
-                clients
-                    .ecs
-                    .describe_tasks()
-                    .cluster(cluster)
-                    .set_tasks(Some(chunk.to_vec()))
-                    .send()
-                    .await
-                    .map_err(|e| classify(action, e))
-            })
-            .await?;
+        let described = describe_chunk(clients, cluster, chunk).await?;
         for task in described.tasks() {
             let Some(service) = task.group().and_then(|g| g.strip_prefix("service:")) else {
                 continue;
@@ -216,9 +181,4 @@ async fn oldest_by_service(
 
 fn short_name(arn: &str) -> String {
     arn.rsplit('/').next().unwrap_or(arn).to_string()
-}
-
-fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
-    let t = t?;
-    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }

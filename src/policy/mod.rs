@@ -32,7 +32,6 @@ use serde::{Deserialize, Serialize};
 pub use runner::PolicyLoop;
 pub(crate) use spec::parse_policy_spec;
 
-use crate::request::spec::MAX_EVENTS;
 use crate::request::status::{Event, Phase, Reason};
 
 /// The most services a status lists (oldest tasks first); the rest are counted.
@@ -89,16 +88,7 @@ pub(crate) struct PolicyStatus {
 
 impl PolicyStatus {
     pub(crate) fn event(&mut self, at: DateTime<Utc>, reason: Reason, message: impl Into<String>) {
-        self.events.push(Event {
-            at,
-            reason,
-            message: message.into(),
-            task: None,
-        });
-        if self.events.len() > MAX_EVENTS {
-            let excess = self.events.len() - MAX_EVENTS;
-            self.events.drain(..excess);
-        }
+        crate::request::status::push_event(&mut self.events, at, reason, message.into(), None);
     }
 
     /// The requests not finished yet.

@@ -237,6 +237,27 @@ pub struct RecycleStatus {
     pub notify: NotifyState,
 }
 
+/// Appends an event to any record's list, its message bounded, dropping
+/// the oldest beyond `MAX_EVENTS`: every kind keeps its events the same way.
+pub(crate) fn push_event(
+    events: &mut Vec<Event>,
+    at: DateTime<Utc>,
+    reason: Reason,
+    message: String,
+    task: Option<String>,
+) {
+    events.push(Event {
+        at,
+        reason,
+        message: bounded(message),
+        task,
+    });
+    if events.len() > MAX_EVENTS {
+        let excess = events.len() - MAX_EVENTS;
+        events.drain(..excess);
+    }
+}
+
 impl RecycleStatus {
     /// Appends an event, dropping the oldest beyond `MAX_EVENTS`.
     pub fn event(&mut self, at: DateTime<Utc>, reason: Reason, message: impl Into<String>) {
@@ -255,16 +276,7 @@ impl RecycleStatus {
         message: String,
         task: Option<String>,
     ) {
-        self.events.push(Event {
-            at,
-            reason,
-            message: bounded(message),
-            task,
-        });
-        if self.events.len() > MAX_EVENTS {
-            let excess = self.events.len() - MAX_EVENTS;
-            self.events.drain(..excess);
-        }
+        push_event(&mut self.events, at, reason, message, task);
     }
 
     /// Moves to `phase`, recording the transition as an event.

@@ -33,7 +33,6 @@ pub(crate) use decide::{NextRun, next_run};
 pub use runner::{Clock, Scheduler, SystemClock};
 pub(crate) use spec::{ScheduleSpec, parse_schedule_spec};
 
-use crate::request::spec::MAX_EVENTS;
 use crate::request::status::{Event, Phase, Reason};
 
 /// The longest schedule name: the requests it makes add `-yyyymmddhhmm`
@@ -91,16 +90,7 @@ pub(crate) struct ScheduleStatus {
 
 impl ScheduleStatus {
     pub(crate) fn event(&mut self, at: DateTime<Utc>, reason: Reason, message: impl Into<String>) {
-        self.events.push(Event {
-            at,
-            reason,
-            message: message.into(),
-            task: None,
-        });
-        if self.events.len() > MAX_EVENTS {
-            let excess = self.events.len() - MAX_EVENTS;
-            self.events.drain(..excess);
-        }
+        crate::request::status::push_event(&mut self.events, at, reason, message.into(), None);
     }
 
     /// The requests still running (not finished).

@@ -185,7 +185,7 @@ async fn list_service_tasks(
     list_pages(
         clients,
         cluster,
-        service,
+        Some(service),
         DesiredStatus::Running,
         usize::MAX,
     )
@@ -202,17 +202,18 @@ pub(super) async fn list_stopped(
     list_pages(
         clients,
         cluster,
-        service,
+        Some(service),
         DesiredStatus::Stopped,
         STOPPED_PAGES,
     )
     .await
 }
 
-async fn list_pages(
+/// Up to `pages` pages of the tasks of `service` (of the whole cluster without one).
+pub(crate) async fn list_pages(
     clients: &Clients,
     cluster: &str,
-    service: &str,
+    service: Option<&str>,
     status: DesiredStatus,
     pages: usize,
 ) -> Result<Vec<String>, AwsError> {
@@ -226,7 +227,7 @@ async fn list_pages(
                     .ecs
                     .list_tasks()
                     .cluster(cluster)
-                    .service_name(service)
+                    .set_service_name(service.map(str::to_string))
                     .desired_status(status.clone())
                     .max_results(100)
                     .set_next_token(token.clone())
@@ -274,7 +275,7 @@ pub(super) async fn stopped_tasks(
 }
 
 /// One DescribeTasks call, for at most [`TASKS_PER_CALL`] tasks.
-async fn describe_chunk(
+pub(crate) async fn describe_chunk(
     clients: &Clients,
     cluster: &str,
     chunk: &[String],
@@ -294,7 +295,7 @@ async fn describe_chunk(
         .await
 }
 
-fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
+pub(crate) fn to_utc(t: Option<&aws_sdk_ecs::primitives::DateTime>) -> Option<DateTime<Utc>> {
     let t = t?;
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
