@@ -55,6 +55,10 @@ pub struct Metrics {
     pub lease_takeovers: Counter,
     /// Tasks stopped by this operator (StopTask answered).
     pub tasks_recycled: Counter,
+    /// RecyclePolicy looks at a fleet, by outcome (`ok`, `failed`).
+    pub policy_looks: Family<OutcomeLabel, Counter>,
+    /// RecycleRequests a RecyclePolicy made.
+    pub policy_requests: Counter,
 }
 
 pub(crate) const PHASES: [Phase; 7] = [
@@ -119,6 +123,18 @@ impl Metrics {
             "Tasks stopped by this operator to be replaced",
             tasks_recycled.clone(),
         );
+        let policy_looks = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "policy_looks",
+            "RecyclePolicy looks at a fleet by outcome (ok, failed)",
+            policy_looks.clone(),
+        );
+        let policy_requests = Counter::default();
+        registry.register(
+            "policy_requests",
+            "RecycleRequests made by RecyclePolicies",
+            policy_requests.clone(),
+        );
         for phase in PHASES.iter().filter(|p| !p.is_terminal()) {
             active_requests
                 .get_or_create(&PhaseLabel {
@@ -136,6 +152,8 @@ impl Metrics {
             active_requests,
             lease_takeovers,
             tasks_recycled,
+            policy_looks,
+            policy_requests,
         })
     }
 

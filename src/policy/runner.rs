@@ -169,6 +169,7 @@ impl<S: Store> PolicyLoop<S> {
             match fleet::look(&clients, &spec.services).await {
                 Ok(f) => {
                     self.held_back.lock().remove(&name);
+                    self.look_counted("ok");
                     Some(f)
                 }
                 Err(e) => return self.look_failed(&name, version, status, e, now).await,
@@ -236,6 +237,7 @@ impl<S: Store> PolicyLoop<S> {
                 .await
             {
                 Ok(_) => {
+                    self.pool.metrics().policy_requests.inc();
                     tracing::info!(policy = %name, request = %made.name, service = %format!("{}/{}", made.cluster, made.service), "request created")
                 }
                 Err(StoreError::AlreadyExists { .. }) => {
@@ -273,6 +275,7 @@ impl<S: Store> PolicyLoop<S> {
             entry.1 = now + chrono::Duration::from_std(wait).unwrap_or_default();
             (entry.0, wait)
         };
+        self.look_counted("failed");
         tracing::warn!(policy = %name, error = %error, failures = failures.0, "could not look at the fleet; trying again later");
         let message = format!(
             "could not look at the fleet: {error}; trying again in {}",
@@ -282,6 +285,14 @@ impl<S: Store> PolicyLoop<S> {
             status.message = message;
             self.write(name, version, &status, now).await;
         }
+    }
+
+    fn look_counted(&self, outcome: &'static str) {
+        self.pool
+            .metrics()
+            .policy_looks
+            .get_or_create(&crate::operator::metrics::OutcomeLabel { outcome })
+            .inc();
     }
 
     /// Takes or renews the policy's lease (its writes are all conditional on it).

@@ -566,7 +566,7 @@ async fn a_fleet_that_cannot_be_looked_at_is_named_in_the_status_and_tried_again
         RateLimit::default(),
         Metrics::new(),
     ));
-    let policies = PolicyLoop::new(store.clone(), pool, &config("a"), clock.clone());
+    let policies = PolicyLoop::new(store.clone(), pool.clone(), &config("a"), clock.clone());
     let list_calls = || {
         sim.timeline()["calls"]
             .as_array()
@@ -601,6 +601,12 @@ async fn a_fleet_that_cannot_be_looked_at_is_named_in_the_status_and_tried_again
     sim.configure(json!({"throttle": {"deny": []}})).unwrap();
     policies.tick().await.unwrap();
     assert!(list_calls() > after_first);
+    let metrics = pool.metrics().render();
+    assert!(
+        metrics.contains("ecs_recycler_policy_looks_total{outcome=\"failed\"} 1")
+            && metrics.contains("ecs_recycler_policy_looks_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
     let status = store
         .get(Kind::RecyclePolicy, "fleet")
         .await
