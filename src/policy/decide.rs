@@ -189,11 +189,25 @@ fn closed_because(spec: &PolicySpec, now: DateTime<Utc>) -> Option<String> {
             now.with_timezone(&spec.time_zone).format("%Y-%m-%d")
         ));
     }
-    if spec.window.is_some() && spec.open_window(now).is_none() {
-        let next = spec
-            .next_window(now)
-            .map_or("never".to_string(), |t| spec.local(t));
-        return Some(format!("outside the window (next opens {next})"));
+    if spec.window.is_some() {
+        let next = || {
+            spec.next_window(now)
+                .map_or("never".to_string(), |t| spec.local(t))
+        };
+        let Some((_, end)) = spec.open_window(now) else {
+            return Some(format!("outside the window (next opens {})", next()));
+        };
+        // A request started now must have time for one batch before the
+        // window closes (its notAfter), or it would stop tasks and then
+        // only restore.
+        let batch = spec.template.stability_timeout + spec.template.wait;
+        if end - now < chrono::Duration::from_std(batch).unwrap_or_default() {
+            return Some(format!(
+                "less of the window is left than one batch may take ({}; next opens {})",
+                duration::format(batch),
+                next()
+            ));
+        }
     }
     None
 }

@@ -237,10 +237,20 @@ fn nothing_starts_outside_the_window_or_on_a_blackout_date_on_the_policys_clock(
     let d = run.decide(open, Some(old(open)));
     assert_eq!(names(&d), ["web"]);
     assert_eq!(d.create[0].spec["notAfter"], "2026-12-03T04:00:00+00:00");
-    // 03:59:59 UTC: still inside; 04:00 UTC: closed.
+    // 03:49:30 UTC: one batch (stabilityTimeout 10m + wait 30s) still fits
+    // before 04:00; a second later it does not, and at 04:00 it is closed.
     assert_eq!(
-        names(&run.decide(t("2026-12-03T03:59:59Z"), Some(old(open)))),
+        names(&run.decide(t("2026-12-03T03:49:30Z"), Some(old(open)))),
         ["web"]
+    );
+    let late = run.decide(t("2026-12-03T03:49:31Z"), Some(old(open)));
+    assert!(late.create.is_empty());
+    assert!(
+        late.status
+            .message
+            .contains("less of the window is left than one batch may take (10m30s"),
+        "{}",
+        late.status.message
     );
     assert!(
         run.decide(t("2026-12-03T04:00:00Z"), Some(old(open)))
