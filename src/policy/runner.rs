@@ -307,7 +307,16 @@ impl<S: Store> PolicyLoop<S> {
     }
 
     async fn phase_of(&self, request: &str) -> Result<Option<Phase>, StoreError> {
-        let record = self.store.get(Kind::RecycleRequest, request).await?;
+        let record = match self.store.get(Kind::RecycleRequest, request).await {
+            Ok(r) => r,
+            // No replica can step a request whose item cannot be read: it
+            // is counted as Failed so it holds no slot of the budget forever.
+            Err(StoreError::Corrupt(reason)) => {
+                tracing::warn!(request, reason = %reason, "a policy's request cannot be read; counted as Failed");
+                return Ok(Some(Phase::Failed));
+            }
+            Err(e) => return Err(e),
+        };
         Ok(record.map(|r| {
             r.status
                 .and_then(|v| serde_json::from_value::<RecycleStatus>(v).ok())

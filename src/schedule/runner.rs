@@ -206,7 +206,23 @@ impl<S: Store> Scheduler<S> {
     }
 
     async fn view(&self, request: &str) -> Result<RequestView, StoreError> {
-        let record = self.store.get(Kind::RecycleRequest, request).await?;
+        let record = match self.store.get(Kind::RecycleRequest, request).await {
+            Ok(r) => r,
+            // A request whose item cannot be read (its version, its lease)
+            // admits no conditional write: no replica will ever step it. It
+            // is counted as Failed so the schedule goes on, instead of
+            // waiting for it at every tick.
+            Err(StoreError::Corrupt(reason)) => {
+                tracing::warn!(request, reason = %reason, "a schedule's request cannot be read; counted as Failed");
+                return Ok(RequestView {
+                    name: request.to_string(),
+                    phase: Some(crate::request::status::Phase::Failed),
+                    finished_at: None,
+                    notifying: false,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let status: Option<RecycleStatus> = record.as_ref().map(|r| {
             r.status
                 .clone()

@@ -408,3 +408,48 @@ async fn two_operators_over_one_schedule_make_and_run_one_request_for_the_slot()
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_cannot_be_read_does_not_hold_its_schedule_back() {
+    let path = temp_dir("schedule-corrupt-request").join("store.json");
+    let store = Arc::new(EmbeddedStore::open(&path).unwrap());
+    let start = t("2026-05-01T00:00:00Z");
+    let clock = Arc::new(TestClock(Mutex::new(start)));
+    store
+        .create(
+            Kind::RecycleSchedule,
+            "nightly",
+            json!({"schedule": "*/10 * * * *", "template": {"cluster": "prod", "service": "web"}}),
+            start,
+        )
+        .await
+        .unwrap();
+    let s = Scheduler::new(store.clone(), &config("a"), clock.clone());
+    *clock.0.lock().unwrap() = t("2026-05-01T00:10:05Z");
+    s.tick().await.unwrap();
+    let first = request_name("nightly", t("2026-05-01T00:10:00Z"));
+    assert!(
+        store
+            .get(Kind::RecycleRequest, &first)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Its version overwritten by another client: no replica can step it.
+    let mut file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    file["records"][format!("RecycleRequest/{first}")]["version"] = json!("seven");
+    std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
+    let store = Arc::new(EmbeddedStore::open(&path).unwrap());
+    assert!(store.get(Kind::RecycleRequest, &first).await.is_err());
+    let s = Scheduler::new(store.clone(), &config("a"), clock.clone());
+    *clock.0.lock().unwrap() = t("2026-05-01T00:20:05Z");
+    s.tick().await.unwrap();
+    let status = schedule_status(store.as_ref(), "nightly").await;
+    assert_eq!(
+        status["lastRequest"],
+        request_name("nightly", t("2026-05-01T00:20:00Z")),
+        "the next slot is run (Forbid no longer waits on the unreadable one): {status:#}"
+    );
+    assert_eq!(status["requests"][0]["name"], first.as_str());
+    assert_eq!(status["requests"][0]["phase"], "Failed", "{status:#}");
+}
