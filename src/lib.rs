@@ -12,6 +12,7 @@
 //! - `schedule`: a RecycleSchedule — spec, decision, the loop that makes requests.
 //! - `aws`: every AWS client made in one place ([`sdk`]), rate limits,
 //!   batched observation, actions.
+//! - `gates`: CloudWatch alarms that hold or end a run while the service suffers.
 //! - `notify`: notices by email, SNS and webhook, through the request's outbox.
 //! - `validate`: reading records written by people and other programs.
 //! - [`operator`]: the shell — the reconcile loop, leases, health, metrics.
@@ -23,6 +24,7 @@
 mod aws;
 pub mod cli;
 pub mod duration;
+mod gates;
 mod notify;
 pub mod operator;
 mod request;

@@ -121,7 +121,7 @@ pub(crate) struct Receipt {
 }
 
 /// Queues the notices `after` calls for, compared with `before`: started,
-/// each new batch, and the end. `spec.notify` says which events and where.
+/// each new batch, a hold by a gate alarm and its end, and the end. `spec.notify` says which events and where.
 pub(crate) fn enqueue(
     name: &str,
     spec: &RecycleSpec,
@@ -138,6 +138,12 @@ pub(crate) fn enqueue(
     }
     for _ in 0..new_events(before, after, Reason::Recycled) {
         events.push(NotifyEvent::Batch);
+    }
+    for _ in 0..new_events(before, after, Reason::AlarmHeld) {
+        events.push(NotifyEvent::Paused);
+    }
+    for _ in 0..new_events(before, after, Reason::AlarmCleared) {
+        events.push(NotifyEvent::Resumed);
     }
     if !before.phase.is_terminal() && after.phase.is_terminal() {
         events.push(match after.phase {

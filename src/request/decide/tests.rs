@@ -75,6 +75,7 @@ fn run(spec: &RecycleSpec, status: &RecycleStatus, o: &Observation, now: i64) ->
         now: at(now),
         poll: Duration::from_secs(1),
         blocked_by: None,
+        alarms: None,
     };
     decide(&ctx, status, o)
 }
@@ -211,6 +212,7 @@ fn pending_waits_its_turn_on_the_service() {
         now: at(1),
         poll: Duration::from_secs(1),
         blocked_by: Some("first"),
+        alarms: None,
     };
     let d = decide(&ctx, &RecycleStatus::default(), &steady3());
     assert_eq!(d.status.phase, Phase::Pending);
