@@ -55,6 +55,9 @@ struct Run {
     store: EmbeddedStore,
     log: PathBuf,
     operator: OperatorProcess,
+    /// How to start the operator again (a replica after a crash).
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     planned: Vec<String>,
     since: f64,
 }
@@ -79,17 +82,15 @@ async fn start(moto: &Moto, label: &str, gate: Value) -> Run {
     let log = dir.join("operator.log");
     let mut env = aws_env(sim.url());
     env.push(("AWS_ENDPOINT_URL_CLOUDWATCH".into(), moto.url.clone()));
-    let operator = spawn_operator(
-        &["--store".into(), path.display().to_string()],
-        &env,
-        "r1",
-        &log,
-    );
+    let args = vec!["--store".to_string(), path.display().to_string()];
+    let operator = spawn_operator(&args, &env, "r1", &log);
     Run {
         sim,
         store,
         log,
         operator,
+        args,
+        env,
         planned,
         since,
     }
@@ -165,7 +166,7 @@ fn invariants_hold(run: &Run, all_stopped: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alarm_mid_run_holds_every_stop_until_it_is_ok_again() {
+async fn an_alarm_mid_run_holds_every_stop_across_a_crash_until_it_is_ok_again() {
     let moto = Moto::start();
     let cw = cloudwatch(&moto).await;
     let mut run = start(&moto, "gate-pause", json!({"names": [ALARM]})).await;
