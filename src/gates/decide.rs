@@ -84,7 +84,7 @@ pub(crate) fn verdict(gate: &AlarmGate, seen: Option<&AlarmsSeen>) -> Verdict {
         .collect();
     if !missing.is_empty() {
         return Verdict::Fail(format!(
-            "gate alarm(s) {} do not exist in CloudWatch (names are exact and case-sensitive)",
+            "gate alarm(s) {} do not exist in CloudWatch (names are exact and case-sensitive; a composite alarm is answered only to a role granted cloudwatch:DescribeAlarms on \"*\")",
             quoted(&missing)
         ));
     }
