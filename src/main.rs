@@ -306,11 +306,9 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         }
         Command::Apply(args) => {
             let store = args.store.open().await?;
-            let aws = if args.dry_run {
-                Some(args.store.aws.load().await?)
-            } else {
-                None
-            };
+            // The dry run observes the services; every apply checks that
+            // the alarms of a request's gates exist, when it can see CloudWatch.
+            let aws = Some(args.store.aws.load().await?);
             let mut stdin = std::io::stdin().lock();
             let mut err = std::io::stderr().lock();
             records::apply(&store, &args, &mut stdin, aws.as_ref(), &mut out, &mut err).await?;

@@ -3,9 +3,10 @@
 //! CodeDeploy's alarm rollback gives a deployment, for a recycle that is
 //! not one.
 //!
-//! Three pieces, as every concern here: what a person writes ([`spec`]),
-//! the pure verdict over the alarms seen ([`decide`]), and the one
-//! CloudWatch call that sees them ([`observe`]). The request's decision
+//! The pieces, as every concern here: what a person writes ([`spec`]), the
+//! pure verdict over the alarms seen ([`decide`]), the one CloudWatch call
+//! that sees them ([`observe`]), and what the dry run says of them
+//! ([`preview`]). The request's decision
 //! (`request::decide::gates`) applies the verdict phase by phase.
 //!
 //! The one thing to know before touching it: a gate fails closed. Alarms
@@ -14,4 +15,5 @@
 
 pub(crate) mod decide;
 pub(crate) mod observe;
+pub(crate) mod preview;
 pub(crate) mod spec;

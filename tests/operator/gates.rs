@@ -200,6 +200,21 @@ async fn an_alarm_mid_run_holds_every_stop_across_a_crash_until_it_is_ok_again()
         done_when_held,
         "no batch while held: {still:#}"
     );
+    // Killed while held: another replica takes over and holds too.
+    run.operator.sigkill();
+    run.operator = spawn_operator(&run.args, &run.env, "r2", &run.log);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = status_when(&run.store, &run.log, "the hold", |_| true).await;
+    assert_eq!(
+        after["alarmHold"]["since"], held["alarmHold"]["since"],
+        "the same hold: {after:#}"
+    );
+    assert_eq!(
+        stopped(&after),
+        done_when_held,
+        "no batch after the restart: {after:#}"
+    );
+    // r1 is gone: the run ending below is r2's.
     let cleared_at = run.sim.now();
     set(&cw, StateValue::Ok, "Threshold Crossed: 0 datapoints").await;
     let status = finish_then_stop(&run.store, "rotate", &mut run.operator, &run.log, WITHIN).await;
