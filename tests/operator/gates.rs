@@ -314,3 +314,87 @@ async fn a_gate_alarm_that_does_not_exist_fails_the_run_before_anything_changes(
         "nothing changed: {facts:?}"
     );
 }
+
+/// `ecs-recycler apply` with `args`, on the store at `store`: (exit code, stdout, stderr).
+fn apply(env: &[(String, String)], store: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+        .arg("apply")
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("ECS_RECYCLER_TABLE")
+        .output()
+        .expect("run ecs-recycler apply");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_refuses_a_missing_gate_alarm_and_the_dry_run_shows_each_alarm() {
+    let moto = Moto::start();
+    let cw = cloudwatch(&moto).await;
+    set(
+        &cw,
+        StateValue::Alarm,
+        "Threshold Crossed: 1 datapoint [9.0]",
+    )
+    .await;
+    let (sim, _c) = steady_service("prod", "web", 2, true).await;
+    let dir = temp_dir("gate-apply");
+    let store = dir.join("store.json");
+    let mut env = aws_env(sim.url());
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH".into(), moto.url.clone()));
+    let write = |file: &str, names: &str| {
+        let path = dir.join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: ecs-recycler/v1\nkind: RecycleRequest\nmetadata:\n  name: rotate\nspec:\n  cluster: prod\n  service: web\n  gates:\n    alarms:\n      names: [{names}]\n"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let missing = write("missing.yaml", "web-5xx-rate, web-p99-latncy");
+    let (code, _, stderr) = apply(&env, &store, &["-f", &missing]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("cannot be applied: spec.gates.alarms.names: gate alarm(s) \"web-p99-latncy\" do not exist"),
+        "{stderr}"
+    );
+    let written = EmbeddedStore::open(&store).unwrap();
+    assert!(
+        written
+            .get(Kind::RecycleRequest, "rotate")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing written"
+    );
+
+    let good = write("good.yaml", "web-5xx-rate");
+    let (code, stdout, stderr) = apply(&env, &store, &["-f", &good, "--dry-run"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for expected in [
+        "Gate: alarms \"web-5xx-rate\"; read with cloudwatch:DescribeAlarms before the run starts, before each batch and while a batch waits",
+        "onAlarm: pause",
+        "\"web-5xx-rate\": ALARM: Threshold Crossed: 1 datapoint [9.0]",
+        "Now: the run would hold now: held by alarm \"web-5xx-rate\" in ALARM",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
+    }
+    let (code, stdout, stderr) = apply(&env, &store, &["-f", &good]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let written = EmbeddedStore::open(&store).unwrap();
+    assert!(
+        written
+            .get(Kind::RecycleRequest, "rotate")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
