@@ -432,10 +432,16 @@ const IN_FLIGHT: usize = 32;
 
 impl Limiters {
     fn bucket(&self, action: &str) -> Arc<Limiter> {
+        // CloudWatch has its own quota, far below ECS's buckets.
+        let limit = if action == crate::gates::observe::ACTION {
+            crate::gates::observe::RATE_LIMIT
+        } else {
+            self.limit
+        };
         self.buckets
             .lock()
             .entry(action.to_string())
-            .or_insert_with(|| Arc::new(Limiter::new(self.limit)))
+            .or_insert_with(|| Arc::new(Limiter::new(limit)))
             .clone()
     }
 }

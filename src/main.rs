@@ -306,12 +306,9 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         }
         Command::Apply(args) => {
             let store = args.store.open().await?;
-            // The dry run observes the services; every apply checks that
-            // the alarms of a request's gates exist, when it can see CloudWatch.
-            let aws = Some(args.store.aws.load().await?);
             let mut stdin = std::io::stdin().lock();
             let mut err = std::io::stderr().lock();
-            records::apply(&store, &args, &mut stdin, aws.as_ref(), &mut out, &mut err).await?;
+            records::apply(&store, &args, &mut stdin, &mut out, &mut err).await?;
             Ok(())
         }
         Command::Get(args) => {

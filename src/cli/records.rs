@@ -131,13 +131,23 @@ pub async fn apply<S: Store>(
     store: &S,
     args: &ApplyArgs,
     stdin: &mut dyn std::io::Read,
-    aws: Option<&aws_config::SdkConfig>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let sources = apply::read_sources(&args.files, stdin)
         .map_err(|e| CliError::Invalid(format!("{e}; nothing was applied")))?;
     let (good, bad) = apply::check(&sources);
+    // AWS is asked only by the dry run (it observes the services) and for
+    // the alarms of a request's gates (apply checks that they exist).
+    let gated = good
+        .iter()
+        .any(|c| c.doc.kind == Kind::RecycleRequest && c.doc.spec.get("gates").is_some());
+    let sdk = if args.dry_run || gated {
+        Some(args.store.aws.load().await?)
+    } else {
+        None
+    };
+    let aws = sdk.as_ref();
     for r in &bad {
         say(err, format!("error: {r}"));
     }
