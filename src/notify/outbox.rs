@@ -325,6 +325,48 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_by_a_gate_alarm_and_its_end_are_queued_by_default() {
+        let spec = parse_spec(
+            &json!({"cluster": "prod", "service": "web",
+                    "notify": {"webhook": {"url": "https://hooks.example.com/x"}}}),
+            "spec",
+        )
+        .unwrap();
+        let before = running();
+        let mut after = before.clone();
+        after.message = "held by alarm \"web-5xx\" in ALARM: Threshold Crossed; holding before the next batch (1/3 tasks recycled); goes on by itself once every gate alarm is OK".into();
+        after.event(
+            at(60),
+            Reason::AlarmHeld,
+            "held by alarm \"web-5xx\" in ALARM: Threshold Crossed",
+        );
+        enqueue("r", &spec, &before, &mut after, at(60));
+        let paused: Vec<&Notice> = after.notify.outbox.iter().collect();
+        assert_eq!(paused.len(), 1, "{paused:#?}");
+        assert_eq!(paused[0].event, NotifyEvent::Paused);
+        assert!(
+            paused[0]
+                .report
+                .message
+                .contains("held by alarm \"web-5xx\"")
+        );
+        // Looked at again while held: nothing new to say.
+        let before = after.clone();
+        enqueue("r", &spec, &before, &mut after, at(61));
+        assert_eq!(after.notify.outbox.len(), 1);
+        after.event(
+            at(90),
+            Reason::AlarmCleared,
+            "every gate alarm is OK after a hold of 30s; going on",
+        );
+        enqueue("r", &spec, &before, &mut after, at(90));
+        assert_eq!(
+            after.notify.outbox.last().unwrap().event,
+            NotifyEvent::Resumed
+        );
+    }
+
+    #[test]
     fn the_start_each_batch_and_the_end_are_queued_per_channel() {
         let spec = spec(json!(["started", "batch", "succeeded", "failed"]));
         let mut after = running();
