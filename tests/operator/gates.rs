@@ -62,21 +62,22 @@ struct Run {
     since: f64,
 }
 
-async fn start(moto: &Moto, label: &str, gate: Value) -> Run {
+/// A request on a steady service of 3 tasks, with `gate` as its alarms and
+/// `notify` (if any) as its notifications, and the operator working on it.
+async fn start(moto: &Moto, label: &str, gate: Value, notify: Option<Value>) -> Run {
     let (sim, c) = steady_service("prod", "web", 3, true).await;
     let planned = running_task_arns(&c.ecs, "prod", "web").await;
     let dir = temp_dir(label);
     let path = dir.join("store.json");
     let store = EmbeddedStore::open(&path).unwrap();
     let since = sim.now();
+    let mut spec = json!({"cluster": "prod", "service": "web", "wait": "300ms",
+                          "stabilityTimeout": "20s", "gates": {"alarms": gate}});
+    if let Some(notify) = notify {
+        spec["notify"] = notify;
+    }
     store
-        .create(
-            Kind::RecycleRequest,
-            "rotate",
-            json!({"cluster": "prod", "service": "web", "wait": "300ms",
-                   "stabilityTimeout": "20s", "gates": {"alarms": gate}}),
-            Utc::now(),
-        )
+        .create(Kind::RecycleRequest, "rotate", spec, Utc::now())
         .await
         .unwrap();
     let log = dir.join("operator.log");
@@ -169,7 +170,9 @@ fn invariants_hold(run: &Run, all_stopped: bool) {
 async fn an_alarm_mid_run_holds_every_stop_across_a_crash_until_it_is_ok_again() {
     let moto = Moto::start();
     let cw = cloudwatch(&moto).await;
-    let mut run = start(&moto, "gate-pause", json!({"names": [ALARM]})).await;
+    let hooks = support::hooks::Receiver::start().await;
+    let notify = json!({"webhook": {"url": hooks.url("notify")}});
+    let mut run = start(&moto, "gate-pause", json!({"names": [ALARM]}), Some(notify)).await;
     status_when(&run.store, &run.log, "the first batch", |s| stopped(s) >= 1).await;
     set(
         &cw,
@@ -251,6 +254,32 @@ async fn an_alarm_mid_run_holds_every_stop_across_a_crash_until_it_is_ok_again()
         "{reasons:?}"
     );
     assert!(status["alarmHold"].is_null());
+    // The webhook heard of the hold, naming the alarm, and of its end.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    let events = loop {
+        let posts = hooks.posts("notify");
+        let events: Vec<String> = posts
+            .iter()
+            .map(|p| p["event"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if events.iter().any(|e| e == "succeeded") || tokio::time::Instant::now() > deadline {
+            let paused = posts.iter().find(|p| p["event"] == "paused");
+            assert!(
+                paused.is_some_and(|p| p["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("held by alarm \"web-5xx-rate\"")),
+                "{posts:#?}"
+            );
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Delivery is at least once: a notice in flight when the operator was
+    // killed may come twice.
+    let mut events = events;
+    events.dedup();
+    assert_eq!(events, ["started", "paused", "resumed", "succeeded"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,6 +290,7 @@ async fn an_alarm_with_abort_ends_the_run_failed_with_capacity_restored() {
         &moto,
         "gate-abort",
         json!({"prefix": "web-", "onAlarm": "abort"}),
+        None,
     )
     .await;
     status_when(&run.store, &run.log, "the first batch", |s| stopped(s) >= 1).await;
@@ -299,6 +329,7 @@ async fn a_gate_alarm_that_does_not_exist_fails_the_run_before_anything_changes(
         &moto,
         "gate-missing",
         json!({"names": [ALARM, "web-p99-latncy"]}),
+        None,
     )
     .await;
     let status = finish_then_stop(&run.store, "rotate", &mut run.operator, &run.log, WITHIN).await;
