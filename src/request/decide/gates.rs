@@ -130,7 +130,13 @@ fn alarms(ctx: &Context, obs: &Observation, d: &mut Decision) -> bool {
         _ => return false,
     };
     let (done, total) = d.status.progress();
-    match verdict(gate, ctx.alarms) {
+    let verdict = match verdict(gate, ctx.alarms) {
+        // A dry run changes nothing, so a firing alarm has nothing to hold;
+        // a gate that cannot work is still worth failing it for.
+        Verdict::Hold(_) | Verdict::Abort(_) if ctx.spec.dry_run => Verdict::Clear,
+        v => v,
+    };
+    match verdict {
         Verdict::Clear => {
             if let Some(hold) = d.status.alarm_hold.take() {
                 let held = (ctx.now - hold.since).to_std().unwrap_or_default();

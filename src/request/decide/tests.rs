@@ -1536,3 +1536,38 @@ fn a_gate_that_cannot_work_fails_the_run_and_touches_nothing_before_it_starts() 
     );
     assert!(d.actions.is_empty() && d.status.plan.is_none());
 }
+
+#[test]
+fn a_dry_run_is_not_held_by_an_alarm_but_fails_on_a_missing_one() {
+    use crate::gates::decide::AlarmState;
+    let dry = spec(
+        json!({"dryRun": true, "gates": {"alarms": {"names": ["web-5xx"], "onAlarm": "abort"}}}),
+    );
+    let firing = alarm_in(AlarmState::Alarm);
+    let d = run_gated(
+        &dry,
+        &RecycleStatus::default(),
+        &steady3(),
+        Some(&firing),
+        100,
+    );
+    assert_eq!(d.status.phase, Phase::Succeeded, "{}", d.status.message);
+    assert!(
+        d.status
+            .message
+            .starts_with("dry run: would recycle 3 task(s)")
+    );
+    let d = run_gated(
+        &dry,
+        &RecycleStatus::default(),
+        &steady3(),
+        Some(&Ok(vec![])),
+        100,
+    );
+    assert_eq!(d.status.phase, Phase::Failed);
+    assert!(
+        d.status.message.contains("do not exist"),
+        "{}",
+        d.status.message
+    );
+}
