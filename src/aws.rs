@@ -136,6 +136,8 @@ where
 pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     pub aas: aws_sdk_applicationautoscaling::Client,
+    /// For the alarms of a request's gates (`gates`), in the same account.
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// Which account these clients reach: empty for the operator's own, else
     /// the role assumed. Observations are shared only within one account.
     pub account: String,
@@ -145,6 +147,7 @@ pub struct Clients {
     /// Where the calls go, for the sentence of a call that got no answer.
     ecs_endpoint: String,
     aas_endpoint: String,
+    cloudwatch_endpoint: String,
     /// The longest one call may take, every attempt included.
     deadline: Duration,
     unanswered: Arc<Unanswered>,
@@ -246,10 +249,10 @@ impl Clients {
     /// The error of a call to `action` that got no answer after `waited`,
     /// with the endpoint it was sent to.
     fn no_answer(&self, action: &str, waited: Duration, cause: String) -> AwsError {
-        let endpoint = if action.starts_with("ecs:") {
-            &self.ecs_endpoint
-        } else {
-            &self.aas_endpoint
+        let endpoint = match service_of(action) {
+            s if s == sdk::ECS => &self.ecs_endpoint,
+            s if s == sdk::CLOUDWATCH => &self.cloudwatch_endpoint,
+            _ => &self.aas_endpoint,
         };
         AwsError::Unanswered {
             action: action.to_string(),
@@ -257,6 +260,16 @@ impl Clients {
             waited,
             cause,
         }
+    }
+}
+
+/// The service an IAM action (`ecs:StopTask`) belongs to, among those
+/// [`Clients`] reach.
+fn service_of(action: &str) -> sdk::Service {
+    match action.split_once(':').map(|(prefix, _)| prefix) {
+        Some("ecs") => sdk::ECS,
+        Some("cloudwatch") => sdk::CLOUDWATCH,
+        _ => sdk::AUTO_SCALING,
     }
 }
 
@@ -268,11 +281,7 @@ pub(crate) struct Unanswered(Mutex<BTreeMap<(String, String), String>>);
 impl Unanswered {
     /// What the last call to `action` in `account` found: no answer (`Some`) or one.
     fn set(&self, action: &str, account: &str, silence: Option<&AwsError>) {
-        let service = if action.starts_with("ecs:") {
-            sdk::ECS.name
-        } else {
-            sdk::AUTO_SCALING.name
-        };
+        let service = service_of(action).name;
         let mut map = self.0.lock();
         let key = (service.to_string(), account.to_string());
         match silence {
@@ -423,10 +432,16 @@ const IN_FLIGHT: usize = 32;
 
 impl Limiters {
     fn bucket(&self, action: &str) -> Arc<Limiter> {
+        // CloudWatch has its own quota, far below ECS's buckets.
+        let limit = if action == crate::gates::observe::ACTION {
+            crate::gates::observe::RATE_LIMIT
+        } else {
+            self.limit
+        };
         self.buckets
             .lock()
             .entry(action.to_string())
-            .or_insert_with(|| Arc::new(Limiter::new(self.limit)))
+            .or_insert_with(|| Arc::new(Limiter::new(limit)))
             .clone()
     }
 }
@@ -458,14 +473,19 @@ fn make_clients(
     let aas = aws_sdk_applicationautoscaling::config::Builder::from(config)
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .build();
+    let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
     Clients {
         ecs: aws_sdk_ecs::Client::from_conf(ecs),
+        cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
         aas: aws_sdk_applicationautoscaling::Client::from_conf(aas),
         account,
         limits,
         metrics: metrics.clone(),
         ecs_endpoint: sdk::ECS.endpoint(config),
         aas_endpoint: sdk::AUTO_SCALING.endpoint(config),
+        cloudwatch_endpoint: sdk::CLOUDWATCH.endpoint(config),
         deadline: config
             .timeout_config()
             .and_then(|t| t.operation_timeout())

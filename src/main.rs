@@ -309,14 +309,9 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         }
         Command::Apply(args) => {
             let store = args.store.open().await?;
-            let aws = if args.dry_run {
-                Some(args.store.aws.load().await?)
-            } else {
-                None
-            };
             let mut stdin = std::io::stdin().lock();
             let mut err = std::io::stderr().lock();
-            records::apply(&store, &args, &mut stdin, aws.as_ref(), &mut out, &mut err).await?;
+            records::apply(&store, &args, &mut stdin, &mut out, &mut err).await?;
             Ok(())
         }
         Command::Get(args) => {

@@ -7,7 +7,8 @@
 //! a configuration that did not come from [`load`], or its calls can wait
 //! forever on a half-open connection. The deadlines live on the
 //! [`SdkConfig`](aws_config::SdkConfig), so every client made from it
-//! (DynamoDB, ECS, Application Auto Scaling, SNS, Secrets Manager, and STS
+//! (DynamoDB, ECS, Application Auto Scaling, CloudWatch, SNS, Secrets
+//! Manager, and STS
 //! for assumed roles) inherits them.
 
 use std::time::Duration;
@@ -130,6 +131,11 @@ pub const AUTO_SCALING: Service = Service {
     name: "Application Auto Scaling",
     sdk_id: "Application Auto Scaling",
     host: "application-autoscaling",
+};
+pub const CLOUDWATCH: Service = Service {
+    name: "CloudWatch",
+    sdk_id: "CloudWatch",
+    host: "monitoring",
 };
 pub const SNS: Service = Service {
     name: "SNS",
@@ -285,6 +291,10 @@ mod tests {
             "AWS_ENDPOINT_URL_SECRETS_MANAGER"
         );
         assert_eq!(DYNAMODB.endpoint_variable(), "AWS_ENDPOINT_URL_DYNAMODB");
+        assert_eq!(
+            CLOUDWATCH.endpoint_variable(),
+            "AWS_ENDPOINT_URL_CLOUDWATCH"
+        );
     }
 
     #[test]

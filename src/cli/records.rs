@@ -137,13 +137,23 @@ pub async fn apply<S: Store>(
     store: &S,
     args: &ApplyArgs,
     stdin: &mut dyn std::io::Read,
-    aws: Option<&aws_config::SdkConfig>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let sources = apply::read_sources(&args.files, stdin)
         .map_err(|e| CliError::Invalid(format!("{e}; nothing was applied")))?;
     let (good, bad) = apply::check(&sources);
+    // AWS is asked only by the dry run (it observes the services) and for
+    // the alarms of a request's gates (apply checks that they exist).
+    let gated = good
+        .iter()
+        .any(|c| c.doc.kind == Kind::RecycleRequest && c.doc.spec.get("gates").is_some());
+    let sdk = if args.dry_run || gated {
+        Some(args.store.aws.load().await?)
+    } else {
+        None
+    };
+    let aws = sdk.as_ref();
     for r in &bad {
         say(err, format!("error: {r}"));
     }
@@ -160,7 +170,29 @@ pub async fn apply<S: Store>(
     let mut refused = 0;
     for c in good {
         let existing = store.get(c.doc.kind, &c.doc.name).await?;
-        match apply::classify(&c.doc, existing.as_ref()) {
+        let classified = apply::classify(&c.doc, existing.as_ref());
+        let gate_check = match (aws, &classified) {
+            (Some(sdk), Ok(change)) if *change != Change::Unchanged => {
+                missing_gate_alarms(&c.doc, sdk).await
+            }
+            _ => Ok(None),
+        };
+        let classified = match (classified, gate_check) {
+            (Ok(_), Ok(Some(missing))) => Err(missing),
+            (Ok(change), Err(why)) => {
+                say(
+                    err,
+                    format!(
+                        "warning: {}: the gate alarms of {} could not be checked ({why}); the operator checks them before the run touches anything",
+                        c.source,
+                        resource(c.doc.kind, &c.doc.name)
+                    ),
+                );
+                Ok(change)
+            }
+            (classified, _) => classified,
+        };
+        match classified {
             Ok(change) => planned.push((c, change, existing)),
             Err(why) => {
                 refused += 1;
@@ -342,7 +374,51 @@ async fn preview<S: Store>(
     let now = Utc::now();
     let estimate = crate::request::preview::estimate(&history, &obs.tasks);
     let p = crate::request::preview::rehearse(&c.doc.name, &spec, &obs, estimate, now);
-    Ok(crate::request::preview::render(&p, &spec, now))
+    let mut text = crate::request::preview::render(&p, &spec, now);
+    if let Some(gate) = spec.alarm_gate() {
+        let clients = pool
+            .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
+            .await;
+        let seen = crate::gates::observe::describe(&clients, gate).await;
+        text.push_str(&crate::gates::preview::render(gate, &seen));
+    }
+    Ok(text)
+}
+
+/// The gate alarms of a request that do not exist, as a sentence, when
+/// the CLI can see CloudWatch; `Ok(None)` when they all do, `Err` when the
+/// CLI cannot tell (the operator checks them again when the run starts).
+async fn missing_gate_alarms(
+    doc: &crate::cli::manifest::Document,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Option<String>, String> {
+    let Ok(spec) = crate::request::spec::parse_spec(&doc.spec, "spec") else {
+        return Ok(None);
+    };
+    let Some(gate) = spec.alarm_gate() else {
+        return Ok(None);
+    };
+    let pool = crate::aws::ClientPool::new(
+        sdk.clone(),
+        crate::aws::limit::RateLimit::default(),
+        crate::operator::metrics::Metrics::new(),
+    );
+    let clients = pool
+        .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
+        .await;
+    let seen = crate::gates::observe::describe(&clients, gate).await;
+    match (&seen, crate::gates::decide::verdict(gate, Some(&seen))) {
+        (Err(e), _) => Err(e.message.clone()),
+        (Ok(_), crate::gates::decide::Verdict::Fail(why)) => {
+            let field = if gate.prefix.is_some() && gate.names.is_empty() {
+                "prefix"
+            } else {
+                "names"
+            };
+            Ok(Some(format!("spec.gates.alarms.{field}: {why}")))
+        }
+        _ => Ok(None),
+    }
 }
 
 // ---------------------------------------------------------------- get

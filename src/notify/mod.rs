@@ -90,25 +90,33 @@ pub enum NotifyEvent {
     Failed,
     Cancelled,
     WindowClosed,
+    /// A gate alarm held the run before its next stop.
+    Paused,
+    /// Every gate alarm is OK again: the run goes on.
+    Resumed,
 }
 
 impl NotifyEvent {
-    pub const ALL: [NotifyEvent; 6] = [
+    pub const ALL: [NotifyEvent; 8] = [
         Self::Started,
         Self::Batch,
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
         Self::WindowClosed,
+        Self::Paused,
+        Self::Resumed,
     ];
 
     /// Every event but `batch`, which is asked for by name.
-    pub const DEFAULT: [NotifyEvent; 5] = [
+    pub const DEFAULT: [NotifyEvent; 7] = [
         Self::Started,
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
         Self::WindowClosed,
+        Self::Paused,
+        Self::Resumed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +127,8 @@ impl NotifyEvent {
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
             Self::WindowClosed => "windowClosed",
+            Self::Paused => "paused",
+            Self::Resumed => "resumed",
         }
     }
 }

@@ -121,7 +121,7 @@ pub(crate) struct Receipt {
 }
 
 /// Queues the notices `after` calls for, compared with `before`: started,
-/// each new batch, and the end. `spec.notify` says which events and where.
+/// each new batch, a hold by a gate alarm and its end, and the end. `spec.notify` says which events and where.
 pub(crate) fn enqueue(
     name: &str,
     spec: &RecycleSpec,
@@ -138,6 +138,12 @@ pub(crate) fn enqueue(
     }
     for _ in 0..new_events(before, after, Reason::Recycled) {
         events.push(NotifyEvent::Batch);
+    }
+    for _ in 0..new_events(before, after, Reason::AlarmHeld) {
+        events.push(NotifyEvent::Paused);
+    }
+    for _ in 0..new_events(before, after, Reason::AlarmCleared) {
+        events.push(NotifyEvent::Resumed);
     }
     if !before.phase.is_terminal() && after.phase.is_terminal() {
         events.push(match after.phase {
@@ -316,6 +322,48 @@ mod tests {
         };
         s.event(at(0), Reason::Started, "Starting task recycle for prod/web");
         s
+    }
+
+    #[test]
+    fn a_hold_by_a_gate_alarm_and_its_end_are_queued_by_default() {
+        let spec = parse_spec(
+            &json!({"cluster": "prod", "service": "web",
+                    "notify": {"webhook": {"url": "https://hooks.example.com/x"}}}),
+            "spec",
+        )
+        .unwrap();
+        let before = running();
+        let mut after = before.clone();
+        after.message = "held by alarm \"web-5xx\" in ALARM: Threshold Crossed; holding before the next batch (1/3 tasks recycled); goes on by itself once every gate alarm is OK".into();
+        after.event(
+            at(60),
+            Reason::AlarmHeld,
+            "held by alarm \"web-5xx\" in ALARM: Threshold Crossed",
+        );
+        enqueue("r", &spec, &before, &mut after, at(60));
+        let paused: Vec<&Notice> = after.notify.outbox.iter().collect();
+        assert_eq!(paused.len(), 1, "{paused:#?}");
+        assert_eq!(paused[0].event, NotifyEvent::Paused);
+        assert!(
+            paused[0]
+                .report
+                .message
+                .contains("held by alarm \"web-5xx\"")
+        );
+        // Looked at again while held: nothing new to say.
+        let before = after.clone();
+        enqueue("r", &spec, &before, &mut after, at(61));
+        assert_eq!(after.notify.outbox.len(), 1);
+        after.event(
+            at(90),
+            Reason::AlarmCleared,
+            "every gate alarm is OK after a hold of 30s; going on",
+        );
+        enqueue("r", &spec, &before, &mut after, at(90));
+        assert_eq!(
+            after.notify.outbox.last().unwrap().event,
+            NotifyEvent::Resumed
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub(crate) fn headline(event: NotifyEvent) -> &'static str {
         NotifyEvent::Failed => "ECS Service Task Recycle Failed",
         NotifyEvent::Cancelled => "ECS Service Task Recycle Cancelled",
         NotifyEvent::WindowClosed => "ECS Service Task Recycle Window Closed",
+        NotifyEvent::Paused => "ECS Service Task Recycle Paused by an Alarm",
+        NotifyEvent::Resumed => "ECS Service Task Recycle Resumed",
     }
 }
 

@@ -15,6 +15,7 @@ use super::reconciler::{KIND, Reconciler};
 use super::records::Claimed;
 use crate::aws::observe::{self, Look, Want};
 use crate::aws::{self, AwsError};
+use crate::gates::{self, decide::AlarmsSeen};
 use crate::notify::outbox;
 use crate::request::decide::{self, Action, Context, Decision, needs_scaling, needs_tasks};
 use crate::request::observation::{Observation, TaskView};
@@ -116,7 +117,9 @@ impl<S: Store> Reconciler<S> {
         let mut unsaved = self.notifier.collect(&name, &mut status.notify);
         self.notifier.submit(&name, &status.notify, &fence);
         let mut first = match first {
-            Ok(Look::NotYet(tasks)) if !unsaved => {
+            // A gated run reads its alarms at every look, so that an abort
+            // meets a batch still waiting for its replacements.
+            Ok(Look::NotYet(tasks)) if !unsaved && spec.alarm_gate().is_none() => {
                 return self
                     .not_yet(&record, &spec, &status, &tasks, &blocked_by)
                     .await;
@@ -129,6 +132,8 @@ impl<S: Store> Reconciler<S> {
         // The observation in hand, and whether it includes the scalable
         // target and the tasks.
         let mut obs: Option<(Observation, bool, bool)> = None;
+        // The gate alarms, read once per look at the record.
+        let mut alarms: Option<AlarmsSeen> = None;
         for _ in 0..MAX_IMMEDIATE_STEPS {
             let step_began = Instant::now();
             let wants_scaling = needs_scaling(&status);
@@ -171,6 +176,19 @@ impl<S: Store> Reconciler<S> {
             if self.hold(&name, None).await.is_none() {
                 return Outcome::Failed(StepError::LeaseLost);
             }
+            if let Some(gate) = spec.alarm_gate()
+                && alarms.is_none()
+                && matches!(
+                    status.phase,
+                    Phase::Pending | Phase::Surging | Phase::Recycling
+                )
+            {
+                let seen = gates::observe::describe(&clients, gate).await;
+                if let Err(e) = &seen {
+                    tracing::warn!(request = %name, error = %e.message, "could not read the gate alarms; holding");
+                }
+                alarms = Some(seen);
+            }
             let now = Utc::now();
             let ctx = Context {
                 name: &name,
@@ -178,6 +196,7 @@ impl<S: Store> Reconciler<S> {
                 now,
                 poll: self.config.poll_interval,
                 blocked_by: blocked_by.as_deref(),
+                alarms: alarms.as_ref(),
             };
             let mut decision = self.records.with(&name, |t| {
                 t.pace

@@ -149,6 +149,9 @@ pub(crate) fn rehearse(
     spec.paused = false;
     spec.cancel = false;
     spec.not_after = None;
+    // The gates are shown, and their alarms checked, beside the plan: the
+    // rehearsal assumes they stay OK.
+    spec.gates = None;
     let mut model = Model::from(obs);
     let original_desired = model.desired;
     let mut status = RecycleStatus::default();
@@ -163,6 +166,7 @@ pub(crate) fn rehearse(
             now: clock,
             poll,
             blocked_by: None,
+            alarms: None,
         };
         let observed = model.observe(&status.batch, obs.scaling);
         let d = decide::decide(&ctx, &status, &observed);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::duration::serde_duration;
+use crate::gates::spec::{AlarmGate, Gates, parse_gates};
 use crate::notify::{NotifySpec, parse_notify};
 use crate::validate::{Invalid, Reader};
 
@@ -48,6 +49,15 @@ pub(crate) struct RecycleSpec {
     /// when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Gates>,
+}
+
+impl RecycleSpec {
+    /// The alarm gate, if the spec has one.
+    pub(crate) fn alarm_gate(&self) -> Option<&AlarmGate> {
+        self.gates.as_ref().and_then(|g| g.alarms.as_ref())
+    }
 }
 
 /// Which of the service's tasks to recycle; all of them when absent.
@@ -137,6 +147,10 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
             format!("{by:?} is not a maker of requests; it reads RecyclePolicy/<name> or RecycleSchedule/<name>, and is set by the operator"),
         );
     }
+    let gates = r.get("gates").and_then(|v| {
+        let path = r.at("gates");
+        parse_gates(v, &path, &mut r.problems)
+    });
     r.finish();
     if !r.problems.is_empty() {
         return Err(Invalid(r.problems));
@@ -157,6 +171,7 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         external_id,
         notify,
         created_by,
+        gates,
     })
 }
 

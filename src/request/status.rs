@@ -69,6 +69,13 @@ pub struct DesiredChange {
     pub to: u32,
 }
 
+/// Why a gate holds the run, and since when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmHold {
+    pub since: DateTime<Utc>,
+    pub message: String,
+}
+
 /// How the run ends once Restoring is done.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -93,6 +100,10 @@ pub enum Reason {
     Completed,
     Restore,
     Slow,
+    /// A gate alarm held the run before its next stop.
+    AlarmHeld,
+    /// Every gate alarm is back to OK: the run goes on.
+    AlarmCleared,
     // A schedule's requests.
     Valid,
     Invalid,
@@ -107,7 +118,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 18] = [
+    const ALL: [Reason; 20] = [
         Self::Started,
         Self::Planned,
         Self::Transition,
@@ -118,6 +129,8 @@ impl Reason {
         Self::Completed,
         Self::Restore,
         Self::Slow,
+        Self::AlarmHeld,
+        Self::AlarmCleared,
         Self::Valid,
         Self::Invalid,
         Self::MissedSlots,
@@ -140,6 +153,8 @@ impl Reason {
             Self::Completed => "Completed",
             Self::Restore => "Restore",
             Self::Slow => "Slow",
+            Self::AlarmHeld => "AlarmHeld",
+            Self::AlarmCleared => "AlarmCleared",
             Self::Valid => "Valid",
             Self::Invalid => "Invalid",
             Self::MissedSlots => "MissedSlots",
@@ -225,6 +240,11 @@ pub struct RecycleStatus {
     pub restore: Option<DesiredChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// A gate alarm holds the run before its next stop: since when, and
+    /// why. Set and cleared only from what DescribeAlarms shows, so a
+    /// restart holds again at its first look if the alarm still fires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_hold: Option<AlarmHold>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

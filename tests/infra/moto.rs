@@ -347,6 +347,7 @@ fn actions_in_the_code() -> BTreeSet<String> {
             &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
         ),
         ("src/policy/fleet.rs", &[("ecs", "ecs")][..]),
+        ("src/gates/observe.rs", &[("cloudwatch", "cloudwatch")][..]),
         ("src/store/dynamo/mod.rs", &[("client", "dynamodb")][..]),
         ("src/store/dynamo/admin.rs", &[("client", "dynamodb")][..]),
         (
@@ -423,7 +424,9 @@ fn the_task_role_grants_exactly_what_the_code_calls(policies: &[Value]) {
         "the task role grants exactly the actions the code calls"
     );
     assert!(
-        code.contains("ecs:StopTask") && code.contains("dynamodb:Query"),
+        code.contains("ecs:StopTask")
+            && code.contains("dynamodb:Query")
+            && code.contains("cloudwatch:DescribeAlarms"),
         "the scan of the code found the calls: {code:?}"
     );
 }
@@ -598,6 +601,14 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
         ),
         Request::new("sts:AssumeRole", "arn:aws:iam::210987654321:role/admin"),
         Request::new(
+            "cloudwatch:DescribeAlarms",
+            "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:web-5xx",
+        ),
+        Request::new(
+            "cloudwatch:PutMetricAlarm",
+            &format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:web-5xx"),
+        ),
+        Request::new(
             "secretsmanager:GetSecretValue",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf",
         ),
@@ -611,6 +622,10 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
     for request in [
         Request::new("sns:Publish", TOPIC),
         Request::new("sts:AssumeRole", ROLE),
+        Request::new(
+            "cloudwatch:DescribeAlarms",
+            &format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:web-5xx"),
+        ),
     ] {
         assert!(iam::allows(&refs, &request), "{request:?}");
     }

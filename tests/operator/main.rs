@@ -9,6 +9,7 @@ mod bounded_fenced;
 mod dynamo;
 mod embedded;
 mod faults;
+mod gates;
 mod notify;
 mod policies;
 mod scale;

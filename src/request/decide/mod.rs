@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use self::causes::Tense;
 use crate::duration;
+use crate::gates::decide::AlarmsSeen;
 use crate::request::observation::{Observation, ServiceView, TaskView};
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{
@@ -49,6 +50,9 @@ pub(crate) struct Context<'a> {
     pub poll: Duration,
     /// Another active request on the same service that goes first.
     pub blocked_by: Option<&'a str>,
+    /// The gate alarms as seen at this look; `None` when not read (which
+    /// holds a gated run: see [`crate::gates`]).
+    pub alarms: Option<&'a AlarmsSeen>,
 }
 
 pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decision {
