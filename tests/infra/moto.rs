@@ -131,6 +131,17 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
         )
         .await
         .unwrap();
+    // A policy over the target cluster looks at its fleet (its tasks are
+    // young: it makes nothing), so its reads are checked against the role too.
+    store
+        .create(
+            Kind::RecyclePolicy,
+            "max-age",
+            json!({"services": {"cluster": "prod", "names": ["web"]}, "maxTaskAge": "7d"}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
     let mut env = aws_env(sim.url());
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()));
     let log = temp_dir("infra").join("operator.log");
