@@ -443,7 +443,19 @@ impl<S: Store> Reconciler<S> {
             phase: &phase,
         };
         tracing::info!(request = %name, hook = %hook.label(), point = ask.point.as_str(), batch = ask.batch, attempt = ask.attempt, key = %ask.key, "calling a hook");
-        let answer = self.hooks.call(hook, &about, ask, fence).await?;
+        // The lease is renewed while the hook takes its time, so its answer
+        // can be recorded; lost meanwhile, the answer is dropped and whoever
+        // holds the record next calls again, with the same key.
+        let call = self.hooks.call(hook, &about, ask, fence);
+        tokio::pin!(call);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut call => break answer?,
+                () = tokio::time::sleep(self.config.lease_duration / 4) => {
+                    self.hold(name, None).await?;
+                }
+            }
+        };
         if let Answer::Unanswered { error } = &answer {
             tracing::warn!(request = %name, error = %error, "hook gave no verdict; calling again within its deadline");
         }
