@@ -5,7 +5,8 @@
 //! deployment, for a recycle that is not one.
 //!
 //! The pieces: what a person writes ([`spec`]), the pure verdict over the
-//! call on record ([`decide`]), and the one HTTP call, signed ([`call`]).
+//! call on record ([`decide`]), the one HTTP call, signed ([`call`]), and
+//! what the dry run says of them ([`preview`]).
 //! The request's decision (`request::decide::hooks`) asks for them at
 //! each point.
 //!
@@ -15,4 +16,5 @@
 
 pub(crate) mod call;
 pub(crate) mod decide;
+pub(crate) mod preview;
 pub(crate) mod spec;

@@ -331,3 +331,47 @@ async fn a_crash_between_the_call_and_its_recorded_answer_repeats_the_call_with_
     assert_eq!(stop_calls(&run.sim.timeline()), 2);
     invariants_hold(&run, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_lists_each_hook_and_what_it_would_be_asked_and_calls_none() {
+    let receiver = HookReceiver::start(SECRET, |_, _| succeeded()).await;
+    let (sim, _c) = steady_service("prod", "web", 3, true).await;
+    let dir = temp_dir("hook-dry-run");
+    let file = dir.join("hooked.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: ecs-recycler/v1\nkind: RecycleRequest\nmetadata:\n  name: rotate\nspec:\n  cluster: prod\n  service: web\n  hooks:\n    - url: {}\n      at: [beforeStart, beforeBatch, afterBatch]\n      secret: {{env: SMOKE_HOOK_SECRET}}\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
+        .args(["apply", "--dry-run", "-f"])
+        .arg(&file)
+        .arg("--store")
+        .arg(dir.join("store.json"))
+        .envs(aws_env(sim.url()))
+        .env("SMOKE_HOOK_SECRET", SECRET)
+        .env_remove("ECS_RECYCLER_TABLE")
+        .output()
+        .expect("run apply");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        format!("Hook: POST {} (hook 127.0.0.1)", receiver.url),
+        "with the operator's environment variable SMOKE_HOOK_SECRET".to_string(),
+        "beforeStart: asked once, before anything is touched, told the 3 planned task(s)"
+            .to_string(),
+        "beforeBatch: asked before each of the 3 batch(es)".to_string(),
+        "afterBatch: asked after each of the 3 batch(es) is serving".to_string(),
+    ] {
+        assert!(stdout.contains(&want), "{want:?} not in:\n{stdout}");
+    }
+    assert!(!stdout.contains(SECRET));
+    assert!(receiver.calls().is_empty(), "a dry run calls no hook");
+}
