@@ -34,6 +34,11 @@ struct Run {
 /// A request on a steady service of `tasks` tasks (one a batch) with one
 /// hook, the operator working on it with the hook's secret in its environment.
 async fn start(label: &str, tasks: i32, hook: Value) -> Run {
+    start_with(label, tasks, hook, json!({})).await
+}
+
+/// The same, with `extra` fields in the spec.
+async fn start_with(label: &str, tasks: i32, hook: Value, extra: Value) -> Run {
     let (sim, c) = steady_service("prod", "web", tasks, true).await;
     let planned = running_task_arns(&c.ecs, "prod", "web").await;
     let dir = temp_dir(label);
@@ -42,6 +47,10 @@ async fn start(label: &str, tasks: i32, hook: Value) -> Run {
     let since = sim.now();
     let spec = json!({"cluster": "prod", "service": "web", "wait": "0s",
                       "stabilityTimeout": "20s", "hooks": [hook]});
+    let mut spec = spec;
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
     store
         .create(Kind::RecycleRequest, "rotate", spec, Utc::now())
         .await
@@ -124,13 +133,16 @@ async fn a_hook_that_answers_failed_at_the_third_batch_ends_the_run_with_its_mes
         }
     })
     .await;
-    let mut run = start(
+    let notices = support::hooks::Receiver::start().await;
+    let notify = json!({"notify": {"webhook": {"url": notices.url("notify")}}});
+    let mut run = start_with(
         "hook-failed",
         4,
         hook(&receiver.url, &["beforeBatch", "afterBatch"], json!({})),
+        notify,
     )
     .await;
-    let status = finish_then_stop(&run.store, "rotate", &mut run.operator, &run.log, WITHIN).await;
+    let status = wait_phase(&run.store, "rotate", &FINISHED, WITHIN, &run.log).await;
     assert_eq!(status["phase"], "Failed", "{status:#}");
     let message = status["message"].as_str().unwrap();
     assert!(
@@ -176,6 +188,28 @@ async fn a_hook_that_answers_failed_at_the_third_batch_ends_the_run_with_its_mes
     assert!(
         !record_text(&run.store).await.contains(SECRET),
         "the secret is never stored"
+    );
+    // The failed notice names the hook and its message.
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let posts = notices.posts("notify");
+        if let Some(failed) = posts.iter().find(|p| p["event"] == "failed") {
+            let text = failed.to_string();
+            assert!(
+                text.contains("hook 127.0.0.1 at beforeBatch of batch 3 answered failed: smoke test: 5xx rate 12%"),
+                "{failed:#}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed notice: {posts:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        run.operator.sigterm().success(),
+        "operator exits 0 on SIGTERM"
     );
 }
 
