@@ -345,6 +345,12 @@ fn fixed_fields_changed(old: &RecycleSpec, new: &RecycleSpec) -> Vec<(&'static s
     if old.dry_run != new.dry_run {
         out.push(("dryRun", "a run that has started is not a rehearsal"));
     }
+    if old.hooks != new.hooks {
+        out.push((
+            "hooks",
+            "the hook calls on record and the points already passed are counted by each hook's place in the list",
+        ));
+    }
     out
 }
 
