@@ -431,6 +431,19 @@ mod tests {
     }
 
     #[test]
+    fn a_running_request_refuses_a_change_of_its_hooks() {
+        let old = json!({"cluster": "prod", "service": "web"});
+        let new = json!({"cluster": "prod", "service": "web", "hooks": [
+            {"url": "https://smoke.example.com/h", "at": ["beforeBatch"], "secret": {"env": "S"}}]});
+        let err = classify(
+            &doc(new),
+            Some(&record(old, Some(started(Phase::Recycling)))),
+        )
+        .unwrap_err();
+        assert!(err.contains("spec.hooks cannot change"), "{err}");
+    }
+
+    #[test]
     fn a_running_request_takes_pause_cancel_and_timings() {
         let old = json!({"cluster": "prod", "service": "web"});
         let new = json!({"cluster": "prod", "service": "web", "paused": true, "wait": "5s", "stabilityTimeout": "20m"});
