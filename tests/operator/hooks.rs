@@ -34,11 +34,17 @@ struct Run {
 /// A request on a steady service of `tasks` tasks (one a batch) with one
 /// hook, the operator working on it with the hook's secret in its environment.
 async fn start(label: &str, tasks: i32, hook: Value) -> Run {
-    start_with(label, tasks, hook, json!({})).await
+    start_with(label, tasks, hook, json!({}), Vec::new()).await
 }
 
-/// The same, with `extra` fields in the spec.
-async fn start_with(label: &str, tasks: i32, hook: Value, extra: Value) -> Run {
+/// The same, with `extra` fields in the spec and `more_env` for the operator.
+async fn start_with(
+    label: &str,
+    tasks: i32,
+    hook: Value,
+    extra: Value,
+    more_env: Vec<(String, String)>,
+) -> Run {
     let (sim, c) = steady_service("prod", "web", tasks, true).await;
     let planned = running_task_arns(&c.ecs, "prod", "web").await;
     let dir = temp_dir(label);
@@ -58,6 +64,7 @@ async fn start_with(label: &str, tasks: i32, hook: Value, extra: Value) -> Run {
     let log = dir.join("operator.log");
     let mut env = aws_env(sim.url());
     env.push(("SMOKE_HOOK_SECRET".into(), SECRET.into()));
+    env.extend(more_env);
     let args = vec!["--store".to_string(), path.display().to_string()];
     let operator = spawn_operator(&args, &env, "r1", &log);
     Run {
@@ -140,6 +147,7 @@ async fn a_hook_that_answers_failed_at_the_third_batch_ends_the_run_with_its_mes
         4,
         hook(&receiver.url, &["beforeBatch", "afterBatch"], json!({})),
         notify,
+        Vec::new(),
     )
     .await;
     let status = wait_phase(&run.store, "rotate", &FINISHED, WITHIN, &run.log).await;
@@ -408,4 +416,56 @@ async fn the_dry_run_lists_each_hook_and_what_it_would_be_asked_and_calls_none()
     }
     assert!(!stdout.contains(SECRET));
     assert!(receiver.calls().is_empty(), "a dry run calls no hook");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_signed_with_a_secrets_manager_key_is_called_and_the_key_is_never_stored() {
+    let moto = tokio::task::spawn_blocking(support::moto::Moto::start)
+        .await
+        .unwrap();
+    let aws = support::sdk_config(&moto.url, true).await;
+    let key = "key-from-secrets-manager";
+    let arn = aws_sdk_secretsmanager::Client::new(&aws)
+        .create_secret()
+        .name("smoke-hook")
+        .secret_string(key)
+        .send()
+        .await
+        .expect("create secret")
+        .arn()
+        .unwrap()
+        .to_string();
+    let receiver = HookReceiver::start(key, |_, _| succeeded()).await;
+    let spec_hook = json!({"url": receiver.url, "at": ["beforeStart", "afterBatch", "afterEnd"],
+                           "secret": {"secretsManager": arn}, "timeout": "2s"});
+    let env = vec![(
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_string(),
+        moto.url.clone(),
+    )];
+    let mut run = start_with("hook-secrets-manager", 2, spec_hook, json!({}), env).await;
+    let status = finish_then_stop(&run.store, "rotate", &mut run.operator, &run.log, WITHIN).await;
+    assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    let calls = receiver.calls();
+    let points: Vec<String> = calls
+        .iter()
+        .map(|c| format!("{}/{}", c.body["point"].as_str().unwrap(), c.body["batch"]))
+        .collect();
+    assert_eq!(
+        points,
+        [
+            "beforeStart/0",
+            "afterBatch/1",
+            "afterBatch/2",
+            "afterEnd/0"
+        ]
+    );
+    assert!(
+        calls.iter().all(|c| c.signed),
+        "signed with the secret's key: {calls:#?}"
+    );
+    assert!(
+        !record_text(&run.store).await.contains(key),
+        "the key is never stored"
+    );
+    invariants_hold(&run, 2);
 }
