@@ -55,6 +55,8 @@ pub struct Metrics {
     pub lease_takeovers: Counter,
     /// Tasks stopped by this operator (StopTask answered).
     pub tasks_recycled: Counter,
+    /// Hook calls, by answer.
+    pub hook_calls: Family<OutcomeLabel, Counter>,
 }
 
 pub(crate) const PHASES: [Phase; 7] = [
@@ -119,6 +121,12 @@ impl Metrics {
             "Tasks stopped by this operator to be replaced",
             tasks_recycled.clone(),
         );
+        let hook_calls = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "hook_calls",
+            "Hook calls by answer: succeeded, failed, in_progress, unanswered (no verdict: a timeout, a refused connection, an HTTP error), not_sent (the lease lapsed first)",
+            hook_calls.clone(),
+        );
         for phase in PHASES.iter().filter(|p| !p.is_terminal()) {
             active_requests
                 .get_or_create(&PhaseLabel {
@@ -136,6 +144,7 @@ impl Metrics {
             active_requests,
             lease_takeovers,
             tasks_recycled,
+            hook_calls,
         })
     }
 

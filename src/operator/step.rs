@@ -11,6 +11,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::lease::Fence;
+use super::metrics::OutcomeLabel;
 use super::reconciler::{KIND, Reconciler};
 use super::records::Claimed;
 use crate::aws::observe::{self, Look, Want};
@@ -450,12 +451,25 @@ impl<S: Store> Reconciler<S> {
         tokio::pin!(call);
         let answer = loop {
             tokio::select! {
-                answer = &mut call => break answer?,
+                answer = &mut call => break answer,
                 () = tokio::time::sleep(self.config.lease_duration / 4) => {
                     self.hold(name, None).await?;
                 }
             }
         };
+        let outcome = match &answer {
+            None => "not_sent",
+            Some(Answer::Succeeded { .. }) => "succeeded",
+            Some(Answer::Failed { .. }) => "failed",
+            Some(Answer::InProgress { .. }) => "in_progress",
+            Some(Answer::Unanswered { .. }) => "unanswered",
+        };
+        self.pool
+            .metrics()
+            .hook_calls
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        let answer = answer?;
         if let Answer::Unanswered { error } = &answer {
             tracing::warn!(request = %name, error = %error, "hook gave no verdict; calling again within its deadline");
         }

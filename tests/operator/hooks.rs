@@ -121,6 +121,31 @@ fn invariants_hold(run: &Run, desired: i64) {
     );
 }
 
+/// Where the operator logging to `log` serves /metrics.
+async fn http_addr(log: &std::path::Path) -> String {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let bound = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("serving /healthz"))
+            })
+            .and_then(|l| l["fields"]["addr"].as_str().map(str::to_string));
+        if let Some(addr) = bound {
+            return addr;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no endpoint address:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn record_text(store: &EmbeddedStore) -> String {
     let record = store
         .get(Kind::RecycleRequest, "rotate")
@@ -263,6 +288,16 @@ async fn a_hook_in_progress_twice_holds_the_batch_then_it_goes_on() {
         stop_calls(&run.sim.timeline()),
         1,
         "no StopTask while the hook is in progress"
+    );
+    // Counted in /metrics by answer.
+    let addr = http_addr(&run.log).await;
+    let (code, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains(r#"ecs_recycler_hook_calls_total{outcome="in_progress"} 2"#),
+        "{body}"
     );
     let held = record_text(&run.store).await;
     assert!(
