@@ -256,6 +256,58 @@ mod tests {
         assert_ne!(signature("s3cret", body), signature("other", body));
     }
 
+    #[tokio::test]
+    async fn nothing_is_sent_once_the_lease_has_lapsed_and_a_refused_connection_is_no_verdict() {
+        use super::super::spec::{OnTimeout, Point};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        drop(listener);
+        let hook = Hook {
+            url,
+            at: vec![Point::BeforeBatch],
+            // Any variable the test process has will do as a key.
+            secret: SecretSource::Env("PATH".into()),
+            timeout: Duration::from_secs(2),
+            deadline: Duration::from_secs(10),
+            on_timeout: OnTimeout::Fail,
+        };
+        let about = About {
+            request: "rotate",
+            cluster: "prod",
+            service: "web",
+            phase: "Recycling",
+        };
+        let ask = Ask {
+            hook: 0,
+            point: Point::BeforeBatch,
+            batch: 1,
+            key: "rotate/x/beforeBatch/1/0".into(),
+            attempt: 1,
+            tasks: vec![],
+            replacements: vec![],
+            desired: 3,
+        };
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let caller = Caller::new(&sdk);
+        let lapsed = Fence::new();
+        assert_eq!(caller.call(&hook, &about, &ask, &lapsed).await, None);
+        let held = Fence::new();
+        held.extend(tokio::time::Instant::now() + Duration::from_secs(60));
+        match caller.call(&hook, &about, &ask, &held).await {
+            Some(Answer::Unanswered { error }) => {
+                assert!(
+                    error.starts_with("hook 127.0.0.1 could not be reached"),
+                    "{error}"
+                );
+                assert!(!error.contains("/hook"), "never the URL's path: {error}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn answers_read_as_verdicts() {
         assert_eq!(
