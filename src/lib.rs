@@ -15,6 +15,7 @@
 //! - `aws`: every AWS client made in one place ([`sdk`]), rate limits,
 //!   batched observation, actions.
 //! - `gates`: CloudWatch alarms that hold or end a run while the service suffers.
+//! - `hooks`: webhooks asked before and after each batch, whose answer lets a run go on, waits or ends it.
 //! - `notify`: notices by email, SNS and webhook, through the request's outbox.
 //! - `validate`: reading records written by people and other programs.
 //! - [`operator`]: the shell — the reconcile loop, leases, health, metrics.
@@ -27,6 +28,7 @@ mod aws;
 pub mod cli;
 pub mod duration;
 mod gates;
+mod hooks;
 mod notify;
 pub mod operator;
 mod policy;

@@ -355,6 +355,12 @@ fn fixed_fields_changed(old: &RecycleSpec, new: &RecycleSpec) -> Vec<(&'static s
     if old.dry_run != new.dry_run {
         out.push(("dryRun", "a run that has started is not a rehearsal"));
     }
+    if old.hooks != new.hooks {
+        out.push((
+            "hooks",
+            "the hook calls on record and the points already passed are counted by each hook's place in the list",
+        ));
+    }
     out
 }
 
@@ -432,6 +438,19 @@ mod tests {
         assert!(err.contains("spec.batchSize cannot change"), "{err}");
         assert!(err.contains("spec.maintainCapacity cannot change"), "{err}");
         assert!(err.contains("it is Recycling"), "{err}");
+    }
+
+    #[test]
+    fn a_running_request_refuses_a_change_of_its_hooks() {
+        let old = json!({"cluster": "prod", "service": "web"});
+        let new = json!({"cluster": "prod", "service": "web", "hooks": [
+            {"url": "https://smoke.example.com/h", "at": ["beforeBatch"], "secret": {"env": "S"}}]});
+        let err = classify(
+            &doc(new),
+            Some(&record(old, Some(started(Phase::Recycling)))),
+        )
+        .unwrap_err();
+        assert!(err.contains("spec.hooks cannot change"), "{err}");
     }
 
     #[test]

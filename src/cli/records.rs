@@ -382,6 +382,11 @@ async fn preview<S: Store>(
         let seen = crate::gates::observe::describe(&clients, gate).await;
         text.push_str(&crate::gates::preview::render(gate, &seen));
     }
+    text.push_str(&crate::hooks::preview::render(
+        &spec.hooks,
+        p.tasks.len(),
+        spec.batch_size,
+    ));
     Ok(text)
 }
 

@@ -371,7 +371,7 @@ fn parse_webhook(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Opti
 
 /// A webhook must be https: a report crosses networks and its URL often
 /// carries a token. Plain http is taken only on the loopback interface.
-fn check_webhook_url(text: &str) -> Result<(), String> {
+pub(crate) fn check_webhook_url(text: &str) -> Result<(), String> {
     let url = reqwest::Url::parse(text).map_err(|e| {
         format!("{text:?} is not a URL ({e}); write it like https://hooks.example.com/recycler")
     })?;

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub policy_looks: Family<OutcomeLabel, Counter>,
     /// RecycleRequests a RecyclePolicy made.
     pub policy_requests: Counter,
+    /// Hook calls, by answer.
+    pub hook_calls: Family<OutcomeLabel, Counter>,
 }
 
 pub(crate) const PHASES: [Phase; 7] = [
@@ -135,6 +137,12 @@ impl Metrics {
             "RecycleRequests made by RecyclePolicies",
             policy_requests.clone(),
         );
+        let hook_calls = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "hook_calls",
+            "Hook calls by answer: succeeded, failed, in_progress, unanswered (no verdict: a timeout, a refused connection, an HTTP error), not_sent (the lease lapsed first)",
+            hook_calls.clone(),
+        );
         for phase in PHASES.iter().filter(|p| !p.is_terminal()) {
             active_requests
                 .get_or_create(&PhaseLabel {
@@ -154,6 +162,7 @@ impl Metrics {
             tasks_recycled,
             policy_looks,
             policy_requests,
+            hook_calls,
         })
     }
 

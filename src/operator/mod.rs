@@ -229,6 +229,7 @@ impl<S: Store> OperatorBuilder<S> {
             None => (None, None),
         };
         let notifier = Notifier::new(self.notify, &self.sdk);
+        let hooks = crate::hooks::call::Caller::new(&self.sdk);
         let pool = Arc::new(ClientPool::new(
             self.sdk,
             self.config.api_rate_limit,
@@ -236,7 +237,7 @@ impl<S: Store> OperatorBuilder<S> {
         ));
         let scheduler = Scheduler::new(self.store.clone(), &self.config, self.clock.clone());
         let policies = PolicyLoop::new(self.store.clone(), pool.clone(), &self.config, self.clock);
-        let reconciler = Reconciler::new(self.store, pool, self.config, health, notifier);
+        let reconciler = Reconciler::new(self.store, pool, self.config, health, notifier, hooks);
         let loops = vec![
             tokio::spawn(reconciler.run(stopped.clone())),
             tokio::spawn(scheduler.run(stopped.clone())),

@@ -19,6 +19,7 @@
 //! ([`super::lease`]): every mutating call is sent through the record's
 //! [`Fence`], and a lease whose answer came back too late is no lease.
 
+use crate::hooks::call::Caller;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,8 @@ pub(crate) struct Reconciler<S: Store> {
     work: Mutex<JoinSet<()>>,
     /// Delivers the notices of request outboxes (see `crate::notify`).
     pub(super) notifier: Arc<Notifier>,
+    /// Calls the hooks of requests (see `crate::hooks`).
+    pub(super) hooks: Arc<Caller>,
     /// Records of an unknown kind reported so far (see [`strays`]).
     strays: strays::Reported,
 }
@@ -69,6 +72,7 @@ impl<S: Store> Reconciler<S> {
         config: OperatorConfig,
         health: Arc<Health>,
         notifier: Arc<Notifier>,
+        hooks: Arc<Caller>,
     ) -> Arc<Self> {
         let leases = Leases::new(
             store.clone(),
@@ -86,6 +90,7 @@ impl<S: Store> Reconciler<S> {
             leases,
             work: Mutex::new(JoinSet::new()),
             notifier,
+            hooks,
             strays: Default::default(),
         })
     }

@@ -11,11 +11,14 @@ use chrono::Utc;
 use tokio::time::Instant;
 
 use super::lease::Fence;
+use super::metrics::OutcomeLabel;
 use super::reconciler::{KIND, Reconciler};
 use super::records::Claimed;
 use crate::aws::observe::{self, Look, Want};
 use crate::aws::{self, AwsError};
 use crate::gates::{self, decide::AlarmsSeen};
+use crate::hooks::call::About;
+use crate::hooks::decide::{Answer, Ask, record};
 use crate::notify::outbox;
 use crate::request::decide::{self, Action, Context, Decision, needs_scaling, needs_tasks};
 use crate::request::observation::{Observation, TaskView};
@@ -218,7 +221,7 @@ impl<S: Store> Reconciler<S> {
                 unsaved = false;
                 log_new_events(&spec, &name, &status, &decision.status);
             }
-            let acted = !decision.actions.is_empty();
+            let acted = !decision.actions.is_empty() || decision.hook.is_some();
             if let Err((action, refusal)) =
                 self.act(&clients, &spec, &name, &decision, &fence).await
             {
@@ -246,7 +249,25 @@ impl<S: Store> Reconciler<S> {
                     requeue: (!failed.phase.is_terminal()).then_some(Duration::ZERO),
                     status: failed,
                     actions: Vec::new(),
+                    hook: None,
                 };
+            }
+            if let Some(ask) = decision.hook.take() {
+                // The call is on record; its answer is recorded before the
+                // next decision, so a crash in between repeats it.
+                let Some(answered) = self
+                    .call_hook(&name, &spec, &decision.status, &ask, &fence)
+                    .await
+                else {
+                    self.records.remember(&name, version, &blocked_by);
+                    tracing::warn!(request = %name, "lease lapsed before calling a hook; nothing sent, deciding again at the next look");
+                    return Outcome::Failed(StepError::LeaseLapsed);
+                };
+                version = match self.persist(&name, version, &answered, &fence).await {
+                    Ok(v) => v,
+                    Err(e) => return Outcome::Failed(e),
+                };
+                decision.status = answered;
             }
             self.pool
                 .metrics()
@@ -402,6 +423,59 @@ impl<S: Store> Reconciler<S> {
         } else {
             self.records.requeue(name, self.config.poll_interval);
         }
+    }
+
+    /// Makes the hook call `ask` asks for and answers the status with its
+    /// outcome recorded; `None` when it was not sent (the lease lapsed).
+    async fn call_hook(
+        &self,
+        name: &str,
+        spec: &RecycleSpec,
+        status: &RecycleStatus,
+        ask: &Ask,
+        fence: &Fence,
+    ) -> Option<RecycleStatus> {
+        let hook = spec.hooks.get(ask.hook)?;
+        let phase = format!("{:?}", status.phase);
+        let about = About {
+            request: name,
+            cluster: &spec.cluster,
+            service: &spec.service,
+            phase: &phase,
+        };
+        tracing::info!(request = %name, hook = %hook.label(), point = ask.point.as_str(), batch = ask.batch, attempt = ask.attempt, key = %ask.key, "calling a hook");
+        // The lease is renewed while the hook takes its time, so its answer
+        // can be recorded; lost meanwhile, the answer is dropped and whoever
+        // holds the record next calls again, with the same key.
+        let call = self.hooks.call(hook, &about, ask, fence);
+        tokio::pin!(call);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut call => break answer,
+                () = tokio::time::sleep(self.config.lease_duration / 4) => {
+                    self.hold(name, None).await?;
+                }
+            }
+        };
+        let outcome = match &answer {
+            None => "not_sent",
+            Some(Answer::Succeeded { .. }) => "succeeded",
+            Some(Answer::Failed { .. }) => "failed",
+            Some(Answer::InProgress { .. }) => "in_progress",
+            Some(Answer::Unanswered { .. }) => "unanswered",
+        };
+        self.pool
+            .metrics()
+            .hook_calls
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        let answer = answer?;
+        if let Answer::Unanswered { error } = &answer {
+            tracing::warn!(request = %name, error = %error, "hook gave no verdict; calling again within its deadline");
+        }
+        let mut answered = status.clone();
+        record(&mut answered, &ask.key, answer);
+        Some(answered)
     }
 
     /// Performs the decided actions in order; the first that fails stops the rest.

@@ -152,6 +152,8 @@ pub(crate) fn rehearse(
     // The gates are shown, and their alarms checked, beside the plan: the
     // rehearsal assumes they stay OK.
     spec.gates = None;
+    // The hooks are listed beside the plan; the rehearsal assumes they answer succeeded.
+    spec.hooks = Vec::new();
     let mut model = Model::from(obs);
     let original_desired = model.desired;
     let mut status = RecycleStatus::default();

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::duration::serde_duration;
 use crate::gates::spec::{AlarmGate, Gates, parse_gates};
+use crate::hooks::spec::{Hook, parse_hooks};
 use crate::notify::{NotifySpec, parse_notify};
 use crate::validate::{Invalid, Reader};
 
@@ -51,6 +52,8 @@ pub(crate) struct RecycleSpec {
     pub created_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gates: Option<Gates>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
 }
 
 impl RecycleSpec {
@@ -151,6 +154,10 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         let path = r.at("gates");
         parse_gates(v, &path, &mut r.problems)
     });
+    let hooks = r.get("hooks").and_then(|v| {
+        let path = r.at("hooks");
+        parse_hooks(v, &path, &mut r.problems)
+    });
     r.finish();
     if !r.problems.is_empty() {
         return Err(Invalid(r.problems));
@@ -172,6 +179,7 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         notify,
         created_by,
         gates,
+        hooks: hooks.unwrap_or_default(),
     })
 }
 

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::hooks::decide::HookCall;
 use crate::notify::NotifyState;
 use crate::request::spec::MAX_EVENTS;
 
@@ -104,6 +105,8 @@ pub enum Reason {
     AlarmHeld,
     /// Every gate alarm is back to OK: the run goes on.
     AlarmCleared,
+    /// A hook answered, or gave no verdict within its deadline.
+    Hook,
     // A schedule's requests.
     Valid,
     Invalid,
@@ -118,7 +121,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 20] = [
+    const ALL: [Reason; 21] = [
         Self::Started,
         Self::Planned,
         Self::Transition,
@@ -131,6 +134,7 @@ impl Reason {
         Self::Slow,
         Self::AlarmHeld,
         Self::AlarmCleared,
+        Self::Hook,
         Self::Valid,
         Self::Invalid,
         Self::MissedSlots,
@@ -155,6 +159,7 @@ impl Reason {
             Self::Slow => "Slow",
             Self::AlarmHeld => "AlarmHeld",
             Self::AlarmCleared => "AlarmCleared",
+            Self::Hook => "Hook",
             Self::Valid => "Valid",
             Self::Invalid => "Invalid",
             Self::MissedSlots => "MissedSlots",
@@ -245,6 +250,17 @@ pub struct RecycleStatus {
     /// restart holds again at its first look if the alarm still fires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_hold: Option<AlarmHold>,
+    /// The hook call under way: on record before each call is made, its
+    /// answer recorded after (see [`crate::hooks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<HookCall>,
+    /// The hooks of this run already passed, as `point/batch/hook`
+    /// (`beforeBatch/3/0`): each is asked once per point of the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks_passed: Vec<String>,
+    /// Batches started so far (stopped, or being stopped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub batches: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -329,6 +345,10 @@ impl RecycleStatus {
             .iter()
             .filter(|t| !self.batch.contains(t) && !self.unreplaced.contains(t))
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The longest message or event kept, in characters: causes quote ECS, and

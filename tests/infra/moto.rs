@@ -29,6 +29,7 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:recycler";
 const ROLE: &str = "arn:aws:iam::210987654321:role/recycler";
+const HOOK_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:smoke-hook-AbCdEf";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -71,6 +72,7 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
             "TargetServices": "prod/web",
             "NotificationTopicArns": TOPIC,
             "AssumableRoleArns": ROLE,
+            "HookSecretArns": HOOK_SECRET,
         },
     });
     let (url, infra) = (moto.url.clone(), root().join("infra"));
@@ -336,9 +338,10 @@ fn task_role_policies(deployed: &Value) -> Vec<Value> {
             "assume-cross-account-roles",
             "publish-notifications",
             "read-and-write-records",
+            "read-hook-secrets",
             "recycle-target-services"
         ]),
-        "no secret given, so no secret policy"
+        "no SMTP secret given, so no policy for one; the hook secret's policy is there"
     );
     policies.values().cloned().collect()
 }
@@ -365,6 +368,7 @@ fn actions_in_the_code() -> BTreeSet<String> {
             "src/notify/deliver.rs",
             &[("sns", "sns"), ("secrets", "secretsmanager")][..],
         ),
+        ("src/hooks/call.rs", &[("secrets", "secretsmanager")][..]),
     ] {
         let text = std::fs::read_to_string(root().join(file)).unwrap();
         let flat: String = text.split_whitespace().collect();
@@ -419,9 +423,8 @@ fn the_task_role_grants_exactly_what_the_code_calls(policies: &[Value]) {
     let expected: BTreeSet<String> = code
         .iter()
         .filter(|a| !init_only.contains(&a.as_str()))
-        // The stack is made without an SMTP secret, so its statement is
-        // conditioned away (the test of a given secret is below).
-        .filter(|a| *a != "secretsmanager:GetSecretValue")
+        // The stack is made without an SMTP secret (its statement is
+        // conditioned away) but with a hook secret, which the hooks read.
         .cloned()
         .collect();
     assert!(
@@ -631,6 +634,7 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
         );
     }
     for request in [
+        Request::new("secretsmanager:GetSecretValue", HOOK_SECRET),
         Request::new("sns:Publish", TOPIC),
         Request::new("sts:AssumeRole", ROLE),
         Request::new(
@@ -691,6 +695,12 @@ fn parameters_refuse_bad_values_at_deploy_time_with_a_clear_message() {
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf",
             true,
         ),
+        (
+            "HookSecretArns",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:smoke-AbCdEf",
+            true,
+        ),
+        ("HookSecretArns", "smoke", false),
         ("AssumableRoleArns", ROLE, true),
         ("AssumableRoleArns", "recycler", false),
     ];

@@ -10,6 +10,7 @@ mod dynamo;
 mod embedded;
 mod faults;
 mod gates;
+mod hooks;
 mod notify;
 mod policies;
 mod scale;

@@ -9,6 +9,7 @@
 
 pub mod hooks;
 pub mod iam;
+pub mod lifecycle;
 pub mod moto;
 pub mod operator;
 pub mod proxy;

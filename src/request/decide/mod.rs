@@ -11,6 +11,7 @@
 
 mod causes;
 mod gates;
+mod hooks;
 
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ use chrono::{DateTime, Utc};
 use self::causes::Tense;
 use crate::duration;
 use crate::gates::decide::AlarmsSeen;
+use crate::hooks::decide::Ask;
+use crate::hooks::spec::Point;
 use crate::request::observation::{Observation, ServiceView, TaskView};
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{
@@ -37,6 +40,9 @@ pub(crate) enum Action {
 pub(crate) struct Decision {
     pub status: RecycleStatus,
     pub actions: Vec<Action>,
+    /// A hook to call, on record in `status.hook` already; its answer is
+    /// recorded in the status before the next decision.
+    pub hook: Option<Ask>,
     /// When to look again; `None` once the request has finished.
     pub requeue: Option<Duration>,
 }
@@ -59,6 +65,7 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
     let mut d = Decision {
         status: status.clone(),
         actions: Vec::new(),
+        hook: None,
         requeue: Some(ctx.poll),
     };
     match status.phase {
@@ -222,6 +229,7 @@ fn enter_restore(s: &mut RecycleStatus, now: DateTime<Utc>, phase: Phase, messag
     let unfinished: Vec<String> = s.batch.drain(..).collect();
     s.unreplaced.extend(unfinished);
     s.wait_until = None;
+    s.hook = None;
     s.transition(now, Phase::Restoring, message);
 }
 
@@ -356,6 +364,9 @@ fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
     };
     let size = ctx.spec.batch_size;
     let Some(surge) = d.status.surge else {
+        if !before_start(ctx, svc.desired, d) {
+            return;
+        }
         let from = svc.desired;
         let to = from + size;
         if let Some(current) = obs.scaling {
@@ -504,6 +515,9 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         }
         return;
     }
+    if d.status.surge.is_none() && !before_start(ctx, svc.desired, d) {
+        return;
+    }
     let planned: Vec<String> = d
         .status
         .plan
@@ -545,6 +559,16 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
             format!("recycled {recycled} of {total} planned tasks ({skipped} already gone)"),
         );
     }
+    let number = d.status.batches + 1;
+    let told = hooks::Told {
+        tasks: &batch,
+        replacements: Vec::new(),
+        desired: svc.desired,
+    };
+    if !hooks::passed(ctx, d, Point::BeforeBatch, number, told) {
+        return;
+    }
+    d.status.batches = number;
     for arn in &batch {
         let n = d.status.progress().0 + 1;
         d.status.task_event(
@@ -564,6 +588,38 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     let (done, _) = d.status.progress();
     d.status.message =
         format!("stopped {done}/{total}; waiting for the replacements to be running and healthy");
+}
+
+/// Asks the beforeStart hooks, once, before the run touches anything.
+fn before_start(ctx: &Context, desired: u32, d: &mut Decision) -> bool {
+    if !d.status.stopped.is_empty() {
+        return true;
+    }
+    let tasks = d
+        .status
+        .plan
+        .as_ref()
+        .map(|p| p.tasks.clone())
+        .unwrap_or_default();
+    let told = hooks::Told {
+        tasks: &tasks,
+        replacements: Vec::new(),
+        desired,
+    };
+    hooks::passed(ctx, d, Point::BeforeStart, 0, told)
+}
+
+/// The tasks serving that started since the batch was stopped: its replacements.
+fn replacements(since: Option<DateTime<Utc>>, obs: &Observation) -> Vec<String> {
+    obs.tasks
+        .iter()
+        .filter(|t| t.is_serving())
+        .filter(|t| match (since, t.created_at.or(t.started_at)) {
+            (Some(since), Some(at)) => at >= since,
+            _ => false,
+        })
+        .map(|t| t.arn.clone())
+        .collect()
 }
 
 /// The reason ECS keeps on the stopped task: it names the request.
@@ -587,6 +643,15 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
         .iter()
         .any(|t| d.status.batch.contains(&t.arn) && t.last_status == "RUNNING");
     if d.actions.is_empty() && !old_still_running && stable(svc, &obs.tasks) {
+        let batch = d.status.batch.clone();
+        let told = hooks::Told {
+            tasks: &batch,
+            replacements: replacements(d.status.step_started_at, obs),
+            desired: svc.desired,
+        };
+        if !hooks::passed(ctx, d, Point::AfterBatch, d.status.batches.max(1), told) {
+            return;
+        }
         if past_not_after(ctx) {
             // The batch is done; pausing before a batch that will never start is pointless.
             if d.status.wait_until.is_none() {
@@ -748,6 +813,15 @@ fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
         }
     }
     if d.actions.is_empty() {
+        let told = hooks::Told {
+            tasks: &d.status.stopped.clone(),
+            replacements: Vec::new(),
+            desired: svc.desired,
+        };
+        if !hooks::passed(ctx, d, Point::AfterEnd, 0, told) {
+            return;
+        }
+        let outcome = d.status.outcome.clone().unwrap_or(outcome);
         // A cause quoting ECS may end its own sentence.
         let stop = if outcome.message.ends_with('.') {
             ""

@@ -1,0 +1,441 @@
+//! The pure part of hooks: what a call under way looks like in the status,
+//! and, from it and the time, whether a point of the run is passed, a call
+//! is due, the run waits, or the run fails. No I/O, no clock of its own.
+//!
+//! A call is on record (`status.hook`, with its idempotency key) before it
+//! is made, and its answer is recorded by the shell after it; a replica
+//! that dies in between finds the call due and makes it again, with the
+//! same key. So every call is made at least once, never skipped.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::spec::{Hook, OnTimeout, Point};
+use crate::duration;
+use crate::request::status::{Reason, RecycleStatus};
+
+/// The longest pause between two calls that got no answer.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The first pause after a call that got no answer.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What a hook answered to one call (or that it did not).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Answer {
+    Succeeded {
+        #[serde(default)]
+        message: String,
+    },
+    Failed {
+        #[serde(default)]
+        message: String,
+    },
+    InProgress {
+        #[serde(default)]
+        message: String,
+        #[serde(with = "crate::duration::serde_duration", rename = "retryAfter")]
+        retry_after: Duration,
+    },
+    /// No verdict: a timeout, a connection refused, an HTTP error, an answer
+    /// that could not be read. Retried with backoff within the deadline.
+    Unanswered { error: String },
+}
+
+impl Answer {
+    fn describe(&self) -> String {
+        match self {
+            Self::Succeeded { message } => with_message("succeeded", message),
+            Self::Failed { message } => with_message("failed", message),
+            Self::InProgress { message, .. } => with_message("inProgress", message),
+            Self::Unanswered { error } => format!("no answer: {error}"),
+        }
+    }
+}
+
+fn with_message(word: &str, message: &str) -> String {
+    if message.is_empty() {
+        word.to_string()
+    } else {
+        format!("{word}: {message}")
+    }
+}
+
+/// The hook call under way at one point of the run, persisted before each
+/// call is made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookCall {
+    /// Which of the spec's hooks (its index in `spec.hooks`).
+    pub hook: usize,
+    pub point: Point,
+    /// The batch it is asked about (1 for the first); 0 for beforeStart and afterEnd.
+    pub batch: u32,
+    /// What the receiver sees as `X-Ecs-Recycler-Idempotency-Key`: the same
+    /// on every call for this point of this run.
+    pub key: String,
+    /// The first call; the hook's deadline counts from here.
+    pub since: DateTime<Utc>,
+    /// Calls whose outcome is recorded.
+    #[serde(default)]
+    pub attempts: u32,
+    /// A call is due from this instant; `None` while an answer waits to be decided on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<DateTime<Utc>>,
+    /// The last recorded answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+}
+
+/// What is asked of the shell: call hook `hook` for this point, under `key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ask {
+    pub hook: usize,
+    pub point: Point,
+    pub batch: u32,
+    pub key: String,
+    pub attempt: u32,
+    /// What the hook is told: the batch's tasks (to be stopped, or stopped),
+    /// their replacements (afterBatch), the desired count. Filled in by the
+    /// request's decision, which sees the service.
+    pub tasks: Vec<String>,
+    pub replacements: Vec<String>,
+    pub desired: u32,
+}
+
+/// Where a point of the run stands with its hooks.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Every hook of the point answered succeeded (or timed out with onTimeout: continue).
+    Passed,
+    /// A call is due now.
+    Call(Ask),
+    /// The run waits for a hook: until a later call, saying why.
+    Wait { after: Duration, why: String },
+    /// The run ends: a hook answered failed, or gave no verdict within its deadline.
+    Fail(String),
+}
+
+/// The short name of one point of one run's hook, kept in `status.hooksPassed`.
+fn passed_name(point: Point, batch: u32, hook: usize) -> String {
+    format!("{}/{batch}/{hook}", point.as_str())
+}
+
+/// Decides the hooks of `point` (for `batch`) from the status and the time,
+/// updating the status: a call that is due is put on record (`status.hook`)
+/// before it is asked for, an answer is turned into the next call's due
+/// time, a passed hook into `hooksPassed`.
+pub(crate) fn verdict(
+    hooks: &[Hook],
+    request: &str,
+    status: &mut RecycleStatus,
+    point: Point,
+    batch: u32,
+    now: DateTime<Utc>,
+) -> Verdict {
+    for (index, hook) in hooks.iter().enumerate() {
+        if !hook.at.contains(&point) {
+            continue;
+        }
+        let passed = passed_name(point, batch, index);
+        if status.hooks_passed.contains(&passed) {
+            continue;
+        }
+        let mut call = match status.hook.take() {
+            Some(c) if c.hook == index && c.point == point && c.batch == batch => c,
+            _ => HookCall {
+                hook: index,
+                point,
+                batch,
+                key: idempotency_key(request, status, &passed),
+                since: now,
+                attempts: 0,
+                due: Some(now),
+                answer: None,
+            },
+        };
+        let at = at_point(hook, point, batch);
+        if call.due.is_none() {
+            match &call.answer {
+                Some(Answer::Succeeded { message }) => {
+                    status.event(
+                        now,
+                        Reason::Hook,
+                        format!("{at} answered {}", with_message("succeeded", message)),
+                    );
+                    status.hooks_passed.push(passed);
+                    continue;
+                }
+                Some(Answer::Failed { message }) => {
+                    let why = format!("{at} answered {}", with_message("failed", message));
+                    status.event(now, Reason::Hook, why.clone());
+                    status.hook = Some(call);
+                    return Verdict::Fail(why);
+                }
+                Some(Answer::InProgress { retry_after, .. }) => {
+                    call.due =
+                        Some(now + chrono::Duration::from_std(*retry_after).unwrap_or_default());
+                }
+                Some(Answer::Unanswered { .. }) => {
+                    call.due = Some(
+                        now + chrono::Duration::from_std(backoff(call.attempts))
+                            .unwrap_or_default(),
+                    );
+                }
+                None => call.due = Some(now),
+            }
+        }
+        let end = call.since + chrono::Duration::from_std(hook.deadline).unwrap_or_default();
+        let due = call.due.unwrap_or(now);
+        let last = call
+            .answer
+            .as_ref()
+            .map(|a| format!("; last: {}", a.describe()))
+            .unwrap_or_default();
+        if now >= end {
+            let why = format!(
+                "{at} gave no verdict within its deadline of {} ({} calls{last})",
+                duration::format(hook.deadline),
+                call.attempts
+            );
+            match hook.on_timeout {
+                OnTimeout::Fail => {
+                    status.event(now, Reason::Hook, why.clone());
+                    status.hook = Some(call);
+                    return Verdict::Fail(why);
+                }
+                OnTimeout::Continue => {
+                    status.event(
+                        now,
+                        Reason::Hook,
+                        format!("{why}; going on (onTimeout: continue)"),
+                    );
+                    status.hooks_passed.push(passed);
+                    continue;
+                }
+            }
+        }
+        if now >= due {
+            let ask = Ask {
+                hook: index,
+                point,
+                batch,
+                key: call.key.clone(),
+                attempt: call.attempts + 1,
+                tasks: Vec::new(),
+                replacements: Vec::new(),
+                desired: 0,
+            };
+            status.hook = Some(call);
+            return Verdict::Call(ask);
+        }
+        // Look again when the call is due, or when the deadline ends first.
+        let next = due.min(end);
+        let after = (next - now).to_std().unwrap_or_default();
+        let why = format!(
+            "waiting for {at}: next call at {}{last}",
+            due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        status.hook = Some(call);
+        return Verdict::Wait { after, why };
+    }
+    Verdict::Passed
+}
+
+/// Records the outcome of the call made for `key`; the next decision acts on it.
+pub(crate) fn record(status: &mut RecycleStatus, key: &str, answer: Answer) {
+    if let Some(call) = status.hook.as_mut().filter(|c| c.key == key) {
+        call.attempts += 1;
+        call.due = None;
+        call.answer = Some(answer);
+    }
+}
+
+/// The pause after the `attempts`-th call that got no answer: 1s doubling to 30s.
+fn backoff(attempts: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)))
+        .min(MAX_BACKOFF)
+}
+
+/// Stable for one point of one run: the request, when its run started, the
+/// point, the batch and which hook.
+fn idempotency_key(request: &str, status: &RecycleStatus, passed: &str) -> String {
+    let run = status
+        .started_at
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default();
+    format!("{request}/{run}/{passed}")
+}
+
+/// "hook smoke.example.com at beforeBatch of batch 3", as messages say it.
+pub(crate) fn at_point(hook: &Hook, point: Point, batch: u32) -> String {
+    match point {
+        Point::BeforeBatch | Point::AfterBatch => {
+            format!("{} at {} of batch {batch}", hook.label(), point.as_str())
+        }
+        _ => format!("{} at {}", hook.label(), point.as_str()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::spec::SecretSource;
+
+    fn hook(on_timeout: OnTimeout) -> Hook {
+        Hook {
+            url: "https://smoke.example.com/recycle".into(),
+            at: vec![Point::BeforeBatch, Point::AfterBatch],
+            secret: SecretSource::Env("S".into()),
+            timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(600),
+            on_timeout,
+        }
+    }
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        "2026-12-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::seconds(secs)
+    }
+
+    fn call(hooks: &[Hook], s: &mut RecycleStatus, now: DateTime<Utc>) -> Verdict {
+        verdict(hooks, "web", s, Point::BeforeBatch, 3, now)
+    }
+
+    #[test]
+    fn a_call_is_on_record_before_it_is_made_and_made_again_until_answered() {
+        let hooks = [hook(OnTimeout::Fail)];
+        let mut s = RecycleStatus {
+            started_at: Some(t(0)),
+            ..Default::default()
+        };
+        let Verdict::Call(ask) = call(&hooks, &mut s, t(1)) else {
+            panic!("a call is due");
+        };
+        assert_eq!(ask.key, "web/2026-12-01T10:00:00.000Z/beforeBatch/3/0");
+        assert_eq!(
+            s.hook.as_ref().unwrap().key,
+            ask.key,
+            "on record before the call"
+        );
+        // A crash before the answer is recorded: the next look calls again, same key.
+        let Verdict::Call(again) = call(&hooks, &mut s.clone(), t(30)) else {
+            panic!("called again");
+        };
+        assert_eq!(again.key, ask.key);
+        record(
+            &mut s,
+            &ask.key,
+            Answer::Succeeded {
+                message: String::new(),
+            },
+        );
+        assert_eq!(call(&hooks, &mut s, t(2)), Verdict::Passed);
+        assert_eq!(s.hooks_passed, ["beforeBatch/3/0"]);
+        assert_eq!(
+            call(&hooks, &mut s, t(3)),
+            Verdict::Passed,
+            "asked once per point"
+        );
+        assert!(matches!(
+            verdict(&hooks, "web", &mut s, Point::AfterBatch, 3, t(4)),
+            Verdict::Call(_)
+        ));
+    }
+
+    #[test]
+    fn in_progress_waits_its_retry_after_and_failed_fails_with_the_message() {
+        let hooks = [hook(OnTimeout::Fail)];
+        let mut s = RecycleStatus::default();
+        let Verdict::Call(ask) = call(&hooks, &mut s, t(0)) else {
+            panic!()
+        };
+        record(
+            &mut s,
+            &ask.key,
+            Answer::InProgress {
+                message: "smoke running".into(),
+                retry_after: Duration::from_secs(30),
+            },
+        );
+        let Verdict::Wait { after, why } = call(&hooks, &mut s, t(1)) else {
+            panic!()
+        };
+        assert_eq!(after, Duration::from_secs(30));
+        assert!(why.contains("inProgress: smoke running"), "{why}");
+        assert!(matches!(call(&hooks, &mut s, t(20)), Verdict::Wait { .. }));
+        let Verdict::Call(ask) = call(&hooks, &mut s, t(31)) else {
+            panic!()
+        };
+        assert_eq!(ask.attempt, 2);
+        record(
+            &mut s,
+            &ask.key,
+            Answer::Failed {
+                message: "5xx rate 12%".into(),
+            },
+        );
+        assert_eq!(
+            call(&hooks, &mut s, t(32)),
+            Verdict::Fail(
+                "hook smoke.example.com at beforeBatch of batch 3 answered failed: 5xx rate 12%"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn no_answer_is_retried_with_backoff_until_the_deadline_then_on_timeout_decides() {
+        for (on_timeout, passes) in [(OnTimeout::Fail, false), (OnTimeout::Continue, true)] {
+            let hooks = [hook(on_timeout)];
+            let mut s = RecycleStatus::default();
+            let mut now = t(0);
+            let mut calls = 0;
+            let end = loop {
+                match call(&hooks, &mut s, now) {
+                    Verdict::Call(ask) => {
+                        calls += 1;
+                        now += chrono::Duration::seconds(10);
+                        record(
+                            &mut s,
+                            &ask.key,
+                            Answer::Unanswered {
+                                error: "no answer within 10s".into(),
+                            },
+                        );
+                    }
+                    Verdict::Wait { after, .. } => {
+                        now += chrono::Duration::from_std(after).unwrap()
+                    }
+                    v => break v,
+                }
+            };
+            assert!(calls > 10 && calls < 40, "{calls} calls in 10m");
+            assert!(
+                now >= t(600) && now < t(615),
+                "decided at the deadline: {now}"
+            );
+            if passes {
+                assert_eq!(end, Verdict::Passed);
+            } else {
+                let Verdict::Fail(why) = end else { panic!() };
+                assert!(
+                    why.contains("gave no verdict within its deadline of 10m"),
+                    "{why}"
+                );
+                assert!(
+                    why.contains("last: no answer: no answer within 10s"),
+                    "{why}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_thirty_seconds() {
+        let b: Vec<u64> = (1..8).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(b, [1, 2, 4, 8, 16, 30, 30]);
+    }
+}

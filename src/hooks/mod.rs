@@ -1,0 +1,20 @@
+//! Hooks: webhooks asked at named points of a run (before it starts,
+//! before and after each batch, after it ends) whose answer lets the run go
+//! on, holds it (`inProgress`, asked again after `retryAfter`) or ends it
+//! through Restoring (`failed`) — the lifecycle hooks ECS gives a
+//! deployment, for a recycle that is not one.
+//!
+//! The pieces: what a person writes ([`spec`]), the pure verdict over the
+//! call on record ([`decide`]), the one HTTP call, signed ([`call`]), and
+//! what the dry run says of them ([`preview`]).
+//! The request's decision (`request::decide::hooks`) asks for them at
+//! each point.
+//!
+//! The one thing to know before touching it: a call is on record, with its
+//! idempotency key, before it is made, and its answer is recorded after. A
+//! crash in between repeats the call with the same key; it never skips it.
+
+pub(crate) mod call;
+pub(crate) mod decide;
+pub(crate) mod preview;
+pub(crate) mod spec;
