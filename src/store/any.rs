@@ -86,4 +86,13 @@ impl Store for AnyStore {
     async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
         each!(self, s => s.fail_stray(stray, status))
     }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        each!(self, s => s.heartbeat(replica, now, until))
+    }
 }

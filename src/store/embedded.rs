@@ -34,6 +34,9 @@ pub struct EmbeddedStore {
 struct Data {
     /// `Kind/name` → record.
     records: BTreeMap<String, Slot>,
+    /// Replica → until when its heartbeat says it is alive.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    replicas: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// One entry of the file: a record, or what a hand edit left that cannot
@@ -485,6 +488,21 @@ impl Store for EmbeddedStore {
             entry.active = false;
             entry.version += 1;
             Ok((entry.version, true))
+        })
+        .await
+    }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let replica = replica.to_string();
+        self.with_data(move |data| {
+            data.replicas.insert(replica, until);
+            data.replicas.retain(|_, alive_until| *alive_until > now);
+            Ok((data.replicas.keys().cloned().collect(), true))
         })
         .await
     }

@@ -226,4 +226,17 @@ pub trait Store: Send + Sync + 'static {
         stray: &Stray,
         status: Value,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Says `replica` is alive until `until` (an `until` at or before `now`
+    /// says it is leaving) and answers every replica alive at `now`, by
+    /// name: this one among them unless it is leaving. Replicas split the
+    /// account's API share and the active records by this count, so it is
+    /// one item read and written in one round trip, not a listing; a
+    /// replica whose heartbeat ran out is forgotten.
+    fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 }

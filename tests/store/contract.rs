@@ -201,6 +201,33 @@ pub async fn contract<S: Store>(store: &S) {
         store.acquire_lease(K, "c", "r1", t(30), t(40)).await,
         Err(StoreError::NotFound { .. })
     ));
+
+    // heartbeats: who is alive, a replica that leaves, one that goes silent
+    assert_eq!(store.heartbeat("r1", t(40), t(55)).await.unwrap(), ["r1"]);
+    assert_eq!(
+        store.heartbeat("r2", t(41), t(56)).await.unwrap(),
+        ["r1", "r2"]
+    );
+    assert_eq!(
+        store.heartbeat("r3", t(42), t(57)).await.unwrap(),
+        ["r1", "r2", "r3"]
+    );
+    // r3 leaves: its heartbeat ends now, and it is not counted.
+    assert_eq!(
+        store.heartbeat("r3", t(43), t(43)).await.unwrap(),
+        ["r1", "r2"]
+    );
+    // r2 goes silent: at its expiry it is no longer alive, and forgotten.
+    assert_eq!(store.heartbeat("r1", t(56), t(71)).await.unwrap(), ["r1"]);
+    // ... and comes back as any replica would.
+    assert_eq!(
+        store.heartbeat("r2", t(57), t(72)).await.unwrap(),
+        ["r1", "r2"]
+    );
+    // Heartbeats are no records: no listing shows them.
+    assert_eq!(names(store.list_active(K).await.unwrap()), ["b"]);
+    assert_eq!(store.list_strays().await.unwrap(), vec![]);
+    assert_eq!(names(store.list_all(K).await.unwrap()).len(), 2);
 }
 
 /// An item as another client writes it: the attributes of the item schema,

@@ -19,6 +19,8 @@ use crate::product::{
 pub struct MemoryStore {
     /// (kind, name) → the record and, once it is finished, when it may be forgotten.
     records: Mutex<BTreeMap<(Kind, String), Entry>>,
+    /// Replica → until when its heartbeat says it is alive.
+    replicas: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 #[derive(Debug)]
@@ -242,6 +244,18 @@ impl Store for MemoryStore {
             kind: STRAY,
             name: stray.key.clone(),
         })
+    }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let mut replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        replicas.insert(replica.to_string(), until);
+        replicas.retain(|_, alive_until| *alive_until > now);
+        Ok(replicas.keys().cloned().collect())
     }
 }
 

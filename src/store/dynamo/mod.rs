@@ -23,6 +23,7 @@
 
 mod admin;
 mod codec;
+mod replicas;
 
 use std::collections::HashSet;
 
@@ -558,6 +559,15 @@ impl Store for DynamoStore {
                 expected: stray.version,
             }),
         }
+    }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        self.beat(replica, now, until).await
     }
 }
 
