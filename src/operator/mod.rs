@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::aws::ClientPool;
-use crate::aws::limit::RateLimit;
+use crate::aws::limit::ApiShare;
 use crate::aws::sdk::Timeouts;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
@@ -74,8 +74,9 @@ pub struct OperatorConfig {
     pub lease_duration: Duration,
     /// How long finished records are kept before the store may forget them.
     pub retention: Duration,
-    /// The client-side limit on AWS calls, per operation, account and Region.
-    pub api_rate_limit: RateLimit,
+    /// The share of AWS's throttling buckets the operator may spend, all
+    /// replicas together (each spends its part).
+    pub api_share: ApiShare,
     /// The deadlines of every AWS call (the SDK configuration carries them;
     /// here to check them against the lease).
     pub aws_timeouts: Timeouts,
@@ -108,7 +109,7 @@ impl OperatorConfig {
         if self.replica_id.trim().is_empty() {
             out.push("--replica-id must not be empty".into());
         }
-        out.extend(self.api_rate_limit.problems());
+        out.extend(self.api_share.problems());
         out.extend(self.aws_timeouts.problems());
         out.extend(self.lease_terms().problems(self.aws_timeouts.attempt));
         out
@@ -221,7 +222,7 @@ impl<S: Store> OperatorBuilder<S> {
         let notifier = Notifier::new(self.notify, &self.sdk);
         let pool = Arc::new(ClientPool::new(
             self.sdk,
-            self.config.api_rate_limit,
+            self.config.api_share.clone(),
             metrics.clone(),
         ));
         let scheduler = Scheduler::new(self.store.clone(), &self.config, self.clock);

@@ -482,7 +482,7 @@ async fn in_process<S: Store>(store: Arc<S>, sim_url: &str, replica: &str) -> Op
         idle_poll_interval: Duration::from_secs(1),
         lease_duration: Duration::from_secs(1),
         retention: Duration::from_secs(60),
-        api_rate_limit: Default::default(),
+        api_share: Default::default(),
         aws_timeouts: timeouts,
     };
     assert!(config.problems().is_empty(), "{:?}", config.problems());

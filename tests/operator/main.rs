@@ -12,3 +12,4 @@ mod faults;
 mod notify;
 mod scale;
 mod schedules;
+mod share;

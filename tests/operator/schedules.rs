@@ -35,7 +35,7 @@ fn config(replica: &str) -> OperatorConfig {
         idle_poll_interval: Duration::from_secs(30),
         lease_duration: Duration::from_secs(15),
         retention: Duration::from_secs(3600),
-        api_rate_limit: Default::default(),
+        api_share: Default::default(),
         aws_timeouts: Default::default(),
     }
 }

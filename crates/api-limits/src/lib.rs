@@ -102,7 +102,12 @@ pub const CATEGORIES: &[Category] = &[
         20,
         1.0,
     ),
-    ecs("cluster-read", &["DescribeClusters", "ListClusters"], 50, 20.0),
+    ecs(
+        "cluster-read",
+        &["DescribeClusters", "ListClusters"],
+        50,
+        20.0,
+    ),
     ecs(
         "task-definition-modify",
         &["DeregisterTaskDefinition", "RegisterTaskDefinition"],
@@ -194,7 +199,12 @@ pub const CATEGORIES: &[Category] = &[
         50,
         5.0,
     ),
-    ecs("service-read", &["DescribeServices", "ListServices"], 100, 20.0),
+    ecs(
+        "service-read",
+        &["DescribeServices", "ListServices"],
+        100,
+        20.0,
+    ),
     ecs(
         "service-deployment-read",
         &["DescribeServiceDeployments", "ListServiceDeployments"],
@@ -286,7 +296,12 @@ mod tests {
             ("ecs:UpdateService", "service-modify", 50, 5.0),
             ("ecs:CreateService", "service-modify", 50, 5.0),
             ("ecs:DescribeClusters", "cluster-read", 50, 20.0),
-            ("ecs:DescribeTaskDefinition", "task-definition-read", 50, 20.0),
+            (
+                "ecs:DescribeTaskDefinition",
+                "task-definition-read",
+                50,
+                20.0,
+            ),
         ] {
             let c = category_of_iam(action).unwrap_or_else(|| panic!("{action}"));
             assert_eq!(

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use ecs_sim::Timings;
+use ecs_sim::{RealisticThrottle, Timings};
 use serde_json::Value;
 
 use crate::BenchError;
 use crate::memory_store::MemoryStore;
 use crate::product::{
-    Metrics, Operator, OperatorConfig, RateLimit, Timeouts, http_get, with_timeouts,
+    ApiShare, Metrics, Operator, OperatorConfig, Quota, Timeouts, http_get, with_timeouts,
 };
 pub use crate::product::{client_config as sdk_config, create_service, steady, wait_steady};
 
@@ -39,10 +39,30 @@ pub fn timings(jitter: f64) -> Timings {
     }
 }
 
+/// AWS's buckets as the simulator keeps them on scaled time: the published
+/// sizes, refilled `SCALE` times faster (`--api-quota` for each category).
+pub fn scaled_quotas() -> std::collections::BTreeMap<String, Quota> {
+    api_limits::CATEGORIES
+        .iter()
+        .map(|c| {
+            let quota = Quota {
+                burst: c.burst,
+                refill_per_second: c.refill_per_second * SCALE,
+            };
+            (c.name.to_string(), quota)
+        })
+        .collect()
+}
+
+/// The simulator's throttling: ECS's published buckets on the benchmark's time.
+pub fn realistic_throttling() -> RealisticThrottle {
+    RealisticThrottle { time_scale: SCALE }
+}
+
 /// The operator's defaults, scaled like the simulator's timings (the
-/// client-side rate limit too: time runs `SCALE` times faster).
+/// buckets' refill too: time runs `SCALE` times faster), at the default
+/// share of them.
 pub fn operator_config(replica: &str) -> OperatorConfig {
-    let limit = RateLimit::default();
     OperatorConfig {
         replica_id: replica.into(),
         concurrency: 16,
@@ -50,9 +70,9 @@ pub fn operator_config(replica: &str) -> OperatorConfig {
         idle_poll_interval: scaled(30.0),
         lease_duration: scaled(15.0),
         retention: Duration::from_secs(3600),
-        api_rate_limit: RateLimit {
-            per_second: limit.per_second * SCALE,
-            burst: limit.burst,
+        api_share: ApiShare {
+            quotas: scaled_quotas(),
+            ..ApiShare::default()
         },
         // The attempt scaled with the lease it must fit in; the whole call
         // not, since the backoff on throttling is not scaled.
@@ -131,6 +151,11 @@ pub fn spawn_sim(binary: &Path, t: Timings) -> Result<(ChildProcess, String), Be
         .args(["--task-stop", &secs(t.task_stop)])
         .args(["--scheduler-interval", &secs(t.scheduler)])
         .args(["--jitter", &t.jitter.to_string()])
+        .args([
+            "--realistic-throttling",
+            "--throttle-time-scale",
+            &SCALE.to_string(),
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -11,7 +11,7 @@ use ecs_sim::Simulator;
 use serde_json::Value;
 
 use super::*;
-use crate::aws::limit::RateLimit;
+use crate::aws::limit::ApiShare;
 use crate::operator::metrics::Metrics;
 use crate::sandbox::fixture;
 
@@ -53,7 +53,7 @@ fn arns(obs: &Observation) -> BTreeSet<String> {
 async fn pool_on(sim: &Simulator) -> Arc<ClientPool> {
     Arc::new(ClientPool::new(
         fixture::client_config(sim.url(), RetryConfig::standard()).await,
-        RateLimit::default(),
+        ApiShare::default(),
         Metrics::new(),
     ))
 }
