@@ -54,6 +54,17 @@ pub fn scaled_quotas() -> std::collections::BTreeMap<String, Quota> {
         .collect()
 }
 
+/// The operator's part of a category's bucket at the default share, on the
+/// benchmark's time: (burst, refill a second).
+pub fn share_of(category: &str) -> (f64, f64) {
+    let share = ApiShare::default().share;
+    let c = api_limits::named(category).expect("a category of api-limits");
+    (
+        f64::from(c.burst) * share,
+        c.refill_per_second * SCALE * share,
+    )
+}
+
 /// The simulator's throttling: ECS's published buckets on the benchmark's time.
 pub fn realistic_throttling() -> RealisticThrottle {
     RealisticThrottle { time_scale: SCALE }

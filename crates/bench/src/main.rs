@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Services in the scale scenario (spread over 10 clusters).
     #[arg(long, default_value_t = 1000)]
     scale_services: usize,
+    /// Requests queued on each service in the scale scenario (they run one
+    /// after another); 10 makes the 10,000-request run.
+    #[arg(long, default_value_t = 1)]
+    scale_queue: usize,
     /// The `ecs-recycler` binary the scale and failover scenarios run as child
     /// processes [default: `ecs-recycler` beside this program, as `cargo build` leaves it].
     #[arg(long, value_name = "PATH")]
@@ -205,7 +209,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             continue;
         }
         let result = match name {
-            "scale" => scale::scale(args.scale_services, &binary).await,
+            "scale" => scale::scale(args.scale_services, args.scale_queue, &binary).await,
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
             "failover" => scenarios::failover(&binary).await,
