@@ -16,6 +16,7 @@ pub(crate) mod metrics;
 mod reconciler;
 mod records;
 pub(crate) mod replica;
+mod share;
 mod step;
 mod strays;
 #[cfg(all(test, feature = "simulator"))]

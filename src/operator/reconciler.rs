@@ -33,6 +33,7 @@ use super::OperatorConfig;
 use super::health::Health;
 use super::lease::{Fence, Hold, Leases};
 use super::records::{Claimed, Records};
+use super::share::{self, Holder};
 use super::strays;
 use crate::aws::ClientPool;
 use crate::aws::observe::{self, Want};
@@ -60,6 +61,8 @@ pub(crate) struct Reconciler<S: Store> {
     pub(super) notifier: Arc<Notifier>,
     /// Records of an unknown kind reported so far (see [`strays`]).
     strays: strays::Reported,
+    /// When this replica's heartbeat was last written, and who was alive then.
+    heartbeat: Mutex<(Option<Instant>, Vec<String>)>,
 }
 
 impl<S: Store> Reconciler<S> {
@@ -87,6 +90,7 @@ impl<S: Store> Reconciler<S> {
             work: Mutex::new(JoinSet::new()),
             notifier,
             strays: Default::default(),
+            heartbeat: Mutex::default(),
         })
     }
 
@@ -115,6 +119,15 @@ impl<S: Store> Reconciler<S> {
         }
         self.settle().await;
         self.leases.give_back_all().await;
+        // Leaving: the others count one replica fewer at their next heartbeat.
+        let now = Utc::now();
+        if let Err(e) = self
+            .store
+            .heartbeat(&self.config.replica_id, now, now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not end this replica's heartbeat; the others will count it for up to a lease");
+        }
         tracing::info!(replica = %self.config.replica_id, "operator stopped");
     }
 
@@ -163,6 +176,7 @@ impl<S: Store> Reconciler<S> {
             })
             .collect();
         self.count_phases(&records);
+        let plan = self.share(&records).await;
         let heads = heads_per_service(&records);
         let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
         self.records.retain(|n| names.contains(n));
@@ -172,7 +186,32 @@ impl<S: Store> Reconciler<S> {
         let horizon = Instant::now() + self.config.poll_interval / 20;
         let mut due = Vec::new();
         let mut renew = Vec::new();
+        // Beyond its part, this replica gives back the newest records it
+        // is not stepping now; the rest go at a later tick.
+        let give_back: Vec<String> = records
+            .iter()
+            .rev()
+            .map(|(r, _)| &r.name)
+            .filter(|n| self.leases.fence(n).is_some() && !busy(n))
+            .take(plan.give_back)
+            .cloned()
+            .collect();
+        let mut may_take = plan.may_take;
         for (record, spec) in records {
+            let held = self.leases.fence(&record.name).is_some();
+            if give_back.contains(&record.name) {
+                continue;
+            }
+            // A record another replica holds is left to it; a free one is
+            // taken only up to this replica's part.
+            if !held {
+                if holder(&record, &self.config.replica_id) == Holder::Other {
+                    continue;
+                }
+                if may_take == 0 {
+                    continue;
+                }
+            }
             let blocked_by = spec
                 .as_ref()
                 .ok()
@@ -187,8 +226,11 @@ impl<S: Store> Reconciler<S> {
                 (t.is_some_and(|t| t.busy), changed || due_now)
             });
             if !busy && is_due {
+                if !held {
+                    may_take -= 1;
+                }
                 due.push((record, spec, blocked_by));
-            } else if self.leases.fence(&record.name).is_some() {
+            } else if held {
                 renew.push(record.name);
             }
         }
@@ -203,6 +245,15 @@ impl<S: Store> Reconciler<S> {
             store_work.spawn(async move {
                 let _permit = permit;
                 me.hold(&name, None).await;
+            });
+        }
+        for name in give_back {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            store_work.spawn(async move {
+                let _permit = permit;
+                tracing::info!(request = %name, replica = %me.config.replica_id, "lease given back: another replica's part");
+                me.leases.give_back(&name).await;
             });
         }
         let claimed = self.clone().claim_all(due, &limit).await;
@@ -271,6 +322,39 @@ impl<S: Store> Reconciler<S> {
             });
         }
         while steps.join_next().await.is_some() {}
+    }
+
+    /// Beats this replica's heartbeat (three times a lease), counts the
+    /// live replicas, splits the API share by them, and plans this
+    /// replica's part of `records`. When the store does not answer, the
+    /// last count stands.
+    async fn share(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) -> share::Plan {
+        let me = &self.config.replica_id;
+        let beat_every = self.config.lease_duration / 3;
+        let last = self.heartbeat.lock().0;
+        if last.is_none_or(|at| at.elapsed() >= beat_every) {
+            let now = Utc::now();
+            let until =
+                now + chrono::Duration::from_std(self.config.lease_duration).unwrap_or_default();
+            match self.store.heartbeat(me, now, until).await {
+                Ok(alive) => *self.heartbeat.lock() = (Some(Instant::now()), alive),
+                Err(e) => tracing::warn!(error = %e, "could not write this replica's heartbeat"),
+            }
+        }
+        let alive = self.heartbeat.lock().1.clone();
+        let replicas = share::live_replicas(&alive, records.iter().map(|(r, _)| r), me, Utc::now());
+        self.pool.set_replicas(replicas);
+        let holders: Vec<Holder> = records
+            .iter()
+            .map(|(r, _)| {
+                if self.leases.fence(&r.name).is_some() {
+                    Holder::Me
+                } else {
+                    holder(r, me)
+                }
+            })
+            .collect();
+        share::plan(replicas, &holders)
     }
 
     fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
@@ -404,6 +488,15 @@ impl<S: Store> Reconciler<S> {
     pub(super) fn forget(&self, name: &str) {
         self.leases.lose(name);
         self.records.forget(name);
+    }
+}
+
+/// Who holds `record`'s lease as listed: another replica while its lease
+/// has not run out; otherwise nobody this replica must leave it to.
+fn holder(record: &StoredRecord, me: &str) -> Holder {
+    match &record.lease {
+        Some(l) if l.holder != me && l.expires_at > Utc::now() => Holder::Other,
+        _ => Holder::Free,
     }
 }
 

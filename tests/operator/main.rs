@@ -13,3 +13,4 @@ mod notify;
 mod scale;
 mod schedules;
 mod share;
+mod work_sharing;

@@ -1,0 +1,148 @@
+//! Sharing the work between replicas: how many are live, and which records
+//! this one should hold so that each holds a fair part of the active ones.
+//!
+//! Without this, whoever lists first takes every due record and a replica
+//! that joins later finds nothing free until leases run out. With it, each
+//! replica aims at `ceil(active / live)` records: it claims free ones only up
+//! to that, and gives back (between steps) the ones beyond it, so a replica
+//! that joins or leaves is balanced within a poll or two — well inside a
+//! lease duration. Handing a record over mid-run is safe: every step is
+//! decided from what is observed, so the next holder resumes exactly there.
+//!
+//! The live count comes from the replicas' heartbeats in the store
+//! ([`crate::store::Store::heartbeat`]), and is never less than the replicas
+//! seen holding leases (one of an older version beats no heartbeat). Each
+//! replica also spends its part of the account's API share by this count.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::store::StoredRecord;
+
+/// Who holds a listed record's lease, as this replica sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// This replica, by its own clock.
+    Me,
+    /// Another replica, whose lease has not run out.
+    Other,
+    /// Nobody, or a lease that ran out.
+    Free,
+}
+
+/// How many replicas are live: those the heartbeats name, those holding
+/// unexpired leases, and this one — whichever count is the largest.
+pub(crate) fn live_replicas<'a>(
+    heartbeats: &'a [String],
+    records: impl IntoIterator<Item = &'a StoredRecord>,
+    me: &'a str,
+    now: DateTime<Utc>,
+) -> usize {
+    let mut names: BTreeSet<&str> = heartbeats.iter().map(String::as_str).collect();
+    names.extend(
+        records
+            .into_iter()
+            .filter_map(|r| r.lease.as_ref())
+            .filter(|l| l.expires_at > now)
+            .map(|l| l.holder.as_str()),
+    );
+    names.insert(me);
+    names.len()
+}
+
+/// What this replica should do this tick about its part of the records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The records it aims to hold: `ceil(records / replicas)`.
+    pub(crate) fair: usize,
+    /// How many free records it may claim now.
+    pub(crate) may_take: usize,
+    /// How many of the records it holds are beyond its part, to give back
+    /// (the newest it is not stepping, so the oldest stay put).
+    pub(crate) give_back: usize,
+}
+
+/// The plan for a replica among `replicas` live ones, given who holds each
+/// listed record (in listing order, oldest first).
+pub(crate) fn plan(replicas: usize, holders: &[Holder]) -> Plan {
+    let fair = holders.len().div_ceil(replicas.max(1));
+    let mine = holders.iter().filter(|h| **h == Holder::Me).count();
+    Plan {
+        fair,
+        may_take: fair.saturating_sub(mine),
+        give_back: mine.saturating_sub(fair),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Holder::{Free, Me, Other};
+    use super::*;
+    use crate::store::{Kind, Lease};
+
+    fn leased(holder: &str, expires_in: i64, now: DateTime<Utc>) -> StoredRecord {
+        StoredRecord {
+            kind: Kind::RecycleRequest,
+            name: format!("r-{holder}-{expires_in}"),
+            spec: Ok(serde_json::json!({})),
+            status: None,
+            version: 1,
+            created_at: None,
+            active: true,
+            lease: Some(Lease {
+                holder: holder.into(),
+                expires_at: now + chrono::Duration::seconds(expires_in),
+            }),
+        }
+    }
+
+    #[test]
+    fn live_replicas_counts_heartbeats_leases_and_itself_once_each() {
+        let now = Utc::now();
+        let beats = vec!["a".to_string(), "b".to_string()];
+        let records = [
+            leased("a", 10, now),
+            leased("c", 10, now),
+            leased("gone", 0, now),
+        ];
+        // a and b beat, c holds a lease without beating, gone's ran out, me.
+        assert_eq!(live_replicas(&beats, &records, "me", now), 4);
+        assert_eq!(live_replicas(&[], &[], "me", now), 1);
+        assert_eq!(live_replicas(&["me".into()], &[], "me", now), 1);
+    }
+
+    #[test]
+    fn a_lone_replica_takes_everything() {
+        let p = plan(1, &[Free, Free, Free]);
+        assert_eq!((p.fair, p.may_take), (3, 3));
+        assert_eq!(p.give_back, 0);
+    }
+
+    #[test]
+    fn a_replica_that_holds_everything_gives_back_down_to_its_part_when_another_joins() {
+        let p = plan(2, &[Me, Me, Me, Me, Me]);
+        assert_eq!(p.fair, 3);
+        assert_eq!(p.may_take, 0);
+        assert_eq!(p.give_back, 2);
+        // The newcomer takes what is free, up to its part.
+        let q = plan(2, &[Other, Other, Other, Free, Free]);
+        assert_eq!((q.fair, q.may_take), (3, 3));
+    }
+
+    #[test]
+    fn three_replicas_each_aim_at_a_third_and_nobody_is_left_out() {
+        for n in 0..40 {
+            let fair = plan(3, &vec![Free; n]).fair;
+            assert!(3 * fair >= n, "{n} records: 3 × {fair} must cover them");
+            assert!(fair <= n.div_ceil(3));
+        }
+    }
+
+    #[test]
+    fn when_a_replica_leaves_the_others_take_up_its_records() {
+        // Its leases ran out (Free) and it is gone from the heartbeats.
+        let p = plan(2, &[Me, Me, Other, Other, Free, Free]);
+        assert_eq!((p.fair, p.may_take, p.give_back), (3, 1, 0));
+    }
+}
