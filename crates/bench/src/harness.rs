@@ -391,3 +391,49 @@ pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
     Some(values[rank.clamp(1, values.len()) - 1])
 }
+
+/// `services` one-task services over 10 clusters, steady: their (cluster,
+/// service) names.
+pub async fn make_services(
+    ecs: &aws_sdk_ecs::Client,
+    services: usize,
+) -> Result<Vec<(String, String)>, BenchError> {
+    let clusters = 10;
+    let names: Vec<(String, String)> = (0..services)
+        .map(|i| (format!("c{}", i % clusters), format!("svc{i:04}")))
+        .collect();
+    for c in 0..clusters.min(services) {
+        ecs.create_cluster()
+            .cluster_name(format!("c{c}"))
+            .send()
+            .await
+            .map_err(|e| failed("CreateCluster", e))?;
+    }
+    for chunk in names.chunks(50) {
+        let mut work = tokio::task::JoinSet::new();
+        for (cluster, service) in chunk {
+            let (ecs, cluster, service) = (ecs.clone(), cluster.clone(), service.clone());
+            work.spawn(async move { create_service(&ecs, &cluster, &service, 1, false).await });
+        }
+        while let Some(done) = work.join_next().await {
+            done.map_err(|e| failed("create a service", e))??;
+        }
+    }
+    make_services_steady(ecs, &names).await?;
+    Ok(names)
+}
+
+/// Waits until every one of `names` runs its one task, steady.
+pub async fn make_services_steady(
+    ecs: &aws_sdk_ecs::Client,
+    names: &[(String, String)],
+) -> Result<(), BenchError> {
+    let mut by_cluster: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (c, s) in names {
+        by_cluster.entry(c).or_default().push(s.clone());
+    }
+    for (cluster, list) in &by_cluster {
+        wait_steady(ecs, cluster, list, 1, Duration::from_secs(300)).await?;
+    }
+    Ok(())
+}

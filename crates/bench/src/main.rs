@@ -15,6 +15,7 @@
 mod harness;
 mod memory_store;
 mod product;
+mod replicas;
 mod scale;
 mod scenarios;
 
@@ -31,7 +32,7 @@ use serde::Serialize;
     about = "Measure the operator against the simulator; print a table and JSON."
 )]
 pub struct BenchArgs {
-    /// Run only these scenarios: retry-modes, recycle, scale, failover, force-deployment.
+    /// Run only these scenarios: retry-modes, recycle, scale, replicas, failover, force-deployment.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON to this file.
@@ -46,6 +47,9 @@ pub struct BenchArgs {
     /// Services in the scale scenario (spread over 10 clusters).
     #[arg(long, default_value_t = 1000)]
     scale_services: usize,
+    /// Requests (one a service) in the replicas scenario.
+    #[arg(long, default_value_t = 1000)]
+    replica_requests: usize,
     /// Requests queued on each service in the scale scenario (they run one
     /// after another); 10 makes the 10,000-request run.
     #[arg(long, default_value_t = 1)]
@@ -165,10 +169,11 @@ impl Figure {
     }
 }
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 6] = [
     "retry-modes",
     "recycle",
     "scale",
+    "replicas",
     "failover",
     "force-deployment",
 ];
@@ -186,7 +191,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let binary = operator_binary(args.operator_binary.as_deref())?;
     // Checked before any scenario runs: a run of several minutes should not
     // fail at its third scenario for want of it.
-    if (wanted("scale") || wanted("failover")) && !binary.is_file() {
+    if (wanted("scale") || wanted("replicas") || wanted("failover")) && !binary.is_file() {
         return Err(BenchError(format!(
             "no operator binary at {}: build it first (`cargo build --release` puts it \
              beside this program) or say where it is with --operator-binary",
@@ -202,6 +207,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "scale",
         "retry-modes",
         "recycle",
+        "replicas",
         "failover",
         "force-deployment",
     ] {
@@ -213,6 +219,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
             "failover" => scenarios::failover(&binary).await,
+            "replicas" => replicas::replicas(args.replica_requests, &binary).await,
             _ => scenarios::force_deployment().await,
         };
         match result {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::task::JoinSet;
 
 use crate::harness::*;
 use crate::memory_store::MemoryStore;
@@ -39,36 +38,9 @@ pub async fn scale(
 ) -> Result<Vec<Figure>, BenchError> {
     let requests = services * queue;
     const S: &str = "scale";
-    let clusters = 10;
     let (_sim, url) = spawn_sim(binary, timings(JITTER))?;
     let ecs = ecs_client(&url).await;
-    let names: Vec<(String, String)> = (0..services)
-        .map(|i| (format!("c{}", i % clusters), format!("svc{i:04}")))
-        .collect();
-    for c in 0..clusters.min(services) {
-        ecs.create_cluster()
-            .cluster_name(format!("c{c}"))
-            .send()
-            .await
-            .map_err(|e| failed("CreateCluster", e))?;
-    }
-    for chunk in names.chunks(50) {
-        let mut work = JoinSet::new();
-        for (cluster, service) in chunk {
-            let (ecs, cluster, service) = (ecs.clone(), cluster.clone(), service.clone());
-            work.spawn(async move { create_service(&ecs, &cluster, &service, 1, false).await });
-        }
-        while let Some(done) = work.join_next().await {
-            done.map_err(|e| failed("create a service", e))??;
-        }
-    }
-    let mut by_cluster: HashMap<String, Vec<String>> = HashMap::new();
-    for (c, s) in &names {
-        by_cluster.entry(c.clone()).or_default().push(s.clone());
-    }
-    for (cluster, list) in &by_cluster {
-        wait_steady(&ecs, cluster, list, 1, Duration::from_secs(300)).await?;
-    }
+    let names = make_services(&ecs, services).await?;
     let before = get_json(&format!("{url}/_sim/timeline")).await?;
     let t0_sim = before["now"].as_f64().unwrap_or(0.0);
     let throttled_before = before["throttled"].clone();
