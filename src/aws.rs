@@ -190,8 +190,8 @@ impl Clients {
     {
         // Callers beyond the cap wait here, holding no SDK future: a tick
         // over a thousand services costs the memory of a few dozen calls.
-        let _slot = self.limits.in_flight.acquire().await;
         let bucket = self.limits.buckets.bucket(action);
+        let _slot = bucket.slot().await;
         let guarded = || {
             let sent = attempt();
             let fence = fence.cloned();
@@ -424,12 +424,7 @@ impl ClientPool {
 /// AWS throttles each category per account and Region: so does the operator.
 pub(crate) struct AccountLimits {
     buckets: Limiters,
-    /// Calls in flight (or backing off) at once in this account.
-    in_flight: tokio::sync::Semaphore,
 }
-
-/// Calls in flight at once per account: far more than the rate limit needs.
-const IN_FLIGHT: usize = 32;
 
 /// What the clients of a new account take their buckets from.
 struct Limits<'a> {
@@ -452,7 +447,6 @@ fn make_clients(
         .or_insert_with(|| {
             Arc::new(AccountLimits {
                 buckets: Limiters::new(limits.share.clone(), limits.replicas.clone()),
-                in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
             })
         })
         .clone();

@@ -195,6 +195,10 @@ impl Replicas {
     }
 }
 
+/// Calls of one category in flight at once per account: far more than the
+/// rate needs.
+const IN_FLIGHT: usize = 32;
+
 /// The client-side bucket of one category in one account and Region.
 /// Callers reserve a token, possibly in the future, and sleep until it is
 /// theirs: fair, and no thundering herd when the bucket refills.
@@ -204,6 +208,11 @@ impl Replicas {
 /// share's burst at once.
 pub(crate) struct Limiter {
     category: &'static str,
+    /// Calls of this category in flight (or waiting for a token, or backing
+    /// off) at once: beyond it callers wait holding no SDK future. Per
+    /// category, so that calls queued for a slow bucket (UpdateService's)
+    /// never hold up the others.
+    slots: tokio::sync::Semaphore,
     /// The operator's part of AWS's bucket, all replicas together.
     burst: f64,
     refill: f64,
@@ -217,6 +226,7 @@ impl Limiter {
         let (burst, refill) = share.budget(category);
         Self {
             category: category.name,
+            slots: tokio::sync::Semaphore::new(IN_FLIGHT),
             burst,
             refill,
             replicas,
@@ -226,6 +236,11 @@ impl Limiter {
 
     pub(crate) fn category(&self) -> &'static str {
         self.category
+    }
+
+    /// A place among the calls of this category in flight; waits for one.
+    pub(crate) async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.slots.acquire().await.ok()
     }
 
     /// This replica's burst and refill: its part of the operator's.
