@@ -156,7 +156,8 @@ impl<S: Store> Reconciler<S> {
     /// claimed and their looks started; it does not wait for AWS.
     pub(crate) async fn tick(self: Arc<Self>) -> Result<(), StoreError> {
         self.health.beat();
-        let records = match self.store.list_active(KIND).await {
+        // Statuses cut to their phase: a record is read whole when it is stepped.
+        let records = match self.store.list_active_lean(KIND).await {
             Ok(r) => {
                 self.health.listed(Ok(()));
                 r
@@ -229,7 +230,7 @@ impl<S: Store> Reconciler<S> {
                 if !held {
                     may_take -= 1;
                 }
-                due.push((record, spec, blocked_by));
+                due.push((record, blocked_by));
             } else if held {
                 renew.push(record.name);
             }
@@ -360,8 +361,7 @@ impl<S: Store> Reconciler<S> {
     fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
         let mut counts: HashMap<Phase, i64> = HashMap::new();
         for (r, _) in records {
-            let phase = request_status(r).map(|s| s.phase).unwrap_or_default();
-            *counts.entry(phase).or_default() += 1;
+            *counts.entry(listed_phase(r)).or_default() += 1;
         }
         let counts: Vec<(Phase, i64)> = counts.into_iter().collect();
         self.pool.metrics().set_active(&counts);
@@ -372,16 +372,16 @@ impl<S: Store> Reconciler<S> {
     /// is marked Failed here.
     async fn claim_all(
         self: Arc<Self>,
-        due: Vec<(StoredRecord, Result<RecycleSpec, String>, Option<String>)>,
+        due: Vec<(StoredRecord, Option<String>)>,
         limit: &Arc<Semaphore>,
     ) -> Vec<Claimed> {
         let mut work = JoinSet::new();
-        for (record, spec, blocked_by) in due {
+        for (record, blocked_by) in due {
             let me = self.clone();
             let permit = limit.clone().acquire_owned().await;
             work.spawn(async move {
                 let _permit = permit;
-                me.claim(record, spec, blocked_by).await
+                me.claim(record, blocked_by).await
             });
         }
         let mut claimed = Vec::new();
@@ -393,14 +393,25 @@ impl<S: Store> Reconciler<S> {
         claimed
     }
 
-    async fn claim(
-        &self,
-        record: StoredRecord,
-        spec: Result<RecycleSpec, String>,
-        blocked_by: Option<String>,
-    ) -> Option<Claimed> {
+    async fn claim(&self, record: StoredRecord, blocked_by: Option<String>) -> Option<Claimed> {
         let previous = record.lease.as_ref().map(|l| l.holder.clone());
         let fence = self.hold(&record.name, Some(previous.as_deref())).await?;
+        // The listing holds only the phase: the step reads the record whole,
+        // as it is now (the listing may also lag a write by a moment).
+        let (record, spec) = match self.store.get(KIND, &record.name).await {
+            Ok(Some(whole)) => {
+                let spec = request_spec(&whole);
+                (whole, spec)
+            }
+            Ok(None) => {
+                self.forget(&record.name);
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(request = %record.name, error = %e, "could not read the request to step it; trying again at the next look");
+                return None;
+            }
+        };
         let (spec, status) = match spec.and_then(|spec| Ok((spec, request_status(&record)?))) {
             Ok(p) => p,
             Err(message) => {
@@ -500,6 +511,16 @@ fn holder(record: &StoredRecord, me: &str) -> Holder {
     }
 }
 
+/// A listed record's phase (statuses are listed cut to it); Pending before
+/// the first status, as the status reader says.
+fn listed_phase(record: &StoredRecord) -> Phase {
+    record
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::from_value::<Phase>(s["phase"].clone()).ok())
+        .unwrap_or_default()
+}
+
 /// The first active request of each service, in creation order: it goes first.
 fn heads_per_service(
     records: &[(StoredRecord, Result<RecycleSpec, String>)],
@@ -507,11 +528,7 @@ fn heads_per_service(
     let mut heads = HashMap::new();
     for (r, spec) in records {
         // notify: a finished request still delivering its notices goes before nobody.
-        let finished = r
-            .status
-            .as_ref()
-            .and_then(|s| serde_json::from_value::<Phase>(s["phase"].clone()).ok())
-            .is_some_and(Phase::is_terminal);
+        let finished = listed_phase(r).is_terminal();
         if finished {
             continue;
         }

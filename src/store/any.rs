@@ -42,6 +42,10 @@ impl Store for AnyStore {
         each!(self, s => s.list_active(kind))
     }
 
+    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+        each!(self, s => s.list_active_lean(kind))
+    }
+
     async fn list_all(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
         each!(self, s => s.list_all(kind))
     }

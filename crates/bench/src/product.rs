@@ -14,6 +14,7 @@ pub use ecs_recycler::sdk::{Timeouts, with_timeouts};
 pub use ecs_recycler::store::embedded::EmbeddedStore;
 pub use ecs_recycler::store::{
     Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
+    phase_only,
 };
 pub use ecs_recycler::{ApiShare, Quota};
 pub use ecs_recycler::{ClientPool, classify};
