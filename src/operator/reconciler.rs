@@ -177,8 +177,18 @@ impl<S: Store> Reconciler<S> {
             })
             .collect();
         self.count_phases(&records);
-        let plan = self.share(&records).await;
         let heads = heads_per_service(&records);
+        // The steps are where the records at work are: those are shared
+        // apart from the ones queued behind them.
+        let at_work: Vec<bool> = records
+            .iter()
+            .map(|(r, spec)| match spec {
+                Ok(s) => heads.get(&(s.cluster.clone(), s.service.clone())) == Some(&r.name),
+                Err(_) => true,
+            })
+            .collect();
+        let (replicas, holders) = self.share(&records).await;
+        let plans = share::plans(replicas, &holders, &at_work);
         let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
         self.records.retain(|n| names.contains(n));
         let busy = |n: &str| self.records.peek(n, |t| t.is_some_and(|t| t.busy));
@@ -189,16 +199,23 @@ impl<S: Store> Reconciler<S> {
         let mut renew = Vec::new();
         // Beyond its part, this replica gives back the newest records it
         // is not stepping now; the rest go at a later tick.
-        let give_back: Vec<String> = records
-            .iter()
-            .rev()
-            .map(|(r, _)| &r.name)
-            .filter(|n| self.leases.fence(n).is_some() && !busy(n))
-            .take(plan.give_back)
-            .cloned()
-            .collect();
-        let mut may_take = plan.may_take;
-        for (record, spec) in records {
+        let mut give_back = Vec::new();
+        for (class, plan) in plans.iter().enumerate() {
+            give_back.extend(
+                records
+                    .iter()
+                    .zip(&at_work)
+                    .rev()
+                    .filter(|(_, w)| usize::from(**w) == class)
+                    .map(|((r, _), _)| &r.name)
+                    .filter(|n| self.leases.fence(n).is_some() && !busy(n))
+                    .take(plan.give_back)
+                    .cloned(),
+            );
+        }
+        let mut may_take = plans.clone().map(|p| p.may_take);
+        for ((record, spec), at_work) in records.into_iter().zip(at_work) {
+            let class = usize::from(at_work);
             let held = self.leases.fence(&record.name).is_some();
             if give_back.contains(&record.name) {
                 continue;
@@ -209,7 +226,7 @@ impl<S: Store> Reconciler<S> {
                 if holder(&record, &self.config.replica_id) == Holder::Other {
                     continue;
                 }
-                if may_take == 0 {
+                if may_take[class] == 0 {
                     continue;
                 }
             }
@@ -228,7 +245,7 @@ impl<S: Store> Reconciler<S> {
             });
             if !busy && is_due {
                 if !held {
-                    may_take -= 1;
+                    may_take[class] -= 1;
                 }
                 due.push((record, blocked_by));
             } else if held {
@@ -326,10 +343,13 @@ impl<S: Store> Reconciler<S> {
     }
 
     /// Beats this replica's heartbeat (three times a lease), counts the
-    /// live replicas, splits the API share by them, and plans this
-    /// replica's part of `records`. When the store does not answer, the
-    /// last count stands.
-    async fn share(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) -> share::Plan {
+    /// live replicas, splits the API share by them, and answers the count
+    /// and who holds each of `records`. When the store does not answer,
+    /// the last count stands.
+    async fn share(
+        &self,
+        records: &[(StoredRecord, Result<RecycleSpec, String>)],
+    ) -> (usize, Vec<Holder>) {
         let me = &self.config.replica_id;
         let beat_every = self.config.lease_duration / 3;
         let last = self.heartbeat.lock().0;
@@ -355,7 +375,7 @@ impl<S: Store> Reconciler<S> {
                 }
             })
             .collect();
-        share::plan(replicas, &holders)
+        (replicas, holders)
     }
 
     fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {

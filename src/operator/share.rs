@@ -75,6 +75,25 @@ pub(crate) fn plan(replicas: usize, holders: &[Holder]) -> Plan {
     }
 }
 
+/// [`plan`] for two classes of records apart: those at work (first on
+/// their service, `at_work[i]`) and those queued behind one. Each replica
+/// takes a fair part of each, so the steps are shared and not only the
+/// records: counted together, the first replica to list could take every
+/// record at work and leave the others only queued ones. Indexed by class
+/// (`[queued, at work]`).
+pub(crate) fn plans(replicas: usize, holders: &[Holder], at_work: &[bool]) -> [Plan; 2] {
+    let of = |class: bool| {
+        let holders: Vec<Holder> = holders
+            .iter()
+            .zip(at_work)
+            .filter(|(_, w)| **w == class)
+            .map(|(h, _)| *h)
+            .collect();
+        plan(replicas, &holders)
+    };
+    [of(false), of(true)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::Holder::{Free, Me, Other};
@@ -137,6 +156,19 @@ mod tests {
             assert!(3 * fair >= n, "{n} records: 3 × {fair} must cover them");
             assert!(fair <= n.div_ceil(3));
         }
+    }
+
+    #[test]
+    fn the_records_at_work_are_shared_apart_from_the_queued_ones() {
+        // Three services, ten requests each, oldest first: the three at work
+        // come first in the listing.
+        let holders = vec![Free; 30];
+        let at_work: Vec<bool> = (0..30).map(|i| i < 3).collect();
+        let [queued, working] = plans(3, &holders, &at_work);
+        assert_eq!((working.fair, working.may_take), (1, 1));
+        assert_eq!((queued.fair, queued.may_take), (9, 9));
+        // Counted together, one replica's part (10) would be all three at work.
+        assert_eq!(plan(3, &holders).fair, 10);
     }
 
     #[test]
