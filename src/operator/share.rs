@@ -58,8 +58,9 @@ pub(crate) struct Plan {
     pub(crate) fair: usize,
     /// How many free records it may claim now.
     pub(crate) may_take: usize,
-    /// How many of the records it holds are beyond its part, to give back
-    /// (the newest it is not stepping, so the oldest stay put).
+    /// How many of the records it holds are beyond its part and a little
+    /// slack (a tenth, at least one), to give back (the newest it is not
+    /// stepping, so the oldest stay put).
     pub(crate) give_back: usize,
 }
 
@@ -68,10 +69,14 @@ pub(crate) struct Plan {
 pub(crate) fn plan(replicas: usize, holders: &[Holder]) -> Plan {
     let fair = holders.len().div_ceil(replicas.max(1));
     let mine = holders.iter().filter(|h| **h == Holder::Me).count();
+    // A little over its part is kept: records finishing one by one would
+    // otherwise hand a record over at nearly every finish, each hand-over
+    // costing the new holder a fresh look.
+    let slack = (fair / 10).max(1);
     Plan {
         fair,
         may_take: fair.saturating_sub(mine),
-        give_back: mine.saturating_sub(fair),
+        give_back: mine.saturating_sub(fair + slack),
     }
 }
 
@@ -143,7 +148,10 @@ mod tests {
         let p = plan(2, &[Me, Me, Me, Me, Me]);
         assert_eq!(p.fair, 3);
         assert_eq!(p.may_take, 0);
-        assert_eq!(p.give_back, 2);
+        // Down to its part and one of slack.
+        assert_eq!(p.give_back, 1);
+        let big = plan(2, &[Me; 100]);
+        assert_eq!((big.fair, big.give_back), (50, 45));
         // The newcomer takes what is free, up to its part.
         let q = plan(2, &[Other, Other, Other, Free, Free]);
         assert_eq!((q.fair, q.may_take), (3, 3));
@@ -168,6 +176,9 @@ mod tests {
         assert_eq!((working.fair, working.may_take), (1, 1));
         assert_eq!((queued.fair, queued.may_take), (9, 9));
         // Counted together, one replica's part (10) would be all three at work.
+        // And one over its part is kept, two over is not.
+        assert_eq!(plan(3, &[Me, Me, Me, Free, Free, Free]).give_back, 0);
+        assert_eq!(plan(3, &[Me, Me, Me, Me, Free, Free]).give_back, 1);
         assert_eq!(plan(3, &holders).fair, 10);
     }
 

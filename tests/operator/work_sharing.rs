@@ -103,13 +103,15 @@ async fn a_replica_that_joins_gets_its_part_and_one_that_leaves_hands_it_back() 
     )
     .await;
 
-    // A second replica joins: it is handed half within a lease duration.
+    // A second replica joins: it is handed its half, less the one record
+    // of slack the first keeps, within a lease duration.
     let mut second = spawn_operator(&store_args, &env, "r1", &logs[1]);
+    let half = SERVICES / 2;
     let took = until_held(
         &store,
-        |h| h.get("r0") == Some(&(SERVICES / 2)) && h.get("r1") == Some(&(SERVICES / 2)),
+        |h| h.get("r0") == Some(&(half + 1)) && h.get("r1") == Some(&(half - 1)),
         Duration::from_secs(10),
-        "two replicas hold half each",
+        "two replicas hold about half each",
     )
     .await;
     // Its start-up (the binary, the SDK) is in `took`: allow it a few seconds.
@@ -122,7 +124,7 @@ async fn a_replica_that_joins_gets_its_part_and_one_that_leaves_hands_it_back() 
             .unwrap()
             .matches("lease given back: another replica's part")
             .count(),
-        SERVICES / 2,
+        half - 1,
         "the first replica gave back exactly the newcomer's part"
     );
 
@@ -169,5 +171,119 @@ async fn a_replica_that_joins_gets_its_part_and_one_that_leaves_hands_it_back() 
         );
         assert!(facts.min_running >= TASKS as u64, "{service}: {facts:?}");
         assert_eq!(facts.final_desired, TASKS as u64, "{service}: {facts:?}");
+    }
+}
+
+/// The replicas' heartbeats in the embedded store's file.
+fn heartbeats(path: &std::path::Path) -> usize {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["replicas"].as_object().map(|m| m.len()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_each_do_a_third_of_the_work() {
+    const N: usize = 30;
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    for i in 0..N {
+        create_service(
+            &c.ecs,
+            &format!("c{}", i % 3),
+            &format!("s{i:02}"),
+            1,
+            false,
+        )
+        .await;
+    }
+    for i in 0..N {
+        wait_steady(
+            &c.ecs,
+            &format!("c{}", i % 3),
+            &format!("s{i:02}"),
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+    let dir = temp_dir("work-thirds");
+    let path = dir.join("store.json");
+    let store = EmbeddedStore::open(&path).expect("store");
+    let store_args = ["--store".to_string(), path.display().to_string()];
+    let mut env = aws_env(sim.url());
+    env.push((
+        "ECS_RECYCLER_API_QUOTA".into(),
+        [
+            "cluster-resource-read",
+            "cluster-resource-modify",
+            "service-read",
+            "service-modify",
+            "task-definition-read",
+            "autoscaling",
+        ]
+        .map(|c| format!("{c}=1000/1000"))
+        .join(","),
+    ));
+    let logs: Vec<_> = (0..3).map(|i| dir.join(format!("r{i}.log"))).collect();
+    let _replicas: Vec<_> = (0..3)
+        .map(|i| spawn_operator(&store_args, &env, &format!("r{i}"), &logs[i]))
+        .collect();
+    let started = tokio::time::Instant::now();
+    while heartbeats(&path) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the three replicas never all beat"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 0..N {
+        let spec = json!({"cluster": format!("c{}", i % 3), "service": format!("s{i:02}"),
+                          "wait": "1s", "maintainCapacity": true});
+        store
+            .create(Kind::RecycleRequest, &format!("r{i:02}"), spec, Utc::now())
+            .await
+            .unwrap();
+    }
+    for i in 0..N {
+        let status = wait_phase(
+            &store,
+            &format!("r{i:02}"),
+            &FINISHED,
+            Duration::from_secs(120),
+            &logs[0],
+        )
+        .await;
+        assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    }
+    // Who stopped each task: every replica about a third (±20%).
+    let mut stops = Vec::new();
+    for log in &logs {
+        let addr = logged_http_addr(log, Duration::from_secs(5)).await;
+        let (_, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        let stopped: f64 = body
+            .lines()
+            .filter(|l| {
+                l.starts_with(
+                    r#"ecs_recycler_aws_calls_total{operation="ecs:StopTask",outcome="ok"}"#,
+                )
+            })
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum();
+        stops.push(stopped as usize);
+    }
+    assert_eq!(
+        stops.iter().sum::<usize>(),
+        N,
+        "each task stopped once: {stops:?}"
+    );
+    for s in &stops {
+        assert!(
+            (8..=12).contains(s),
+            "each replica's part within ±20% of {}: {stops:?}",
+            N / 3
+        );
     }
 }
