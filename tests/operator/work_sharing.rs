@@ -256,7 +256,11 @@ async fn three_replicas_each_do_a_third_of_the_work() {
         .await;
         assert_eq!(status["phase"], "Succeeded", "{status:#}");
     }
-    // Who stopped each task: every replica about a third (±20%).
+    // Who stopped each task: every replica about a third. On 30 records
+    // the sample is small, and as requests finish the hand-overs move work
+    // to whoever has least left, so the bound is ±40% here (the benchmark
+    // reads ±20% on a thousand); without the sharing, whoever listed first
+    // after the records appeared took nearly all of them.
     let mut stops = Vec::new();
     for log in &logs {
         let addr = logged_http_addr(log, Duration::from_secs(5)).await;
@@ -274,6 +278,7 @@ async fn three_replicas_each_do_a_third_of_the_work() {
             .sum();
         stops.push(stopped as usize);
     }
+    eprintln!("StopTask calls per replica: {stops:?}");
     assert_eq!(
         stops.iter().sum::<usize>(),
         N,
@@ -281,8 +286,8 @@ async fn three_replicas_each_do_a_third_of_the_work() {
     );
     for s in &stops {
         assert!(
-            (8..=12).contains(s),
-            "each replica's part within ±20% of {}: {stops:?}",
+            (6..=14).contains(s),
+            "each replica's part within ±40% of {}: {stops:?}",
             N / 3
         );
     }
