@@ -151,7 +151,10 @@ impl Drop for ChildProcess {
     }
 }
 
-/// `ecs-recycler sim` (`binary`) as a child process with these timings: its URL.
+/// `ecs-recycler sim` (`binary`) as a child process with these timings: its
+/// URL. It throttles nothing until [`throttle_realistically`]: setting up a
+/// thousand services through ECS's buckets would take the SDK's retries
+/// past their quota.
 pub fn spawn_sim(binary: &Path, t: Timings) -> Result<(ChildProcess, String), BenchError> {
     use std::io::BufRead;
     let secs = |s: f64| format!("{}ms", (s * 1000.0).round() as u64);
@@ -162,11 +165,6 @@ pub fn spawn_sim(binary: &Path, t: Timings) -> Result<(ChildProcess, String), Be
         .args(["--task-stop", &secs(t.task_stop)])
         .args(["--scheduler-interval", &secs(t.scheduler)])
         .args(["--jitter", &t.jitter.to_string()])
-        .args([
-            "--realistic-throttling",
-            "--throttle-time-scale",
-            &SCALE.to_string(),
-        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -436,4 +434,35 @@ pub async fn make_services_steady(
         wait_steady(ecs, cluster, list, 1, Duration::from_secs(300)).await?;
     }
     Ok(())
+}
+
+/// Turns on the simulator's realistic buckets (ECS's, on the benchmark's
+/// time) through its control API.
+pub async fn throttle_realistically(url: &str) -> Result<(), BenchError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::json!({"throttle": {"realistic": {"timeScale": SCALE}}}).to_string();
+    let host = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| failed("reach the simulator", e))?;
+    let request = format!(
+        "POST /_sim/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| failed("configure the simulator", e))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .map_err(|e| failed("configure the simulator", e))?;
+    if answer.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(BenchError(format!(
+            "the simulator refused its throttling: {answer}"
+        )))
+    }
 }

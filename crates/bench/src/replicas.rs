@@ -179,6 +179,7 @@ pub async fn replicas(services: usize, binary: &Path) -> Result<Vec<Figure>, Ben
     let (_sim, url) = spawn_sim(binary, timings(JITTER))?;
     let ecs = ecs_client(&url).await;
     let names = make_services(&ecs, services).await?;
+    throttle_realistically(&url).await?;
     let (three, steps, timeline, t0) = run(binary, &url, &names, 3, "three").await?;
     let mut figures = vec![
         Figure::new(S, "requests", services as f64, ""),

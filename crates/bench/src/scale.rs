@@ -41,6 +41,7 @@ pub async fn scale(
     let (_sim, url) = spawn_sim(binary, timings(JITTER))?;
     let ecs = ecs_client(&url).await;
     let names = make_services(&ecs, services).await?;
+    throttle_realistically(&url).await?;
     let before = get_json(&format!("{url}/_sim/timeline")).await?;
     let t0_sim = before["now"].as_f64().unwrap_or(0.0);
     let throttled_before = before["throttled"].clone();
