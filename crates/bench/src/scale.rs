@@ -80,11 +80,20 @@ pub async fn scale(
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        let text = op.metrics.render();
         let finished = metric_value(
-            &op.metrics.render(),
+            &text,
             r#"ecs_recycler_reconciles_total{outcome="finished"}"#,
         );
-        if finished as usize >= requests {
+        // "finished" counts steps that ended a record, which can be more
+        // than the records (a step whose write was lost is taken again):
+        // done once the last listing found none still at work too.
+        let at_work: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("ecs_recycler_active_requests{"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum();
+        if finished as usize >= requests && at_work == 0.0 {
             break;
         }
         if Instant::now() > deadline {
@@ -107,6 +116,18 @@ pub async fn scale(
         .iter()
         .filter(|r| r.status.as_ref().is_some_and(|s| s["phase"] == "Succeeded"))
         .count();
+    // Why the others did not: each distinct message once, to stderr.
+    let mut why: Vec<String> = all
+        .iter()
+        .filter_map(|r| r.status.as_ref())
+        .filter(|s| s["phase"] != "Succeeded")
+        .map(|s| format!("{}: {}", s["phase"], s["message"]))
+        .collect();
+    why.sort();
+    why.dedup();
+    for w in why.iter().take(5) {
+        eprintln!("scale: a request that did not succeed: {w}");
+    }
     // What each record's status weighs as JSON: what every tick reads back
     // per active request.
     let status_bytes = all
