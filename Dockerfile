@@ -27,6 +27,9 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 # never built here, but cargo reads every member's manifest, so theirs are
 # copied, with empty stand-ins for their sources.
 COPY Cargo.toml Cargo.lock ./
+# The throttling table is the one workspace crate the operator links: it is
+# small and data only, so it is copied whole here.
+COPY crates/api-limits crates/api-limits/
 COPY crates/ecs-sim/Cargo.toml crates/ecs-sim/
 COPY crates/bench/Cargo.toml crates/bench/
 COPY crates/test-support/Cargo.toml crates/test-support/

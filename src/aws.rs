@@ -1,8 +1,8 @@
 //! The operator's hands on AWS: the clients (the operator's own and, for
 //! services in other accounts, through an assumed role), how their errors are
 //! sorted, and the decided actions. Every call goes through [`limit::call`]:
-//! a client-side token bucket per service, account and Region, metrics, and
-//! backoff on throttling; every call has a deadline ([`sdk`]), and a
+//! a client-side token bucket per throttling category, account and Region,
+//! metrics, and backoff on throttling; every call has a deadline ([`sdk`]), and a
 //! mutating one is sent only inside the record's lease ([`Fence`]).
 //! Observation lives in [`observe`].
 
@@ -23,7 +23,7 @@ use aws_sdk_ecs::error::ProvideErrorMetadata;
 use crate::operator::lease::Fence;
 use crate::operator::metrics::Metrics;
 use crate::request::decide::Action;
-use limit::{Limiter, RateLimit};
+use limit::{ApiShare, Limiters, Replicas};
 
 /// An AWS call that did not succeed, sorted by what the operator should do.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -141,8 +141,8 @@ pub struct Clients {
     /// Which account these clients reach: empty for the operator's own, else
     /// the role assumed. Observations are shared only within one account.
     pub account: String,
-    /// The buckets of this account and Region, one per operation.
-    limits: Arc<Limiters>,
+    /// The buckets of this account and Region, one per category.
+    limits: Arc<AccountLimits>,
     metrics: Arc<Metrics>,
     /// Where the calls go, for the sentence of a call that got no answer.
     ecs_endpoint: String,
@@ -193,8 +193,8 @@ impl Clients {
     {
         // Callers beyond the cap wait here, holding no SDK future: a tick
         // over a thousand services costs the memory of a few dozen calls.
-        let _slot = self.limits.in_flight.acquire().await;
-        let bucket = self.limits.bucket(action);
+        let bucket = self.limits.buckets.bucket(action);
+        let _slot = bucket.slot().await;
         let guarded = || {
             let sent = attempt();
             let fence = fence.cloned();
@@ -317,8 +317,10 @@ pub struct ClientPool {
     own: Clients,
     assumed: Mutex<HashMap<(String, Option<String>), Clients>>,
     /// The buckets of each account reached, by account (Region is the pool's).
-    limiters: Mutex<HashMap<String, Arc<Limiters>>>,
-    limit: RateLimit,
+    limiters: Mutex<HashMap<String, Arc<AccountLimits>>>,
+    share: ApiShare,
+    /// The live replicas the share is split between.
+    replicas: Arc<Replicas>,
     metrics: Arc<Metrics>,
     /// Task definition ARN → whether any container has a health check (they never change).
     health_checks: Mutex<HashMap<String, bool>>,
@@ -330,23 +332,23 @@ pub struct ClientPool {
 impl ClientPool {
     /// Clients made from `base`, which should come from [`sdk::load`]
     /// so that every call has its deadlines.
-    pub fn new(base: aws_config::SdkConfig, limit: RateLimit, metrics: Arc<Metrics>) -> Self {
+    pub fn new(base: aws_config::SdkConfig, share: ApiShare, metrics: Arc<Metrics>) -> Self {
         let limiters = Mutex::new(HashMap::new());
         let unanswered = Arc::new(Unanswered::default());
-        let own = make_clients(
-            &base,
-            String::new(),
-            &limiters,
-            limit,
-            &metrics,
-            &unanswered,
-        );
+        let replicas = Arc::new(Replicas::default());
+        let limits = Limits {
+            by_account: &limiters,
+            share: &share,
+            replicas: &replicas,
+        };
+        let own = make_clients(&base, String::new(), &limits, &metrics, &unanswered);
         Self {
             own,
             base,
             assumed: Mutex::new(HashMap::new()),
             limiters,
-            limit,
+            share,
+            replicas,
             metrics,
             health_checks: Mutex::new(HashMap::new()),
             known_tasks: known_tasks::KnownTasks::default(),
@@ -356,6 +358,17 @@ impl ClientPool {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// How many replicas are live (this one included): each spends that
+    /// part of the API share from now on.
+    pub(crate) fn set_replicas(&self, n: usize) {
+        let n = n.max(1);
+        if self.replicas.get() != n {
+            tracing::info!(replicas = n, "the API share is split between {n} replicas");
+        }
+        self.replicas.set(n);
+        self.metrics.replicas.set(n as i64);
     }
 
     /// The services whose last call got no answer, each as a sentence.
@@ -392,14 +405,12 @@ impl ClientPool {
             .build();
         // AWS's buckets are per account: the account is the role ARN's fifth field.
         let account = role.split(':').nth(4).unwrap_or(role).to_string();
-        let clients = make_clients(
-            &config,
-            account,
-            &self.limiters,
-            self.limit,
-            &self.metrics,
-            &self.unanswered,
-        );
+        let limits = Limits {
+            by_account: &self.limiters,
+            share: &self.share,
+            replicas: &self.replicas,
+        };
+        let clients = make_clients(&config, account, &limits, &self.metrics, &self.unanswered);
         self.lock_assumed().insert(key, clients.clone());
         clients
     }
@@ -419,49 +430,32 @@ impl ClientPool {
     }
 }
 
-/// AWS throttles each operation per account and Region: so does the operator.
-pub(crate) struct Limiters {
-    limit: RateLimit,
-    buckets: Mutex<HashMap<String, Arc<Limiter>>>,
-    /// Calls in flight (or backing off) at once in this account.
-    in_flight: tokio::sync::Semaphore,
+/// AWS throttles each category per account and Region: so does the operator.
+pub(crate) struct AccountLimits {
+    buckets: Limiters,
 }
 
-/// Calls in flight at once per account: far more than the rate limit needs.
-const IN_FLIGHT: usize = 32;
-
-impl Limiters {
-    fn bucket(&self, action: &str) -> Arc<Limiter> {
-        // CloudWatch has its own quota, far below ECS's buckets.
-        let limit = if action == crate::gates::observe::ACTION {
-            crate::gates::observe::RATE_LIMIT
-        } else {
-            self.limit
-        };
-        self.buckets
-            .lock()
-            .entry(action.to_string())
-            .or_insert_with(|| Arc::new(Limiter::new(limit)))
-            .clone()
-    }
+/// What the clients of a new account take their buckets from.
+struct Limits<'a> {
+    by_account: &'a Mutex<HashMap<String, Arc<AccountLimits>>>,
+    share: &'a ApiShare,
+    replicas: &'a Arc<Replicas>,
 }
 
 fn make_clients(
     config: &aws_config::SdkConfig,
     account: String,
-    limiters: &Mutex<HashMap<String, Arc<Limiters>>>,
-    limit: RateLimit,
+    limits: &Limits<'_>,
     metrics: &Arc<Metrics>,
     unanswered: &Arc<Unanswered>,
 ) -> Clients {
-    let limits = limiters
+    let limits = limits
+        .by_account
         .lock()
         .entry(account.clone())
         .or_insert_with(|| {
-            Arc::new(Limiters {
-                limit,
-                buckets: Mutex::new(HashMap::new()),
-                in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+            Arc::new(AccountLimits {
+                buckets: Limiters::new(limits.share.clone(), limits.replicas.clone()),
             })
         })
         .clone();

@@ -39,7 +39,7 @@ mod schedule;
 pub mod store;
 mod validate;
 
-pub use aws::limit::RateLimit;
+pub use aws::limit::{ApiShare, Quota, parse_category_share, parse_quota};
 pub use aws::sdk;
 pub use aws::{AwsError, ClientPool, Clients, classify};
 pub use notify::config::{NotifyArgs, NotifyConfig};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use ecs_recycler::RateLimit;
+use ecs_recycler::ApiShare;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
@@ -24,7 +24,7 @@ use ecs_recycler::store::dynamo::DynamoStore;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::{NotifyArgs, NotifyConfig};
 #[cfg(feature = "simulator")]
-use ecs_sim::{SimOptions, Simulator, Timings};
+use ecs_sim::{RealisticThrottle, SimOptions, Simulator, Timings};
 
 #[derive(Parser)]
 #[command(
@@ -147,12 +147,18 @@ struct OperatorArgs {
     /// How often each RecyclePolicy looks at its fleet (applying or editing a policy looks at once).
     #[arg(long, default_value = "5m", value_parser = duration::parse, env = "ECS_RECYCLER_POLICY_INTERVAL")]
     policy_interval: Duration,
-    /// AWS calls a second allowed per operation, account and Region (the client-side limit).
-    #[arg(long, default_value_t = 20.0, env = "ECS_RECYCLER_API_RATE_LIMIT")]
-    api_rate_limit: f64,
-    /// AWS calls allowed at once before the rate limit applies, per operation, account and Region.
-    #[arg(long, default_value_t = 50, env = "ECS_RECYCLER_API_BURST")]
-    api_burst: u32,
+    /// The fraction of each of AWS's throttling buckets (per category, account and Region) the
+    /// operator may spend, all replicas together; the rest is left to the account's other callers.
+    #[arg(long, default_value_t = 0.5, env = "ECS_RECYCLER_API_SHARE")]
+    api_share: f64,
+    /// A category's own share instead of --api-share, as CATEGORY=SHARE (service-modify=0.2);
+    /// repeatable, or comma-separated.
+    #[arg(long, value_name = "CATEGORY=SHARE", value_delimiter = ',', value_parser = ecs_recycler::parse_category_share, env = "ECS_RECYCLER_API_CATEGORY_SHARE")]
+    api_category_share: Vec<(String, f64)>,
+    /// The account's own bucket for a category where AWS raised it, as CATEGORY=BURST/REFILL
+    /// (service-modify=100/10 for 100 at once and 10 a second); repeatable, or comma-separated.
+    #[arg(long, value_name = "CATEGORY=BURST/REFILL", value_delimiter = ',', value_parser = ecs_recycler::parse_quota, env = "ECS_RECYCLER_API_QUOTA")]
+    api_quota: Vec<(String, ecs_recycler::Quota)>,
     /// Where /healthz, /readyz and /metrics are served; port 0 picks a free port (logged).
     #[arg(long, default_value = "0.0.0.0:8080", env = "ECS_RECYCLER_HTTP_LISTEN")]
     http_listen: SocketAddr,
@@ -198,6 +204,14 @@ struct SimArgs {
     /// Seed for every random choice, so runs can be repeated.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Throttle as ECS does: its published buckets, one per category, account (access key) and
+    /// Region.
+    #[arg(long)]
+    realistic_throttling: bool,
+    /// With --realistic-throttling, the buckets refill this many times faster (for task timings
+    /// scaled down as much).
+    #[arg(long, default_value_t = 1.0, requires = "realistic_throttling")]
+    throttle_time_scale: f64,
 }
 
 /// Logs as text on a terminal, as JSON lines otherwise (for CloudWatch and
@@ -377,9 +391,10 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         policy_interval: args.policy_interval,
         lease_duration: args.lease_duration,
         retention: args.retention,
-        api_rate_limit: RateLimit {
-            per_second: args.api_rate_limit,
-            burst: args.api_burst,
+        api_share: ApiShare {
+            share: args.api_share,
+            per_category: args.api_category_share.into_iter().collect(),
+            quotas: args.api_quota.into_iter().collect(),
         },
         aws_timeouts: args.store.aws.timeouts(),
     };
@@ -454,8 +469,16 @@ async fn run_sim(args: SimArgs, shutdown: Shutdown) -> anyhow::Result<()> {
             jitter: args.jitter,
         },
         seed: args.seed,
+        realistic_throttling: args.realistic_throttling.then_some(RealisticThrottle {
+            time_scale: args.throttle_time_scale,
+        }),
         ..SimOptions::default()
     };
+    if let Some(r) = &options.realistic_throttling
+        && let Some(p) = r.problems().first()
+    {
+        anyhow::bail!("--throttle-time-scale: {p}");
+    }
     let sim = Simulator::start(options)
         .await
         .context("the simulator could not start")?;

@@ -1,98 +1,302 @@
-//! Staying under AWS's request limits and riding out throttling.
+//! Staying inside a share of AWS's request limits, and riding out throttling.
 //!
-//! AWS throttles each API per account and Region with a token bucket (ECS:
-//! a burst, then a sustained rate). The SDK's own retry modes were measured
-//! against the simulator's throttling (docs/performance.md): `standard`
-//! gives up after 3 attempts and `adaptive` only slows down after being
-//! throttled, per client; neither keeps several clients of one account under
-//! a shared limit, and both turn sustained throttling into failed calls. So
-//! every call goes through a [`Limiter`] (one bucket per operation, account
-//! and Region, as AWS keeps them, taken before every attempt) and, when answered with a throttling
-//! error, is tried again with jittered exponential backoff (`backon`); a call
-//! still throttled after that is a transient error, which requeues the
-//! request — throttling never fails a request.
+//! AWS throttles per account and Region with one token bucket per
+//! *category* of actions (ECS: ListTasks and DescribeTasks draw from one
+//! bucket; UpdateService's refills at 5 a second), shared by every caller
+//! in the account. The table is data in the `api-limits` crate, which the
+//! simulator's realistic throttling reads too. The operator keeps one
+//! client-side bucket per category, account and Region ([`Limiter`]), sized
+//! to a share of AWS's ([`ApiShare`], half by default) so the account's own
+//! deploys keep the rest; the replicas of one operator split that share
+//! between them by how many are live ([`Replicas`]).
+//!
+//! The SDK's own retry modes were measured against the simulator's
+//! throttling (docs/performance.md): `standard` gives up after 3 attempts
+//! and `adaptive` only slows down after being throttled, per client;
+//! neither keeps several clients of one account under a shared limit. So a
+//! token is taken before every attempt, and a call answered with throttling
+//! anyway (someone else spent the account's bucket) is tried again with
+//! jittered exponential backoff (`backon`); a call still throttled after that
+//! is a transient error, which requeues the request — throttling never fails
+//! a request.
 
-use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use api_limits::Category;
 use backon::{ExponentialBuilder, Retryable};
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::AwsError;
-use crate::operator::metrics::Metrics;
+use crate::operator::metrics::{CategoryLabel, Metrics};
 
-/// A client-side limit: `burst` calls at once, then `per_second` on average.
+/// An account's own bucket for a category, where it differs from the
+/// published one: raised by AWS Support, or scaled in a simulation.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RateLimit {
-    pub per_second: f64,
+pub struct Quota {
     pub burst: u32,
+    pub refill_per_second: f64,
 }
 
-impl Default for RateLimit {
-    /// ECS's published bucket for cluster reads (DescribeClusters): 50 tokens,
-    /// 20 a second; the other read buckets are at least as large.
+/// How much of AWS's buckets the operator may spend, all its replicas together.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiShare {
+    /// The fraction of every bucket (its burst and its refill) the operator
+    /// may use; the rest is left to the account's other callers.
+    pub share: f64,
+    /// Category name → its own fraction, instead of `share`.
+    pub per_category: BTreeMap<String, f64>,
+    /// Category name → the account's bucket, instead of the published one.
+    pub quotas: BTreeMap<String, Quota>,
+}
+
+impl Default for ApiShare {
+    /// Half of every bucket: the account's deploys keep at least the other half.
     fn default() -> Self {
         Self {
-            per_second: 20.0,
-            burst: 50,
+            share: 0.5,
+            per_category: BTreeMap::new(),
+            quotas: BTreeMap::new(),
         }
     }
 }
 
-impl RateLimit {
-    /// Flag-named reasons why the limit cannot be used.
+/// A category for actions the table does not list: small, so that an
+/// action added without its category costs little of anyone's budget.
+const UNLISTED: Category = Category {
+    name: "unlisted",
+    service: api_limits::Service::Ecs,
+    actions: &[],
+    burst: 10,
+    refill_per_second: 1.0,
+    source: api_limits::Source::Assumed,
+};
+
+impl ApiShare {
+    /// Flag-named reasons why the share cannot be used.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !(self.per_second > 0.0 && self.per_second.is_finite()) {
+        let fraction = |v: f64| v > 0.0 && v <= 1.0;
+        if !fraction(self.share) {
             out.push(format!(
-                "--api-rate-limit ({}) must be more than 0 calls a second, or no call is ever made",
-                self.per_second
+                "--api-share ({}) must be more than 0 and at most 1: the fraction of each of AWS's buckets the operator may use",
+                self.share
             ));
         }
-        if self.burst == 0 {
-            out.push("--api-burst must be at least 1, or no call is ever made".into());
+        for (name, share) in &self.per_category {
+            out.extend(unknown_category("--api-category-share", name));
+            if !fraction(*share) {
+                out.push(format!(
+                    "--api-category-share {name}={share}: the share must be more than 0 and at most 1"
+                ));
+            }
+        }
+        for (name, q) in &self.quotas {
+            out.extend(unknown_category("--api-quota", name));
+            if q.burst == 0 || !(q.refill_per_second > 0.0 && q.refill_per_second.is_finite()) {
+                out.push(format!(
+                    "--api-quota {name}={}/{}: the burst must be at least 1 and the refill more than 0 a second",
+                    q.burst, q.refill_per_second
+                ));
+            }
         }
         out
     }
+
+    /// The operator's bucket for `category`, all replicas together.
+    fn budget(&self, category: &Category) -> (f64, f64) {
+        let (burst, refill) = match self.quotas.get(category.name) {
+            Some(q) => (f64::from(q.burst), q.refill_per_second),
+            None => (f64::from(category.burst), category.refill_per_second),
+        };
+        let share = self
+            .per_category
+            .get(category.name)
+            .copied()
+            .unwrap_or(self.share);
+        (burst * share, refill * share)
+    }
 }
 
-/// A token bucket shared by every call to one AWS service in one account and
-/// Region. Callers reserve a token, possibly in the future, and sleep until
-/// it is theirs: fair, and no thundering herd when the bucket refills.
+fn unknown_category(flag: &str, name: &str) -> Option<String> {
+    if api_limits::named(name).is_some() {
+        return None;
+    }
+    let closest = api_limits::CATEGORIES
+        .iter()
+        .map(|c| (strsim::jaro_winkler(c.name, name), c.name))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|(score, _)| *score > 0.8)
+        .map(|(_, n)| format!(" (did you mean {n}?)"))
+        .unwrap_or_default();
+    let known: Vec<&str> = api_limits::CATEGORIES.iter().map(|c| c.name).collect();
+    Some(format!(
+        "{flag}: no throttling category is named {name}{closest}; the categories are {}",
+        known.join(", ")
+    ))
+}
+
+/// `service-modify=0.2`, as `--api-category-share` takes it.
+pub fn parse_category_share(text: &str) -> Result<(String, f64), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not CATEGORY=SHARE (service-modify=0.2)"))?;
+    let share = value
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| format!("{text:?}: the share {value:?} is not a number: {e}"))?;
+    Ok((name.trim().to_string(), share))
+}
+
+/// `service-modify=100/10` (burst/refill a second), as `--api-quota` takes it.
+pub fn parse_quota(text: &str) -> Result<(String, Quota), String> {
+    let form = || format!("{text:?} is not CATEGORY=BURST/REFILL (service-modify=100/10)");
+    let (name, value) = text.split_once('=').ok_or_else(form)?;
+    let (burst, refill) = value.split_once('/').ok_or_else(form)?;
+    let burst = burst
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("{text:?}: the burst {burst:?} is not a whole number: {e}"))?;
+    let refill_per_second = refill
+        .trim()
+        .parse::<f64>()
+        .map_err(|e| format!("{text:?}: the refill {refill:?} is not a number: {e}"))?;
+    Ok((
+        name.trim().to_string(),
+        Quota {
+            burst,
+            refill_per_second,
+        },
+    ))
+}
+
+/// How many replicas of the operator are live, as this one last counted
+/// them (from the leases in the store): each spends its part of the share.
+#[derive(Debug)]
+pub(crate) struct Replicas(AtomicUsize);
+
+impl Default for Replicas {
+    fn default() -> Self {
+        Self(AtomicUsize::new(1))
+    }
+}
+
+impl Replicas {
+    pub(crate) fn set(&self, n: usize) {
+        self.0.store(n.max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed).max(1)
+    }
+}
+
+/// Calls of one category in flight at once per account: far more than the
+/// rate needs.
+const IN_FLIGHT: usize = 32;
+
+/// The client-side bucket of one category in one account and Region.
+/// Callers reserve a token, possibly in the future, and sleep until it is
+/// theirs: fair, and no thundering herd when the bucket refills.
+///
+/// It starts empty, not full: replicas that start together cannot yet see
+/// each other's leases, and full buckets would let each spend the whole
+/// share's burst at once.
 pub(crate) struct Limiter {
-    limit: RateLimit,
+    category: &'static str,
+    /// Calls of this category in flight (or waiting for a token, or backing
+    /// off) at once: beyond it callers wait holding no SDK future. Per
+    /// category, so that calls queued for a slow bucket (UpdateService's)
+    /// never hold up the others.
+    slots: tokio::sync::Semaphore,
+    /// The operator's part of AWS's bucket, all replicas together.
+    burst: f64,
+    refill: f64,
+    replicas: Arc<Replicas>,
     state: Mutex<(f64, Instant)>,
 }
 
 impl Limiter {
-    pub(crate) fn new(limit: RateLimit) -> Self {
+    pub(crate) fn new(share: &ApiShare, action: &str, replicas: Arc<Replicas>) -> Self {
+        let category = api_limits::category_of_iam(action).unwrap_or(&UNLISTED);
+        let (burst, refill) = share.budget(category);
         Self {
-            limit,
-            state: Mutex::new((f64::from(limit.burst), Instant::now())),
+            category: category.name,
+            slots: tokio::sync::Semaphore::new(IN_FLIGHT),
+            burst,
+            refill,
+            replicas,
+            state: Mutex::new((0.0, Instant::now())),
         }
+    }
+
+    pub(crate) fn category(&self) -> &'static str {
+        self.category
+    }
+
+    /// A place among the calls of this category in flight; waits for one.
+    pub(crate) async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.slots.acquire().await.ok()
+    }
+
+    /// This replica's burst and refill: its part of the operator's.
+    fn own(&self) -> (f64, f64) {
+        let n = self.replicas.get() as f64;
+        ((self.burst / n).max(1.0), self.refill / n)
     }
 
     /// Waits for a token; answers how long that took.
     pub(crate) async fn acquire(&self) -> Duration {
+        let (burst, refill) = self.own();
         let wait = {
             let mut state = self.state.lock();
             let now = Instant::now();
             let (tokens, at) = &mut *state;
-            let refill = now.saturating_duration_since(*at).as_secs_f64() * self.limit.per_second;
-            *tokens = (*tokens + refill).min(f64::from(self.limit.burst));
+            let added = now.saturating_duration_since(*at).as_secs_f64() * refill;
+            *tokens = (*tokens + added).min(burst);
             *at = now;
             *tokens -= 1.0;
             if *tokens >= 0.0 {
                 Duration::ZERO
             } else {
-                Duration::from_secs_f64(-*tokens / self.limit.per_second)
+                Duration::from_secs_f64(-*tokens / refill)
             }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
         wait
+    }
+}
+
+/// The buckets of one account and Region, one per category, made on first use.
+pub(crate) struct Limiters {
+    share: ApiShare,
+    replicas: Arc<Replicas>,
+    buckets: Mutex<BTreeMap<&'static str, Arc<Limiter>>>,
+}
+
+impl Limiters {
+    pub(crate) fn new(share: ApiShare, replicas: Arc<Replicas>) -> Self {
+        Self {
+            share,
+            replicas,
+            buckets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The bucket `action` (`ecs:ListTasks`) draws from.
+    pub(crate) fn bucket(&self, action: &str) -> Arc<Limiter> {
+        let name = api_limits::category_of_iam(action).map_or(UNLISTED.name, |c| c.name);
+        self.buckets
+            .lock()
+            .entry(name)
+            .or_insert_with(|| Arc::new(Limiter::new(&self.share, action, self.replicas.clone())))
+            .clone()
     }
 }
 
@@ -125,6 +329,12 @@ where
             let waited = limiter.acquire().await;
             if !waited.is_zero() {
                 metrics.throttle_wait_seconds.inc_by(waited.as_secs_f64());
+                metrics
+                    .token_wait_seconds
+                    .get_or_create(&CategoryLabel {
+                        category: limiter.category(),
+                    })
+                    .inc_by(waited.as_secs_f64());
             }
             let result = fut.await;
             metrics.aws_call(action, outcome(&result));
@@ -160,79 +370,4 @@ fn outcome<T>(result: &Result<T, AwsError>) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_bucket_lets_a_burst_through_then_the_rate() {
-        let limiter = Limiter::new(RateLimit {
-            per_second: 10.0,
-            burst: 5,
-        });
-        let start = Instant::now();
-        for _ in 0..5 {
-            assert_eq!(limiter.acquire().await, Duration::ZERO);
-        }
-        for _ in 0..10 {
-            limiter.acquire().await;
-        }
-        let took = start.elapsed().as_secs_f64();
-        assert!((0.95..1.1).contains(&took), "10 more at 10/s: {took}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn throttling_is_tried_again_until_it_passes_and_counted() {
-        let limiter = Limiter::new(RateLimit::default());
-        let metrics = Metrics::new();
-        let mut left = 5;
-        let result = call(&limiter, &metrics, "ecs:ListTasks", || {
-            left -= 1;
-            let throttled = left > 0;
-            async move {
-                if throttled {
-                    Err(AwsError::Throttled {
-                        action: "ecs:ListTasks".into(),
-                        message: "Rate exceeded".into(),
-                    })
-                } else {
-                    Ok(7)
-                }
-            }
-        })
-        .await;
-        assert_eq!(result.unwrap(), 7);
-        let text = metrics.render();
-        assert!(
-            text.contains(
-                r#"ecs_recycler_aws_calls_total{operation="ecs:ListTasks",outcome="throttled"} 4"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"ecs_recycler_aws_calls_total{operation="ecs:ListTasks",outcome="ok"} 1"#
-            ),
-            "{text}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_refusal_is_not_tried_again() {
-        let limiter = Limiter::new(RateLimit::default());
-        let metrics = Metrics::new();
-        let mut attempts = 0;
-        let result: Result<(), _> = call(&limiter, &metrics, "ecs:StopTask", || {
-            attempts += 1;
-            async {
-                Err(AwsError::Refused {
-                    action: "ecs:StopTask".into(),
-                    code: "AccessDeniedException".into(),
-                    message: "no".into(),
-                })
-            }
-        })
-        .await;
-        assert!(result.is_err());
-        assert_eq!(attempts, 1);
-    }
-}
+mod tests;

@@ -275,7 +275,7 @@ pub(crate) async fn preview<S: Store>(
     };
     let pool = crate::aws::ClientPool::new(
         sdk.clone(),
-        crate::aws::limit::RateLimit::default(),
+        crate::aws::limit::ApiShare::default(),
         crate::operator::metrics::Metrics::new(),
     );
     let clients = pool

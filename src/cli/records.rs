@@ -331,7 +331,7 @@ async fn preview<S: Store>(
     };
     let pool = std::sync::Arc::new(crate::aws::ClientPool::new(
         sdk.clone(),
-        crate::aws::limit::RateLimit::default(),
+        crate::aws::limit::ApiShare::default(),
         crate::operator::metrics::Metrics::new(),
     ));
     let clients = pool
@@ -405,7 +405,7 @@ async fn missing_gate_alarms(
     };
     let pool = crate::aws::ClientPool::new(
         sdk.clone(),
-        crate::aws::limit::RateLimit::default(),
+        crate::aws::limit::ApiShare::default(),
         crate::operator::metrics::Metrics::new(),
     );
     let clients = pool

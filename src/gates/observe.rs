@@ -9,18 +9,9 @@ use aws_sdk_cloudwatch::types::AlarmType;
 
 use super::decide::{AlarmState, AlarmView, AlarmsSeen, AlarmsUnseen};
 use super::spec::AlarmGate;
-use crate::aws::limit::RateLimit;
 use crate::aws::{AwsError, Clients, classify};
 
 pub(crate) const ACTION: &str = "cloudwatch:DescribeAlarms";
-
-/// The operator's share of CloudWatch's DescribeAlarms quota (9 calls a
-/// second per account and Region by default): a third, so the account's
-/// dashboards and tools keep the rest.
-pub(crate) const RATE_LIMIT: RateLimit = RateLimit {
-    per_second: 3.0,
-    burst: 3,
-};
 
 /// Pages of a prefix read at one look: 1,000 alarms, far more than a
 /// gate means; beyond it the gate is refused rather than read in part.

@@ -32,6 +32,12 @@ pub struct OperationLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CategoryLabel {
+    /// The throttling bucket, e.g. `service-modify` (`api-limits`).
+    pub category: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabel {
     pub phase: &'static str,
 }
@@ -49,6 +55,11 @@ pub struct Metrics {
     pub throttles: Family<OperationLabel, Counter>,
     /// Seconds spent waiting for the client-side rate limit or backing off.
     pub throttle_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Seconds waited for a token of the client-side bucket, by category
+    /// (summed over calls waiting at once).
+    pub token_wait_seconds: Family<CategoryLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
+    /// The live replicas this one splits the API share with, as last counted.
+    pub replicas: Gauge,
     /// Active requests in the store, by phase, as of the last listing.
     pub active_requests: Family<PhaseLabel, Gauge>,
     /// Leases taken from another replica whose lease had expired.
@@ -107,6 +118,20 @@ impl Metrics {
             "Seconds spent waiting for the client-side rate limit or backing off after throttling",
             throttle_wait_seconds.clone(),
         );
+        let token_wait_seconds =
+            Family::<CategoryLabel, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "api_token_wait_seconds",
+            "Seconds waited for a token of the client-side bucket of each throttling category (summed over calls waiting at once)",
+            token_wait_seconds.clone(),
+        );
+        let replicas = Gauge::default();
+        registry.register(
+            "replicas",
+            "Live replicas (this one included) the API share is split between, as last counted from the leases",
+            replicas.clone(),
+        );
+        replicas.set(1);
         let active_requests = Family::<PhaseLabel, Gauge>::default();
         registry.register(
             "active_requests",
@@ -157,6 +182,8 @@ impl Metrics {
             aws_calls,
             throttles,
             throttle_wait_seconds,
+            token_wait_seconds,
+            replicas,
             active_requests,
             lease_takeovers,
             tasks_recycled,

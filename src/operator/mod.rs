@@ -16,6 +16,7 @@ pub(crate) mod metrics;
 mod reconciler;
 mod records;
 pub(crate) mod replica;
+mod share;
 mod step;
 mod strays;
 #[cfg(all(test, feature = "simulator"))]
@@ -28,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::aws::ClientPool;
-use crate::aws::limit::RateLimit;
+use crate::aws::limit::ApiShare;
 use crate::aws::sdk::Timeouts;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
@@ -77,8 +78,9 @@ pub struct OperatorConfig {
     pub lease_duration: Duration,
     /// How long finished records are kept before the store may forget them.
     pub retention: Duration,
-    /// The client-side limit on AWS calls, per operation, account and Region.
-    pub api_rate_limit: RateLimit,
+    /// The share of AWS's throttling buckets the operator may spend, all
+    /// replicas together (each spends its part).
+    pub api_share: ApiShare,
     /// The deadlines of every AWS call (the SDK configuration carries them;
     /// here to check them against the lease).
     pub aws_timeouts: Timeouts,
@@ -118,7 +120,7 @@ impl OperatorConfig {
         if self.replica_id.trim().is_empty() {
             out.push("--replica-id must not be empty".into());
         }
-        out.extend(self.api_rate_limit.problems());
+        out.extend(self.api_share.problems());
         out.extend(self.aws_timeouts.problems());
         out.extend(self.lease_terms().problems(self.aws_timeouts.attempt));
         out
@@ -232,7 +234,7 @@ impl<S: Store> OperatorBuilder<S> {
         let hooks = crate::hooks::call::Caller::new(&self.sdk);
         let pool = Arc::new(ClientPool::new(
             self.sdk,
-            self.config.api_rate_limit,
+            self.config.api_share.clone(),
             metrics.clone(),
         ));
         let scheduler = Scheduler::new(self.store.clone(), &self.config, self.clock.clone());

@@ -34,6 +34,7 @@ use super::OperatorConfig;
 use super::health::Health;
 use super::lease::{Fence, Hold, Leases};
 use super::records::{Claimed, Records};
+use super::share::{self, Holder};
 use super::strays;
 use crate::aws::ClientPool;
 use crate::aws::observe::{self, Want};
@@ -63,6 +64,8 @@ pub(crate) struct Reconciler<S: Store> {
     pub(super) hooks: Arc<Caller>,
     /// Records of an unknown kind reported so far (see [`strays`]).
     strays: strays::Reported,
+    /// When this replica's heartbeat was last written, and who was alive then.
+    heartbeat: Mutex<(Option<Instant>, Vec<String>)>,
 }
 
 impl<S: Store> Reconciler<S> {
@@ -92,6 +95,7 @@ impl<S: Store> Reconciler<S> {
             notifier,
             hooks,
             strays: Default::default(),
+            heartbeat: Mutex::default(),
         })
     }
 
@@ -120,6 +124,15 @@ impl<S: Store> Reconciler<S> {
         }
         self.settle().await;
         self.leases.give_back_all().await;
+        // Leaving: the others count one replica fewer at their next heartbeat.
+        let now = Utc::now();
+        if let Err(e) = self
+            .store
+            .heartbeat(&self.config.replica_id, now, now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not end this replica's heartbeat; the others will count it for up to a lease");
+        }
         tracing::info!(replica = %self.config.replica_id, "operator stopped");
     }
 
@@ -148,7 +161,8 @@ impl<S: Store> Reconciler<S> {
     /// claimed and their looks started; it does not wait for AWS.
     pub(crate) async fn tick(self: Arc<Self>) -> Result<(), StoreError> {
         self.health.beat();
-        let records = match self.store.list_active(KIND).await {
+        // Statuses cut to their phase: a record is read whole when it is stepped.
+        let records = match self.store.list_active_lean(KIND).await {
             Ok(r) => {
                 self.health.listed(Ok(()));
                 r
@@ -169,6 +183,17 @@ impl<S: Store> Reconciler<S> {
             .collect();
         self.count_phases(&records);
         let heads = heads_per_service(&records);
+        // The steps are where the records at work are: those are shared
+        // apart from the ones queued behind them.
+        let at_work: Vec<bool> = records
+            .iter()
+            .map(|(r, spec)| match spec {
+                Ok(s) => heads.get(&(s.cluster.clone(), s.service.clone())) == Some(&r.name),
+                Err(_) => true,
+            })
+            .collect();
+        let (replicas, holders) = self.share(&records).await;
+        let plans = share::plans(replicas, &holders, &at_work);
         let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
         self.records.retain(|n| names.contains(n));
         let busy = |n: &str| self.records.peek(n, |t| t.is_some_and(|t| t.busy));
@@ -177,7 +202,39 @@ impl<S: Store> Reconciler<S> {
         let horizon = Instant::now() + self.config.poll_interval / 20;
         let mut due = Vec::new();
         let mut renew = Vec::new();
-        for (record, spec) in records {
+        // Beyond its part, this replica gives back the newest records it
+        // is not stepping now; the rest go at a later tick.
+        let mut give_back = Vec::new();
+        for (class, plan) in plans.iter().enumerate() {
+            give_back.extend(
+                records
+                    .iter()
+                    .zip(&at_work)
+                    .rev()
+                    .filter(|(_, w)| usize::from(**w) == class)
+                    .map(|((r, _), _)| &r.name)
+                    .filter(|n| self.leases.fence(n).is_some() && !busy(n))
+                    .take(plan.give_back)
+                    .cloned(),
+            );
+        }
+        let mut may_take = plans.clone().map(|p| p.may_take);
+        for ((record, spec), at_work) in records.into_iter().zip(at_work) {
+            let class = usize::from(at_work);
+            let held = self.leases.fence(&record.name).is_some();
+            if give_back.contains(&record.name) {
+                continue;
+            }
+            // A record another replica holds is left to it; a free one is
+            // taken only up to this replica's part.
+            if !held {
+                if holder(&record, &self.config.replica_id) == Holder::Other {
+                    continue;
+                }
+                if may_take[class] == 0 {
+                    continue;
+                }
+            }
             let blocked_by = spec
                 .as_ref()
                 .ok()
@@ -192,8 +249,11 @@ impl<S: Store> Reconciler<S> {
                 (t.is_some_and(|t| t.busy), changed || due_now)
             });
             if !busy && is_due {
-                due.push((record, spec, blocked_by));
-            } else if self.leases.fence(&record.name).is_some() {
+                if !held {
+                    may_take[class] -= 1;
+                }
+                due.push((record, blocked_by));
+            } else if held {
                 renew.push(record.name);
             }
         }
@@ -208,6 +268,15 @@ impl<S: Store> Reconciler<S> {
             store_work.spawn(async move {
                 let _permit = permit;
                 me.hold(&name, None).await;
+            });
+        }
+        for name in give_back {
+            let me = self.clone();
+            let permit = limit.clone().acquire_owned().await;
+            store_work.spawn(async move {
+                let _permit = permit;
+                tracing::info!(request = %name, replica = %me.config.replica_id, "lease given back: another replica's part");
+                me.leases.give_back(&name).await;
             });
         }
         let claimed = self.clone().claim_all(due, &limit).await;
@@ -278,11 +347,46 @@ impl<S: Store> Reconciler<S> {
         while steps.join_next().await.is_some() {}
     }
 
+    /// Beats this replica's heartbeat (three times a lease), counts the
+    /// live replicas, splits the API share by them, and answers the count
+    /// and who holds each of `records`. When the store does not answer,
+    /// the last count stands.
+    async fn share(
+        &self,
+        records: &[(StoredRecord, Result<RecycleSpec, String>)],
+    ) -> (usize, Vec<Holder>) {
+        let me = &self.config.replica_id;
+        let beat_every = self.config.lease_duration / 3;
+        let last = self.heartbeat.lock().0;
+        if last.is_none_or(|at| at.elapsed() >= beat_every) {
+            let now = Utc::now();
+            let until =
+                now + chrono::Duration::from_std(self.config.lease_duration).unwrap_or_default();
+            match self.store.heartbeat(me, now, until).await {
+                Ok(alive) => *self.heartbeat.lock() = (Some(Instant::now()), alive),
+                Err(e) => tracing::warn!(error = %e, "could not write this replica's heartbeat"),
+            }
+        }
+        let alive = self.heartbeat.lock().1.clone();
+        let replicas = share::live_replicas(&alive, records.iter().map(|(r, _)| r), me, Utc::now());
+        self.pool.set_replicas(replicas);
+        let holders: Vec<Holder> = records
+            .iter()
+            .map(|(r, _)| {
+                if self.leases.fence(&r.name).is_some() {
+                    Holder::Me
+                } else {
+                    holder(r, me)
+                }
+            })
+            .collect();
+        (replicas, holders)
+    }
+
     fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
         let mut counts: HashMap<Phase, i64> = HashMap::new();
         for (r, _) in records {
-            let phase = request_status(r).map(|s| s.phase).unwrap_or_default();
-            *counts.entry(phase).or_default() += 1;
+            *counts.entry(listed_phase(r)).or_default() += 1;
         }
         let counts: Vec<(Phase, i64)> = counts.into_iter().collect();
         self.pool.metrics().set_active(&counts);
@@ -293,16 +397,16 @@ impl<S: Store> Reconciler<S> {
     /// is marked Failed here.
     async fn claim_all(
         self: Arc<Self>,
-        due: Vec<(StoredRecord, Result<RecycleSpec, String>, Option<String>)>,
+        due: Vec<(StoredRecord, Option<String>)>,
         limit: &Arc<Semaphore>,
     ) -> Vec<Claimed> {
         let mut work = JoinSet::new();
-        for (record, spec, blocked_by) in due {
+        for (record, blocked_by) in due {
             let me = self.clone();
             let permit = limit.clone().acquire_owned().await;
             work.spawn(async move {
                 let _permit = permit;
-                me.claim(record, spec, blocked_by).await
+                me.claim(record, blocked_by).await
             });
         }
         let mut claimed = Vec::new();
@@ -314,14 +418,25 @@ impl<S: Store> Reconciler<S> {
         claimed
     }
 
-    async fn claim(
-        &self,
-        record: StoredRecord,
-        spec: Result<RecycleSpec, String>,
-        blocked_by: Option<String>,
-    ) -> Option<Claimed> {
+    async fn claim(&self, record: StoredRecord, blocked_by: Option<String>) -> Option<Claimed> {
         let previous = record.lease.as_ref().map(|l| l.holder.clone());
         let fence = self.hold(&record.name, Some(previous.as_deref())).await?;
+        // The listing holds only the phase: the step reads the record whole,
+        // as it is now (the listing may also lag a write by a moment).
+        let (record, spec) = match self.store.get(KIND, &record.name).await {
+            Ok(Some(whole)) => {
+                let spec = request_spec(&whole);
+                (whole, spec)
+            }
+            Ok(None) => {
+                self.forget(&record.name);
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(request = %record.name, error = %e, "could not read the request to step it; trying again at the next look");
+                return None;
+            }
+        };
         let (spec, status) = match spec.and_then(|spec| Ok((spec, request_status(&record)?))) {
             Ok(p) => p,
             Err(message) => {
@@ -412,6 +527,25 @@ impl<S: Store> Reconciler<S> {
     }
 }
 
+/// Who holds `record`'s lease as listed: another replica while its lease
+/// has not run out; otherwise nobody this replica must leave it to.
+fn holder(record: &StoredRecord, me: &str) -> Holder {
+    match &record.lease {
+        Some(l) if l.holder != me && l.expires_at > Utc::now() => Holder::Other,
+        _ => Holder::Free,
+    }
+}
+
+/// A listed record's phase (statuses are listed cut to it); Pending before
+/// the first status, as the status reader says.
+fn listed_phase(record: &StoredRecord) -> Phase {
+    record
+        .status
+        .as_ref()
+        .and_then(|s| serde_json::from_value::<Phase>(s["phase"].clone()).ok())
+        .unwrap_or_default()
+}
+
 /// The first active request of each service, in creation order: it goes first.
 fn heads_per_service(
     records: &[(StoredRecord, Result<RecycleSpec, String>)],
@@ -419,11 +553,7 @@ fn heads_per_service(
     let mut heads = HashMap::new();
     for (r, spec) in records {
         // notify: a finished request still delivering its notices goes before nobody.
-        let finished = r
-            .status
-            .as_ref()
-            .and_then(|s| serde_json::from_value::<Phase>(s["phase"].clone()).ok())
-            .is_some_and(Phase::is_terminal);
+        let finished = listed_phase(r).is_terminal();
         if finished {
             continue;
         }

@@ -245,6 +245,14 @@ mod tests {
         async fn delete(&self, _: Kind, _: &str) -> StoreResult<()> {
             unreachable!()
         }
+        async fn heartbeat(
+            &self,
+            _: &str,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> StoreResult<Vec<String>> {
+            unreachable!()
+        }
     }
 
     /// What `report` logs while `future` runs.

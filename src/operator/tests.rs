@@ -13,7 +13,7 @@ use super::health::Health;
 use super::metrics::Metrics;
 use super::reconciler::Reconciler;
 use crate::aws::ClientPool;
-use crate::aws::limit::RateLimit;
+use crate::aws::limit::ApiShare;
 use crate::aws::sdk::Timeouts;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
@@ -69,12 +69,12 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
         policy_interval: Duration::from_secs(300),
         lease_duration: Duration::from_secs(5),
         retention: Duration::from_secs(60),
-        api_rate_limit: RateLimit::default(),
+        api_share: ApiShare::default(),
         aws_timeouts: Timeouts::default(),
     };
     let pool = Arc::new(ClientPool::new(
         sdk.clone(),
-        config.api_rate_limit,
+        config.api_share.clone(),
         Metrics::new(),
     ));
     let health = Health::new(config.poll_interval, config.lease_duration);

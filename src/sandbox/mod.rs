@@ -18,7 +18,7 @@ use chrono::Utc;
 use ecs_sim::{SimOptions, Simulator, Timings};
 use serde_json::Value;
 
-use crate::aws::limit::RateLimit;
+use crate::aws::limit::ApiShare;
 use crate::aws::sdk::{self, Timeouts};
 use crate::cli::apply::{self, Source};
 use crate::cli::present;
@@ -204,7 +204,7 @@ async fn drive(
         policy_interval: Duration::from_secs(10),
         lease_duration: Duration::from_secs(5),
         retention: Duration::from_secs(3600),
-        api_rate_limit: RateLimit::default(),
+        api_share: ApiShare::default(),
         // The simulator is in this process: an answer later than this is a fault.
         aws_timeouts: Timeouts {
             connect: Duration::from_secs(1),

@@ -42,6 +42,10 @@ impl Store for AnyStore {
         each!(self, s => s.list_active(kind))
     }
 
+    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+        each!(self, s => s.list_active_lean(kind))
+    }
+
     async fn list_all(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
         each!(self, s => s.list_all(kind))
     }
@@ -85,5 +89,14 @@ impl Store for AnyStore {
 
     async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
         each!(self, s => s.fail_stray(stray, status))
+    }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        each!(self, s => s.heartbeat(replica, now, until))
     }
 }

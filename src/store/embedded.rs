@@ -34,6 +34,10 @@ pub struct EmbeddedStore {
 struct Data {
     /// `Kind/name` → record.
     records: BTreeMap<String, Slot>,
+    /// Replica → until when its heartbeat says it is alive. Kept as plain
+    /// JSON: a hand edit that spoils it costs the heartbeats, never the file.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    replicas: Value,
 }
 
 /// One entry of the file: a record, or what a hand edit left that cannot
@@ -488,6 +492,35 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let replica = replica.to_string();
+        self.with_data(move |data| {
+            // Entries that are not a time in the future are forgotten.
+            let mut alive: BTreeMap<String, DateTime<Utc>> = data
+                .replicas
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, at)| {
+                    let at = serde_json::from_value::<DateTime<Utc>>(at.clone()).ok()?;
+                    Some((name.clone(), at))
+                })
+                .collect();
+            alive.insert(replica, until);
+            alive.retain(|_, alive_until| *alive_until > now);
+            let names = alive.keys().cloned().collect();
+            data.replicas = serde_json::to_value(alive)
+                .map_err(|e| StoreError::Corrupt(format!("heartbeats: {e}")))?;
+            Ok((names, true))
+        })
+        .await
+    }
 }
 
 /// The records of `kind` that `keep` keeps, and the entries under the
@@ -511,4 +544,45 @@ fn listing(
         }
     }
     Ok(listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hand_edit_that_spoils_the_heartbeats_costs_only_them() {
+        let dir = std::env::temp_dir().join(format!(
+            "ecs-recycler-heartbeats-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.json");
+        fs::write(
+            &path,
+            r#"{"records": {}, "replicas": {"old": "not a time", "r9": 7}}"#,
+        )
+        .unwrap();
+        let store = EmbeddedStore::open(&path).unwrap();
+        let now = Utc::now();
+        let alive = store
+            .heartbeat("r1", now, now + chrono::Duration::seconds(15))
+            .await
+            .unwrap();
+        assert_eq!(alive, ["r1"]);
+        fs::write(&path, r#"{"records": {}, "replicas": "garbage"}"#).unwrap();
+        let alive = store
+            .heartbeat("r2", now, now + chrono::Duration::seconds(15))
+            .await
+            .unwrap();
+        assert_eq!(alive, ["r2"]);
+        assert!(
+            store
+                .list_active(Kind::RecycleRequest)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

@@ -142,6 +142,22 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A listed record with its status cut to its phase. A status with no
+/// phase (one that cannot be read, say) is kept whole, so the step that
+/// reads the record says what is wrong with it.
+pub fn lean(mut record: StoredRecord) -> StoredRecord {
+    record.status = record.status.as_ref().map(phase_only);
+    record
+}
+
+/// A status cut to its phase, or whole if it has none.
+pub fn phase_only(status: &Value) -> Value {
+    match status.get("phase") {
+        Some(phase) => serde_json::json!({ "phase": phase }),
+        None => status.clone(),
+    }
+}
+
 /// The operations every store offers, with the same semantics.
 pub trait Store: Send + Sync + 'static {
     /// Creates a record with version 1, active, no status. Refuses an existing name.
@@ -169,6 +185,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
         kind: Kind,
     ) -> impl Future<Output = StoreResult<Vec<StoredRecord>>> + Send;
+
+    /// [`Store::list_active`] with each status cut to its phase ([`lean`]):
+    /// what the loop needs to schedule work (name, version, lease, spec,
+    /// phase), so a tick over many active records holds no whole statuses.
+    /// The loop reads a record whole ([`Store::get`]) when it steps it.
+    fn list_active_lean(
+        &self,
+        kind: Kind,
+    ) -> impl Future<Output = StoreResult<Vec<StoredRecord>>> + Send {
+        async move {
+            Ok(self
+                .list_active(kind)
+                .await?
+                .into_iter()
+                .map(lean)
+                .collect())
+        }
+    }
 
     /// Every record of the kind, by name: for people, not for the loop.
     fn list_all(&self, kind: Kind) -> impl Future<Output = StoreResult<Vec<StoredRecord>>> + Send;
@@ -232,4 +266,17 @@ pub trait Store: Send + Sync + 'static {
         stray: &Stray,
         status: Value,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Says `replica` is alive until `until` (an `until` at or before `now`
+    /// says it is leaving) and answers every replica alive at `now`, by
+    /// name: this one among them unless it is leaving. Replicas split the
+    /// account's API share and the active records by this count, so it is
+    /// one item read and written in one round trip, not a listing; a
+    /// replica whose heartbeat ran out is forgotten.
+    fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 }

@@ -483,7 +483,7 @@ async fn in_process<S: Store>(store: Arc<S>, sim_url: &str, replica: &str) -> Op
         policy_interval: Duration::from_secs(300),
         lease_duration: Duration::from_secs(1),
         retention: Duration::from_secs(60),
-        api_rate_limit: Default::default(),
+        api_share: Default::default(),
         aws_timeouts: timeouts,
     };
     assert!(config.problems().is_empty(), "{:?}", config.problems());

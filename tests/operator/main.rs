@@ -15,3 +15,5 @@ mod notify;
 mod policies;
 mod scale;
 mod schedules;
+mod share;
+mod work_sharing;

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use ecs_recycler::operator::{Metrics, OperatorConfig};
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
-use ecs_recycler::{ClientPool, Clock, PolicyLoop, RateLimit, sdk};
+use ecs_recycler::{ApiShare, ClientPool, Clock, PolicyLoop, sdk};
 use serde_json::{Value, json};
 use support::operator::{FINISHED, aws_env, spawn_operator, temp_dir};
 use support::*;
@@ -390,7 +390,7 @@ fn config(replica: &str) -> OperatorConfig {
         policy_interval: Duration::from_secs(300),
         lease_duration: Duration::from_secs(15),
         retention: Duration::from_secs(3600),
-        api_rate_limit: Default::default(),
+        api_share: Default::default(),
         aws_timeouts: Default::default(),
     }
 }
@@ -432,7 +432,7 @@ async fn the_loop_waits_for_the_window_skips_blackout_dates_and_finishes_what_a_
     let sdk_config = sdk::with_timeouts(&sdk_config(sim.url(), false).await, Default::default());
     let pool = Arc::new(ClientPool::new(
         sdk_config,
-        RateLimit::default(),
+        ApiShare::default(),
         Metrics::new(),
     ));
     let policies = PolicyLoop::new(store.clone(), pool.clone(), &config("a"), clock.clone());
@@ -563,7 +563,7 @@ async fn a_fleet_that_cannot_be_looked_at_is_named_in_the_status_and_tried_again
     let sdk_config = sdk::with_timeouts(&sdk_config(sim.url(), false).await, Default::default());
     let pool = Arc::new(ClientPool::new(
         sdk_config,
-        RateLimit::default(),
+        ApiShare::default(),
         Metrics::new(),
     ));
     let policies = PolicyLoop::new(store.clone(), pool.clone(), &config("a"), clock.clone());

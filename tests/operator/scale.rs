@@ -203,10 +203,12 @@ fn flags_out_of_range_are_refused_naming_the_flag_and_the_reason() {
         .args([
             "--concurrency",
             "0",
-            "--api-rate-limit",
+            "--api-share",
             "0",
-            "--api-burst",
-            "0",
+            "--api-category-share",
+            "service-modfy=0.2",
+            "--api-quota",
+            "service-read=0/20",
         ])
         .args(["--poll-interval", "2s", "--idle-poll-interval", "1s"])
         .args(["--lease-duration", "10s", "--aws-attempt-timeout", "10s"])
@@ -218,8 +220,9 @@ fn flags_out_of_range_are_refused_naming_the_flag_and_the_reason() {
     let text = String::from_utf8_lossy(&out.stderr);
     for expected in [
         "--concurrency must be at least 1",
-        "--api-rate-limit (0) must be more than 0",
-        "--api-burst must be at least 1",
+        "--api-share (0) must be more than 0 and at most 1",
+        "no throttling category is named service-modfy (did you mean service-modify?)",
+        "--api-quota service-read=0/20: the burst must be at least 1",
         "--idle-poll-interval (1s) must not be shorter than --poll-interval (2s)",
         "--aws-attempt-timeout (10s) must not be longer than --aws-operation-timeout (5s)",
         "--lease-duration (10s) must be at least --aws-attempt-timeout (10s) plus the lease's safety margin",

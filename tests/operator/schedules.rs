@@ -36,7 +36,7 @@ fn config(replica: &str) -> OperatorConfig {
         policy_interval: Duration::from_secs(300),
         lease_duration: Duration::from_secs(15),
         retention: Duration::from_secs(3600),
-        api_rate_limit: Default::default(),
+        api_share: Default::default(),
         aws_timeouts: Default::default(),
     }
 }

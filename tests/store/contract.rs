@@ -201,6 +201,63 @@ pub async fn contract<S: Store>(store: &S) {
         store.acquire_lease(K, "c", "r1", t(30), t(40)).await,
         Err(StoreError::NotFound { .. })
     ));
+
+    // heartbeats: who is alive, a replica that leaves, one that goes silent
+    assert_eq!(store.heartbeat("r1", t(40), t(55)).await.unwrap(), ["r1"]);
+    assert_eq!(
+        store.heartbeat("r2", t(41), t(56)).await.unwrap(),
+        ["r1", "r2"]
+    );
+    assert_eq!(
+        store.heartbeat("r3", t(42), t(57)).await.unwrap(),
+        ["r1", "r2", "r3"]
+    );
+    // r3 leaves: its heartbeat ends now, and it is not counted.
+    assert_eq!(
+        store.heartbeat("r3", t(43), t(43)).await.unwrap(),
+        ["r1", "r2"]
+    );
+    // r2 goes silent: at its expiry it is no longer alive, and forgotten.
+    assert_eq!(store.heartbeat("r1", t(56), t(71)).await.unwrap(), ["r1"]);
+    // ... and comes back as any replica would.
+    assert_eq!(
+        store.heartbeat("r2", t(57), t(72)).await.unwrap(),
+        ["r1", "r2"]
+    );
+    // the lean listing: everything the full one says, each status cut to its phase
+    store.create(K, "lean", spec.clone(), t(60)).await.unwrap();
+    assert!(
+        store
+            .acquire_lease(K, "lean", "r1", t(60), t(90))
+            .await
+            .unwrap()
+    );
+    let mut write = status_write(1, "r1", t(61), true);
+    write.status = json!({"phase": "Recycling", "events": ["a", "b"], "message": "x".repeat(500)});
+    store.write_status(K, "lean", write).await.unwrap();
+    let full = store.list_active(K).await.unwrap();
+    let lean = store.list_active_lean(K).await.unwrap();
+    assert_eq!(full.len(), lean.len());
+    for (f, l) in full.iter().zip(&lean) {
+        assert_eq!(
+            (&f.name, f.version, &f.lease, &f.spec),
+            (&l.name, l.version, &l.lease, &l.spec)
+        );
+        assert_eq!(
+            l.status,
+            f.status.as_ref().map(|s| json!({"phase": s["phase"]}))
+        );
+    }
+    assert_eq!(
+        lean.last().unwrap().status,
+        Some(json!({"phase": "Recycling"}))
+    );
+    store.delete(K, "lean").await.unwrap();
+
+    // Heartbeats are no records: no listing shows them.
+    assert_eq!(names(store.list_active(K).await.unwrap()), ["b"]);
+    assert_eq!(store.list_strays().await.unwrap(), vec![]);
+    assert_eq!(names(store.list_all(K).await.unwrap()).len(), 2);
 }
 
 /// An item as another client writes it: the attributes of the item schema,

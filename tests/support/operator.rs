@@ -224,31 +224,36 @@ impl LocalOperator {
 
     /// The address of the operator's endpoints, as it logs it once bound.
     pub async fn http_addr(&self, within: Duration) -> String {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let bound = log
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|l| {
-                    l["fields"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.starts_with("serving /healthz"))
-                })
-                .and_then(|l| l["fields"]["addr"].as_str().map(str::to_string));
-            if let Some(addr) = bound {
-                return addr;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the operator logged no endpoint address:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        logged_http_addr(&self.log, within).await
     }
 
     /// Waits for the request to finish; answers its status.
     pub async fn finished(&self, name: &str, within: Duration) -> Value {
         wait_phase(&self.store, name, &FINISHED, within, &self.log).await
+    }
+}
+
+/// The address of an operator's endpoints, as it logs it (to `log`) once bound.
+pub async fn logged_http_addr(log: &Path, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        let bound = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("serving /healthz"))
+            })
+            .and_then(|l| l["fields"]["addr"].as_str().map(str::to_string));
+        if let Some(addr) = bound {
+            return addr;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator logged no endpoint address:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -152,4 +152,14 @@ impl<S: Store> Store for StalledStore<S> {
         self.network().await;
         self.inner.delete(kind, name).await
     }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        self.network().await;
+        self.inner.heartbeat(replica, now, until).await
+    }
 }

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use ecs_sim::Timings;
+use ecs_sim::{RealisticThrottle, Timings};
 use serde_json::Value;
 
 use crate::BenchError;
 use crate::memory_store::MemoryStore;
 use crate::product::{
-    Metrics, Operator, OperatorConfig, RateLimit, Timeouts, http_get, with_timeouts,
+    ApiShare, Metrics, Operator, OperatorConfig, Quota, Timeouts, http_get, with_timeouts,
 };
 pub use crate::product::{client_config as sdk_config, create_service, steady, wait_steady};
 
@@ -39,10 +39,41 @@ pub fn timings(jitter: f64) -> Timings {
     }
 }
 
+/// AWS's buckets as the simulator keeps them on scaled time: the published
+/// sizes, refilled `SCALE` times faster (`--api-quota` for each category).
+pub fn scaled_quotas() -> std::collections::BTreeMap<String, Quota> {
+    api_limits::CATEGORIES
+        .iter()
+        .map(|c| {
+            let quota = Quota {
+                burst: c.burst,
+                refill_per_second: c.refill_per_second * SCALE,
+            };
+            (c.name.to_string(), quota)
+        })
+        .collect()
+}
+
+/// The operator's part of a category's bucket at the default share, on the
+/// benchmark's time: (burst, refill a second).
+pub fn share_of(category: &str) -> (f64, f64) {
+    let share = ApiShare::default().share;
+    let c = api_limits::named(category).expect("a category of api-limits");
+    (
+        f64::from(c.burst) * share,
+        c.refill_per_second * SCALE * share,
+    )
+}
+
+/// The simulator's throttling: ECS's published buckets on the benchmark's time.
+pub fn realistic_throttling() -> RealisticThrottle {
+    RealisticThrottle { time_scale: SCALE }
+}
+
 /// The operator's defaults, scaled like the simulator's timings (the
-/// client-side rate limit too: time runs `SCALE` times faster).
+/// buckets' refill too: time runs `SCALE` times faster), at the default
+/// share of them.
 pub fn operator_config(replica: &str) -> OperatorConfig {
-    let limit = RateLimit::default();
     OperatorConfig {
         replica_id: replica.into(),
         concurrency: 16,
@@ -51,9 +82,9 @@ pub fn operator_config(replica: &str) -> OperatorConfig {
         policy_interval: scaled(300.0),
         lease_duration: scaled(15.0),
         retention: Duration::from_secs(3600),
-        api_rate_limit: RateLimit {
-            per_second: limit.per_second * SCALE,
-            burst: limit.burst,
+        api_share: ApiShare {
+            quotas: scaled_quotas(),
+            ..ApiShare::default()
         },
         // The attempt scaled with the lease it must fit in; the whole call
         // not, since the backoff on throttling is not scaled.
@@ -121,7 +152,10 @@ impl Drop for ChildProcess {
     }
 }
 
-/// `ecs-recycler sim` (`binary`) as a child process with these timings: its URL.
+/// `ecs-recycler sim` (`binary`) as a child process with these timings: its
+/// URL. It throttles nothing until [`throttle_realistically`]: setting up a
+/// thousand services through ECS's buckets would take the SDK's retries
+/// past their quota.
 pub fn spawn_sim(binary: &Path, t: Timings) -> Result<(ChildProcess, String), BenchError> {
     use std::io::BufRead;
     let secs = |s: f64| format!("{}ms", (s * 1000.0).round() as u64);
@@ -355,4 +389,81 @@ pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     values.sort_by(f64::total_cmp);
     let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
     Some(values[rank.clamp(1, values.len()) - 1])
+}
+
+/// `services` one-task services over 10 clusters, steady: their (cluster,
+/// service) names.
+pub async fn make_services(
+    ecs: &aws_sdk_ecs::Client,
+    services: usize,
+) -> Result<Vec<(String, String)>, BenchError> {
+    let clusters = 10;
+    let names: Vec<(String, String)> = (0..services)
+        .map(|i| (format!("c{}", i % clusters), format!("svc{i:04}")))
+        .collect();
+    for c in 0..clusters.min(services) {
+        ecs.create_cluster()
+            .cluster_name(format!("c{c}"))
+            .send()
+            .await
+            .map_err(|e| failed("CreateCluster", e))?;
+    }
+    for chunk in names.chunks(50) {
+        let mut work = tokio::task::JoinSet::new();
+        for (cluster, service) in chunk {
+            let (ecs, cluster, service) = (ecs.clone(), cluster.clone(), service.clone());
+            work.spawn(async move { create_service(&ecs, &cluster, &service, 1, false).await });
+        }
+        while let Some(done) = work.join_next().await {
+            done.map_err(|e| failed("create a service", e))??;
+        }
+    }
+    make_services_steady(ecs, &names).await?;
+    Ok(names)
+}
+
+/// Waits until every one of `names` runs its one task, steady.
+pub async fn make_services_steady(
+    ecs: &aws_sdk_ecs::Client,
+    names: &[(String, String)],
+) -> Result<(), BenchError> {
+    let mut by_cluster: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (c, s) in names {
+        by_cluster.entry(c).or_default().push(s.clone());
+    }
+    for (cluster, list) in &by_cluster {
+        wait_steady(ecs, cluster, list, 1, Duration::from_secs(300)).await?;
+    }
+    Ok(())
+}
+
+/// Turns on the simulator's realistic buckets (ECS's, on the benchmark's
+/// time) through its control API.
+pub async fn throttle_realistically(url: &str) -> Result<(), BenchError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::json!({"throttle": {"realistic": {"timeScale": SCALE}}}).to_string();
+    let host = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| failed("reach the simulator", e))?;
+    let request = format!(
+        "POST /_sim/config HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| failed("configure the simulator", e))?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .await
+        .map_err(|e| failed("configure the simulator", e))?;
+    if answer.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(BenchError(format!(
+            "the simulator refused its throttling: {answer}"
+        )))
+    }
 }

@@ -16,6 +16,7 @@ mod harness;
 mod memory_store;
 mod policy_fleet;
 mod product;
+mod replicas;
 mod scale;
 mod scenarios;
 
@@ -32,7 +33,7 @@ use serde::Serialize;
     about = "Measure the operator against the simulator; print a table and JSON."
 )]
 pub struct BenchArgs {
-    /// Run only these scenarios: retry-modes, recycle, scale, failover, force-deployment, policy-fleet.
+    /// Run only these scenarios: retry-modes, recycle, scale, replicas, failover, force-deployment, policy-fleet.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON to this file.
@@ -47,6 +48,13 @@ pub struct BenchArgs {
     /// Services in the scale scenario (spread over 10 clusters).
     #[arg(long, default_value_t = 1000)]
     scale_services: usize,
+    /// Requests (one a service) in the replicas scenario.
+    #[arg(long, default_value_t = 1000)]
+    replica_requests: usize,
+    /// Requests queued on each service in the scale scenario (they run one
+    /// after another); 10 makes the 10,000-request run.
+    #[arg(long, default_value_t = 1)]
+    scale_queue: usize,
     /// The `ecs-recycler` binary the scale and failover scenarios run as child
     /// processes [default: `ecs-recycler` beside this program, as `cargo build` leaves it].
     #[arg(long, value_name = "PATH")]
@@ -162,10 +170,11 @@ impl Figure {
     }
 }
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 7] = [
     "retry-modes",
     "recycle",
     "scale",
+    "replicas",
     "failover",
     "force-deployment",
     "policy-fleet",
@@ -184,7 +193,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
     let binary = operator_binary(args.operator_binary.as_deref())?;
     // Checked before any scenario runs: a run of several minutes should not
     // fail at its third scenario for want of it.
-    if (wanted("scale") || wanted("failover")) && !binary.is_file() {
+    if (wanted("scale") || wanted("replicas") || wanted("failover")) && !binary.is_file() {
         return Err(BenchError(format!(
             "no operator binary at {}: build it first (`cargo build --release` puts it \
              beside this program) or say where it is with --operator-binary",
@@ -200,6 +209,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "scale",
         "retry-modes",
         "recycle",
+        "replicas",
         "failover",
         "force-deployment",
         "policy-fleet",
@@ -208,11 +218,12 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             continue;
         }
         let result = match name {
-            "scale" => scale::scale(args.scale_services, &binary).await,
+            "scale" => scale::scale(args.scale_services, args.scale_queue, &binary).await,
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
             "failover" => scenarios::failover(&binary).await,
             "policy-fleet" => policy_fleet::policy_fleet().await,
+            "replicas" => replicas::replicas(args.replica_requests, &binary).await,
             _ => scenarios::force_deployment().await,
         };
         match result {

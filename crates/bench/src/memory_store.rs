@@ -13,12 +13,15 @@ use serde_json::Value;
 
 use crate::product::{
     Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
+    phase_only,
 };
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     /// (kind, name) → the record and, once it is finished, when it may be forgotten.
     records: Mutex<BTreeMap<(Kind, String), Entry>>,
+    /// Replica → until when its heartbeat says it is alive.
+    replicas: Mutex<BTreeMap<String, DateTime<Utc>>>,
 }
 
 #[derive(Debug)]
@@ -123,6 +126,27 @@ impl Store for MemoryStore {
             .values()
             .filter(|e| e.record.kind == kind && e.record.active)
             .map(|e| e.record.clone())
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(out)
+    }
+
+    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+        // Cut while copying: the whole statuses are never copied at all.
+        let mut out: Vec<StoredRecord> = self
+            .records()
+            .values()
+            .filter(|e| e.record.kind == kind && e.record.active)
+            .map(|e| StoredRecord {
+                kind: e.record.kind,
+                name: e.record.name.clone(),
+                spec: e.record.spec.clone(),
+                status: e.record.status.as_ref().map(phase_only),
+                version: e.record.version,
+                created_at: e.record.created_at,
+                active: e.record.active,
+                lease: e.record.lease.clone(),
+            })
             .collect();
         out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
         Ok(out)
@@ -242,6 +266,18 @@ impl Store for MemoryStore {
             kind: STRAY,
             name: stray.key.clone(),
         })
+    }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let mut replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        replicas.insert(replica.to_string(), until);
+        replicas.retain(|_, alive_until| *alive_until > now);
+        Ok(replicas.keys().cloned().collect())
     }
 }
 

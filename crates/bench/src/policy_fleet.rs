@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 use crate::memory_store::MemoryStore;
-use crate::product::{ClientPool, Kind, Metrics, PolicyLoop, RateLimit, Store, SystemClock};
+use crate::product::{ApiShare, ClientPool, Kind, Metrics, PolicyLoop, Store, SystemClock};
 use crate::{BenchError, Figure};
 
 const S: &str = "policy-fleet";
@@ -92,7 +92,7 @@ pub async fn policy_fleet() -> Result<Vec<Figure>, BenchError> {
             .await
             .map_err(|e| failed("create the policy", e))?;
         let sdk = sdk_config(sim.url(), aws_config::retry::RetryConfig::disabled()).await;
-        let pool = Arc::new(ClientPool::new(sdk, RateLimit::default(), Metrics::new()));
+        let pool = Arc::new(ClientPool::new(sdk, ApiShare::default(), Metrics::new()));
         let config = operator_config("bench");
         let policies = PolicyLoop::new(store.clone(), pool, &config, Arc::new(SystemClock));
         let before = call_count(&sim.timeline());

@@ -4,7 +4,6 @@
 //! sandbox uses too. When the library's surface moves, the benchmark's
 //! imports of it change here alone.
 
-pub use ecs_recycler::RateLimit;
 pub use ecs_recycler::operator::Metrics;
 pub use ecs_recycler::operator::http_get;
 pub use ecs_recycler::operator::{Operator, OperatorConfig, bound_allocator_arenas};
@@ -15,5 +14,7 @@ pub use ecs_recycler::sdk::{Timeouts, with_timeouts};
 pub use ecs_recycler::store::embedded::EmbeddedStore;
 pub use ecs_recycler::store::{
     Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
+    phase_only,
 };
+pub use ecs_recycler::{ApiShare, Quota};
 pub use ecs_recycler::{ClientPool, PolicyLoop, SystemClock, classify};

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use crate::harness::*;
-use crate::product::{ClientPool, EmbeddedStore, Kind, Metrics, RateLimit, Store, classify};
+use crate::product::{ApiShare, ClientPool, EmbeddedStore, Kind, Metrics, Store, classify};
 use crate::{BenchError, Figure};
 
 const KIND: Kind = Kind::RecycleRequest;
@@ -21,6 +21,7 @@ const JITTER: f64 = 0.2;
 async fn sim() -> Result<Simulator, BenchError> {
     Simulator::start(SimOptions {
         timings: timings(JITTER),
+        realistic_throttling: Some(realistic_throttling()),
         ..SimOptions::default()
     })
     .await
@@ -90,7 +91,7 @@ pub async fn retry_modes() -> Result<Vec<Figure>, BenchError> {
             let failures = match mode {
                 "operator" => {
                     let sdk = sdk_config(sim.url(), RetryConfig::standard()).await;
-                    let pool = ClientPool::new(sdk, RateLimit::default(), Metrics::new());
+                    let pool = ClientPool::new(sdk, ApiShare::default(), Metrics::new());
                     let clients = pool.for_role(None, None).await;
                     fan_out(calls, at_once, move || {
                         let clients = clients.clone();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::buckets::{self, AccountBuckets, RealisticThrottle};
 use crate::duration::serde_opt_duration;
 
 /// How long the phases of a task's life take, in seconds.
@@ -158,8 +159,9 @@ impl FaultProfile {
     }
 }
 
-/// API throttling: a random fraction of calls, and/or a token bucket per
-/// operation, answered with ThrottlingException.
+/// API throttling: a random fraction of calls, a token bucket per
+/// operation, and/or ECS's own buckets per category, account and Region
+/// (`realistic`), answered with ThrottlingException.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ThrottleConfig {
@@ -171,6 +173,10 @@ pub struct ThrottleConfig {
     /// Operation name → bucket.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub buckets: BTreeMap<String, BucketConfig>,
+    /// AWS's published buckets, one per category, account and Region
+    /// (see [`crate::buckets`]); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realistic: Option<RealisticThrottle>,
     /// Operations answered with AccessDeniedException, as when IAM lacks the action.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
@@ -209,6 +215,9 @@ impl ThrottleConfig {
                 out.push(format!("throttle.clusterLatency.{cluster}: {e}"));
             }
         }
+        if let Some(r) = &self.realistic {
+            out.extend(r.problems());
+        }
         for (op, b) in &self.buckets {
             if !(b.capacity >= 1.0 && b.refill_per_second >= 0.0) {
                 out.push(format!(
@@ -225,6 +234,15 @@ impl ThrottleConfig {
 pub struct Throttle {
     pub config: ThrottleConfig,
     levels: BTreeMap<String, (f64, f64)>,
+    accounts: AccountBuckets,
+}
+
+/// Who made a call, as far as throttling cares.
+pub struct Caller<'a> {
+    /// The access key that signed it; `None` when unsigned.
+    pub account: Option<&'a str>,
+    /// The Region of its signature's scope.
+    pub region: &'a str,
 }
 
 impl Throttle {
@@ -249,13 +267,34 @@ impl Throttle {
     pub fn configure(&mut self, config: ThrottleConfig) {
         self.config = config;
         self.levels.clear();
+        self.accounts.clear();
     }
 
     /// Whether this call is throttled; takes a token when it is not.
-    pub fn should_throttle(&mut self, op: &str, now: f64, roll: f64) -> bool {
+    /// `service` is the API called (`None`: none the buckets know).
+    pub fn should_throttle(
+        &mut self,
+        op: &str,
+        service: Option<api_limits::Service>,
+        caller: &Caller<'_>,
+        now: f64,
+        roll: f64,
+    ) -> bool {
         let applies =
             self.config.operations.is_empty() || self.config.operations.iter().any(|o| o == op);
         if applies && roll < self.config.fraction {
+            return true;
+        }
+        if let (Some(settings), Some(category)) = (
+            &self.config.realistic,
+            service.and_then(|s| buckets::category(s, op)),
+        ) && !self.accounts.take(
+            settings,
+            category,
+            caller.account.unwrap_or("unsigned"),
+            caller.region,
+            now,
+        ) {
             return true;
         }
         let Some(bucket) = self.config.buckets.get(op) else {
@@ -293,6 +332,31 @@ fn cluster_named(params: &serde_json::Value) -> Option<String> {
 mod tests {
     use super::*;
 
+    const ANYONE: Caller<'static> = Caller {
+        account: Some("test"),
+        region: "us-east-1",
+    };
+
+    #[test]
+    fn realistic_buckets_are_shared_by_the_callers_of_one_account() {
+        let mut t = Throttle::default();
+        t.configure(ThrottleConfig {
+            realistic: Some(RealisticThrottle::default()),
+            ..Default::default()
+        });
+        let ecs = Some(api_limits::Service::Ecs);
+        let other = Caller {
+            account: Some("other"),
+            region: "us-east-1",
+        };
+        for _ in 0..50 {
+            assert!(!t.should_throttle("UpdateService", ecs, &ANYONE, 0.0, 1.0));
+        }
+        assert!(t.should_throttle("CreateService", ecs, &ANYONE, 0.0, 1.0));
+        assert!(!t.should_throttle("UpdateService", ecs, &other, 0.0, 1.0));
+        assert!(!t.should_throttle("ListTasks", ecs, &ANYONE, 0.0, 1.0));
+    }
+
     #[test]
     fn a_silent_cluster_delays_every_call_about_it() {
         let mut t = Throttle::default();
@@ -324,11 +388,12 @@ mod tests {
             .into(),
             ..Default::default()
         });
-        assert!(!t.should_throttle("ListTasks", 0.0, 1.0));
-        assert!(!t.should_throttle("ListTasks", 0.0, 1.0));
-        assert!(t.should_throttle("ListTasks", 0.0, 1.0));
-        assert!(!t.should_throttle("DescribeTasks", 0.0, 1.0));
-        assert!(!t.should_throttle("ListTasks", 1.0, 1.0));
+        let mut call = |op: &str, now: f64| t.should_throttle(op, None, &ANYONE, now, 1.0);
+        assert!(!call("ListTasks", 0.0));
+        assert!(!call("ListTasks", 0.0));
+        assert!(call("ListTasks", 0.0));
+        assert!(!call("DescribeTasks", 0.0));
+        assert!(!call("ListTasks", 1.0));
     }
 
     #[test]
@@ -339,8 +404,8 @@ mod tests {
             operations: vec!["StopTask".into()],
             ..Default::default()
         });
-        assert!(t.should_throttle("StopTask", 0.0, 0.4));
-        assert!(!t.should_throttle("StopTask", 0.0, 0.6));
-        assert!(!t.should_throttle("ListTasks", 0.0, 0.1));
+        assert!(t.should_throttle("StopTask", None, &ANYONE, 0.0, 0.4));
+        assert!(!t.should_throttle("StopTask", None, &ANYONE, 0.0, 0.6));
+        assert!(!t.should_throttle("ListTasks", None, &ANYONE, 0.0, 0.1));
     }
 }

@@ -12,9 +12,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::faults::Caller;
 use super::wire::{ApiError, parse_body};
 use super::world::World;
 use super::{autoscaling, control, ecs};
+use api_limits::Service;
 
 const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 const AAS_PREFIX: &str = "AnyScaleFrontendService";
@@ -58,13 +60,17 @@ async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         .to_string();
     // Who called: the access key of the request's signature, so tests can
     // tell replicas apart in the timeline.
-    let caller = headers
+    // Its scope (`AKID/date/region/service/aws4_request`) names the Region.
+    let scope: Vec<&str> = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split("Credential=").nth(1))
-        .and_then(|v| v.split('/').next())
-        .map(str::to_string);
-    let (result, request_id, latency) = answer(&shared, &target, &body, caller);
+        .and_then(|v| v.split([',', ' ']).next())
+        .map(|v| v.split('/').collect())
+        .unwrap_or_default();
+    let caller = scope.first().map(|k| k.to_string());
+    let region = scope.get(2).map(|r| r.to_string());
+    let (result, request_id, latency) = answer(&shared, &target, &body, caller, region);
     // The change is made at once; only the answer is late, as with a slow API.
     if let Some(delay) = latency {
         tokio::time::sleep(delay).await;
@@ -78,6 +84,7 @@ fn answer(
     target: &str,
     body: &[u8],
     caller: Option<String>,
+    region: Option<String>,
 ) -> (Result<Value, ApiError>, String, Option<std::time::Duration>) {
     let mut world = shared.lock();
     let now = world.now();
@@ -90,9 +97,23 @@ fn answer(
         Err(_) => Value::Null,
     };
     let roll = world.rng.f64();
-    let result = if service != ECS_PREFIX && service != AAS_PREFIX {
+    let api = match service {
+        ECS_PREFIX => Some(Service::Ecs),
+        AAS_PREFIX => Some(Service::ApplicationAutoScaling),
+        _ => None,
+    };
+    let own_region = world.arns.region.clone();
+    let who = Caller {
+        account: caller.as_deref(),
+        region: region.as_deref().unwrap_or(&own_region),
+    };
+    let result = if api.is_none() {
         Err(ApiError::unknown_operation(target))
-    } else if world.throttle.should_throttle(&op, now, roll) {
+    } else if world.throttle.should_throttle(&op, api, &who, now, roll) {
+        let category = api
+            .and_then(|s| crate::buckets::category(s, &op))
+            .map_or(op.as_str(), |c| c.name);
+        world.timeline.count_throttled(category);
         Err(ApiError::throttling())
     } else if world.throttle.denies(&op) {
         let prefix = if service == ECS_PREFIX {

@@ -9,6 +9,7 @@
 //! command line as `ecs-recycler sim`.
 
 mod autoscaling;
+mod buckets;
 pub mod control;
 mod duration;
 mod ecs;
@@ -29,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use buckets::RealisticThrottle;
 pub use faults::{FaultProfile, ThrottleConfig, TimingOverrides, Timings};
 pub use wire::ApiError;
 
@@ -42,6 +44,9 @@ pub struct SimOptions {
     pub tick: Duration,
     /// Seeds every random choice: jitter, faults, identifiers.
     pub seed: u64,
+    /// ECS's published buckets per category, account and Region from the
+    /// start (`throttle.realistic` in `/_sim/config` sets it later).
+    pub realistic_throttling: Option<RealisticThrottle>,
 }
 
 impl Default for SimOptions {
@@ -58,6 +63,7 @@ impl Default for SimOptions {
             },
             tick: Duration::from_millis(10),
             seed: 1,
+            realistic_throttling: None,
         }
     }
 }
@@ -82,7 +88,13 @@ pub struct Simulator {
 
 impl Simulator {
     pub async fn start(options: SimOptions) -> Result<Self, SimError> {
-        let world = world::World::new(options.region.clone(), options.timings, options.seed);
+        let mut world = world::World::new(options.region.clone(), options.timings, options.seed);
+        if let Some(realistic) = options.realistic_throttling {
+            world.throttle.configure(ThrottleConfig {
+                realistic: Some(realistic),
+                ..ThrottleConfig::default()
+            });
+        }
         let shared = http::Shared(Arc::new(Mutex::new(world)));
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await

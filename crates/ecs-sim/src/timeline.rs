@@ -79,6 +79,9 @@ pub struct Timeline {
     /// Insertion order of tasks, so the output lists them as they appeared.
     task_order: Vec<String>,
     services: BTreeMap<(String, String), ServiceHistory>,
+    /// ThrottlingException answers by category (the operation's name when
+    /// it is in none).
+    throttled: BTreeMap<String, u64>,
 }
 
 impl Timeline {
@@ -103,6 +106,10 @@ impl Timeline {
         if let Some(c) = self.calls.get_mut(index) {
             c.error = Some(error);
         }
+    }
+
+    pub fn count_throttled(&mut self, category: &str) {
+        *self.throttled.entry(category.to_string()).or_default() += 1;
     }
 
     pub fn task_mut(&mut self, arn: &str, new: impl FnOnce() -> TaskHistory) -> &mut TaskHistory {
@@ -140,6 +147,7 @@ impl Timeline {
             "calls": self.calls,
             "tasks": tasks,
             "services": services,
+            "throttled": self.throttled,
         })
     }
 }

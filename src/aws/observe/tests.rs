@@ -11,7 +11,7 @@ use ecs_sim::Simulator;
 use serde_json::Value;
 
 use super::*;
-use crate::aws::limit::RateLimit;
+use crate::aws::limit::ApiShare;
 use crate::operator::metrics::Metrics;
 use crate::sandbox::fixture;
 
@@ -49,11 +49,24 @@ fn arns(obs: &Observation) -> BTreeSet<String> {
     obs.tasks.iter().map(|t| t.arn.clone()).collect()
 }
 
-/// A client pool on the simulator, at the operator's default limits.
+/// A client pool on the simulator, with buckets that never make a look
+/// wait: these tests time looks against task transitions of tens of
+/// milliseconds, and a replica's buckets start empty.
 async fn pool_on(sim: &Simulator) -> Arc<ClientPool> {
+    let roomy = crate::aws::limit::Quota {
+        burst: 1000,
+        refill_per_second: 1000.0,
+    };
+    let share = ApiShare {
+        quotas: api_limits::CATEGORIES
+            .iter()
+            .map(|c| (c.name.to_string(), roomy))
+            .collect(),
+        ..ApiShare::default()
+    };
     Arc::new(ClientPool::new(
         fixture::client_config(sim.url(), RetryConfig::standard()).await,
-        RateLimit::default(),
+        share,
         Metrics::new(),
     ))
 }

@@ -23,6 +23,7 @@
 
 mod admin;
 mod codec;
+mod replicas;
 
 use std::collections::HashSet;
 
@@ -237,37 +238,11 @@ impl Store for DynamoStore {
     }
 
     async fn list_active(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
-        // Only a Query on the sparse index keeps this O(active records); the
-        // index holds every kind, so the kind is a filter, not a key.
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(ACTIVE_INDEX)
-            .key_condition_expression("#active = :yes")
-            .filter_expression("begins_with(#pk, :prefix)")
-            .expression_attribute_names("#active", ACTIVE)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix(kind)))
-            .into_paginator()
-            .send();
-        let (mut records, mut left_out) = (Vec::new(), HashSet::new());
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.unavailable("Query", None, e))?;
-            self.records_of(
-                kind,
-                page.items.unwrap_or_default(),
-                &mut records,
-                &mut left_out,
-            );
-        }
-        self.unreadable
-            .settle(|key| key.starts_with(&prefix(kind)), &left_out);
-        // The index orders by the createdAt string; clients may write other
-        // RFC 3339 spellings, and ties need the name, so order by value here.
-        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        Ok(records)
+        self.active(kind, false).await
+    }
+
+    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+        self.active(kind, true).await
     }
 
     async fn list_all(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
@@ -559,6 +534,15 @@ impl Store for DynamoStore {
             }),
         }
     }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        self.beat(replica, now, until).await
+    }
 }
 
 fn not_found(kind: Kind, name: &str) -> StoreError {
@@ -574,5 +558,49 @@ fn version_is(expected: u64) -> &'static str {
         "(attribute_not_exists(#version) OR #version = :expected)"
     } else {
         "#version = :expected"
+    }
+}
+
+impl DynamoStore {
+    /// The active records of `kind`, each status cut to its phase if `lean`.
+    async fn active(&self, kind: Kind, lean: bool) -> StoreResult<Vec<StoredRecord>> {
+        // Only a Query on the sparse index keeps this O(active records); the
+        // index holds every kind, so the kind is a filter, not a key.
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ACTIVE_INDEX)
+            .key_condition_expression("#active = :yes")
+            .filter_expression("begins_with(#pk, :prefix)")
+            .expression_attribute_names("#active", ACTIVE)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix(kind)))
+            .into_paginator()
+            .send();
+        let (mut records, mut left_out) = (Vec::new(), HashSet::new());
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.unavailable("Query", None, e))?;
+            let read = records.len();
+            self.records_of(
+                kind,
+                page.items.unwrap_or_default(),
+                &mut records,
+                &mut left_out,
+            );
+            // Cut page by page, so no more than a page of whole statuses is held.
+            if lean {
+                for r in &mut records[read..] {
+                    r.status = r.status.as_ref().map(super::phase_only);
+                }
+            }
+        }
+        self.unreadable
+            .settle(|key| key.starts_with(&prefix(kind)), &left_out);
+        // The index orders by the createdAt string; clients may write other
+        // RFC 3339 spellings, and ties need the name, so order by value here.
+        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(records)
     }
 }

@@ -64,6 +64,99 @@ async fn injected_throttling_surfaces_as_the_sdk_throttling_error() {
     assert!(throttled >= 3, "throttled calls are in the timeline");
 }
 
+/// An ECS client signing with `key`: the simulator takes the access key
+/// for the account.
+async fn ecs_as(url: &str, key: &str, region: &str) -> aws_sdk_ecs::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            key, "secret", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    aws_sdk_ecs::Client::new(&config)
+}
+
+#[tokio::test]
+async fn realistic_buckets_are_ecss_per_category_account_and_region() {
+    let sim = start_sim().await;
+    let ecs = ecs_as(sim.url(), "AKIAONE", "us-east-1").await;
+    ecs.create_cluster()
+        .cluster_name("prod")
+        .send()
+        .await
+        .unwrap();
+    sim.configure(json!({"throttle": {"realistic": {}}}))
+        .unwrap();
+    // ListTasks and DescribeTasks share "cluster resource read": 100 at once.
+    let mut answered = 0;
+    let mut throttled = 0;
+    for i in 0..120 {
+        let result = if i % 2 == 0 {
+            ecs.list_tasks()
+                .cluster("prod")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().map(str::to_string))
+        } else {
+            ecs.describe_tasks()
+                .cluster("prod")
+                .tasks("none")
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code().map(str::to_string))
+        };
+        match result {
+            Ok(()) => answered += 1,
+            Err(Some(code)) if code == "ThrottlingException" => throttled += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    // The bucket refills 20 a second while the calls go: a few more pass.
+    assert!((100..=110).contains(&answered), "{answered} answered");
+    assert_eq!(answered + throttled, 120);
+    // Another category, another account, another Region: buckets of their own.
+    ecs.describe_clusters()
+        .clusters("prod")
+        .send()
+        .await
+        .unwrap();
+    let other = ecs_as(sim.url(), "AKIATWO", "us-east-1").await;
+    other.list_tasks().cluster("prod").send().await.unwrap();
+    let elsewhere = ecs_as(sim.url(), "AKIAONE", "eu-west-1").await;
+    elsewhere.list_tasks().cluster("prod").send().await.unwrap();
+    let timeline = sim.timeline();
+    assert_eq!(
+        timeline["throttled"]["cluster-resource-read"],
+        json!(throttled)
+    );
+    assert!(timeline["throttled"].get("cluster-read").is_none());
+    // UpdateService's "service modify" holds 50.
+    let mut refused = 0;
+    for _ in 0..55 {
+        let err = ecs
+            .update_service()
+            .cluster("prod")
+            .service("ghost")
+            .desired_count(1)
+            .send()
+            .await
+            .unwrap_err();
+        refused += usize::from(err.code() == Some("ThrottlingException"));
+    }
+    // 50 pass the bucket (to be refused as unknown); 5 a second refill it.
+    assert!((3..=5).contains(&refused), "{refused} throttled of 55");
+    // A bad time scale is refused, naming the field.
+    let err = sim
+        .configure(json!({"throttle": {"realistic": {"timeScale": 0}}}))
+        .unwrap_err();
+    assert!(err.contains("throttle.realistic.timeScale"), "{err}");
+}
+
 async fn state_fingerprint(url: &str) -> Value {
     let (_, services) = aws_call(
         url,
