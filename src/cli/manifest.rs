@@ -350,10 +350,12 @@ spec:
                 "{this}: &{this} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));
         }
+        // Expanding it would take all memory and hours; being refused at
+        // all is the proof (a bound of seconds flaked on a loaded machine).
         let started = std::time::Instant::now();
         let result = read_documents(&bomb, "bomb.yaml");
         assert!(result.is_err(), "10^12 nodes must not be built");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(started.elapsed() < std::time::Duration::from_secs(120));
     }
 
     #[test]
