@@ -243,6 +243,16 @@ pub(crate) fn describe(value: &Value) -> String {
     }
 }
 
+/// Record names: as Kubernetes names them, so they are safe in keys and URLs.
+pub fn is_record_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::request::spec::{API_VERSION, parse_spec};
 use crate::store::Kind;
-use crate::validate::{Invalid, Problem, describe, unknown_field};
+use crate::validate::{Invalid, Problem, describe, is_record_name, unknown_field};
 
 /// One document that passed every check: what `apply` writes.
 #[derive(Clone, Debug, PartialEq)]
@@ -290,16 +290,6 @@ pub(crate) fn validate_spec(kind: Kind, spec: &Value, path: &str) -> Result<(), 
         Kind::RecycleSchedule => crate::schedule::parse_schedule_spec(spec, path).map(|_| ()),
         Kind::RecyclePolicy => crate::policy::parse_policy_spec(spec, path).map(|_| ()),
     }
-}
-
-/// Record names: as Kubernetes names them, so they are safe in keys and URLs.
-pub fn is_record_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@ pub(crate) mod policies;
 pub(crate) mod present;
 pub mod records;
 
+pub use crate::validate::is_record_name;
 pub use apply::{Source, check};
-pub use manifest::{is_record_name, read_documents};
+pub use manifest::read_documents;
 pub use present::describe_request;
 
 use std::path::PathBuf;

@@ -326,6 +326,6 @@ fn request_names_fit_and_never_collide() {
     );
     let long = request_name(&"p".repeat(64), "prod", &"s".repeat(255), at, false);
     assert!(long.len() <= 128, "{}", long.len());
-    assert!(crate::cli::manifest::is_record_name(&long), "{long}");
-    assert!(crate::cli::manifest::is_record_name(&upper), "{upper}");
+    assert!(crate::validate::is_record_name(&long), "{long}");
+    assert!(crate::validate::is_record_name(&upper), "{upper}");
 }

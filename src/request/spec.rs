@@ -185,7 +185,7 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
 
 fn is_maker(text: &str) -> bool {
     matches!(text.split_once('/'), Some(("RecyclePolicy" | "RecycleSchedule", name))
-        if crate::cli::manifest::is_record_name(name))
+        if crate::validate::is_record_name(name))
 }
 
 fn is_role_arn(arn: &str) -> bool {

@@ -593,7 +593,7 @@ fn the_example_schedule_is_valid_and_realistic() {
     assert_eq!(doc["apiVersion"], "ecs-recycler/v1");
     assert_eq!(doc["kind"], "RecycleSchedule");
     let name = doc["metadata"]["name"].as_str().unwrap();
-    assert!(crate::cli::manifest::is_record_name(name) && name.len() <= MAX_NAME_LEN);
+    assert!(crate::validate::is_record_name(name) && name.len() <= MAX_NAME_LEN);
     let spec = parse_schedule_spec(&doc["spec"], "spec").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(spec.time_zone, chrono_tz::America::New_York);
     assert_eq!(spec.concurrency_policy, ConcurrencyPolicy::Forbid);
