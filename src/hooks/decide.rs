@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
+use super::record::with_message;
+pub(crate) use super::record::{Answer, HookCall};
 use super::spec::{Hook, OnTimeout, Point};
 use crate::duration;
 use crate::request::status::{Reason, RecycleStatus};
@@ -20,74 +21,6 @@ use crate::request::status::{Reason, RecycleStatus};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The first pause after a call that got no answer.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-
-/// What a hook answered to one call (or that it did not).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "camelCase")]
-pub enum Answer {
-    Succeeded {
-        #[serde(default)]
-        message: String,
-    },
-    Failed {
-        #[serde(default)]
-        message: String,
-    },
-    InProgress {
-        #[serde(default)]
-        message: String,
-        #[serde(with = "crate::duration::serde_duration", rename = "retryAfter")]
-        retry_after: Duration,
-    },
-    /// No verdict: a timeout, a connection refused, an HTTP error, an answer
-    /// that could not be read. Retried with backoff within the deadline.
-    Unanswered { error: String },
-}
-
-impl Answer {
-    fn describe(&self) -> String {
-        match self {
-            Self::Succeeded { message } => with_message("succeeded", message),
-            Self::Failed { message } => with_message("failed", message),
-            Self::InProgress { message, .. } => with_message("inProgress", message),
-            Self::Unanswered { error } => format!("no answer: {error}"),
-        }
-    }
-}
-
-fn with_message(word: &str, message: &str) -> String {
-    if message.is_empty() {
-        word.to_string()
-    } else {
-        format!("{word}: {message}")
-    }
-}
-
-/// The hook call under way at one point of the run, persisted before each
-/// call is made.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HookCall {
-    /// Which of the spec's hooks (its index in `spec.hooks`).
-    pub hook: usize,
-    pub point: Point,
-    /// The batch it is asked about (1 for the first); 0 for beforeStart and afterEnd.
-    pub batch: u32,
-    /// What the receiver sees as `X-Ecs-Recycler-Idempotency-Key`: the same
-    /// on every call for this point of this run.
-    pub key: String,
-    /// The first call; the hook's deadline counts from here.
-    pub since: DateTime<Utc>,
-    /// Calls whose outcome is recorded.
-    #[serde(default)]
-    pub attempts: u32,
-    /// A call is due from this instant; `None` while an answer waits to be decided on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub due: Option<DateTime<Utc>>,
-    /// The last recorded answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<Answer>,
-}
 
 /// What is asked of the shell: call hook `hook` for this point, under `key`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! through Restoring (`failed`) — the lifecycle hooks ECS gives a
 //! deployment, for a recycle that is not one.
 //!
-//! The pieces: what a person writes ([`spec`]), the pure verdict over the
+//! The pieces: what a person writes ([`spec`]), what the status records of a call ([`record`]), the pure verdict over the
 //! call on record ([`decide`]), the one HTTP call, signed ([`call`]), and
 //! what the dry run says of them ([`preview`]).
 //! The request's decision (`request::decide::hooks`) asks for them at
@@ -17,4 +17,5 @@
 pub(crate) mod call;
 pub(crate) mod decide;
 pub(crate) mod preview;
+pub(crate) mod record;
 pub(crate) mod spec;

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::hooks::decide::HookCall;
+use crate::hooks::record::HookCall;
 use crate::notify::NotifyState;
 use crate::request::spec::MAX_EVENTS;
 
