@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_ecs::types::Tag;
-use chrono::{DateTime, Utc};
-use ecs_recycler::operator::{Metrics, OperatorConfig};
+use chrono::Utc;
+use ecs_recycler::operator::Metrics;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
-use ecs_recycler::{ApiShare, ClientPool, Clock, PolicyLoop, sdk};
+use ecs_recycler::{ApiShare, ClientPool, PolicyLoop, sdk};
 use serde_json::{Value, json};
-use support::operator::{FINISHED, aws_env, spawn_operator, temp_dir};
+use support::operator::{FINISHED, TestClock, aws_env, config, spawn_operator, t, temp_dir};
 use support::*;
 
 const WITHIN: Duration = Duration::from_secs(90);
@@ -371,32 +371,6 @@ async fn two_replicas_and_a_kill_make_one_request_per_service() {
     } else {
         let _ = a.sigterm();
     }
-}
-
-struct TestClock(Mutex<DateTime<Utc>>);
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-fn config(replica: &str) -> OperatorConfig {
-    OperatorConfig {
-        replica_id: replica.into(),
-        concurrency: 4,
-        poll_interval: Duration::from_secs(2),
-        idle_poll_interval: Duration::from_secs(30),
-        policy_interval: Duration::from_secs(300),
-        lease_duration: Duration::from_secs(15),
-        retention: Duration::from_secs(3600),
-        api_share: Default::default(),
-        aws_timeouts: Default::default(),
-    }
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
 }
 
 async fn made(store: &EmbeddedStore) -> Vec<String> {

@@ -11,39 +11,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use ecs_recycler::operator::OperatorConfig;
+use chrono::Utc;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
-use ecs_recycler::{Clock, Scheduler, request_name};
+use ecs_recycler::{Scheduler, request_name};
 use serde_json::{Value, json};
-use support::operator::{aws_env, spawn_operator, temp_dir, wait_phase};
-
-struct TestClock(Mutex<DateTime<Utc>>);
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-fn config(replica: &str) -> OperatorConfig {
-    OperatorConfig {
-        replica_id: replica.into(),
-        concurrency: 4,
-        poll_interval: Duration::from_secs(2),
-        idle_poll_interval: Duration::from_secs(30),
-        policy_interval: Duration::from_secs(300),
-        lease_duration: Duration::from_secs(15),
-        retention: Duration::from_secs(3600),
-        api_share: Default::default(),
-        aws_timeouts: Default::default(),
-    }
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
+use support::operator::{TestClock, aws_env, config, spawn_operator, t, temp_dir, wait_phase};
 
 async fn schedule_status<S: Store>(store: &S, name: &str) -> Value {
     store

@@ -257,3 +257,33 @@ pub async fn logged_http_addr(log: &Path, within: Duration) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A clock the test moves by hand, for the schedule and policy loops.
+pub struct TestClock(pub std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl ecs_recycler::Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// The operator's configuration the in-process loops run with in tests:
+/// real leases (15 s) and polls, whatever a test's clock does.
+pub fn config(replica: &str) -> ecs_recycler::operator::OperatorConfig {
+    ecs_recycler::operator::OperatorConfig {
+        replica_id: replica.into(),
+        concurrency: 4,
+        poll_interval: Duration::from_secs(2),
+        idle_poll_interval: Duration::from_secs(30),
+        policy_interval: Duration::from_secs(300),
+        lease_duration: Duration::from_secs(15),
+        retention: Duration::from_secs(3600),
+        api_share: Default::default(),
+        aws_timeouts: Default::default(),
+    }
+}
+
+/// An instant written in RFC 3339.
+pub fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+    s.parse().unwrap()
+}
