@@ -311,11 +311,11 @@ pub(crate) async fn preview<S: Store>(
             format!("oldest task {}", format_age(now - t))
         });
         let next = match d
-            .create
+            .create()
             .iter()
-            .find(|c| c.made.cluster == s.cluster && c.made.service == s.service)
+            .find(|c| c.cluster == s.cluster && c.service == s.service)
         {
-            Some(c) => format!("would be recycled now (request {})", c.made.name),
+            Some(c) => format!("would be recycled now (request {})", c.name),
             None => next_for(
                 &spec,
                 s,

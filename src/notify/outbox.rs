@@ -190,15 +190,9 @@ pub(crate) fn enqueue(
     }
 }
 
-/// Events with `reason` in `after` that `before` did not have. Events are
-/// bounded, so the newest of `before` is looked for rather than counted.
+/// Events with `reason` in `after` that `before` did not have.
 fn new_events(before: &RecycleStatus, after: &RecycleStatus, reason: Reason) -> usize {
-    let start = before
-        .events
-        .last()
-        .and_then(|last| after.events.iter().rposition(|e| e == last))
-        .map_or(0, |i| i + 1);
-    after.events[start..]
+    crate::request::status::events_added(&before.events, &after.events)
         .iter()
         .filter(|e| e.reason == reason)
         .count()

@@ -33,18 +33,17 @@ pub(crate) struct Input<'a> {
     pub busy: &'a HashSet<(String, String)>,
 }
 
-/// A request to make: as the status records it, and its spec.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct NewRequest {
-    pub made: MadeRequest,
-    pub spec: Value,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Decision {
-    pub create: Vec<NewRequest>,
     /// The status to write; its `pending` holds the requests to create.
     pub status: PolicyStatus,
+}
+
+impl Decision {
+    /// The requests to create, each with its spec: the status's `pending`.
+    pub(crate) fn create(&self) -> &[MadeRequest] {
+        &self.status.pending
+    }
 }
 
 pub(crate) fn decide(input: &Input<'_>) -> Decision {
@@ -84,7 +83,7 @@ pub(crate) fn decide(input: &Input<'_>) -> Decision {
     if spec.suspend {
         status.phase = PolicyPhase::Suspended;
         status.message = "suspended: no new requests; those made go on".into();
-        return Decision { create, status };
+        return Decision { status };
     }
     status.phase = PolicyPhase::Active;
     let active = status.active().count() + status.pending.len();
@@ -107,23 +106,19 @@ pub(crate) fn decide(input: &Input<'_>) -> Decision {
         let multi_cluster = spec.services.clusters.len() > 1;
         for s in waiting.iter().take(free) {
             let name = request_name(input.name, &s.cluster, &s.service, now, multi_cluster);
-            let request = request_spec(spec, input.name, &s.cluster, &s.service, now);
-            create.push(NewRequest {
-                made: MadeRequest {
-                    name,
-                    cluster: s.cluster.clone(),
-                    service: s.service.clone(),
-                    made_at: now,
-                    phase: None,
-                    spec: Some(request.clone()),
-                },
-                spec: request,
+            create.push(MadeRequest {
+                name,
+                cluster: s.cluster.clone(),
+                service: s.service.clone(),
+                made_at: now,
+                phase: None,
+                spec: Some(request_spec(spec, input.name, &s.cluster, &s.service, now)),
             });
         }
     }
-    status.pending = create.iter().map(|c| c.made.clone()).collect();
+    status.pending = create;
     status.message = summary(spec, &status, old.len(), waiting.len(), closed);
-    Decision { create, status }
+    Decision { status }
 }
 
 /// Records the requests' phases as read; one that is gone (deleted by a
@@ -324,19 +319,12 @@ pub(crate) fn request_name(
     // policy (≤ 64) + '-' + part + '-' + stamp (12) ≤ 128
     let room = 128 - policy.len() - 2 - stamp.len();
     if part != who || part.len() > room {
-        let hash = fnv1a(&format!("{cluster}/{service}"));
+        // Eight hex digits of the hash are enough to tell services apart.
+        let hash = super::stable_hash(&format!("{cluster}/{service}")) as u32;
         part.truncate(room.saturating_sub(9));
         part = format!("{part}-{hash:08x}");
     }
     format!("{policy}-{part}-{stamp}")
-}
-
-/// A stable hash for names: the same service gets the same suffix on
-/// every replica and release.
-fn fnv1a(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
 }
 
 /// The request's spec: the template, the service, `selector.olderThan`,

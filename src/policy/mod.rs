@@ -142,6 +142,15 @@ pub(crate) fn policy_status(record: &crate::store::StoredRecord) -> Result<Polic
     }
 }
 
+/// A hash that is the same on every replica and release (FNV-1a, 64
+/// bits): for request names and for telling a changed spec, where
+/// std's hasher may differ between builds.
+pub(crate) fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A task age the way people say it: `8d2h`, `5h10m`, `12m`.
 pub(crate) fn format_age(age: chrono::Duration) -> String {
     let minutes = age.num_minutes().max(0);

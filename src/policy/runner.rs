@@ -128,7 +128,7 @@ impl<S: Store> PolicyLoop<S> {
             requests: &nothing,
             busy: &no_one,
         })
-        .create
+        .create()
         .is_empty();
         if !look_due && !following && !wants {
             return;
@@ -196,7 +196,7 @@ impl<S: Store> PolicyLoop<S> {
         // Who else is working on which service matters only when there is
         // something to make: the listing of every active request is spared otherwise.
         let busy;
-        if !d.create.is_empty() {
+        if !d.create().is_empty() {
             busy = match self.busy_services().await {
                 Ok(b) => b,
                 Err(e) => {
@@ -214,7 +214,7 @@ impl<S: Store> PolicyLoop<S> {
         let Some(version) = self.write(&name, version, &d.status, now).await else {
             return;
         };
-        if !d.create.is_empty() {
+        if !d.create().is_empty() {
             self.carry_out(&name, version, d.status, now).await;
         }
     }
@@ -416,19 +416,11 @@ fn fingerprint(record: &StoredRecord) -> String {
         .as_ref()
         .map(|v| v.to_string())
         .unwrap_or_default();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    format!("{:016x}", super::stable_hash(&text))
 }
 
 fn log_new_events(name: &str, before: &PolicyStatus, after: &PolicyStatus) {
-    let start = before
-        .events
-        .last()
-        .and_then(|last| after.events.iter().rposition(|e| e == last))
-        .map_or(0, |i| i + 1);
-    for e in &after.events[start..] {
+    for e in crate::request::status::events_added(&before.events, &after.events) {
         tracing::info!(policy = %name, reason = %e.reason, "{}", e.message);
     }
 }

@@ -76,7 +76,7 @@ impl Run {
 }
 
 fn names(d: &super::decide::Decision) -> Vec<String> {
-    d.create.iter().map(|c| c.made.service.clone()).collect()
+    d.create().iter().map(|c| c.service.clone()).collect()
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn the_oldest_services_go_first_within_the_budget() {
         d.status.message
     );
     // Each request's spec is a valid RecycleRequest that only takes old tasks.
-    let req = &d.create[0].spec;
+    let req = d.create()[0].spec.as_ref().unwrap();
     let parsed = parse_spec(req, "spec").unwrap();
     assert_eq!(
         (parsed.cluster.as_str(), parsed.service.as_str()),
@@ -118,7 +118,7 @@ fn the_oldest_services_go_first_within_the_budget() {
         parsed.created_by.as_deref(),
         Some("RecyclePolicy/prod-max-age")
     );
-    assert_eq!(d.create[0].made.name, "prod-max-age-api-202612031000");
+    assert_eq!(d.create()[0].name, "prod-max-age-api-202612031000");
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn pending_requests_become_made_once_created() {
         .requests
         .insert("prod-max-age-web-202612031000".into(), Some(Phase::Pending));
     let d = again.decide(now, Some(fleet(&[("web", Some(8))], now)));
-    assert!(d.create.is_empty());
+    assert!(d.create().is_empty());
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn nothing_starts_outside_the_window_or_on_a_blackout_date_on_the_policys_clock(
     // 00:59 UTC is 01:59 in Berlin: one minute before the window.
     let before = t("2026-12-03T00:59:00Z");
     let d = run.decide(before, Some(old(before)));
-    assert!(d.create.is_empty());
+    assert!(d.create().is_empty());
     assert!(
         d.status
             .message
@@ -236,7 +236,10 @@ fn nothing_starts_outside_the_window_or_on_a_blackout_date_on_the_policys_clock(
     let open = t("2026-12-03T01:00:00Z");
     let d = run.decide(open, Some(old(open)));
     assert_eq!(names(&d), ["web"]);
-    assert_eq!(d.create[0].spec["notAfter"], "2026-12-03T04:00:00+00:00");
+    assert_eq!(
+        d.create()[0].spec.as_ref().unwrap()["notAfter"],
+        "2026-12-03T04:00:00+00:00"
+    );
     // 03:49:30 UTC: one batch (stabilityTimeout 10m + wait 30s) still fits
     // before 04:00; a second later it does not, and at 04:00 it is closed.
     assert_eq!(
@@ -244,7 +247,7 @@ fn nothing_starts_outside_the_window_or_on_a_blackout_date_on_the_policys_clock(
         ["web"]
     );
     let late = run.decide(t("2026-12-03T03:49:31Z"), Some(old(open)));
-    assert!(late.create.is_empty());
+    assert!(late.create().is_empty());
     assert!(
         late.status
             .message
@@ -254,13 +257,13 @@ fn nothing_starts_outside_the_window_or_on_a_blackout_date_on_the_policys_clock(
     );
     assert!(
         run.decide(t("2026-12-03T04:00:00Z"), Some(old(open)))
-            .create
+            .create()
             .is_empty()
     );
     // The 24th in Berlin: the window opens at 02:00 local but it is a blackout date.
     let xmas = t("2026-12-24T01:30:00Z");
     let d = run.decide(xmas, Some(old(xmas)));
-    assert!(d.create.is_empty());
+    assert!(d.create().is_empty());
     assert!(
         d.status.message.contains("2026-12-24 is a blackout date"),
         "{}",
@@ -302,7 +305,7 @@ fn a_suspended_policy_makes_nothing() {
     let now = t("2026-12-03T10:00:00Z");
     let run = Run::new(spec(json!({"suspend": true})));
     let d = run.decide(now, Some(fleet(&[("web", Some(8))], now)));
-    assert!(d.create.is_empty());
+    assert!(d.create().is_empty());
     assert_eq!(d.status.phase, PolicyPhase::Suspended);
 }
 

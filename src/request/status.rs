@@ -273,6 +273,16 @@ pub struct RecycleStatus {
     pub notify: NotifyState,
 }
 
+/// The events of `after` that `before` did not have. Events are bounded,
+/// so the newest of `before` is looked for rather than counted.
+pub(crate) fn events_added<'a>(before: &[Event], after: &'a [Event]) -> &'a [Event] {
+    let start = before
+        .last()
+        .and_then(|last| after.iter().rposition(|e| e == last))
+        .map_or(0, |i| i + 1);
+    &after[start..]
+}
+
 /// Appends an event to any record's list, its message bounded, dropping
 /// the oldest beyond `MAX_EVENTS`: every kind keeps its events the same way.
 pub(crate) fn push_event(

@@ -347,12 +347,7 @@ fn read_spec(record: &StoredRecord) -> Result<ScheduleSpec, String> {
 }
 
 fn log_new_events(name: &str, before: &ScheduleStatus, after: &ScheduleStatus) {
-    let start = before
-        .events
-        .last()
-        .and_then(|last| after.events.iter().rposition(|e| e == last))
-        .map_or(0, |i| i + 1);
-    for e in &after.events[start..] {
+    for e in crate::request::status::events_added(&before.events, &after.events) {
         tracing::info!(schedule = %name, reason = %e.reason, "{}", e.message);
     }
 }
