@@ -50,7 +50,7 @@ pub(crate) fn decide(input: &Input<'_>) -> Decision {
     let spec = input.spec;
     let now = input.now;
     let mut status = input.status.clone();
-    follow_requests(&mut status, input.requests, now);
+    let ended = follow_requests(&mut status, input.requests, now);
     if let Some(fleet) = &input.fleet {
         let mut services = fleet.clone();
         services.sort_by(|a, b| {
@@ -72,6 +72,13 @@ pub(crate) fn decide(input: &Input<'_>) -> Decision {
         status.services = services;
         status.last_look = Some(now);
         status.spec_seen = input.spec_seen.to_string();
+    }
+    // Marked after a fresh look too: it may have been taken while the
+    // request still ran.
+    for s in status.services.iter_mut() {
+        if ended.contains(&(s.cluster.clone(), s.service.clone())) {
+            s.recycled_since_look = true;
+        }
     }
     status.next_window = spec.window.as_ref().and_then(|_| spec.next_window(now));
     let old: Vec<&FleetService> = status
@@ -123,22 +130,31 @@ pub(crate) fn decide(input: &Input<'_>) -> Decision {
 
 /// Records the requests' phases as read; one that is gone (deleted by a
 /// person) is dropped with an event. Only the last finished ones are kept.
+/// Returns the (cluster, service) of each request that ended just now.
 fn follow_requests(
     status: &mut PolicyStatus,
     read: &HashMap<String, Option<Phase>>,
     now: DateTime<Utc>,
-) {
+) -> HashSet<(String, String)> {
     let mut gone = Vec::new();
-    status.requests.retain_mut(|r| match read.get(&r.name) {
-        Some(Some(phase)) => {
-            r.phase = Some(*phase);
-            true
+    let mut ended = HashSet::new();
+    status.requests.retain_mut(|r| {
+        let was_finished = r.finished();
+        let keep = match read.get(&r.name) {
+            Some(Some(phase)) => {
+                r.phase = Some(*phase);
+                true
+            }
+            Some(None) => {
+                gone.push(r.name.clone());
+                false
+            }
+            None => true,
+        };
+        if !was_finished && (!keep || r.finished()) {
+            ended.insert((r.cluster.clone(), r.service.clone()));
         }
-        Some(None) => {
-            gone.push(r.name.clone());
-            false
-        }
-        None => true,
+        keep
     });
     for name in gone {
         status.event(now, Reason::Gone, format!("request {name} was deleted"));
@@ -152,6 +168,7 @@ fn follow_requests(
             .requests
             .drain(first..first + finished - FINISHED_KEPT);
     }
+    ended
 }
 
 /// The status once the pending requests exist.
@@ -173,7 +190,7 @@ pub(crate) fn created(mut status: PolicyStatus, now: DateTime<Utc>) -> PolicySta
 
 fn is_old(spec: &PolicySpec, s: &FleetService, now: DateTime<Utc>) -> bool {
     let max = chrono::Duration::from_std(spec.max_task_age).unwrap_or(chrono::Duration::MAX);
-    s.oldest_started.is_some_and(|t| now - t >= max)
+    !s.recycled_since_look && s.oldest_started.is_some_and(|t| now - t >= max)
 }
 
 /// Why no request may start now, if none may.
@@ -248,6 +265,9 @@ pub(crate) fn next_for(
     }
     if busy {
         return "another request is active on it; left alone until it ends".into();
+    }
+    if s.recycled_since_look {
+        return "recycled since the last look; its age is known again at the next look".into();
     }
     let Some(started) = s.oldest_started else {
         return "no task running".into();

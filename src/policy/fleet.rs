@@ -53,6 +53,7 @@ pub(crate) async fn look(
             cluster: cluster.clone(),
             oldest_started: oldest.get(&service).copied(),
             service,
+            recycled_since_look: false,
         }));
     }
     Ok(out)

@@ -106,6 +106,10 @@ pub(crate) struct FleetService {
     /// When its oldest running task started (none: no task running).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_started: Option<DateTime<Utc>>,
+    /// One of the policy's requests on it ended after this look, so the
+    /// ages looked at are stale: it is not due again until the next look.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recycled_since_look: bool,
 }
 
 /// One request a policy made.

@@ -36,6 +36,7 @@ fn fleet(ages_in_days: &[(&str, Option<i64>)], now: DateTime<Utc>) -> Vec<FleetS
             cluster: "prod".into(),
             service: name.to_string(),
             oldest_started: days.map(|d| now - chrono::Duration::days(d)),
+            recycled_since_look: false,
         })
         .collect()
 }
@@ -170,6 +171,50 @@ fn a_service_with_any_active_request_is_left_alone_and_the_budget_counts_the_pol
 }
 
 #[test]
+fn a_service_whose_request_ended_since_the_look_is_not_due_again_until_the_next_look() {
+    // The look was taken while the request ran, so it still shows the old
+    // tasks; without a fresh look the freed slot must not recycle it again.
+    let now = t("2026-12-03T10:00:00Z");
+    let mut run = Run::new(spec(json!({"budget": {"maxConcurrentServices": 1}})));
+    let d = run.decide(now, Some(fleet(&[("api", Some(9)), ("web", Some(8))], now)));
+    assert_eq!(names(&d), ["api"]);
+    run.status = created(d.status, now);
+    let made = run.status.requests[0].name.clone();
+    run.requests.insert(made.clone(), Some(Phase::Recycling));
+    let later = now + chrono::Duration::minutes(1);
+    let d = run.decide(later, None);
+    assert!(names(&d).is_empty(), "the one slot is taken");
+    run.status = d.status;
+    run.requests.insert(made, Some(Phase::Succeeded));
+    let d = run.decide(later + chrono::Duration::minutes(1), None);
+    assert_eq!(names(&d), ["web"], "api's look is stale; web is next");
+    let api = d
+        .status
+        .services
+        .iter()
+        .find(|s| s.service == "api")
+        .unwrap();
+    assert!(api.recycled_since_look);
+    assert!(
+        next_for(&run.spec, api, None, false, later).contains("recycled since the last look"),
+        "{}",
+        next_for(&run.spec, api, None, false, later)
+    );
+    // A look taken in the same pass as the end is marked too.
+    run.status = created(d.status, later);
+    let web = run.status.requests.last().unwrap().name.clone();
+    run.requests.insert(web, Some(Phase::Succeeded));
+    let fresh = fleet(&[("api", Some(0)), ("web", Some(8))], later);
+    let d = run.decide(later + chrono::Duration::minutes(2), Some(fresh));
+    assert!(names(&d).is_empty(), "{:?}", d.status.services);
+    // The next look sees the ages as they are again.
+    run.status = d.status;
+    let fresh = fleet(&[("api", Some(0)), ("web", Some(8))], later);
+    let d = run.decide(later + chrono::Duration::minutes(3), Some(fresh));
+    assert_eq!(names(&d), ["web"], "still old at a look after its end");
+}
+
+#[test]
 fn a_request_deleted_by_a_person_is_dropped_with_an_event() {
     let now = t("2026-12-03T10:00:00Z");
     let mut run = Run::new(spec(json!({})));
@@ -289,6 +334,7 @@ fn what_comes_next_for_a_young_service_skips_blackouts_and_waits_for_the_window(
         // Turns 7 days old on Saturday the 5th at 10:00 UTC: the next
         // weekday window is Monday the 7th, a blackout; so Tuesday the 8th.
         oldest_started: Some(t("2026-11-28T10:00:00Z")),
+        recycled_since_look: false,
     };
     assert_eq!(
         next_for(&policy, &young, None, false, now),
