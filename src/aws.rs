@@ -138,6 +138,8 @@ pub struct Clients {
     pub aas: aws_sdk_applicationautoscaling::Client,
     /// For the alarms of a request's gates (`gates`), in the same account.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// For the target health of load-balanced services, in the same account.
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
     /// Which account these clients reach: empty for the operator's own, else
     /// the role assumed. Observations are shared only within one account.
     pub account: String,
@@ -148,6 +150,7 @@ pub struct Clients {
     ecs_endpoint: String,
     aas_endpoint: String,
     cloudwatch_endpoint: String,
+    elb_endpoint: String,
     /// The longest one call may take, every attempt included.
     deadline: Duration,
     unanswered: Arc<Unanswered>,
@@ -252,6 +255,7 @@ impl Clients {
         let endpoint = match service_of(action) {
             s if s == sdk::ECS => &self.ecs_endpoint,
             s if s == sdk::CLOUDWATCH => &self.cloudwatch_endpoint,
+            s if s == sdk::ELB => &self.elb_endpoint,
             _ => &self.aas_endpoint,
         };
         AwsError::Unanswered {
@@ -269,6 +273,7 @@ fn service_of(action: &str) -> sdk::Service {
     match action.split_once(':').map(|(prefix, _)| prefix) {
         Some("ecs") => sdk::ECS,
         Some("cloudwatch") => sdk::CLOUDWATCH,
+        Some("elasticloadbalancing") => sdk::ELB,
         _ => sdk::AUTO_SCALING,
     }
 }
@@ -324,6 +329,8 @@ pub struct ClientPool {
     metrics: Arc<Metrics>,
     /// Task definition ARN → whether any container has a health check (they never change).
     health_checks: Mutex<HashMap<String, bool>>,
+    /// Target group ARN → its deregistration delay, and when it was read.
+    drains: Mutex<HashMap<String, (std::time::Instant, Duration)>>,
     /// Each service's tasks as last seen (see [`known_tasks`]).
     pub(crate) known_tasks: known_tasks::KnownTasks,
     unanswered: Arc<Unanswered>,
@@ -351,6 +358,7 @@ impl ClientPool {
             replicas,
             metrics,
             health_checks: Mutex::new(HashMap::new()),
+            drains: Mutex::new(HashMap::new()),
             known_tasks: known_tasks::KnownTasks::default(),
             unanswered,
         }
@@ -428,6 +436,21 @@ impl ClientPool {
     pub(crate) fn remember_health_check(&self, td: &str, has: bool) {
         self.health_checks.lock().insert(td.to_string(), has);
     }
+
+    /// A target group's deregistration delay read less than `kept` ago.
+    pub(crate) fn cached_drain(&self, arn: &str, kept: Duration) -> Option<Duration> {
+        self.drains
+            .lock()
+            .get(arn)
+            .filter(|(at, _)| at.elapsed() < kept)
+            .map(|(_, d)| *d)
+    }
+
+    pub(crate) fn remember_drain(&self, arn: &str, delay: Duration) {
+        self.drains
+            .lock()
+            .insert(arn.to_string(), (std::time::Instant::now(), delay));
+    }
 }
 
 /// AWS throttles each category per account and Region: so does the operator.
@@ -470,9 +493,13 @@ fn make_clients(
     let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .build();
+    let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
     Clients {
         ecs: aws_sdk_ecs::Client::from_conf(ecs),
         cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+        elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
         aas: aws_sdk_applicationautoscaling::Client::from_conf(aas),
         account,
         limits,
@@ -480,6 +507,7 @@ fn make_clients(
         ecs_endpoint: sdk::ECS.endpoint(config),
         aas_endpoint: sdk::AUTO_SCALING.endpoint(config),
         cloudwatch_endpoint: sdk::CLOUDWATCH.endpoint(config),
+        elb_endpoint: sdk::ELB.endpoint(config),
         deadline: config
             .timeout_config()
             .and_then(|t| t.operation_timeout())

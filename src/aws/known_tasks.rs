@@ -131,6 +131,7 @@ mod tests {
                 primary: true,
                 rollout: rollout.into(),
             }],
+            ..Default::default()
         }
     }
 
@@ -147,6 +148,7 @@ mod tests {
             health_checked: true,
             started_at: None,
             created_at: None,
+            ..Default::default()
         };
         meant
             .iter()

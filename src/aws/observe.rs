@@ -26,6 +26,7 @@
 //! not what the decision rests on.
 
 pub(crate) mod calls;
+mod targets;
 #[cfg(all(test, feature = "simulator"))]
 mod tests;
 
@@ -355,11 +356,45 @@ impl<'a> ClusterLook<'a> {
         };
         let scaling = calls::scalable_targets(&self.clients, &self.cluster, &scaled).await;
 
+        // The target groups of every load-balanced service whose tasks are
+        // looked at: each asked once, whoever shares it.
+        let groups: Vec<String> = {
+            let mut g: Vec<String> = tasked
+                .iter()
+                .filter_map(|n| view(n))
+                .flat_map(|v| {
+                    v.load_balancers
+                        .iter()
+                        .map(|lb| lb.target_group_arn.clone())
+                })
+                .collect();
+            g.sort();
+            g.dedup();
+            g
+        };
+        let health = targets::health(&self.clients, &groups).await;
+        let mut drains = HashMap::new();
+        for name in &tasked {
+            if let Some(v) = view(name).filter(|v| !v.load_balancers.is_empty()) {
+                let arns: Vec<String> = v
+                    .load_balancers
+                    .iter()
+                    .map(|lb| lb.target_group_arn.clone())
+                    .collect();
+                let drain = targets::longest_drain(self.pool, &self.clients, &arns).await;
+                drains.insert(name.clone(), drain);
+            }
+        }
+        let balanced = Balanced {
+            health: &health,
+            drains: &drains,
+        };
+
         let mut wholes = HashMap::new();
         for i in &rest {
             let w = &self.wants[*i];
             let answer = match services.get(&w.service) {
-                Some(Ok(Ok(described))) => match self.whole(w, described, &scaling) {
+                Some(Ok(Ok(described))) => match self.whole(w, described, &scaling, &balanced) {
                     Ok(obs) => {
                         wholes.insert(*i, obs);
                         continue;
@@ -435,13 +470,22 @@ impl<'a> ClusterLook<'a> {
         want: &Want,
         described: &calls::Described,
         scaling: &Shared<HashMap<String, crate::request::status::ScalingSettings>>,
+        balanced: &Balanced<'_>,
     ) -> Result<Observation, AwsError> {
-        let tasks = match self.tasks(want) {
+        let mut tasks = match self.tasks(want) {
             _ if !want.tasks => Vec::new(),
             Ok(tasks) => tasks,
             Err(e @ AwsError::Refused { .. }) => return Ok(gone(e.to_string())),
             Err(e) => return Err(e),
         };
+        let mut targets_refused = None;
+        if want.tasks {
+            match targets::fill(&mut tasks, &described.view.load_balancers, balanced.health) {
+                Ok(()) => {}
+                Err(e @ AwsError::Refused { .. }) => targets_refused = Some(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        }
         let scaling = if want.scaling {
             scaling
                 .as_ref()
@@ -456,6 +500,8 @@ impl<'a> ClusterLook<'a> {
             tasks,
             scaling,
             evidence: described.evidence.clone(),
+            targets_refused,
+            drain: balanced.drains.get(&want.service).copied().flatten(),
         })
     }
 
@@ -482,11 +528,20 @@ impl<'a> ClusterLook<'a> {
     }
 }
 
+/// What the look read of the load balancers, for every member.
+struct Balanced<'a> {
+    health: &'a HashMap<String, Shared<Vec<targets::Row>>>,
+    /// Service → the longest deregistration delay of its target groups.
+    drains: &'a HashMap<String, Option<std::time::Duration>>,
+}
+
 fn gone(reason: String) -> Observation {
     Observation {
         service: Err(reason),
         tasks: Vec::new(),
         scaling: None,
         evidence: Evidence::default(),
+        targets_refused: None,
+        drain: None,
     }
 }

@@ -137,6 +137,11 @@ pub const CLOUDWATCH: Service = Service {
     sdk_id: "CloudWatch",
     host: "monitoring",
 };
+pub const ELB: Service = Service {
+    name: "Elastic Load Balancing",
+    sdk_id: "Elastic Load Balancing v2",
+    host: "elasticloadbalancing",
+};
 pub const SNS: Service = Service {
     name: "SNS",
     sdk_id: "SNS",
@@ -294,6 +299,10 @@ mod tests {
         assert_eq!(
             CLOUDWATCH.endpoint_variable(),
             "AWS_ENDPOINT_URL_CLOUDWATCH"
+        );
+        assert_eq!(
+            ELB.endpoint_variable(),
+            "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2"
         );
     }
 

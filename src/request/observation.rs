@@ -1,9 +1,9 @@
 //! What the operator sees of a service at one instant: the service's
-//! counters and deployments, its tasks, its scalable target, and what ECS
-//! says of it beyond the counters (its events, failed tasks, and the tasks
-//! it stopped), from which a slow or failing step names its cause. Built by
-//! the shell from ECS and Application Auto Scaling; read by the pure
-//! decision.
+//! counters and deployments, its tasks and their load balancer targets, its
+//! scalable target, and what ECS says of it beyond the counters (its events,
+//! failed tasks, and the tasks it stopped), from which a slow or failing
+//! step names its cause. Built by the shell from ECS, Elastic Load
+//! Balancing and Application Auto Scaling; read by the pure decision.
 
 use chrono::{DateTime, Utc};
 
@@ -19,6 +19,13 @@ pub(crate) struct Observation {
     pub scaling: Option<ScalingSettings>,
     /// Empty when the service cannot be had.
     pub evidence: Evidence,
+    /// Why the targets of a load-balanced service could not be read
+    /// (denied, target group gone): the run cannot tell whether a
+    /// replacement serves, so it does not go on.
+    pub targets_refused: Option<String>,
+    /// The longest deregistration delay among the service's target groups:
+    /// how long ECS drains a stopped task before stopping its containers.
+    pub drain: Option<std::time::Duration>,
 }
 
 /// What ECS says of the service beyond its counters, in its own words.
@@ -64,12 +71,46 @@ pub(crate) struct StoppedTask {
     pub stopped_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ServiceView {
     pub desired: u32,
     pub running: u32,
     pub pending: u32,
     pub deployments: Vec<DeploymentView>,
+    /// The target groups ECS registers the service's tasks in.
+    pub load_balancers: Vec<LoadBalancerView>,
+    /// The deployment configuration's `maximumPercent` (ECS's default 200).
+    pub maximum_percent: u32,
+}
+
+/// One of a service's `loadBalancers`: a target group, and the container
+/// port ECS registers as each task's target in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LoadBalancerView {
+    pub target_group_arn: String,
+    pub container_name: String,
+    pub container_port: u16,
+}
+
+/// `tg/web-80` for `arn:aws:elasticloadbalancing:…:targetgroup/web-80/0123…`.
+pub(crate) fn target_group_name(arn: &str) -> String {
+    match arn.split_once(":targetgroup/") {
+        Some((_, rest)) => format!("tg/{}", rest.split('/').next().unwrap_or(rest)),
+        None => arn.to_string(),
+    }
+}
+
+/// A task's target in one of its service's target groups, as Elastic Load
+/// Balancing reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TargetSeen {
+    /// `tg/web-80`.
+    pub group: String,
+    /// `initial`, `healthy`, `unhealthy`, `draining`, `unused`,
+    /// `unavailable`, or `unregistered` when ELB does not list it yet.
+    pub state: String,
+    /// ELB's reason code, e.g. `Elb.InitialHealthChecking`.
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -80,7 +121,7 @@ pub(crate) struct DeploymentView {
     pub rollout: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct TaskView {
     pub arn: String,
     pub last_status: String,
@@ -93,13 +134,40 @@ pub(crate) struct TaskView {
     pub started_at: Option<DateTime<Utc>>,
     /// When ECS accepted the task; with `started_at`, how long tasks take to start.
     pub created_at: Option<DateTime<Utc>>,
+    /// Its ENI's private IP (`awsvpc`): its target's id in `ip` target groups.
+    pub private_ip: Option<String>,
+    /// (container name, container port, host port) of each binding
+    /// (`bridge`, `host`): its target's port in `instance` target groups.
+    pub host_ports: Vec<(String, u16, u16)>,
+    /// Its target in every target group of its service, filled in by a
+    /// whole look of a load-balanced service; empty otherwise.
+    pub targets: Vec<TargetSeen>,
 }
 
 impl TaskView {
-    pub(crate) fn is_serving(&self) -> bool {
+    /// RUNNING and, where a container has a health check, HEALTHY: what
+    /// ECS itself says of the task.
+    pub(crate) fn is_running_healthy(&self) -> bool {
         self.desired_running
             && self.last_status == "RUNNING"
             && (!self.health_checked || self.health == "HEALTHY")
+    }
+
+    /// Taking traffic: running and healthy, and `healthy` in every target
+    /// group of its service.
+    pub(crate) fn is_serving(&self) -> bool {
+        self.is_running_healthy() && self.targets.iter().all(|t| t.state == "healthy")
+    }
+
+    /// Running and healthy, but not yet (or no longer) healthy in a target group.
+    pub(crate) fn awaits_targets(&self) -> bool {
+        self.is_running_healthy() && !self.is_serving()
+    }
+
+    /// Stopped by someone and still taking no new traffic while ECS drains
+    /// it (DEACTIVATING), or stopping its containers.
+    pub(crate) fn is_draining(&self) -> bool {
+        !self.desired_running && matches!(self.last_status.as_str(), "DEACTIVATING" | "STOPPING")
     }
 }
 

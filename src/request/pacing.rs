@@ -240,6 +240,7 @@ impl Pace {
                 health_checked: tasks.iter().any(|t| t.health_checked),
                 started_at: None,
                 created_at: None,
+                ..Default::default()
             };
             self.serving_at(&stub, step)
         } else {
@@ -316,6 +317,7 @@ mod tests {
             health_checked: true,
             started_at: started.map(at),
             created_at: Some(at(created)),
+            ..Default::default()
         }
     }
 

@@ -286,6 +286,7 @@ impl Model {
                     primary: true,
                     rollout: "COMPLETED".into(),
                 }],
+                ..Default::default()
             }),
             tasks: self
                 .tasks
@@ -299,10 +300,13 @@ impl Model {
                     health_checked: false,
                     started_at: t.started_at,
                     created_at: t.started_at,
+                    ..Default::default()
                 })
                 .collect(),
             scaling: self.scaling.or(scaling),
             evidence: Default::default(),
+            targets_refused: None,
+            drain: None,
         }
     }
 
@@ -457,6 +461,7 @@ mod tests {
                     primary: true,
                     rollout: "COMPLETED".into(),
                 }],
+                ..Default::default()
             }),
             tasks: (0..n)
                 .map(|i| TaskView {
@@ -467,10 +472,13 @@ mod tests {
                     health_checked: true,
                     started_at: Some(t0 + chrono::Duration::seconds(20 + i as i64)),
                     created_at: Some(t0 + chrono::Duration::seconds(i as i64)),
+                    ..Default::default()
                 })
                 .collect(),
             scaling: None,
             evidence: Default::default(),
+            targets_refused: None,
+            drain: None,
         }
     }
 

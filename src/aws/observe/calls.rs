@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 
 use crate::aws::{AwsError, ClientPool, Clients, classify, resource_id};
 use crate::request::observation::{
-    DeploymentNote, DeploymentView, Evidence, ServiceEvent, ServiceView, StoppedTask, TaskView,
+    DeploymentNote, DeploymentView, Evidence, LoadBalancerView, ServiceEvent, ServiceView,
+    StoppedTask, TaskView,
 };
 use crate::request::status::ScalingSettings;
 
@@ -123,6 +124,23 @@ fn service_view(svc: &aws_sdk_ecs::types::Service) -> ServiceView {
                     .unwrap_or_else(|| "COMPLETED".into()),
             })
             .collect(),
+        load_balancers: svc
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| {
+                // A Classic Load Balancer (a name, no target group) has no
+                // target health to read here.
+                Some(LoadBalancerView {
+                    target_group_arn: lb.target_group_arn()?.to_string(),
+                    container_name: lb.container_name().unwrap_or_default().to_string(),
+                    container_port: lb.container_port()?.clamp(0, u16::MAX as i32) as u16,
+                })
+            })
+            .collect(),
+        maximum_percent: svc
+            .deployment_configuration()
+            .and_then(|c| c.maximum_percent())
+            .map_or(200, |p| p.max(0) as u32),
     }
 }
 
@@ -324,11 +342,39 @@ pub(super) async fn describe_tasks(
                 health_checked,
                 started_at: to_utc(t.started_at()),
                 created_at: to_utc(t.created_at()),
+                private_ip: private_ip(t),
+                host_ports: t
+                    .containers()
+                    .iter()
+                    .flat_map(|c| {
+                        let name = c.name().unwrap_or_default();
+                        c.network_bindings().iter().filter_map(move |b| {
+                            let port = |p: Option<i32>| p.and_then(|p| u16::try_from(p).ok());
+                            Some((
+                                name.to_string(),
+                                port(b.container_port())?,
+                                port(b.host_port())?,
+                            ))
+                        })
+                    })
+                    .collect(),
+                targets: Vec::new(),
             };
             out.insert(view.arn.clone(), view);
         }
     }
     Ok(out)
+}
+
+/// The private IP of the task's ENI (`awsvpc`), as DescribeTasks attaches it.
+fn private_ip(t: &aws_sdk_ecs::types::Task) -> Option<String> {
+    t.attachments()
+        .iter()
+        .filter(|a| a.r#type() == Some("ElasticNetworkInterface"))
+        .flat_map(|a| a.details())
+        .find(|d| d.name() == Some("privateIPv4Address"))
+        .and_then(|d| d.value())
+        .map(str::to_string)
 }
 
 async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Result<bool, AwsError> {

@@ -39,7 +39,7 @@ pub(super) struct Step<'a> {
 pub(super) fn waiting_for(step: &Step, desired: u32, tasks: &[TaskView]) -> Option<String> {
     let awaited: Vec<&TaskView> = tasks
         .iter()
-        .filter(|t| t.desired_running && !t.is_serving())
+        .filter(|t| t.desired_running && !t.is_running_healthy())
         .collect();
     let meant = tasks.iter().filter(|t| t.desired_running).count() as u32;
     let unlaunched = desired.saturating_sub(meant);
@@ -67,6 +67,7 @@ pub(super) fn waiting_for(step: &Step, desired: u32, tasks: &[TaskView]) -> Opti
             states.join(", ")
         ));
     }
+    parts.extend(waiting_for_targets(tasks));
     if old_running > 0 {
         parts.push(format!(
             "{} still RUNNING",
@@ -74,6 +75,34 @@ pub(super) fn waiting_for(step: &Step, desired: u32, tasks: &[TaskView]) -> Opti
         ));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The targets that keep running, healthy tasks from serving, e.g.
+/// "waiting for 1 target: initial in tg/web-80"; `None` when none does.
+pub(super) fn waiting_for_targets(tasks: &[TaskView]) -> Option<String> {
+    let waiting: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.desired_running && t.awaits_targets())
+        .flat_map(|t| t.targets.iter().filter(|x| x.state != "healthy"))
+        .map(|x| match x.reason.as_deref() {
+            Some(reason) if x.state == "unhealthy" => {
+                format!("{} in {} ({reason})", x.state, x.group)
+            }
+            _ => format!("{} in {}", x.state, x.group),
+        })
+        .collect();
+    if waiting.is_empty() {
+        return None;
+    }
+    let mut named: Vec<String> = waiting.iter().take(TASKS_NAMED).cloned().collect();
+    if waiting.len() > TASKS_NAMED {
+        named.push(format!("and {} more", waiting.len() - TASKS_NAMED));
+    }
+    Some(format!(
+        "waiting for {}: {}",
+        count(waiting.len(), "target"),
+        named.join(", ")
+    ))
 }
 
 /// "PROVISIONING for 40s", "RUNNING, health UNHEALTHY, for 12s".

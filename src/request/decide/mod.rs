@@ -70,6 +70,7 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
     };
     match status.phase {
         _ if gates::decided(ctx, obs, &mut d) => {}
+        _ if targets_unreadable(ctx, obs, &mut d) => {}
         Phase::Pending => pending(ctx, obs, &mut d),
         Phase::Surging => surging(ctx, obs, &mut d),
         Phase::Recycling => recycling(ctx, obs, &mut d),
@@ -84,6 +85,60 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
         o.message = crate::request::status::bounded(std::mem::take(&mut o.message));
     }
     d
+}
+
+/// The targets of a load-balanced service could not be read: nothing tells
+/// whether a replacement takes traffic, so the run does not go on. It ends
+/// through Restoring (before anything was touched, as Failed at once).
+fn targets_unreadable(ctx: &Context, obs: &Observation, d: &mut Decision) -> bool {
+    let Some(why) = &obs.targets_refused else {
+        return false;
+    };
+    let message = format!(
+        "cannot read the load balancer targets of {}: {why}; without them the operator cannot tell whether a replacement takes traffic",
+        target(ctx)
+    );
+    match d.status.phase {
+        Phase::Pending => d.status.transition(ctx.now, Phase::Failed, message),
+        Phase::Surging | Phase::Recycling => end_via_restore(ctx, d, Phase::Failed, message),
+        _ => return false,
+    }
+    true
+}
+
+/// How long a batch may take: the stability timeout, plus the drain when
+/// `maximumPercent` leaves no room to launch the batch's replacements
+/// beside the tasks it stopped (ECS launches them only once those have
+/// drained: deregistration delay, then stopTimeout).
+fn batch_allowance(ctx: &Context, svc: &ServiceView, obs: &Observation, batch: usize) -> Duration {
+    match obs.drain {
+        Some(drain) if drain_blocks_replacements(svc, batch) => ctx.spec.stability_timeout + drain,
+        _ => ctx.spec.stability_timeout,
+    }
+}
+
+/// Whether ECS must wait for `batch` stopped tasks to drain before it may
+/// launch their replacements: tasks still draining count against
+/// `maximumPercent`.
+pub(crate) fn drain_blocks_replacements(svc: &ServiceView, batch: usize) -> bool {
+    if svc.load_balancers.is_empty() {
+        return false;
+    }
+    let percent = if svc.maximum_percent == 0 {
+        200
+    } else {
+        svc.maximum_percent
+    };
+    let ceiling = (svc.desired as u64 * percent as u64 / 100) as usize;
+    ceiling < svc.desired as usize + batch
+}
+
+/// `message`, and what targets keep tasks from serving, if any.
+fn and_targets(message: String, tasks: &[TaskView]) -> String {
+    match causes::waiting_for_targets(tasks) {
+        Some(targets) => format!("{message}; {targets}"),
+        None => message,
+    }
 }
 
 /// A step is slow once half its stability timeout has passed without it
@@ -437,9 +492,12 @@ fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
         d.status.message = format!("adding spare capacity; {}", slow_clauses(&step, svc, obs));
         return note_slow(&mut d.status, ctx.now, since);
     }
-    d.status.message = format!(
-        "waiting for the spare capacity to be running and healthy ({})",
-        describe_counts(svc, &obs.tasks)
+    d.status.message = and_targets(
+        format!(
+            "waiting for the spare capacity to be running and healthy ({})",
+            describe_counts(svc, &obs.tasks)
+        ),
+        &obs.tasks,
     );
 }
 
@@ -505,9 +563,12 @@ fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
                 "{done}/{total} recycled; before the next batch, {}",
                 slow_clauses(&step, svc, obs)
             ),
-            None => format!(
-                "waiting for the service to be stable ({})",
-                describe_counts(svc, &obs.tasks)
+            None => and_targets(
+                format!(
+                    "waiting for the service to be stable ({})",
+                    describe_counts(svc, &obs.tasks)
+                ),
+                &obs.tasks,
             ),
         };
         if slow {
@@ -703,25 +764,50 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
         ours: &d.status.stopped,
         noun: "replacement",
     };
-    if elapsed(ctx, Some(since)) > ctx.spec.stability_timeout {
+    let allowed = batch_allowance(ctx, svc, obs, d.status.batch.len());
+    if elapsed(ctx, Some(since)) > allowed {
         let recycled = d.status.recycled().count();
+        let drain = if allowed > ctx.spec.stability_timeout {
+            format!(
+                " (the stability timeout, plus {} for the stopped tasks to drain)",
+                duration::format(allowed - ctx.spec.stability_timeout)
+            )
+        } else {
+            String::new()
+        };
         let message = format!(
-            "replacements for {} were not running, healthy and stable within {} ({}){}; {done}/{total} tasks stopped, {recycled} recycled",
+            "replacements for {} were not running, healthy and stable within {}{drain} ({}){}; {done}/{total} tasks stopped, {recycled} recycled",
             name_tasks(&d.status.batch),
-            duration::format(ctx.spec.stability_timeout),
+            duration::format(allowed),
             describe_counts(svc, &obs.tasks),
             failure_cause(&step, svc, obs)
         );
         return end_via_restore(ctx, d, Phase::Failed, message);
     }
-    if is_slow(ctx.spec, since, ctx.now) {
-        d.status.message = format!("stopped {done}/{total}; {}", slow_clauses(&step, svc, obs));
-        return note_slow(&mut d.status, ctx.now, since);
+    let mut message = if elapsed(ctx, Some(since)) >= allowed / 2 {
+        format!("stopped {done}/{total}; {}", slow_clauses(&step, svc, obs))
+    } else {
+        and_targets(
+            format!(
+                "stopped {done}/{total}; waiting for the replacements to be running and healthy ({})",
+                describe_counts(svc, &obs.tasks)
+            ),
+            &obs.tasks,
+        )
+    };
+    let draining = obs.tasks.iter().filter(|t| t.is_draining()).count();
+    if draining > 0 && allowed > ctx.spec.stability_timeout {
+        message.push_str(&format!(
+            "; {} draining, and maximumPercent {}% leaves no room for the replacements until they drain (up to {})",
+            causes::count(draining, "stopped task"),
+            svc.maximum_percent,
+            duration::format(allowed - ctx.spec.stability_timeout)
+        ));
     }
-    d.status.message = format!(
-        "stopped {done}/{total}; waiting for the replacements to be running and healthy ({})",
-        describe_counts(svc, &obs.tasks)
-    );
+    d.status.message = message;
+    if elapsed(ctx, Some(since)) >= allowed / 2 {
+        note_slow(&mut d.status, ctx.now, since);
+    }
 }
 
 fn restoring(ctx: &Context, obs: &Observation, d: &mut Decision) {
