@@ -132,6 +132,22 @@ pub(crate) struct Preview {
     pub estimate: Estimate,
     /// The desired-count change the surge would make, if any.
     pub surge: Option<DesiredChange>,
+    /// How the load balancers' drains shape the run, when the service has any.
+    pub drains: Option<Drains>,
+}
+
+/// A load-balanced service's drains as the rehearsal met them.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Drains {
+    /// `tg/web-80`, each of the service's target groups.
+    pub groups: Vec<String>,
+    /// The longest deregistration delay among them, when it could be read.
+    pub delay: Option<Duration>,
+    pub maximum_percent: u32,
+    /// Batches whose replacements had to wait for the stopped tasks to
+    /// drain, because `maximumPercent` left no room beside them.
+    pub blocked_batches: u32,
+    pub batches: u32,
 }
 
 /// Rehearses the run from `obs` with every replacement taking
@@ -161,6 +177,22 @@ pub(crate) fn rehearse(
     let mut steps = Vec::new();
     let mut lowest = model.serving();
     let poll = Duration::from_secs(1);
+    let balanced = obs
+        .service
+        .as_ref()
+        .ok()
+        .filter(|s| !s.load_balancers.is_empty());
+    let mut drains = balanced.map(|svc| Drains {
+        groups: svc
+            .load_balancers
+            .iter()
+            .map(|lb| crate::request::observation::target_group_name(&lb.target_group_arn))
+            .collect(),
+        delay: obs.drain,
+        maximum_percent: svc.maximum_percent,
+        blocked_batches: 0,
+        batches: 0,
+    });
     for _ in 0..100_000 {
         let ctx = Context {
             name,
@@ -173,6 +205,11 @@ pub(crate) fn rehearse(
         let observed = model.observe(&status.batch, obs.scaling);
         let d = decide::decide(&ctx, &status, &observed);
         let mut replacing = false;
+        let stops = d
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::StopTask { .. }))
+            .count();
         for action in &d.actions {
             let call = model.apply(action);
             replacing |= match action {
@@ -194,6 +231,18 @@ pub(crate) fn rehearse(
         if replacing {
             clock += chrono::Duration::from_std(estimate.replacement).unwrap_or_default();
             model.settle();
+        }
+        if let (Some(dr), Ok(svc)) = (drains.as_mut(), observed.service.as_ref())
+            && stops > 0
+        {
+            dr.batches += 1;
+            // ECS launches the replacements only once the stopped tasks
+            // have drained: the drain comes before the replacement time.
+            if decide::drain_blocks_replacements(svc, stops) {
+                dr.blocked_batches += 1;
+                let delay = dr.delay.unwrap_or_default();
+                clock += chrono::Duration::from_std(delay).unwrap_or_default();
+            }
         }
         match d.requeue {
             None => break,
@@ -228,6 +277,7 @@ pub(crate) fn rehearse(
         message: status.message,
         estimate,
         surge: status.surge,
+        drains,
     }
 }
 
@@ -235,6 +285,9 @@ pub(crate) fn rehearse(
 /// as the estimate says, and a scheduler that keeps `desired` of them.
 struct Model {
     desired: u32,
+    /// The service's load balancers and maximumPercent, as observed.
+    balanced: ServiceView,
+    drain: Option<Duration>,
     tasks: Vec<ModelTask>,
     scaling: Option<ScalingSettings>,
     launched: usize,
@@ -252,8 +305,15 @@ struct ModelTask {
 impl Model {
     fn from(obs: &Observation) -> Self {
         let desired = obs.service.as_ref().map_or(0, |s| s.desired);
+        let balanced = obs.service.clone().unwrap_or_default();
         Self {
             desired,
+            balanced: ServiceView {
+                load_balancers: balanced.load_balancers,
+                maximum_percent: balanced.maximum_percent,
+                ..Default::default()
+            },
+            drain: obs.drain,
             tasks: obs
                 .tasks
                 .iter()
@@ -286,7 +346,7 @@ impl Model {
                     primary: true,
                     rollout: "COMPLETED".into(),
                 }],
-                ..Default::default()
+                ..self.balanced.clone()
             }),
             tasks: self
                 .tasks
@@ -306,7 +366,7 @@ impl Model {
             scaling: self.scaling.or(scaling),
             evidence: Default::default(),
             targets_refused: None,
-            drain: None,
+            drain: self.drain,
         }
     }
 
@@ -406,9 +466,14 @@ pub(crate) fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> Str
             s.lowest_running
         ));
     }
-    out.push_str(
-        "  Reads while it waits (each poll): ecs:DescribeServices, ecs:ListTasks, ecs:DescribeTasks, application-autoscaling:DescribeScalableTargets\n",
-    );
+    out.push_str(&format!(
+        "  Reads while it waits (each poll): ecs:DescribeServices, ecs:ListTasks, ecs:DescribeTasks, application-autoscaling:DescribeScalableTargets{}\n",
+        if p.drains.is_some() {
+            ", elasticloadbalancing:DescribeTargetHealth (one per target group)"
+        } else {
+            ""
+        }
+    ));
     if let Some(surge) = p.surge {
         out.push_str(&format!(
             "  Restoring takes the surge back only while desired is still {} (the count it set); a count the autoscaler or a person sets during the run is left as it is\n",
@@ -430,8 +495,55 @@ pub(crate) fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> Str
         approx(p.estimate.replacement),
         p.estimate.basis
     ));
+    if let Some(d) = &p.drains {
+        out.push_str(&render_drains(d, p, spec));
+    }
     out.push_str(&format!("  Would end: {:?}: {}\n", p.outcome, p.message));
     out
+}
+
+/// What the drains do to the run, and a warning when they rule it.
+fn render_drains(d: &Drains, p: &Preview, spec: &RecycleSpec) -> String {
+    let groups = d.groups.join(", ");
+    let Some(delay) = d.delay else {
+        return format!(
+            "  Load balancing: {groups}; the deregistration delay could not be read (elasticloadbalancing:DescribeTargetGroupAttributes), so the estimate leaves the drains out\n"
+        );
+    };
+    let mut out = format!(
+        "  Load balancing: each replacement counts only once healthy in {groups}; each stopped task drains for up to {} (deregistration delay) before ECS stops it\n",
+        duration::format(delay)
+    );
+    if d.blocked_batches == 0 {
+        out.push_str(&format!(
+            "  Drains overlap the next batches (maximumPercent {}% leaves room beside them); the last stopped tasks drain for up to {} after the run ends\n",
+            d.maximum_percent,
+            duration::format(delay)
+        ));
+        return out;
+    }
+    let drained = delay * d.blocked_batches;
+    let needed = needed_percent(p, spec);
+    out.push_str(&format!(
+        "  Warning: maximumPercent {}% leaves no room to launch a replacement beside a draining task, so each of {} batches waits for its stopped tasks to drain first; raise maximumPercent to {needed}% to overlap the drains\n",
+        d.maximum_percent, d.blocked_batches
+    ));
+    if drained * 2 >= p.duration {
+        out.push_str(&format!(
+            "  Warning: each stop drains for up to {} ({groups} deregistration delay): {} tasks take about {}; lower it, or raise batchSize\n",
+            duration::format(delay),
+            p.tasks.len(),
+            approx(p.duration)
+        ));
+    }
+    out
+}
+
+/// The maximumPercent that lets a batch's replacements launch beside its
+/// draining tasks, at the desired count of the run.
+fn needed_percent(p: &Preview, spec: &RecycleSpec) -> u32 {
+    let desired = p.surge.map_or(p.original_desired, |s| s.to).max(1) as u64;
+    (((desired + spec.batch_size as u64) * 100).div_ceil(desired)) as u32
 }
 
 #[cfg(test)]
@@ -547,5 +659,59 @@ mod tests {
             "{}",
             est.basis
         );
+    }
+
+    fn behind_a_target_group(n: u32, maximum_percent: u32, delay: u64) -> Observation {
+        let mut o = service(n);
+        if let Ok(svc) = o.service.as_mut() {
+            svc.load_balancers = vec![crate::request::observation::LoadBalancerView {
+                target_group_arn:
+                    "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-80/73e2d6bc".into(),
+                container_name: "web".into(),
+                container_port: 80,
+            }];
+            svc.maximum_percent = maximum_percent;
+        }
+        o.drain = Some(Duration::from_secs(delay));
+        o
+    }
+
+    #[test]
+    fn drains_that_maximum_percent_makes_the_replacements_wait_for_are_in_the_estimate_and_warned()
+    {
+        // 20 tasks, maximumPercent 100: each batch waits 300s of drain.
+        let o = behind_a_target_group(20, 100, 300);
+        let est = estimate(&[], &o.tasks);
+        let p = rehearse("r", &spec(true, 1), &o, est.clone(), now());
+        assert_eq!(p.outcome, Phase::Succeeded, "{}", p.message);
+        let d = p.drains.as_ref().unwrap();
+        assert_eq!((d.blocked_batches, d.batches), (20, 20));
+        assert!(
+            p.duration >= Duration::from_secs(20 * 300),
+            "{:?}",
+            p.duration
+        );
+        let text = render(&p, &spec(true, 1), now());
+        assert!(
+            text.contains("each stop drains for up to 5m (tg/web-80 deregistration delay): 20 tasks take about"),
+            "{text}"
+        );
+        assert!(text.contains("raise maximumPercent to 105%"), "{text}");
+        assert!(
+            text.contains("elasticloadbalancing:DescribeTargetHealth"),
+            "{text}"
+        );
+        // With room beside the drains, they overlap: no drain in the estimate.
+        let roomy = behind_a_target_group(20, 200, 300);
+        let p = rehearse("r", &spec(true, 1), &roomy, est, now());
+        assert_eq!(p.drains.as_ref().unwrap().blocked_batches, 0);
+        assert!(
+            p.duration < Duration::from_secs(20 * 300),
+            "{:?}",
+            p.duration
+        );
+        let text = render(&p, &spec(true, 1), now());
+        assert!(text.contains("Drains overlap the next batches"), "{text}");
+        assert!(!text.contains("Warning"), "{text}");
     }
 }
