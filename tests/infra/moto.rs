@@ -351,28 +351,40 @@ fn task_role_policies(deployed: &Value) -> Vec<Value> {
 /// action; the STS call is made by the SDK's AssumeRoleProvider.
 fn actions_in_the_code() -> BTreeSet<String> {
     let mut actions = BTreeSet::new();
-    for (file, prefixes) in [
-        (
-            "src/aws.rs",
-            &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
-        ),
-        (
-            "src/aws/observe/calls.rs",
-            &[("ecs", "ecs"), ("aas", "application-autoscaling")][..],
-        ),
-        ("src/policy/fleet.rs", &[("ecs", "ecs")][..]),
-        ("src/gates/observe.rs", &[("cloudwatch", "cloudwatch")][..]),
-        ("src/store/dynamo/mod.rs", &[("client", "dynamodb")][..]),
-        ("src/store/dynamo/admin.rs", &[("client", "dynamodb")][..]),
-        (
-            "src/notify/deliver.rs",
-            &[("sns", "sns"), ("secrets", "secretsmanager")][..],
-        ),
-        ("src/hooks/call.rs", &[("secrets", "secretsmanager")][..]),
-    ] {
-        let text = std::fs::read_to_string(root().join(file)).unwrap();
+    // Every source file, so that a call in a new file is found too: the
+    // clients' field names say the service; the store's `client` only in
+    // the store's files.
+    let everywhere: &[(&str, &str)] = &[
+        ("ecs", "ecs"),
+        ("aas", "application-autoscaling"),
+        ("cloudwatch", "cloudwatch"),
+        ("elb", "elasticloadbalancing"),
+        ("sns", "sns"),
+        ("secrets", "secretsmanager"),
+    ];
+    let mut files = Vec::new();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    for path in files {
+        let in_store = path.components().any(|c| c.as_os_str() == "dynamo");
+        let store: &[(&str, &str)] = if in_store {
+            &[("client", "dynamodb")]
+        } else {
+            &[]
+        };
+        let text = std::fs::read_to_string(&path).unwrap();
         let flat: String = text.split_whitespace().collect();
-        for (field, prefix) in prefixes {
+        for (field, prefix) in everywhere.iter().chain(store) {
             let needle = format!(".{field}.");
             for (at, _) in flat.match_indices(&needle) {
                 let rest = &flat[at + needle.len()..];
@@ -500,6 +512,10 @@ fn requests_of(op: &str, p: &Value) -> Vec<Request> {
             Request::new("ecs:DescribeTaskDefinition", &s("taskDefinition"))
                 .with("aws:RequestedRegion", REGION),
         ],
+        "DescribeTargetHealth" | "DescribeTargetGroupAttributes" => vec![
+            Request::new(&format!("elasticloadbalancing:{op}"), "*")
+                .with("aws:RequestedRegion", REGION),
+        ],
         "DescribeScalableTargets" => vec![
             Request::new("application-autoscaling:DescribeScalableTargets", "*")
                 .with("aws:RequestedRegion", REGION),
@@ -618,6 +634,10 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
             "cloudwatch:DescribeAlarms",
             "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:web-5xx",
         ),
+        Request::new("elasticloadbalancing:DescribeTargetHealth", "*")
+            .with("aws:RequestedRegion", "eu-west-1"),
+        Request::new("elasticloadbalancing:DeregisterTargets", "*")
+            .with("aws:RequestedRegion", REGION),
         Request::new(
             "cloudwatch:PutMetricAlarm",
             &format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:web-5xx"),
