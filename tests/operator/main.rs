@@ -11,6 +11,7 @@ mod embedded;
 mod faults;
 mod gates;
 mod hooks;
+mod load_balancers;
 mod notify;
 mod policies;
 mod scale;

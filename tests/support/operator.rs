@@ -24,6 +24,7 @@ pub fn aws_env(sim_url: &str) -> Vec<(String, String)> {
     [
         ("AWS_ENDPOINT_URL_ECS", sim_url),
         ("AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", sim_url),
+        ("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", sim_url),
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),

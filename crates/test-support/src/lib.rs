@@ -5,6 +5,8 @@
 //! environment (moto[server], which brings boto3, and aiosmtpd) that some
 //! tests need, made once under the workspace's `target/`.
 
+pub mod load_balancer;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -67,6 +69,7 @@ pub async fn sdk_config(url: &str, retries: bool) -> aws_config::SdkConfig {
 pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     pub aas: aws_sdk_applicationautoscaling::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 pub async fn clients(sim: &Simulator) -> Clients {
@@ -74,6 +77,7 @@ pub async fn clients(sim: &Simulator) -> Clients {
     Clients {
         ecs: aws_sdk_ecs::Client::new(&config),
         aas: aws_sdk_applicationautoscaling::Client::new(&config),
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
     }
 }
 
