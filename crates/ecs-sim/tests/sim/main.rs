@@ -4,5 +4,6 @@
 mod autoscaling;
 mod boto3;
 mod ecs;
+mod elb_boto3;
 mod tags;
 mod wire;
