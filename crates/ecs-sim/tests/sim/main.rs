@@ -4,6 +4,7 @@
 mod autoscaling;
 mod boto3;
 mod ecs;
+mod elb;
 mod elb_boto3;
 mod tags;
 mod wire;
