@@ -35,6 +35,9 @@ struct Flow {
 #[derive(Default)]
 pub struct Traffic {
     flows: BTreeMap<ServiceKey, Flow>,
+    /// The fewest healthy targets each service had while traffic ran,
+    /// looked at every time the world advanced, not only at the samples.
+    lowest: BTreeMap<ServiceKey, u32>,
 }
 
 /// The targets receiving requests now: for each, whether it serves them.
@@ -97,12 +100,18 @@ impl World {
         let keys: Vec<ServiceKey> = self.traffic.flows.keys().cloned().collect();
         for key in keys {
             let receivers = self.receivers(&key, now);
+            let lowest = self.traffic.lowest.entry(key.clone()).or_insert(u32::MAX);
+            *lowest = (*lowest).min(receivers.healthy);
             let Some(flow) = self.traffic.flows.get_mut(&key) else {
                 continue;
             };
             loop {
                 let upto = now.min(flow.next_sample_at);
-                let due = (((upto - flow.rate_origin) * flow.rps).floor().max(0.0) as u64)
+                // A hair over, so that the request due exactly at `upto`
+                // is not lost to rounding.
+                let due = (((upto - flow.rate_origin) * flow.rps + 1e-6)
+                    .floor()
+                    .max(0.0) as u64)
                     .saturating_sub(flow.sent);
                 for _ in 0..due {
                     let n = receivers.serving.len() as u64;
@@ -171,8 +180,15 @@ impl World {
         flow.sent = 0;
     }
 
-    /// The totals of a service's traffic samples so far.
+    /// The totals of a service's traffic samples so far, and the fewest
+    /// healthy targets it had while its traffic ran (at most the fewest
+    /// of the samples: it is looked at between them too).
     pub fn traffic_summary(&self, cluster: &str, service: &str) -> Value {
+        let lowest = self
+            .traffic
+            .lowest
+            .get(&(cluster.to_string(), service.to_string()))
+            .copied();
         let samples = self
             .timeline
             .traffic
@@ -182,7 +198,10 @@ impl World {
         json!({
             "served": samples.iter().map(|s| s.served).sum::<u64>(),
             "dropped": samples.iter().map(|s| s.dropped).sum::<u64>(),
-            "minHealthyTargets": samples.iter().map(|s| s.healthy_targets).min(),
+            "minHealthyTargets": match (samples.iter().map(|s| s.healthy_targets).min(), lowest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             "samples": samples.len(),
         })
     }

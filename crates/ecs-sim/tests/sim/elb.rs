@@ -21,16 +21,16 @@ use elbv2::types::{
 use serde_json::{Value, json};
 use test_support::*;
 
-const SCALE: f64 = 20.0;
+pub(crate) const SCALE: f64 = 20.0;
 /// The deregistration delay set on the target group, before the scale.
-const DELAY: i32 = 20;
-const WITHIN: Duration = Duration::from_secs(20);
+pub(crate) const DELAY: i32 = 20;
+pub(crate) const WITHIN: Duration = Duration::from_secs(20);
 
-struct Fixture {
-    sim: Simulator,
-    c: Clients,
-    elb: elbv2::Client,
-    tg: String,
+pub(crate) struct Fixture {
+    pub(crate) sim: Simulator,
+    pub(crate) c: Clients,
+    pub(crate) elb: elbv2::Client,
+    pub(crate) tg: String,
 }
 
 async fn elb_client(sim: &Simulator) -> elbv2::Client {
@@ -155,14 +155,14 @@ async fn service_behind_lb(desired: i32, max: i32, min: i32, faults: Option<Valu
     Fixture { sim, c, elb, tg }
 }
 
-async fn steady_behind_lb(desired: i32, max: i32, min: i32) -> Fixture {
+pub(crate) async fn steady_behind_lb(desired: i32, max: i32, min: i32) -> Fixture {
     let f = service_behind_lb(desired, max, min, None).await;
     wait_steady(&f.c.ecs, "prod", "web", WITHIN).await;
     f
 }
 
 /// (id, port, state, reason) of every target DescribeTargetHealth lists.
-async fn target_health(f: &Fixture) -> Vec<(String, i32, String, Option<String>)> {
+pub(crate) async fn target_health(f: &Fixture) -> Vec<(String, i32, String, Option<String>)> {
     let out = f
         .elb
         .describe_target_health()
@@ -186,7 +186,7 @@ async fn target_health(f: &Fixture) -> Vec<(String, i32, String, Option<String>)
 }
 
 /// The private IPv4 address of a task's ENI, as DescribeTasks answers it.
-async fn task_ip(f: &Fixture, arn: &str) -> String {
+pub(crate) async fn task_ip(f: &Fixture, arn: &str) -> String {
     let out =
         f.c.ecs
             .describe_tasks()
@@ -206,7 +206,7 @@ async fn task_ip(f: &Fixture, arn: &str) -> String {
         .to_string()
 }
 
-fn task_history<'a>(timeline: &'a Value, arn: &str) -> &'a Value {
+pub(crate) fn task_history<'a>(timeline: &'a Value, arn: &str) -> &'a Value {
     timeline["tasks"]
         .as_array()
         .unwrap()
@@ -216,7 +216,7 @@ fn task_history<'a>(timeline: &'a Value, arn: &str) -> &'a Value {
 }
 
 /// When the task first reached `status`.
-fn reached(history: &Value, status: &str) -> Option<f64> {
+pub(crate) fn reached(history: &Value, status: &str) -> Option<f64> {
     history["transitions"]
         .as_array()
         .unwrap()
@@ -242,7 +242,7 @@ fn target_states(timeline: &Value, task_arn: &str) -> Vec<(f64, String)> {
         .collect()
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WITHIN;
     while !done() {
         assert!(

@@ -7,4 +7,5 @@ mod ecs;
 mod elb;
 mod elb_boto3;
 mod tags;
+mod traffic;
 mod wire;
