@@ -58,9 +58,15 @@ pub struct AccountBuckets {
 
 /// The category an operation of the simulator's draws from. ECS operations
 /// the table does not list (none the simulator serves today) draw from
-/// nothing.
+/// nothing. ELB's page puts every non-mutating (`Describe*`) action in one
+/// bucket; the table names only those the operator calls, so the others
+/// are added to it here. ELB's mutating actions draw from nothing.
 pub fn category(service: Service, op: &str) -> Option<&'static Category> {
-    api_limits::category_of(service, op)
+    api_limits::category_of(service, op).or_else(|| {
+        (service == Service::ElasticLoadBalancing && op.starts_with("Describe"))
+            .then(|| api_limits::named("load-balancing-read"))
+            .flatten()
+    })
 }
 
 impl AccountBuckets {

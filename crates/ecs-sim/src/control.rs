@@ -1,5 +1,6 @@
 //! The simulator's control API under `/_sim/`: timings, faults, throttling,
-//! how long stopped tasks are kept, cluster capacity, the scaling policy, and the audit timeline. Each
+//! how long stopped tasks are kept, the load balancers' time scale, cluster
+//! capacity, the scaling policy, traffic, and the audit timeline. Each
 //! function takes the parsed JSON body and answers JSON or a sentence saying
 //! what was wrong; a refused request changes nothing.
 
@@ -33,6 +34,9 @@ struct GlobalConfig {
     /// How long STOPPED tasks stay visible (`"1h"`, ECS's own minimum, by default).
     #[serde(default, with = "serde_opt_duration")]
     stopped_task_retention: Option<std::time::Duration>,
+    /// Divides the load balancers' durations (health-check intervals,
+    /// deregistration delays, grace periods): a simulator-only speed-up.
+    target_time_scale: Option<f64>,
 }
 
 pub fn config(world: &World) -> Value {
@@ -43,6 +47,7 @@ pub fn config(world: &World) -> Value {
         "stoppedTaskRetention": crate::duration::format(
             std::time::Duration::from_secs_f64(world.stopped_task_retention)
         ),
+        "targetTimeScale": world.target_time_scale,
     })
 }
 
@@ -59,7 +64,15 @@ pub fn set_config(world: &mut World, body: Value) -> Result<Value> {
     if let Some(t) = &req.throttle {
         problems.extend(t.problems());
     }
+    if let Some(s) = req.target_time_scale
+        && !(s > 0.0 && s.is_finite())
+    {
+        problems.push(format!("targetTimeScale: {s} must be more than 0"));
+    }
     refuse(problems)?;
+    if let Some(s) = req.target_time_scale {
+        world.target_time_scale = s;
+    }
     if let Some(t) = req.timings {
         world.timings.apply(&t);
     }
@@ -254,4 +267,43 @@ pub fn age(world: &mut World, body: Value) -> Result<Value> {
         }
     }
     Ok(json!({"aged": arns.len()}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrafficRequest {
+    cluster: String,
+    service: String,
+    rps: f64,
+}
+
+/// `POST /_sim/traffic`: a steady request rate through the service's
+/// target groups; `rps: 0` stops it.
+pub fn set_traffic(world: &mut World, body: Value, now: f64) -> Result<Value> {
+    let req: TrafficRequest = parse(body)?;
+    if !(req.rps >= 0.0 && req.rps.is_finite()) {
+        return Err(format!("rps: {} must be 0 or more", req.rps));
+    }
+    let key = (req.cluster.clone(), req.service.clone());
+    let svc = world
+        .records
+        .services
+        .get(&key)
+        .ok_or_else(|| format!("service {}/{} does not exist", req.cluster, req.service))?;
+    if svc.load_balancers.is_empty() && req.rps > 0.0 {
+        return Err(format!(
+            "service {}/{} has no load balancers to send traffic through",
+            req.cluster, req.service
+        ));
+    }
+    world.set_traffic(key, req.rps, now);
+    Ok(json!({"cluster": req.cluster, "service": req.service, "rps": req.rps}))
+}
+
+/// `GET /_sim/traffic?cluster=c&service=web`: the totals of its samples.
+pub fn traffic(world: &World, query: &std::collections::BTreeMap<String, String>) -> Result<Value> {
+    let (Some(cluster), Some(service)) = (query.get("cluster"), query.get("service")) else {
+        return Err("cluster and service are required, like ?cluster=c1&service=web".into());
+    };
+    Ok(world.traffic_summary(cluster, service))
 }

@@ -348,6 +348,8 @@ struct CreateServiceRequest {
     launch_type: Option<String>,
     deployment_configuration: Option<DeploymentConfigurationInput>,
     tags: Option<Vec<super::tags::Tag>>,
+    load_balancers: Option<Vec<super::service_targets::LoadBalancerInput>>,
+    health_check_grace_period_seconds: Option<i64>,
 }
 
 fn create_service(world: &mut World, req: CreateServiceRequest, now: f64) -> Result<Value> {
@@ -372,6 +374,12 @@ fn create_service(world: &mut World, req: CreateServiceRequest, now: f64) -> Res
         ApiError::invalid_parameter("desiredCount is required for the REPLICA scheduling strategy.")
     })?)?;
     let config = merged_config(DeploymentConfig::default(), req.deployment_configuration)?;
+    let load_balancers =
+        super::service_targets::read_load_balancers(world, req.load_balancers, &td_arn)?;
+    let health_check_grace = super::service_targets::read_grace(
+        req.health_check_grace_period_seconds,
+        !load_balancers.is_empty(),
+    )?;
     let key = (cluster.clone(), name.clone());
     if world
         .records
@@ -405,6 +413,8 @@ fn create_service(world: &mut World, req: CreateServiceRequest, now: f64) -> Res
             timings: Default::default(),
             faults: None,
             tags,
+            load_balancers,
+            health_check_grace,
         },
     );
     world.start_deployment(&key, td_arn, now);
@@ -421,6 +431,7 @@ struct UpdateServiceRequest {
     task_definition: Option<String>,
     force_new_deployment: Option<bool>,
     deployment_configuration: Option<DeploymentConfigurationInput>,
+    health_check_grace_period_seconds: Option<i64>,
 }
 
 fn update_service(world: &mut World, req: UpdateServiceRequest, now: f64) -> Result<Value> {
@@ -441,6 +452,10 @@ fn update_service(world: &mut World, req: UpdateServiceRequest, now: f64) -> Res
     };
     let svc = &world.records.services[&key];
     let config = merged_config(svc.config, req.deployment_configuration)?;
+    let grace = super::service_targets::read_grace(
+        req.health_check_grace_period_seconds,
+        !svc.load_balancers.is_empty(),
+    )?;
     let new_deployment = req.force_new_deployment.unwrap_or(false)
         || new_td
             .as_ref()
@@ -453,6 +468,9 @@ fn update_service(world: &mut World, req: UpdateServiceRequest, now: f64) -> Res
         .get_mut(&key)
         .ok_or_else(ApiError::service_not_found)?;
     svc.config = config;
+    if grace.is_some() {
+        svc.health_check_grace = grace;
+    }
     if let Some(d) = desired {
         svc.desired = d;
     }
@@ -599,7 +617,7 @@ pub fn service_json(world: &World, key: &(String, String)) -> Value {
         .iter()
         .map(|e| json!({"id": e.id, "createdAt": world.epoch(e.at), "message": e.message}))
         .collect();
-    json!({
+    let mut v = json!({
         "serviceArn": svc.arn,
         "serviceName": svc.name,
         "clusterArn": world.arns.cluster(&svc.cluster),
@@ -619,14 +637,18 @@ pub fn service_json(world: &World, key: &(String, String)) -> Value {
         "createdAt": world.epoch(svc.created_at),
         "placementConstraints": [],
         "placementStrategy": [],
-        "loadBalancers": [],
+        "loadBalancers": super::service_targets::load_balancers_json(&svc.load_balancers),
         "serviceRegistries": [],
         "schedulingStrategy": "REPLICA",
         "deploymentController": {"type": "ECS"},
         "enableECSManagedTags": false,
         "propagateTags": "NONE",
         "enableExecuteCommand": false,
-    })
+    });
+    if let Some(grace) = svc.health_check_grace {
+        v["healthCheckGracePeriodSeconds"] = json!(grace);
+    }
+    v
 }
 
 // ---- tasks ----------------------------------------------------------------------
@@ -781,6 +803,10 @@ pub fn task_json(world: &World, t: &Task) -> Value {
                 "image": c.image,
                 "lastStatus": container_status(t.last_status),
                 "healthStatus": if c.has_health_check { t.health.as_str() } else { "UNKNOWN" },
+                "networkInterfaces": [{
+                    "attachmentId": t.eni.attachment_id,
+                    "privateIpv4Address": t.eni.private_ip,
+                }],
             });
             if t.last_status == LastStatus::Stopped {
                 let exit = if t.stop_code == Some("EssentialContainerExited") {
@@ -809,6 +835,7 @@ pub fn task_json(world: &World, t: &Task) -> Value {
         "cpu": "256",
         "memory": "512",
         "connectivity": if t.placed { "CONNECTED" } else { "DISCONNECTED" },
+        "attachments": [super::service_targets::attachment_json(world, t)],
     });
     if let Some(service) = &t.service {
         v["group"] = json!(format!("service:{service}"));

@@ -131,6 +131,21 @@ pub struct FaultProfile {
     pub slow_start: f64,
     #[serde(default = "default_slow_factor")]
     pub slow_start_factor: f64,
+    /// This fraction of load-balancer targets never pass their health checks.
+    #[serde(default)]
+    pub target_never_healthy: f64,
+    /// This fraction of targets pass their health checks only
+    /// `targetLateBy` after registration.
+    #[serde(default)]
+    pub target_late_healthy: f64,
+    /// On ELB's clock, divided by `targetTimeScale` like its health checks;
+    /// 60 s when absent.
+    #[serde(
+        default,
+        with = "serde_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_late_by: Option<Duration>,
 }
 
 fn default_slow_factor() -> f64 {
@@ -138,12 +153,19 @@ fn default_slow_factor() -> f64 {
 }
 
 impl FaultProfile {
+    /// How late a late target passes, before the time scale.
+    pub fn late_by_seconds(&self) -> f64 {
+        self.target_late_by.map_or(60.0, |d| d.as_secs_f64())
+    }
+
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (name, v) in [
             ("failStart", self.fail_start),
             ("neverHealthy", self.never_healthy),
             ("slowStart", self.slow_start),
+            ("targetNeverHealthy", self.target_never_healthy),
+            ("targetLateHealthy", self.target_late_healthy),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 out.push(format!("{name}: {v} is not a fraction between 0 and 1"));

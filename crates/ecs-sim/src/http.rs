@@ -1,12 +1,13 @@
 //! The simulator's HTTP face: AWS JSON 1.1 requests dispatched on
-//! `X-Amz-Target` to ECS or Application Auto Scaling, and the `/_sim/`
+//! `X-Amz-Target` to ECS or Application Auto Scaling, AWS Query requests
+//! (a form with `Action`) to Elastic Load Balancing v2, and the `/_sim/`
 //! control API. Signatures are accepted unchecked.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use super::faults::Caller;
 use super::wire::{ApiError, parse_body};
 use super::world::World;
-use super::{autoscaling, control, ecs};
+use super::{autoscaling, control, ecs, elb};
 use api_limits::Service;
 
 const ECS_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
@@ -48,6 +49,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/_sim/scale", post(post_scale))
         .route("/_sim/policies", post(post_policy))
         .route("/_sim/age", post(post_age))
+        .route("/_sim/traffic", get(get_traffic).post(post_traffic))
         .fallback(aws_api)
         .with_state(shared)
 }
@@ -70,6 +72,15 @@ async fn aws_api(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) 
         .unwrap_or_default();
     let caller = scope.first().map(|k| k.to_string());
     let region = scope.get(2).map(|r| r.to_string());
+    if target.is_empty()
+        && let Some((action, params)) = elb::wire::parse_form(&body)
+    {
+        let (result, request_id, latency) = answer_elb(&shared, &action, params, caller, region);
+        if let Some(delay) = latency {
+            tokio::time::sleep(delay).await;
+        }
+        return elb_response(&action, result, &request_id);
+    }
     let (result, request_id, latency) = answer(&shared, &target, &body, caller, region);
     // The change is made at once; only the answer is late, as with a slow API.
     if let Some(delay) = latency {
@@ -143,6 +154,88 @@ fn answer(
     }
     let request_id = world.random_hex(32);
     (result, request_id, latency)
+}
+
+/// Handles one Elastic Load Balancing call under the lock, as `answer` does
+/// for the JSON protocols: the same throttling, denials, latency and timeline.
+fn answer_elb(
+    shared: &Shared,
+    op: &str,
+    params: Value,
+    caller: Option<String>,
+    region: Option<String>,
+) -> (
+    Result<String, ApiError>,
+    String,
+    Option<std::time::Duration>,
+) {
+    let mut world = shared.lock();
+    let now = world.now();
+    let roll = world.rng.f64();
+    let own_region = world.arns.region.clone();
+    let who = Caller {
+        account: caller.as_deref(),
+        region: region.as_deref().unwrap_or(&own_region),
+    };
+    let api = Some(Service::ElasticLoadBalancing);
+    let refused = if world.throttle.should_throttle(op, api, &who, now, roll) {
+        let category =
+            crate::buckets::category(Service::ElasticLoadBalancing, op).map_or(op, |c| c.name);
+        world.timeline.count_throttled(category);
+        Some(ApiError::new("Throttling", "Rate exceeded"))
+    } else if world.throttle.denies(op) {
+        let mut e = ApiError::new(
+            "AccessDenied",
+            format!(
+                "User: arn:aws:sts::{}:assumed-role/ecs-recycler/operator is not authorized to perform: elasticloadbalancing:{op} because no identity-based policy allows the elasticloadbalancing:{op} action",
+                super::model::ACCOUNT
+            ),
+        );
+        e.status = 403;
+        Some(e)
+    } else {
+        None
+    };
+    let latency = world.throttle.latency(op, &params);
+    let call = world.timeline.call(now, op, params.clone(), None);
+    world.timeline.set_call_caller(call, caller);
+    let result = match refused {
+        Some(e) => Err(e),
+        None => elb::handle(&mut world, op, &params, now),
+    };
+    if let Err(e) = &result {
+        world.timeline.set_call_error(call, e.code.to_string());
+    }
+    let id = world.random_hex(32);
+    let request_id = format!(
+        "{}-{}-{}-{}-{}",
+        &id[..8],
+        &id[8..12],
+        &id[12..16],
+        &id[16..20],
+        &id[20..]
+    );
+    (result, request_id, latency)
+}
+
+fn elb_response(action: &str, result: Result<String, ApiError>, request_id: &str) -> Response {
+    let (status, body) = match result {
+        Ok(inner) => (
+            StatusCode::OK,
+            elb::wire::response(action, &inner, request_id),
+        ),
+        Err(e) => (
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            elb::wire::error_response(&e, request_id),
+        ),
+    };
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    response
 }
 
 fn aws_response(result: Result<Value, ApiError>, request_id: &str) -> Response {
@@ -235,4 +328,19 @@ async fn post_policy(State(shared): State<Shared>, body: Bytes) -> Response {
         let now = world.now();
         control::set_policy(&mut world, b, now)
     }))
+}
+
+async fn post_traffic(State(shared): State<Shared>, body: Bytes) -> Response {
+    control_response(json_body(&body).and_then(|b| {
+        let mut world = shared.lock();
+        let now = world.now();
+        control::set_traffic(&mut world, b, now)
+    }))
+}
+
+async fn get_traffic(
+    State(shared): State<Shared>,
+    Query(query): Query<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    control_response(control::traffic(&shared.lock(), &query))
 }

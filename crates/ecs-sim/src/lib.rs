@@ -1,5 +1,6 @@
-//! A wire-compatible stand-in for Amazon ECS and Application Auto Scaling
-//! with a real service scheduler, injected faults and an audit timeline. The
+//! A wire-compatible stand-in for Amazon ECS, Application Auto Scaling and
+//! Elastic Load Balancing v2 with a real service scheduler, health-checked
+//! load-balancer targets, a traffic model, injected faults and an audit timeline. The
 //! official SDKs, boto3 and the AWS CLI talk to it as they would to AWS;
 //! tests check the operator's invariants from its timeline.
 //!
@@ -13,12 +14,15 @@ mod buckets;
 pub mod control;
 mod duration;
 mod ecs;
+mod elb;
 pub mod faults;
 mod http;
 pub mod model;
 mod scheduler;
+mod service_targets;
 mod tags;
 mod timeline;
+mod traffic;
 mod wire;
 mod world;
 
@@ -197,6 +201,18 @@ impl Simulator {
         let mut world = self.shared.lock();
         let now = world.now();
         control::set_policy(&mut world, body, now)
+    }
+
+    /// `POST /_sim/traffic`, in-process.
+    pub fn set_traffic(&self, body: Value) -> Result<Value, String> {
+        let mut world = self.shared.lock();
+        let now = world.now();
+        control::set_traffic(&mut world, body, now)
+    }
+
+    /// `GET /_sim/traffic?cluster=..&service=..`, in-process.
+    pub fn traffic_summary(&self, cluster: &str, service: &str) -> Value {
+        self.shared.lock().traffic_summary(cluster, service)
     }
 
     /// Stops serving and waits for the server to finish.

@@ -129,6 +129,25 @@ pub struct Task {
     pub stop_code: Option<&'static str>,
     pub stop_cause: Option<StopCause>,
     pub version: i64,
+    /// Its elastic network interface (awsvpc, as on Fargate).
+    pub eni: Eni,
+    /// Its service sends it traffic through target groups.
+    pub behind_lb: bool,
+    /// Every one of its targets is `healthy`.
+    pub lb_healthy: bool,
+    /// A target group its target is `unhealthy` in.
+    pub lb_unhealthy_in: Option<String>,
+    /// Seconds it waits, DEACTIVATING, for its targets to drain before
+    /// STOPPING; `None` when it was stopped without draining.
+    pub drain: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Eni {
+    pub attachment_id: String,
+    pub id: String,
+    pub private_ip: String,
+    pub mac: String,
 }
 
 impl Task {
@@ -136,11 +155,13 @@ impl Task {
         self.desired_running && self.last_status != LastStatus::Stopped
     }
 
-    /// Counted as healthy by a rolling deployment: running, and passing its
-    /// health check when it has one.
+    /// Counted as healthy by a rolling deployment: running, passing its
+    /// health check when it has one, and healthy in every target group of
+    /// its service.
     pub fn is_healthy(&self) -> bool {
         self.last_status == LastStatus::Running
             && (!self.has_health_check || self.health == Health::Healthy)
+            && (!self.behind_lb || self.lb_healthy)
     }
 }
 
@@ -244,6 +265,14 @@ pub struct ServiceEvent {
     pub message: String,
 }
 
+/// One entry of a service's `loadBalancers`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadBalancerRef {
+    pub target_group_arn: String,
+    pub container_name: String,
+    pub container_port: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Service {
     pub name: String,
@@ -268,6 +297,10 @@ pub struct Service {
     pub faults: Option<FaultProfile>,
     /// Key → value (see `tags`).
     pub tags: std::collections::BTreeMap<String, String>,
+    pub load_balancers: Vec<LoadBalancerRef>,
+    /// Seconds after a task starts during which ECS ignores its failing
+    /// load-balancer health checks.
+    pub health_check_grace: Option<i64>,
 }
 
 pub const MAX_EVENTS: usize = 100;

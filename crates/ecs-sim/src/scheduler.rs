@@ -49,6 +49,17 @@ fn next_step(task: &Task) -> Option<(f64, Step)> {
         };
     }
     let d = task.stop_duration;
+    // Behind a load balancer, the task waits DEACTIVATING for its targets
+    // to drain, then stops as usual.
+    if let Some(drain) = task.drain {
+        let (offset, next) = match task.last_status {
+            LastStatus::Running | LastStatus::Deactivating => (drain, LastStatus::Stopping),
+            LastStatus::Stopping => (drain + 0.75 * d, LastStatus::Deprovisioning),
+            LastStatus::Deprovisioning => (drain + d, LastStatus::Stopped),
+            _ => return None,
+        };
+        return Some((origin + offset, Step::To(next)));
+    }
     let (fraction, next) = match task.last_status {
         LastStatus::Running => (0.4, LastStatus::Deactivating),
         LastStatus::Deactivating => (0.6, LastStatus::Stopping),
@@ -85,6 +96,8 @@ impl World {
                 self.apply_step(&arn);
             }
         }
+        self.advance_targets(now);
+        self.advance_traffic(now);
         self.forget_stopped(now);
         self.run_drivers(now);
         let keys: Vec<ServiceKey> = self
@@ -114,6 +127,7 @@ impl World {
         let mut failed_start = false;
         let mut now_stopped = false;
         let mut succeeded = false;
+        let mut became_running = false;
         if let Some(task) = self.records.tasks.get_mut(arn) {
             task.version += 1;
             match step {
@@ -123,6 +137,7 @@ impl World {
                         LastStatus::Running => {
                             task.started_at = Some(at);
                             succeeded = !task.has_health_check;
+                            became_running = true;
                         }
                         LastStatus::Stopped => {
                             task.stopped_at = Some(at);
@@ -163,6 +178,9 @@ impl World {
         if failed_start {
             self.count_failure(&key, &deployment_id, at);
         }
+        if became_running {
+            self.register_task_targets(arn, at);
+        }
         if succeeded
             && let Some(svc) = self.records.services.get_mut(&key)
             && let Some(d) = svc.deployments.iter_mut().find(|d| d.id == deployment_id)
@@ -177,7 +195,7 @@ impl World {
     }
 
     /// One more failed task for a deployment still counting its failures.
-    fn count_failure(&mut self, key: &ServiceKey, deployment_id: &str, at: f64) {
+    pub(crate) fn count_failure(&mut self, key: &ServiceKey, deployment_id: &str, at: f64) {
         if let Some(svc) = self.records.services.get_mut(key)
             && let Some(d) = svc.deployments.iter_mut().find(|d| d.id == deployment_id)
             && d.evaluating
@@ -207,11 +225,21 @@ impl World {
         code: &'static str,
         now: f64,
     ) {
-        let Some(task) = self.records.tasks.get_mut(arn) else {
+        let Some(task) = self.records.tasks.get(arn) else {
             return;
         };
         if !task.desired_running || task.last_status == LastStatus::Stopped {
             return;
+        }
+        let service = task.service.clone().map(|s| (task.cluster.clone(), s));
+        let drain = self.drain_task_targets(arn, now);
+        let Some(task) = self.records.tasks.get_mut(arn) else {
+            return;
+        };
+        if let Some(drain) = drain {
+            task.last_status = LastStatus::Deactivating;
+            task.drain = Some(drain);
+            task.lb_healthy = false;
         }
         task.desired_running = false;
         task.phase_origin = now;
@@ -221,11 +249,16 @@ impl World {
         task.stop_cause = Some(cause);
         task.version += 1;
         self.record_transition(arn, now);
+        if let Some((cluster, service)) = service {
+            self.sample(&cluster, &service, now);
+        }
     }
 
     /// Launches one task of the service's deployment `deployment_index`.
     fn launch_task(&mut self, key: &ServiceKey, deployment_index: usize, now: f64) -> String {
+        let eni = self.new_eni();
         let svc = &self.records.services[key];
+        let behind_lb = !svc.load_balancers.is_empty();
         let timings = self.timings_for(svc);
         let faults = self.faults_for(svc);
         let deployment = &svc.deployments[deployment_index];
@@ -278,6 +311,11 @@ impl World {
             stop_code: None,
             stop_cause: None,
             version: 1,
+            eni,
+            behind_lb,
+            lb_healthy: false,
+            lb_unhealthy_in: None,
+            drain: None,
         };
         self.records.tasks.insert(arn.clone(), task);
         self.records
@@ -397,6 +435,7 @@ impl World {
             );
             stopped_ids.push(short);
         }
+        stopped_ids.extend(self.replace_lb_unhealthy(key, &tasks, now));
         let mut active: Vec<Task> = self
             .live_tasks(&key.0, &key.1)
             .filter(|t| t.desired_running)

@@ -1,7 +1,8 @@
-//! The audit timeline: every API call, every task state change, and every
-//! change in a service's desired/running/pending/healthy counts, each stamped
-//! with `t`, seconds since the simulator started. Tests compute the
-//! invariants from it.
+//! The audit timeline: every API call, every task state change, every
+//! change in a service's desired/running/pending/healthy counts, every
+//! load-balancer target's state change and the traffic each service served
+//! and dropped, each stamped with `t`, seconds since the simulator started.
+//! Tests compute the invariants from it.
 
 use std::collections::BTreeMap;
 
@@ -72,6 +73,38 @@ pub struct ServiceHistory {
     pub samples: Vec<Sample>,
 }
 
+/// One registration of a target in a target group, and its states.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetHistory {
+    pub target_group_arn: String,
+    pub id: String,
+    pub port: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    pub transitions: Vec<TargetTransition>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetTransition {
+    pub t: f64,
+    /// DescribeTargetHealth's `State`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// One simulated second of a service's traffic, ending at `t`.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSample {
+    pub t: f64,
+    pub served: u64,
+    pub dropped: u64,
+    pub healthy_targets: u32,
+    pub draining_targets: u32,
+}
+
 #[derive(Default)]
 pub struct Timeline {
     pub calls: Vec<CallRecord>,
@@ -82,6 +115,10 @@ pub struct Timeline {
     /// ThrottlingException answers by category (the operation's name when
     /// it is in none).
     throttled: BTreeMap<String, u64>,
+    /// Every registration of a target, in the order they were made.
+    pub targets: Vec<TargetHistory>,
+    /// `cluster/service` → its traffic, a sample a second while it runs.
+    pub traffic: BTreeMap<String, Vec<TrafficSample>>,
 }
 
 impl Timeline {
@@ -148,6 +185,8 @@ impl Timeline {
             "tasks": tasks,
             "services": services,
             "throttled": self.throttled,
+            "targets": self.targets,
+            "traffic": self.traffic,
         })
     }
 }

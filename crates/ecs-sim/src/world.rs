@@ -1,6 +1,6 @@
-//! The simulator's whole state behind one lock: the records, the clock, the
-//! timings and faults in force, the throttle, the scaling drivers and the
-//! audit timeline. Operations take `&mut World` and a time `now`.
+//! The simulator's whole state behind one lock: the records (ECS's and the
+//! load balancers'), the clock, the timings and faults in force, the
+//! throttle, the scaling drivers, the traffic and the audit timeline. Operations take `&mut World` and a time `now`.
 
 use std::time::Instant;
 
@@ -33,6 +33,13 @@ pub struct World {
     pub rng: fastrand::Rng,
     /// Seconds a STOPPED task stays visible to ListTasks and DescribeTasks.
     pub stopped_task_retention: f64,
+    pub elb: super::elb::Records,
+    /// Divides every load-balancer duration (health-check intervals,
+    /// deregistration delays, grace periods): a simulator-only speed-up.
+    pub target_time_scale: f64,
+    pub traffic: super::traffic::Traffic,
+    /// Private IPv4 addresses handed out to task ENIs so far.
+    pub addresses: u32,
     started: Instant,
     started_epoch: f64,
 }
@@ -53,6 +60,10 @@ impl World {
             drivers: Vec::new(),
             rng: fastrand::Rng::with_seed(seed),
             stopped_task_retention: super::model::STOPPED_TASK_RETENTION,
+            elb: Default::default(),
+            target_time_scale: 1.0,
+            traffic: Default::default(),
+            addresses: 0,
             started: Instant::now(),
             started_epoch,
         }

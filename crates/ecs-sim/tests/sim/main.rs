@@ -4,5 +4,8 @@
 mod autoscaling;
 mod boto3;
 mod ecs;
+mod elb;
+mod elb_boto3;
 mod tags;
+mod traffic;
 mod wire;
