@@ -104,7 +104,8 @@ fn stops(timeline: &Value, since: f64) -> Vec<f64> {
         .collect()
 }
 
-/// When each task stopped by StopTask was DEACTIVATING: (from, to).
+/// When each task stopped by StopTask was DEACTIVATING: (from, to), `to`
+/// infinite while it still drains.
 fn drains(timeline: &Value) -> Vec<(f64, f64)> {
     timeline["tasks"]
         .as_array()
@@ -117,12 +118,14 @@ fn drains(timeline: &Value) -> Vec<(f64, f64)> {
                 .iter()
                 .find(|s| s["lastStatus"] == "DEACTIVATING")?["t"]
                 .as_f64()?;
+            // Still draining when the timeline was read: until now.
             let to = steps
                 .iter()
                 .find(|s| {
                     s["lastStatus"] != "DEACTIVATING" && s["t"].as_f64().is_some_and(|t| t > from)
-                })?["t"]
-                .as_f64()?;
+                })
+                .and_then(|s| s["t"].as_f64())
+                .unwrap_or(f64::INFINITY);
             Some((from, to))
         })
         .collect()
