@@ -236,3 +236,35 @@ async fn a_drain_that_maximum_percent_makes_the_replacements_wait_for_is_allowed
         "each stopped task drained for the (scaled) delay: {drains:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacements_whose_targets_never_pass_fail_the_run_naming_the_target_group() {
+    let bed = service(3, 200, true, 20).await;
+    bed.sim
+        .configure_service(
+            "prod",
+            "web",
+            json!({"faults": {"targetNeverHealthy": 1.0}}),
+        )
+        .unwrap();
+    let op = LocalOperator::start(bed.sim.url(), "lb-never");
+    op.request(
+        "rotate",
+        json!({"cluster": "prod", "service": "web", "wait": "0s", "stabilityTimeout": "4s"}),
+    )
+    .await;
+    let status = op.finished("rotate", WITHIN).await;
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not become stable")
+            && message.contains("Task failed ELB health checks in (target-group arn:")
+            && message.contains(":targetgroup/web/"),
+        "the failure gives ECS's reason, naming the target group: {message}"
+    );
+    // Nothing of the service was stopped: the spare tasks never served.
+    let timeline = bed.sim.timeline();
+    assert!(stops(&timeline, 0.0).is_empty(), "no StopTask");
+    let facts = run_facts(&timeline, "prod", "web", 0.0);
+    assert_eq!(facts.final_desired, 3, "the surge was taken back");
+}
