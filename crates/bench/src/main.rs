@@ -19,6 +19,7 @@ mod product;
 mod replicas;
 mod scale;
 mod scenarios;
+mod traffic;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ use serde::Serialize;
     about = "Measure the operator against the simulator; print a table and JSON."
 )]
 pub struct BenchArgs {
-    /// Run only these scenarios: retry-modes, recycle, scale, replicas, failover, force-deployment, policy-fleet.
+    /// Run only these scenarios: retry-modes, recycle, scale, replicas, failover, force-deployment, policy-fleet, traffic.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON to this file.
@@ -170,7 +171,7 @@ impl Figure {
     }
 }
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "retry-modes",
     "recycle",
     "scale",
@@ -178,6 +179,7 @@ const SCENARIOS: [&str; 7] = [
     "failover",
     "force-deployment",
     "policy-fleet",
+    "traffic",
 ];
 
 async fn run(args: BenchArgs) -> Result<(), BenchError> {
@@ -213,6 +215,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "failover",
         "force-deployment",
         "policy-fleet",
+        "traffic",
     ] {
         if !wanted(name) {
             continue;
@@ -224,6 +227,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "failover" => scenarios::failover(&binary).await,
             "policy-fleet" => policy_fleet::policy_fleet().await,
             "replicas" => replicas::replicas(args.replica_requests, &binary).await,
+            "traffic" => traffic::traffic().await,
             _ => scenarios::force_deployment().await,
         };
         match result {
