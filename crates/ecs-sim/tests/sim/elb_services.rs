@@ -283,3 +283,57 @@ async fn a_late_target_within_the_grace_period_is_not_replaced() {
     assert_eq!(states, ["initial", "initial", "unhealthy", "healthy"]);
     assert_eq!(target_health(&f).await[0].2, "healthy");
 }
+
+#[tokio::test]
+async fn a_rolling_deployment_stops_the_next_old_task_once_a_new_target_is_healthy() {
+    let f = steady_behind_lb(2, 100, 50).await;
+    let old = running_task_arns(&f.c.ecs, "prod", "web").await;
+    f.c.ecs
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .force_new_deployment(true)
+        .send()
+        .await
+        .unwrap();
+    wait_for("both old tasks stop", || {
+        let timeline = f.sim.timeline();
+        old.iter()
+            .all(|arn| reached(task_history(&timeline, arn), "STOPPED").is_some())
+    })
+    .await;
+    wait_steady(&f.c.ecs, "prod", "web", WITHIN).await;
+    let timeline = f.sim.timeline();
+    let mut stops: Vec<f64> = old
+        .iter()
+        .map(|arn| reached(task_history(&timeline, arn), "DEACTIVATING").unwrap())
+        .collect();
+    stops.sort_by(f64::total_cmp);
+    // The first new task's target turned healthy between the two stops:
+    // minimumHealthyPercent 50 keeps one healthy target at all times.
+    let first_new_healthy = timeline["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !old.iter().any(|o| t["taskArn"] == o.as_str()))
+        .filter_map(|t| {
+            t["transitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["state"] == "healthy")
+                .map(|x| x["t"].as_f64().unwrap())
+        })
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        stops[0] < first_new_healthy && first_new_healthy <= stops[1],
+        "old tasks stopped at {stops:?}, the first new target healthy at {first_new_healthy}"
+    );
+    let lowest = samples(&timeline, "prod", "web")
+        .iter()
+        .filter(|s| s.0 >= stops[0])
+        .map(|s| s.4)
+        .min()
+        .unwrap();
+    assert_eq!(lowest, 1, "one healthy task all along");
+}
