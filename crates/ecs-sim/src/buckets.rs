@@ -133,6 +133,23 @@ mod tests {
     }
 
     #[test]
+    fn every_elb_describe_action_shares_the_published_read_bucket() {
+        let read = api_limits::named("load-balancing-read");
+        for op in [
+            "DescribeTargetHealth",
+            "DescribeTargetGroupAttributes",
+            "DescribeListeners",
+        ] {
+            assert_eq!(category(Service::ElasticLoadBalancing, op), read, "{op}");
+        }
+        assert_eq!(
+            category(Service::ElasticLoadBalancing, "RegisterTargets"),
+            None
+        );
+        assert_eq!(category(Service::Ecs, "DescribeWhatever"), None);
+    }
+
+    #[test]
     fn service_modify_refills_at_five_a_second_scaled_by_the_time_scale() {
         let mut b = AccountBuckets::default();
         let s = RealisticThrottle::default();

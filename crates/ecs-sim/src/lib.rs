@@ -1,8 +1,8 @@
 //! A wire-compatible stand-in for Amazon ECS, Application Auto Scaling and
 //! Elastic Load Balancing v2 with a real service scheduler, health-checked
-//! load-balancer targets, a traffic model, injected faults and an audit timeline. The
-//! official SDKs, boto3 and the AWS CLI talk to it as they would to AWS;
-//! tests check the operator's invariants from its timeline.
+//! load-balancer targets, a traffic model, injected faults and an audit
+//! timeline. The official SDKs, boto3 and the AWS CLI talk to it as they
+//! would to AWS; tests check the operator's invariants from its timeline.
 //!
 //! It knows nothing of the operator: everything it offers is its wire
 //! protocol and its `/_sim/` control API (both also in-process, through
@@ -141,7 +141,8 @@ impl Simulator {
         })
     }
 
-    /// `http://127.0.0.1:PORT`: the endpoint for ECS and Application Auto Scaling alike.
+    /// `http://127.0.0.1:PORT`: the endpoint for ECS, Application Auto
+    /// Scaling and Elastic Load Balancing alike.
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -96,8 +96,10 @@ impl World {
                 self.apply_step(&arn);
             }
         }
-        self.advance_targets(now);
+        // Traffic first: it looks back over registrations that
+        // `advance_targets` may now forget.
         self.advance_traffic(now);
+        self.advance_targets(now);
         self.forget_stopped(now);
         self.run_drivers(now);
         let keys: Vec<ServiceKey> = self

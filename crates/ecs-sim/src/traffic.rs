@@ -6,8 +6,11 @@
 //! the served and dropped counts go into the timeline.
 //!
 //! Requests come at fixed instants (`k / rps` after the rate was set) and
-//! go round-robin over the receiving targets, so a run is repeatable and
-//! nothing is left to chance.
+//! go round-robin over the targets receiving at the end of their slice of
+//! time (a fifth of the propagation time, on a grid from when the rate was
+//! set). Who receives and who serves are worked out from the records for
+//! that instant, not from when the world happened to advance, so a run
+//! gives the same counts however late the simulator's ticks come.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::elb::model::TargetState;
 use crate::elb::targets::PROPAGATION;
-use crate::model::LastStatus;
+use crate::model::Task;
 use crate::timeline::TrafficSample;
 use crate::world::World;
 
@@ -23,9 +26,12 @@ type ServiceKey = (String, String);
 
 struct Flow {
     rps: f64,
-    /// When the current rate was set; requests are counted from then.
+    /// When the current rate was set: requests are counted, and slices
+    /// laid out, from then.
     rate_origin: f64,
     sent: u64,
+    /// The time up to which requests have been sent.
+    done_upto: f64,
     next_sample_at: f64,
     served: u64,
     dropped: u64,
@@ -35,12 +41,12 @@ struct Flow {
 #[derive(Default)]
 pub struct Traffic {
     flows: BTreeMap<ServiceKey, Flow>,
-    /// The fewest healthy targets each service had while traffic ran,
-    /// looked at every time the world advanced, not only at the samples.
+    /// The fewest healthy targets each service had while traffic ran, at
+    /// every slice, not only at the samples.
     lowest: BTreeMap<ServiceKey, u32>,
 }
 
-/// The targets receiving requests now: for each, whether it serves them.
+/// The targets receiving requests at an instant: for each, whether it serves them.
 struct Receivers {
     serving: Vec<bool>,
     healthy: u32,
@@ -51,8 +57,21 @@ pub fn key_name(cluster: &str, service: &str) -> String {
     format!("{cluster}/{service}")
 }
 
+/// Whether a task's containers are up at `t`: started, and not yet stopping.
+fn serves_at(task: &Task, t: f64) -> bool {
+    let started = task.started_at.is_some_and(|s| s <= t);
+    let stopped_at = if task.desired_running {
+        None
+    } else {
+        // As the scheduler walks a stopping task: STOPPING after the drain,
+        // or at 60% of the stop time when there was none.
+        Some(task.phase_origin + task.drain.unwrap_or(0.6 * task.stop_duration))
+    };
+    started && stopped_at.is_none_or(|s| t < s)
+}
+
 impl World {
-    fn receivers(&self, key: &ServiceKey, now: f64) -> Receivers {
+    fn receivers(&self, key: &ServiceKey, t: f64) -> Receivers {
         let mut out = Receivers {
             serving: Vec::new(),
             healthy: 0,
@@ -67,11 +86,11 @@ impl World {
             let Some(tg) = self.elb.target_groups.get(&lb.target_group_arn) else {
                 continue;
             };
-            for r in &tg.targets {
-                let (state, _) = tg.state_of(r, now, scale);
+            for r in tg.targets.iter().filter(|r| r.registered_at <= t) {
+                let (state, _) = tg.state_of(r, t, scale);
                 let receiving = match r.deregistered_at {
-                    None => state == TargetState::HEALTHY,
-                    Some(gone) => now < gone + propagation,
+                    Some(gone) if gone <= t => t < gone + propagation,
+                    _ => state == TargetState::HEALTHY,
                 };
                 if state == TargetState::HEALTHY {
                     out.healthy += 1;
@@ -81,12 +100,10 @@ impl World {
                 }
                 if receiving {
                     let serving = r.task_arn.as_ref().is_none_or(|arn| {
-                        self.records.tasks.get(arn).is_some_and(|t| {
-                            matches!(
-                                t.last_status,
-                                LastStatus::Running | LastStatus::Deactivating
-                            )
-                        })
+                        self.records
+                            .tasks
+                            .get(arn)
+                            .is_some_and(|task| serves_at(task, t))
                     });
                     out.serving.push(serving);
                 }
@@ -95,38 +112,46 @@ impl World {
         out
     }
 
-    /// Sends the requests due by `now` and writes the seconds that ended.
-    pub fn advance_traffic(&mut self, now: f64) {
-        let keys: Vec<ServiceKey> = self.traffic.flows.keys().cloned().collect();
-        for key in keys {
-            let receivers = self.receivers(&key, now);
-            let lowest = self.traffic.lowest.entry(key.clone()).or_insert(u32::MAX);
-            *lowest = (*lowest).min(receivers.healthy);
-            let Some(flow) = self.traffic.flows.get_mut(&key) else {
-                continue;
-            };
-            loop {
-                let upto = now.min(flow.next_sample_at);
-                // A hair over, so that the request due exactly at `upto`
-                // is not lost to rounding.
-                let due = (((upto - flow.rate_origin) * flow.rps + 1e-6)
-                    .floor()
-                    .max(0.0) as u64)
-                    .saturating_sub(flow.sent);
-                for _ in 0..due {
-                    let n = receivers.serving.len() as u64;
-                    let served = n > 0 && receivers.serving[(flow.next_target % n) as usize];
-                    flow.next_target += 1;
-                    if served {
-                        flow.served += 1;
-                    } else {
-                        flow.dropped += 1;
-                    }
-                }
-                flow.sent += due;
-                if flow.next_sample_at > now {
+    fn slice(&self) -> f64 {
+        (PROPAGATION / self.target_time_scale / 5.0).max(0.001)
+    }
+
+    /// Sends a flow's requests up to `upto`: whole slices only, unless
+    /// `partial` (the flow ends or changes now).
+    fn run_flow(&mut self, key: &ServiceKey, flow: &mut Flow, upto: f64, partial: bool) {
+        let slice = self.slice();
+        loop {
+            let next_grid = flow.rate_origin
+                + (((flow.done_upto - flow.rate_origin) / slice + 1e-9).floor() + 1.0) * slice;
+            let mut end = next_grid.min(flow.next_sample_at);
+            if end > upto {
+                if !partial || flow.done_upto >= upto {
                     break;
                 }
+                end = upto;
+            }
+            let receivers = self.receivers(key, end);
+            let lowest = self.traffic.lowest.entry(key.clone()).or_insert(u32::MAX);
+            *lowest = (*lowest).min(receivers.healthy);
+            // A hair over, so that the request due exactly at `end` is not
+            // lost to rounding.
+            let due = (((end - flow.rate_origin) * flow.rps + 1e-6)
+                .floor()
+                .max(0.0) as u64)
+                .saturating_sub(flow.sent);
+            let n = receivers.serving.len() as u64;
+            for _ in 0..due {
+                let served = n > 0 && receivers.serving[(flow.next_target % n) as usize];
+                flow.next_target += 1;
+                if served {
+                    flow.served += 1;
+                } else {
+                    flow.dropped += 1;
+                }
+            }
+            flow.sent += due;
+            flow.done_upto = end;
+            if end >= flow.next_sample_at {
                 let sample = TrafficSample {
                     t: flow.next_sample_at,
                     served: std::mem::take(&mut flow.served),
@@ -144,14 +169,29 @@ impl World {
         }
     }
 
+    /// Sends the requests due by `now` and writes the seconds that ended.
+    pub fn advance_traffic(&mut self, now: f64) {
+        let keys: Vec<ServiceKey> = self.traffic.flows.keys().cloned().collect();
+        for key in keys {
+            if let Some(mut flow) = self.traffic.flows.remove(&key) {
+                self.run_flow(&key, &mut flow, now, false);
+                self.traffic.flows.insert(key, flow);
+            }
+        }
+    }
+
     /// Sets a service's request rate; 0 stops its traffic, writing the
     /// second it was in when it had any requests.
     pub fn set_traffic(&mut self, key: ServiceKey, rps: f64, now: f64) {
+        let existing = self.traffic.flows.remove(&key).map(|mut flow| {
+            self.run_flow(&key, &mut flow, now, true);
+            flow
+        });
         if rps <= 0.0 {
-            let receivers = self.receivers(&key, now);
-            if let Some(flow) = self.traffic.flows.remove(&key)
+            if let Some(flow) = existing
                 && flow.served + flow.dropped > 0
             {
+                let receivers = self.receivers(&key, now);
                 self.timeline
                     .traffic
                     .entry(key_name(&key.0, &key.1))
@@ -166,10 +206,11 @@ impl World {
             }
             return;
         }
-        let flow = self.traffic.flows.entry(key).or_insert(Flow {
+        let mut flow = existing.unwrap_or(Flow {
             rps,
             rate_origin: now,
             sent: 0,
+            done_upto: now,
             next_sample_at: now + 1.0,
             served: 0,
             dropped: 0,
@@ -177,7 +218,9 @@ impl World {
         });
         flow.rps = rps;
         flow.rate_origin = now;
+        flow.done_upto = now;
         flow.sent = 0;
+        self.traffic.flows.insert(key, flow);
     }
 
     /// The totals of a service's traffic samples so far, and the fewest

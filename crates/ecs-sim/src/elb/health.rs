@@ -34,9 +34,13 @@ impl Checks {
 
     /// Every change of verdict, in time order, starting at `origin`.
     pub fn changes(&self) -> Vec<(f64, Verdict)> {
-        let h = u64::from(self.healthy_threshold.max(1));
-        let u = u64::from(self.unhealthy_threshold.max(1));
-        let mut out = vec![(self.origin, Verdict::Registering)];
+        let h = u64::from(self.healthy_threshold.max(2));
+        let u = u64::from(self.unhealthy_threshold.max(2));
+        // ELB's thresholds are at least 2, so the first check never settles.
+        let mut out = vec![
+            (self.origin, Verdict::Registering),
+            (self.at(1), Verdict::InitialChecks),
+        ];
         // The first check that passes; all before it fail.
         let first_pass = self.passes_from.map(|p| {
             let k = ((p - self.origin) / self.interval).ceil();
@@ -46,14 +50,10 @@ impl Checks {
                 1
             }
         });
-        let settles_at_once = |k: u64| first_pass == Some(1) && k == 1 && h == 1;
-        if !settles_at_once(1) {
-            out.push((self.at(1), Verdict::InitialChecks));
-        }
         match first_pass {
             None => out.push((self.at(u), Verdict::Unhealthy)),
             Some(p) => {
-                if p - 1 >= u {
+                if p > u {
                     out.push((self.at(u), Verdict::Unhealthy));
                 }
                 out.push((self.at(p + h - 1), Verdict::Healthy));

@@ -204,9 +204,8 @@ fn forwarded(p: &Params) -> Result<Vec<String>> {
 
 pub fn create_listener(world: &mut World, p: Params, now: f64) -> Result<String> {
     let lb_arn = p.required("LoadBalancerArn")?.to_string();
-    let port = p
-        .int_in("Port", 1, 65535)?
-        .ok_or_else(|| p.required("Port").err().unwrap_or_else(not_found))?;
+    p.required("Port")?;
+    let port = p.int_in("Port", 1, 65535)?.unwrap_or_default();
     let lb = world
         .elb
         .load_balancers

@@ -72,10 +72,9 @@ fn health_settings(p: &Params, base: HealthSettings) -> Result<HealthSettings> {
         h.matcher = Some(code.to_string());
     }
     if h.timeout >= h.interval {
-        return Err(validation(format!(
-            "Health check timeout '{}' must be smaller than the interval '{}'",
-            h.timeout, h.interval
-        )));
+        return Err(validation(
+            "Health check interval must be greater than the timeout.",
+        ));
     }
     Ok(h)
 }

@@ -1,10 +1,7 @@
-//! Load balancers through the official aws-sdk-elasticloadbalancingv2
-//! client, and ECS services behind them: targets registered once their
-//! task runs, healthy after the health checks, drained before their task
-//! stops (DEACTIVATING for the deregistration delay), replacements held
-//! back by maximumPercent while a task drains, tasks whose targets fail
-//! their health checks replaced, and the traffic the service serves and
-//! drops meanwhile.
+//! Elastic Load Balancing through the official
+//! aws-sdk-elasticloadbalancingv2 client and the raw Query protocol, and the
+//! fixture the tests of services behind load balancers share: a load
+//! balancer, a listener, target group `web`, and service `prod/web`.
 //!
 //! Every test runs with targetTimeScale 20: a 5 s health-check interval is
 //! 250 ms, the 20 s deregistration delay 1 s.
@@ -33,13 +30,13 @@ pub(crate) struct Fixture {
     pub(crate) tg: String,
 }
 
-async fn elb_client(sim: &Simulator) -> elbv2::Client {
+pub(crate) async fn elb_client(sim: &Simulator) -> elbv2::Client {
     elbv2::Client::new(&sdk_config(sim.url(), true).await)
 }
 
 /// A load balancer with a listener forwarding to target group `web`
 /// (ip targets, 5 s interval, thresholds 2 and 2, the delay above).
-async fn target_group(elb: &elbv2::Client) -> String {
+pub(crate) async fn target_group(elb: &elbv2::Client) -> String {
     let lb = elb
         .create_load_balancer()
         .name("web-lb")
@@ -97,7 +94,7 @@ async fn target_group(elb: &elbv2::Client) -> String {
     tg_arn
 }
 
-async fn register_web_task_definition(ecs: &aws_sdk_ecs::Client) {
+pub(crate) async fn register_web_task_definition(ecs: &aws_sdk_ecs::Client) {
     ecs.register_task_definition()
         .family("web")
         .container_definitions(
@@ -113,7 +110,13 @@ async fn register_web_task_definition(ecs: &aws_sdk_ecs::Client) {
 }
 
 /// Service `prod/web` of `desired` tasks behind target group `web`, steady.
-async fn service_behind_lb(desired: i32, max: i32, min: i32, faults: Option<Value>) -> Fixture {
+pub(crate) async fn service_behind_lb(
+    desired: i32,
+    max: i32,
+    min: i32,
+    grace: i32,
+    faults: Option<Value>,
+) -> Fixture {
     let sim = start_sim().await;
     sim.configure(json!({"targetTimeScale": SCALE})).unwrap();
     let c = clients(&sim).await;
@@ -148,7 +151,7 @@ async fn service_behind_lb(desired: i32, max: i32, min: i32, faults: Option<Valu
                 .container_port(80)
                 .build(),
         )
-        .health_check_grace_period_seconds(0)
+        .health_check_grace_period_seconds(grace)
         .send()
         .await
         .expect("create service");
@@ -156,7 +159,7 @@ async fn service_behind_lb(desired: i32, max: i32, min: i32, faults: Option<Valu
 }
 
 pub(crate) async fn steady_behind_lb(desired: i32, max: i32, min: i32) -> Fixture {
-    let f = service_behind_lb(desired, max, min, None).await;
+    let f = service_behind_lb(desired, max, min, 0, None).await;
     wait_steady(&f.c.ecs, "prod", "web", WITHIN).await;
     f
 }
@@ -226,7 +229,7 @@ pub(crate) fn reached(history: &Value, status: &str) -> Option<f64> {
 }
 
 /// The state transitions of the targets of a task: (t, state).
-fn target_states(timeline: &Value, task_arn: &str) -> Vec<(f64, String)> {
+pub(crate) fn target_states(timeline: &Value, task_arn: &str) -> Vec<(f64, String)> {
     timeline["targets"]
         .as_array()
         .unwrap()
@@ -329,258 +332,70 @@ async fn the_rust_sdk_reads_target_groups_and_target_health() {
     assert_eq!(bad.meta().code(), Some("ValidationError"));
     assert_eq!(
         bad.meta().message(),
-        Some("Health check timeout '10' must be smaller than the interval '10'")
+        Some("Health check interval must be greater than the timeout.")
     );
 }
 
 #[tokio::test]
-async fn a_services_tasks_register_when_running_and_turn_healthy() {
-    let f = steady_behind_lb(2, 200, 100).await;
-    let described = describe(&f.c.ecs, "prod", "web").await;
-    let lb = &described.load_balancers()[0];
-    assert_eq!(lb.target_group_arn(), Some(f.tg.as_str()));
-    assert_eq!(
-        (lb.container_name(), lb.container_port()),
-        (Some("app"), Some(80))
-    );
-    assert_eq!(described.health_check_grace_period_seconds(), Some(0));
-
-    let arns = running_task_arns(&f.c.ecs, "prod", "web").await;
-    let mut ips = Vec::new();
-    for arn in &arns {
-        ips.push(task_ip(&f, arn).await);
-    }
-    assert_ne!(ips[0], ips[1], "each task has its own address");
-    let mut health = target_health(&f).await;
-    health.sort();
-    ips.sort();
-    let expected: Vec<_> = ips
-        .iter()
-        .map(|ip| (ip.clone(), 80, "healthy".to_string(), None))
-        .collect();
-    assert_eq!(health, expected);
-
-    // Registered at RUNNING, initial, healthy two intervals (500 ms) later;
-    // the service counted the task healthy only then.
-    let timeline = f.sim.timeline();
-    for arn in &arns {
-        let running = reached(task_history(&timeline, arn), "RUNNING").unwrap();
-        let states = target_states(&timeline, arn);
-        let names: Vec<&str> = states.iter().map(|s| s.1.as_str()).collect();
-        assert_eq!(names, ["initial", "initial", "healthy"], "{states:?}");
-        assert!(
-            (states[0].0 - running).abs() < 1e-9,
-            "registered at RUNNING"
-        );
-        let healthy_after = states[2].0 - running;
-        assert!((healthy_after - 0.5).abs() < 1e-6, "{healthy_after}");
-    }
-    let last_healthy_target = arns
-        .iter()
-        .map(|a| target_states(&timeline, a)[2].0)
-        .fold(0.0, f64::max);
-    let first_two_healthy = samples(&timeline, "prod", "web")
-        .iter()
-        .find(|s| s.4 == 2)
-        .map(|s| s.0)
-        .unwrap();
-    assert!(
-        first_two_healthy >= last_healthy_target,
-        "{first_two_healthy} < {last_healthy_target}"
-    );
-}
-
-#[tokio::test]
-async fn a_stopped_task_drains_for_the_deregistration_delay_then_stops() {
-    let f = steady_behind_lb(2, 200, 100).await;
-    let victim = running_task_arns(&f.c.ecs, "prod", "web").await[0].clone();
-    let ip = task_ip(&f, &victim).await;
-    let stopped =
-        f.c.ecs
-            .stop_task()
-            .cluster("prod")
-            .task(&victim)
-            .send()
-            .await
-            .unwrap();
-    let t = stopped.task().unwrap();
-    assert_eq!(
-        (t.last_status(), t.desired_status()),
-        (Some("DEACTIVATING"), Some("STOPPED"))
-    );
-    let health = target_health(&f).await;
-    let mine = health.iter().find(|h| h.0 == ip).expect("still listed");
-    assert_eq!(
-        (mine.2.as_str(), mine.3.as_deref()),
-        ("draining", Some("Target.DeregistrationInProgress"))
-    );
-
-    let drain = f64::from(DELAY) / SCALE;
-    wait_for("the task stops", || {
-        reached(task_history(&f.sim.timeline(), &victim), "STOPPED").is_some()
-    })
+async fn the_query_protocol_answers_errors_and_throttling_in_elbs_own_xml() {
+    let sim = start_sim().await;
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, body) = raw_request(
+        sim.url(),
+        "POST",
+        "/",
+        &form,
+        b"Action=DescribeNothing&Version=2015-12-01",
+    )
     .await;
-    let timeline = f.sim.timeline();
-    let history = task_history(&timeline, &victim);
-    let deactivating = reached(history, "DEACTIVATING").unwrap();
-    let stopping = reached(history, "STOPPING").unwrap();
+    assert_eq!(status, 400);
     assert!(
-        ((stopping - deactivating) - drain).abs() < 1e-6,
-        "waited {}",
-        stopping - deactivating
+        body.starts_with("<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code>"),
+        "{body}"
     );
-    let states = target_states(&timeline, &victim);
-    let draining = states.iter().find(|s| s.1 == "draining").unwrap().0;
-    let unused = states.iter().find(|s| s.1 == "unused").unwrap().0;
-    assert!((draining - deactivating).abs() < 1e-9);
-    assert!(
-        ((unused - draining) - drain).abs() < 1e-6,
-        "drained {}",
-        unused - draining
-    );
-    let events = describe(&f.c.ecs, "prod", "web").await;
-    let messages: Vec<&str> = events.events().iter().filter_map(|e| e.message()).collect();
-    assert!(
-        messages.contains(&"(service web) has begun draining connections on 1 tasks."),
-        "{messages:?}"
-    );
-    assert!(
-        !target_health(&f).await.iter().any(|h| h.0 == ip),
-        "gone once drained"
-    );
-}
 
-#[tokio::test]
-async fn with_maximum_percent_100_a_replacement_waits_for_the_drain() {
-    let f = steady_behind_lb(2, 100, 50).await;
-    let victim = running_task_arns(&f.c.ecs, "prod", "web").await[0].clone();
-    stop_task(&f.c.ecs, "prod", &victim).await;
-    wait_steady(&f.c.ecs, "prod", "web", WITHIN).await;
-    let timeline = f.sim.timeline();
-    let history = task_history(&timeline, &victim);
-    let deactivating = reached(history, "DEACTIVATING").unwrap();
-    let stopped = reached(history, "STOPPED").unwrap();
-    let replacement = timeline["tasks"]
+    sim.configure(json!({"throttle": {"fraction": 1.0, "operations": ["DescribeTargetGroups"]}}))
+        .unwrap();
+    let (status, body) = raw_request(
+        sim.url(),
+        "POST",
+        "/",
+        &form,
+        b"Action=DescribeTargetGroups&Version=2015-12-01",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("<Code>Throttling</Code><Message>Rate exceeded</Message>"),
+        "{body}"
+    );
+    let (status, body) = raw_request(
+        sim.url(),
+        "POST",
+        "/",
+        &form,
+        b"Action=DescribeLoadBalancers&Version=2015-12-01",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with("<DescribeLoadBalancersResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><DescribeLoadBalancersResult><LoadBalancers></LoadBalancers></DescribeLoadBalancersResult><ResponseMetadata><RequestId>"),
+        "{body}"
+    );
+    let timeline = sim.timeline();
+    let calls: Vec<(&str, Option<&str>)> = timeline["calls"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| reached(t, "PROVISIONING").unwrap() > deactivating)
-        .map(|t| reached(t, "PROVISIONING").unwrap())
-        .next()
-        .expect("a replacement");
-    assert!(
-        replacement >= stopped,
-        "launched at {replacement}, before the drained task stopped at {stopped}"
-    );
-    assert!(replacement - deactivating >= f64::from(DELAY) / SCALE);
-}
-
-#[tokio::test]
-async fn tasks_whose_targets_never_pass_are_stopped_and_replaced() {
-    let f = service_behind_lb(1, 200, 100, Some(json!({"targetNeverHealthy": 1.0}))).await;
-    let reason = format!("Task failed ELB health checks in (target-group {})", f.tg);
-    wait_for("a task stopped for its ELB health checks", || {
-        f.sim.timeline()["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["stoppedReason"] == reason.as_str() && t["stoppedBy"] == "health-check")
-    })
-    .await;
-    let timeline = f.sim.timeline();
-    let first = &timeline["tasks"][0];
-    let arn = first["taskArn"].as_str().unwrap();
-    let states = target_states(&timeline, arn);
-    assert!(states.iter().any(|s| s.1 == "unhealthy"), "{states:?}");
-    wait_for("a replacement", || {
-        f.sim.timeline()["tasks"].as_array().unwrap().len() >= 2
-    })
-    .await;
-    let events = describe(&f.c.ecs, "prod", "web").await;
-    assert!(
-        events
-            .events()
-            .iter()
-            .filter_map(|e| e.message())
-            .any(|m| m.contains("is unhealthy in (target-group") && m.contains("(port 80)")),
-        "{:?}",
-        events.events()
-    );
-}
-
-#[tokio::test]
-async fn create_service_checks_its_load_balancers_as_ecs_does() {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
-    let elb = elb_client(&sim).await;
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    register_web_task_definition(&c.ecs).await;
-    let lonely = elb
-        .create_target_group()
-        .name("lonely")
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .vpc_id("vpc-1")
-        .target_type(TargetTypeEnum::Ip)
-        .send()
-        .await
-        .unwrap()
-        .target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    let tg = target_group(&elb).await;
-    let attempt = |arn: &str, container: &str, port: i32| {
-        c.ecs
-            .create_service()
-            .cluster("prod")
-            .service_name("web")
-            .task_definition("web")
-            .desired_count(1)
-            .load_balancers(
-                EcsLoadBalancer::builder()
-                    .target_group_arn(arn)
-                    .container_name(container)
-                    .container_port(port)
-                    .build(),
-            )
-            .send()
-    };
-    let message = |e: aws_sdk_ecs::error::SdkError<_>| {
-        let e: aws_sdk_ecs::operation::create_service::CreateServiceError = e.into_service_error();
-        assert!(e.is_invalid_parameter_exception(), "{e:?}");
-        e.meta().message().unwrap().to_string()
-    };
-    let missing = attempt(&tg.replace("/web/", "/ghost/"), "app", 80)
-        .await
-        .unwrap_err();
-    assert!(
-        message(missing)
-            .starts_with("Unable to assume role and validate the specified targetGroupArn")
-    );
-    let unused = attempt(&lonely, "app", 80).await.unwrap_err();
+        .map(|c| (c["op"].as_str().unwrap(), c["error"].as_str()))
+        .collect();
     assert_eq!(
-        message(unused),
-        format!(
-            "The target group with targetGroupArn {lonely} does not have an associated load balancer."
-        )
+        calls,
+        [
+            ("DescribeNothing", Some("InvalidAction")),
+            ("DescribeTargetGroups", Some("Throttling")),
+            ("DescribeLoadBalancers", None)
+        ]
     );
-    let port = attempt(&tg, "app", 8080).await.unwrap_err();
-    assert_eq!(
-        message(port),
-        "The container app did not have a container port 8080 defined."
-    );
-    let container = attempt(&tg, "sidecar", 80).await.unwrap_err();
-    assert_eq!(
-        message(container),
-        "The container sidecar does not exist in the task definition."
-    );
-    // Nothing was created by the refused calls.
-    let listed = c.ecs.list_services().cluster("prod").send().await.unwrap();
-    assert!(listed.service_arns().is_empty());
+    assert_eq!(timeline["throttled"]["load-balancing-read"], 1);
 }
