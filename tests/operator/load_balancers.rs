@@ -114,10 +114,7 @@ fn drains(timeline: &Value) -> Vec<(f64, f64)> {
         .filter(|t| t["stoppedBy"] == "StopTask")
         .filter_map(|t| {
             let steps = t["transitions"].as_array()?;
-            let from = steps
-                .iter()
-                .find(|s| s["lastStatus"] == "DEACTIVATING")?["t"]
-                .as_f64()?;
+            let from = steps.iter().find(|s| s["lastStatus"] == "DEACTIVATING")?["t"].as_f64()?;
             // Still draining when the timeline was read: until now.
             let to = steps
                 .iter()
@@ -169,8 +166,9 @@ async fn a_recycle_behind_a_target_group_drops_no_request_and_keeps_healthy_targ
     // The samples agree with the summary, second by second.
     let samples = timeline["traffic"]["prod/web"].as_array().unwrap();
     assert!(
-        samples.iter().all(|s| s["dropped"] == 0
-            && s["healthyTargets"].as_u64().unwrap() >= 10),
+        samples
+            .iter()
+            .all(|s| s["dropped"] == 0 && s["healthyTargets"].as_u64().unwrap() >= 10),
         "{samples:?}"
     );
     let calls = timeline["calls"].as_array().unwrap();
@@ -227,7 +225,10 @@ async fn a_drain_that_maximum_percent_makes_the_replacements_wait_for_is_allowed
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
     let traffic = bed.traffic();
     assert_eq!(traffic["dropped"], 0, "{traffic}");
-    assert!(traffic["minHealthyTargets"].as_u64().unwrap() >= 2, "{traffic}");
+    assert!(
+        traffic["minHealthyTargets"].as_u64().unwrap() >= 2,
+        "{traffic}"
+    );
     let timeline = bed.sim.timeline();
     let drains = drains(&timeline);
     assert_eq!(drains.len(), 2, "{drains:?}");

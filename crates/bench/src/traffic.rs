@@ -48,6 +48,14 @@ async fn bed() -> Result<Bed, BenchError> {
     };
     let tg = target_group(&elb, "web", settings).await;
     service_behind(&ecs, "bench", "web", TASKS, 200, &tg, true).await;
+    wait_steady(
+        &ecs,
+        "bench",
+        &["web".into()],
+        TASKS as usize,
+        Duration::from_secs(120),
+    )
+    .await?;
     let bed = Bed { sim, ecs, elb, tg };
     bed.wait_healthy(TASKS as usize, Duration::from_secs(120))
         .await?;
@@ -286,8 +294,14 @@ pub async fn traffic() -> Result<Vec<Figure>, BenchError> {
     for (way, outcome) in [
         ("ecs-recycler", by_operator().await?),
         ("force-new-deployment", by_force_new_deployment().await?),
-        ("Lambda loop (StopTask + services_stable)", by_loop(false).await?),
-        ("naive loop (each stopped task STOPPED)", by_loop(true).await?),
+        (
+            "Lambda loop (StopTask + services_stable)",
+            by_loop(false).await?,
+        ),
+        (
+            "naive loop (each stopped task STOPPED)",
+            by_loop(true).await?,
+        ),
     ] {
         let dropped = Figure::new(S, format!("{way}: requests dropped"), outcome.dropped, "");
         let lowest = Figure::new(
@@ -301,7 +315,12 @@ pub async fn traffic() -> Result<Vec<Figure>, BenchError> {
         } else {
             (dropped, lowest)
         };
-        out.push(Figure::new(S, format!("{way}: duration"), outcome.seconds, "s"));
+        out.push(Figure::new(
+            S,
+            format!("{way}: duration"),
+            outcome.seconds,
+            "s",
+        ));
         out.push(dropped);
         out.push(lowest);
     }
