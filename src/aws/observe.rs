@@ -12,6 +12,11 @@
 //!   being stopped still runs: [`decide::tasks_show_unfinished`]), the look
 //!   ends there as [`Look::NotYet`] and the service is not asked for.
 //!
+//! A load-balanced service's look also reads each of its target groups'
+//! targets (one DescribeTargetHealth per target group, shared by every
+//! record of the look; see [`targets`]), so that a task counts as serving
+//! only once the load balancer does.
+//!
 //! One look more names why a step is slow or failing: the tasks ECS stopped
 //! (ListTasks with desired status STOPPED, then one DescribeTasks call),
 //! with their `stoppedReason`. It is made only for a record not looked at

@@ -252,7 +252,9 @@ pub const CATEGORIES: &[Category] = &[
         actions: &[
             "DescribeTargetHealth",
             "DescribeTargetGroups",
+            "DescribeTargetGroupAttributes",
             "DescribeLoadBalancers",
+            "DescribeListeners",
         ],
         burst: 40,
         refill_per_second: 10.0,
