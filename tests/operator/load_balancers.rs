@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::operator::*;
 use support::*;
-use test_support::load_balancer::{TargetGroupSettings, service_behind, target_group};
+use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
 
 const WITHIN: Duration = Duration::from_secs(120);
 /// Every test's health checks and drains run this much faster than AWS's:
@@ -39,16 +39,12 @@ async fn service(desired: i32, maximum_percent: i32, health_check: bool, delay: 
         ..TargetGroupSettings::default()
     };
     let tg = target_group(&c.elb, "web", settings).await;
-    service_behind(
-        &c.ecs,
-        "prod",
-        "web",
-        desired,
+    let behind = Behind {
         maximum_percent,
-        &tg,
         health_check,
-    )
-    .await;
+        ..Behind::new("prod", "web", desired, &tg)
+    };
+    service_behind(&c.ecs, &behind).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(30)).await;
     let bed = Bed { sim, c, tg };
     bed.wait_healthy_targets(desired as usize).await;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ecs_sim::{SimOptions, Simulator};
 use serde_json::{Value, json};
-use test_support::load_balancer::{TargetGroupSettings, service_behind, target_group};
+use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
 
 use crate::harness::*;
 use crate::product::{Kind, Store};
@@ -47,7 +47,11 @@ async fn bed() -> Result<Bed, BenchError> {
         ..TargetGroupSettings::default()
     };
     let tg = target_group(&elb, "web", settings).await;
-    service_behind(&ecs, "bench", "web", TASKS, 200, &tg, true).await;
+    let behind = Behind {
+        health_check: true,
+        ..Behind::new("bench", "web", TASKS, &tg)
+    };
+    service_behind(&ecs, &behind).await;
     wait_steady(
         &ecs,
         "bench",

@@ -90,13 +90,30 @@ pub async fn create_service(
     desired: i32,
     health_check: bool,
 ) {
-    use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck};
     ecs.create_cluster()
         .cluster_name(cluster)
         .send()
         .await
         .expect("create cluster");
-    let mut container = ContainerDefinition::builder().name("app").image("nginx:1");
+    register_task_definition(ecs, service, health_check).await;
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name(service)
+        .task_definition(service)
+        .desired_count(desired)
+        .send()
+        .await
+        .expect("create service");
+}
+
+/// Task definition `family`: one container `app` (nginx, port 80), with a
+/// container health check when `health_check`.
+pub async fn register_task_definition(ecs: &aws_sdk_ecs::Client, family: &str, health_check: bool) {
+    use aws_sdk_ecs::types::{ContainerDefinition, HealthCheck, PortMapping};
+    let mut container = ContainerDefinition::builder()
+        .name("app")
+        .image("nginx:1")
+        .port_mappings(PortMapping::builder().container_port(80).build());
     if health_check {
         container = container.health_check(
             HealthCheck::builder()
@@ -107,19 +124,11 @@ pub async fn create_service(
         );
     }
     ecs.register_task_definition()
-        .family(service)
+        .family(family)
         .container_definitions(container.build())
         .send()
         .await
         .expect("register task definition");
-    ecs.create_service()
-        .cluster(cluster)
-        .service_name(service)
-        .task_definition(service)
-        .desired_count(desired)
-        .send()
-        .await
-        .expect("create service");
 }
 
 /// A simulator with one service of `desired` tasks, already steady.

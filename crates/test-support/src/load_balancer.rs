@@ -2,9 +2,7 @@
 //! official SDKs: a load balancer with a listener forwarding to a target
 //! group, and an ECS service whose tasks ECS registers in it.
 
-use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentConfiguration, HealthCheck, LoadBalancer, PortMapping,
-};
+use aws_sdk_ecs::types::{DeploymentConfiguration, LoadBalancer};
 use aws_sdk_elasticloadbalancingv2 as elbv2;
 use elbv2::types::{Action, ActionTypeEnum, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
@@ -90,61 +88,65 @@ pub async fn target_group(elb: &elbv2::Client, name: &str, s: TargetGroupSetting
     tg_arn
 }
 
-/// Cluster `cluster` and service `service` of `desired` tasks whose
-/// container `app` (port 80) ECS registers in `target_group`; a container
-/// health check only when `health_check`.
-pub async fn service_behind(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    service: &str,
-    desired: i32,
-    maximum_percent: i32,
-    target_group: &str,
-    health_check: bool,
-) {
+/// A service behind a target group, as [`service_behind`] makes it.
+#[derive(Clone, Debug)]
+pub struct Behind<'a> {
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub desired: i32,
+    pub maximum_percent: i32,
+    pub minimum_healthy_percent: i32,
+    pub grace_period: i32,
+    /// Whether container `app` has a health check.
+    pub health_check: bool,
+    pub target_group: &'a str,
+}
+
+impl<'a> Behind<'a> {
+    /// `desired` tasks of `cluster/service` in `target_group`: ECS's
+    /// default percents (200, 100), no grace period, no container health check.
+    pub fn new(cluster: &'a str, service: &'a str, desired: i32, target_group: &'a str) -> Self {
+        Self {
+            cluster,
+            service,
+            desired,
+            maximum_percent: 200,
+            minimum_healthy_percent: 100,
+            grace_period: 0,
+            health_check: false,
+            target_group,
+        }
+    }
+}
+
+/// The cluster, the task definition (container `app`, port 80) and the
+/// service, whose tasks ECS registers in the target group.
+pub async fn service_behind(ecs: &aws_sdk_ecs::Client, b: &Behind<'_>) {
     ecs.create_cluster()
-        .cluster_name(cluster)
+        .cluster_name(b.cluster)
         .send()
         .await
         .expect("create cluster");
-    let mut container = ContainerDefinition::builder()
-        .name("app")
-        .image("nginx:1")
-        .port_mappings(PortMapping::builder().container_port(80).build());
-    if health_check {
-        container = container.health_check(
-            HealthCheck::builder()
-                .command("CMD-SHELL")
-                .command("curl -f http://localhost/ || exit 1")
-                .build()
-                .expect("health check"),
-        );
-    }
-    ecs.register_task_definition()
-        .family(service)
-        .container_definitions(container.build())
-        .send()
-        .await
-        .expect("register task definition");
+    crate::register_task_definition(ecs, b.service, b.health_check).await;
     ecs.create_service()
-        .cluster(cluster)
-        .service_name(service)
-        .task_definition(service)
-        .desired_count(desired)
+        .cluster(b.cluster)
+        .service_name(b.service)
+        .task_definition(b.service)
+        .desired_count(b.desired)
         .deployment_configuration(
             DeploymentConfiguration::builder()
-                .maximum_percent(maximum_percent)
-                .minimum_healthy_percent(100)
+                .maximum_percent(b.maximum_percent)
+                .minimum_healthy_percent(b.minimum_healthy_percent)
                 .build(),
         )
         .load_balancers(
             LoadBalancer::builder()
-                .target_group_arn(target_group)
+                .target_group_arn(b.target_group)
                 .container_name("app")
                 .container_port(80)
                 .build(),
         )
-        .health_check_grace_period_seconds(0)
+        .health_check_grace_period_seconds(b.grace_period)
         .send()
         .await
         .expect("create service");

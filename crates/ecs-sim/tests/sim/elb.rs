@@ -8,14 +8,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentConfiguration, LoadBalancer as EcsLoadBalancer, PortMapping,
-};
 use aws_sdk_elasticloadbalancingv2 as elbv2;
-use elbv2::types::{
-    Action, ActionTypeEnum, ProtocolEnum, TargetDescription, TargetGroupAttribute, TargetTypeEnum,
-};
+use elbv2::types::TargetDescription;
 use serde_json::{Value, json};
+use test_support::load_balancer::{self, Behind, TargetGroupSettings, service_behind};
 use test_support::*;
 
 pub(crate) const SCALE: f64 = 20.0;
@@ -30,83 +26,14 @@ pub(crate) struct Fixture {
     pub(crate) tg: String,
 }
 
-pub(crate) async fn elb_client(sim: &Simulator) -> elbv2::Client {
-    elbv2::Client::new(&sdk_config(sim.url(), true).await)
-}
-
 /// A load balancer with a listener forwarding to target group `web`
 /// (ip targets, 5 s interval, thresholds 2 and 2, the delay above).
 pub(crate) async fn target_group(elb: &elbv2::Client) -> String {
-    let lb = elb
-        .create_load_balancer()
-        .name("web-lb")
-        .subnets("subnet-1")
-        .subnets("subnet-2")
-        .send()
-        .await
-        .expect("create load balancer");
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    let tg = elb
-        .create_target_group()
-        .name("web")
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .vpc_id("vpc-0a1b2c3d4e5f60718")
-        .target_type(TargetTypeEnum::Ip)
-        .health_check_interval_seconds(5)
-        .health_check_timeout_seconds(2)
-        .healthy_threshold_count(2)
-        .unhealthy_threshold_count(2)
-        .send()
-        .await
-        .expect("create target group");
-    let tg_arn = tg.target_groups()[0]
-        .target_group_arn()
-        .unwrap()
-        .to_string();
-    elb.create_listener()
-        .load_balancer_arn(&lb_arn)
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .default_actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Forward)
-                .target_group_arn(&tg_arn)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create listener");
-    elb.modify_target_group_attributes()
-        .target_group_arn(&tg_arn)
-        .attributes(
-            TargetGroupAttribute::builder()
-                .key("deregistration_delay.timeout_seconds")
-                .value(DELAY.to_string())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("set the deregistration delay");
-    tg_arn
-}
-
-pub(crate) async fn register_web_task_definition(ecs: &aws_sdk_ecs::Client) {
-    ecs.register_task_definition()
-        .family("web")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image("nginx:1")
-                .port_mappings(PortMapping::builder().container_port(80).build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("register task definition");
+    let settings = TargetGroupSettings {
+        deregistration_delay: DELAY,
+        ..TargetGroupSettings::default()
+    };
+    load_balancer::target_group(elb, "web", settings).await
 }
 
 /// Service `prod/web` of `desired` tasks behind target group `web`, steady.
@@ -120,41 +47,18 @@ pub(crate) async fn service_behind_lb(
     let sim = start_sim().await;
     sim.configure(json!({"targetTimeScale": SCALE})).unwrap();
     let c = clients(&sim).await;
-    let elb = elb_client(&sim).await;
+    let elb = c.elb.clone();
     let tg = target_group(&elb).await;
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    register_web_task_definition(&c.ecs).await;
     if let Some(f) = faults {
         sim.configure(json!({"faults": f})).unwrap();
     }
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(desired)
-        .deployment_configuration(
-            DeploymentConfiguration::builder()
-                .maximum_percent(max)
-                .minimum_healthy_percent(min)
-                .build(),
-        )
-        .load_balancers(
-            EcsLoadBalancer::builder()
-                .target_group_arn(&tg)
-                .container_name("app")
-                .container_port(80)
-                .build(),
-        )
-        .health_check_grace_period_seconds(grace)
-        .send()
-        .await
-        .expect("create service");
+    let behind = Behind {
+        maximum_percent: max,
+        minimum_healthy_percent: min,
+        grace_period: grace,
+        ..Behind::new("prod", "web", desired, &tg)
+    };
+    service_behind(&c.ecs, &behind).await;
     Fixture { sim, c, elb, tg }
 }
 
@@ -260,7 +164,7 @@ pub(crate) async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 async fn the_rust_sdk_reads_target_groups_and_target_health() {
     let sim = start_sim().await;
     sim.configure(json!({"targetTimeScale": SCALE})).unwrap();
-    let elb = elb_client(&sim).await;
+    let elb = clients(&sim).await.elb;
     let tg = target_group(&elb).await;
     let named = elb
         .describe_target_groups()

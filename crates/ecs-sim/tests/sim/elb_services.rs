@@ -191,14 +191,14 @@ async fn tasks_whose_targets_never_pass_are_stopped_and_replaced() {
 async fn create_service_checks_its_load_balancers_as_ecs_does() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    let elb = elb_client(&sim).await;
+    let elb = c.elb.clone();
     c.ecs
         .create_cluster()
         .cluster_name("prod")
         .send()
         .await
         .unwrap();
-    register_web_task_definition(&c.ecs).await;
+    register_task_definition(&c.ecs, "web", false).await;
     let lonely = elb
         .create_target_group()
         .name("lonely")
