@@ -15,7 +15,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::operator::*;
 use support::*;
-use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
+use test_support::load_balancer::{
+    Behind, TargetGroupSettings, healthy_targets, service_behind, target_group,
+};
 
 const WITHIN: Duration = Duration::from_secs(120);
 /// Every test's health checks and drains run this much faster than AWS's:
@@ -53,23 +55,7 @@ async fn service(desired: i32, maximum_percent: i32, health_check: bool, delay: 
 
 impl Bed {
     async fn healthy_targets(&self) -> usize {
-        let answer = self
-            .c
-            .elb
-            .describe_target_health()
-            .target_group_arn(&self.tg)
-            .send()
-            .await
-            .expect("describe target health");
-        answer
-            .target_health_descriptions()
-            .iter()
-            .filter(|d| {
-                d.target_health()
-                    .and_then(|h| h.state())
-                    .is_some_and(|s| s.as_str() == "healthy")
-            })
-            .count()
+        healthy_targets(&self.c.elb, &self.tg).await
     }
 
     async fn wait_healthy_targets(&self, n: usize) {

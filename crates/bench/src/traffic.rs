@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use ecs_sim::{SimOptions, Simulator};
 use serde_json::{Value, json};
-use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
+use test_support::load_balancer::{
+    Behind, TargetGroupSettings, healthy_targets, service_behind, target_group,
+};
 
 use crate::harness::*;
 use crate::product::{Kind, Store};
@@ -71,22 +73,7 @@ async fn bed() -> Result<Bed, BenchError> {
 
 impl Bed {
     async fn healthy(&self) -> Result<usize, BenchError> {
-        let answer = self
-            .elb
-            .describe_target_health()
-            .target_group_arn(&self.tg)
-            .send()
-            .await
-            .map_err(|e| failed("DescribeTargetHealth", e))?;
-        Ok(answer
-            .target_health_descriptions()
-            .iter()
-            .filter(|d| {
-                d.target_health()
-                    .and_then(|h| h.state())
-                    .is_some_and(|s| s.as_str() == "healthy")
-            })
-            .count())
+        Ok(healthy_targets(&self.elb, &self.tg).await)
     }
 
     async fn wait_healthy(&self, n: usize, within: Duration) -> Result<(), BenchError> {

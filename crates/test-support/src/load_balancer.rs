@@ -151,3 +151,22 @@ pub async fn service_behind(ecs: &aws_sdk_ecs::Client, b: &Behind<'_>) {
         .await
         .expect("create service");
 }
+
+/// How many targets of `target_group` are `healthy`, as DescribeTargetHealth says.
+pub async fn healthy_targets(elb: &elbv2::Client, target_group: &str) -> usize {
+    let answer = elb
+        .describe_target_health()
+        .target_group_arn(target_group)
+        .send()
+        .await
+        .expect("describe target health");
+    answer
+        .target_health_descriptions()
+        .iter()
+        .filter(|d| {
+            d.target_health()
+                .and_then(|h| h.state())
+                .is_some_and(|s| s.as_str() == "healthy")
+        })
+        .count()
+}

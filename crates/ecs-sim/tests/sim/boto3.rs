@@ -17,15 +17,25 @@ async fn boto3_waiters_succeed_against_the_simulator() {
         jitter: 0.2,
     })
     .await;
-    let out = tokio::process::Command::new(&python)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/boto3_waiters.py"))
-        .arg(sim.url())
+    run_boto3_script(&python, "boto3_waiters.py", sim.url()).await;
+}
+
+/// Runs `tests/py/{script}` against the simulator at `url`; it must exit 0
+/// and say "waiters and errors ok".
+pub(crate) async fn run_boto3_script(python: &Path, script: &str, url: &str) {
+    let out = tokio::process::Command::new(python)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/py")
+                .join(script),
+        )
+        .arg(url)
         .output()
         .await
         .expect("run python");
     assert!(
         out.status.success(),
-        "boto3 script failed:\n{}\n{}",
+        "{script} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
