@@ -171,10 +171,18 @@ pub fn run_facts(timeline: &Value, cluster: &str, service: &str, since: f64) -> 
     let mine = tasks.iter().filter(|t| {
         t["cluster"] == cluster && t["service"] == service && t["stoppedBy"] == "StopTask"
     });
-    let stopped_by_stop_task: Vec<String> = mine
+    // In the order the StopTask calls were made.
+    let mut stopped: Vec<(u64, String)> = mine
         .clone()
-        .map(|t| t["taskArn"].as_str().unwrap().to_string())
+        .map(|t| {
+            (
+                t["stopCall"].as_u64().unwrap_or(u64::MAX),
+                t["taskArn"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
+    stopped.sort();
+    let stopped_by_stop_task: Vec<String> = stopped.into_iter().map(|(_, arn)| arn).collect();
     let replacements_stopped = mine
         .filter(|t| t["transitions"][0]["t"].as_f64().unwrap() > since)
         .map(|t| t["taskArn"].as_str().unwrap().to_string())
