@@ -1,5 +1,6 @@
 //! The simulated world's records: clusters, task definitions, services with
-//! their deployments, tasks, and scalable targets, plus the ARNs that name them.
+//! their deployments, tasks, scalable targets and services' traffic, plus the
+//! ARNs that name them.
 //!
 //! These are plain data; how they change over time lives in `scheduler`, how
 //! they are read and written over the wire lives in `ecs` and `autoscaling`.
@@ -417,4 +418,28 @@ pub struct Records {
     /// Resource id (`service/cluster/name`) → target.
     pub scalable_targets: BTreeMap<String, ScalableTarget>,
     pub scaling_activities: Vec<ScalingActivity>,
+}
+
+/// One service's steady request rate, and what it has sent so far.
+pub struct Flow {
+    pub rps: f64,
+    /// When the current rate was set: requests are counted, and slices
+    /// laid out, from then.
+    pub rate_origin: f64,
+    pub sent: u64,
+    /// The time up to which requests have been sent.
+    pub done_upto: f64,
+    pub next_sample_at: f64,
+    pub served: u64,
+    pub dropped: u64,
+    pub next_target: u64,
+}
+
+/// The traffic of every service, as `traffic.rs` sends it.
+#[derive(Default)]
+pub struct Traffic {
+    pub flows: BTreeMap<(String, String), Flow>,
+    /// The fewest healthy targets each service had while traffic ran, at
+    /// every slice, not only at the samples.
+    pub lowest: BTreeMap<(String, String), u32>,
 }

@@ -12,39 +12,15 @@
 //! that instant, not from when the world happened to advance, so a run
 //! gives the same counts however late the simulator's ticks come.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 
+use crate::elb::model::PROPAGATION;
 use crate::elb::model::TargetState;
-use crate::elb::targets::PROPAGATION;
-use crate::model::Task;
+use crate::model::{Flow, Task};
 use crate::timeline::TrafficSample;
 use crate::world::World;
 
 type ServiceKey = (String, String);
-
-struct Flow {
-    rps: f64,
-    /// When the current rate was set: requests are counted, and slices
-    /// laid out, from then.
-    rate_origin: f64,
-    sent: u64,
-    /// The time up to which requests have been sent.
-    done_upto: f64,
-    next_sample_at: f64,
-    served: u64,
-    dropped: u64,
-    next_target: u64,
-}
-
-#[derive(Default)]
-pub struct Traffic {
-    flows: BTreeMap<ServiceKey, Flow>,
-    /// The fewest healthy targets each service had while traffic ran, at
-    /// every slice, not only at the samples.
-    lowest: BTreeMap<ServiceKey, u32>,
-}
 
 /// The targets receiving requests at an instant: for each, whether it serves them.
 struct Receivers {

@@ -33,11 +33,11 @@ pub struct World {
     pub rng: fastrand::Rng,
     /// Seconds a STOPPED task stays visible to ListTasks and DescribeTasks.
     pub stopped_task_retention: f64,
-    pub elb: super::elb::Records,
+    pub elb: super::elb::model::Records,
     /// Divides every load-balancer duration (health-check intervals,
     /// deregistration delays, grace periods): a simulator-only speed-up.
     pub target_time_scale: f64,
-    pub traffic: super::traffic::Traffic,
+    pub traffic: super::model::Traffic,
     /// Private IPv4 addresses handed out to task ENIs so far.
     pub addresses: u32,
     started: Instant,

@@ -5,7 +5,9 @@
 use serde_json::Value;
 
 use super::model::{Listener, LoadBalancer};
-use super::wire::{Params, Xml, timestamp, validation};
+use super::wire::{
+    Params, Xml, check_name, load_balancer_not_found, target_group_not_found, timestamp, validation,
+};
 use crate::model::ACCOUNT;
 use crate::wire::ApiError;
 use crate::world::World;
@@ -13,38 +15,6 @@ use crate::world::World;
 type Result<T> = std::result::Result<T, ApiError>;
 
 const VPC: &str = "vpc-0a1b2c3d4e5f60718";
-
-pub fn not_found() -> ApiError {
-    ApiError::new(
-        "LoadBalancerNotFound",
-        "One or more load balancers not found",
-    )
-}
-
-/// ELB's rule for load balancer and target group names.
-pub fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 32 {
-        return Err(validation(format!(
-            "{what} name '{name}' cannot be longer than '32' characters"
-        )));
-    }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(validation(format!(
-            "{what} name '{name}' can only contain characters that are alphanumeric characters or hyphens(-)"
-        )));
-    }
-    if name.starts_with('-') || name.ends_with('-') {
-        return Err(validation(format!(
-            "{what} name '{name}' cannot begin or end with '-'"
-        )));
-    }
-    if name.starts_with("internal-") {
-        return Err(validation(format!(
-            "{what} name '{name}' cannot begin with 'internal-'"
-        )));
-    }
-    Ok(())
-}
 
 pub fn create_load_balancer(world: &mut World, p: Params, now: f64) -> Result<String> {
     let name = p.required("Name")?.to_string();
@@ -145,7 +115,13 @@ pub fn describe_load_balancers(world: &mut World, p: Params) -> Result<String> {
     let all: Vec<&LoadBalancer> = world.elb.load_balancers.values().collect();
     let chosen: Vec<&LoadBalancer> = if !arns.is_empty() {
         arns.iter()
-            .map(|a| world.elb.load_balancers.get(a).ok_or_else(not_found))
+            .map(|a| {
+                world
+                    .elb
+                    .load_balancers
+                    .get(a)
+                    .ok_or_else(load_balancer_not_found)
+            })
             .collect::<Result<_>>()?
     } else if !names.is_empty() {
         names
@@ -154,7 +130,7 @@ pub fn describe_load_balancers(world: &mut World, p: Params) -> Result<String> {
                 all.iter()
                     .copied()
                     .find(|lb| &lb.name == n)
-                    .ok_or_else(not_found)
+                    .ok_or_else(load_balancer_not_found)
             })
             .collect::<Result<_>>()?
     } else {
@@ -211,7 +187,7 @@ pub fn create_listener(world: &mut World, p: Params, now: f64) -> Result<String>
         .load_balancers
         .get(&lb_arn)
         .cloned()
-        .ok_or_else(not_found)?;
+        .ok_or_else(load_balancer_not_found)?;
     let default_protocol = if lb.kind == "network" { "TCP" } else { "HTTP" };
     let protocol = p.str("Protocol").unwrap_or(default_protocol).to_string();
     let allowed: &[&str] = if lb.kind == "network" {
@@ -234,7 +210,7 @@ pub fn create_listener(world: &mut World, p: Params, now: f64) -> Result<String>
             .elb
             .target_groups
             .get(arn)
-            .ok_or_else(super::target_groups::not_found)?;
+            .ok_or_else(target_group_not_found)?;
         let family_ok = if lb.kind == "network" {
             !tg.protocol.starts_with("HTTP")
         } else {
@@ -324,7 +300,7 @@ pub fn describe_listeners(world: &mut World, p: Params) -> Result<String> {
     let chosen: Vec<&Listener> = match (lb, arns.is_empty()) {
         (Some(lb), true) => {
             if !world.elb.load_balancers.contains_key(lb) {
-                return Err(not_found());
+                return Err(load_balancer_not_found());
             }
             world
                 .elb

@@ -15,8 +15,6 @@ use crate::wire::ApiError;
 use crate::world::World;
 use wire::Params;
 
-pub use model::Records;
-
 /// Answers one action: the XML inside its `<ActionResult>`.
 pub fn handle(world: &mut World, op: &str, params: &Value, now: f64) -> Result<String, ApiError> {
     let p = Params(params);

@@ -269,3 +269,7 @@ pub struct Records {
     pub listeners: BTreeMap<String, Listener>,
     pub target_groups: BTreeMap<String, TargetGroup>,
 }
+
+/// Seconds (before the time scale) during which a target that began
+/// deregistering still gets new requests: ELB's nodes learn of it late.
+pub const PROPAGATION: f64 = 1.0;

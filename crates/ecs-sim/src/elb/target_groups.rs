@@ -2,18 +2,15 @@
 //! ARN, name or load balancer, health-check settings (ModifyTargetGroup)
 //! and attributes such as the deregistration delay.
 
-use super::load_balancers::check_name;
 use super::model::{DEREGISTRATION_DELAY, HealthSettings, TargetGroup, default_attributes};
-use super::wire::{Params, Xml, validation};
+use super::wire::{
+    Params, Xml, check_name, load_balancer_not_found, target_group_not_found, validation,
+};
 use crate::model::ACCOUNT;
 use crate::wire::ApiError;
 use crate::world::World;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-pub fn not_found() -> ApiError {
-    ApiError::new("TargetGroupNotFound", "One or more target groups not found")
-}
 
 const PROTOCOLS: [&str; 6] = ["HTTP", "HTTPS", "TCP", "TLS", "UDP", "TCP_UDP"];
 
@@ -198,7 +195,7 @@ pub fn describe_target_groups(world: &mut World, p: Params) -> Result<String> {
     let groups = &world.elb.target_groups;
     let chosen: Vec<&TargetGroup> = if !arns.is_empty() {
         arns.iter()
-            .map(|a| groups.get(a).ok_or_else(not_found))
+            .map(|a| groups.get(a).ok_or_else(target_group_not_found))
             .collect::<Result<_>>()?
     } else if !names.is_empty() {
         names
@@ -207,12 +204,12 @@ pub fn describe_target_groups(world: &mut World, p: Params) -> Result<String> {
                 groups
                     .values()
                     .find(|tg| &tg.name == n)
-                    .ok_or_else(not_found)
+                    .ok_or_else(target_group_not_found)
             })
             .collect::<Result<_>>()?
     } else if let Some(lb) = lb {
         if !world.elb.load_balancers.contains_key(lb) {
-            return Err(super::load_balancers::not_found());
+            return Err(load_balancer_not_found());
         }
         groups
             .values()
@@ -228,9 +225,17 @@ pub fn describe_target_groups(world: &mut World, p: Params) -> Result<String> {
 
 pub fn modify_target_group(world: &mut World, p: Params) -> Result<String> {
     let arn = p.required("TargetGroupArn")?;
-    let tg = world.elb.target_groups.get(arn).ok_or_else(not_found)?;
+    let tg = world
+        .elb
+        .target_groups
+        .get(arn)
+        .ok_or_else(target_group_not_found)?;
     let health = health_settings(&p, tg.health.clone())?;
-    let tg = world.elb.target_groups.get_mut(arn).ok_or_else(not_found)?;
+    let tg = world
+        .elb
+        .target_groups
+        .get_mut(arn)
+        .ok_or_else(target_group_not_found)?;
     tg.health = health;
     let mut x = Xml::default();
     x.list("TargetGroups", [&*tg], tg_xml);
@@ -247,13 +252,21 @@ fn attributes_xml(tg: &TargetGroup) -> String {
 
 pub fn describe_attributes(world: &mut World, p: Params) -> Result<String> {
     let arn = p.required("TargetGroupArn")?;
-    let tg = world.elb.target_groups.get(arn).ok_or_else(not_found)?;
+    let tg = world
+        .elb
+        .target_groups
+        .get(arn)
+        .ok_or_else(target_group_not_found)?;
     Ok(attributes_xml(tg))
 }
 
 pub fn modify_attributes(world: &mut World, p: Params) -> Result<String> {
     let arn = p.required("TargetGroupArn")?.to_string();
-    let tg = world.elb.target_groups.get(&arn).ok_or_else(not_found)?;
+    let tg = world
+        .elb
+        .target_groups
+        .get(&arn)
+        .ok_or_else(target_group_not_found)?;
     let given = p.list("Attributes");
     if given.is_empty() {
         return Err(validation(
@@ -284,7 +297,7 @@ pub fn modify_attributes(world: &mut World, p: Params) -> Result<String> {
         .elb
         .target_groups
         .get_mut(&arn)
-        .ok_or_else(not_found)?;
+        .ok_or_else(target_group_not_found)?;
     tg.attributes.extend(changes);
     Ok(attributes_xml(tg))
 }

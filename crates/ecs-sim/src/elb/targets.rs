@@ -6,19 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::model::{Registration, TargetGroup, TargetState};
-use super::target_groups::not_found;
-use super::wire::{Params, Xml, validation};
+use super::model::{PROPAGATION, Registration, TargetGroup, TargetState};
+use super::wire::{Params, Xml, target_group_not_found, validation};
 use crate::faults::FaultProfile;
 use crate::timeline::{TargetHistory, TargetTransition};
 use crate::wire::ApiError;
 use crate::world::World;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-/// Seconds (before the time scale) during which a target that began
-/// deregistering still gets new requests: ELB's nodes learn of it late.
-pub const PROPAGATION: f64 = 1.0;
 
 /// The targets of a request: (id, port given).
 fn targets_of(p: &Params) -> Result<Vec<(String, Option<i64>)>> {
@@ -194,7 +189,11 @@ impl World {
 
 pub fn register_targets(world: &mut World, p: Params, now: f64) -> Result<String> {
     let arn = p.required("TargetGroupArn")?.to_string();
-    let tg = world.elb.target_groups.get(&arn).ok_or_else(not_found)?;
+    let tg = world
+        .elb
+        .target_groups
+        .get(&arn)
+        .ok_or_else(target_group_not_found)?;
     let targets = targets_of(&p)?;
     if targets.is_empty() {
         return Err(validation(
@@ -215,7 +214,11 @@ pub fn register_targets(world: &mut World, p: Params, now: f64) -> Result<String
 
 pub fn deregister_targets(world: &mut World, p: Params, now: f64) -> Result<String> {
     let arn = p.required("TargetGroupArn")?.to_string();
-    let tg = world.elb.target_groups.get(&arn).ok_or_else(not_found)?;
+    let tg = world
+        .elb
+        .target_groups
+        .get(&arn)
+        .ok_or_else(target_group_not_found)?;
     let targets = targets_of(&p)?;
     if targets.is_empty() {
         return Err(validation(
@@ -231,7 +234,11 @@ pub fn deregister_targets(world: &mut World, p: Params, now: f64) -> Result<Stri
 
 pub fn describe_target_health(world: &mut World, p: Params, now: f64) -> Result<String> {
     let arn = p.required("TargetGroupArn")?;
-    let tg = world.elb.target_groups.get(arn).ok_or_else(not_found)?;
+    let tg = world
+        .elb
+        .target_groups
+        .get(arn)
+        .ok_or_else(target_group_not_found)?;
     let scale = world.target_time_scale;
     let wanted = targets_of(&p)?;
     // (id, port, state)

@@ -252,6 +252,42 @@ pub fn timestamp(epoch: f64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+pub fn load_balancer_not_found() -> ApiError {
+    ApiError::new(
+        "LoadBalancerNotFound",
+        "One or more load balancers not found",
+    )
+}
+
+pub fn target_group_not_found() -> ApiError {
+    ApiError::new("TargetGroupNotFound", "One or more target groups not found")
+}
+
+/// ELB's rule for load balancer and target group names.
+pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > 32 {
+        return Err(validation(format!(
+            "{what} name '{name}' cannot be longer than '32' characters"
+        )));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(validation(format!(
+            "{what} name '{name}' can only contain characters that are alphanumeric characters or hyphens(-)"
+        )));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(validation(format!(
+            "{what} name '{name}' cannot begin or end with '-'"
+        )));
+    }
+    if name.starts_with("internal-") {
+        return Err(validation(format!(
+            "{what} name '{name}' cannot begin with 'internal-'"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
