@@ -98,6 +98,12 @@ impl Fence {
         (!left.is_zero()).then_some(left)
     }
 
+    /// Until when acting is allowed; `None` once it is not.
+    pub fn until(&self) -> Option<Instant> {
+        let until = (*self.lock())?;
+        (until > Instant::now()).then_some(until)
+    }
+
     /// Whether a mutating call may be sent now.
     pub fn allows(&self) -> bool {
         self.remaining().is_some()
