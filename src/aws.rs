@@ -56,9 +56,10 @@ pub enum AwsError {
     /// Not sent at all: this replica's lease on the record lapsed first.
     #[error("{action} was not sent: this replica's lease on the record lapsed")]
     NotSent { action: String },
-    /// Not sent, and no token taken: the client-side bucket's turn for it
+    /// Not sent, and no token spent: the client-side bucket's turn for it
     /// would come only after the record's lease (or the call's deadline)
-    /// ends. Try again once `wait` has passed.
+    /// ends, or a wait for it overran that end (a busy machine wakes late;
+    /// the token went back). Try again once `wait` has passed.
     #[error(
         "{action} was not sent: its turn in the {category} bucket would come in {}, after this replica's lease on the record (or the call's deadline) ends",
         crate::duration::format(*wait)
@@ -226,7 +227,7 @@ impl Clients {
         // the request goes out); a read's, before its deadline.
         let deadline = started + self.deadline;
         let by = || match fence {
-            Some(f) => f.until().map(|until| until.min(deadline)),
+            Some(f) => f.end().map(|end| end.min(deadline)),
             None => Some(deadline),
         };
         let result = tokio::time::timeout(

@@ -380,7 +380,7 @@ fn backoff() -> ExponentialBuilder {
 
 /// One AWS call made politely: a token before each attempt, taken only
 /// when its turn comes by `by()` (the lease's end or the call's deadline;
-/// `None` when the call may not be sent at all), every attempt counted in
+/// `None` once the lease is lost; a time gone when it has run out), every attempt counted in
 /// the metrics by `action` and outcome, throttling and other transient
 /// failures tried again with backoff.
 pub(crate) async fn call<T, F, Fut, B>(
@@ -409,7 +409,7 @@ where
         metrics.aws_call(action, outcome(&result));
         result
     };
-    let Some(first_by) = by() else {
+    let Some(first_by) = by().filter(|b| *b > Instant::now()) else {
         return counted(Err(not_sent()));
     };
     let Ok(_slot) = tokio::time::timeout_at(first_by, limiter.slot()).await else {
@@ -420,7 +420,7 @@ where
         let deadline = by();
         let by = &by;
         async move {
-            let Some(deadline) = deadline else {
+            let Some(deadline) = deadline.filter(|d| *d > Instant::now()) else {
                 return counted(Err(not_sent()));
             };
             let (token, waited) = match limiter.take(deadline) {
@@ -437,10 +437,14 @@ where
                     })
                     .inc_by(waited.as_secs_f64());
             }
-            // The lease may have been lost while waiting: then the token
-            // goes back unspent.
-            if by_passed(by()) {
-                return counted(Err(not_sent()));
+            // The lease may have been lost while waiting, or the wait
+            // overran its end: either way the token goes back unspent.
+            match by() {
+                None => return counted(Err(not_sent())),
+                Some(end) if Instant::now() > end => {
+                    return counted(Err(deferred(Duration::ZERO)));
+                }
+                Some(_) => {}
             }
             token.spend();
             counted(fut.await)
@@ -463,11 +467,6 @@ where
             metrics.throttle_wait_seconds.inc_by(delay.as_secs_f64());
         })
         .await
-}
-
-/// Whether the time a call had to be sent by is gone.
-fn by_passed(by: Option<Instant>) -> bool {
-    by.is_none_or(|by| Instant::now() > by)
 }
 
 fn outcome<T>(result: &Result<T, AwsError>) -> &'static str {

@@ -98,10 +98,10 @@ impl Fence {
         (!left.is_zero()).then_some(left)
     }
 
-    /// Until when acting is allowed; `None` once it is not.
-    pub fn until(&self) -> Option<Instant> {
-        let until = (*self.lock())?;
-        (until > Instant::now()).then_some(until)
+    /// Until when acting is (or was) allowed; `None` once the lease is
+    /// gone, or before it is known.
+    pub fn end(&self) -> Option<Instant> {
+        *self.lock()
     }
 
     /// Whether a mutating call may be sent now.

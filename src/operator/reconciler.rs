@@ -58,6 +58,11 @@ pub(super) const KIND: Kind = Kind::RecycleRequest;
 /// 50 MiB rather than 60.
 const UNDER_WAY_PER_STEP: usize = 6;
 
+/// However low the concurrency, a tick may claim this many, so that one
+/// look still shares its calls over a cluster's services (DescribeTasks
+/// takes 100 tasks a call, DescribeServices 10 services).
+const UNDER_WAY_AT_LEAST: usize = 100;
+
 pub(crate) struct Reconciler<S: Store> {
     pub(super) store: Arc<S>,
     pub(super) pool: Arc<ClientPool>,
@@ -232,8 +237,8 @@ impl<S: Store> Reconciler<S> {
         let mut may_take = plans.clone().map(|p| p.may_take);
         // Records are claimed oldest first up to the cap on records under
         // way; the rest stay due for a later tick.
-        let mut room =
-            (self.config.concurrency * UNDER_WAY_PER_STEP).saturating_sub(self.records.under_way());
+        let cap = (self.config.concurrency * UNDER_WAY_PER_STEP).max(UNDER_WAY_AT_LEAST);
+        let mut room = cap.saturating_sub(self.records.under_way());
         for ((record, spec), at_work) in records.into_iter().zip(at_work) {
             let class = usize::from(at_work);
             let held = self.leases.fence(&record.name).is_some();
