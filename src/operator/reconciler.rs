@@ -54,8 +54,8 @@ pub(super) const KIND: Kind = Kind::RecycleRequest;
 /// benchmark's scale) while UpdateService's bucket sat unused — and held
 /// every one whole in memory. The benchmark's thousand requests finished
 /// as fast with 6 per step as with 16 (records waiting for their next look
-/// are not under way), started acting in 1 s rather than 2.7 s, and held
-/// 50 MiB rather than 60.
+/// are not under way), started acting in 1 s rather than 2.7 s, and peaked
+/// at 50–54 MiB rather than 59–62 (docs/performance.md).
 const UNDER_WAY_PER_STEP: usize = 6;
 
 /// However low the concurrency, a tick may claim this many, so that one
