@@ -56,6 +56,19 @@ pub enum AwsError {
     /// Not sent at all: this replica's lease on the record lapsed first.
     #[error("{action} was not sent: this replica's lease on the record lapsed")]
     NotSent { action: String },
+    /// Not sent, and no token spent: the client-side bucket's turn for it
+    /// would come only after the record's lease (or the call's deadline)
+    /// ends, or a wait for it overran that end (a busy machine wakes late;
+    /// the token went back). Try again once `wait` has passed.
+    #[error(
+        "{action} was not sent: its turn in the {category} bucket would come in {}, after this replica's lease on the record (or the call's deadline) ends",
+        crate::duration::format(*wait)
+    )]
+    Deferred {
+        action: String,
+        category: &'static str,
+        wait: Duration,
+    },
 }
 
 impl AwsError {
@@ -169,8 +182,9 @@ impl Clients {
     }
 
     /// One AWS call that changes something: as [`Clients::call`], and each
-    /// attempt is sent only while `fence` allows it (checked after the wait
-    /// for a token, right before the request goes out).
+    /// attempt is sent only while `fence` allows it: its token is taken
+    /// only if it comes inside the lease, and the fence is asked again
+    /// after the wait, right before the request goes out.
     pub async fn mutate<T, F, Fut>(
         &self,
         action: &str,
@@ -194,21 +208,11 @@ impl Clients {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
-        // Callers beyond the cap wait here, holding no SDK future: a tick
-        // over a thousand services costs the memory of a few dozen calls.
         let bucket = self.limits.buckets.bucket(action);
-        let _slot = bucket.slot().await;
         let guarded = || {
             let sent = attempt();
-            let fence = fence.cloned();
             let action = action.to_string();
-            // Checked when first polled: after the token, before the request.
             async move {
-                if let Some(f) = fence
-                    && !f.allows()
-                {
-                    return Err(AwsError::NotSent { action });
-                }
                 let began = tokio::time::Instant::now();
                 let result = sent.await;
                 // Readiness hears of a silent endpoint at its first attempt,
@@ -221,9 +225,17 @@ impl Clients {
             }
         };
         let started = tokio::time::Instant::now();
+        // A mutating call's token must come inside the lease (the fence is
+        // asked before each attempt and again after its wait, right before
+        // the request goes out); a read's, before its deadline.
+        let deadline = started + self.deadline;
+        let by = || match fence {
+            Some(f) => f.end().map(|end| end.min(deadline)),
+            None => Some(deadline),
+        };
         let result = tokio::time::timeout(
             self.deadline,
-            limit::call(&bucket, &self.metrics, action, guarded),
+            limit::call(&bucket, &self.metrics, action, by, guarded),
         )
         .await
         .unwrap_or_else(|_| {
@@ -241,7 +253,7 @@ impl Clients {
                 self.unanswered.set(action, &self.account, Some(&e));
                 Err(e)
             }
-            Err(e @ AwsError::NotSent { .. }) => Err(e),
+            Err(e @ (AwsError::NotSent { .. } | AwsError::Deferred { .. })) => Err(e),
             other => {
                 self.unanswered.set(action, &self.account, None);
                 other

@@ -19,6 +19,17 @@
 //! jittered exponential backoff (`backon`); a call still throttled after that
 //! is a transient error, which requeues the request — throttling never fails
 //! a request.
+//!
+//! Every call has a time by which its token must be in hand: a mutating
+//! call, the end of the record's lease as this replica counts it (which
+//! already leaves out the lease's safety margin); a read, its operation
+//! deadline. A token whose turn would come later is not taken: the call
+//! answers [`AwsError::Deferred`] at once, the step ends and is tried again
+//! when the turn would have come. So a category's queue never holds more
+//! than its rate serves within a lease, and no token is spent on a call
+//! that the fence would then refuse. A token taken for an attempt that is
+//! not sent after all (dropped while waiting, or its lease lost meanwhile)
+//! goes back to the bucket.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -249,27 +260,84 @@ impl Limiter {
         ((self.burst / n).max(1.0), self.refill / n)
     }
 
-    /// Waits for a token; answers how long that took.
-    pub(crate) async fn acquire(&self) -> Duration {
+    /// Takes a token if its turn comes by `by`, answering it and how long
+    /// to wait for it; otherwise takes nothing and answers how long the
+    /// wait would have been.
+    pub(crate) fn take(&self, by: Instant) -> Result<(Token<'_>, Duration), Duration> {
         let (burst, refill) = self.own();
-        let wait = {
-            let mut state = self.state.lock();
-            let now = Instant::now();
-            let (tokens, at) = &mut *state;
-            let added = now.saturating_duration_since(*at).as_secs_f64() * refill;
-            *tokens = (*tokens + added).min(burst);
-            *at = now;
-            *tokens -= 1.0;
-            if *tokens >= 0.0 {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64(-*tokens / refill)
-            }
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let (tokens, at) = &mut *state;
+        let added = now.saturating_duration_since(*at).as_secs_f64() * refill;
+        *tokens = (*tokens + added).min(burst);
+        *at = now;
+        // Negative tokens are the turns already promised to calls waiting.
+        let wait = if *tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - *tokens) / refill)
         };
+        if now + wait > by {
+            return Err(wait);
+        }
+        *tokens -= 1.0;
+        Ok((
+            Token {
+                limiter: self,
+                spent: false,
+            },
+            wait,
+        ))
+    }
+
+    /// How long a token taken now would be waited for.
+    pub(crate) fn wait_now(&self) -> Duration {
+        let (burst, refill) = self.own();
+        let (tokens, at) = *self.state.lock();
+        let added = Instant::now().saturating_duration_since(at).as_secs_f64() * refill;
+        let tokens = (tokens + added).min(burst);
+        Duration::from_secs_f64((1.0 - tokens).max(0.0) / refill)
+    }
+
+    /// A token taken and not spent: the next turn is one sooner.
+    fn give_back(&self) {
+        let (burst, _) = self.own();
+        let mut state = self.state.lock();
+        state.0 = (state.0 + 1.0).min(burst);
+    }
+
+    /// Waits for a token, however long; answers how long that took.
+    #[cfg(test)]
+    pub(crate) async fn acquire(&self) -> Duration {
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let (token, wait) = self.take(far).expect("a turn within a year");
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        token.spend();
         wait
+    }
+}
+
+/// One attempt's token: given back to its bucket when dropped unspent, so an
+/// attempt that is not sent costs the bucket nothing.
+pub(crate) struct Token<'a> {
+    limiter: &'a Limiter,
+    spent: bool,
+}
+
+impl Token<'_> {
+    /// The attempt goes out: the token is gone.
+    pub(crate) fn spend(mut self) {
+        self.spent = true;
+    }
+}
+
+impl Drop for Token<'_> {
+    fn drop(&mut self) {
+        if !self.spent {
+            self.limiter.give_back();
+        }
     }
 }
 
@@ -310,24 +378,57 @@ fn backoff() -> ExponentialBuilder {
         .with_max_times(8)
 }
 
-/// One AWS call made politely: a token before each attempt, every attempt
-/// counted in the metrics by `action` and outcome, throttling and other
-/// transient failures tried again with backoff.
-pub(crate) async fn call<T, F, Fut>(
+/// One AWS call made politely: a token before each attempt, taken only
+/// when its turn comes by `by()` (the lease's end or the call's deadline;
+/// `None` once the lease is lost; a time gone when it has run out), every attempt counted in
+/// the metrics by `action` and outcome, throttling and other transient
+/// failures tried again with backoff.
+pub(crate) async fn call<T, F, Fut, B>(
     limiter: &Limiter,
     metrics: &Metrics,
     action: &str,
+    by: B,
     mut attempt: F,
 ) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AwsError>>,
+    B: Fn() -> Option<Instant>,
 {
+    let not_sent = || AwsError::NotSent {
+        action: action.to_string(),
+    };
+    let deferred = |wait: Duration| AwsError::Deferred {
+        action: action.to_string(),
+        category: limiter.category(),
+        wait,
+    };
+    // Callers beyond the cap wait here, holding no SDK future: a tick over a
+    // thousand services costs the memory of a few dozen calls. Not past `by`.
+    let counted = |result: Result<T, AwsError>| {
+        metrics.aws_call(action, outcome(&result));
+        result
+    };
+    let Some(first_by) = by().filter(|b| *b > Instant::now()) else {
+        return counted(Err(not_sent()));
+    };
+    let Ok(_slot) = tokio::time::timeout_at(first_by, limiter.slot()).await else {
+        return counted(Err(deferred(limiter.wait_now())));
+    };
     let once = || {
         let fut = attempt();
+        let deadline = by();
+        let by = &by;
         async move {
-            let waited = limiter.acquire().await;
+            let Some(deadline) = deadline.filter(|d| *d > Instant::now()) else {
+                return counted(Err(not_sent()));
+            };
+            let (token, waited) = match limiter.take(deadline) {
+                Ok(t) => t,
+                Err(wait) => return counted(Err(deferred(wait))),
+            };
             if !waited.is_zero() {
+                tokio::time::sleep(waited).await;
                 metrics.throttle_wait_seconds.inc_by(waited.as_secs_f64());
                 metrics
                     .token_wait_seconds
@@ -336,9 +437,17 @@ where
                     })
                     .inc_by(waited.as_secs_f64());
             }
-            let result = fut.await;
-            metrics.aws_call(action, outcome(&result));
-            result
+            // The lease may have been lost while waiting, or the wait
+            // overran its end: either way the token goes back unspent.
+            match by() {
+                None => return counted(Err(not_sent())),
+                Some(end) if Instant::now() > end => {
+                    return counted(Err(deferred(Duration::ZERO)));
+                }
+                Some(_) => {}
+            }
+            token.spend();
+            counted(fut.await)
         }
     };
     // Throttling gets the whole schedule; other transient failures three tries.
@@ -350,7 +459,9 @@ where
                 others += 1;
                 others <= 3
             }
-            AwsError::Refused { .. } | AwsError::NotSent { .. } => false,
+            AwsError::Refused { .. } | AwsError::NotSent { .. } | AwsError::Deferred { .. } => {
+                false
+            }
         })
         .notify(|_, delay| {
             metrics.throttle_wait_seconds.inc_by(delay.as_secs_f64());
@@ -366,6 +477,7 @@ fn outcome<T>(result: &Result<T, AwsError>) -> &'static str {
         Err(AwsError::Refused { .. }) => "refused",
         Err(AwsError::Unanswered { .. }) => "unanswered",
         Err(AwsError::NotSent { .. }) => "not_sent",
+        Err(AwsError::Deferred { .. }) => "deferred",
     }
 }
 

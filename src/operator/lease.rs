@@ -98,6 +98,12 @@ impl Fence {
         (!left.is_zero()).then_some(left)
     }
 
+    /// Until when acting is (or was) allowed; `None` once the lease is
+    /// gone, or before it is known.
+    pub fn end(&self) -> Option<Instant> {
+        *self.lock()
+    }
+
     /// Whether a mutating call may be sent now.
     pub fn allows(&self) -> bool {
         self.remaining().is_some()

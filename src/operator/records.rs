@@ -60,6 +60,11 @@ impl Records {
         self.0.lock().retain(|name, t| t.busy || keep(name));
     }
 
+    /// How many records have a look or a step under way.
+    pub(super) fn under_way(&self) -> usize {
+        self.0.lock().values().filter(|t| t.busy).count()
+    }
+
     /// The first instant a record not under way is due.
     pub(super) fn next_due(&self) -> Option<Instant> {
         self.0

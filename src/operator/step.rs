@@ -38,6 +38,10 @@ pub(super) enum Outcome {
     Requeued(Duration),
     /// Its tasks showed the step not done: nothing written; look again after this long.
     NotYet(Duration),
+    /// Its action's turn in a client-side bucket would have come after the
+    /// lease's end: nothing sent, no token taken, the lease kept; look
+    /// again when the turn would have come.
+    Deferred(Duration),
     /// Finished, its notices delivered: the lease is given back, the record forgotten.
     Finished,
     /// Could not be stepped now.
@@ -67,6 +71,7 @@ impl Outcome {
         match self {
             Self::Requeued(_) => "requeued",
             Self::NotYet(_) => "not_yet",
+            Self::Deferred(_) => "deferred",
             Self::Finished => "finished",
             Self::Failed(StepError::Observe(_)) => "observe_failed",
             Self::Failed(StepError::Act(_)) => "act_failed",
@@ -83,7 +88,9 @@ impl<S: Store> Reconciler<S> {
         self.pool.metrics().reconciled(outcome.label());
         let poll = self.config.poll_interval;
         match outcome {
-            Outcome::Requeued(after) | Outcome::NotYet(after) => self.records.requeue(name, after),
+            Outcome::Requeued(after) | Outcome::NotYet(after) | Outcome::Deferred(after) => {
+                self.records.requeue(name, after)
+            }
             Outcome::Finished => {
                 self.leases.give_back(name).await;
                 self.records.forget(name);
@@ -226,6 +233,12 @@ impl<S: Store> Reconciler<S> {
                 self.act(&clients, &spec, &name, &decision, &fence).await
             {
                 self.records.remember(&name, version, &blocked_by);
+                if let AwsError::Deferred { wait, .. } = refusal {
+                    // The decision is on record, as below; waiting past the
+                    // lease for the token would only have it refused.
+                    tracing::debug!(request = %name, error = %refusal, "action deferred: its token would come after the lease");
+                    return Outcome::Deferred(wait);
+                }
                 if let AwsError::NotSent { .. } = refusal {
                     // The decision is on record; whoever holds the lease next
                     // decides again from it and a fresh look.
@@ -524,6 +537,8 @@ fn retry_after(e: &AwsError, poll: Duration) -> Duration {
             let jitter = 1.0 + fastrand::f64();
             poll.mul_f64(2.0 * jitter)
         }
+        // A read whose token would come past its deadline: when it would have.
+        AwsError::Deferred { wait, .. } => (*wait).max(poll),
         _ => poll,
     }
 }

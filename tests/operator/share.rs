@@ -293,3 +293,104 @@ async fn three_replicas_together_stay_inside_the_share_of_update_service() {
         "the work was shared, so the split was tested: {stepped:?}"
     );
 }
+
+/// A tiny UpdateService budget (`--api-quota service-modify=2/4`: at the
+/// default share one token, then two a second), twenty services recycled
+/// at once and a 1 s lease: most surges and restores find their turn for
+/// a token after their lease's end. They are deferred — nothing sent, no
+/// token taken, looked at again when the turn would have come — rather
+/// than waited for past the lease and refused by the fence, which spent a
+/// token for nothing; and every request finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_service_turns_past_the_lease_are_deferred_not_refused_and_all_finish() {
+    const SERVICES: usize = 20;
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    for i in 0..SERVICES {
+        create_service(&c.ecs, "prod", &format!("s{i:02}"), 1, false).await;
+    }
+    for i in 0..SERVICES {
+        wait_steady(&c.ecs, "prod", &format!("s{i:02}"), Duration::from_secs(30)).await;
+    }
+    let dir = temp_dir("deferred");
+    let path = dir.join("store.json");
+    let store = ecs_recycler::store::embedded::EmbeddedStore::open(&path).expect("store");
+    let mut env = aws_env(sim.url());
+    env.push(("ECS_RECYCLER_API_QUOTA".into(), "service-modify=2/4".into()));
+    let log = dir.join("operator.log");
+    let _op = spawn_operator(
+        &["--store".to_string(), path.display().to_string()],
+        &env,
+        "r1",
+        &log,
+    );
+    let since = sim.now();
+    for i in 0..SERVICES {
+        let spec = json!({"cluster": "prod", "service": format!("s{i:02}"), "wait": "0s"});
+        store
+            .create(
+                ecs_recycler::store::Kind::RecycleRequest,
+                &format!("r{i:02}"),
+                spec,
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    // 40 UpdateService calls at two a second: about 20 s.
+    for i in 0..SERVICES {
+        let status = wait_phase(
+            &store,
+            &format!("r{i:02}"),
+            &FINISHED,
+            Duration::from_secs(180),
+            &log,
+        )
+        .await;
+        assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    }
+    let addr = logged_http_addr(&log, Duration::from_secs(5)).await;
+    let (_, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum()
+    };
+    // Before, a call waited for its turn however far past the lease, and
+    // the fence refused it then: dozens of refusals here, no deferral. A
+    // lease that runs out before its step acts (a store write slower than
+    // half a lease on a loaded machine) is refused still, and rare.
+    let deferred = value(r#"ecs_recycler_reconciles_total{outcome="deferred"}"#);
+    let refused =
+        value(r#"ecs_recycler_aws_calls_total{operation="ecs:UpdateService",outcome="not_sent"}"#);
+    assert!(
+        deferred > 0.0,
+        "the budget was small enough to defer steps:\n{body}"
+    );
+    // No turn was promised past a lease (0.9 s usable at most): the waits
+    // counted are the turns' own, not the time a busy machine slept.
+    let waited = value(r#"ecs_recycler_api_token_wait_seconds_total{category="service-modify"}"#);
+    let takes = (2 * SERVICES) as f64 + deferred + refused;
+    assert!(
+        waited <= 0.9 * takes,
+        "{waited} s waited for service-modify turns over at most {takes} tokens:\n{body}"
+    );
+    assert!(
+        refused < deferred,
+        "turns past the lease are deferred, not waited for and refused: {refused} refused, {deferred} deferred:\n{body}"
+    );
+    let updates = sim.timeline()["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["op"] == "UpdateService" && c["t"].as_f64().unwrap() >= since)
+        .count();
+    assert_eq!(
+        updates,
+        2 * SERVICES,
+        "a surge and a restore each: a deferred step decides the same again"
+    );
+}

@@ -167,6 +167,17 @@ pub async fn scale(
     let floor = 2.0 * requests as f64 / modify_rate;
     let bound = ideal.max(floor);
     let waited = metric_value(&metrics, "ecs_recycler_aws_throttle_wait_seconds_total");
+    // Where the floor is lost: the seconds in which UpdateService's share
+    // went partly unused, from the first call to the last.
+    let updates: Vec<f64> = timeline["calls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["op"] == "UpdateService")
+        .filter_map(|c| c["t"].as_f64())
+        .filter(|t| *t >= t0_sim)
+        .collect();
+    let (first_update, last_update, idle_share) = update_service_use(&updates, modify_rate);
     let by_operation = ecs_calls_by_operation(&timeline, t0_sim);
     let mut figures = vec![
         Figure::new(S, "requests succeeded", succeeded as f64, "").at_least(requests as f64),
@@ -180,6 +191,24 @@ pub async fn scale(
             "s",
         ),
         Figure::new(S, "time ÷ max(ideal, floor)", elapsed / bound, "").at_most(1.2),
+        Figure::new(
+            S,
+            "first UpdateService call, from the run's start",
+            first_update - t0_sim,
+            "s",
+        ),
+        Figure::new(
+            S,
+            "last UpdateService call, from the run's start",
+            last_update - t0_sim,
+            "s",
+        ),
+        Figure::new(
+            S,
+            "UpdateService share unused between them (in seconds of its rate)",
+            idle_share,
+            "s",
+        ),
         Figure::new(
             S,
             "ideal (slowest service's start-to-healthy + wait)",
@@ -253,6 +282,18 @@ pub async fn scale(
     }
     for line in metrics
         .lines()
+        .filter(|l| l.starts_with("ecs_recycler_reconciles_total{"))
+    {
+        let outcome = line.split('"').nth(1).unwrap_or("?");
+        let n = line
+            .split_whitespace()
+            .last()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        figures.push(Figure::new(S, format!("steps ended {outcome}"), n, ""));
+    }
+    for line in metrics
+        .lines()
         .filter(|l| l.starts_with("ecs_recycler_api_token_wait_seconds_total{"))
     {
         let category = line.split('"').nth(1).unwrap_or("?");
@@ -269,6 +310,25 @@ pub async fn scale(
         ));
     }
     Ok(figures)
+}
+
+/// The first and last of `calls` (their times) and how many seconds of
+/// `rate` went unused between them, counted a second at a time.
+fn update_service_use(calls: &[f64], rate: f64) -> (f64, f64, f64) {
+    let (Some(first), Some(last)) = (
+        calls.iter().copied().reduce(f64::min),
+        calls.iter().copied().reduce(f64::max),
+    ) else {
+        return (0.0, 0.0, 0.0);
+    };
+    let seconds = (last - first).ceil().max(1.0) as usize;
+    let mut per_second = vec![0usize; seconds];
+    for t in calls {
+        let i = ((t - first) as usize).min(seconds - 1);
+        per_second[i] += 1;
+    }
+    let unused: f64 = per_second.iter().map(|n| (rate - *n as f64).max(0.0)).sum();
+    (first, last, unused / rate)
 }
 
 /// Hands memory freed but kept by glibc's allocator back to the system.

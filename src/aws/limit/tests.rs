@@ -9,6 +9,11 @@ fn limiters(share: ApiShare, replicas: usize) -> Limiters {
     Limiters::new(share, r)
 }
 
+/// A deadline no test reaches.
+fn far() -> Option<Instant> {
+    Some(Instant::now() + Duration::from_secs(3600))
+}
+
 /// Takes `n` tokens from `action`'s bucket; answers the paused clock's time taken.
 async fn take(l: &Limiters, action: &str, n: usize) -> f64 {
     let start = Instant::now();
@@ -157,6 +162,7 @@ async fn throttling_is_tried_again_until_it_passes_and_counted() {
         &l.bucket("ecs:ListTasks"),
         &metrics,
         "ecs:ListTasks",
+        far,
         || {
             left -= 1;
             let throttled = left > 0;
@@ -189,17 +195,112 @@ async fn a_refusal_is_not_tried_again() {
     let l = limiters(ApiShare::default(), 1);
     let metrics = Metrics::new();
     let mut attempts = 0;
-    let result: Result<(), _> = call(&l.bucket("ecs:StopTask"), &metrics, "ecs:StopTask", || {
-        attempts += 1;
-        async {
-            Err(AwsError::Refused {
-                action: "ecs:StopTask".into(),
-                code: "AccessDeniedException".into(),
-                message: "no".into(),
-            })
-        }
-    })
+    let result: Result<(), _> = call(
+        &l.bucket("ecs:StopTask"),
+        &metrics,
+        "ecs:StopTask",
+        far,
+        || {
+            attempts += 1;
+            async {
+                Err(AwsError::Refused {
+                    action: "ecs:StopTask".into(),
+                    code: "AccessDeniedException".into(),
+                    message: "no".into(),
+                })
+            }
+        },
+    )
     .await;
     assert!(result.is_err());
     assert_eq!(attempts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_turn_past_the_deadline_is_not_taken_and_costs_the_queue_nothing() {
+    let l = limiters(ApiShare::default(), 1);
+    let bucket = l.bucket("ecs:UpdateService");
+    // From empty at 2.5 a second: the first turn is 0.4 s away.
+    let soon = Instant::now() + Duration::from_millis(300);
+    let wait = bucket.take(soon).err().expect("a turn after the deadline");
+    assert!((0.39..0.41).contains(&wait.as_secs_f64()), "{wait:?}");
+    // Nothing was taken: the next caller's turn is still the first.
+    let Ok((token, wait)) = bucket.take(Instant::now() + Duration::from_secs(1)) else {
+        panic!("a turn within a second");
+    };
+    assert!((0.39..0.41).contains(&wait.as_secs_f64()), "{wait:?}");
+    // That token, dropped unspent, goes back: the turn after it is not pushed back.
+    drop(token);
+    assert!((0.39..0.41).contains(&bucket.wait_now().as_secs_f64()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_token_would_come_after_its_lease_is_deferred_unsent() {
+    let l = limiters(ApiShare::default(), 1);
+    let metrics = Metrics::new();
+    let bucket = l.bucket("ecs:UpdateService");
+    let lease_end = Instant::now() + Duration::from_millis(900);
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    // Two turns fit in the 0.9 s left (at 0.4 s and 0.8 s); the third (1.2 s) does not.
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        let (waited, result) = {
+            let started = Instant::now();
+            let result = call(
+                &bucket,
+                &metrics,
+                "ecs:UpdateService",
+                || Some(lease_end),
+                || async {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                },
+            )
+            .await;
+            (started.elapsed(), result)
+        };
+        results.push((waited, result));
+    }
+    assert!(results[0].1.is_ok() && results[1].1.is_ok(), "{results:?}");
+    match &results[2].1 {
+        Err(AwsError::Deferred { wait, category, .. }) => {
+            assert_eq!(*category, "service-modify");
+            assert!((0.39..0.41).contains(&wait.as_secs_f64()), "{wait:?}");
+        }
+        other => panic!("deferred, not {other:?}"),
+    }
+    assert!(results[2].0.is_zero(), "answered at once, not after a wait");
+    assert_eq!(sent.into_inner(), 2, "the deferred call was never sent");
+    let text = metrics.render();
+    assert!(
+        text.contains(
+            r#"ecs_recycler_aws_calls_total{operation="ecs:UpdateService",outcome="deferred"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_lost_during_the_wait_gives_the_token_back() {
+    let l = limiters(ApiShare::default(), 1);
+    let metrics = Metrics::new();
+    let bucket = l.bucket("ecs:UpdateService");
+    let lease_end = Instant::now() + Duration::from_secs(1);
+    let lost = std::sync::atomic::AtomicBool::new(false);
+    let by = || (!lost.load(Ordering::Relaxed)).then_some(lease_end);
+    let waiting = call(&bucket, &metrics, "ecs:UpdateService", by, || async {
+        Ok::<_, AwsError>(())
+    });
+    let losing = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        lost.store(true, Ordering::Relaxed);
+    };
+    let (result, ()) = tokio::join!(waiting, losing);
+    assert!(
+        matches!(result, Err(AwsError::NotSent { .. })),
+        "{result:?}"
+    );
+    // Its turn (at 0.4 s) is free again: the next caller gets it.
+    let wait = bucket.wait_now();
+    assert!(wait <= Duration::from_millis(1), "{wait:?}");
 }
