@@ -147,6 +147,29 @@ async fn a_burst_of_300_task_reads_from_the_operator_meets_no_throttling() {
 }
 
 /// The most calls of `op` in any window of `window` seconds.
+/// Requests `r00`, `r01`, … with the spec `spec_of` gives each.
+async fn create_requests<S: Store>(store: &S, n: usize, spec_of: impl Fn(usize) -> Value) {
+    for i in 0..n {
+        store
+            .create(
+                ecs_recycler::store::Kind::RecycleRequest,
+                &format!("r{i:02}"),
+                spec_of(i),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Every one of the `n` requests ends Succeeded within `within` each.
+async fn all_succeed<S: Store>(store: &S, n: usize, within: Duration, log: &std::path::Path) {
+    for i in 0..n {
+        let status = wait_phase(store, &format!("r{i:02}"), &FINISHED, within, log).await;
+        assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    }
+}
+
 fn busiest_window(calls: &[f64], window: f64) -> usize {
     let mut most = 0;
     let mut first = 0;
@@ -210,30 +233,12 @@ async fn three_replicas_together_stay_inside_the_share_of_update_service() {
         .map(|i| spawn_operator(&store_args, &env, &format!("r{i}"), &logs[i]))
         .collect();
     let since = sim.now();
-    for i in 0..SERVICES {
-        let spec = json!({"cluster": format!("c{}", i % 3), "service": format!("s{i:02}"),
-                          "wait": "0s", "maintainCapacity": true});
-        store
-            .create(
-                ecs_recycler::store::Kind::RecycleRequest,
-                &format!("r{i:02}"),
-                spec,
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
-    }
-    for i in 0..SERVICES {
-        let status = wait_phase(
-            &store,
-            &format!("r{i:02}"),
-            &FINISHED,
-            Duration::from_secs(120),
-            &logs[0],
-        )
-        .await;
-        assert_eq!(status["phase"], "Succeeded", "{status:#}");
-    }
+    create_requests(&store, SERVICES, |i| {
+        json!({"cluster": format!("c{}", i % 3), "service": format!("s{i:02}"),
+               "wait": "0s", "maintainCapacity": true})
+    })
+    .await;
+    all_succeed(&store, SERVICES, Duration::from_secs(120), &logs[0]).await;
     let timeline = sim.timeline();
     let updates: Vec<f64> = timeline["calls"]
         .as_array()
@@ -325,30 +330,14 @@ async fn update_service_turns_past_the_lease_are_deferred_not_refused_and_all_fi
         &log,
     );
     let since = sim.now();
-    for i in 0..SERVICES {
-        let spec = json!({"cluster": "prod", "service": format!("s{i:02}"), "wait": "0s"});
-        store
-            .create(
-                ecs_recycler::store::Kind::RecycleRequest,
-                &format!("r{i:02}"),
-                spec,
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
-    }
+    create_requests(
+        &store,
+        SERVICES,
+        |i| json!({"cluster": "prod", "service": format!("s{i:02}"), "wait": "0s"}),
+    )
+    .await;
     // 40 UpdateService calls at two a second: about 20 s.
-    for i in 0..SERVICES {
-        let status = wait_phase(
-            &store,
-            &format!("r{i:02}"),
-            &FINISHED,
-            Duration::from_secs(180),
-            &log,
-        )
-        .await;
-        assert_eq!(status["phase"], "Succeeded", "{status:#}");
-    }
+    all_succeed(&store, SERVICES, Duration::from_secs(180), &log).await;
     let addr = logged_http_addr(&log, Duration::from_secs(5)).await;
     let (_, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
         .await
