@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::store::{Kind, Store, StoreError};
+use crate::store::{Kind, StatusWrite, Store, StoreError};
 
 /// How long a lease lasts and how much of its end is never used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +241,60 @@ impl<S: Store> Leases<S> {
             }
             kept
         });
+    }
+
+    /// Takes or renews the lease on `name`: whether this replica may act
+    /// on the record now. For the schedule and policy loops, whose writes
+    /// are all conditional on the lease and which send nothing to AWS, so
+    /// they need no fence of their own.
+    pub(crate) async fn may_act(&self, name: &str, now: DateTime<Utc>) -> bool {
+        match self.take(name, now).await {
+            Hold::Failed(e) => {
+                tracing::warn!(kind = self.kind.as_str(), record = %name, error = %e, "could not take lease");
+                false
+            }
+            hold => hold.fence().is_some(),
+        }
+    }
+
+    /// Writes the status of an active record this replica holds the lease
+    /// on, if `version` and the lease still hold; answers the new version.
+    /// A record another replica moved on, or a person edited, is decided
+    /// again at the next pass.
+    pub(crate) async fn write_status(
+        &self,
+        name: &str,
+        version: u64,
+        status: &impl serde::Serialize,
+        now: DateTime<Utc>,
+    ) -> Option<u64> {
+        let value = match serde_json::to_value(status) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(kind = self.kind.as_str(), record = %name, error = %e, "cannot encode status");
+                return None;
+            }
+        };
+        let write = StatusWrite {
+            expected_version: version,
+            status: value,
+            active: true,
+            holder: self.holder.clone(),
+            now,
+            expires_at: None,
+        };
+        match self.store.write_status(self.kind, name, write).await {
+            Ok(v) => Some(v),
+            Err(StoreError::Conflict { .. }) => None,
+            Err(StoreError::LeaseLost { .. }) => {
+                self.lose(name);
+                None
+            }
+            Err(e) => {
+                tracing::warn!(kind = self.kind.as_str(), record = %name, error = %e, "could not write status; trying again");
+                None
+            }
+        }
     }
 
     /// Gives back every lease held (at shutdown).

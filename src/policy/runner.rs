@@ -19,18 +19,17 @@ use super::spec::PolicySpec;
 use super::{MAX_NAME_LEN, PolicyPhase, PolicyStatus, parse_policy_spec, policy_status};
 use crate::aws::ClientPool;
 use crate::operator::OperatorConfig;
-use crate::operator::lease::{Hold, Leases};
+use crate::operator::lease::Leases;
 use crate::request::spec::request_spec;
 use crate::request::status::{Phase, Reason, RecycleStatus};
 use crate::schedule::Clock;
-use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
+use crate::store::{Kind, Store, StoreError, StoredRecord};
 
 const KIND: Kind = Kind::RecyclePolicy;
 
 pub struct PolicyLoop<S: Store> {
     store: Arc<S>,
     pool: Arc<ClientPool>,
-    replica_id: String,
     poll_interval: Duration,
     policy_interval: Duration,
     clock: Arc<dyn Clock>,
@@ -57,7 +56,6 @@ impl<S: Store> PolicyLoop<S> {
             ),
             store,
             pool,
-            replica_id: config.replica_id.clone(),
             poll_interval: config.poll_interval,
             policy_interval: config.policy_interval,
             clock,
@@ -133,7 +131,7 @@ impl<S: Store> PolicyLoop<S> {
         if !look_due && !following && !wants {
             return;
         }
-        if !self.lease(&name, now).await {
+        if !self.leases.may_act(&name, now).await {
             return;
         }
         let mut version = record.version;
@@ -179,7 +177,7 @@ impl<S: Store> PolicyLoop<S> {
         };
         // A look at a large fleet takes a while: the lease is renewed
         // before anything is written on what it found.
-        if !self.lease(&name, self.clock.now()).await {
+        if !self.leases.may_act(&name, self.clock.now()).await {
             return;
         }
         let mut input = Input {
@@ -211,7 +209,11 @@ impl<S: Store> PolicyLoop<S> {
             return;
         }
         log_new_events(&name, &status, &d.status);
-        let Some(version) = self.write(&name, version, &d.status, now).await else {
+        let Some(version) = self
+            .leases
+            .write_status(&name, version, &d.status, now)
+            .await
+        else {
             return;
         };
         if !d.create().is_empty() {
@@ -250,7 +252,10 @@ impl<S: Store> PolicyLoop<S> {
             }
         }
         let status = created(status, now);
-        let version = self.write(name, version, &status, now).await?;
+        let version = self
+            .leases
+            .write_status(name, version, &status, now)
+            .await?;
         Some((version, status))
     }
 
@@ -283,7 +288,7 @@ impl<S: Store> PolicyLoop<S> {
         );
         if status.message != message {
             status.message = message;
-            self.write(name, version, &status, now).await;
+            self.leases.write_status(name, version, &status, now).await;
         }
     }
 
@@ -293,17 +298,6 @@ impl<S: Store> PolicyLoop<S> {
             .policy_looks
             .get_or_create(&crate::operator::metrics::OutcomeLabel { outcome })
             .inc();
-    }
-
-    /// Takes or renews the policy's lease (its writes are all conditional on it).
-    async fn lease(&self, name: &str, now: DateTime<Utc>) -> bool {
-        match self.leases.take(name, now).await {
-            Hold::Failed(e) => {
-                tracing::warn!(policy = %name, error = %e, "could not take lease");
-                false
-            }
-            hold => hold.fence().is_some(),
-        }
     }
 
     async fn phase_of(&self, request: &str) -> Result<Option<Phase>, StoreError> {
@@ -348,52 +342,16 @@ impl<S: Store> PolicyLoop<S> {
         if status.phase == PolicyPhase::Failed && status.message == message {
             return;
         }
-        if !self.lease(&record.name, now).await {
+        if !self.leases.may_act(&record.name, now).await {
             return;
         }
         tracing::error!(policy = %record.name, reason = %reason, "invalid policy marked Failed");
         status.phase = PolicyPhase::Failed;
         status.event(now, Reason::Invalid, message.clone());
         status.message = message;
-        self.write(&record.name, record.version, &status, now).await;
-    }
-
-    /// Writes the status if the version and the lease still hold; answers the new version.
-    async fn write(
-        &self,
-        name: &str,
-        version: u64,
-        status: &PolicyStatus,
-        now: DateTime<Utc>,
-    ) -> Option<u64> {
-        let value = match serde_json::to_value(status) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(policy = %name, error = %e, "cannot encode status");
-                return None;
-            }
-        };
-        let write = StatusWrite {
-            expected_version: version,
-            status: value,
-            active: true,
-            holder: self.replica_id.clone(),
-            now,
-            expires_at: None,
-        };
-        match self.store.write_status(KIND, name, write).await {
-            Ok(v) => Some(v),
-            // Another replica moved it on, or a person edited it: decided again next tick.
-            Err(StoreError::Conflict { .. }) => None,
-            Err(StoreError::LeaseLost { .. }) => {
-                self.leases.lose(name);
-                None
-            }
-            Err(e) => {
-                tracing::warn!(policy = %name, error = %e, "could not write status; trying again");
-                None
-            }
-        }
+        self.leases
+            .write_status(&record.name, record.version, &status, now)
+            .await;
     }
 }
 

@@ -16,9 +16,9 @@ use super::decide::{Input, RequestView, decide, due_slot};
 use super::spec::{ScheduleSpec, parse_schedule_spec};
 use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name, schedule_status};
 use crate::operator::OperatorConfig;
-use crate::operator::lease::{Hold, Leases};
+use crate::operator::lease::Leases;
 use crate::request::status::{Reason, RecycleStatus};
-use crate::store::{Kind, StatusWrite, Store, StoreError, StoredRecord};
+use crate::store::{Kind, Store, StoreError, StoredRecord};
 
 const KIND: Kind = Kind::RecycleSchedule;
 
@@ -37,7 +37,6 @@ impl Clock for SystemClock {
 
 pub struct Scheduler<S: Store> {
     store: Arc<S>,
-    replica_id: String,
     poll_interval: Duration,
     clock: Arc<dyn Clock>,
     /// Schedules whose lease this replica holds (given back on shutdown).
@@ -54,7 +53,6 @@ impl<S: Store> Scheduler<S> {
                 config.lease_terms(),
             ),
             store,
-            replica_id: config.replica_id.clone(),
             poll_interval: config.poll_interval,
             clock,
         })
@@ -115,7 +113,7 @@ impl<S: Store> Scheduler<S> {
         {
             return;
         }
-        if !self.lease(&name, now).await {
+        if !self.leases.may_act(&name, now).await {
             return;
         }
         let mut views = Vec::new();
@@ -188,20 +186,9 @@ impl<S: Store> Scheduler<S> {
         }
         if d.status != status {
             log_new_events(&name, &status, &d.status);
-            self.write(&record, &d.status, now).await;
-        }
-    }
-
-    /// Takes or renews the schedule's lease at the clock's time (the
-    /// schedule loop's writes are all conditional on it; it sends nothing
-    /// to AWS, so the fence's count is not needed).
-    async fn lease(&self, name: &str, now: DateTime<Utc>) -> bool {
-        match self.leases.take(name, now).await {
-            Hold::Failed(e) => {
-                tracing::warn!(schedule = %name, error = %e, "could not take lease");
-                false
-            }
-            hold => hold.fence().is_some(),
+            self.leases
+                .write_status(&record.name, record.version, &d.status, now)
+                .await;
         }
     }
 
@@ -295,7 +282,7 @@ impl<S: Store> Scheduler<S> {
         if status.phase == SchedulePhase::Failed && status.message == message {
             return;
         }
-        if !self.lease(&record.name, now).await {
+        if !self.leases.may_act(&record.name, now).await {
             return;
         }
         tracing::error!(schedule = %record.name, reason = %reason, "invalid schedule marked Failed");
@@ -303,34 +290,9 @@ impl<S: Store> Scheduler<S> {
         status.next_schedule_time = None;
         status.event(now, Reason::Invalid, message.clone());
         status.message = message;
-        self.write(record, &status, now).await;
-    }
-
-    async fn write(&self, record: &StoredRecord, status: &ScheduleStatus, now: DateTime<Utc>) {
-        let value = match serde_json::to_value(status) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(schedule = %record.name, error = %e, "cannot encode status");
-                return;
-            }
-        };
-        let write = StatusWrite {
-            expected_version: record.version,
-            status: value,
-            active: true,
-            holder: self.replica_id.clone(),
-            now,
-            expires_at: None,
-        };
-        match self.store.write_status(KIND, &record.name, write).await {
-            Ok(_) => {}
-            // Another replica moved it on, or took the lease: it decides next time.
-            Err(StoreError::Conflict { .. }) => {}
-            Err(StoreError::LeaseLost { .. }) => self.leases.lose(&record.name),
-            Err(e) => {
-                tracing::warn!(schedule = %record.name, error = %e, "could not write status; trying again")
-            }
-        }
+        self.leases
+            .write_status(&record.name, record.version, &status, now)
+            .await;
     }
 }
 
