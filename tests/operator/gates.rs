@@ -6,11 +6,10 @@
 
 use crate::support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
-use chrono::Utc;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
@@ -50,51 +49,16 @@ async fn set(cw: &aws_sdk_cloudwatch::Client, state: StateValue, reason: &str) {
         .expect("set alarm state");
 }
 
-struct Run {
-    sim: Simulator,
-    store: EmbeddedStore,
-    log: PathBuf,
-    operator: OperatorProcess,
-    /// How to start the operator again (a replica after a crash).
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    planned: Vec<String>,
-    since: f64,
-}
-
 /// A request on a steady service of 3 tasks, with `gate` as its alarms and
 /// `notify` (if any) as its notifications, and the operator working on it.
-async fn start(moto: &Moto, label: &str, gate: Value, notify: Option<Value>) -> Run {
-    let (sim, c) = steady_service("prod", "web", 3, true).await;
-    let planned = running_task_arns(&c.ecs, "prod", "web").await;
-    let dir = temp_dir(label);
-    let path = dir.join("store.json");
-    let store = EmbeddedStore::open(&path).unwrap();
-    let since = sim.now();
+async fn start(moto: &Moto, label: &str, gate: Value, notify: Option<Value>) -> RequestRun {
     let mut spec = json!({"cluster": "prod", "service": "web", "wait": "300ms",
                           "stabilityTimeout": "20s", "gates": {"alarms": gate}});
     if let Some(notify) = notify {
         spec["notify"] = notify;
     }
-    store
-        .create(Kind::RecycleRequest, "rotate", spec, Utc::now())
-        .await
-        .unwrap();
-    let log = dir.join("operator.log");
-    let mut env = aws_env(sim.url());
-    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH".into(), moto.url.clone()));
-    let args = vec!["--store".to_string(), path.display().to_string()];
-    let operator = spawn_operator(&args, &env, "r1", &log);
-    Run {
-        sim,
-        store,
-        log,
-        operator,
-        args,
-        env,
-        planned,
-        since,
-    }
+    let env = vec![("AWS_ENDPOINT_URL_CLOUDWATCH".to_string(), moto.url.clone())];
+    RequestRun::start(label, 3, spec, env).await
 }
 
 /// The status once `ready` holds of it.
@@ -142,7 +106,7 @@ fn stops_between(timeline: &Value, from: f64, to: f64) -> Vec<f64> {
 
 /// Every planned task stopped once, no replacement stopped, running never
 /// below the original desired count, desired count back where it was.
-fn invariants_hold(run: &Run, all_stopped: bool) {
+fn invariants_hold(run: &RequestRun, all_stopped: bool) {
     let facts = run_facts(&run.sim.timeline(), "prod", "web", run.since);
     let mut stopped = facts.stopped_by_stop_task.clone();
     stopped.sort();

@@ -6,10 +6,8 @@
 
 use crate::support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
@@ -20,20 +18,9 @@ use support::*;
 const WITHIN: Duration = Duration::from_secs(60);
 const SECRET: &str = "s3cret-hook-key-never-stored";
 
-struct Run {
-    sim: Simulator,
-    store: EmbeddedStore,
-    log: PathBuf,
-    operator: OperatorProcess,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    planned: Vec<String>,
-    since: f64,
-}
-
 /// A request on a steady service of `tasks` tasks (one a batch) with one
 /// hook, the operator working on it with the hook's secret in its environment.
-async fn start(label: &str, tasks: i32, hook: Value) -> Run {
+async fn start(label: &str, tasks: i32, hook: Value) -> RequestRun {
     start_with(label, tasks, hook, json!({}), Vec::new()).await
 }
 
@@ -44,39 +31,16 @@ async fn start_with(
     hook: Value,
     extra: Value,
     more_env: Vec<(String, String)>,
-) -> Run {
-    let (sim, c) = steady_service("prod", "web", tasks, true).await;
-    let planned = running_task_arns(&c.ecs, "prod", "web").await;
-    let dir = temp_dir(label);
-    let path = dir.join("store.json");
-    let store = EmbeddedStore::open(&path).unwrap();
-    let since = sim.now();
+) -> RequestRun {
     let spec = json!({"cluster": "prod", "service": "web", "wait": "0s",
                       "stabilityTimeout": "20s", "hooks": [hook]});
     let mut spec = spec;
     for (k, v) in extra.as_object().unwrap() {
         spec[k] = v.clone();
     }
-    store
-        .create(Kind::RecycleRequest, "rotate", spec, Utc::now())
-        .await
-        .unwrap();
-    let log = dir.join("operator.log");
-    let mut env = aws_env(sim.url());
-    env.push(("SMOKE_HOOK_SECRET".into(), SECRET.into()));
+    let mut env = vec![("SMOKE_HOOK_SECRET".to_string(), SECRET.to_string())];
     env.extend(more_env);
-    let args = vec!["--store".to_string(), path.display().to_string()];
-    let operator = spawn_operator(&args, &env, "r1", &log);
-    Run {
-        sim,
-        store,
-        log,
-        operator,
-        args,
-        env,
-        planned,
-        since,
-    }
+    RequestRun::start(label, tasks, spec, env).await
 }
 
 fn hook(url: &str, at: &[&str], extra: Value) -> Value {
@@ -103,7 +67,7 @@ fn stop_calls(timeline: &Value) -> usize {
 
 /// No task stopped twice, no replacement stopped, running never below the
 /// original desired count, the desired count back where it was.
-fn invariants_hold(run: &Run, desired: i64) {
+fn invariants_hold(run: &RequestRun, desired: i64) {
     let facts = run_facts(&run.sim.timeline(), "prod", "web", run.since);
     let mut stopped = facts.stopped_by_stop_task.clone();
     stopped.sort();
@@ -119,31 +83,6 @@ fn invariants_hold(run: &Run, desired: i64) {
         facts.final_desired as i64, desired,
         "capacity restored: {facts:?}"
     );
-}
-
-/// Where the operator logging to `log` serves /metrics.
-async fn http_addr(log: &std::path::Path) -> String {
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let bound = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| {
-                l["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("serving /healthz"))
-            })
-            .and_then(|l| l["fields"]["addr"].as_str().map(str::to_string));
-        if let Some(addr) = bound {
-            return addr;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no endpoint address:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn record_text(store: &EmbeddedStore) -> String {
@@ -290,7 +229,7 @@ async fn a_hook_in_progress_twice_holds_the_batch_then_it_goes_on() {
         "no StopTask while the hook is in progress"
     );
     // Counted in /metrics by answer.
-    let addr = http_addr(&run.log).await;
+    let addr = logged_http_addr(&run.log, WITHIN).await;
     let (code, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
         .await
         .unwrap();

@@ -198,6 +198,59 @@ pub fn run_facts(timeline: &Value, cluster: &str, service: &str, since: f64) -> 
     }
 }
 
+/// One request on a steady `prod/web` on its own simulator, an embedded
+/// store in a temp dir, and the operator binary working on it.
+pub struct RequestRun {
+    pub sim: test_support::Simulator,
+    pub store: ecs_recycler::store::embedded::EmbeddedStore,
+    pub log: PathBuf,
+    pub operator: OperatorProcess,
+    /// How to start the operator again (a replica after a crash).
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The service's tasks before the run.
+    pub planned: Vec<String>,
+    /// The simulator's clock when the request was made.
+    pub since: f64,
+}
+
+impl RequestRun {
+    /// Request `rotate` with `spec` on `prod/web` of `tasks` tasks, and the
+    /// operator started with `more_env` beside the simulator's variables.
+    pub async fn start(
+        label: &str,
+        tasks: i32,
+        spec: Value,
+        more_env: Vec<(String, String)>,
+    ) -> Self {
+        let (sim, c) = test_support::steady_service("prod", "web", tasks, true).await;
+        let planned = test_support::running_task_arns(&c.ecs, "prod", "web").await;
+        let dir = temp_dir(label);
+        let path = dir.join("store.json");
+        let store = ecs_recycler::store::embedded::EmbeddedStore::open(&path).expect("store");
+        let since = sim.now();
+        store
+            .create(Kind::RecycleRequest, "rotate", spec, chrono::Utc::now())
+            .await
+            .expect("create request");
+        let log = dir.join("operator.log");
+        let mut env = aws_env(sim.url());
+        env.extend(more_env);
+        let args = vec!["--store".to_string(), path.display().to_string()];
+        let operator = spawn_operator(&args, &env, "r1", &log);
+        Self {
+            sim,
+            store,
+            log,
+            operator,
+            args,
+            env,
+            planned,
+            since,
+        }
+    }
+}
+
 /// An operator on an embedded store in a temp dir, against `sim_url`.
 pub struct LocalOperator {
     pub store: ecs_recycler::store::embedded::EmbeddedStore,
