@@ -191,25 +191,7 @@ async fn three_replicas_together_stay_inside_the_share_of_update_service() {
     const SERVICES: usize = 30;
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    for i in 0..SERVICES {
-        create_service(
-            &c.ecs,
-            &format!("c{}", i % 3),
-            &format!("s{i:02}"),
-            1,
-            false,
-        )
-        .await;
-    }
-    for i in 0..SERVICES {
-        wait_steady(
-            &c.ecs,
-            &format!("c{}", i % 3),
-            &format!("s{i:02}"),
-            Duration::from_secs(30),
-        )
-        .await;
-    }
+    steady_services(&c.ecs, SERVICES, 1, |i| format!("c{}", i % 3)).await;
     sim.configure(json!({"throttle": {"realistic": {"timeScale": 8}}}))
         .unwrap();
     let (burst, rate) = (50.0 * 0.2, 5.0 * 8.0 * 0.2);
@@ -311,12 +293,7 @@ async fn update_service_turns_past_the_lease_are_deferred_not_refused_and_all_fi
     const SERVICES: usize = 20;
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    for i in 0..SERVICES {
-        create_service(&c.ecs, "prod", &format!("s{i:02}"), 1, false).await;
-    }
-    for i in 0..SERVICES {
-        wait_steady(&c.ecs, "prod", &format!("s{i:02}"), Duration::from_secs(30)).await;
-    }
+    steady_services(&c.ecs, SERVICES, 1, |_| "prod".into()).await;
     let dir = temp_dir("deferred");
     let path = dir.join("store.json");
     let store = ecs_recycler::store::embedded::EmbeddedStore::open(&path).expect("store");

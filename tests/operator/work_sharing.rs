@@ -55,12 +55,7 @@ async fn until_held(
 async fn a_replica_that_joins_gets_its_part_and_one_that_leaves_hands_it_back() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    for i in 0..SERVICES {
-        create_service(&c.ecs, "prod", &format!("s{i:02}"), TASKS, false).await;
-    }
-    for i in 0..SERVICES {
-        wait_steady(&c.ecs, "prod", &format!("s{i:02}"), Duration::from_secs(30)).await;
-    }
+    steady_services(&c.ecs, SERVICES, TASKS, |_| "prod".into()).await;
     let dir = temp_dir("work-sharing");
     let path = dir.join("store.json");
     let store = EmbeddedStore::open(&path).expect("store");
@@ -69,19 +64,7 @@ async fn a_replica_that_joins_gets_its_part_and_one_that_leaves_hands_it_back() 
     // Work sharing, not the API budget (tests/operator/share.rs has that):
     // an account with raised quotas, so no step waits long for a token and
     // the hand-overs' timing is the sharing's own.
-    env.push((
-        "ECS_RECYCLER_API_QUOTA".into(),
-        [
-            "cluster-resource-read",
-            "cluster-resource-modify",
-            "service-read",
-            "service-modify",
-            "task-definition-read",
-            "autoscaling",
-        ]
-        .map(|c| format!("{c}=1000/1000"))
-        .join(","),
-    ));
+    env.push(raised_quotas());
     let logs: Vec<_> = (0..2).map(|i| dir.join(format!("r{i}.log"))).collect();
     let _first = spawn_operator(&store_args, &env, "r0", &logs[0]);
     let since = sim.now();
@@ -183,48 +166,33 @@ fn heartbeats(path: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
+/// An account with raised quotas for every category the operator uses.
+fn raised_quotas() -> (String, String) {
+    let quotas = [
+        "cluster-resource-read",
+        "cluster-resource-modify",
+        "service-read",
+        "service-modify",
+        "task-definition-read",
+        "autoscaling",
+    ]
+    .map(|c| format!("{c}=1000/1000"))
+    .join(",");
+    ("ECS_RECYCLER_API_QUOTA".into(), quotas)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_each_do_a_third_of_the_work() {
     const N: usize = 30;
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    for i in 0..N {
-        create_service(
-            &c.ecs,
-            &format!("c{}", i % 3),
-            &format!("s{i:02}"),
-            1,
-            false,
-        )
-        .await;
-    }
-    for i in 0..N {
-        wait_steady(
-            &c.ecs,
-            &format!("c{}", i % 3),
-            &format!("s{i:02}"),
-            Duration::from_secs(30),
-        )
-        .await;
-    }
+    steady_services(&c.ecs, N, 1, |i| format!("c{}", i % 3)).await;
     let dir = temp_dir("work-thirds");
     let path = dir.join("store.json");
     let store = EmbeddedStore::open(&path).expect("store");
     let store_args = ["--store".to_string(), path.display().to_string()];
     let mut env = aws_env(sim.url());
-    env.push((
-        "ECS_RECYCLER_API_QUOTA".into(),
-        [
-            "cluster-resource-read",
-            "cluster-resource-modify",
-            "service-read",
-            "service-modify",
-            "task-definition-read",
-            "autoscaling",
-        ]
-        .map(|c| format!("{c}=1000/1000"))
-        .join(","),
-    ));
+    env.push(raised_quotas());
     let logs: Vec<_> = (0..3).map(|i| dir.join(format!("r{i}.log"))).collect();
     let _replicas: Vec<_> = (0..3)
         .map(|i| spawn_operator(&store_args, &env, &format!("r{i}"), &logs[i]))

@@ -131,6 +131,28 @@ pub async fn register_task_definition(ecs: &aws_sdk_ecs::Client, family: &str, h
         .expect("register task definition");
 }
 
+/// Services `s00`, `s01`, … (`n` of them, `tasks` tasks each, no container
+/// health check), service `i` in cluster `cluster_of(i)`; each steady.
+pub async fn steady_services(
+    ecs: &aws_sdk_ecs::Client,
+    n: usize,
+    tasks: i32,
+    cluster_of: impl Fn(usize) -> String,
+) {
+    for i in 0..n {
+        create_service(ecs, &cluster_of(i), &format!("s{i:02}"), tasks, false).await;
+    }
+    for i in 0..n {
+        wait_steady(
+            ecs,
+            &cluster_of(i),
+            &format!("s{i:02}"),
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+}
+
 /// A simulator with one service of `desired` tasks, already steady.
 pub async fn steady_service(
     cluster: &str,
