@@ -128,6 +128,16 @@ fn stops(timeline: &Value) -> Vec<(f64, String, String)> {
         .collect()
 }
 
+/// The operator's clients against the simulator at `url`, at the default share.
+async fn client_pool(url: &str) -> Arc<ClientPool> {
+    let sdk_config = sdk::with_timeouts(&sdk_config(url, false).await, Default::default());
+    Arc::new(ClientPool::new(
+        sdk_config,
+        ApiShare::default(),
+        Metrics::new(),
+    ))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_recycles_exactly_the_old_services_it_selects_one_at_a_time() {
     let sim = start_sim().await;
@@ -403,12 +413,7 @@ async fn the_loop_waits_for_the_window_skips_blackout_dates_and_finishes_what_a_
         .create(Kind::RecyclePolicy, "nightly", spec, start)
         .await
         .unwrap();
-    let sdk_config = sdk::with_timeouts(&sdk_config(sim.url(), false).await, Default::default());
-    let pool = Arc::new(ClientPool::new(
-        sdk_config,
-        ApiShare::default(),
-        Metrics::new(),
-    ));
+    let pool = client_pool(sim.url()).await;
     let policies = PolicyLoop::new(store.clone(), pool.clone(), &config("a"), clock.clone());
     let at = |s: &str| *clock.0.lock().unwrap() = t(s);
 
@@ -534,12 +539,7 @@ async fn a_fleet_that_cannot_be_looked_at_is_named_in_the_status_and_tried_again
         .create(Kind::RecyclePolicy, "fleet", policy_spec(1), start)
         .await
         .unwrap();
-    let sdk_config = sdk::with_timeouts(&sdk_config(sim.url(), false).await, Default::default());
-    let pool = Arc::new(ClientPool::new(
-        sdk_config,
-        ApiShare::default(),
-        Metrics::new(),
-    ));
+    let pool = client_pool(sim.url()).await;
     let policies = PolicyLoop::new(store.clone(), pool.clone(), &config("a"), clock.clone());
     let list_calls = || {
         sim.timeline()["calls"]
