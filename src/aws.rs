@@ -10,6 +10,7 @@ pub(crate) mod known_tasks;
 pub(crate) mod limit;
 pub(crate) mod observe;
 pub mod sdk;
+pub(crate) mod task_batches;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -345,6 +346,8 @@ pub struct ClientPool {
     drains: Mutex<HashMap<String, (std::time::Instant, Duration)>>,
     /// Each service's tasks as last seen (see [`known_tasks`]).
     pub(crate) known_tasks: known_tasks::KnownTasks,
+    /// The DescribeTasks calls of each cluster open to more tasks (see [`task_batches`]).
+    pub(crate) task_batches: task_batches::TaskBatches,
     unanswered: Arc<Unanswered>,
 }
 
@@ -372,6 +375,7 @@ impl ClientPool {
             health_checks: Mutex::new(HashMap::new()),
             drains: Mutex::new(HashMap::new()),
             known_tasks: known_tasks::KnownTasks::default(),
+            task_batches: task_batches::TaskBatches::default(),
             unanswered,
         }
     }

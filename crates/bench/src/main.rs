@@ -40,7 +40,7 @@ pub struct BenchArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Write the recycle scenario's simulator timeline (its first run's) to this file, to see where the time and calls went.
+    /// Write the simulator timeline of the recycle scenario (its first run's) or the scale scenario to this file, to see where the time and calls went.
     #[arg(long, value_name = "FILE")]
     timeline: Option<PathBuf>,
     /// Recycles run at once in the recycle scenario; its figures are their means.
@@ -221,7 +221,15 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             continue;
         }
         let result = match name {
-            "scale" => scale::scale(args.scale_services, args.scale_queue, &binary).await,
+            "scale" => {
+                scale::scale(
+                    args.scale_services,
+                    args.scale_queue,
+                    &binary,
+                    args.timeline.as_deref(),
+                )
+                .await
+            }
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
             "failover" => scenarios::failover(&binary).await,

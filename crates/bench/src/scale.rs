@@ -35,6 +35,7 @@ pub async fn scale(
     services: usize,
     queue: usize,
     binary: &Path,
+    keep_timeline: Option<&Path>,
 ) -> Result<Vec<Figure>, BenchError> {
     let requests = services * queue;
     const S: &str = "scale";
@@ -139,6 +140,9 @@ pub async fn scale(
     drop(all);
     op.stop().await;
     let timeline = get_json(&format!("{url}/_sim/timeline")).await?;
+    if let Some(path) = keep_timeline {
+        std::fs::write(path, timeline.to_string()).map_err(|e| failed("write the timeline", e))?;
+    }
     let lives = task_lives(&timeline);
     // Each request's wait, one after another on its service.
     let waits = scaled(30.0).as_secs_f64() * queue as f64;

@@ -1,18 +1,21 @@
 //! The calls a look is made of, each batched and paged as ECS and
 //! Application Auto Scaling allow: DescribeServices for up to 10 services a
 //! call, ListTasks through every page of a service, DescribeTasks for up to
-//! 100 tasks a call, DescribeScalableTargets for up to 50 services a call.
+//! 100 tasks a call (shared with the other looks of the cluster waiting at
+//! the same time: see [`crate::aws::task_batches`]), DescribeScalableTargets
+//! for up to 50 services a call.
 //! A failed call answers an error for every service it was for. The stopped
 //! tasks of a service (`stopped_tasks`) are the one bounded exception: one
 //! DescribeTasks call at most, whatever ListTasks finds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
 use aws_sdk_ecs::types::DesiredStatus;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+use crate::aws::task_batches::TASKS_PER_CALL;
 use crate::aws::{AwsError, ClientPool, Clients, classify, resource_id};
 use crate::request::observation::{
     DeploymentNote, DeploymentView, Evidence, LoadBalancerView, ServiceEvent, ServiceView,
@@ -21,7 +24,6 @@ use crate::request::observation::{
 use crate::request::status::ScalingSettings;
 
 const SERVICES_PER_CALL: usize = 10;
-const TASKS_PER_CALL: usize = 100;
 const TARGETS_PER_CALL: usize = 50;
 /// The newest service events kept from each answer: enough to find the
 /// latest that names a cause, few enough that a thousand services' looks
@@ -327,8 +329,15 @@ pub(super) async fn describe_tasks(
 ) -> Result<HashMap<String, TaskView>, AwsError> {
     let mut out = HashMap::new();
     for chunk in arns.chunks(TASKS_PER_CALL) {
-        let described = describe_chunk(clients, cluster, chunk).await?;
-        for t in described.tasks() {
+        // The call may be shared with other looks of the cluster: it may
+        // describe more tasks than these.
+        let described = pool.task_batches.describe(clients, cluster, chunk).await?;
+        let asked: HashSet<&str> = chunk.iter().map(String::as_str).collect();
+        for t in described
+            .tasks()
+            .iter()
+            .filter(|t| t.task_arn().is_some_and(|a| asked.contains(a)))
+        {
             let td = t.task_definition_arn().unwrap_or_default();
             let health_checked = health_checked(pool, clients, td).await?;
             let view = TaskView {

@@ -195,3 +195,73 @@ async fn a_step_waiting_for_its_replacement_asks_for_the_service_only_once_the_t
     let serving = obs.tasks.iter().filter(|t| t.is_serving()).count();
     assert_eq!(serving, 3, "{obs:?}");
 }
+
+/// A pool whose cluster resource read bucket makes every call wait: one
+/// token a second, none at the start.
+async fn slow_reads_pool(sim: &Simulator) -> Arc<ClientPool> {
+    let mut share = ApiShare::default();
+    share.quotas.insert(
+        "cluster-resource-read".into(),
+        crate::aws::limit::Quota {
+            burst: 2,
+            refill_per_second: 2.0,
+        },
+    );
+    Arc::new(ClientPool::new(
+        fixture::client_config(sim.url(), RetryConfig::standard()).await,
+        share,
+        Metrics::new(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looks_of_one_cluster_waiting_for_their_turn_share_one_describe_tasks_call() {
+    let sim = test_support::start_sim().await;
+    let ecs = test_support::clients(&sim).await.ecs;
+    test_support::steady_services(&ecs, 3, 2, |_| "prod".into()).await;
+    let pool = slow_reads_pool(&sim).await;
+    let clients = pool.for_role(None, None).await;
+    let want = |service: &str| Want {
+        clients: clients.clone(),
+        cluster: "prod".into(),
+        service: service.into(),
+        extra: Vec::new(),
+        scaling: false,
+        tasks: true,
+        awaiting: None,
+    };
+    let mut truth = Vec::new();
+    for service in ["s00", "s01", "s02"] {
+        let arns = test_support::running_task_arns(&ecs, "prod", service).await;
+        truth.push(arns.into_iter().collect::<BTreeSet<String>>());
+    }
+    let since = sim.now();
+    // Three looks, as three ticks would make them, each on its own.
+    let looks: Vec<_> = ["s00", "s01", "s02"]
+        .into_iter()
+        .map(|s| {
+            let (pool, want) = (pool.clone(), want(s));
+            tokio::spawn(async move { observe(&pool, want).await })
+        })
+        .collect();
+    for ((look, truth), service) in looks.into_iter().zip(truth).zip(["s00", "s01", "s02"]) {
+        let obs = look.await.unwrap().unwrap();
+        assert_eq!(arns(&obs), truth, "{service}: exactly its own tasks");
+    }
+    let timeline = sim.timeline();
+    assert_eq!(calls_of(&timeline, "ListTasks", since), 3, "one a service");
+    let described: Vec<usize> = timeline["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["op"] == "DescribeTasks" && c["t"].as_f64().unwrap() >= since)
+        .map(|c| c["params"]["tasks"].as_array().map_or(0, Vec::len))
+        .collect();
+    // The first look's DescribeTasks waits for its token behind the three
+    // ListTasks; the other two looks' tasks join it meanwhile.
+    assert_eq!(
+        described,
+        vec![6],
+        "one call for the three services' six tasks"
+    );
+}
