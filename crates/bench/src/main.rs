@@ -19,6 +19,7 @@ mod product;
 mod replicas;
 mod scale;
 mod scenarios;
+mod store_calls;
 mod traffic;
 
 use std::io::IsTerminal;

@@ -19,6 +19,7 @@ use test_support::moto::Moto;
 
 use crate::harness::*;
 use crate::product::{AnyStore, DynamoStore, EmbeddedStore, Kind, Store};
+use crate::store_calls::CountingProxy;
 use crate::{BenchError, Figure};
 
 const KIND: Kind = Kind::RecycleRequest;
@@ -121,8 +122,10 @@ struct Run {
     cpu_operators: f64,
     cpu_moto: Option<f64>,
     cpu_sim: f64,
-    /// Requests moto answered during the run (its request log's lines).
-    store_requests: Option<usize>,
+    /// Each replica's DynamoDB calls by operation, and the bytes moto
+    /// answered them all (none on the file store).
+    store_calls: Vec<BTreeMap<String, u64>>,
+    store_answered: u64,
 }
 
 impl Run {
@@ -169,17 +172,17 @@ impl Run {
 }
 
 /// The records of one run: an embedded store file in `dir`, or a fresh
-/// table in moto made as `ecs-recycler init` makes it.
+/// table in moto made as `ecs-recycler init` makes it (its name answered).
 async fn open_records(
     moto: Option<&Moto>,
     dir: &Path,
     label: &str,
-) -> Result<(AnyStore, RecordsAt), BenchError> {
+) -> Result<(AnyStore, Option<String>), BenchError> {
     match moto {
         None => {
-            let path = dir.join("store.json");
-            let store = EmbeddedStore::open(&path).map_err(|e| failed("open the store", e))?;
-            Ok((AnyStore::Embedded(store), RecordsAt::File(path)))
+            let store = EmbeddedStore::open(dir.join("store.json"))
+                .map_err(|e| failed("open the store", e))?;
+            Ok((AnyStore::Embedded(store), None))
         }
         Some(moto) => {
             // A table per run: the three replicas' heartbeats (they are
@@ -192,13 +195,7 @@ async fn open_records(
                 .create_table()
                 .await
                 .map_err(|e| failed("create the table", e))?;
-            Ok((
-                AnyStore::Dynamo(store),
-                RecordsAt::Table {
-                    name: table,
-                    endpoint: moto.url.clone(),
-                },
-            ))
+            Ok((AnyStore::Dynamo(store), Some(table)))
         }
     }
 }
@@ -209,7 +206,7 @@ async fn run(bed: &Bed<'_>, replicas: usize, label: &str) -> Result<Run, BenchEr
     let dir =
         std::env::temp_dir().join(format!("ecs-recycler-bench-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| failed("make a temp dir", e))?;
-    let (store, at) = open_records(bed.moto, &dir, label).await?;
+    let (store, table) = open_records(bed.moto, &dir, label).await?;
     for (i, (cluster, service)) in names.iter().enumerate() {
         store
             .create(
@@ -226,15 +223,29 @@ async fn run(bed: &Bed<'_>, replicas: usize, label: &str) -> Result<Run, BenchEr
         .unwrap_or(0.0);
     let sim_cpu = || cpu_seconds_of(&bed.sim_pid.to_string()).unwrap_or(0.0);
     let moto_cpu = || bed.moto.and_then(|m| cpu_seconds_of(&m.pid().to_string()));
-    let moto_requests = || bed.moto.map(|m| m.output().lines().count());
-    let (sim_before, moto_before, requests_before) = (sim_cpu(), moto_cpu(), moto_requests());
+    let (sim_before, moto_before) = (sim_cpu(), moto_cpu());
     let flags = flags();
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let logs: Vec<_> = (0..replicas)
         .map(|i| dir.join(format!("{label}-{i}.log")))
         .collect();
     let mut children = Vec::new();
+    let mut proxies = Vec::new();
     for (i, log) in logs.iter().enumerate() {
+        // Each replica reaches moto through a proxy of its own, which
+        // counts its calls.
+        let at = match (&table, bed.moto) {
+            (Some(table), Some(moto)) => {
+                let proxy = CountingProxy::start(&moto.url).await?;
+                let at = RecordsAt::Table {
+                    name: table.clone(),
+                    endpoint: proxy.url.clone(),
+                };
+                proxies.push(proxy);
+                at
+            }
+            _ => RecordsAt::File(dir.join("store.json")),
+        };
         children.push(spawn_operator(
             bed.binary,
             bed.url,
@@ -276,9 +287,6 @@ async fn run(bed: &Bed<'_>, replicas: usize, label: &str) -> Result<Run, BenchEr
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_sim = sim_cpu() - sim_before;
     let cpu_moto = moto_cpu().zip(moto_before).map(|(a, b)| a - b);
-    let store_requests = moto_requests()
-        .zip(requests_before)
-        .map(|(a, b)| a.saturating_sub(b));
     let mut scrapes = Vec::new();
     for log in &logs {
         let addr = logged_addr(log)?;
@@ -292,6 +300,9 @@ async fn run(bed: &Bed<'_>, replicas: usize, label: &str) -> Result<Run, BenchEr
         .filter_map(|c| cpu_seconds_of(&c.0.id().to_string()))
         .sum();
     drop(children);
+    let store_calls = proxies.iter().map(CountingProxy::calls).collect();
+    let store_answered = proxies.iter().map(CountingProxy::answered).sum();
+    drop(proxies);
     let logs = logs
         .iter()
         .map(|l| std::fs::read_to_string(l).unwrap_or_default())
@@ -309,7 +320,8 @@ async fn run(bed: &Bed<'_>, replicas: usize, label: &str) -> Result<Run, BenchEr
         cpu_operators,
         cpu_moto,
         cpu_sim,
-        store_requests,
+        store_calls,
+        store_answered,
     })
 }
 
@@ -511,12 +523,34 @@ fn explaining_figures(s: &'static str, label: &str, run: &Run, requests: usize) 
         run.cpu_sim,
         "s",
     ));
-    if let Some(n) = run.store_requests {
+    let mut store_calls: BTreeMap<&str, u64> = BTreeMap::new();
+    for (op, n) in run.store_calls.iter().flatten() {
+        *store_calls.entry(op.as_str()).or_default() += n;
+    }
+    for (op, n) in &store_calls {
         figures.push(Figure::new(
             s,
-            format!("{label}: DynamoDB requests per request (moto's log)"),
-            per_request(n as f64),
+            format!("{label}: DynamoDB {op} calls per request"),
+            per_request(*n as f64),
             "",
+        ));
+    }
+    // The listing (a Query of the active index) is the call whose cost
+    // grows with the active records.
+    for (i, calls) in run.store_calls.iter().enumerate() {
+        figures.push(Figure::new(
+            s,
+            format!("{label}: replica {i}: DynamoDB queries (listings) a second"),
+            calls.get("query").copied().unwrap_or(0) as f64 / run.elapsed.max(1.0),
+            "",
+        ));
+    }
+    if !run.store_calls.is_empty() {
+        figures.push(Figure::new(
+            s,
+            format!("{label}: MiB the store answered"),
+            run.store_answered as f64 / (1024.0 * 1024.0),
+            "MiB",
         ));
     }
     figures
