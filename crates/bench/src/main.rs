@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// `target/moto-venv`, made with pip if missing), or one embedded store file.
     #[arg(long, value_enum, default_value = "dynamodb")]
     replica_store: replicas::ReplicaStore,
+    /// Keep the replicas scenario's operator logs (JSON lines) in this
+    /// directory, one subdirectory a run, to read after it.
+    #[arg(long, value_name = "DIR")]
+    replica_logs: Option<PathBuf>,
     /// Requests queued on each service in the scale scenario (they run one
     /// after another); 10 makes the 10,000-request run.
     #[arg(long, default_value_t = 1)]
@@ -241,7 +245,13 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "failover" => scenarios::failover(&binary).await,
             "policy-fleet" => policy_fleet::policy_fleet().await,
             "replicas" => {
-                replicas::replicas(args.replica_requests, args.replica_store, &binary).await
+                replicas::replicas(
+                    args.replica_requests,
+                    args.replica_store,
+                    args.replica_logs.as_deref(),
+                    &binary,
+                )
+                .await
             }
             "traffic" => traffic::traffic().await,
             _ => scenarios::force_deployment().await,

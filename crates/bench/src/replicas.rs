@@ -19,7 +19,7 @@ use test_support::moto::Moto;
 
 use crate::harness::*;
 use crate::product::{AnyStore, DynamoStore, EmbeddedStore, Kind, Store};
-use crate::store_calls::CountingProxy;
+use crate::store_calls::{Calls, CountingProxy};
 use crate::{BenchError, Figure};
 
 const KIND: Kind = Kind::RecycleRequest;
@@ -55,6 +55,8 @@ struct Bed<'a> {
     sim_pid: u32,
     moto: Option<&'a Moto>,
     names: &'a [(String, String)],
+    /// Where to keep the operators' logs (`--replica-logs`), if anywhere.
+    keep_logs: Option<&'a Path>,
 }
 
 /// One replica's `/metrics`, line by line: (series with its labels, value).
@@ -124,7 +126,7 @@ struct Run {
     cpu_sim: f64,
     /// Each replica's DynamoDB calls by operation, and the bytes moto
     /// answered them all (none on the file store).
-    store_calls: Vec<BTreeMap<String, u64>>,
+    store_calls: Vec<BTreeMap<String, Calls>>,
     store_answered: u64,
 }
 
@@ -303,11 +305,19 @@ async fn run(bed: &Bed<'_>, replicas: usize, label: &str) -> Result<Run, BenchEr
     let store_calls = proxies.iter().map(CountingProxy::calls).collect();
     let store_answered = proxies.iter().map(CountingProxy::answered).sum();
     drop(proxies);
-    let logs = logs
+    let logs: Vec<String> = logs
         .iter()
         .map(|l| std::fs::read_to_string(l).unwrap_or_default())
         .collect();
     let timeline = get_json(&format!("{}/_sim/timeline", bed.url)).await?;
+    if let Some(keep) = bed.keep_logs {
+        let keep = keep.join(label);
+        std::fs::create_dir_all(&keep).map_err(|e| failed("make the log directory", e))?;
+        for (i, text) in logs.iter().enumerate() {
+            std::fs::write(keep.join(format!("{label}-{i}.log")), text)
+                .map_err(|e| failed("keep an operator log", e))?;
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Run {
         elapsed,
@@ -503,6 +513,14 @@ fn explaining_figures(s: &'static str, label: &str, run: &Run, requests: usize) 
         run.total("ecs_recycler_lease_takeovers_total"),
         "",
     ));
+    // The other side of a takeover: a holder that found its lease gone,
+    // not having renewed it in time.
+    figures.push(Figure::new(
+        s,
+        format!("{label}: leases found taken over by another replica"),
+        run.logged("lease taken over by another replica") as f64,
+        "",
+    ));
     figures.push(Figure::new(
         s,
         format!("{label}: CPU time, the operators"),
@@ -523,16 +541,25 @@ fn explaining_figures(s: &'static str, label: &str, run: &Run, requests: usize) 
         run.cpu_sim,
         "s",
     ));
-    let mut store_calls: BTreeMap<&str, u64> = BTreeMap::new();
-    for (op, n) in run.store_calls.iter().flatten() {
-        *store_calls.entry(op.as_str()).or_default() += n;
+    let mut store_calls: BTreeMap<&str, Calls> = BTreeMap::new();
+    for (op, c) in run.store_calls.iter().flatten() {
+        let all = store_calls.entry(op.as_str()).or_default();
+        all.sent += c.sent;
+        all.answered += c.answered;
+        all.seconds += c.seconds;
     }
-    for (op, n) in &store_calls {
+    for (op, c) in &store_calls {
         figures.push(Figure::new(
             s,
             format!("{label}: DynamoDB {op} calls per request"),
-            per_request(*n as f64),
+            per_request(c.sent as f64),
             "",
+        ));
+        figures.push(Figure::new(
+            s,
+            format!("{label}: DynamoDB {op}: mean time to moto's answer"),
+            c.seconds / c.answered.max(1) as f64,
+            "s",
         ));
     }
     // The listing (a Query of the active index) is the call whose cost
@@ -541,7 +568,7 @@ fn explaining_figures(s: &'static str, label: &str, run: &Run, requests: usize) 
         figures.push(Figure::new(
             s,
             format!("{label}: replica {i}: DynamoDB queries (listings) a second"),
-            calls.get("query").copied().unwrap_or(0) as f64 / run.elapsed.max(1.0),
+            calls.get("query").map_or(0, |c| c.sent) as f64 / run.elapsed.max(1.0),
             "",
         ));
     }
@@ -559,6 +586,7 @@ fn explaining_figures(s: &'static str, label: &str, run: &Run, requests: usize) 
 pub async fn replicas(
     services: usize,
     store: ReplicaStore,
+    keep_logs: Option<&Path>,
     binary: &Path,
 ) -> Result<Vec<Figure>, BenchError> {
     const S: &str = "replicas";
@@ -581,6 +609,7 @@ pub async fn replicas(
         sim_pid: sim.0.id(),
         moto: moto.as_ref(),
         names: &names,
+        keep_logs,
     };
     let three = run(&bed, 3, "three").await?;
     let store_name = match store {

@@ -1,11 +1,13 @@
 //! A loopback TCP proxy in front of moto, one per replica, that counts the
 //! replica's DynamoDB calls by operation (from each request's
-//! `X-Amz-Target` header) and the bytes answered: moto's own log names
-//! neither the caller nor the operation.
+//! `X-Amz-Target` header), how long moto took to start answering them, and
+//! the bytes answered: moto's own log names neither the caller nor the
+//! operation.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,10 +22,36 @@ const TARGET: &[u8] = b"x-amz-target: dynamodb_20120810.";
 /// is still found: longer than the header and any operation's name.
 const CARRY: usize = 128;
 
+/// One operation's calls.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Calls {
+    pub sent: u64,
+    /// Calls whose answer began, and the seconds from each request to the
+    /// first byte of its answer, summed.
+    pub answered: u64,
+    pub seconds: f64,
+}
+
 #[derive(Default)]
 struct Counts {
-    calls: Mutex<BTreeMap<String, u64>>,
+    calls: Mutex<BTreeMap<String, Calls>>,
     answered: AtomicU64,
+}
+
+impl Counts {
+    fn sent(&self, op: &str) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.entry(op.to_string()).or_default().sent += 1;
+        }
+    }
+
+    fn answered(&self, op: &str, seconds: f64) {
+        if let Ok(mut calls) = self.calls.lock() {
+            let c = calls.entry(op.to_string()).or_default();
+            c.answered += 1;
+            c.seconds += seconds;
+        }
+    }
 }
 
 pub struct CountingProxy {
@@ -61,8 +89,8 @@ impl CountingProxy {
         })
     }
 
-    /// Calls so far, by operation (`Query`, `UpdateItem`, ...).
-    pub fn calls(&self) -> BTreeMap<String, u64> {
+    /// Calls so far, by operation (`query`, `updateitem`, ...: lowercased).
+    pub fn calls(&self) -> BTreeMap<String, Calls> {
         self.counts
             .calls
             .lock()
@@ -82,12 +110,15 @@ impl Drop for CountingProxy {
     }
 }
 
-/// Copies both ways until either side closes, counting as it goes.
+/// Copies both ways until either side closes, counting as it goes. The SDK
+/// sends one request at a time on a connection (HTTP/1.1, no pipelining),
+/// so the first answer bytes after a request are its answer's.
 async fn forward(client: TcpStream, server: TcpStream, counts: Arc<Counts>) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    let waiting: Arc<Mutex<Option<(String, Instant)>>> = Arc::default();
     let requests = {
-        let counts = counts.clone();
+        let (counts, waiting) = (counts.clone(), waiting.clone());
         async move {
             let mut buf = vec![0u8; 64 * 1024];
             let mut seen: Vec<u8> = Vec::new();
@@ -98,7 +129,12 @@ async fn forward(client: TcpStream, server: TcpStream, counts: Arc<Counts>) {
                 };
                 let carried = seen.len();
                 seen.extend(buf[..n].iter().map(u8::to_ascii_lowercase));
-                count_targets(&seen, carried, &counts);
+                for op in targets(&seen, carried) {
+                    counts.sent(&op);
+                    if let Ok(mut w) = waiting.lock() {
+                        *w = Some((op, Instant::now()));
+                    }
+                }
                 let keep = seen.len().saturating_sub(CARRY);
                 seen.drain(..keep);
                 if server_write.write_all(&buf[..n]).await.is_err() {
@@ -116,6 +152,10 @@ async fn forward(client: TcpStream, server: TcpStream, counts: Arc<Counts>) {
                 Ok(n) => n,
             };
             counts.answered.fetch_add(n as u64, Ordering::Relaxed);
+            let answered = waiting.lock().ok().and_then(|mut w| w.take());
+            if let Some((op, since)) = answered {
+                counts.answered(&op, since.elapsed().as_secs_f64());
+            }
             if client_write.write_all(&buf[..n]).await.is_err() {
                 break;
             }
@@ -125,25 +165,24 @@ async fn forward(client: TcpStream, server: TcpStream, counts: Arc<Counts>) {
     tokio::join!(requests, answers);
 }
 
-/// Counts the headers in `seen` whose line ends past `carried` (those
-/// ending before it were counted with the previous read).
-fn count_targets(seen: &[u8], carried: usize, counts: &Counts) {
+/// The operations named by the headers in `seen` whose line ends past
+/// `carried` (those ending before it were found in the previous read).
+fn targets(seen: &[u8], carried: usize) -> Vec<String> {
+    let mut found = Vec::new();
     let mut from = 0;
     while let Some(at) = find(&seen[from..], TARGET) {
         let name_start = from + at + TARGET.len();
         let Some(len) = seen[name_start..].iter().position(|b| *b == b'\r') else {
             // The line goes on in the next read, which still holds it.
-            return;
+            break;
         };
         let end = name_start + len;
         if end >= carried {
-            let name = String::from_utf8_lossy(&seen[name_start..end]).to_string();
-            if let Ok(mut calls) = counts.calls.lock() {
-                *calls.entry(name).or_default() += 1;
-            }
+            found.push(String::from_utf8_lossy(&seen[name_start..end]).to_string());
         }
         from = end;
     }
+    found
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -155,19 +194,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_header_cut_between_two_reads_is_counted_once() {
-        let counts = Counts::default();
+    fn a_header_cut_between_two_reads_is_found_once() {
         let request = b"post / http/1.1\r\nx-amz-target: dynamodb_20120810.query\r\n\r\n";
         let (first, second) = request.split_at(40);
         let mut seen = first.to_vec();
-        count_targets(&seen, 0, &counts);
+        assert!(targets(&seen, 0).is_empty());
         let carried = seen.len();
         seen.extend_from_slice(second);
-        count_targets(&seen, carried, &counts);
+        assert_eq!(targets(&seen, carried), ["query"]);
         // The next read: the header is in the carried bytes only.
         let carried = seen.len();
         seen.extend_from_slice(b"post / http/1.1\r\n");
-        count_targets(&seen, carried, &counts);
-        assert_eq!(counts.calls.lock().unwrap().get("query"), Some(&1));
+        assert!(targets(&seen, carried).is_empty());
     }
 }
