@@ -39,9 +39,10 @@ pub enum ReplicaStore {
 }
 
 /// The operator's flags: its real defaults for time (as the failover
-/// scenario: three processes on one store file answer leases in seconds,
-/// too slowly for a lease scaled down to 750 ms), and the simulator's
-/// buckets (every refill `SCALE` times faster).
+/// scenario: three processes on one store file, or on one moto, get their
+/// leases answered in tenths of a second to seconds, too slowly for a lease
+/// scaled down to 750 ms), and the simulator's buckets (every refill
+/// `SCALE` times faster).
 fn flags() -> Vec<String> {
     let quotas: Vec<String> = scaled_quotas()
         .into_iter()
