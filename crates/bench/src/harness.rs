@@ -190,11 +190,31 @@ pub fn spawn_sim(binary: &Path, t: Timings) -> Result<(ChildProcess, String), Be
     Ok((guard, url))
 }
 
-/// `ecs-recycler operator` (`binary`) as a child process on the store file at `store`.
+/// Where a child operator keeps its records.
+pub enum RecordsAt {
+    /// The embedded store in this file (`--store`).
+    File(std::path::PathBuf),
+    /// A DynamoDB table (`--table`) behind this endpoint (moto's), reached
+    /// the standard way: `AWS_ENDPOINT_URL_DYNAMODB`.
+    Table { name: String, endpoint: String },
+}
+
+impl RecordsAt {
+    fn apply(&self, command: &mut Command) {
+        match self {
+            Self::File(path) => command.arg("--store").arg(path),
+            Self::Table { name, endpoint } => command
+                .args(["--table", name])
+                .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+        };
+    }
+}
+
+/// `ecs-recycler operator` (`binary`) as a child process on the records at `store`.
 pub fn spawn_operator(
     binary: &Path,
     url: &str,
-    store: &Path,
+    store: &RecordsAt,
     replica: &str,
     extra: &[&str],
     log: &Path,
@@ -203,10 +223,10 @@ pub fn spawn_operator(
     let err = log
         .try_clone()
         .map_err(|e| failed("create the operator log", e))?;
-    Command::new(binary)
-        .arg("operator")
-        .arg("--store")
-        .arg(store)
+    let mut command = Command::new(binary);
+    command.arg("operator");
+    store.apply(&mut command);
+    command
         .args(["--replica-id", replica, "--http-listen", "127.0.0.1:0"])
         .args(extra)
         .env("AWS_ENDPOINT_URL_ECS", url)
@@ -371,7 +391,12 @@ pub fn rss_mib() -> Option<f64> {
 
 /// User + system CPU seconds of this process so far.
 pub fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_seconds_of("self")
+}
+
+/// User + system CPU seconds so far of process `pid` (a number, or `self`).
+pub fn cpu_seconds_of(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at state.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -19,6 +19,7 @@ mod product;
 mod replicas;
 mod scale;
 mod scenarios;
+mod store_calls;
 mod traffic;
 
 use std::io::IsTerminal;
@@ -52,6 +53,15 @@ pub struct BenchArgs {
     /// Requests (one a service) in the replicas scenario.
     #[arg(long, default_value_t = 1000)]
     replica_requests: usize,
+    /// Where the replicas scenario's three replicas keep their records: one
+    /// DynamoDB table behind moto (started from the pinned venv under
+    /// `target/moto-venv`, made with pip if missing), or one embedded store file.
+    #[arg(long, value_enum, default_value = "dynamodb")]
+    replica_store: replicas::ReplicaStore,
+    /// Keep the replicas scenario's operator logs (JSON lines) in this
+    /// directory, one subdirectory a run, to read after it.
+    #[arg(long, value_name = "DIR")]
+    replica_logs: Option<PathBuf>,
     /// Requests queued on each service in the scale scenario (they run one
     /// after another); 10 makes the 10,000-request run.
     #[arg(long, default_value_t = 1)]
@@ -163,6 +173,14 @@ impl Figure {
         self
     }
 
+    /// A target of at least `min` and at most `max`. (Chaining
+    /// [`Figure::at_least`] and [`Figure::at_most`] keeps only the last.)
+    fn between(mut self, min: f64, max: f64) -> Self {
+        self.target = Some(format!("{min:.3} to {max:.3}"));
+        self.met = Some(self.value >= min && self.value <= max);
+        self
+    }
+
     /// A target of at most `max`.
     fn at_most(mut self, max: f64) -> Self {
         self.target = Some(format!("≤ {max}"));
@@ -234,7 +252,15 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
             "failover" => scenarios::failover(&binary).await,
             "policy-fleet" => policy_fleet::policy_fleet().await,
-            "replicas" => replicas::replicas(args.replica_requests, &binary).await,
+            "replicas" => {
+                replicas::replicas(
+                    args.replica_requests,
+                    args.replica_store,
+                    args.replica_logs.as_deref(),
+                    &binary,
+                )
+                .await
+            }
             "traffic" => traffic::traffic().await,
             _ => scenarios::force_deployment().await,
         };

@@ -1,8 +1,8 @@
 //! Everything the benchmark takes from the operator's library, in one
 //! place: the operator's loop and configuration, its AWS clients and rate
-//! limits, its store trait and embedded store, and the SDK fixture the
-//! sandbox uses too. When the library's surface moves, the benchmark's
-//! imports of it change here alone.
+//! limits, its store trait and its stores (embedded, DynamoDB, either
+//! behind one type), and the SDK fixture the sandbox uses too. When the
+//! library's surface moves, the benchmark's imports of it change here alone.
 
 pub use ecs_recycler::operator::Metrics;
 pub use ecs_recycler::operator::http_get;
@@ -11,6 +11,8 @@ pub use ecs_recycler::sandbox::fixture::{
     FixtureError, client_config, create_service, steady, wait_steady,
 };
 pub use ecs_recycler::sdk::{Timeouts, with_timeouts};
+pub use ecs_recycler::store::any::AnyStore;
+pub use ecs_recycler::store::dynamo::DynamoStore;
 pub use ecs_recycler::store::embedded::EmbeddedStore;
 pub use ecs_recycler::store::{
     Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,

@@ -468,7 +468,7 @@ pub async fn failover(binary: &Path) -> Result<Vec<Figure>, BenchError> {
     let mut first = spawn_operator(
         binary,
         sim.url(),
-        &path,
+        &RecordsAt::File(path.clone()),
         "first",
         &[],
         &dir.join("first.log"),
@@ -497,7 +497,7 @@ pub async fn failover(binary: &Path) -> Result<Vec<Figure>, BenchError> {
     let _second = spawn_operator(
         binary,
         sim.url(),
-        &path,
+        &RecordsAt::File(path.clone()),
         "second",
         &[],
         &dir.join("second.log"),

@@ -1,11 +1,13 @@
 //! What the tests of the simulator and of the operator share: an in-process
 //! simulator with SDK clients pointed at it, services made and waited on
 //! through the SDK, readings of the audit timeline, a raw HTTP helper for
-//! malformed requests and the control API, and the pinned Python
-//! environment (moto[server], which brings boto3, and aiosmtpd) that some
-//! tests need, made once under the workspace's `target/`.
+//! malformed requests and the control API, the pinned Python environment
+//! (moto[server], which brings boto3, and aiosmtpd) that some tests need,
+//! made once under the workspace's `target/`, and moto's server started
+//! from it ([`moto::Moto`], for the tests and the benchmark alike).
 
 pub mod load_balancer;
+pub mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,5 +1,7 @@
-//! moto's server as a DynamoDB stand-in: one private process per test on a
-//! free loopback port, killed when the test drops it.
+//! moto's server as a stand-in for DynamoDB (and SNS, Secrets Manager,
+//! CloudWatch): one private process per test or benchmark run on a free
+//! loopback port, started from the pinned venv ([`crate::python`]) and
+//! killed when dropped.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -21,9 +23,9 @@ impl Moto {
     /// Starts `python -m moto.server` from the pinned environment and waits
     /// until it answers HTTP; panics, with moto's own output, if it does not.
     pub fn start() -> Self {
-        let python = super::python();
+        let python = crate::python();
         let port = free_port();
-        let log = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        let log = crate::project_root()
             .join("target")
             .join("tmp")
             .join(format!("moto-{port}.log"));
@@ -68,6 +70,11 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Its process id, to read its CPU time in /proc (the benchmark does).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What moto printed so far.
