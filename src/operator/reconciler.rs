@@ -63,6 +63,14 @@ const UNDER_WAY_PER_STEP: usize = 6;
 /// takes 100 tasks a call, DescribeServices 10 services).
 const UNDER_WAY_AT_LEAST: usize = 100;
 
+/// Listings of the active records a poll interval at most. Each tick lists
+/// them all (lean, but all); woken by every record that came due, a
+/// replica listed as fast as the store answered — three replicas on one
+/// table listed it three times as often as one, and were slower than one
+/// (docs/performance.md). A record due between two listings goes at the
+/// earlier one, at most a tenth of a poll interval early.
+const LISTINGS_PER_POLL: u32 = 10;
+
 pub(crate) struct Reconciler<S: Store> {
     pub(super) store: Arc<S>,
     pub(super) pool: Arc<ClientPool>,
@@ -126,12 +134,15 @@ impl<S: Store> Reconciler<S> {
             if let Err(e) = self.clone().tick().await {
                 tracing::warn!(error = %e, "could not list active requests; trying again");
             }
-            // Look for work every poll interval, and wake for the first record due before that.
+            // Look for work every poll interval, and wake for the first
+            // record due before that, but list no more often than
+            // `LISTINGS_PER_POLL` times a poll interval.
             let poll = started + self.config.poll_interval;
             let next = self
                 .records
                 .next_due()
                 .map_or(poll, |at| at.min(poll))
+                .max(started + self.config.poll_interval / LISTINGS_PER_POLL)
                 .max(Instant::now() + Duration::from_millis(2));
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
@@ -214,8 +225,9 @@ impl<S: Store> Reconciler<S> {
         self.records.retain(|n| names.contains(n));
         let busy = |n: &str| self.records.peek(n, |t| t.is_some_and(|t| t.busy));
         self.leases.retain(|n| names.contains(n) || busy(n));
-        // Records due within a sliver of now go together, so their looks are shared.
-        let horizon = Instant::now() + self.config.poll_interval / 20;
+        // Records due before the next listing can come go now, together,
+        // so their looks are shared.
+        let horizon = Instant::now() + self.config.poll_interval / LISTINGS_PER_POLL;
         let mut due = Vec::new();
         let mut renew = Vec::new();
         // Beyond its part, this replica gives back the newest records it
