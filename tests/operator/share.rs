@@ -252,24 +252,13 @@ async fn three_replicas_together_stay_inside_the_share_of_update_service() {
     let mut counted = Vec::new();
     let mut stepped = Vec::new();
     for log in &logs {
-        let addr = logged_http_addr(log, Duration::from_secs(5)).await;
-        let (_, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
-            .await
-            .unwrap();
-        let value = |prefix: &str| -> f64 {
-            body.lines()
-                .filter(|l| l.starts_with(prefix))
-                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-                .sum()
-        };
+        let metrics = MetricsPage::of(log).await;
         counted.push(
             std::fs::read_to_string(log)
                 .unwrap()
                 .contains("split between 3 replicas"),
         );
-        stepped.push(value(
-            r#"ecs_recycler_aws_calls_total{operation="ecs:UpdateService""#,
-        ));
+        stepped.push(metrics.sum(r#"ecs_recycler_aws_calls_total{operation="ecs:UpdateService""#));
     }
     assert!(
         counted.iter().any(|c| *c),
@@ -315,16 +304,9 @@ async fn update_service_turns_past_the_lease_are_deferred_not_refused_and_all_fi
     .await;
     // 40 UpdateService calls at two a second: about 20 s.
     all_succeed(&store, SERVICES, Duration::from_secs(180), &log).await;
-    let addr = logged_http_addr(&log, Duration::from_secs(5)).await;
-    let (_, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
-        .await
-        .unwrap();
-    let value = |prefix: &str| -> f64 {
-        body.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum()
-    };
+    let metrics = MetricsPage::of(&log).await;
+    let value = |prefix: &str| metrics.sum(prefix);
+    let body = &metrics.body;
     // Before, a call waited for its turn however far past the lease, and
     // the fence refused it then: dozens of refusals here, no deferral. A
     // lease that runs out before its step acts (a store write slower than

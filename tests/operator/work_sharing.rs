@@ -231,19 +231,9 @@ async fn three_replicas_each_do_a_third_of_the_work() {
     // after the records appeared took nearly all of them.
     let mut stops = Vec::new();
     for log in &logs {
-        let addr = logged_http_addr(log, Duration::from_secs(5)).await;
-        let (_, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
+        let stopped = MetricsPage::of(log)
             .await
-            .unwrap();
-        let stopped: f64 = body
-            .lines()
-            .filter(|l| {
-                l.starts_with(
-                    r#"ecs_recycler_aws_calls_total{operation="ecs:StopTask",outcome="ok"}"#,
-                )
-            })
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum();
+            .sum(r#"ecs_recycler_aws_calls_total{operation="ecs:StopTask",outcome="ok"}"#);
         stops.push(stopped as usize);
     }
     eprintln!("StopTask calls per replica: {stops:?}");

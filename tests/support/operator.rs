@@ -295,6 +295,30 @@ impl LocalOperator {
     }
 }
 
+/// An operator's metrics page, read from the address its log names.
+pub struct MetricsPage {
+    pub body: String,
+}
+
+impl MetricsPage {
+    pub async fn of(log: &Path) -> Self {
+        let addr = logged_http_addr(log, Duration::from_secs(5)).await;
+        let (_, body) = ecs_recycler::operator::http_get(&format!("http://{addr}/metrics"))
+            .await
+            .expect("the operator's metrics");
+        Self { body }
+    }
+
+    /// The sum of the samples whose line starts with `prefix`.
+    pub fn sum(&self, prefix: &str) -> f64 {
+        self.body
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
 /// The address of an operator's endpoints, as it logs it (to `log`) once bound.
 pub async fn logged_http_addr(log: &Path, within: Duration) -> String {
     let deadline = tokio::time::Instant::now() + within;
