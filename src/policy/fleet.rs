@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 use super::FleetService;
 use super::spec::ServiceSelector;
 use crate::aws::observe::calls::{describe_chunk, list_pages, to_utc};
+use crate::aws::task_batches::TASKS_PER_CALL;
 use crate::aws::{AwsError, Clients, classify};
 
 const SERVICES_PER_PAGE: i32 = 100;
 const SERVICES_PER_CALL: usize = 10;
-const TASKS_PER_CALL: usize = 100;
 /// Pages of one listing at most (100 items a page): a bound on one look.
 const MAX_PAGES: usize = 100;
 
