@@ -27,6 +27,18 @@ fn metric_value(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Each sample of the metric `family` (its lines `family{label="…"} value`):
+/// its first label's value and its own.
+fn labelled<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+    text.lines()
+        .filter(move |l| l.starts_with(family) && l[family.len()..].starts_with('{'))
+        .map(|l| {
+            let label = l.split('"').nth(1).unwrap_or("?");
+            let value = l.split_whitespace().last().and_then(|v| v.parse().ok());
+            (label, value.unwrap_or(0.0))
+        })
+}
+
 /// Scenario 3: one replica, `queue` requests on each of many one-task
 /// services over 10 clusters. The simulator runs as a child process
 /// (`ecs-recycler sim`, of `binary`) so that this process's memory and CPU
@@ -89,10 +101,8 @@ pub async fn scale(
         // "finished" counts steps that ended a record, which can be more
         // than the records (a step whose write was lost is taken again):
         // done once the last listing found none still at work too.
-        let at_work: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("ecs_recycler_active_requests{"))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        let at_work: f64 = labelled(&text, "ecs_recycler_active_requests")
+            .map(|(_, n)| n)
             .sum();
         if finished as usize >= requests && at_work == 0.0 {
             break;
@@ -284,28 +294,10 @@ pub async fn scale(
             "",
         ));
     }
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("ecs_recycler_reconciles_total{"))
-    {
-        let outcome = line.split('"').nth(1).unwrap_or("?");
-        let n = line
-            .split_whitespace()
-            .last()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
+    for (outcome, n) in labelled(&metrics, "ecs_recycler_reconciles_total") {
         figures.push(Figure::new(S, format!("steps ended {outcome}"), n, ""));
     }
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("ecs_recycler_api_token_wait_seconds_total{"))
-    {
-        let category = line.split('"').nth(1).unwrap_or("?");
-        let secs = line
-            .split_whitespace()
-            .last()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
+    for (category, secs) in labelled(&metrics, "ecs_recycler_api_token_wait_seconds_total") {
         figures.push(Figure::new(
             S,
             format!("seconds waited for tokens: {category}"),
