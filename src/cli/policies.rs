@@ -288,11 +288,10 @@ pub(crate) async fn preview<S: Store>(
         .await
         .map_err(|e| CliError::Unreachable(format!("cannot look at the fleet: {e}")))?;
     let busy: std::collections::HashSet<(String, String)> = store
-        .list_active(Kind::RecycleRequest)
+        .list_active_lean(Kind::RecycleRequest)
         .await?
         .iter()
-        .filter_map(|r| crate::request::spec::request_spec(r).ok())
-        .map(|s| (s.cluster, s.service))
+        .filter_map(|r| crate::request::spec::listed_service(&r.spec))
         .collect();
     let now = Utc::now();
     let d = crate::policy::decide::decide(&crate::policy::decide::Input {

@@ -64,6 +64,9 @@ pub struct Metrics {
     pub active_requests: Family<PhaseLabel, Gauge>,
     /// Leases taken from another replica whose lease had expired.
     pub lease_takeovers: Counter,
+    /// Listings of the active requests asked of the store (each one reads
+    /// every active item: on DynamoDB, read capacity).
+    pub store_listings: Counter,
     /// Tasks stopped by this operator (StopTask answered).
     pub tasks_recycled: Counter,
     /// RecyclePolicy looks at a fleet, by outcome (`ok`, `failed`).
@@ -144,6 +147,12 @@ impl Metrics {
             "Leases taken over from another replica after theirs expired",
             lease_takeovers.clone(),
         );
+        let store_listings = Counter::default();
+        registry.register(
+            "store_listings",
+            "Listings of the active RecycleRequests asked of the store (one a poll interval at most; each reads every active item)",
+            store_listings.clone(),
+        );
         let tasks_recycled = Counter::default();
         registry.register(
             "tasks_recycled",
@@ -186,6 +195,7 @@ impl Metrics {
             replicas,
             active_requests,
             lease_takeovers,
+            store_listings,
             tasks_recycled,
             policy_looks,
             policy_requests,

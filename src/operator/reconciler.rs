@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use super::OperatorConfig;
 use super::health::Health;
 use super::lease::{Fence, Hold, Leases};
-use super::records::{Claimed, Records};
+use super::records::{Claimed, Records, ServiceKey};
 use super::share::{self, Holder};
 use super::strays;
 use crate::aws::ClientPool;
@@ -41,9 +41,9 @@ use crate::aws::observe::{self, Want};
 use crate::notify::deliver::Notifier;
 use crate::request::decide::{needs_scaling, needs_tasks};
 use crate::request::pacing;
-use crate::request::spec::{RecycleSpec, request_spec};
+use crate::request::spec::request_spec;
 use crate::request::status::{Phase, request_status};
-use crate::store::{Kind, Store, StoreError, StoredRecord};
+use crate::store::{Kind, ListedRecord, Store, StoreError, StoredRecord};
 
 pub(super) const KIND: Kind = Kind::RecycleRequest;
 
@@ -63,13 +63,25 @@ const UNDER_WAY_PER_STEP: usize = 6;
 /// takes 100 tasks a call, DescribeServices 10 services).
 const UNDER_WAY_AT_LEAST: usize = 100;
 
-/// Listings of the active records a poll interval at most. Each tick lists
-/// them all (lean, but all); woken by every record that came due, a
-/// replica listed as fast as the store answered — three replicas on one
-/// table listed it three times as often as one, and were slower than one
-/// (docs/performance.md). A record due between two listings goes at the
+/// Ticks a poll interval at most, of which one lists the active records;
+/// the others plan from that listing (the loop's own steps are in its
+/// schedule already; what others wrote shows at the next listing). Woken by
+/// every record that came due, a replica that listed at every tick listed
+/// as fast as the store answered: three replicas on one table were slower
+/// than one, and on DynamoDB each listing reads every active item
+/// (docs/performance.md). A record due between two ticks goes at the
 /// earlier one, at most a tenth of a poll interval early.
-const LISTINGS_PER_POLL: u32 = 10;
+const TICKS_PER_POLL: u32 = 10;
+
+/// The last listing of the active records, and what became of them since.
+struct Listing {
+    /// When it was asked for (answered or not: a store that fails is asked
+    /// again a poll interval later, not at every tick).
+    asked: Instant,
+    records: Arc<[ListedRecord]>,
+    /// Records this replica finished since: still listed, gone from the store's index.
+    finished: HashSet<String>,
+}
 
 pub(crate) struct Reconciler<S: Store> {
     pub(super) store: Arc<S>,
@@ -90,6 +102,8 @@ pub(crate) struct Reconciler<S: Store> {
     strays: strays::Reported,
     /// When this replica's heartbeat was last written, and who was alive then.
     heartbeat: Mutex<(Option<Instant>, Vec<String>)>,
+    /// What the ticks between two listings plan from.
+    listing: Mutex<Option<Listing>>,
 }
 
 impl<S: Store> Reconciler<S> {
@@ -120,6 +134,7 @@ impl<S: Store> Reconciler<S> {
             hooks,
             strays: Default::default(),
             heartbeat: Mutex::default(),
+            listing: Mutex::default(),
         })
     }
 
@@ -131,18 +146,25 @@ impl<S: Store> Reconciler<S> {
             let started = Instant::now();
             self.reap();
             self.health.aws(self.pool.unanswered());
-            if let Err(e) = self.clone().tick().await {
+            let poll = self.config.poll_interval;
+            let listed = self.listing.lock().as_ref().map(|l| l.asked);
+            let result = match listed {
+                Some(at) if at.elapsed() < poll => self.clone().tick_from_last_listing().await,
+                _ => self.clone().tick().await,
+            };
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "could not list active requests; trying again");
             }
-            // Look for work every poll interval, and wake for the first
-            // record due before that, but list no more often than
-            // `LISTINGS_PER_POLL` times a poll interval.
-            let poll = started + self.config.poll_interval;
+            // List every poll interval, and wake for the first record due
+            // before that, but tick no more often than `TICKS_PER_POLL`
+            // times a poll interval.
+            let listed = self.listing.lock().as_ref().map_or(started, |l| l.asked);
+            let poll = listed + poll;
             let next = self
                 .records
                 .next_due()
                 .map_or(poll, |at| at.min(poll))
-                .max(started + self.config.poll_interval / LISTINGS_PER_POLL)
+                .max(started + self.config.poll_interval / TICKS_PER_POLL)
                 .max(Instant::now() + Duration::from_millis(2));
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {}
@@ -184,50 +206,104 @@ impl<S: Store> Reconciler<S> {
         }
     }
 
-    /// One pass over the active records. Returns once the due records are
-    /// claimed and their looks started; it does not wait for AWS.
+    /// Lists the active records and makes one pass over them. Returns once
+    /// the due records are claimed and their looks started; it does not
+    /// wait for AWS.
     pub(crate) async fn tick(self: Arc<Self>) -> Result<(), StoreError> {
         self.health.beat();
-        // Statuses cut to their phase: a record is read whole when it is stepped.
-        let records = match self.store.list_active_lean(KIND).await {
+        let records = self.list().await?;
+        self.plan(&records).await;
+        Ok(())
+    }
+
+    /// A pass over the last listing (a fresh one if there is none yet).
+    async fn tick_from_last_listing(self: Arc<Self>) -> Result<(), StoreError> {
+        let last = self.listing.lock().as_ref().map(|l| l.records.clone());
+        let Some(records) = last else {
+            return self.tick().await;
+        };
+        self.health.beat();
+        self.plan(&records).await;
+        Ok(())
+    }
+
+    /// Lists the active records, lean, and forgets what this replica kept
+    /// of the ones no longer listed.
+    async fn list(&self) -> Result<Arc<[ListedRecord]>, StoreError> {
+        let asked = Instant::now();
+        self.pool.metrics().store_listings.inc();
+        let listed = self.store.list_active_lean(KIND).await;
+        let records: Arc<[ListedRecord]> = match listed {
             Ok(r) => {
                 self.health.listed(Ok(()));
-                r
+                r.into()
             }
             Err(e) => {
                 self.health.listed(Err(e.to_string()));
+                if let Some(l) = self.listing.lock().as_mut() {
+                    l.asked = asked;
+                }
                 return Err(e);
             }
         };
         strays::report(self.store.as_ref(), &self.strays).await;
-        // Each spec is read once a tick: for the order on each service and for the step.
-        let records: Vec<(StoredRecord, Result<RecycleSpec, String>)> = records
-            .into_iter()
-            .map(|r| {
-                let spec = request_spec(&r);
-                (r, spec)
-            })
+        let phases: Vec<Phase> = records.iter().map(listed_phase).collect();
+        self.count_phases(&phases);
+        let names: HashSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+        self.records.retain(|n| names.contains(n));
+        let busy = |n: &str| self.records.peek(n, |t| t.is_some_and(|t| t.busy));
+        self.leases.retain(|n| names.contains(n) || busy(n));
+        *self.listing.lock() = Some(Listing {
+            asked,
+            records: records.clone(),
+            finished: HashSet::new(),
+        });
+        Ok(records)
+    }
+
+    /// This replica finished `name`: later passes over the same listing
+    /// leave it out (the next queued on its service goes first now).
+    pub(super) fn finished(&self, name: &str) {
+        if let Some(l) = self.listing.lock().as_mut() {
+            l.finished.insert(name.to_string());
+        }
+    }
+
+    /// One pass over the listed records: claims the due ones and starts their looks.
+    async fn plan(self: Arc<Self>, listed: &[ListedRecord]) {
+        let finished = self
+            .listing
+            .lock()
+            .as_ref()
+            .map(|l| l.finished.clone())
+            .unwrap_or_default();
+        let records: Vec<&ListedRecord> = listed
+            .iter()
+            .filter(|r| !finished.contains(&r.name))
             .collect();
-        self.count_phases(&records);
-        let heads = heads_per_service(&records);
+        // The service of each, for the order on each service (a spec is
+        // parsed when its version changes, not at every pass).
+        let services: Vec<Option<ServiceKey>> =
+            records.iter().map(|r| self.records.service(r)).collect();
+        let phases: Vec<Phase> = records.iter().map(|r| listed_phase(r)).collect();
+        let heads = heads_per_service(&records, &services, &phases);
         // The steps are where the records at work are: those are shared
-        // apart from the ones queued behind them.
+        // apart from the ones queued behind them. A spec that cannot be
+        // read is at work: its step marks it failed.
         let at_work: Vec<bool> = records
             .iter()
-            .map(|(r, spec)| match spec {
-                Ok(s) => heads.get(&(s.cluster.clone(), s.service.clone())) == Some(&r.name),
-                Err(_) => true,
+            .zip(&services)
+            .map(|(r, service)| match service {
+                Some(service) => heads.get(service) == Some(&r.name),
+                None => true,
             })
             .collect();
         let (replicas, holders) = self.share(&records).await;
         let plans = share::plans(replicas, &holders, &at_work);
-        let names: HashSet<String> = records.iter().map(|(r, _)| r.name.clone()).collect();
-        self.records.retain(|n| names.contains(n));
         let busy = |n: &str| self.records.peek(n, |t| t.is_some_and(|t| t.busy));
-        self.leases.retain(|n| names.contains(n) || busy(n));
         // Records due before the next listing can come go now, together,
         // so their looks are shared.
-        let horizon = Instant::now() + self.config.poll_interval / LISTINGS_PER_POLL;
+        let horizon = Instant::now() + self.config.poll_interval / TICKS_PER_POLL;
         let mut due = Vec::new();
         let mut renew = Vec::new();
         // Beyond its part, this replica gives back the newest records it
@@ -240,7 +316,7 @@ impl<S: Store> Reconciler<S> {
                     .zip(&at_work)
                     .rev()
                     .filter(|(_, w)| usize::from(**w) == class)
-                    .map(|((r, _), _)| &r.name)
+                    .map(|(r, _)| &r.name)
                     .filter(|n| self.leases.fence(n).is_some() && !busy(n))
                     .take(plan.give_back)
                     .cloned(),
@@ -251,7 +327,7 @@ impl<S: Store> Reconciler<S> {
         // way; the rest stay due for a later tick.
         let cap = (self.config.concurrency * UNDER_WAY_PER_STEP).max(UNDER_WAY_AT_LEAST);
         let mut room = cap.saturating_sub(self.records.under_way());
-        for ((record, spec), at_work) in records.into_iter().zip(at_work) {
+        for ((record, service), at_work) in records.iter().zip(services).zip(at_work) {
             let class = usize::from(at_work);
             let held = self.leases.fence(&record.name).is_some();
             if give_back.contains(&record.name) {
@@ -267,16 +343,19 @@ impl<S: Store> Reconciler<S> {
                     continue;
                 }
             }
-            let blocked_by = spec
-                .as_ref()
-                .ok()
-                .and_then(|s| heads.get(&(s.cluster.clone(), s.service.clone())))
+            let blocked_by = service
+                .and_then(|s| heads.get(&s))
                 .filter(|head| **head != record.name)
                 .cloned();
             let (busy, is_due) = self.records.peek(&record.name, |t| {
-                let changed = t
-                    .and_then(|t| t.seen.as_ref())
-                    .is_some_and(|seen| *seen != (record.version, blocked_by.clone()));
+                // A listing that has not caught up with this replica's own
+                // write (DynamoDB's index lags; a pass between listings
+                // plans from the last one) is no change.
+                let changed =
+                    t.and_then(|t| t.seen.as_ref())
+                        .is_some_and(|(version, waits_for)| {
+                            record.version > *version || *waits_for != blocked_by
+                        });
                 let due_now = t.and_then(|t| t.due).is_none_or(|at| at <= horizon);
                 (t.is_some_and(|t| t.busy), changed || due_now)
             });
@@ -285,9 +364,9 @@ impl<S: Store> Reconciler<S> {
                     may_take[class] -= 1;
                 }
                 room -= 1;
-                due.push((record, blocked_by));
+                due.push(((*record).clone(), blocked_by));
             } else if held {
-                renew.push(record.name);
+                renew.push(record.name.clone());
             }
         }
         self.health.beat();
@@ -341,7 +420,6 @@ impl<S: Store> Reconciler<S> {
             let me = self.clone();
             work.spawn(async move { me.look_and_step(members).await });
         }
-        Ok(())
     }
 
     /// Looks at the services of one account and cluster at once, then steps
@@ -384,10 +462,7 @@ impl<S: Store> Reconciler<S> {
     /// live replicas, splits the API share by them, and answers the count
     /// and who holds each of `records`. When the store does not answer,
     /// the last count stands.
-    async fn share(
-        &self,
-        records: &[(StoredRecord, Result<RecycleSpec, String>)],
-    ) -> (usize, Vec<Holder>) {
+    async fn share(&self, records: &[&ListedRecord]) -> (usize, Vec<Holder>) {
         let me = &self.config.replica_id;
         let beat_every = self.config.lease_duration / 3;
         let last = self.heartbeat.lock().0;
@@ -401,11 +476,12 @@ impl<S: Store> Reconciler<S> {
             }
         }
         let alive = self.heartbeat.lock().1.clone();
-        let replicas = share::live_replicas(&alive, records.iter().map(|(r, _)| r), me, Utc::now());
+        let leases = records.iter().filter_map(|r| r.lease.as_ref());
+        let replicas = share::live_replicas(&alive, leases, me, Utc::now());
         self.pool.set_replicas(replicas);
         let holders: Vec<Holder> = records
             .iter()
-            .map(|(r, _)| {
+            .map(|r| {
                 if self.leases.fence(&r.name).is_some() {
                     Holder::Me
                 } else {
@@ -416,10 +492,10 @@ impl<S: Store> Reconciler<S> {
         (replicas, holders)
     }
 
-    fn count_phases(&self, records: &[(StoredRecord, Result<RecycleSpec, String>)]) {
+    fn count_phases(&self, phases: &[Phase]) {
         let mut counts: HashMap<Phase, i64> = HashMap::new();
-        for (r, _) in records {
-            *counts.entry(listed_phase(r)).or_default() += 1;
+        for phase in phases {
+            *counts.entry(*phase).or_default() += 1;
         }
         let counts: Vec<(Phase, i64)> = counts.into_iter().collect();
         self.pool.metrics().set_active(&counts);
@@ -430,7 +506,7 @@ impl<S: Store> Reconciler<S> {
     /// is marked Failed here.
     async fn claim_all(
         self: Arc<Self>,
-        due: Vec<(StoredRecord, Option<String>)>,
+        due: Vec<(ListedRecord, Option<String>)>,
         limit: &Arc<Semaphore>,
     ) -> Vec<Claimed> {
         let mut work = JoinSet::new();
@@ -451,7 +527,7 @@ impl<S: Store> Reconciler<S> {
         claimed
     }
 
-    async fn claim(&self, record: StoredRecord, blocked_by: Option<String>) -> Option<Claimed> {
+    async fn claim(&self, record: ListedRecord, blocked_by: Option<String>) -> Option<Claimed> {
         let previous = record.lease.as_ref().map(|l| l.holder.clone());
         let fence = self.hold(&record.name, Some(previous.as_deref())).await?;
         // The listing holds only the phase: the step reads the record whole,
@@ -516,6 +592,14 @@ impl<S: Store> Reconciler<S> {
                             self.pool.metrics().lease_takeovers.inc();
                             tracing::info!(request = %name, replica = %me, from = %other, "lease taken over");
                         }
+                        // A queued request is taken again at each of its
+                        // looks (it gives its lease back between): said once.
+                        None if self
+                            .records
+                            .peek(name, |t| t.is_some_and(|t| t.seen.is_some())) =>
+                        {
+                            tracing::debug!(request = %name, replica = %me, "lease taken again");
+                        }
                         None => tracing::info!(request = %name, replica = %me, "lease taken"),
                     }
                 }
@@ -562,37 +646,38 @@ impl<S: Store> Reconciler<S> {
 
 /// Who holds `record`'s lease as listed: another replica while its lease
 /// has not run out; otherwise nobody this replica must leave it to.
-fn holder(record: &StoredRecord, me: &str) -> Holder {
+fn holder(record: &ListedRecord, me: &str) -> Holder {
     match &record.lease {
         Some(l) if l.holder != me && l.expires_at > Utc::now() => Holder::Other,
         _ => Holder::Free,
     }
 }
 
-/// A listed record's phase (statuses are listed cut to it); Pending before
-/// the first status, as the status reader says.
-fn listed_phase(record: &StoredRecord) -> Phase {
+/// A listed record's phase; Pending before the first status, as the status
+/// reader says.
+fn listed_phase(record: &ListedRecord) -> Phase {
     record
-        .status
-        .as_ref()
-        .and_then(|s| serde_json::from_value::<Phase>(s["phase"].clone()).ok())
+        .phase
+        .as_deref()
+        .and_then(|p| serde_json::from_value(serde_json::Value::String(p.to_string())).ok())
         .unwrap_or_default()
 }
 
 /// The first active request of each service, in creation order: it goes first.
 fn heads_per_service(
-    records: &[(StoredRecord, Result<RecycleSpec, String>)],
-) -> HashMap<(String, String), String> {
+    records: &[&ListedRecord],
+    services: &[Option<ServiceKey>],
+    phases: &[Phase],
+) -> HashMap<ServiceKey, String> {
     let mut heads = HashMap::new();
-    for (r, spec) in records {
+    for ((r, service), phase) in records.iter().zip(services).zip(phases) {
         // notify: a finished request still delivering its notices goes before nobody.
-        let finished = listed_phase(r).is_terminal();
-        if finished {
+        if phase.is_terminal() {
             continue;
         }
-        if let Ok(spec) = spec {
+        if let Some(service) = service {
             heads
-                .entry((spec.cluster.clone(), spec.service.clone()))
+                .entry(service.clone())
                 .or_insert_with(|| r.name.clone());
         }
     }

@@ -1,7 +1,8 @@
 //! What one replica keeps about each active record between ticks, in one
-//! map of one struct: when it is due, what it was when last stepped, what
-//! its run has taught of its tasks' timings, and whether a look or a step
-//! of it is under way. The leases are kept apart, in [`super::lease::Leases`].
+//! map of one struct: the service its spec names, when it is due, what it
+//! was when last stepped, what its run has taught of its tasks' timings, and
+//! whether a look or a step of it is under way. The leases are kept apart,
+//! in [`super::lease::Leases`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,12 +14,18 @@ use tokio::time::Instant;
 use super::lease::Fence;
 use crate::aws;
 use crate::request::pacing::Pace;
-use crate::request::spec::RecycleSpec;
+use crate::request::spec::{RecycleSpec, listed_service};
 use crate::request::status::RecycleStatus;
-use crate::store::StoredRecord;
+use crate::store::{ListedRecord, StoredRecord};
+
+/// A service, as (cluster, service): shared by every tick's tables of it.
+pub(super) type ServiceKey = Arc<(String, String)>;
 
 #[derive(Default)]
 pub(super) struct Tracked {
+    /// (version, the service its spec names, `None` if the spec cannot be
+    /// read) as last listed: a spec is parsed once a version, not once a tick.
+    pub(super) service: Option<(u64, Option<ServiceKey>)>,
     /// When to reconcile it next.
     pub(super) due: Option<Instant>,
     /// (version, request it waits for) when last stepped: a change wakes it at once.
@@ -41,6 +48,18 @@ impl Records {
     /// Runs `f` on the record's entry if there is one.
     pub(super) fn peek<T>(&self, name: &str, f: impl FnOnce(Option<&Tracked>) -> T) -> T {
         f(self.0.lock().get(name))
+    }
+
+    /// The service `record`'s spec names, or `None` when the spec cannot be read.
+    pub(super) fn service(&self, record: &ListedRecord) -> Option<ServiceKey> {
+        self.with(&record.name, |t| match &t.service {
+            Some((version, service)) if *version == record.version => service.clone(),
+            _ => {
+                let service = listed_service(&record.spec).map(Arc::new);
+                t.service = Some((record.version, service.clone()));
+                service
+            }
+        })
     }
 
     pub(super) fn requeue(&self, name: &str, after: Duration) {

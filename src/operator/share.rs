@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::store::StoredRecord;
+use crate::store::Lease;
 
 /// Who holds a listed record's lease, as this replica sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +35,14 @@ pub(crate) enum Holder {
 /// unexpired leases, and this one — whichever count is the largest.
 pub(crate) fn live_replicas<'a>(
     heartbeats: &'a [String],
-    records: impl IntoIterator<Item = &'a StoredRecord>,
+    leases: impl IntoIterator<Item = &'a Lease>,
     me: &'a str,
     now: DateTime<Utc>,
 ) -> usize {
     let mut names: BTreeSet<&str> = heartbeats.iter().map(String::as_str).collect();
     names.extend(
-        records
+        leases
             .into_iter()
-            .filter_map(|r| r.lease.as_ref())
             .filter(|l| l.expires_at > now)
             .map(|l| l.holder.as_str()),
     );
@@ -103,21 +102,11 @@ pub(crate) fn plans(replicas: usize, holders: &[Holder], at_work: &[bool]) -> [P
 mod tests {
     use super::Holder::{Free, Me, Other};
     use super::*;
-    use crate::store::{Kind, Lease};
 
-    fn leased(holder: &str, expires_in: i64, now: DateTime<Utc>) -> StoredRecord {
-        StoredRecord {
-            kind: Kind::RecycleRequest,
-            name: format!("r-{holder}-{expires_in}"),
-            spec: Ok(serde_json::json!({})),
-            status: None,
-            version: 1,
-            created_at: None,
-            active: true,
-            lease: Some(Lease {
-                holder: holder.into(),
-                expires_at: now + chrono::Duration::seconds(expires_in),
-            }),
+    fn leased(holder: &str, expires_in: i64, now: DateTime<Utc>) -> Lease {
+        Lease {
+            holder: holder.into(),
+            expires_at: now + chrono::Duration::seconds(expires_in),
         }
     }
 

@@ -36,6 +36,10 @@ const MAX_IMMEDIATE_STEPS: usize = 16;
 pub(super) enum Outcome {
     /// Stepped; look again after this long.
     Requeued(Duration),
+    /// Stepped, and waiting its turn behind another request on its service:
+    /// the lease is given back; look again after this long, or when the
+    /// request ahead of it ends (that wakes it at once).
+    Queued(Duration),
     /// Its tasks showed the step not done: nothing written; look again after this long.
     NotYet(Duration),
     /// Its action's turn in a client-side bucket would have come after the
@@ -70,6 +74,7 @@ impl Outcome {
     fn label(&self) -> &'static str {
         match self {
             Self::Requeued(_) => "requeued",
+            Self::Queued(_) => "queued",
             Self::NotYet(_) => "not_yet",
             Self::Deferred(_) => "deferred",
             Self::Finished => "finished",
@@ -91,7 +96,17 @@ impl<S: Store> Reconciler<S> {
             Outcome::Requeued(after) | Outcome::NotYet(after) | Outcome::Deferred(after) => {
                 self.records.requeue(name, after)
             }
+            // Nothing moves a queued request on but the end of the one
+            // ahead of it or a change to it, and either wakes it. Holding
+            // its lease meanwhile would renew it every half lease for
+            // nothing: 9,000 writes a half lease at 10,000 requests queued
+            // ten to a service.
+            Outcome::Queued(after) => {
+                self.records.requeue(name, after);
+                self.leases.give_back(name).await;
+            }
             Outcome::Finished => {
+                self.finished(name);
                 self.leases.give_back(name).await;
                 self.records.forget(name);
             }
@@ -305,6 +320,10 @@ impl<S: Store> Reconciler<S> {
                     let after =
                         self.pace(&name, &spec, &status, &current.tasks, after, &blocked_by);
                     self.records.remember(&name, version, &blocked_by);
+                    // Its notices go out under its lease: it is kept until they have.
+                    if queued(&status, &blocked_by) && status.notify.outbox.is_empty() {
+                        return Outcome::Queued(after);
+                    }
                     return Outcome::Requeued(after);
                 }
             }
@@ -358,8 +377,7 @@ impl<S: Store> Reconciler<S> {
                 .records
                 .with(name, |t| t.pace.next_look(tasks, step, Utc::now(), poll));
         }
-        let queued = status.phase == Phase::Pending && blocked_by.is_some();
-        if queued || (spec.paused && !spec.cancel) {
+        if queued(status, blocked_by) || (spec.paused && !spec.cancel) {
             return self.config.idle_poll_interval;
         }
         after
@@ -565,4 +583,9 @@ fn log_new_events(spec: &RecycleSpec, name: &str, before: &RecycleStatus, after:
             e.message
         );
     }
+}
+
+/// A request that has not started and waits for another on its service.
+fn queued(status: &RecycleStatus, blocked_by: &Option<String>) -> bool {
+    status.phase == Phase::Pending && blocked_by.is_some()
 }

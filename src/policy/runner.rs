@@ -20,7 +20,7 @@ use super::{MAX_NAME_LEN, PolicyPhase, PolicyStatus, parse_policy_spec, policy_s
 use crate::aws::ClientPool;
 use crate::operator::OperatorConfig;
 use crate::operator::lease::Leases;
-use crate::request::spec::request_spec;
+use crate::request::spec::listed_service;
 use crate::request::status::{Phase, Reason, RecycleStatus};
 use crate::schedule::Clock;
 use crate::store::{Kind, Store, StoreError, StoredRecord};
@@ -323,11 +323,10 @@ impl<S: Store> PolicyLoop<S> {
     async fn busy_services(&self) -> Result<HashSet<(String, String)>, StoreError> {
         Ok(self
             .store
-            .list_active(Kind::RecycleRequest)
+            .list_active_lean(Kind::RecycleRequest)
             .await?
             .iter()
-            .filter_map(|r| request_spec(r).ok())
-            .map(|s| (s.cluster, s.service))
+            .filter_map(|r| listed_service(&r.spec))
             .collect())
     }
 

@@ -196,6 +196,14 @@ fn is_role_arn(arn: &str) -> bool {
         && resource.starts_with("role/") && resource.len() > 5)
 }
 
+/// The service a listed request's spec names, or `None` when the spec
+/// cannot be read (its step, which reads the record whole, says why).
+pub(crate) fn listed_service(spec: &Result<Box<str>, String>) -> Option<(String, String)> {
+    let value: Value = serde_json::from_str(spec.as_deref().ok()?).ok()?;
+    let spec = parse_spec(&value, "spec").ok()?;
+    Some((spec.cluster, spec.service))
+}
+
 /// A stored request's spec as the operator reads it, or a sentence saying
 /// what is wrong with it.
 pub(crate) fn request_spec(record: &crate::store::StoredRecord) -> Result<RecycleSpec, String> {

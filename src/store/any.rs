@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::dynamo::DynamoStore;
 use super::embedded::EmbeddedStore;
-use super::{Kind, StatusWrite, Store, StoreResult, StoredRecord, Stray};
+use super::{Kind, ListedRecord, StatusWrite, Store, StoreResult, StoredRecord, Stray};
 
 pub enum AnyStore {
     Embedded(EmbeddedStore),
@@ -42,7 +42,7 @@ impl Store for AnyStore {
         each!(self, s => s.list_active(kind))
     }
 
-    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<ListedRecord>> {
         each!(self, s => s.list_active_lean(kind))
     }
 

@@ -142,20 +142,42 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A listed record with its status cut to its phase. A status with no
-/// phase (one that cannot be read, say) is kept whole, so the step that
-/// reads the record says what is wrong with it.
-pub fn lean(mut record: StoredRecord) -> StoredRecord {
-    record.status = record.status.as_ref().map(phase_only);
-    record
+/// An active record as the loop lists it to schedule work: its spec, and of
+/// its status only the phase. Ten thousand of these are held at once, every
+/// listing, so the spec is kept as the JSON text it reads as (a tree of
+/// values weighs several times its text) and the loop parses it only when
+/// the version changed. The loop reads a record whole ([`Store::get`]) when
+/// it steps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListedRecord {
+    pub name: String,
+    /// The spec as JSON text; `Err` says why it could not even be read as JSON.
+    pub spec: Result<Box<str>, String>,
+    /// The status's phase as written; `None` before the first status, or
+    /// when the status names none (the step, which reads it whole, says why).
+    pub phase: Option<Box<str>>,
+    pub version: u64,
+    pub created_at: Option<DateTime<Utc>>,
+    pub lease: Option<Lease>,
 }
 
-/// A status cut to its phase, or whole if it has none.
-pub fn phase_only(status: &Value) -> Value {
-    match status.get("phase") {
-        Some(phase) => serde_json::json!({ "phase": phase }),
-        None => status.clone(),
+impl ListedRecord {
+    /// The listing of a record read whole.
+    pub fn of(record: StoredRecord) -> Self {
+        Self {
+            phase: record.status.as_ref().and_then(status_phase),
+            spec: record.spec.map(|spec| spec.to_string().into_boxed_str()),
+            name: record.name,
+            version: record.version,
+            created_at: record.created_at,
+            lease: record.lease,
+        }
     }
+}
+
+/// A status's phase, if it names one.
+pub fn status_phase(status: &Value) -> Option<Box<str>> {
+    status.get("phase").and_then(Value::as_str).map(Into::into)
 }
 
 /// The operations every store offers, with the same semantics.
@@ -186,20 +208,19 @@ pub trait Store: Send + Sync + 'static {
         kind: Kind,
     ) -> impl Future<Output = StoreResult<Vec<StoredRecord>>> + Send;
 
-    /// [`Store::list_active`] with each status cut to its phase ([`lean`]):
-    /// what the loop needs to schedule work (name, version, lease, spec,
-    /// phase), so a tick over many active records holds no whole statuses.
-    /// The loop reads a record whole ([`Store::get`]) when it steps it.
+    /// [`Store::list_active`] as the loop schedules from it
+    /// ([`ListedRecord`]): name, version, lease, spec and phase, and no
+    /// whole statuses, in memory or (where the store can help it) on the wire.
     fn list_active_lean(
         &self,
         kind: Kind,
-    ) -> impl Future<Output = StoreResult<Vec<StoredRecord>>> + Send {
+    ) -> impl Future<Output = StoreResult<Vec<ListedRecord>>> + Send {
         async move {
             Ok(self
                 .list_active(kind)
                 .await?
                 .into_iter()
-                .map(lean)
+                .map(ListedRecord::of)
                 .collect())
         }
     }

@@ -5,6 +5,7 @@ use crate::support;
 
 use std::time::Duration;
 
+use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
 use support::operator::*;
 use support::*;
@@ -193,6 +194,93 @@ async fn metrics_and_health_endpoints_follow_a_recycle() {
         String::from_utf8_lossy(&down.stderr).contains("cannot connect"),
         "{}",
         String::from_utf8_lossy(&down.stderr)
+    );
+}
+
+/// A queue of requests on one service: only the request at work holds a
+/// lease (those behind it give theirs back, so a long queue costs no lease
+/// renewals, and the end of the one ahead wakes them), they run one after
+/// another, and the loop lists the store once a poll interval, not at every
+/// tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_on_one_service_holds_one_lease_and_the_store_is_listed_once_a_poll_interval() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    create_service(&c.ecs, "prod", "web", 2, true).await;
+    wait_steady(&c.ecs, "prod", "web", WITHIN).await;
+    let op = LocalOperator::start(sim.url(), "queue");
+    let names = ["q1", "q2", "q3", "q4"];
+    for name in names {
+        op.request(
+            name,
+            json!({"cluster": "prod", "service": "web", "wait": "300ms"}),
+        )
+        .await;
+        // Creation order is the queue's order.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // While q1 runs, q2..q4 say whom they wait for and hold no lease.
+    let started = tokio::time::Instant::now();
+    loop {
+        let mut queued = 0;
+        let mut head_leased = false;
+        for r in op.store.list_active(Kind::RecycleRequest).await.unwrap() {
+            let status = r.status.clone().unwrap_or_default();
+            if r.name == "q1" {
+                head_leased = r.lease.as_ref().is_some_and(|l| l.holder == "r1");
+            } else if status["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("request q1")
+                && r.lease.is_none()
+            {
+                queued += 1;
+            }
+        }
+        if queued == 3 && head_leased {
+            break;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "q2..q4 waiting for q1 without a lease ({queued} of 3), q1 leased ({head_leased})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let addr = op.http_addr(WITHIN).await;
+    let listings =
+        |s: &prometheus_parse::Scrape| metric(s, "ecs_recycler_store_listings_total", &[]);
+    let (before, at) = (listings(&scrape(&addr).await), tokio::time::Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = scrape(&addr).await;
+    let (listed, elapsed) = (listings(&after) - before, at.elapsed());
+    // --poll-interval 50ms: one listing each, and one for the scrapes' slack.
+    let most = (elapsed.as_secs_f64() / 0.05).ceil() + 2.0;
+    assert!(
+        listed <= most,
+        "{listed} listings in {elapsed:?}: at most one a poll interval ({most})"
+    );
+    assert!(listed >= 10.0, "{listed} listings in {elapsed:?}");
+    let mut statuses = Vec::new();
+    for name in names {
+        let status = op.finished(name, WITHIN).await;
+        assert_eq!(status["phase"], "Succeeded", "{name}: {status:#}");
+        statuses.push(status);
+    }
+    // One after another: each starts once the one ahead has finished.
+    for pair in statuses.windows(2) {
+        let (ahead, next) = (&pair[0], &pair[1]);
+        let ended = t(ahead["finishedAt"].as_str().unwrap());
+        let began = t(next["startedAt"].as_str().unwrap());
+        assert!(began >= ended, "{ahead:#} then {next:#}");
+    }
+    let end = scrape(&addr).await;
+    assert!(
+        metric(
+            &end,
+            "ecs_recycler_reconciles_total",
+            &[("outcome", "queued")]
+        ) >= 3.0,
+        "the queued steps are counted apart"
     );
 }
 

@@ -1019,6 +1019,127 @@ async fn list_active_queries_the_sparse_index_across_pages_and_never_scans() {
 }
 
 #[tokio::test]
+async fn the_lean_listing_leaves_statuses_in_the_table_and_reads_the_phase_beside_them() {
+    let moto = Moto::start();
+    let proxy = RecordingProxy::start(&moto.url).await;
+    let config = sdk_config(&proxy.url).await;
+    let table = table_name("lean");
+    let store = DynamoStore::new(&config, &table);
+    store.create_table().await.expect("create table");
+    let raw = aws_sdk_dynamodb::Client::new(&config);
+    let item = |pk: &str| {
+        let raw = raw.clone();
+        let (table, pk) = (table.clone(), pk.to_string());
+        async move {
+            raw.get_item()
+                .table_name(&table)
+                .key("pk", s(&pk))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("raw get item")
+                .item
+                .expect("the item exists")
+        }
+    };
+
+    store
+        .create(RR, "a", spec("web"), at(1))
+        .await
+        .expect("create");
+    assert!(
+        store
+            .acquire_lease(RR, "a", "r1", at(2), at(60))
+            .await
+            .expect("lease")
+    );
+    let long = json!({"phase": "Recycling", "message": "x".repeat(100_000)});
+    store
+        .write_status(
+            RR,
+            "a",
+            StatusWrite {
+                status: long,
+                ..status_write(1, "r1", at(3))
+            },
+        )
+        .await
+        .expect("write status");
+    // The phase is written beside the status, and goes with the next one.
+    assert_eq!(
+        item("RecycleRequest/a").await.get("phase"),
+        Some(&s("Recycling"))
+    );
+    store
+        .write_status(
+            RR,
+            "a",
+            StatusWrite {
+                status: json!({"events": []}),
+                ..status_write(2, "r1", at(4))
+            },
+        )
+        .await
+        .expect("write a status with no phase");
+    assert_eq!(item("RecycleRequest/a").await.get("phase"), None);
+    store
+        .write_status(RR, "a", status_write(3, "r1", at(5)))
+        .await
+        .expect("write status");
+    // An item an older operator wrote: a status, and no phase beside it.
+    raw.put_item()
+        .table_name(&table)
+        .item("pk", s("RecycleRequest/older"))
+        .item("kind", s("RecycleRequest"))
+        .item("name", s("older"))
+        .item("spec", s(&spec("api").to_string()))
+        .item("status", s(r#"{"phase":"Recycling"}"#))
+        .item("version", AttributeValue::N("4".into()))
+        .item("active", s("1"))
+        .item("createdAt", s(&at(6).to_rfc3339()))
+        .send()
+        .await
+        .expect("raw put");
+
+    proxy.clear();
+    let lean = store.list_active_lean(RR).await.expect("lean listing");
+    let listed: Vec<(&str, Option<&str>, u64)> = lean
+        .iter()
+        .map(|r| (r.name.as_str(), r.phase.as_deref(), r.version))
+        .collect();
+    assert_eq!(
+        listed,
+        [("a", Some("Recycling"), 4), ("older", None, 4)],
+        "the phase is read from its attribute; an item without one lists with none until its next write"
+    );
+    let spec_a: Value = serde_json::from_str(lean[0].spec.as_deref().expect("spec")).expect("JSON");
+    assert_eq!(spec_a, spec("web"));
+    assert_eq!(
+        lean[0].lease.as_ref().map(|l| l.holder.as_str()),
+        Some("r1")
+    );
+    let queries: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("dynamodb_20120810.query"))
+        .collect();
+    assert!(!queries.is_empty());
+    for query in &queries {
+        assert!(query.contains("projectionexpression"), "{query}");
+        assert!(
+            !query.contains("\"status\""),
+            "the status is not asked for: {query}"
+        );
+    }
+    // The whole listing still reads statuses whole.
+    let full = store.list_active(RR).await.expect("full listing");
+    assert_eq!(
+        full[0].status.as_ref().map(|s| s["phase"].clone()),
+        Some(json!("Recycling"))
+    );
+}
+
+#[tokio::test]
 async fn list_all_is_by_name_and_delete_is_forgiving() {
     let bed = bed("all").await;
     for (name, t) in [("b", 1), ("c", 0), ("a", 2)] {

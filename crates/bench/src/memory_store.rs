@@ -4,10 +4,10 @@
 //! the embedded store's answers for everything the operator asks (versions,
 //! conditional writes, leases, retention); what only a hand edit or another
 //! client can make (unreadable entries, strays) cannot arise here.
-//! Statuses are kept as JSON text, as DynamoDB keeps them on its side: held
-//! as trees of values, which weigh several times their text, ten thousand
-//! finished statuses were most of the 10,000-request run's peak, and the
-//! scale scenario measures the operator's memory, not the store's.
+//! Specs and statuses are kept as JSON text, as DynamoDB keeps them on its
+//! side: held as trees of values, which weigh several times their text, ten
+//! thousand finished statuses were most of the 10,000-request run's peak,
+//! and the scale scenario measures the operator's memory, not the store's.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::product::{
-    Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
-    phase_only,
+    Kind, Lease, ListedRecord, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord,
+    Stray, status_phase,
 };
 
 #[derive(Debug, Default)]
@@ -30,22 +30,28 @@ pub struct MemoryStore {
 
 #[derive(Debug)]
 struct Entry {
-    /// The record, its status cut to its phase (what a lean listing answers).
-    record: StoredRecord,
+    /// What a lean listing answers: the spec as text, the status's phase.
+    record: ListedRecord,
+    kind: Kind,
+    active: bool,
     /// The whole status, as JSON text.
     status: Option<Box<str>>,
     expires_at: Option<DateTime<Utc>>,
 }
 
 impl Entry {
-    /// The record with its whole status.
+    /// The record with its whole spec and status.
     fn whole(&self) -> StoredRecord {
+        let r = &self.record;
         StoredRecord {
-            status: self
-                .status
-                .as_deref()
-                .map(|text| serde_json::from_str(text).expect("a status this store wrote")),
-            ..self.record.clone()
+            kind: self.kind,
+            name: r.name.clone(),
+            spec: r.spec.as_deref().map(parse).map_err(Clone::clone),
+            status: self.status.as_deref().map(parse),
+            version: r.version,
+            created_at: r.created_at,
+            active: self.active,
+            lease: r.lease.clone(),
         }
     }
 
@@ -59,6 +65,11 @@ impl Entry {
             .as_ref()
             .is_some_and(|l| l.holder == holder && l.expires_at > now)
     }
+}
+
+/// JSON text this store wrote itself.
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON this store wrote")
 }
 
 fn not_found(kind: Kind, name: &str) -> StoreError {
@@ -109,24 +120,22 @@ impl Store for MemoryStore {
                 name: name.to_string(),
             });
         }
-        let record = StoredRecord {
-            kind,
-            name: name.to_string(),
-            spec: Ok(spec),
-            status: None,
-            version: 1,
-            created_at: Some(now),
-            active: true,
-            lease: None,
-        };
-        records.insert(
-            key,
-            Entry {
-                record: record.clone(),
-                status: None,
-                expires_at: None,
+        let entry = Entry {
+            record: ListedRecord {
+                name: name.to_string(),
+                spec: Ok(spec.to_string().into()),
+                phase: None,
+                version: 1,
+                created_at: Some(now),
+                lease: None,
             },
-        );
+            kind,
+            active: true,
+            status: None,
+            expires_at: None,
+        };
+        let record = entry.whole();
+        records.insert(key, entry);
         Ok(record)
     }
 
@@ -143,19 +152,19 @@ impl Store for MemoryStore {
         let mut out: Vec<StoredRecord> = self
             .records()
             .values()
-            .filter(|e| e.record.kind == kind && e.record.active)
+            .filter(|e| e.kind == kind && e.active)
             .map(Entry::whole)
             .collect();
         out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
         Ok(out)
     }
 
-    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
+    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<ListedRecord>> {
         // Kept cut: the whole statuses are never copied at all.
-        let mut out: Vec<StoredRecord> = self
+        let mut out: Vec<ListedRecord> = self
             .records()
             .values()
-            .filter(|e| e.record.kind == kind && e.record.active)
+            .filter(|e| e.kind == kind && e.active)
             .map(|e| e.record.clone())
             .collect();
         out.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
@@ -169,7 +178,7 @@ impl Store for MemoryStore {
         records.retain(|_, e| !e.expired(now));
         Ok(records
             .values()
-            .filter(|e| e.record.kind == kind)
+            .filter(|e| e.kind == kind)
             .map(Entry::whole)
             .collect())
     }
@@ -189,7 +198,7 @@ impl Store for MemoryStore {
                     expected: expected_version,
                 });
             }
-            e.record.spec = Ok(spec);
+            e.record.spec = Ok(spec.to_string().into());
             e.record.version += 1;
             Ok(e.whole())
         })
@@ -221,9 +230,9 @@ impl Store for MemoryStore {
                     expected: write.expected_version,
                 });
             }
-            e.record.status = Some(phase_only(&write.status));
+            e.record.phase = status_phase(&write.status);
             e.status = Some(text.into());
-            e.record.active = write.active;
+            e.active = write.active;
             e.expires_at = write.expires_at;
             e.record.version += 1;
             Ok(e.record.version)

@@ -15,8 +15,8 @@ pub use ecs_recycler::store::any::AnyStore;
 pub use ecs_recycler::store::dynamo::DynamoStore;
 pub use ecs_recycler::store::embedded::EmbeddedStore;
 pub use ecs_recycler::store::{
-    Kind, Lease, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
-    phase_only,
+    Kind, Lease, ListedRecord, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord,
+    Stray, status_phase,
 };
 pub use ecs_recycler::{ApiShare, Quota};
 pub use ecs_recycler::{ClientPool, PolicyLoop, SystemClock, classify};

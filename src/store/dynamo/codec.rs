@@ -41,6 +41,21 @@ pub(super) const ACTIVE: &str = "active";
 pub(super) const LEASE_HOLDER: &str = "leaseHolder";
 pub(super) const LEASE_EXPIRES: &str = "leaseExpires";
 pub(super) const EXPIRES_AT: &str = "expiresAt";
+/// The phase of `status`, written with it, so that the loop's listing reads
+/// the phase without the status (a status grows with its run's events).
+pub(super) const PHASE: &str = "phase";
+/// What the loop's listing reads of an item: all but the status.
+pub(super) const LISTED: [&str; 9] = [
+    PK,
+    KIND,
+    NAME,
+    SPEC,
+    VERSION,
+    CREATED_AT,
+    ACTIVE,
+    LEASE_HOLDER,
+    LEASE_EXPIRES,
+];
 /// The value of `active` that puts an item in the index.
 pub(super) const ACTIVE_YES: &str = "1";
 
@@ -177,6 +192,16 @@ pub(super) fn record_from_item(item: &Item) -> Result<StoredRecord, String> {
         active: matches!(item.get(ACTIVE), Some(AttributeValue::S(a)) if a == ACTIVE_YES),
         lease,
     })
+}
+
+/// The phase an item's `phase` attribute holds. An item written before the
+/// attribute was (or by hand without it) lists with no phase until its
+/// next status write; its step reads the status whole all the same.
+pub(super) fn read_phase(item: &Item) -> Option<Box<str>> {
+    match item.get(PHASE) {
+        Some(AttributeValue::S(phase)) => Some(phase.as_str().into()),
+        _ => None,
+    }
 }
 
 /// The version every conditional write rests on; a client's item has none (0).

@@ -37,12 +37,15 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use self::codec::{
-    ACTIVE, ACTIVE_YES, CREATED_AT, EXPIRES_AT, Item, KIND, LEASE_EXPIRES, LEASE_HOLDER, NAME, PK,
-    SPEC, STATUS, VERSION, key, millis, number, prefix, record_from_item, stray_from_item,
-    timestamp,
+    ACTIVE, ACTIVE_YES, CREATED_AT, EXPIRES_AT, Item, KIND, LEASE_EXPIRES, LEASE_HOLDER, LISTED,
+    NAME, PHASE, PK, SPEC, STATUS, VERSION, key, millis, number, prefix, read_phase,
+    record_from_item, stray_from_item, timestamp,
 };
 use super::unreadable::Unreadable;
-use super::{Kind, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray};
+use super::{
+    Kind, ListedRecord, STRAY, StatusWrite, Store, StoreError, StoreResult, StoredRecord, Stray,
+    status_phase,
+};
 use crate::aws::sdk::{self, Timeouts};
 
 /// The sparse index of records with work left.
@@ -145,16 +148,19 @@ impl DynamoStore {
 
     /// Records of `kind` among `items`; unreadable ones are left out, logged
     /// with backoff, and their keys added to `left_out`.
-    fn records_of(
+    /// Reads the records of `kind` among `items` into `into`, each as
+    /// `read` makes it of the record and its item.
+    fn records_of<T>(
         &self,
         kind: Kind,
         items: Vec<Item>,
-        into: &mut Vec<StoredRecord>,
+        into: &mut Vec<T>,
         left_out: &mut HashSet<String>,
+        read: impl Fn(StoredRecord, &Item) -> T,
     ) {
         for item in items {
             match record_from_item(&item) {
-                Ok(record) if record.kind == kind => into.push(record),
+                Ok(record) if record.kind == kind => into.push(read(record, &item)),
                 Ok(_) => {}
                 Err(reason) => self.leave_out(&item, &reason, left_out),
             }
@@ -238,11 +244,23 @@ impl Store for DynamoStore {
     }
 
     async fn list_active(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
-        self.active(kind, false).await
+        let mut records = self.active(kind, None, |r, _| r).await?;
+        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(records)
     }
 
-    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
-        self.active(kind, true).await
+    async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<ListedRecord>> {
+        // Statuses stay on DynamoDB's side: the phase is an attribute of its own.
+        let mut attributes = LISTED.to_vec();
+        attributes.push(PHASE);
+        let mut records = self
+            .active(kind, Some(&attributes), |r, item| ListedRecord {
+                phase: read_phase(item),
+                ..ListedRecord::of(r)
+            })
+            .await?;
+        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(records)
     }
 
     async fn list_all(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
@@ -266,6 +284,7 @@ impl Store for DynamoStore {
                 page.items.unwrap_or_default(),
                 &mut records,
                 &mut left_out,
+                |r, _| r,
             );
         }
         self.unreadable
@@ -318,8 +337,14 @@ impl Store for DynamoStore {
         let key = key(kind, name);
         let status = write.status.to_string();
         let next = write.expected_version + 1;
+        let phase = status_phase(&write.status);
         let mut set = vec!["#status = :status", "#version = :next"];
         let mut remove = Vec::new();
+        if phase.is_some() {
+            set.push("#phase = :phase");
+        } else {
+            remove.push("#phase");
+        }
         if write.active {
             set.push("#active = :yes");
         } else {
@@ -344,6 +369,7 @@ impl Store for DynamoStore {
             ))
             .expression_attribute_names("#pk", PK)
             .expression_attribute_names("#status", STATUS)
+            .expression_attribute_names("#phase", PHASE)
             .expression_attribute_names("#version", VERSION)
             .expression_attribute_names("#active", ACTIVE)
             .expression_attribute_names("#expiresAt", EXPIRES_AT)
@@ -354,6 +380,10 @@ impl Store for DynamoStore {
             .expression_attribute_values(":next", number(next))
             .expression_attribute_values(":me", AttributeValue::S(write.holder.clone()))
             .expression_attribute_values(":now", millis(write.now));
+        if let Some(phase) = phase {
+            request =
+                request.expression_attribute_values(":phase", AttributeValue::S(phase.into()));
+        }
         if write.active {
             request = request
                 .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()));
@@ -562,11 +592,20 @@ fn version_is(expected: u64) -> &'static str {
 }
 
 impl DynamoStore {
-    /// The active records of `kind`, each status cut to its phase if `lean`.
-    async fn active(&self, kind: Kind, lean: bool) -> StoreResult<Vec<StoredRecord>> {
+    /// The active records of `kind`, each read by `read` from the record and
+    /// its item, with only the `attributes` named (all when `None`). Not in
+    /// order: the index orders by the createdAt string, but clients may
+    /// write other RFC 3339 spellings, and ties need the name, so the
+    /// callers order by value.
+    async fn active<T>(
+        &self,
+        kind: Kind,
+        attributes: Option<&[&str]>,
+        read: impl Fn(StoredRecord, &Item) -> T,
+    ) -> StoreResult<Vec<T>> {
         // Only a Query on the sparse index keeps this O(active records); the
         // index holds every kind, so the kind is a filter, not a key.
-        let mut pages = self
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
@@ -576,31 +615,40 @@ impl DynamoStore {
             .expression_attribute_names("#active", ACTIVE)
             .expression_attribute_names("#pk", PK)
             .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix(kind)))
-            .into_paginator()
-            .send();
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix(kind)));
+        if let Some(attributes) = attributes {
+            // Every name through a placeholder (`name` is a reserved word),
+            // one placeholder for each.
+            let mut projection = Vec::new();
+            for (i, attribute) in attributes.iter().enumerate() {
+                let placeholder = match *attribute {
+                    PK => "#pk".to_string(),
+                    ACTIVE => "#active".to_string(),
+                    other => {
+                        let placeholder = format!("#a{i}");
+                        query = query.expression_attribute_names(&placeholder, other);
+                        placeholder
+                    }
+                };
+                projection.push(placeholder);
+            }
+            query = query.projection_expression(projection.join(", "));
+        }
+        let mut pages = query.into_paginator().send();
         let (mut records, mut left_out) = (Vec::new(), HashSet::new());
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.unavailable("Query", None, e))?;
-            let read = records.len();
+            // Read page by page, so no more than a page of items is held.
             self.records_of(
                 kind,
                 page.items.unwrap_or_default(),
                 &mut records,
                 &mut left_out,
+                &read,
             );
-            // Cut page by page, so no more than a page of whole statuses is held.
-            if lean {
-                for r in &mut records[read..] {
-                    r.status = r.status.as_ref().map(super::phase_only);
-                }
-            }
         }
         self.unreadable
             .settle(|key| key.starts_with(&prefix(kind)), &left_out);
-        // The index orders by the createdAt string; clients may write other
-        // RFC 3339 spellings, and ties need the name, so order by value here.
-        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
         Ok(records)
     }
 }
