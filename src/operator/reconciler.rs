@@ -336,7 +336,7 @@ impl<S: Store> Reconciler<S> {
             // A record another replica holds is left to it; a free one is
             // taken only up to this replica's part.
             if !held {
-                if holder(&record, &self.config.replica_id) == Holder::Other {
+                if holder(record, &self.config.replica_id) == Holder::Other {
                     continue;
                 }
                 if may_take[class] == 0 {
