@@ -78,7 +78,7 @@ struct Listing {
     /// When it was asked for (answered or not: a store that fails is asked
     /// again a poll interval later, not at every tick).
     asked: Instant,
-    records: Arc<[ListedRecord]>,
+    records: Arc<Vec<ListedRecord>>,
     /// Records this replica finished since: still listed, gone from the store's index.
     finished: HashSet<String>,
 }
@@ -229,14 +229,19 @@ impl<S: Store> Reconciler<S> {
 
     /// Lists the active records, lean, and forgets what this replica kept
     /// of the ones no longer listed.
-    async fn list(&self) -> Result<Arc<[ListedRecord]>, StoreError> {
+    async fn list(&self) -> Result<Arc<Vec<ListedRecord>>, StoreError> {
         let asked = Instant::now();
         self.pool.metrics().store_listings.inc();
+        // The last listing goes before the next comes, so that a replica
+        // holds one listing of every active record at a time, not two.
+        if let Some(l) = self.listing.lock().as_mut() {
+            l.records = Arc::default();
+        }
         let listed = self.store.list_active_lean(KIND).await;
-        let records: Arc<[ListedRecord]> = match listed {
+        let records = match listed {
             Ok(r) => {
                 self.health.listed(Ok(()));
-                r.into()
+                Arc::new(r)
             }
             Err(e) => {
                 self.health.listed(Err(e.to_string()));
@@ -301,7 +306,7 @@ impl<S: Store> Reconciler<S> {
         let (replicas, holders) = self.share(&records).await;
         let plans = share::plans(replicas, &holders, &at_work);
         let busy = |n: &str| self.records.peek(n, |t| t.is_some_and(|t| t.busy));
-        // Records due before the next listing can come go now, together,
+        // Records due before the next tick can come go now, together,
         // so their looks are shared.
         let horizon = Instant::now() + self.config.poll_interval / TICKS_PER_POLL;
         let mut due = Vec::new();

@@ -30,10 +30,18 @@ pub(super) struct Tracked {
     pub(super) due: Option<Instant>,
     /// (version, request it waits for) when last stepped: a change wakes it at once.
     pub(super) seen: Option<(u64, Option<String>)>,
-    /// What its run has learnt of its tasks' timings.
-    pub(super) pace: Pace,
+    /// What its run has learnt of its tasks' timings, once it has run: a
+    /// box, so that the many records waiting their turn carry a pointer.
+    pace: Option<Box<Pace>>,
     /// A look or a step of it is under way: later ticks leave it alone.
     pub(super) busy: bool,
+}
+
+impl Tracked {
+    /// What its run has learnt of its tasks' timings (nothing yet, at first).
+    pub(super) fn pace(&mut self) -> &mut Pace {
+        self.pace.get_or_insert_default()
+    }
 }
 
 #[derive(Default)]

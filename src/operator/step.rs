@@ -224,13 +224,13 @@ impl<S: Store> Reconciler<S> {
                 alarms: alarms.as_ref(),
             };
             let mut decision = self.records.with(&name, |t| {
-                t.pace
+                t.pace()
                     .learn(&current.tasks, status.started_at.or(Some(now)), now);
                 let decision = decide::decide(&ctx, &status, &current);
                 if let Some(step) = pacing::awaits_tasks(&status)
                     && pacing::awaits_tasks(&decision.status) != Some(step)
                 {
-                    t.pace.step_done(step, now);
+                    t.pace().step_done(step, now);
                 }
                 decision
             });
@@ -347,7 +347,7 @@ impl<S: Store> Reconciler<S> {
         }
         let now = Utc::now();
         self.records.with(&record.name, |t| {
-            t.pace.learn(tasks, status.started_at.or(Some(now)), now)
+            t.pace().learn(tasks, status.started_at.or(Some(now)), now)
         });
         let poll = self.config.poll_interval;
         let after = self.pace(&record.name, spec, status, tasks, poll, blocked_by);
@@ -375,7 +375,7 @@ impl<S: Store> Reconciler<S> {
         if let Some(step) = pacing::awaits_tasks(status) {
             return self
                 .records
-                .with(name, |t| t.pace.next_look(tasks, step, Utc::now(), poll));
+                .with(name, |t| t.pace().next_look(tasks, step, Utc::now(), poll));
         }
         if queued(status, blocked_by) || (spec.paused && !spec.cancel) {
             return self.config.idle_poll_interval;

@@ -96,6 +96,23 @@ fn status_write(expected_version: u64, holder: &str, now: DateTime<Utc>) -> Stat
     }
 }
 
+/// The item `pk` as a plain GetItem reads it.
+async fn get_raw(
+    raw: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> HashMap<String, AttributeValue> {
+    raw.get_item()
+        .table_name(table)
+        .key("pk", s(pk))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("raw get item")
+        .item
+        .expect("the item exists")
+}
+
 impl Bed {
     async fn put_raw(&self, item: HashMap<String, AttributeValue>) {
         self.raw
@@ -108,16 +125,7 @@ impl Bed {
     }
 
     async fn get_raw(&self, pk: &str) -> HashMap<String, AttributeValue> {
-        self.raw
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(pk))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("raw get item")
-            .item
-            .expect("the item exists")
+        get_raw(&self.raw, &self.table, pk).await
     }
 
     async fn version(&self, name: &str) -> u64 {
@@ -904,12 +912,8 @@ async fn strays_are_told_by_their_key_and_failed_keeping_every_other_attribute()
 
 #[tokio::test]
 async fn list_active_queries_the_sparse_index_across_pages_and_never_scans() {
-    let moto = Moto::start();
-    let proxy = RecordingProxy::start(&moto.url).await;
-    let config = sdk_config(&proxy.url).await;
-    let table = table_name("index");
-    let store = DynamoStore::new(&config, &table);
-    store.create_table().await.expect("create table");
+    let bed = recorded_bed("index").await;
+    let (proxy, config, table, store) = (&bed.proxy, &bed.config, bed.table.clone(), &bed.store);
 
     // Big specs so the index and the table answer in several 1 MB pages.
     let blob = "x".repeat(200_000);
@@ -941,7 +945,7 @@ async fn list_active_queries_the_sparse_index_across_pages_and_never_scans() {
             .expect("finish");
     }
     // Active but without createdAt: a sparse index leaves it out, a Scan would not.
-    let raw = aws_sdk_dynamodb::Client::new(&config);
+    let raw = aws_sdk_dynamodb::Client::new(config);
     raw.put_item()
         .table_name(&table)
         .item("pk", s("RecycleRequest/no-created-at"))
@@ -1020,28 +1024,9 @@ async fn list_active_queries_the_sparse_index_across_pages_and_never_scans() {
 
 #[tokio::test]
 async fn the_lean_listing_leaves_statuses_in_the_table_and_reads_the_phase_beside_them() {
-    let moto = Moto::start();
-    let proxy = RecordingProxy::start(&moto.url).await;
-    let config = sdk_config(&proxy.url).await;
-    let table = table_name("lean");
-    let store = DynamoStore::new(&config, &table);
-    store.create_table().await.expect("create table");
-    let raw = aws_sdk_dynamodb::Client::new(&config);
-    let item = |pk: &str| {
-        let raw = raw.clone();
-        let (table, pk) = (table.clone(), pk.to_string());
-        async move {
-            raw.get_item()
-                .table_name(&table)
-                .key("pk", s(&pk))
-                .consistent_read(true)
-                .send()
-                .await
-                .expect("raw get item")
-                .item
-                .expect("the item exists")
-        }
-    };
+    let bed = recorded_bed("lean").await;
+    let (proxy, config, table, store) = (&bed.proxy, &bed.config, bed.table.clone(), &bed.store);
+    let raw = aws_sdk_dynamodb::Client::new(config);
 
     store
         .create(RR, "a", spec("web"), at(1))
@@ -1067,7 +1052,7 @@ async fn the_lean_listing_leaves_statuses_in_the_table_and_reads_the_phase_besid
         .expect("write status");
     // The phase is written beside the status, and goes with the next one.
     assert_eq!(
-        item("RecycleRequest/a").await.get("phase"),
+        get_raw(&raw, &table, "RecycleRequest/a").await.get("phase"),
         Some(&s("Recycling"))
     );
     store
@@ -1081,7 +1066,10 @@ async fn the_lean_listing_leaves_statuses_in_the_table_and_reads_the_phase_besid
         )
         .await
         .expect("write a status with no phase");
-    assert_eq!(item("RecycleRequest/a").await.get("phase"), None);
+    assert_eq!(
+        get_raw(&raw, &table, "RecycleRequest/a").await.get("phase"),
+        None
+    );
     store
         .write_status(RR, "a", status_write(3, "r1", at(5)))
         .await
@@ -1220,6 +1208,33 @@ async fn aws_errors_name_the_operation_the_table_and_the_code() {
     let unreachable = message(dead.delete(RR, "r").await);
     assert!(unreachable.contains("DeleteItem"), "{unreachable}");
     assert!(unreachable.contains(&bed.table), "{unreachable}");
+}
+
+/// moto behind a [`RecordingProxy`], a fresh table made by `create_table`,
+/// and the store on it, to see which calls the store sends.
+struct RecordedBed {
+    // Kept for its Drop: moto lives as long as the test's bed.
+    _moto: Moto,
+    proxy: RecordingProxy,
+    config: aws_config::SdkConfig,
+    table: String,
+    store: DynamoStore,
+}
+
+async fn recorded_bed(test: &str) -> RecordedBed {
+    let moto = Moto::start();
+    let proxy = RecordingProxy::start(&moto.url).await;
+    let config = sdk_config(&proxy.url).await;
+    let table = table_name(test);
+    let store = DynamoStore::new(&config, &table);
+    store.create_table().await.expect("create table");
+    RecordedBed {
+        _moto: moto,
+        proxy,
+        config,
+        table,
+        store,
+    }
 }
 
 /// The bytes one client connection sent.

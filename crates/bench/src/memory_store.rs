@@ -10,6 +10,7 @@
 //! and the scale scenario measures the operator's memory, not the store's.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -26,6 +27,9 @@ pub struct MemoryStore {
     records: Mutex<BTreeMap<(Kind, String), Entry>>,
     /// Replica → until when its heartbeat says it is alive.
     replicas: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    /// The bytes of status text held: what a benchmark takes off this
+    /// process's memory to tell the operator's part from the store's.
+    status_bytes: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -82,6 +86,17 @@ fn not_found(kind: Kind, name: &str) -> StoreError {
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The bytes of status text this store holds now.
+    pub fn status_bytes(&self) -> usize {
+        self.status_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Counts `entry`'s status text as no longer held.
+    fn drop_status(&self, entry: &Entry) {
+        let held = entry.status.as_ref().map_or(0, |s| s.len());
+        self.status_bytes.fetch_sub(held, Ordering::Relaxed);
     }
 
     /// The records, locked. Every operation checks before it changes
@@ -175,7 +190,13 @@ impl Store for MemoryStore {
         let now = Utc::now();
         let mut records = self.records();
         // Finished records past their retention are forgotten, as DynamoDB's TTL does.
-        records.retain(|_, e| !e.expired(now));
+        records.retain(|_, e| {
+            let keep = !e.expired(now);
+            if !keep {
+                self.drop_status(e);
+            }
+            keep
+        });
         Ok(records
             .values()
             .filter(|e| e.kind == kind)
@@ -231,6 +252,8 @@ impl Store for MemoryStore {
                 });
             }
             e.record.phase = status_phase(&write.status);
+            self.drop_status(e);
+            self.status_bytes.fetch_add(text.len(), Ordering::Relaxed);
             e.status = Some(text.into());
             e.active = write.active;
             e.expires_at = write.expires_at;
@@ -273,7 +296,9 @@ impl Store for MemoryStore {
     }
 
     async fn delete(&self, kind: Kind, name: &str) -> StoreResult<()> {
-        self.records().remove(&(kind, name.to_string()));
+        if let Some(e) = self.records().remove(&(kind, name.to_string())) {
+            self.drop_status(&e);
+        }
         Ok(())
     }
 
