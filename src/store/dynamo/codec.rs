@@ -44,8 +44,8 @@ pub(super) const EXPIRES_AT: &str = "expiresAt";
 /// The phase of `status`, written with it, so that the loop's listing reads
 /// the phase without the status (a status grows with its run's events).
 pub(super) const PHASE: &str = "phase";
-/// What the loop's listing reads of an item: all but the status.
-pub(super) const LISTED: [&str; 9] = [
+/// What the loop's listing reads of an item: all it needs, not the status.
+pub(super) const LISTED: [&str; 10] = [
     PK,
     KIND,
     NAME,
@@ -55,6 +55,7 @@ pub(super) const LISTED: [&str; 9] = [
     ACTIVE,
     LEASE_HOLDER,
     LEASE_EXPIRES,
+    PHASE,
 ];
 /// The value of `active` that puts an item in the index.
 pub(super) const ACTIVE_YES: &str = "1";

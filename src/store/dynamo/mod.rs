@@ -146,10 +146,9 @@ impl DynamoStore {
         }
     }
 
-    /// Records of `kind` among `items`; unreadable ones are left out, logged
-    /// with backoff, and their keys added to `left_out`.
     /// Reads the records of `kind` among `items` into `into`, each as
-    /// `read` makes it of the record and its item.
+    /// `read` makes it of the record and its item; unreadable ones are left
+    /// out, logged with backoff, and their keys added to `left_out`.
     fn records_of<T>(
         &self,
         kind: Kind,
@@ -251,10 +250,8 @@ impl Store for DynamoStore {
 
     async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<ListedRecord>> {
         // Statuses stay on DynamoDB's side: the phase is an attribute of its own.
-        let mut attributes = LISTED.to_vec();
-        attributes.push(PHASE);
         let mut records = self
-            .active(kind, Some(&attributes), |r, item| ListedRecord {
+            .active(kind, Some(&LISTED), |r, item| ListedRecord {
                 phase: read_phase(item),
                 ..ListedRecord::of(r)
             })
