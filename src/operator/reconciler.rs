@@ -75,8 +75,8 @@ const TICKS_PER_POLL: u32 = 10;
 
 /// The last listing of the active records, and what became of them since.
 struct Listing {
-    /// When it was asked for (answered or not: a store that fails is asked
-    /// again a poll interval later, not at every tick).
+    /// When it was asked for. A listing that fails leaves the time of the
+    /// last one that did not, so the next tick asks again.
     asked: Instant,
     records: Arc<Vec<ListedRecord>>,
     /// Records this replica finished since: still listed, gone from the store's index.
@@ -147,10 +147,17 @@ impl<S: Store> Reconciler<S> {
             self.reap();
             self.health.aws(self.pool.unanswered());
             let poll = self.config.poll_interval;
-            let listed = self.listing.lock().as_ref().map(|l| l.asked);
-            let result = match listed {
-                Some(at) if at.elapsed() < poll => self.clone().tick_from_last_listing().await,
-                _ => self.clone().tick().await,
+            // Between two listings, a tick plans from the last one.
+            let last = (self.listing.lock().as_ref())
+                .filter(|l| l.asked.elapsed() < poll)
+                .map(|l| l.records.clone());
+            let result = match last {
+                Some(records) => {
+                    self.health.beat();
+                    self.clone().plan(&records).await;
+                    Ok(())
+                }
+                None => self.clone().tick().await,
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, "could not list active requests; trying again");
@@ -216,17 +223,6 @@ impl<S: Store> Reconciler<S> {
         Ok(())
     }
 
-    /// A pass over the last listing (a fresh one if there is none yet).
-    async fn tick_from_last_listing(self: Arc<Self>) -> Result<(), StoreError> {
-        let last = self.listing.lock().as_ref().map(|l| l.records.clone());
-        let Some(records) = last else {
-            return self.tick().await;
-        };
-        self.health.beat();
-        self.plan(&records).await;
-        Ok(())
-    }
-
     /// Lists the active records, lean, and forgets what this replica kept
     /// of the ones no longer listed.
     async fn list(&self) -> Result<Arc<Vec<ListedRecord>>, StoreError> {
@@ -245,9 +241,6 @@ impl<S: Store> Reconciler<S> {
             }
             Err(e) => {
                 self.health.listed(Err(e.to_string()));
-                if let Some(l) = self.listing.lock().as_mut() {
-                    l.asked = asked;
-                }
                 return Err(e);
             }
         };
@@ -688,3 +681,4 @@ fn heads_per_service(
     }
     heads
 }
+
