@@ -652,12 +652,15 @@ fn holder(record: &ListedRecord, me: &str) -> Holder {
 }
 
 /// A listed record's phase; Pending before the first status, as the status
-/// reader says.
+/// reader says. Read in place: every tick reads every listed record's.
 fn listed_phase(record: &ListedRecord) -> Phase {
+    use serde::Deserialize;
+    use serde::de::IntoDeserializer;
+    use serde::de::value::Error;
     record
         .phase
         .as_deref()
-        .and_then(|p| serde_json::from_value(serde_json::Value::String(p.to_string())).ok())
+        .and_then(|p| Phase::deserialize(IntoDeserializer::<Error>::into_deserializer(p)).ok())
         .unwrap_or_default()
 }
 
@@ -682,3 +685,29 @@ fn heads_per_service(
     heads
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(phase: Option<&str>) -> ListedRecord {
+        ListedRecord {
+            name: "r".into(),
+            spec: Ok("{}".into()),
+            phase: phase.map(Into::into),
+            version: 1,
+            created_at: None,
+            lease: None,
+        }
+    }
+
+    #[test]
+    fn a_listed_phase_reads_as_the_status_reader_reads_it() {
+        assert_eq!(listed_phase(&listed(Some("Recycling"))), Phase::Recycling);
+        assert_eq!(
+            listed_phase(&listed(Some("WindowClosed"))),
+            Phase::WindowClosed
+        );
+        assert_eq!(listed_phase(&listed(None)), Phase::Pending);
+        assert_eq!(listed_phase(&listed(Some("Bogus"))), Phase::Pending);
+    }
+}
