@@ -287,12 +287,7 @@ pub(crate) async fn preview<S: Store>(
     let fleet = crate::policy::fleet::look(&clients, &spec.services)
         .await
         .map_err(|e| CliError::Unreachable(format!("cannot look at the fleet: {e}")))?;
-    let busy: std::collections::HashSet<(String, String)> = store
-        .list_active_lean(Kind::RecycleRequest)
-        .await?
-        .iter()
-        .filter_map(|r| crate::request::spec::listed_service(&r.spec))
-        .collect();
+    let busy = crate::policy::runner::busy_services(store).await?;
     let now = Utc::now();
     let d = crate::policy::decide::decide(&crate::policy::decide::Input {
         name,

@@ -195,7 +195,7 @@ impl<S: Store> PolicyLoop<S> {
         // something to make: the listing of every active request is spared otherwise.
         let busy;
         if !d.create().is_empty() {
-            busy = match self.busy_services().await {
+            busy = match busy_services(self.store.as_ref()).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(policy = %name, error = %e, "could not list active requests; trying again");
@@ -319,17 +319,6 @@ impl<S: Store> PolicyLoop<S> {
         }))
     }
 
-    /// (cluster, service) of every active request, whoever made it.
-    async fn busy_services(&self) -> Result<HashSet<(String, String)>, StoreError> {
-        Ok(self
-            .store
-            .list_active_lean(Kind::RecycleRequest)
-            .await?
-            .iter()
-            .filter_map(|r| listed_service(&r.spec))
-            .collect())
-    }
-
     async fn mark_invalid(
         &self,
         record: &StoredRecord,
@@ -380,4 +369,17 @@ fn log_new_events(name: &str, before: &PolicyStatus, after: &PolicyStatus) {
     for e in crate::request::status::events_added(&before.events, &after.events) {
         tracing::info!(policy = %name, reason = %e.reason, "{}", e.message);
     }
+}
+
+/// (cluster, service) of every active request, whoever made it: a policy
+/// makes no request for a service that has one.
+pub(crate) async fn busy_services<S: Store>(
+    store: &S,
+) -> Result<HashSet<(String, String)>, StoreError> {
+    Ok(store
+        .list_active_lean(Kind::RecycleRequest)
+        .await?
+        .iter()
+        .filter_map(|r| listed_service(&r.spec))
+        .collect())
 }
