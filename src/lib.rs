@@ -26,9 +26,16 @@
 
 mod aws;
 pub mod cli;
+mod clock;
+mod cron;
 pub mod duration;
+mod fence;
 mod gates;
 mod hooks;
+#[cfg(test)]
+mod layers;
+mod leases;
+mod metrics;
 mod notify;
 pub mod operator;
 mod policy;
@@ -42,7 +49,9 @@ mod validate;
 pub use aws::limit::{ApiShare, Quota, parse_category_share, parse_quota};
 pub use aws::sdk;
 pub use aws::{AwsError, ClientPool, Clients, classify};
+pub use clock::{Clock, SystemClock};
+pub use metrics::Metrics;
 pub use notify::config::{NotifyArgs, NotifyConfig};
-pub use policy::PolicyLoop;
+pub use policy::{PolicyLoop, PolicySettings};
 pub use request::status::request_status;
-pub use schedule::{Clock, Scheduler, SystemClock, request_name};
+pub use schedule::{ScheduleSettings, Scheduler, request_name};

@@ -253,6 +253,31 @@ pub fn is_record_name(name: &str) -> bool {
         && !name.starts_with('-')
 }
 
+/// A webhook (a notification's or a hook's) must be https: a report crosses networks and its URL often
+/// carries a token. Plain http is taken only on the loopback interface.
+pub(crate) fn check_webhook_url(text: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(text).map_err(|e| {
+        format!("{text:?} is not a URL ({e}); write it like https://hooks.example.com/recycler")
+    })?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "{:?} is not https; plain http is allowed only to the loopback address (127.0.0.1, ::1, localhost)",
+            url.host_str().unwrap_or_default()
+        )),
+        scheme => Err(format!(
+            "the scheme {scheme:?} is not allowed; use an https:// URL"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::AwsError;
-use crate::operator::metrics::{CategoryLabel, Metrics};
+use crate::metrics::{CategoryLabel, Metrics};
 
 /// An account's own bucket for a category, where it differs from the
 /// published one: raised by AWS Support, or scaled in a simulation.

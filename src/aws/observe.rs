@@ -9,7 +9,8 @@
 //!   listed again: its remembered tasks are described ([`known_tasks`]).
 //! - A step waiting for new tasks looks at its tasks first. While they show
 //!   the step cannot be done (a task meant to run is not serving, or one
-//!   being stopped still runs: [`decide::tasks_show_unfinished`]), the look
+//!   being stopped still runs: the decision's judgement, handed to the look
+//!   in [`Wanted::judge`]), the look
 //!   ends there as [`Look::NotYet`] and the service is not asked for.
 //!
 //! A load-balanced service's look also reads each of its target groups'
@@ -43,26 +44,40 @@ use tokio::task::JoinSet;
 
 use self::calls::Shared;
 use super::{AwsError, ClientPool, Clients, known_tasks};
-use crate::request::decide;
+use crate::request::look::{self, Wanted};
 use crate::request::observation::{Evidence, Observation, TaskView};
+use crate::request::spec::RecycleSpec;
+use crate::request::status::RecycleStatus;
 
-/// What one record needs looked at.
+/// What one record needs looked at: its service, and what its decision
+/// wants of the look ([`Wanted`]).
 #[derive(Clone)]
 pub(crate) struct Want {
     pub clients: Clients,
     pub cluster: String,
     pub service: String,
-    /// Task ARNs described whatever their state: the batch in flight.
-    pub extra: Vec<String>,
-    /// Whether the scalable target is needed (the decision reads it in
-    /// every phase but Recycling).
-    pub scaling: bool,
-    /// Whether the tasks are needed (the decision reads them in every
-    /// phase but Restoring).
-    pub tasks: bool,
-    /// When the step began, if the record waits for new tasks and only
-    /// they can move it on: its tasks are looked at first.
-    pub awaiting: Option<DateTime<Utc>>,
+    pub look: Wanted,
+}
+
+impl Want {
+    /// The look the decision over `status` wants of `spec`'s service: the
+    /// one place every look of a request is built (a dry run's is a
+    /// Pending request's). `tasks_first`: whether the look may end at its
+    /// tasks.
+    pub(crate) fn of(
+        clients: &Clients,
+        spec: &RecycleSpec,
+        status: &RecycleStatus,
+        now: DateTime<Utc>,
+        tasks_first: bool,
+    ) -> Self {
+        Self {
+            clients: clients.clone(),
+            cluster: spec.cluster.clone(),
+            service: spec.service.clone(),
+            look: look::wanted(spec, status, now, tasks_first),
+        }
+    }
 }
 
 /// What a look found.
@@ -78,7 +93,10 @@ pub(crate) enum Look {
 /// Observes one service, whole.
 pub(crate) async fn observe(pool: &Arc<ClientPool>, want: Want) -> Result<Observation, AwsError> {
     let want = Want {
-        awaiting: None,
+        look: Wanted {
+            awaiting: None,
+            ..want.look
+        },
         ..want
     };
     match observe_all(pool, vec![want]).await.pop() {
@@ -168,6 +186,7 @@ impl<'a> ClusterLook<'a> {
 
     fn remembered(&self, service: &str) -> Option<known_tasks::Remembered> {
         self.pool
+            .looks
             .known_tasks
             .get(&self.clients.account, &self.cluster, service)
     }
@@ -178,7 +197,7 @@ impl<'a> ClusterLook<'a> {
             .iter()
             .map(|i| &self.wants[*i])
             .filter(|w| w.service == service)
-            .flat_map(|w| w.extra.iter().cloned())
+            .flat_map(|w| w.look.batch.iter().cloned())
             .collect()
     }
 
@@ -203,7 +222,7 @@ impl<'a> ClusterLook<'a> {
         for i in members {
             let w = &self.wants[*i];
             if let Some(Ok(tasks)) = self.tasks_of.get(&w.service) {
-                for arn in tasks.iter().chain(&w.extra) {
+                for arn in tasks.iter().chain(&w.look.batch) {
                     if !described.contains_key(arn) && seen.insert(arn.clone()) {
                         arns.push(arn.clone());
                     }
@@ -234,7 +253,7 @@ impl<'a> ClusterLook<'a> {
         let mut added = HashSet::new();
         Ok(listed
             .iter()
-            .chain(&want.extra)
+            .chain(&want.look.batch)
             .filter(|arn| added.insert(*arn))
             .filter_map(|arn| described.get(arn).cloned())
             .collect())
@@ -249,12 +268,12 @@ impl<'a> ClusterLook<'a> {
             .members
             .iter()
             .copied()
-            .filter(|i| self.wants[*i].awaiting.is_some())
+            .filter(|i| self.wants[*i].look.awaiting.is_some())
             .collect();
         let mut to_list = Vec::new();
         for i in &waiting {
             let w = &self.wants[*i];
-            let step = w.awaiting.unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let step = w.look.awaiting.unwrap_or(DateTime::<Utc>::MAX_UTC);
             match self.remembered(&w.service) {
                 Some(r) if r.listed_at >= step => {
                     self.tasks_of.insert(w.service.clone(), Ok(r.arns));
@@ -269,7 +288,7 @@ impl<'a> ClusterLook<'a> {
         for i in &waiting {
             let w = &self.wants[*i];
             if let Ok(tasks) = self.tasks(w)
-                && decide::tasks_show_unfinished(&w.extra, &tasks)
+                && (w.look.judge.unfinished)(&w.look.batch, &tasks)
             {
                 answers.insert(*i, Ok(Look::NotYet(tasks)));
             }
@@ -302,7 +321,7 @@ impl<'a> ClusterLook<'a> {
             .iter()
             .filter(|n| {
                 rest.iter()
-                    .any(|i| &self.wants[*i].service == *n && self.wants[*i].tasks)
+                    .any(|i| &self.wants[*i].service == *n && self.wants[*i].look.tasks)
             })
             .cloned()
             .collect();
@@ -352,7 +371,7 @@ impl<'a> ClusterLook<'a> {
             let mut s: Vec<String> = rest
                 .iter()
                 .map(|i| &self.wants[*i])
-                .filter(|w| w.scaling && active.contains(&w.service))
+                .filter(|w| w.look.scaling && active.contains(&w.service))
                 .map(|w| w.service.clone())
                 .collect();
             s.sort();
@@ -434,10 +453,11 @@ impl<'a> ClusterLook<'a> {
                 let w = &self.wants[**i];
                 // A step still looked at tasks-first is neither slow nor
                 // failing: it may merely be seen before ECS launched its task.
-                w.tasks
-                    && w.awaiting.is_none()
+                w.look.tasks
+                    && w.look.awaiting.is_none()
                     && obs.service.as_ref().is_ok_and(|svc| {
-                        svc.deployment_in_progress().is_none() && !decide::stable(svc, &obs.tasks)
+                        svc.deployment_in_progress().is_none()
+                            && !(w.look.judge.stable)(svc, &obs.tasks)
                     })
             })
             .map(|(i, _)| self.wants[*i].service.clone())
@@ -478,20 +498,20 @@ impl<'a> ClusterLook<'a> {
         balanced: &Balanced<'_>,
     ) -> Result<Observation, AwsError> {
         let mut tasks = match self.tasks(want) {
-            _ if !want.tasks => Vec::new(),
+            _ if !want.look.tasks => Vec::new(),
             Ok(tasks) => tasks,
             Err(e @ AwsError::Refused { .. }) => return Ok(gone(e.to_string())),
             Err(e) => return Err(e),
         };
         let mut targets_refused = None;
-        if want.tasks {
+        if want.look.tasks {
             match targets::fill(&mut tasks, &described.view.load_balancers, balanced.health) {
                 Ok(()) => {}
                 Err(e @ AwsError::Refused { .. }) => targets_refused = Some(e.to_string()),
                 Err(e) => return Err(e),
             }
         }
-        let scaling = if want.scaling {
+        let scaling = if want.look.scaling {
             scaling
                 .as_ref()
                 .map_err(Clone::clone)?
@@ -528,6 +548,7 @@ impl<'a> ClusterLook<'a> {
                 _ => None,
             });
         self.pool
+            .looks
             .known_tasks
             .remember(&self.clients.account, &self.cluster, seen);
     }

@@ -276,7 +276,7 @@ pub(crate) async fn preview<S: Store>(
     let pool = crate::aws::ClientPool::new(
         sdk.clone(),
         crate::aws::limit::ApiShare::default(),
-        crate::operator::metrics::Metrics::new(),
+        crate::metrics::Metrics::new(),
     );
     let clients = pool
         .for_role(

@@ -332,20 +332,15 @@ async fn preview<S: Store>(
     let pool = std::sync::Arc::new(crate::aws::ClientPool::new(
         sdk.clone(),
         crate::aws::limit::ApiShare::default(),
-        crate::operator::metrics::Metrics::new(),
+        crate::metrics::Metrics::new(),
     ));
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
         .await;
-    let want = crate::aws::observe::Want {
-        clients,
-        cluster: spec.cluster.clone(),
-        service: spec.service.clone(),
-        extra: Vec::new(),
-        scaling: true,
-        tasks: true,
-        awaiting: None,
-    };
+    // The look a Pending request's decision wants: the service, its tasks
+    // and its scalable target.
+    let pending = crate::request::status::RecycleStatus::default();
+    let want = crate::aws::observe::Want::of(&clients, &spec, &pending, Utc::now(), false);
     let obs = crate::aws::observe::observe(&pool, want)
         .await
         .map_err(|e| {
@@ -406,7 +401,7 @@ async fn missing_gate_alarms(
     let pool = crate::aws::ClientPool::new(
         sdk.clone(),
         crate::aws::limit::ApiShare::default(),
-        crate::operator::metrics::Metrics::new(),
+        crate::metrics::Metrics::new(),
     );
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())

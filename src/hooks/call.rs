@@ -16,14 +16,11 @@ use sha2::Sha256;
 
 use super::decide::{Answer, Ask};
 use super::spec::{Hook, SecretSource};
+use super::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use crate::aws::sdk::{self, Timeouts};
 use crate::duration;
-use crate::operator::lease::Fence;
+use crate::fence::Fence;
 
-/// The header holding `sha256=<hex of HMAC-SHA256(secret, body)>`.
-pub(crate) const SIGNATURE_HEADER: &str = "X-Ecs-Recycler-Signature";
-/// The header holding the call's idempotency key (also in the body).
-pub(crate) const IDEMPOTENCY_HEADER: &str = "X-Ecs-Recycler-Idempotency-Key";
 /// How long a secret read from Secrets Manager is used before it is read again.
 const SECRET_TTL: Duration = Duration::from_secs(300);
 /// The answer to an inProgress without a retryAfter, and the shortest taken.

@@ -15,7 +15,6 @@ use super::record::with_message;
 pub(crate) use super::record::{Answer, HookCall};
 use super::spec::{Hook, OnTimeout, Point};
 use crate::duration;
-use crate::request::status::{Reason, RecycleStatus};
 
 /// The longest pause between two calls that got no answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -51,38 +50,71 @@ pub(crate) enum Verdict {
     Fail(String),
 }
 
+/// The hooks' own part of a request's status, the only part the verdict
+/// reads or changes: the call under way and the points already passed.
+pub(crate) struct OnRecord<'a> {
+    /// The call under way (`status.hook`).
+    pub call: &'a mut Option<HookCall>,
+    /// The points passed, as `point/batch/hook` (`status.hooksPassed`).
+    pub passed: &'a mut Vec<String>,
+    /// When the run started: part of every idempotency key.
+    pub run_started: Option<DateTime<Utc>>,
+}
+
+/// A verdict, and what the hooks said on the way to it (an answer taken, a
+/// deadline passed): each a sentence for the run's events.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Decided {
+    pub verdict: Verdict,
+    pub said: Vec<String>,
+}
+
 /// The short name of one point of one run's hook, kept in `status.hooksPassed`.
 fn passed_name(point: Point, batch: u32, hook: usize) -> String {
     format!("{}/{batch}/{hook}", point.as_str())
 }
 
-/// Decides the hooks of `point` (for `batch`) from the status and the time,
-/// updating the status: a call that is due is put on record (`status.hook`)
+/// Decides the hooks of `point` (for `batch`) from what is on record and
+/// the time, updating the record: a call that is due is put on record
 /// before it is asked for, an answer is turned into the next call's due
-/// time, a passed hook into `hooksPassed`.
+/// time, a passed hook into the points passed.
 pub(crate) fn verdict(
     hooks: &[Hook],
     request: &str,
-    status: &mut RecycleStatus,
+    record: &mut OnRecord<'_>,
     point: Point,
     batch: u32,
     now: DateTime<Utc>,
+) -> Decided {
+    let mut said = Vec::new();
+    let verdict = decide_point(hooks, request, record, point, batch, now, &mut said);
+    Decided { verdict, said }
+}
+
+fn decide_point(
+    hooks: &[Hook],
+    request: &str,
+    record: &mut OnRecord<'_>,
+    point: Point,
+    batch: u32,
+    now: DateTime<Utc>,
+    said: &mut Vec<String>,
 ) -> Verdict {
     for (index, hook) in hooks.iter().enumerate() {
         if !hook.at.contains(&point) {
             continue;
         }
         let passed = passed_name(point, batch, index);
-        if status.hooks_passed.contains(&passed) {
+        if record.passed.contains(&passed) {
             continue;
         }
-        let mut call = match status.hook.take() {
+        let mut call = match record.call.take() {
             Some(c) if c.hook == index && c.point == point && c.batch == batch => c,
             _ => HookCall {
                 hook: index,
                 point,
                 batch,
-                key: idempotency_key(request, status, &passed),
+                key: idempotency_key(request, record.run_started, &passed),
                 since: now,
                 attempts: 0,
                 due: Some(now),
@@ -93,18 +125,17 @@ pub(crate) fn verdict(
         if call.due.is_none() {
             match &call.answer {
                 Some(Answer::Succeeded { message }) => {
-                    status.event(
-                        now,
-                        Reason::Hook,
-                        format!("{at} answered {}", with_message("succeeded", message)),
-                    );
-                    status.hooks_passed.push(passed);
+                    said.push(format!(
+                        "{at} answered {}",
+                        with_message("succeeded", message)
+                    ));
+                    record.passed.push(passed);
                     continue;
                 }
                 Some(Answer::Failed { message }) => {
                     let why = format!("{at} answered {}", with_message("failed", message));
-                    status.event(now, Reason::Hook, why.clone());
-                    status.hook = Some(call);
+                    said.push(why.clone());
+                    *record.call = Some(call);
                     return Verdict::Fail(why);
                 }
                 Some(Answer::InProgress { retry_after, .. }) => {
@@ -135,17 +166,13 @@ pub(crate) fn verdict(
             );
             match hook.on_timeout {
                 OnTimeout::Fail => {
-                    status.event(now, Reason::Hook, why.clone());
-                    status.hook = Some(call);
+                    said.push(why.clone());
+                    *record.call = Some(call);
                     return Verdict::Fail(why);
                 }
                 OnTimeout::Continue => {
-                    status.event(
-                        now,
-                        Reason::Hook,
-                        format!("{why}; going on (onTimeout: continue)"),
-                    );
-                    status.hooks_passed.push(passed);
+                    said.push(format!("{why}; going on (onTimeout: continue)"));
+                    record.passed.push(passed);
                     continue;
                 }
             }
@@ -161,7 +188,7 @@ pub(crate) fn verdict(
                 replacements: Vec::new(),
                 desired: 0,
             };
-            status.hook = Some(call);
+            *record.call = Some(call);
             return Verdict::Call(ask);
         }
         // Look again when the call is due, or when the deadline ends first.
@@ -171,15 +198,16 @@ pub(crate) fn verdict(
             "waiting for {at}: next call at {}{last}",
             due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
-        status.hook = Some(call);
+        *record.call = Some(call);
         return Verdict::Wait { after, why };
     }
     Verdict::Passed
 }
 
-/// Records the outcome of the call made for `key`; the next decision acts on it.
-pub(crate) fn record(status: &mut RecycleStatus, key: &str, answer: Answer) {
-    if let Some(call) = status.hook.as_mut().filter(|c| c.key == key) {
+/// Records the outcome of the call made for `key` in the call on record
+/// (`status.hook`); the next decision acts on it.
+pub(crate) fn record(on_record: &mut Option<HookCall>, key: &str, answer: Answer) {
+    if let Some(call) = on_record.as_mut().filter(|c| c.key == key) {
         call.attempts += 1;
         call.due = None;
         call.answer = Some(answer);
@@ -195,9 +223,8 @@ fn backoff(attempts: u32) -> Duration {
 
 /// Stable for one point of one run: the request, when its run started, the
 /// point, the batch and which hook.
-fn idempotency_key(request: &str, status: &RecycleStatus, passed: &str) -> String {
-    let run = status
-        .started_at
+fn idempotency_key(request: &str, run_started: Option<DateTime<Utc>>, passed: &str) -> String {
+    let run = run_started
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default();
     format!("{request}/{run}/{passed}")
@@ -233,15 +260,32 @@ mod tests {
         "2026-12-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::seconds(secs)
     }
 
-    fn call(hooks: &[Hook], s: &mut RecycleStatus, now: DateTime<Utc>) -> Verdict {
-        verdict(hooks, "web", s, Point::BeforeBatch, 3, now)
+    /// The hooks' part of a status.
+    #[derive(Clone, Default)]
+    struct State {
+        call: Option<HookCall>,
+        passed: Vec<String>,
+        started: Option<DateTime<Utc>>,
+    }
+
+    fn decided(hooks: &[Hook], s: &mut State, point: Point, now: DateTime<Utc>) -> Decided {
+        let mut on_record = OnRecord {
+            call: &mut s.call,
+            passed: &mut s.passed,
+            run_started: s.started,
+        };
+        verdict(hooks, "web", &mut on_record, point, 3, now)
+    }
+
+    fn call(hooks: &[Hook], s: &mut State, now: DateTime<Utc>) -> Verdict {
+        decided(hooks, s, Point::BeforeBatch, now).verdict
     }
 
     #[test]
     fn a_call_is_on_record_before_it_is_made_and_made_again_until_answered() {
         let hooks = [hook(OnTimeout::Fail)];
-        let mut s = RecycleStatus {
-            started_at: Some(t(0)),
+        let mut s = State {
+            started: Some(t(0)),
             ..Default::default()
         };
         let Verdict::Call(ask) = call(&hooks, &mut s, t(1)) else {
@@ -249,7 +293,7 @@ mod tests {
         };
         assert_eq!(ask.key, "web/2026-12-01T10:00:00.000Z/beforeBatch/3/0");
         assert_eq!(
-            s.hook.as_ref().unwrap().key,
+            s.call.as_ref().unwrap().key,
             ask.key,
             "on record before the call"
         );
@@ -259,21 +303,30 @@ mod tests {
         };
         assert_eq!(again.key, ask.key);
         record(
-            &mut s,
+            &mut s.call,
             &ask.key,
             Answer::Succeeded {
                 message: String::new(),
             },
         );
-        assert_eq!(call(&hooks, &mut s, t(2)), Verdict::Passed);
-        assert_eq!(s.hooks_passed, ["beforeBatch/3/0"]);
+        assert_eq!(
+            decided(&hooks, &mut s, Point::BeforeBatch, t(2)),
+            Decided {
+                verdict: Verdict::Passed,
+                said: vec![
+                    "hook smoke.example.com at beforeBatch of batch 3 answered succeeded".into()
+                ],
+            },
+            "the answer is said once, for the run's events"
+        );
+        assert_eq!(s.passed, ["beforeBatch/3/0"]);
         assert_eq!(
             call(&hooks, &mut s, t(3)),
             Verdict::Passed,
             "asked once per point"
         );
         assert!(matches!(
-            verdict(&hooks, "web", &mut s, Point::AfterBatch, 3, t(4)),
+            decided(&hooks, &mut s, Point::AfterBatch, t(4)).verdict,
             Verdict::Call(_)
         ));
     }
@@ -281,12 +334,12 @@ mod tests {
     #[test]
     fn in_progress_waits_its_retry_after_and_failed_fails_with_the_message() {
         let hooks = [hook(OnTimeout::Fail)];
-        let mut s = RecycleStatus::default();
+        let mut s = State::default();
         let Verdict::Call(ask) = call(&hooks, &mut s, t(0)) else {
             panic!()
         };
         record(
-            &mut s,
+            &mut s.call,
             &ask.key,
             Answer::InProgress {
                 message: "smoke running".into(),
@@ -304,7 +357,7 @@ mod tests {
         };
         assert_eq!(ask.attempt, 2);
         record(
-            &mut s,
+            &mut s.call,
             &ask.key,
             Answer::Failed {
                 message: "5xx rate 12%".into(),
@@ -323,7 +376,7 @@ mod tests {
     fn no_answer_is_retried_with_backoff_until_the_deadline_then_on_timeout_decides() {
         for (on_timeout, passes) in [(OnTimeout::Fail, false), (OnTimeout::Continue, true)] {
             let hooks = [hook(on_timeout)];
-            let mut s = RecycleStatus::default();
+            let mut s = State::default();
             let mut now = t(0);
             let mut calls = 0;
             let end = loop {
@@ -332,7 +385,7 @@ mod tests {
                         calls += 1;
                         now += chrono::Duration::seconds(10);
                         record(
-                            &mut s,
+                            &mut s.call,
                             &ask.key,
                             Answer::Unanswered {
                                 error: "no answer within 10s".into(),

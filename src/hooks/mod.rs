@@ -19,3 +19,8 @@ pub(crate) mod decide;
 pub(crate) mod preview;
 pub(crate) mod record;
 pub(crate) mod spec;
+
+/// The header holding `sha256=<hex of HMAC-SHA256(secret, body)>`.
+pub(crate) const SIGNATURE_HEADER: &str = "X-Ecs-Recycler-Signature";
+/// The header holding the call's idempotency key (also in the body).
+pub(crate) const IDEMPOTENCY_HEADER: &str = "X-Ecs-Recycler-Idempotency-Key";

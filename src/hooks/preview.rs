@@ -3,8 +3,8 @@
 //! secret is read from (never the secret), and its timeout, deadline and
 //! onTimeout.
 
-use super::call::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use super::spec::{Hook, OnTimeout, Point, SecretSource};
+use super::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use crate::duration;
 
 /// The hooks section of `apply --dry-run`, for a run of `tasks` tasks in

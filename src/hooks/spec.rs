@@ -127,7 +127,7 @@ pub(crate) fn parse_hooks(
 fn parse_hook(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<Hook> {
     let mut r = Reader::new(value, path);
     let url = match r.string("url") {
-        Some(u) => match crate::notify::check_webhook_url(&u) {
+        Some(u) => match crate::validate::check_webhook_url(&u) {
             Ok(()) => Some(u),
             Err(why) => {
                 r.problem("url", why);

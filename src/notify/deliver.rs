@@ -26,7 +26,7 @@ use super::outbox::{Notice, NotifyState, Receipt, apply};
 use super::{Channel, EmailChannel, SnsChannel, WebhookChannel, WebhookFormat, render};
 use crate::aws::sdk::{self, Timeouts};
 use crate::duration;
-use crate::operator::lease::Fence;
+use crate::fence::Fence;
 
 /// The longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

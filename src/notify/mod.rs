@@ -13,9 +13,10 @@
 //! notice must survive a crash. So a notice is never sent from the step
 //! that causes it:
 //!
-//! 1. When a step changes the status, [`outbox::enqueue`] compares the status
-//!    before and after and appends a notice per event and channel to
-//!    `status.notify.outbox`. The notice is part of the same conditional
+//! 1. When a step changes the status, the request's notices
+//!    (`request::notices`) compare the status before and after and queue
+//!    a notice per event and channel in `status.notify.outbox`
+//!    ([`outbox::queue`]). The notice is part of the same conditional
 //!    write as the transition: a status that says Succeeded always carries
 //!    its notices, and a crash before that write loses both together.
 //! 2. After the write lands, the leaseholder hands the outbox to the
@@ -48,7 +49,7 @@ use serde_json::Value;
 
 pub(crate) use outbox::NotifyState;
 
-use crate::validate::{Problem, Reader, describe};
+use crate::validate::{Problem, Reader, check_webhook_url, describe};
 
 /// What a request asks to be told about, and where.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,31 +368,6 @@ fn parse_webhook(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Opti
         url: url.unwrap_or_default(),
         format,
     })
-}
-
-/// A webhook must be https: a report crosses networks and its URL often
-/// carries a token. Plain http is taken only on the loopback interface.
-pub(crate) fn check_webhook_url(text: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(text).map_err(|e| {
-        format!("{text:?} is not a URL ({e}); write it like https://hooks.example.com/recycler")
-    })?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(()),
-        "http" if loopback => Ok(()),
-        "http" => Err(format!(
-            "{:?} is not https; plain http is allowed only to the loopback address (127.0.0.1, ::1, localhost)",
-            url.host_str().unwrap_or_default()
-        )),
-        scheme => Err(format!(
-            "the scheme {scheme:?} is not allowed; use an https:// URL"
-        )),
-    }
 }
 
 #[cfg(test)]

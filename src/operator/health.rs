@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::time::Instant;
 
-use crate::operator::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// What the loop tells the endpoints about itself.
 pub(crate) struct Health {

@@ -1,8 +1,8 @@
 //! The operator: the shell around the pure decision. It claims records
-//! through leases ([`lease`]), observes their services, persists each
+//! through leases ([`crate::leases`]), observes their services, persists each
 //! decision before acting on it, and requeues ([`reconciler`], one step and
 //! its outcome in [`step`], per-record state in [`records`]); it tells its
-//! platform how it is ([`health`], [`metrics`]) and names itself
+//! platform how it is ([`health`], [`crate::metrics`]) and names itself
 //! ([`replica`]); records of a kind it does not know are reported
 //! ([`strays`]).
 //!
@@ -10,14 +10,11 @@
 //! line, the sandbox, the benchmark and the tests alike: the reconcile
 //! loop, the schedule loop, the policy loop, and optionally the HTTP endpoints.
 
+mod balance;
 pub(crate) mod health;
-pub(crate) mod lease;
-pub(crate) mod metrics;
 mod reconciler;
 mod records;
 pub(crate) mod replica;
-mod share;
-mod step;
 mod strays;
 #[cfg(all(test, feature = "simulator"))]
 mod tests;
@@ -31,17 +28,18 @@ use tokio::sync::watch;
 use crate::aws::ClientPool;
 use crate::aws::limit::ApiShare;
 use crate::aws::sdk::Timeouts;
+use crate::clock::{Clock, SystemClock};
+use crate::fence::LeaseTerms;
+use crate::metrics::Metrics;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
-use crate::policy::PolicyLoop;
-use crate::schedule::{Clock, Scheduler, SystemClock};
+use crate::policy::{PolicyLoop, PolicySettings};
+use crate::schedule::{ScheduleSettings, Scheduler};
 use crate::store::Store;
 pub use health::{BindError, healthcheck, http_get};
-pub use metrics::Metrics;
 pub use replica::default_id;
 
 use health::Health;
-use lease::LeaseTerms;
 use reconciler::Reconciler;
 
 /// glibc gives threads that allocate at once arenas of their own, up to
@@ -126,9 +124,28 @@ impl OperatorConfig {
         out
     }
 
-    pub fn lease_terms(&self) -> LeaseTerms {
+    pub(crate) fn lease_terms(&self) -> LeaseTerms {
         LeaseTerms {
             duration: self.lease_duration,
+        }
+    }
+
+    /// What the schedule loop reads of these settings.
+    pub fn schedule_settings(&self) -> ScheduleSettings {
+        ScheduleSettings {
+            replica_id: self.replica_id.clone(),
+            lease: self.lease_terms(),
+            poll_interval: self.poll_interval,
+        }
+    }
+
+    /// What the policy loop reads of these settings.
+    pub fn policy_settings(&self) -> PolicySettings {
+        PolicySettings {
+            replica_id: self.replica_id.clone(),
+            lease: self.lease_terms(),
+            poll_interval: self.poll_interval,
+            policy_interval: self.policy_interval,
         }
     }
 }
@@ -237,8 +254,17 @@ impl<S: Store> OperatorBuilder<S> {
             self.config.api_share.clone(),
             metrics.clone(),
         ));
-        let scheduler = Scheduler::new(self.store.clone(), &self.config, self.clock.clone());
-        let policies = PolicyLoop::new(self.store.clone(), pool.clone(), &self.config, self.clock);
+        let scheduler = Scheduler::new(
+            self.store.clone(),
+            self.config.schedule_settings(),
+            self.clock.clone(),
+        );
+        let policies = PolicyLoop::new(
+            self.store.clone(),
+            pool.clone(),
+            self.config.policy_settings(),
+            self.clock,
+        );
         let reconciler = Reconciler::new(self.store, pool, self.config, health, notifier, hooks);
         let loops = vec![
             tokio::spawn(reconciler.run(stopped.clone())),

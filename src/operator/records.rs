@@ -2,7 +2,7 @@
 //! map of one struct: the service its spec names, when it is due, what it
 //! was when last stepped, what its run has taught of its tasks' timings, and
 //! whether a look or a step of it is under way. The leases are kept apart,
-//! in [`super::lease::Leases`].
+//! in [`crate::leases::Leases`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::lease::Fence;
 use crate::aws;
+use crate::fence::Fence;
 use crate::request::pacing::Pace;
 use crate::request::spec::{RecycleSpec, listed_service};
 use crate::request::status::RecycleStatus;

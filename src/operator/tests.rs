@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::OperatorConfig;
 use super::health::Health;
-use super::metrics::Metrics;
 use super::reconciler::Reconciler;
 use crate::aws::ClientPool;
 use crate::aws::limit::ApiShare;
 use crate::aws::sdk::Timeouts;
+use crate::metrics::Metrics;
 use crate::notify::config::NotifyConfig;
 use crate::notify::deliver::Notifier;
 use crate::sandbox::fixture;

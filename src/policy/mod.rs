@@ -29,7 +29,7 @@ pub(crate) mod spec;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use runner::PolicyLoop;
+pub use runner::{PolicyLoop, PolicySettings};
 pub(crate) use spec::parse_policy_spec;
 
 use crate::request::status::{Event, Phase, Reason};

@@ -18,14 +18,26 @@ use super::fleet;
 use super::spec::PolicySpec;
 use super::{MAX_NAME_LEN, PolicyPhase, PolicyStatus, parse_policy_spec, policy_status};
 use crate::aws::ClientPool;
-use crate::operator::OperatorConfig;
-use crate::operator::lease::Leases;
+use crate::clock::Clock;
+use crate::fence::LeaseTerms;
+use crate::leases::Leases;
 use crate::request::spec::listed_service;
 use crate::request::status::{Phase, Reason, RecycleStatus};
-use crate::schedule::Clock;
 use crate::store::{Kind, Store, StoreError, StoredRecord};
 
 const KIND: Kind = Kind::RecyclePolicy;
+
+/// What the policy loop needs of the operator's settings.
+#[derive(Clone, Debug)]
+pub struct PolicySettings {
+    /// The replica, as its leases name it.
+    pub replica_id: String,
+    pub lease: LeaseTerms,
+    /// How often the active policies are looked at.
+    pub poll_interval: Duration,
+    /// How often each policy looks at its fleet (a changed policy looks at once).
+    pub policy_interval: Duration,
+}
 
 pub struct PolicyLoop<S: Store> {
     store: Arc<S>,
@@ -44,20 +56,15 @@ impl<S: Store> PolicyLoop<S> {
     pub fn new(
         store: Arc<S>,
         pool: Arc<ClientPool>,
-        config: &OperatorConfig,
+        settings: PolicySettings,
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            leases: Leases::new(
-                store.clone(),
-                KIND,
-                config.replica_id.clone(),
-                config.lease_terms(),
-            ),
+            leases: Leases::new(store.clone(), KIND, settings.replica_id, settings.lease),
             store,
             pool,
-            poll_interval: config.poll_interval,
-            policy_interval: config.policy_interval,
+            poll_interval: settings.poll_interval,
+            policy_interval: settings.policy_interval,
             clock,
             held_back: parking_lot::Mutex::new(HashMap::new()),
         })
@@ -296,7 +303,7 @@ impl<S: Store> PolicyLoop<S> {
         self.pool
             .metrics()
             .policy_looks
-            .get_or_create(&crate::operator::metrics::OutcomeLabel { outcome })
+            .get_or_create(&crate::metrics::OutcomeLabel { outcome })
             .inc();
     }
 

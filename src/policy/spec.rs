@@ -13,9 +13,9 @@ use chrono_tz::Tz;
 use croner::Cron;
 use serde_json::Value;
 
+use crate::cron::parse_cron;
 use crate::duration;
 use crate::request::spec::{RecycleSpec, parse_spec};
-use crate::schedule::spec::parse_cron;
 use crate::validate::{Invalid, Reader, describe};
 
 /// Which services a policy keeps young.

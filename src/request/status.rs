@@ -32,6 +32,28 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The phases of a request still under way, in the order of the flow.
+    pub const ACTIVE: [Phase; 4] = [
+        Self::Pending,
+        Self::Surging,
+        Self::Recycling,
+        Self::Restoring,
+    ];
+
+    /// The name as stored and shown ("WindowClosed").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Surging => "Surging",
+            Self::Recycling => "Recycling",
+            Self::Restoring => "Restoring",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+            Self::WindowClosed => "WindowClosed",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use decide::{NextRun, next_run};
-pub use runner::{Clock, Scheduler, SystemClock};
+pub use runner::{ScheduleSettings, Scheduler};
 pub(crate) use spec::{ScheduleSpec, parse_schedule_spec};
 
 use crate::request::status::{Event, Phase, Reason};

@@ -15,24 +15,22 @@ use tokio::sync::watch;
 use super::decide::{Input, RequestView, decide, due_slot};
 use super::spec::{ScheduleSpec, parse_schedule_spec};
 use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name, schedule_status};
-use crate::operator::OperatorConfig;
-use crate::operator::lease::Leases;
+use crate::clock::Clock;
+use crate::fence::LeaseTerms;
+use crate::leases::Leases;
 use crate::request::status::{Reason, RecycleStatus};
 use crate::store::{Kind, Store, StoreError, StoredRecord};
 
 const KIND: Kind = Kind::RecycleSchedule;
 
-/// Where the time comes from.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
+/// What the schedule loop needs of the operator's settings.
+#[derive(Clone, Debug)]
+pub struct ScheduleSettings {
+    /// The replica, as its leases name it.
+    pub replica_id: String,
+    pub lease: LeaseTerms,
+    /// How often the active schedules are looked at.
+    pub poll_interval: Duration,
 }
 
 pub struct Scheduler<S: Store> {
@@ -44,16 +42,11 @@ pub struct Scheduler<S: Store> {
 }
 
 impl<S: Store> Scheduler<S> {
-    pub fn new(store: Arc<S>, config: &OperatorConfig, clock: Arc<dyn Clock>) -> Arc<Self> {
+    pub fn new(store: Arc<S>, settings: ScheduleSettings, clock: Arc<dyn Clock>) -> Arc<Self> {
         Arc::new(Self {
-            leases: Leases::new(
-                store.clone(),
-                KIND,
-                config.replica_id.clone(),
-                config.lease_terms(),
-            ),
+            leases: Leases::new(store.clone(), KIND, settings.replica_id, settings.lease),
             store,
-            poll_interval: config.poll_interval,
+            poll_interval: settings.poll_interval,
             clock,
         })
     }

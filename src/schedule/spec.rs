@@ -10,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
 use serde_json::Value;
 
+use crate::cron::parse_cron;
 use crate::duration;
 use crate::request::spec::{RecycleSpec, parse_spec};
 use crate::validate::{Invalid, Problem, Reader, describe};
@@ -85,29 +85,6 @@ impl ScheduleSpec {
     pub(crate) fn min_window(template: &RecycleSpec) -> Duration {
         template.stability_timeout + template.wait
     }
-}
-
-/// Standard crontab syntax: five fields, no seconds, no year; `@daily` and
-/// the other nicknames too. Day of month and day of week match either one
-/// (Vixie cron's OR), as crontab and Kubernetes do.
-fn cron_parser() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Disallowed)
-        .year(Year::Disallowed)
-        .build()
-}
-
-pub(crate) fn parse_cron(text: &str) -> Result<Cron, String> {
-    let hint =
-        "write five fields, minute hour day-of-month month day-of-week, like \"0 3 * * SUN\"";
-    let cron = cron_parser()
-        .parse(text)
-        .map_err(|e| format!("{text:?} is not a cron expression ({e}); {hint}"))?;
-    // A pattern such as 30 February parses but never comes.
-    let probe = DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or_default();
-    cron.find_next_occurrence(&probe, false)
-        .map_err(|_| format!("{text:?} never matches a date; {hint}"))?;
-    Ok(cron)
 }
 
 /// Reads a schedule's spec from a JSON value, reporting every problem at

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::Tag;
 use chrono::Utc;
-use ecs_recycler::operator::Metrics;
+use ecs_recycler::Metrics;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use ecs_recycler::{ApiShare, ClientPool, PolicyLoop, sdk};
@@ -414,7 +414,12 @@ async fn the_loop_waits_for_the_window_skips_blackout_dates_and_finishes_what_a_
         .await
         .unwrap();
     let pool = client_pool(sim.url()).await;
-    let policies = PolicyLoop::new(store.clone(), pool.clone(), &config("a"), clock.clone());
+    let policies = PolicyLoop::new(
+        store.clone(),
+        pool.clone(),
+        config("a").policy_settings(),
+        clock.clone(),
+    );
     let at = |s: &str| *clock.0.lock().unwrap() = t(s);
 
     // 00:59:59 UTC on Monday the 4th is 01:59:59 in Berlin: not yet.
@@ -501,7 +506,12 @@ async fn the_loop_waits_for_the_window_skips_blackout_dates_and_finishes_what_a_
         )
         .await
         .unwrap();
-    let other = PolicyLoop::new(store.clone(), pool, &config("b"), clock.clone());
+    let other = PolicyLoop::new(
+        store.clone(),
+        pool,
+        config("b").policy_settings(),
+        clock.clone(),
+    );
     at("2027-01-05T02:00:00Z");
     other.tick().await.unwrap();
     other.tick().await.unwrap();
@@ -540,7 +550,12 @@ async fn a_fleet_that_cannot_be_looked_at_is_named_in_the_status_and_tried_again
         .await
         .unwrap();
     let pool = client_pool(sim.url()).await;
-    let policies = PolicyLoop::new(store.clone(), pool.clone(), &config("a"), clock.clone());
+    let policies = PolicyLoop::new(
+        store.clone(),
+        pool.clone(),
+        config("a").policy_settings(),
+        clock.clone(),
+    );
     let list_calls = || {
         sim.timeline()["calls"]
             .as_array()

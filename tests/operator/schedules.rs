@@ -47,8 +47,16 @@ async fn race(ids: (&str, &str), label: &str) {
         )
         .await
         .unwrap();
-    let a = Scheduler::new(store.clone(), &config(ids.0), clock.clone());
-    let b = Scheduler::new(store.clone(), &config(ids.1), clock.clone());
+    let a = Scheduler::new(
+        store.clone(),
+        config(ids.0).schedule_settings(),
+        clock.clone(),
+    );
+    let b = Scheduler::new(
+        store.clone(),
+        config(ids.1).schedule_settings(),
+        clock.clone(),
+    );
     let mut now = start;
     while now <= t("2026-11-01T08:00:00Z") {
         *clock.0.lock().unwrap() = now;
@@ -119,7 +127,11 @@ async fn an_invalid_schedule_is_marked_failed_and_picked_up_again_once_fixed() {
         .create(Kind::RecycleSchedule, "good", good.clone(), start)
         .await
         .unwrap();
-    let s = Scheduler::new(store.clone(), &config("a"), clock.clone());
+    let s = Scheduler::new(
+        store.clone(),
+        config("a").schedule_settings(),
+        clock.clone(),
+    );
     *clock.0.lock().unwrap() = t("2026-05-01T03:00:30Z");
     s.tick().await.unwrap();
     let bad = schedule_status(store.as_ref(), "bad").await;
@@ -181,7 +193,11 @@ async fn an_unreadable_status_fails_once<S: Store>(
             .unwrap();
     }
     break_status.await;
-    let s = Scheduler::new(store.clone(), &config("a"), clock.clone());
+    let s = Scheduler::new(
+        store.clone(),
+        config("a").schedule_settings(),
+        clock.clone(),
+    );
     *clock.0.lock().unwrap() = t("2026-05-01T01:00:00Z");
     s.tick().await.unwrap();
     let broken = schedule_status(store.as_ref(), "broken").await;
@@ -397,7 +413,11 @@ async fn a_request_that_cannot_be_read_does_not_hold_its_schedule_back() {
         )
         .await
         .unwrap();
-    let s = Scheduler::new(store.clone(), &config("a"), clock.clone());
+    let s = Scheduler::new(
+        store.clone(),
+        config("a").schedule_settings(),
+        clock.clone(),
+    );
     *clock.0.lock().unwrap() = t("2026-05-01T00:10:05Z");
     s.tick().await.unwrap();
     let first = request_name("nightly", t("2026-05-01T00:10:00Z"));
@@ -414,7 +434,11 @@ async fn a_request_that_cannot_be_read_does_not_hold_its_schedule_back() {
     std::fs::write(&path, serde_json::to_vec(&file).unwrap()).unwrap();
     let store = Arc::new(EmbeddedStore::open(&path).unwrap());
     assert!(store.get(Kind::RecycleRequest, &first).await.is_err());
-    let s = Scheduler::new(store.clone(), &config("a"), clock.clone());
+    let s = Scheduler::new(
+        store.clone(),
+        config("a").schedule_settings(),
+        clock.clone(),
+    );
     *clock.0.lock().unwrap() = t("2026-05-01T00:20:05Z");
     s.tick().await.unwrap();
     let status = schedule_status(store.as_ref(), "nightly").await;

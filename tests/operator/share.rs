@@ -9,7 +9,7 @@ use crate::support;
 use std::time::Duration;
 
 use ecs_recycler::store::Store;
-use ecs_recycler::{ApiShare, ClientPool, Quota, classify, operator::Metrics};
+use ecs_recycler::{ApiShare, ClientPool, Metrics, Quota, classify};
 use serde_json::{Value, json};
 use support::operator::*;
 use support::*;

@@ -94,7 +94,12 @@ pub async fn policy_fleet() -> Result<Vec<Figure>, BenchError> {
         let sdk = sdk_config(sim.url(), aws_config::retry::RetryConfig::disabled()).await;
         let pool = Arc::new(ClientPool::new(sdk, ApiShare::default(), Metrics::new()));
         let config = operator_config("bench");
-        let policies = PolicyLoop::new(store.clone(), pool, &config, Arc::new(SystemClock));
+        let policies = PolicyLoop::new(
+            store.clone(),
+            pool,
+            config.policy_settings(),
+            Arc::new(SystemClock),
+        );
         let before = call_count(&sim.timeline());
         let started = Instant::now();
         policies

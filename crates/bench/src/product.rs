@@ -4,7 +4,7 @@
 //! behind one type), and the SDK fixture the sandbox uses too. When the
 //! library's surface moves, the benchmark's imports of it change here alone.
 
-pub use ecs_recycler::operator::Metrics;
+pub use ecs_recycler::Metrics;
 pub use ecs_recycler::operator::http_get;
 pub use ecs_recycler::operator::{Operator, OperatorConfig, bound_allocator_arenas};
 pub use ecs_recycler::sandbox::fixture::{

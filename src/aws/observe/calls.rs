@@ -331,7 +331,11 @@ pub(super) async fn describe_tasks(
     for chunk in arns.chunks(TASKS_PER_CALL) {
         // The call may be shared with other looks of the cluster: it may
         // describe more tasks than these.
-        let described = pool.task_batches.describe(clients, cluster, chunk).await?;
+        let described = pool
+            .looks
+            .task_batches
+            .describe(clients, cluster, chunk)
+            .await?;
         let asked: HashSet<&str> = chunk.iter().map(String::as_str).collect();
         for t in described
             .tasks()
@@ -390,7 +394,7 @@ async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Resul
     if td.is_empty() {
         return Ok(false);
     }
-    if let Some(known) = pool.cached_health_check(td) {
+    if let Some(known) = pool.looks.health_checks.get(td) {
         return Ok(known);
     }
     let action = "ecs:DescribeTaskDefinition";
@@ -410,7 +414,7 @@ async fn health_checked(pool: &ClientPool, clients: &Clients, td: &str) -> Resul
             .iter()
             .any(|c| c.health_check().is_some())
     });
-    pool.remember_health_check(td, has);
+    pool.looks.health_checks.remember(td, has);
     Ok(has)
 }
 

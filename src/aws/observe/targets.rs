@@ -87,11 +87,11 @@ pub(super) async fn longest_drain(
 ) -> Option<Duration> {
     let mut longest = None;
     for arn in arns {
-        let delay = match pool.cached_drain(arn, DRAIN_KEPT) {
+        let delay = match pool.looks.drains.get(arn, DRAIN_KEPT) {
             Some(d) => Some(d),
             None => match drain_of(clients, arn).await {
                 Ok(d) => {
-                    pool.remember_drain(arn, d);
+                    pool.looks.drains.remember(arn, d);
                     Some(d)
                 }
                 Err(e) => {

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::*;
 use crate::aws::limit::ApiShare;
-use crate::operator::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::request::look::{JUDGE, Wanted};
 use crate::sandbox::fixture;
 
 const WITHIN: Duration = Duration::from_secs(60);
@@ -81,10 +82,13 @@ async fn want_web(
         clients: pool.for_role(None, None).await,
         cluster: "prod".into(),
         service: "web".into(),
-        extra,
-        scaling: false,
-        tasks: true,
-        awaiting,
+        look: Wanted {
+            batch: extra,
+            scaling: false,
+            tasks: true,
+            awaiting,
+            judge: JUDGE,
+        },
     }
 }
 
@@ -225,10 +229,13 @@ async fn looks_of_one_cluster_waiting_for_their_turn_share_one_describe_tasks_ca
         clients: clients.clone(),
         cluster: "prod".into(),
         service: service.into(),
-        extra: Vec::new(),
-        scaling: false,
-        tasks: true,
-        awaiting: None,
+        look: Wanted {
+            batch: Vec::new(),
+            scaling: false,
+            tasks: true,
+            awaiting: None,
+            judge: JUDGE,
+        },
     };
     let mut truth = Vec::new();
     for service in ["s00", "s01", "s02"] {

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use super::{Context, Decision, end_via_restore};
-use crate::hooks::decide::{Verdict, at_point, verdict};
+use crate::hooks::decide::{OnRecord, Verdict, at_point, verdict};
 use crate::hooks::spec::Point;
-use crate::request::status::Phase;
+use crate::request::status::{Phase, Reason};
 
 /// What the hook is told of the point, besides its name and batch.
 pub(super) struct Told<'a> {
@@ -31,14 +31,24 @@ pub(super) fn passed(
     if ctx.spec.hooks.is_empty() || ctx.spec.dry_run {
         return true;
     }
-    match verdict(
+    let status = &mut d.status;
+    let mut on_record = OnRecord {
+        call: &mut status.hook,
+        passed: &mut status.hooks_passed,
+        run_started: status.started_at,
+    };
+    let decided = verdict(
         &ctx.spec.hooks,
         ctx.name,
-        &mut d.status,
+        &mut on_record,
         point,
         batch,
         ctx.now,
-    ) {
+    );
+    for said in decided.said {
+        d.status.event(ctx.now, Reason::Hook, said);
+    }
+    match decided.verdict {
         Verdict::Passed => true,
         Verdict::Call(mut ask) => {
             let hook = &ctx.spec.hooks[ask.hook];

@@ -1594,7 +1594,7 @@ fn hooked(at: &str) -> RecycleSpec {
 fn answered(d: &Decision, answer: crate::hooks::decide::Answer) -> RecycleStatus {
     let ask = d.hook.as_ref().expect("a hook call");
     let mut s = d.status.clone();
-    crate::hooks::decide::record(&mut s, &ask.key, answer);
+    crate::hooks::decide::record(&mut s.hook, &ask.key, answer);
     s
 }
 

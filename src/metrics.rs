@@ -11,8 +11,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::request::status::Phase;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
@@ -76,16 +74,6 @@ pub struct Metrics {
     /// Hook calls, by answer.
     pub hook_calls: Family<OutcomeLabel, Counter>,
 }
-
-pub(crate) const PHASES: [Phase; 7] = [
-    Phase::Pending,
-    Phase::Surging,
-    Phase::Recycling,
-    Phase::Restoring,
-    Phase::Succeeded,
-    Phase::Failed,
-    Phase::Cancelled,
-];
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
@@ -177,13 +165,6 @@ impl Metrics {
             "Hook calls by answer: succeeded, failed, in_progress, unanswered (no verdict: a timeout, a refused connection, an HTTP error), not_sent (the lease lapsed first)",
             hook_calls.clone(),
         );
-        for phase in PHASES.iter().filter(|p| !p.is_terminal()) {
-            active_requests
-                .get_or_create(&PhaseLabel {
-                    phase: phase_name(*phase),
-                })
-                .set(0);
-        }
         Arc::new(Self {
             registry,
             reconciles,
@@ -233,33 +214,14 @@ impl Metrics {
         }
     }
 
-    /// Sets the gauge of every non-terminal phase from one listing.
-    pub fn set_active(&self, counts: &[(Phase, i64)]) {
-        for phase in PHASES.iter().filter(|p| !p.is_terminal()) {
-            let n = counts
-                .iter()
-                .filter(|(p, _)| p == phase)
-                .map(|(_, n)| *n)
-                .sum();
+    /// Sets the gauge of each phase from one listing: the caller names
+    /// every phase a request can be active in, those with none at 0.
+    pub fn set_active(&self, counts: &[(&'static str, i64)]) {
+        for (phase, n) in counts {
             self.active_requests
-                .get_or_create(&PhaseLabel {
-                    phase: phase_name(*phase),
-                })
-                .set(n);
+                .get_or_create(&PhaseLabel { phase })
+                .set(*n);
         }
-    }
-}
-
-pub(crate) fn phase_name(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Pending => "Pending",
-        Phase::Surging => "Surging",
-        Phase::Recycling => "Recycling",
-        Phase::Restoring => "Restoring",
-        Phase::Succeeded => "Succeeded",
-        Phase::Failed => "Failed",
-        Phase::Cancelled => "Cancelled",
-        Phase::WindowClosed => "WindowClosed",
     }
 }
 
@@ -273,7 +235,7 @@ mod tests {
         m.aws_call("ecs:StopTask", "ok");
         m.aws_call("ecs:ListTasks", "throttled");
         m.tasks_recycled.inc();
-        m.set_active(&[(Phase::Recycling, 2)]);
+        m.set_active(&[("Pending", 0), ("Recycling", 2)]);
         let text = m.render();
         assert!(
             text.contains(
