@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::present::age;
-use crate::duration;
+use crate::duration::{self, age};
 use crate::policy::decide::next_for;
 use crate::policy::spec::PolicySpec;
 use crate::policy::{PolicyStatus, format_age, parse_policy_spec, policy_status};
