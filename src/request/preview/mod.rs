@@ -69,10 +69,6 @@ pub(crate) struct Drains {
     pub batches: u32,
 }
 
-/// Rehearses the run from `obs` with every replacement taking
-/// `estimate.replacement`. The service is assumed to behave: no failures,
-/// no autoscaler, no one else's deployment.
-
 /// How soon the rehearsal looks again while a transition is expected.
 const POLL: Duration = Duration::from_secs(1);
 
