@@ -23,7 +23,7 @@ use crate::request::spec::RecycleSpec;
 use crate::request::status::{DesiredChange, Phase, RecycleStatus};
 
 pub(crate) use self::estimate::{Estimate, estimate};
-pub(crate) use self::render::{render, short};
+pub(crate) use self::render::render;
 
 /// One change the run would make, when, and the capacity around it.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +67,11 @@ pub(crate) struct Drains {
     /// drain, because `maximumPercent` left no room beside them.
     pub blocked_batches: u32,
     pub batches: u32,
+}
+
+/// The task id: the last part of its ARN.
+pub(crate) fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 /// How soon the rehearsal looks again while a transition is expected.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::render::short;
+use super::short;
 use crate::request::decide::Action;
 use crate::request::observation::{DeploymentView, Observation, ServiceView, TaskView};
 use crate::request::status::ScalingSettings;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Drains, Preview};
+use super::{Drains, Preview, short};
 use crate::duration;
 use crate::request::spec::RecycleSpec;
 
@@ -17,11 +17,6 @@ pub(super) fn approx(d: Duration) -> String {
     } else {
         duration::format(Duration::from_secs(d.as_secs_f64().round() as u64))
     }
-}
-
-/// The task id: the last part of its ARN.
-pub(crate) fn short(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 /// The preview in words, for `apply --dry-run`.
