@@ -20,11 +20,7 @@ pub(super) async fn preview<S: Store>(
     let Some(sdk) = aws else {
         return Err(CliError::Unreachable("no AWS configuration".into()));
     };
-    let pool = std::sync::Arc::new(crate::aws::ClientPool::new(
-        sdk.clone(),
-        crate::aws::limit::ApiShare::default(),
-        crate::operator::metrics::Metrics::new(),
-    ));
+    let pool = std::sync::Arc::new(client_pool(sdk));
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
         .await;
@@ -94,11 +90,7 @@ pub(super) async fn missing_gate_alarms(
     let Some(gate) = spec.alarm_gate() else {
         return Ok(None);
     };
-    let pool = crate::aws::ClientPool::new(
-        sdk.clone(),
-        crate::aws::limit::ApiShare::default(),
-        crate::operator::metrics::Metrics::new(),
-    );
+    let pool = client_pool(sdk);
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
         .await;
@@ -115,4 +107,13 @@ pub(super) async fn missing_gate_alarms(
         }
         _ => Ok(None),
     }
+}
+
+/// The clients of one command: the whole API share, metrics no one reads.
+fn client_pool(sdk: &aws_config::SdkConfig) -> crate::aws::ClientPool {
+    crate::aws::ClientPool::new(
+        sdk.clone(),
+        crate::aws::limit::ApiShare::default(),
+        crate::operator::metrics::Metrics::new(),
+    )
 }
