@@ -8,7 +8,7 @@
 //! a mutating call (UpdateService, StopTask, RegisterScalableTarget, a
 //! notification, a hook call) only while that count has not run out. The
 //! count is a [`Fence`], shared by everything that acts on the record; the
-//! leases themselves are kept in [`crate::leases`].
+//! leases themselves are kept in the `leases` module, above this one.
 //!
 //! What this rests on (docs/failure-model.md says it for users): the
 //! replicas' wall clocks differ by less than the margin (the store's lease

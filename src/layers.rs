@@ -66,6 +66,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("metrics", Layer::Ground),
     ("clock", Layer::Ground),
     ("cron", Layer::Ground),
+    ("message", Layer::Ground),
 ];
 
 /// The entry of [`LAYERS`] a module falls under: its node in the picture.

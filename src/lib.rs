@@ -35,6 +35,7 @@ mod hooks;
 #[cfg(test)]
 mod layers;
 mod leases;
+mod message;
 mod metrics;
 mod notify;
 pub mod operator;

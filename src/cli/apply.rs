@@ -284,7 +284,7 @@ fn classify_request(doc: &Document, existing: &StoredRecord) -> Result<Change, S
         return Ok(Change::Unchanged);
     }
     // A status the operator wrote but cannot be read counts as not started.
-    let status = request_status(existing).unwrap_or_default();
+    let status = request_status(existing.status.as_ref()).unwrap_or_default();
     if status.phase.is_terminal() {
         return Err(format!(
             "it has finished ({:?}), so its spec can no longer change; apply the change under a new name to recycle again",

@@ -110,13 +110,6 @@ const READ_ONLY_METADATA: [&str; 6] = [
 /// prefixes the field paths (empty for a document of its own).
 pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invalid> {
     let mut problems = Vec::new();
-    let at = |k: &str| {
-        if path.is_empty() {
-            k.to_string()
-        } else {
-            format!("{path}.{k}")
-        }
-    };
     let Some(object) = doc.as_object() else {
         return Err(Invalid(vec![Problem {
             path: if path.is_empty() {
@@ -130,18 +123,66 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
             ),
         }]));
     };
-    match object.get("apiVersion") {
+    check_api_version(object.get("apiVersion"), path, &mut problems);
+    let kind = read_kind(object.get("kind"), path, &mut problems);
+    let name = read_metadata(
+        object.get("metadata"),
+        &field(path, "metadata"),
+        &mut problems,
+    );
+    let name = name_fits(kind, name, path, &mut problems);
+    for key in object.keys() {
+        if !["apiVersion", "kind", "metadata", "spec", "status"].contains(&key.as_str()) {
+            problems.push(Problem {
+                path: field(path, key),
+                reason: unknown_field(key, &["apiVersion", "kind", "metadata", "spec", "status"]),
+            });
+        }
+    }
+    let spec = object.get("spec").cloned();
+    match (&spec, kind) {
+        (None, _) => problems.push(Problem {
+            path: field(path, "spec"),
+            reason: "is required".into(),
+        }),
+        (Some(spec), Some(kind)) => {
+            if let Err(e) = validate_spec(kind, spec, &field(path, "spec")) {
+                problems.extend(e.0);
+            }
+        }
+        (Some(_), None) => {}
+    }
+    match (problems.is_empty(), kind, name, spec) {
+        (true, Some(kind), Some(name), Some(spec)) => Ok(Document { kind, name, spec }),
+        _ => Err(Invalid(problems)),
+    }
+}
+
+/// The path of a top-level field of the document at `path`.
+fn field(path: &str, k: &str) -> String {
+    if path.is_empty() {
+        k.to_string()
+    } else {
+        format!("{path}.{k}")
+    }
+}
+
+fn check_api_version(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) {
+    match value {
         Some(Value::String(v)) if v == API_VERSION => {}
         None => problems.push(Problem {
-            path: at("apiVersion"),
+            path: field(path, "apiVersion"),
             reason: format!("is required; write apiVersion: {API_VERSION}"),
         }),
         Some(other) => problems.push(Problem {
-            path: at("apiVersion"),
+            path: field(path, "apiVersion"),
             reason: format!("{} is not supported; use {API_VERSION}", describe(other)),
         }),
     }
-    let kind = match object.get("kind") {
+}
+
+fn read_kind(value: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<Kind> {
+    match value {
         Some(Value::String(k)) => match Kind::parse(k) {
             Some(kind) => Some(kind),
             None => {
@@ -149,7 +190,7 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
                     .map(|n| format!(" (did you mean {n}?)"))
                     .unwrap_or_default();
                 problems.push(Problem {
-                    path: at("kind"),
+                    path: field(path, "kind"),
                     reason: format!(
                         "{k:?} is not a kind{hint}; use RecycleRequest, RecycleSchedule or RecyclePolicy"
                     ),
@@ -159,14 +200,14 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
         },
         None => {
             problems.push(Problem {
-                path: at("kind"),
+                path: field(path, "kind"),
                 reason: "is required; use RecycleRequest, RecycleSchedule or RecyclePolicy".into(),
             });
             None
         }
         Some(other) => {
             problems.push(Problem {
-                path: at("kind"),
+                path: field(path, "kind"),
                 reason: format!(
                     "{} is not a kind; use RecycleRequest, RecycleSchedule or RecyclePolicy",
                     describe(other)
@@ -174,13 +215,21 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
             });
             None
         }
-    };
-    let name = read_metadata(object.get("metadata"), &at("metadata"), &mut problems);
-    // A schedule's requests are named after it plus the slot, within 128.
-    let name = match (kind, name) {
+    }
+}
+
+/// The name, if the names of the requests a schedule or a policy makes
+/// from it (the name plus the slot, or the service and the time) fit in 128.
+fn name_fits(
+    kind: Option<Kind>,
+    name: Option<String>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    match (kind, name) {
         (Some(Kind::RecyclePolicy), Some(n)) if n.len() > crate::policy::MAX_NAME_LEN => {
             problems.push(Problem {
-                path: at("metadata.name"),
+                path: field(path, "metadata.name"),
                 reason: format!(
                     "is {} characters; a policy's name has at most {}, so the names of its requests (the name, the service and the time) fit in 128",
                     n.len(),
@@ -191,7 +240,7 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
         }
         (Some(Kind::RecycleSchedule), Some(n)) if n.len() > crate::schedule::MAX_NAME_LEN => {
             problems.push(Problem {
-                path: at("metadata.name"),
+                path: field(path, "metadata.name"),
                 reason: format!(
                     "is {} characters; a schedule's name has at most {}, so the names of its requests (the name, '-' and the slot) fit in 128",
                     n.len(),
@@ -201,31 +250,6 @@ pub(crate) fn parse_document(doc: &Value, path: &str) -> Result<Document, Invali
             None
         }
         (_, name) => name,
-    };
-    for key in object.keys() {
-        if !["apiVersion", "kind", "metadata", "spec", "status"].contains(&key.as_str()) {
-            problems.push(Problem {
-                path: at(key),
-                reason: unknown_field(key, &["apiVersion", "kind", "metadata", "spec", "status"]),
-            });
-        }
-    }
-    let spec = object.get("spec").cloned();
-    match (&spec, kind) {
-        (None, _) => problems.push(Problem {
-            path: at("spec"),
-            reason: "is required".into(),
-        }),
-        (Some(spec), Some(kind)) => {
-            if let Err(e) = validate_spec(kind, spec, &at("spec")) {
-                problems.extend(e.0);
-            }
-        }
-        (Some(_), None) => {}
-    }
-    match (problems.is_empty(), kind, name, spec) {
-        (true, Some(kind), Some(name), Some(spec)) => Ok(Document { kind, name, spec }),
-        _ => Err(Invalid(problems)),
     }
 }
 

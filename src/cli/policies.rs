@@ -7,8 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::present::age;
-use crate::duration;
+use crate::duration::{self, age};
 use crate::policy::decide::next_for;
 use crate::policy::spec::PolicySpec;
 use crate::policy::{PolicyStatus, format_age, parse_policy_spec, policy_status};
@@ -94,7 +93,7 @@ pub(crate) async fn requests_of<S: Store>(
     };
     for r in status.active() {
         let text = match store.get(Kind::RecycleRequest, &r.name).await {
-            Ok(Some(req)) => match request_status(&req) {
+            Ok(Some(req)) => match request_status(req.status.as_ref()) {
                 Ok(s) => {
                     let (done, total) = s.progress();
                     if total == 0 {

@@ -1,11 +1,12 @@
 //! How records look to a person: the `get` table, the `describe` page, a
-//! record as the whole document the table holds (`-o json|yaml`), ages and
-//! progress bars. Pure: text in, text out, the time passed in.
+//! record as the whole document the table holds (`-o json|yaml`), and
+//! progress bars (ages are [`crate::duration::age`]). Pure: text in, text
+//! out, the time passed in.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::duration;
+use crate::duration::{self, age};
 use crate::request::spec::{API_VERSION, RecycleSpec, request_spec};
 use crate::request::status::{Phase, RecycleStatus, request_status};
 use crate::schedule::{
@@ -45,21 +46,6 @@ pub(crate) fn as_document(record: &StoredRecord) -> Value {
         doc["status"] = status.clone();
     }
     doc
-}
-
-/// Ages as kubectl prints them: precise when small, coarse when large.
-pub(crate) fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    let secs = (now - since).num_seconds().max(0);
-    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{m}m{}s", s % 60),
-        s if s < 3 * 3600 => format!("{m}m"),
-        s if s < 8 * 3600 => format!("{h}h{}m", m % 60),
-        s if s < 2 * 86_400 => format!("{h}h"),
-        s if s < 8 * 86_400 => format!("{d}d{}h", h % 24),
-        _ => format!("{d}d"),
-    }
 }
 
 /// `[#####-----]`: done out of total in `width` cells.
@@ -102,8 +88,8 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 /// One request's row of `get requests`: NAME, SERVICE, PHASE, PROGRESS, AGE,
 /// MESSAGE; `wide` adds BATCH, SURGE and the replica holding the lease.
 pub(crate) fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    let spec = request_spec(record);
-    let status = request_status(record);
+    let spec = request_spec(&record.spec);
+    let status = request_status(record.status.as_ref());
     let target = match &spec {
         Ok(s) => format!("{}/{}", s.cluster, s.service),
         Err(_) => "?".into(),
@@ -183,11 +169,11 @@ pub fn describe_request(record: &StoredRecord, now: DateTime<Utc>) -> String {
             _ => "free".into(),
         },
     );
-    match request_spec(record) {
+    match request_spec(&record.spec) {
         Ok(spec) => describe_spec(&mut out, &spec),
         Err(e) => out.push_str(&format!("Spec:                 invalid: {e}\n")),
     }
-    match request_status(record) {
+    match request_status(record.status.as_ref()) {
         Ok(status) => describe_status(&mut out, &status, now),
         Err(e) => out.push_str(&format!("Status:               {e}\n")),
     }
@@ -500,21 +486,6 @@ pub(crate) fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ages_read_like_kubectl() {
-        let t0 = DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
-            .unwrap()
-            .to_utc();
-        let at = |s: i64| age(t0, t0 + chrono::Duration::seconds(s));
-        assert_eq!(at(5), "5s");
-        assert_eq!(at(190), "3m10s");
-        assert_eq!(at(3600), "60m");
-        assert_eq!(at(4 * 3600 + 120), "4h2m");
-        assert_eq!(at(30 * 3600), "30h");
-        assert_eq!(at(3 * 86_400 + 7200), "3d2h");
-        assert_eq!(at(-5), "0s");
-    }
 
     #[test]
     fn bars_fill_in_proportion() {

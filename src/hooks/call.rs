@@ -193,7 +193,7 @@ struct Verdict {
 /// A hook's answer body: `{"status": "succeeded" | "failed" | "inProgress", "message", "retryAfter"}`.
 fn read_answer(bytes: &[u8]) -> Result<Answer, String> {
     let v: Verdict = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let message = crate::request::status::bounded(v.message);
+    let message = crate::message::bounded(v.message);
     match v.status.as_str() {
         "succeeded" => Ok(Answer::Succeeded { message }),
         "failed" => Ok(Answer::Failed { message }),

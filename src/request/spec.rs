@@ -204,10 +204,11 @@ pub(crate) fn listed_service(spec: &Result<Box<str>, String>) -> Option<(String,
     Some((spec.cluster, spec.service))
 }
 
-/// A stored request's spec as the operator reads it, or a sentence saying
-/// what is wrong with it.
-pub(crate) fn request_spec(record: &crate::store::StoredRecord) -> Result<RecycleSpec, String> {
-    let value = record.spec.as_ref().map_err(|e| format!("spec: {e}"))?;
+/// A stored request's spec (as the store read it: a JSON value, or why it
+/// could not be read) as the operator reads it, or a sentence saying what
+/// is wrong with it.
+pub(crate) fn request_spec(stored: &Result<Value, String>) -> Result<RecycleSpec, String> {
+    let value = stored.as_ref().map_err(|e| format!("spec: {e}"))?;
     parse_spec(value, "spec").map_err(|e| e.to_string())
 }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::hooks::record::HookCall;
+use crate::message::bounded;
 use crate::notify::NotifyState;
 use crate::request::spec::MAX_EVENTS;
 
@@ -383,23 +384,10 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// The longest message or event kept, in characters: causes quote ECS, and
-/// a record must stay far below DynamoDB's 400 KB item limit with its
-/// events and notices, each carrying a message.
-pub(crate) const MAX_MESSAGE_CHARS: usize = 1000;
-
-/// `text`, cut to [`MAX_MESSAGE_CHARS`] with "…" when longer.
-pub(crate) fn bounded(text: String) -> String {
-    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text,
-    }
-}
-
 /// A stored request's status, the default (Pending) before the operator
 /// wrote one, or a sentence saying why it cannot be read.
-pub fn request_status(record: &crate::store::StoredRecord) -> Result<RecycleStatus, String> {
-    match &record.status {
+pub fn request_status(stored: Option<&serde_json::Value>) -> Result<RecycleStatus, String> {
+    match stored {
         None => Ok(RecycleStatus::default()),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
             format!("status: cannot be read ({e}); it is written by the operator only")

@@ -276,8 +276,8 @@ async fn watch<S: Store>(
             .get(Kind::RecycleRequest, REQUEST)
             .await?
             .ok_or_else(|| CliError::NotFound("the demo request disappeared".into()))?;
-        let status =
-            crate::request::status::request_status(&record).map_err(CliError::Unsuccessful)?;
+        let status = crate::request::status::request_status(record.status.as_ref())
+            .map_err(CliError::Unsuccessful)?;
         let timeline = sim.timeline();
         let mut lines = Vec::new();
         for e in status.events.iter().skip(events_seen) {

@@ -135,9 +135,7 @@ fn late_by(slot: DateTime<Utc>, now: DateTime<Utc>) -> std::time::Duration {
 }
 
 pub(crate) fn decide(input: &Input) -> ScheduleDecision {
-    let Input {
-        name, spec, now, ..
-    } = *input;
+    let now = input.now;
     let mut s = input.status.clone();
     let mut d = ScheduleDecision {
         status: ScheduleStatus::default(),
@@ -153,103 +151,10 @@ pub(crate) fn decide(input: &Input) -> ScheduleDecision {
             "the record is valid again; making requests",
         );
     }
-
-    if let Some(due) = due_slot(spec, &s, input.created_at, now) {
-        let slot_name = request_name(name, due.slot);
-        let when = spec.local(due.slot);
-        if due.missed > 0 && !spec.suspend {
-            let more = if due.missed >= MAX_SLOTS_WALKED {
-                " or more"
-            } else {
-                ""
-            };
-            s.event(
-                now,
-                Reason::MissedSlots,
-                format!(
-                    "{}{more} earlier slot(s) passed while no operator ran; only the latest, {when}, is considered",
-                    due.missed
-                ),
-            );
-        }
-        let existing = input
-            .requests
-            .iter()
-            .find(|r| r.name == slot_name && r.phase.is_some());
-        let skip = if let Some(found) = existing {
-            // Made already (by us before a lost write, or by another replica).
-            track(&mut s, found, due.slot);
-            s.event(
-                now,
-                Reason::Adopted,
-                format!("request {slot_name} for {when} already exists; it is this slot's request"),
-            );
-            record_run(&mut s, &slot_name, due.slot);
-            None
-        } else if spec.suspend {
-            Some(None)
-        } else if let Some(deadline) = spec
-            .starting_deadline
-            .filter(|d| late_by(due.slot, now) > *d)
-        {
-            Some(Some(format!(
-                "slot {when} skipped: found {} late, past startingDeadline {}",
-                duration::format(secs(late_by(due.slot, now))),
-                duration::format(deadline)
-            )))
-        } else if let Some(window) = spec
-            .window
-            .filter(|w| late_by(due.slot, now) + ScheduleSpec::min_window(&spec.template) > *w)
-        {
-            Some(Some(format!(
-                "slot {when} skipped: found {} late, too little of its {} window was left for one batch ({})",
-                duration::format(secs(late_by(due.slot, now))),
-                duration::format(window),
-                duration::format(ScheduleSpec::min_window(&spec.template))
-            )))
-        } else if let (ConcurrencyPolicy::Forbid, Some(active)) =
-            (spec.concurrency_policy, s.active().next())
-        {
-            Some(Some(format!(
-                "slot {when} skipped: request {} is still {:?} (concurrencyPolicy Forbid)",
-                active.name, active.phase
-            )))
-        } else {
-            if spec.concurrency_policy == ConcurrencyPolicy::Replace {
-                d.cancel = s.active().map(|r| r.name.clone()).collect();
-                for old in &d.cancel {
-                    s.event(
-                        now,
-                        Reason::Replaced,
-                        format!("cancelling request {old} for the slot {when} (concurrencyPolicy Replace)"),
-                    );
-                }
-            }
-            d.create = Some(new_request(spec, &slot_name, due.slot));
-            s.requests.push(ScheduledRequest {
-                name: slot_name.clone(),
-                slot: due.slot,
-                phase: Phase::Pending,
-                finished_at: None,
-                notifying: false,
-            });
-            s.event(
-                now,
-                Reason::Created,
-                format!("created request {slot_name} for the slot {when}"),
-            );
-            record_run(&mut s, &slot_name, due.slot);
-            None
-        };
-        if let Some(reason) = skip {
-            s.evaluated_through = Some(due.slot);
-            if let Some(reason) = reason {
-                s.event(now, Reason::Skipped, reason);
-            }
-        }
+    if let Some(due) = due_slot(input.spec, &s, input.created_at, now) {
+        take_slot(input, due, &mut s, &mut d);
     }
-
-    d.delete = history(spec, &mut s);
+    d.delete = history(input.spec, &mut s);
     for gone in &d.delete {
         s.event(
             now,
@@ -264,6 +169,149 @@ pub(crate) fn decide(input: &Input) -> ScheduleDecision {
         .filter_map(|r| r.finished_at)
         .chain(s.last_successful_time)
         .max();
+    say_next(input.spec, now, &mut s);
+    d.status = s;
+    d
+}
+
+/// Why a due slot gets no request.
+enum Skip {
+    /// Suspended: slots pass without a word.
+    Quietly,
+    Because(String),
+}
+
+/// Deals with the due slot: its request adopted when it exists already,
+/// else the slot skipped, or its request made (the active ones cancelled
+/// first under Replace).
+fn take_slot(input: &Input, due: Due, s: &mut ScheduleStatus, d: &mut ScheduleDecision) {
+    let Input {
+        name, spec, now, ..
+    } = *input;
+    let slot_name = request_name(name, due.slot);
+    let when = spec.local(due.slot);
+    if due.missed > 0 && !spec.suspend {
+        let more = if due.missed >= MAX_SLOTS_WALKED {
+            " or more"
+        } else {
+            ""
+        };
+        s.event(
+            now,
+            Reason::MissedSlots,
+            format!(
+                "{}{more} earlier slot(s) passed while no operator ran; only the latest, {when}, is considered",
+                due.missed
+            ),
+        );
+    }
+    let existing = input
+        .requests
+        .iter()
+        .find(|r| r.name == slot_name && r.phase.is_some());
+    if let Some(found) = existing {
+        // Made already (by us before a lost write, or by another replica).
+        track(s, found, due.slot);
+        s.event(
+            now,
+            Reason::Adopted,
+            format!("request {slot_name} for {when} already exists; it is this slot's request"),
+        );
+        return record_run(s, &slot_name, due.slot);
+    }
+    match skip(spec, s, due, now, &when) {
+        Some(skip) => {
+            s.evaluated_through = Some(due.slot);
+            if let Skip::Because(reason) = skip {
+                s.event(now, Reason::Skipped, reason);
+            }
+        }
+        None => create(input, due, &slot_name, &when, s, d),
+    }
+}
+
+/// Whether the due slot is skipped, and why: suspended, found past its
+/// startingDeadline, too late for one batch in its window, or another
+/// request still active under Forbid.
+fn skip(
+    spec: &ScheduleSpec,
+    s: &ScheduleStatus,
+    due: Due,
+    now: DateTime<Utc>,
+    when: &str,
+) -> Option<Skip> {
+    if spec.suspend {
+        Some(Skip::Quietly)
+    } else if let Some(deadline) = spec
+        .starting_deadline
+        .filter(|d| late_by(due.slot, now) > *d)
+    {
+        Some(Skip::Because(format!(
+            "slot {when} skipped: found {} late, past startingDeadline {}",
+            duration::format(secs(late_by(due.slot, now))),
+            duration::format(deadline)
+        )))
+    } else if let Some(window) = spec
+        .window
+        .filter(|w| late_by(due.slot, now) + ScheduleSpec::min_window(&spec.template) > *w)
+    {
+        Some(Skip::Because(format!(
+            "slot {when} skipped: found {} late, too little of its {} window was left for one batch ({})",
+            duration::format(secs(late_by(due.slot, now))),
+            duration::format(window),
+            duration::format(ScheduleSpec::min_window(&spec.template))
+        )))
+    } else if let (ConcurrencyPolicy::Forbid, Some(active)) =
+        (spec.concurrency_policy, s.active().next())
+    {
+        Some(Skip::Because(format!(
+            "slot {when} skipped: request {} is still {:?} (concurrencyPolicy Forbid)",
+            active.name, active.phase
+        )))
+    } else {
+        None
+    }
+}
+
+/// Makes the slot's request, cancelling the active ones first under
+/// Replace, and tracks it.
+fn create(
+    input: &Input,
+    due: Due,
+    slot_name: &str,
+    when: &str,
+    s: &mut ScheduleStatus,
+    d: &mut ScheduleDecision,
+) {
+    let Input { spec, now, .. } = *input;
+    if spec.concurrency_policy == ConcurrencyPolicy::Replace {
+        d.cancel = s.active().map(|r| r.name.clone()).collect();
+        for old in &d.cancel {
+            s.event(
+                now,
+                Reason::Replaced,
+                format!("cancelling request {old} for the slot {when} (concurrencyPolicy Replace)"),
+            );
+        }
+    }
+    d.create = Some(new_request(spec, slot_name, due.slot));
+    s.requests.push(ScheduledRequest {
+        name: slot_name.to_string(),
+        slot: due.slot,
+        phase: Phase::Pending,
+        finished_at: None,
+        notifying: false,
+    });
+    s.event(
+        now,
+        Reason::Created,
+        format!("created request {slot_name} for the slot {when}"),
+    );
+    record_run(s, slot_name, due.slot);
+}
+
+/// The schedule's phase and message: suspended, or when it runs next.
+fn say_next(spec: &ScheduleSpec, now: DateTime<Utc>, s: &mut ScheduleStatus) {
     let (phase, message, next) = if spec.suspend {
         (
             SchedulePhase::Suspended,
@@ -281,8 +329,6 @@ pub(crate) fn decide(input: &Input) -> ScheduleDecision {
     s.phase = phase;
     s.message = message;
     s.next_schedule_time = next;
-    d.status = s;
-    d
 }
 
 fn secs(d: std::time::Duration) -> std::time::Duration {

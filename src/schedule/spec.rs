@@ -91,7 +91,42 @@ impl ScheduleSpec {
 /// once; `path` prefixes the field paths (`spec.template.batchSize`).
 pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleSpec, Invalid> {
     let mut r = Reader::new(value, path);
-    let schedule = match r.get("schedule") {
+    let schedule = read_schedule(&mut r);
+    let time_zone = read_time_zone(&mut r);
+    let template = read_template(&mut r);
+    let window = read_window(&mut r, template.as_ref().map(|(t, _)| t));
+    let suspend = r.bool("suspend").unwrap_or(false);
+    let starting_deadline = read_starting_deadline(&mut r);
+    let concurrency_policy = read_concurrency_policy(&mut r);
+    let successful_history_limit = r.count("successfulHistoryLimit", 0, 100).unwrap_or(3);
+    let failed_history_limit = r.count("failedHistoryLimit", 0, 100).unwrap_or(1);
+    r.finish();
+    let problems: Vec<Problem> = r.problems;
+    match (schedule, time_zone, template) {
+        (Some((schedule, cron)), Some(time_zone), Some((template, template_value)))
+            if problems.is_empty() =>
+        {
+            Ok(ScheduleSpec {
+                schedule,
+                cron,
+                time_zone,
+                template,
+                template_value,
+                window,
+                suspend,
+                starting_deadline,
+                concurrency_policy,
+                successful_history_limit,
+                failed_history_limit,
+            })
+        }
+        _ => Err(Invalid(problems)),
+    }
+}
+
+/// `schedule`: the expression as written, and as parsed.
+fn read_schedule(r: &mut Reader) -> Option<(String, Cron)> {
+    match r.get("schedule") {
         None if r.object.is_some() => {
             r.problem("schedule", "is required, like \"0 3 * * SUN\"".into());
             None
@@ -114,8 +149,12 @@ pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleS
             );
             None
         }
-    };
-    let time_zone = match r.string("timeZone") {
+    }
+}
+
+/// `timeZone`, UTC when not given.
+fn read_time_zone(r: &mut Reader) -> Option<Tz> {
+    match r.string("timeZone") {
         None => Some(Tz::UTC),
         Some(name) => match Tz::from_str(&name) {
             Ok(tz) => Some(tz),
@@ -127,9 +166,15 @@ pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleS
                 None
             }
         },
-    };
+    }
+}
+
+/// `template`: a RecycleRequest spec, checked as one, and as written; the
+/// fields each request gets from its slot (`notAfter`) or that would make
+/// it pointless (`cancel`) are refused.
+fn read_template(r: &mut Reader) -> Option<(RecycleSpec, Value)> {
     let template_path = r.at("template");
-    let template = match r.get("template") {
+    match r.get("template") {
         None if r.object.is_some() => {
             r.problem(
                 "template",
@@ -157,11 +202,15 @@ pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleS
             }
             parsed.ok().map(|spec| (spec, t.clone()))
         }
-    };
+    }
+}
+
+/// `window`: longer than one batch of the template could take.
+fn read_window(r: &mut Reader, template: Option<&RecycleSpec>) -> Option<Duration> {
     let window = r.duration("window");
     if window.is_some_and(|w| w.is_zero()) {
         r.problem("window", "must be longer than 0s".into());
-    } else if let (Some(w), Some((t, _))) = (window, &template)
+    } else if let (Some(w), Some(t)) = (window, template)
         && w < ScheduleSpec::min_window(t)
     {
         r.problem(
@@ -175,7 +224,10 @@ pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleS
             ),
         );
     }
-    let suspend = r.bool("suspend").unwrap_or(false);
+    window
+}
+
+fn read_starting_deadline(r: &mut Reader) -> Option<Duration> {
     let starting_deadline = r.duration("startingDeadline");
     if starting_deadline.is_some_and(|d| d < Duration::from_secs(10)) {
         r.problem(
@@ -184,7 +236,11 @@ pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleS
                 .into(),
         );
     }
-    let concurrency_policy = match r.get("concurrencyPolicy") {
+    starting_deadline
+}
+
+fn read_concurrency_policy(r: &mut Reader) -> ConcurrencyPolicy {
+    match r.get("concurrencyPolicy") {
         None => ConcurrencyPolicy::Forbid,
         Some(v) if v == "Forbid" => ConcurrencyPolicy::Forbid,
         Some(v) if v == "Replace" => ConcurrencyPolicy::Replace,
@@ -199,29 +255,5 @@ pub(crate) fn parse_schedule_spec(value: &Value, path: &str) -> Result<ScheduleS
             );
             ConcurrencyPolicy::Forbid
         }
-    };
-    let successful_history_limit = r.count("successfulHistoryLimit", 0, 100).unwrap_or(3);
-    let failed_history_limit = r.count("failedHistoryLimit", 0, 100).unwrap_or(1);
-    r.finish();
-    let problems: Vec<Problem> = r.problems;
-    match (schedule, time_zone, template) {
-        (Some((schedule, cron)), Some(time_zone), Some((template, template_value)))
-            if problems.is_empty() =>
-        {
-            Ok(ScheduleSpec {
-                schedule,
-                cron,
-                time_zone,
-                template,
-                template_value,
-                window,
-                suspend,
-                starting_deadline,
-                concurrency_policy,
-                successful_history_limit,
-                failed_history_limit,
-            })
-        }
-        _ => Err(Invalid(problems)),
     }
 }

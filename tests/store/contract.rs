@@ -453,7 +453,7 @@ async fn contract_with_outsiders<S: Store, O: Outsider>(store: &S, outside: &O) 
     let broken = &active[1];
     assert_eq!(broken.status, Some(json!("{phase")));
     assert_eq!(broken.version, 0);
-    let reason = request_status(broken).unwrap_err();
+    let reason = request_status(broken.status.as_ref()).unwrap_err();
     assert!(reason.contains("cannot be read"), "{reason}");
     assert_eq!(
         store.get(K, "broken-status").await.unwrap().as_ref(),

@@ -107,7 +107,8 @@ impl<S: Store> Reconciler<S> {
                 return Err(None);
             }
         };
-        let read = request_spec(&whole).and_then(|spec| Ok((spec, request_status(&whole)?)));
+        let read = request_spec(&whole.spec)
+            .and_then(|spec| Ok((spec, request_status(whole.status.as_ref())?)));
         let (spec, status) = match read {
             Ok(read) => read,
             Err(message) => return Err(Some(self.fail_invalid(&whole, message, &fence).await)),

@@ -4,8 +4,9 @@
 //! reconciler's listing costs O(active records). This module owns the store:
 //! the trait's conditional semantics as condition expressions, the listings,
 //! the leases, and the mapping of AWS errors onto [`StoreError`]. The item
-//! schema and how an item is read are the `codec`'s; creating the table for
-//! `ecs-recycler init` is `admin`'s.
+//! schema and how an item is read are the `codec`'s; the listings (the
+//! sparse index, the scan, the strays) are `listing`'s; creating the table
+//! for `ecs-recycler init` is `admin`'s.
 //!
 //! What a reader must know: every write is conditional, and a refused one
 //! asks for the item as it was, so one round trip tells a missing record
@@ -23,9 +24,8 @@
 
 mod admin;
 mod codec;
+mod listing;
 mod replicas;
-
-use std::collections::HashSet;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -37,9 +37,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use self::codec::{
-    ACTIVE, ACTIVE_YES, CREATED_AT, EXPIRES_AT, Item, KIND, LEASE_EXPIRES, LEASE_HOLDER, LISTED,
-    NAME, PHASE, PK, SPEC, STATUS, VERSION, key, millis, number, prefix, read_phase,
-    record_from_item, stray_from_item, timestamp,
+    ACTIVE, ACTIVE_YES, CREATED_AT, EXPIRES_AT, Item, KIND, LEASE_EXPIRES, LEASE_HOLDER, NAME,
+    PHASE, PK, SPEC, STATUS, VERSION, key, millis, number, record_from_item, timestamp,
 };
 use super::unreadable::Unreadable;
 use super::{
@@ -145,35 +144,6 @@ impl DynamoStore {
             },
         }
     }
-
-    /// Reads the records of `kind` among `items` into `into`, each as
-    /// `read` makes it of the record and its item; unreadable ones are left
-    /// out, logged with backoff, and their keys added to `left_out`.
-    fn records_of<T>(
-        &self,
-        kind: Kind,
-        items: Vec<Item>,
-        into: &mut Vec<T>,
-        left_out: &mut HashSet<String>,
-        read: impl Fn(StoredRecord, &Item) -> T,
-    ) {
-        for item in items {
-            match record_from_item(&item) {
-                Ok(record) if record.kind == kind => into.push(read(record, &item)),
-                Ok(_) => {}
-                Err(reason) => self.leave_out(&item, &reason, left_out),
-            }
-        }
-    }
-
-    fn leave_out(&self, item: &Item, reason: &str, left_out: &mut HashSet<String>) {
-        let key = item
-            .get(PK)
-            .and_then(|v| v.as_s().ok())
-            .map_or("?", String::as_str);
-        self.unreadable.left_out(&self.table, key, reason);
-        left_out.insert(key.to_string());
-    }
 }
 
 impl Store for DynamoStore {
@@ -243,51 +213,15 @@ impl Store for DynamoStore {
     }
 
     async fn list_active(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
-        let mut records = self.active(kind, None, |r, _| r).await?;
-        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        Ok(records)
+        self.active_records(kind).await
     }
 
     async fn list_active_lean(&self, kind: Kind) -> StoreResult<Vec<ListedRecord>> {
-        // Statuses stay on DynamoDB's side: the phase is an attribute of its own.
-        let mut records = self
-            .active(kind, Some(&LISTED), |r, item| ListedRecord {
-                phase: read_phase(item),
-                ..ListedRecord::of(r)
-            })
-            .await?;
-        records.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
-        Ok(records)
+        self.active_lean(kind).await
     }
 
     async fn list_all(&self, kind: Kind) -> StoreResult<Vec<StoredRecord>> {
-        // The key, not the `kind` attribute, says what a record is (it is how
-        // `get` finds it), so an item a client wrote without `kind` is listed too.
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(#pk, :prefix)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix(kind)))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let (mut records, mut left_out) = (Vec::new(), HashSet::new());
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.unavailable("Scan", None, e))?;
-            self.records_of(
-                kind,
-                page.items.unwrap_or_default(),
-                &mut records,
-                &mut left_out,
-                |r, _| r,
-            );
-        }
-        self.unreadable
-            .settle(|key| key.starts_with(&prefix(kind)), &left_out);
-        records.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(records)
+        self.all_records(kind).await
     }
 
     async fn update_spec(
@@ -488,43 +422,7 @@ impl Store for DynamoStore {
     }
 
     async fn list_strays(&self) -> StoreResult<Vec<Stray>> {
-        // The same read of the sparse index as `list_active`, keeping what
-        // no kind's listing keeps.
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(ACTIVE_INDEX)
-            .key_condition_expression("#active = :yes")
-            .expression_attribute_names("#active", ACTIVE)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()));
-        let mut unknown = Vec::new();
-        for (i, kind) in Kind::ALL.into_iter().enumerate() {
-            unknown.push(format!("NOT begins_with(#pk, :kind{i})"));
-            query = query
-                .expression_attribute_values(format!(":kind{i}"), AttributeValue::S(prefix(kind)));
-        }
-        let mut pages = query
-            .filter_expression(unknown.join(" AND "))
-            .into_paginator()
-            .send();
-        let (mut strays, mut left_out) = (Vec::new(), HashSet::new());
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.unavailable("Query", None, e))?;
-            for item in page.items.unwrap_or_default() {
-                match stray_from_item(&item) {
-                    Ok(stray) => strays.push(stray),
-                    Err(reason) => self.leave_out(&item, &reason, &mut left_out),
-                }
-            }
-        }
-        self.unreadable.settle(
-            |key| Kind::ALL.iter().all(|k| !key.starts_with(&prefix(*k))),
-            &left_out,
-        );
-        strays.sort_by(|a, b| (a.created_at, &a.key).cmp(&(b.created_at, &b.key)));
-        Ok(strays)
+        self.active_strays().await
     }
 
     async fn fail_stray(&self, stray: &Stray, status: Value) -> StoreResult<u64> {
@@ -585,67 +483,5 @@ fn version_is(expected: u64) -> &'static str {
         "(attribute_not_exists(#version) OR #version = :expected)"
     } else {
         "#version = :expected"
-    }
-}
-
-impl DynamoStore {
-    /// The active records of `kind`, each read by `read` from the record and
-    /// its item, with only the `attributes` named (all when `None`). Not in
-    /// order: the index orders by the createdAt string, but clients may
-    /// write other RFC 3339 spellings, and ties need the name, so the
-    /// callers order by value.
-    async fn active<T>(
-        &self,
-        kind: Kind,
-        attributes: Option<&[&str]>,
-        read: impl Fn(StoredRecord, &Item) -> T,
-    ) -> StoreResult<Vec<T>> {
-        // Only a Query on the sparse index keeps this O(active records); the
-        // index holds every kind, so the kind is a filter, not a key.
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(ACTIVE_INDEX)
-            .key_condition_expression("#active = :yes")
-            .filter_expression("begins_with(#pk, :prefix)")
-            .expression_attribute_names("#active", ACTIVE)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":yes", AttributeValue::S(ACTIVE_YES.to_string()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix(kind)));
-        if let Some(attributes) = attributes {
-            // Every name through a placeholder (`name` is a reserved word),
-            // one placeholder for each.
-            let mut projection = Vec::new();
-            for (i, attribute) in attributes.iter().enumerate() {
-                let placeholder = match *attribute {
-                    PK => "#pk".to_string(),
-                    ACTIVE => "#active".to_string(),
-                    other => {
-                        let placeholder = format!("#a{i}");
-                        query = query.expression_attribute_names(&placeholder, other);
-                        placeholder
-                    }
-                };
-                projection.push(placeholder);
-            }
-            query = query.projection_expression(projection.join(", "));
-        }
-        let mut pages = query.into_paginator().send();
-        let (mut records, mut left_out) = (Vec::new(), HashSet::new());
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.unavailable("Query", None, e))?;
-            // Read page by page, so no more than a page of items is held.
-            self.records_of(
-                kind,
-                page.items.unwrap_or_default(),
-                &mut records,
-                &mut left_out,
-                &read,
-            );
-        }
-        self.unreadable
-            .settle(|key| key.starts_with(&prefix(kind)), &left_out);
-        Ok(records)
     }
 }

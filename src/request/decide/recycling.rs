@@ -1,0 +1,372 @@
+//! Recycling: batch after batch. Between batches, once the service is
+//! stable, the next batch of planned tasks still running is stopped (those
+//! already gone are skipped); a batch in flight is seen through until its
+//! replacements serve and the service is stable, then the run pauses
+//! `wait` before the next. No batch left ends the run through Restoring; a
+//! batch or a service that will not stabilise fails it there.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::causes::{self, Tense};
+use super::ending::end_via_restore;
+use super::hooks;
+use super::messages::{
+    and_targets, describe_counts, failure_cause, name_tasks, note_slow, slow_clauses, target,
+    window_closed,
+};
+use super::stability::stable;
+use super::surging::before_start;
+use super::timing::{batch_allowance, elapsed, is_slow, past_not_after};
+use super::{Action, Context, Decision};
+use crate::duration;
+use crate::hooks::spec::Point;
+use crate::request::observation::{Observation, ServiceView};
+use crate::request::status::{Phase, Reason};
+
+pub(super) fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
+    let svc = match &obs.service {
+        Ok(svc) => svc,
+        Err(reason) => {
+            let (done, total) = d.status.progress();
+            return end_via_restore(
+                ctx,
+                d,
+                Phase::Failed,
+                format!(
+                    "{} became unavailable after {done}/{total} tasks: {reason}",
+                    target(ctx)
+                ),
+            );
+        }
+    };
+    if !d.status.batch.is_empty() {
+        return batch_in_flight(ctx, svc, obs, d);
+    }
+    if !stable(svc, &obs.tasks) {
+        // Someone else's deployment, a scale-out or a crash: wait, within the timeout.
+        return await_stable(ctx, svc, obs, d);
+    }
+    if d.status.surge.is_none() && !before_start(ctx, svc.desired, d) {
+        return;
+    }
+    let batch = next_batch(ctx, obs, d);
+    if batch.is_empty() {
+        return finish(ctx, d);
+    }
+    let number = d.status.batches + 1;
+    let told = hooks::Told {
+        tasks: &batch,
+        replacements: Vec::new(),
+        desired: svc.desired,
+    };
+    if !hooks::passed(ctx, d, Point::BeforeBatch, number, told) {
+        return;
+    }
+    stop_batch(ctx, d, batch, number);
+}
+
+// ------------------------------------------------------------ between batches
+
+/// The service is not stable between batches: no batch starts until it is,
+/// within the stability timeout; past half of it the status says why.
+fn await_stable(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
+    let (done, total) = d.status.progress();
+    let since = *d.status.step_started_at.get_or_insert(ctx.now);
+    let step = causes::Step {
+        since,
+        now: ctx.now,
+        batch: &[],
+        ours: &d.status.stopped,
+        noun: "task",
+    };
+    if elapsed(ctx, Some(since)) > ctx.spec.stability_timeout {
+        let message = format!(
+            "{} was not stable within {} before the next batch ({}){}; {done}/{total} tasks recycled",
+            target(ctx),
+            duration::format(ctx.spec.stability_timeout),
+            describe_counts(svc, &obs.tasks),
+            failure_cause(&step, svc, obs)
+        );
+        return end_via_restore(ctx, d, Phase::Failed, message);
+    }
+    let slow = is_slow(ctx.spec, since, ctx.now);
+    d.status.message = match svc.deployment_in_progress() {
+        Some(dep) if slow => {
+            let why = causes::why(&step, obs, Tense::Slow);
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", why.join("; "))
+            };
+            format!(
+                "waiting for deployment {} to finish ({done}/{total} tasks recycled){why}",
+                dep.id
+            )
+        }
+        Some(dep) => format!(
+            "waiting for deployment {} to finish ({done}/{total} tasks recycled)",
+            dep.id
+        ),
+        None if slow => format!(
+            "{done}/{total} recycled; before the next batch, {}",
+            slow_clauses(&step, svc, obs)
+        ),
+        None => and_targets(
+            format!(
+                "waiting for the service to be stable ({})",
+                describe_counts(svc, &obs.tasks)
+            ),
+            &obs.tasks,
+        ),
+    };
+    if slow {
+        note_slow(&mut d.status, ctx.now, since);
+    }
+}
+
+/// The next batch: planned tasks in order, neither stopped nor skipped, up
+/// to the batch size. A planned task no longer running is skipped, and
+/// said so, on the way.
+fn next_batch(ctx: &Context, obs: &Observation, d: &mut Decision) -> Vec<String> {
+    let planned: Vec<String> = d
+        .status
+        .plan
+        .as_ref()
+        .map(|p| p.tasks.clone())
+        .unwrap_or_default();
+    let mut batch = Vec::new();
+    for arn in planned {
+        if batch.len() as u32 == ctx.spec.batch_size {
+            break;
+        }
+        if d.status.stopped.contains(&arn) || d.status.skipped.contains(&arn) {
+            continue;
+        }
+        if obs.tasks.iter().any(|t| t.arn == arn && t.desired_running) {
+            batch.push(arn);
+        } else {
+            d.status.task_event(
+                ctx.now,
+                Reason::Skipped,
+                &arn,
+                format!("Task {arn} was already gone; skipped"),
+            );
+            d.status.skipped.push(arn);
+        }
+    }
+    batch
+}
+
+/// No planned task is left to stop: the run succeeded, and ends through
+/// Restoring.
+fn finish(ctx: &Context, d: &mut Decision) {
+    let (_, total) = d.status.progress();
+    let recycled = d.status.recycled().count();
+    let skipped = d.status.skipped.len();
+    d.status.event(
+        ctx.now,
+        Reason::Completed,
+        "Task recycle completed successfully",
+    );
+    end_via_restore(
+        ctx,
+        d,
+        Phase::Succeeded,
+        format!("recycled {recycled} of {total} planned tasks ({skipped} already gone)"),
+    );
+}
+
+/// Stops the batch: each stop on record (in `stopped` and the batch) before
+/// it is made, with a reason that names the request.
+fn stop_batch(ctx: &Context, d: &mut Decision, batch: Vec<String>, number: u32) {
+    let (_, total) = d.status.progress();
+    d.status.batches = number;
+    for arn in &batch {
+        let n = d.status.progress().0 + 1;
+        d.status.task_event(
+            ctx.now,
+            Reason::Recycling,
+            arn,
+            format!("Recycling task {n}/{total}: {arn}"),
+        );
+        d.status.stopped.push(arn.clone());
+        d.actions.push(Action::StopTask {
+            arn: arn.clone(),
+            reason: stop_reason(ctx),
+        });
+    }
+    d.status.batch = batch;
+    d.status.step_started_at = Some(ctx.now);
+    let (done, _) = d.status.progress();
+    d.status.message =
+        format!("stopped {done}/{total}; waiting for the replacements to be running and healthy");
+}
+
+/// The reason ECS keeps on the stopped task: it names the request.
+pub(super) fn stop_reason(ctx: &Context) -> String {
+    format!("ecs-recycler: recycled by request {}", ctx.name)
+}
+
+// ------------------------------------------------------------ a batch in flight
+
+fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
+    let (done, total) = d.status.progress();
+    // A stop decided but never made (the operator died in between) is made now.
+    for arn in &d.status.batch {
+        if obs.tasks.iter().any(|t| &t.arn == arn && t.desired_running) {
+            d.actions.push(Action::StopTask {
+                arn: arn.clone(),
+                reason: stop_reason(ctx),
+            });
+        }
+    }
+    let old_still_running = obs
+        .tasks
+        .iter()
+        .any(|t| d.status.batch.contains(&t.arn) && t.last_status == "RUNNING");
+    if d.actions.is_empty() && !old_still_running && stable(svc, &obs.tasks) {
+        return batch_done(ctx, svc, obs, d, (done, total));
+    }
+    await_replacements(ctx, svc, obs, d, (done, total));
+}
+
+/// The batch's replacements serve and the service is stable: after the
+/// afterBatch hooks, the run pauses `wait`, then clears the batch for the
+/// next — or, the window closed, ends through Restoring.
+fn batch_done(
+    ctx: &Context,
+    svc: &ServiceView,
+    obs: &Observation,
+    d: &mut Decision,
+    (done, total): (usize, usize),
+) {
+    let batch = d.status.batch.clone();
+    let told = hooks::Told {
+        tasks: &batch,
+        replacements: replacements(d.status.step_started_at, obs),
+        desired: svc.desired,
+    };
+    if !hooks::passed(ctx, d, Point::AfterBatch, d.status.batches.max(1), told) {
+        return;
+    }
+    if past_not_after(ctx) {
+        // The batch is done; pausing before a batch that will never start is pointless.
+        if d.status.wait_until.is_none() {
+            d.status
+                .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
+        }
+        d.status.batch.clear();
+        d.status.step_started_at = None;
+        let message = window_closed(ctx, &d.status, "after a batch");
+        return end_via_restore(ctx, d, Phase::WindowClosed, message);
+    }
+    match d.status.wait_until {
+        None if !ctx.spec.wait.is_zero() => {
+            let wait = ctx.spec.wait;
+            d.status.wait_until = chrono::Duration::from_std(wait).ok().map(|w| ctx.now + w);
+            d.status.event(
+                ctx.now,
+                Reason::Recycled,
+                format!("Task {done} recycled, waiting {}", duration::format(wait)),
+            );
+            d.status.message = format!(
+                "{done}/{total} recycled; waiting {} before the next batch",
+                duration::format(wait)
+            );
+            d.requeue = Some(wait);
+        }
+        Some(until) if ctx.now < until => {
+            d.requeue = (until - ctx.now).to_std().ok();
+        }
+        _ => {
+            if ctx.spec.wait.is_zero() {
+                d.status
+                    .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
+            }
+            d.status.batch.clear();
+            d.status.wait_until = None;
+            d.status.step_started_at = None;
+            d.status.message = format!("{done}/{total} recycled");
+            d.requeue = Some(Duration::ZERO);
+        }
+    }
+}
+
+/// The batch's replacements do not serve yet: wait, saying why once slow
+/// and what a drain holds back, and fail through Restoring once the batch
+/// has taken longer than it may.
+fn await_replacements(
+    ctx: &Context,
+    svc: &ServiceView,
+    obs: &Observation,
+    d: &mut Decision,
+    (done, total): (usize, usize),
+) {
+    let since = d.status.step_started_at.unwrap_or(ctx.now);
+    let step = causes::Step {
+        since,
+        now: ctx.now,
+        batch: &d.status.batch,
+        ours: &d.status.stopped,
+        noun: "replacement",
+    };
+    let allowed = batch_allowance(ctx, svc, obs, d.status.batch.len());
+    if elapsed(ctx, Some(since)) > allowed {
+        let recycled = d.status.recycled().count();
+        let drain = if allowed > ctx.spec.stability_timeout {
+            format!(
+                " (the stability timeout, plus {} for the stopped tasks to drain)",
+                duration::format(allowed - ctx.spec.stability_timeout)
+            )
+        } else {
+            String::new()
+        };
+        let message = format!(
+            "replacements for {} were not running, healthy and stable within {}{drain} ({}){}; {done}/{total} tasks stopped, {recycled} recycled",
+            name_tasks(&d.status.batch),
+            duration::format(allowed),
+            describe_counts(svc, &obs.tasks),
+            failure_cause(&step, svc, obs)
+        );
+        return end_via_restore(ctx, d, Phase::Failed, message);
+    }
+    let mut message = if elapsed(ctx, Some(since)) >= allowed / 2 {
+        format!("stopped {done}/{total}; {}", slow_clauses(&step, svc, obs))
+    } else {
+        and_targets(
+            format!(
+                "stopped {done}/{total}; waiting for the replacements to be running and healthy ({})",
+                describe_counts(svc, &obs.tasks)
+            ),
+            &obs.tasks,
+        )
+    };
+    let draining = obs.tasks.iter().filter(|t| t.is_draining()).count();
+    if draining > 0 && allowed > ctx.spec.stability_timeout {
+        message.push_str(&format!(
+            "; {} draining, and maximumPercent {}% leaves no room for the replacements until they drain (up to {})",
+            causes::count(draining, "stopped task"),
+            svc.maximum_percent,
+            duration::format(allowed - ctx.spec.stability_timeout)
+        ));
+    }
+    d.status.message = message;
+    if elapsed(ctx, Some(since)) >= allowed / 2 {
+        note_slow(&mut d.status, ctx.now, since);
+    }
+}
+
+/// The tasks serving that started since the batch was stopped: its replacements.
+fn replacements(since: Option<DateTime<Utc>>, obs: &Observation) -> Vec<String> {
+    obs.tasks
+        .iter()
+        .filter(|t| t.is_serving())
+        .filter(|t| match (since, t.created_at.or(t.started_at)) {
+            (Some(since), Some(at)) => at >= since,
+            _ => false,
+        })
+        .map(|t| t.arn.clone())
+        .collect()
+}

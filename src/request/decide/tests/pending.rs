@@ -1,0 +1,128 @@
+//! Pending: the plan on record before anything is touched, and every way
+//! a request may leave Pending.
+
+use super::*;
+
+#[test]
+fn pending_persists_the_plan_before_touching_anything() {
+    let d = run(&spec(json!({})), &RecycleStatus::default(), &steady3(), 100);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Surging);
+    let plan = d.status.plan.unwrap();
+    assert_eq!(plan.tasks, ["t1", "t2", "t3"], "oldest first");
+    assert_eq!(plan.original_desired, 3);
+    let messages: Vec<&str> = d.status.events.iter().map(|e| e.message.as_str()).collect();
+    assert!(messages.contains(&"Starting task recycle for prod/web"));
+    assert!(messages.contains(&"Original desired count: 3, tasks: 3"));
+}
+
+#[test]
+fn pending_outcomes() {
+    let deploying = {
+        let mut o = steady3();
+        if let Ok(s) = o.service.as_mut() {
+            s.deployments[0].rollout = "IN_PROGRESS".into();
+        }
+        o
+    };
+    let missing = Observation {
+        service: Err("ServiceNotFoundException: Service not found.".into()),
+        tasks: vec![],
+        scaling: None,
+        evidence: Default::default(),
+        targets_refused: None,
+        drain: None,
+    };
+    let young = obs(service(1, 1, 0), vec![serving("t1", 90)]);
+    let cases: Vec<(&str, RecycleSpec, Observation, Phase, &str)> = vec![
+        (
+            "cancel",
+            spec(json!({"cancel": true})),
+            steady3(),
+            Phase::Cancelled,
+            "cancelled",
+        ),
+        (
+            "paused",
+            spec(json!({"paused": true})),
+            steady3(),
+            Phase::Pending,
+            "paused",
+        ),
+        (
+            "someone's deployment",
+            spec(json!({})),
+            deploying,
+            Phase::Pending,
+            "waiting for deployment ecs-svc/1",
+        ),
+        (
+            "missing service",
+            spec(json!({})),
+            missing,
+            Phase::Failed,
+            "Service not found",
+        ),
+        (
+            "dry run",
+            spec(json!({"dryRun": true})),
+            steady3(),
+            Phase::Succeeded,
+            "would recycle 3 task(s)",
+        ),
+        (
+            "no matching task",
+            spec(json!({"selector": {"olderThan": "1h"}})),
+            young,
+            Phase::Succeeded,
+            "nothing to recycle",
+        ),
+        (
+            "window closed",
+            spec(json!({"notAfter": "2020-01-01T00:00:00Z"})),
+            steady3(),
+            Phase::WindowClosed,
+            "window closed at 2020-01-01T00:00:00Z before the recycle could start: 0/0 tasks recycled",
+        ),
+        (
+            "no surge",
+            spec(json!({"maintainCapacity": false})),
+            steady3(),
+            Phase::Recycling,
+            "without spare",
+        ),
+    ];
+    for (name, spec, o, phase, text) in cases {
+        let d = run(&spec, &RecycleStatus::default(), &o, 100);
+        assert_eq!(d.status.phase, phase, "{name}: {}", d.status.message);
+        assert!(
+            d.status.message.contains(text),
+            "{name}: {}",
+            d.status.message
+        );
+        assert!(
+            d.actions.is_empty(),
+            "{name}: nothing is touched while pending"
+        );
+    }
+}
+
+#[test]
+fn pending_waits_its_turn_on_the_service() {
+    let spec = spec(json!({}));
+    let ctx = Context {
+        name: "second",
+        spec: &spec,
+        now: at(1),
+        poll: Duration::from_secs(1),
+        blocked_by: Some("first"),
+        alarms: None,
+    };
+    let d = decide(&ctx, &RecycleStatus::default(), &steady3());
+    assert_eq!(d.status.phase, Phase::Pending);
+    assert!(
+        d.status.message.contains("request first"),
+        "{}",
+        d.status.message
+    );
+}
