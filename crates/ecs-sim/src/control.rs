@@ -37,6 +37,9 @@ struct GlobalConfig {
     /// Divides the load balancers' durations (health-check intervals,
     /// deregistration delays, grace periods): a simulator-only speed-up.
     target_time_scale: Option<f64>,
+    /// Divides ECS's own fixed durations (Spot's warning, the provisioning
+    /// timeout, task protection, instances' launch and warm-up).
+    ecs_time_scale: Option<f64>,
 }
 
 pub fn config(world: &World) -> Value {
@@ -48,6 +51,7 @@ pub fn config(world: &World) -> Value {
             std::time::Duration::from_secs_f64(world.stopped_task_retention)
         ),
         "targetTimeScale": world.target_time_scale,
+        "ecsTimeScale": world.ecs_time_scale,
     })
 }
 
@@ -69,7 +73,15 @@ pub fn set_config(world: &mut World, body: Value) -> Result<Value> {
     {
         problems.push(format!("targetTimeScale: {s} must be more than 0"));
     }
+    if let Some(s) = req.ecs_time_scale
+        && !(s > 0.0 && s.is_finite())
+    {
+        problems.push(format!("ecsTimeScale: {s} must be more than 0"));
+    }
     refuse(problems)?;
+    if let Some(s) = req.ecs_time_scale {
+        world.ecs_time_scale = s;
+    }
     if let Some(s) = req.target_time_scale {
         world.target_time_scale = s;
     }

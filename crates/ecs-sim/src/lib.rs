@@ -11,6 +11,7 @@
 
 mod autoscaling;
 mod buckets;
+mod capacity;
 pub mod control;
 mod duration;
 mod ecs;
@@ -18,8 +19,10 @@ mod elb;
 pub mod faults;
 mod http;
 pub mod model;
+mod protection;
 mod scheduler;
 mod service_targets;
+mod spot;
 mod tags;
 mod timeline;
 mod traffic;
@@ -209,6 +212,25 @@ impl Simulator {
         let mut world = self.shared.lock();
         let now = world.now();
         control::set_traffic(&mut world, body, now)
+    }
+
+    /// `POST /_sim/auto-scaling-groups`, in-process.
+    pub fn set_auto_scaling_group(&self, body: Value) -> Result<Value, String> {
+        let mut world = self.shared.lock();
+        let now = world.now();
+        capacity::scaling::set_group(&mut world, body, now)
+    }
+
+    /// `GET /_sim/auto-scaling-groups/{name}`, in-process; `Null` for none.
+    pub fn auto_scaling_group(&self, name: &str) -> Value {
+        capacity::scaling::group_json(&self.shared.lock(), name)
+    }
+
+    /// `POST /_sim/spot-interruptions`, in-process.
+    pub fn interrupt_spot(&self, body: Value) -> Result<Value, String> {
+        let mut world = self.shared.lock();
+        let now = world.now();
+        spot::interrupt(&mut world, body, now)
     }
 
     /// `GET /_sim/traffic?cluster=..&service=..`, in-process.

@@ -5,6 +5,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Result, valid_name};
+use crate::capacity::model::{FARGATE_PROVIDERS, InstanceStatus};
+use crate::capacity::providers::strategy_json;
 use crate::model::{Cluster, LastStatus, ServiceStatus, short_name};
 use crate::wire::ApiError;
 use crate::world::World;
@@ -32,6 +34,8 @@ pub(super) fn create_cluster(world: &mut World, req: CreateClusterRequest) -> Re
             arn,
             capacity: None,
             placed: 0,
+            capacity_providers: FARGATE_PROVIDERS.iter().map(|p| p.to_string()).collect(),
+            default_strategy: Vec::new(),
         });
     Ok(json!({"cluster": cluster_json(world, &name)}))
 }
@@ -62,7 +66,7 @@ pub(super) fn describe_clusters(world: &mut World, req: DescribeClustersRequest)
     Ok(json!({"clusters": clusters, "failures": failures}))
 }
 
-fn cluster_json(world: &World, name: &str) -> Value {
+pub(crate) fn cluster_json(world: &World, name: &str) -> Value {
     let cluster = &world.records.clusters[name];
     let (mut running, mut pending, mut services) = (0, 0, 0);
     for svc in world
@@ -86,10 +90,16 @@ fn cluster_json(world: &World, name: &str) -> Value {
         "clusterArn": cluster.arn,
         "clusterName": cluster.name,
         "status": "ACTIVE",
-        "registeredContainerInstancesCount": 0,
+        "registeredContainerInstancesCount": world
+            .capacity
+            .instances
+            .values()
+            .filter(|i| i.cluster == name && i.status == InstanceStatus::Active)
+            .count(),
         "runningTasksCount": running,
         "pendingTasksCount": pending,
         "activeServicesCount": services,
-        "capacityProviders": ["FARGATE", "FARGATE_SPOT"],
+        "capacityProviders": cluster.capacity_providers,
+        "defaultCapacityProviderStrategy": strategy_json(&cluster.default_strategy),
     })
 }

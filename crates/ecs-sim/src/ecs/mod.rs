@@ -5,7 +5,9 @@
 //! and resolves the names and ARNs every operation takes.
 
 mod clusters;
+pub(crate) use clusters::cluster_json;
 mod pages;
+pub(crate) use pages::{page, page_size, page_token};
 mod services;
 mod task_definitions;
 mod tasks;
@@ -16,7 +18,7 @@ use super::model::{ServiceStatus, TaskDefinition, short_name};
 use super::wire::{ApiError, parse};
 use super::world::World;
 
-type Result<T> = std::result::Result<T, ApiError>;
+pub(crate) type Result<T> = std::result::Result<T, ApiError>;
 
 pub fn handle(world: &mut World, op: &str, body: &Value, call: usize, now: f64) -> Result<Value> {
     match op {
@@ -39,6 +41,8 @@ pub fn handle(world: &mut World, op: &str, body: &Value, call: usize, now: f64) 
         "DescribeTasks" => tasks::describe_tasks(world, parse(body)?),
         "StopTask" => tasks::stop_task(world, parse(body)?, call, now),
         _ => super::tags::handle(world, op, body)
+            .or_else(|| super::capacity::handle(world, op, body, now))
+            .or_else(|| super::protection::handle(world, op, body, now))
             .unwrap_or_else(|| Err(ApiError::unknown_operation(op))),
     }
 }
@@ -101,6 +105,18 @@ impl World {
             Some(r) => revisions.iter().find(|td| td.revision == r),
             None => revisions.last(),
         }
+    }
+}
+
+/// A name ECS takes (`field` names it in the error): up to 255 letters,
+/// numbers, hyphens and underscores.
+pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_parameter(format!(
+            "{field}: up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens are allowed."
+        )))
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::Result;
 use crate::wire::ApiError;
 
-pub(super) fn page_size(given: Option<i64>, default: usize) -> Result<usize> {
+pub(crate) fn page_size(given: Option<i64>, default: usize) -> Result<usize> {
     match given {
         None => Ok(default),
         Some(n) if (1..=100).contains(&n) => Ok(n as usize),
@@ -18,7 +18,7 @@ pub(super) fn page_size(given: Option<i64>, default: usize) -> Result<usize> {
 }
 
 /// Tokens carry the last ARN returned, so pages stay right while tasks come and go.
-pub(super) fn page_token(given: Option<&str>) -> Result<Option<String>> {
+pub(crate) fn page_token(given: Option<&str>) -> Result<Option<String>> {
     match given {
         None | Some("") => Ok(None),
         Some(t) => t
@@ -28,7 +28,7 @@ pub(super) fn page_token(given: Option<&str>) -> Result<Option<String>> {
     }
 }
 
-pub(super) fn page(
+pub(crate) fn page(
     field: &str,
     items: impl Iterator<Item = String>,
     after: Option<String>,

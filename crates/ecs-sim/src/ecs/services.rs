@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 
 use super::pages::{page, page_size, page_token};
 use super::{Result, active_service_key, cluster_name, service_key, valid_name};
-use crate::model::{DeploymentConfig, LastStatus, Service, ServiceStatus, Task, short_name};
+use crate::model::{
+    DeploymentConfig, LastStatus, Service, ServiceStatus, StrategyItem, Task, short_name,
+};
 use crate::wire::{ApiError, required};
 use crate::world::World;
 
@@ -73,6 +75,7 @@ pub(super) struct CreateServiceRequest {
     task_definition: Option<String>,
     desired_count: Option<i64>,
     launch_type: Option<String>,
+    capacity_provider_strategy: Option<Vec<crate::capacity::providers::StrategyInput>>,
     deployment_configuration: Option<DeploymentConfigurationInput>,
     tags: Option<Vec<crate::tags::Tag>>,
     load_balancers: Option<Vec<crate::service_targets::LoadBalancerInput>>,
@@ -105,6 +108,12 @@ pub(super) fn create_service(
         ApiError::invalid_parameter("desiredCount is required for the REPLICA scheduling strategy.")
     })?)?;
     let config = merged_config(DeploymentConfig::default(), req.deployment_configuration)?;
+    let (launch_type, capacity_provider_strategy) = placement_of(
+        world,
+        &cluster,
+        req.launch_type,
+        req.capacity_provider_strategy,
+    )?;
     let load_balancers =
         crate::service_targets::read_load_balancers(world, req.load_balancers, &td_arn)?;
     let health_check_grace = crate::service_targets::read_grace(
@@ -133,7 +142,8 @@ pub(super) fn create_service(
             desired,
             task_definition_arn: td_arn.clone(),
             config,
-            launch_type: req.launch_type.unwrap_or_else(|| "FARGATE".into()),
+            launch_type,
+            capacity_provider_strategy,
             deployments: Vec::new(),
             events: Vec::new(),
             created_at: now,
@@ -141,6 +151,7 @@ pub(super) fn create_service(
             previous_completed_task_definition: None,
             next_scheduler_run: now,
             placement_blocked_reported: false,
+            protection_blocked_reported: false,
             timings: Default::default(),
             faults: None,
             tags,
@@ -151,6 +162,40 @@ pub(super) fn create_service(
     world.start_deployment(&key, td_arn, now);
     world.sample(&key.0, &key.1, now);
     Ok(json!({"service": service_json(world, &key)}))
+}
+
+/// A new service's launch type, or capacity provider strategy: the one
+/// given, else the cluster's default strategy, else FARGATE. ECS takes one
+/// or the other, never both.
+fn placement_of(
+    world: &World,
+    cluster: &str,
+    launch_type: Option<String>,
+    strategy: Option<Vec<crate::capacity::providers::StrategyInput>>,
+) -> Result<(String, Vec<StrategyItem>)> {
+    if launch_type.is_some() && strategy.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::invalid_parameter(
+            "Specifying both a launch type and capacity provider strategy is not supported. Remove one and try again.",
+        ));
+    }
+    if let Some(lt) = launch_type {
+        if !matches!(lt.as_str(), "FARGATE" | "EC2") {
+            return Err(ApiError::invalid_parameter(format!(
+                "launchType: {lt:?} is not FARGATE or EC2 in this simulator."
+            )));
+        }
+        return Ok((lt, Vec::new()));
+    }
+    let strategy = crate::capacity::providers::read_strategy(world, cluster, strategy, None)?;
+    if !strategy.is_empty() {
+        return Ok((String::new(), strategy));
+    }
+    let default = world.records.clusters[cluster].default_strategy.clone();
+    if default.is_empty() {
+        Ok(("FARGATE".into(), Vec::new()))
+    } else {
+        Ok((String::new(), default))
+    }
 }
 
 #[derive(Deserialize)]
@@ -345,7 +390,6 @@ pub(crate) fn service_json(world: &World, key: &(String, String)) -> Value {
                 "failedTasks": d.failed_tasks,
                 "createdAt": world.epoch(d.created_at),
                 "updatedAt": world.epoch(d.updated_at),
-                "launchType": svc.launch_type,
                 "rolloutState": d.rollout.as_str(),
                 "rolloutStateReason": d.rollout_reason,
             })
@@ -364,7 +408,6 @@ pub(crate) fn service_json(world: &World, key: &(String, String)) -> Value {
         "desiredCount": svc.desired,
         "runningCount": counts.running,
         "pendingCount": counts.pending,
-        "launchType": svc.launch_type,
         "taskDefinition": svc.task_definition_arn,
         "deploymentConfiguration": {
             "deploymentCircuitBreaker": {"enable": svc.config.circuit_breaker, "rollback": svc.config.rollback},
@@ -386,6 +429,22 @@ pub(crate) fn service_json(world: &World, key: &(String, String)) -> Value {
     });
     if let Some(grace) = svc.health_check_grace {
         v["healthCheckGracePeriodSeconds"] = json!(grace);
+    }
+    // ECS answers a launch type or a capacity provider strategy, never both,
+    // for the service and each of its deployments alike.
+    let (field, value) = if svc.capacity_provider_strategy.is_empty() {
+        ("launchType", json!(svc.launch_type))
+    } else {
+        (
+            "capacityProviderStrategy",
+            crate::capacity::providers::strategy_json(&svc.capacity_provider_strategy),
+        )
+    };
+    v[field] = value.clone();
+    if let Some(ds) = v["deployments"].as_array_mut() {
+        for d in ds {
+            d[field] = value.clone();
+        }
     }
     v
 }

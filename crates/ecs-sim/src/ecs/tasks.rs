@@ -153,6 +153,7 @@ pub(super) fn stop_task(
 }
 
 pub(crate) fn task_json(world: &World, t: &Task) -> Value {
+    let td = world.find_task_definition(&t.task_definition_arn);
     let stamp = |v: Option<f64>| v.map(|x| world.epoch(x));
     let containers: Vec<Value> = t
         .containers
@@ -190,17 +191,23 @@ pub(crate) fn task_json(world: &World, t: &Task) -> Value {
         "healthStatus": t.health.as_str(),
         "createdAt": world.epoch(t.created_at),
         "startedBy": t.started_by,
-        "launchType": "FARGATE",
+        "launchType": t.launch_type,
         "availabilityZone": format!("{}a", world.arns.region),
         "containers": containers,
         "version": t.version,
-        "cpu": "256",
-        "memory": "512",
+        "cpu": td.and_then(|d| d.task_cpu.clone()).unwrap_or_else(|| size(t.needs.cpu, 256)),
+        "memory": td.and_then(|d| d.task_memory.clone()).unwrap_or_else(|| size(t.needs.memory, 512)),
         "connectivity": if t.placed { "CONNECTED" } else { "DISCONNECTED" },
         "attachments": [crate::service_targets::attachment_json(world, t)],
     });
     if let Some(service) = &t.service {
         v["group"] = json!(format!("service:{service}"));
+    }
+    if let Some(p) = &t.capacity_provider {
+        v["capacityProviderName"] = json!(p);
+    }
+    if let Some(ci) = &t.container_instance {
+        v["containerInstanceArn"] = json!(ci);
     }
     for (field, value) in [
         ("startedAt", stamp(t.started_at)),
@@ -219,6 +226,12 @@ pub(crate) fn task_json(world: &World, t: &Task) -> Value {
         v["stopCode"] = json!(code);
     }
     v
+}
+
+/// What a task without task-level sizes answers: its containers' sum, or
+/// Fargate's smallest size when they name none.
+fn size(summed: i64, smallest: i64) -> String {
+    if summed > 0 { summed } else { smallest }.to_string()
 }
 
 fn container_status(task: LastStatus) -> &'static str {

@@ -1,20 +1,34 @@
 //! Launching a service's tasks and placing them: a new task of a
-//! deployment (its timings, faults and network interface), placement within
-//! the cluster's capacity, and tasks waiting for room placed when there is
-//! some, with ECS's event when there is not.
+//! deployment (its timings, faults, network interface and what it
+//! reserves), placement within the cluster's capacity and on a container
+//! instance with room when it runs on EC2, and tasks waiting for room
+//! placed when there is some, with ECS's event when there is not.
 
 use super::ServiceKey;
+use crate::capacity::placement::Shortfall;
 use crate::model::{Fate, Health, LastStatus, Task};
 use crate::world::World;
 
 impl World {
-    /// Launches one task of the service's deployment `deployment_index`.
+    /// Launches one task of the service's deployment `deployment_index`;
+    /// on EC2 without a capacity provider, only where an instance has room
+    /// for it (else no task is made, as in ECS).
     pub(super) fn launch_task(
         &mut self,
         key: &ServiceKey,
         deployment_index: usize,
         now: f64,
-    ) -> String {
+    ) -> Result<String, Shortfall> {
+        let target = self.target_for(key);
+        let needs = {
+            let td = &self.records.services[key].deployments[deployment_index].task_definition_arn;
+            self.find_task_definition(td)
+                .map(|td| td.needs)
+                .unwrap_or_default()
+        };
+        if target.needs_instance && target.provider.is_none() {
+            self.fit(&key.0, None, needs)?;
+        }
         let eni = self.new_eni();
         let svc = &self.records.services[key];
         let behind_lb = !svc.load_balancers.is_empty();
@@ -75,6 +89,12 @@ impl World {
             lb_healthy: false,
             lb_unhealthy_in: None,
             drain: None,
+            needs,
+            launch_type: target.launch_type,
+            capacity_provider: target.provider,
+            needs_instance: target.needs_instance,
+            container_instance: None,
+            protected_until: None,
         };
         self.records.tasks.insert(arn.clone(), task);
         self.records
@@ -82,62 +102,85 @@ impl World {
             .entry(key.clone())
             .or_default()
             .insert(arn.clone());
-        self.try_place(&arn, now);
+        // One that finds no room now waits for `place_waiting`.
+        let _ = self.try_place(&arn, now);
         self.record_transition(&arn, now);
-        arn
+        Ok(arn)
     }
 
-    /// Places a provisioning task if its cluster has room.
-    fn try_place(&mut self, arn: &str, now: f64) -> bool {
+    /// Places a provisioning task if its cluster has room (and, on EC2, an
+    /// instance with room for it); answers why not when it cannot.
+    fn try_place(&mut self, arn: &str, now: f64) -> Result<(), Shortfall> {
         let Some(task) = self.records.tasks.get(arn) else {
-            return false;
+            return Ok(());
         };
         if task.placed {
-            return true;
+            return Ok(());
         }
-        let Some(cluster) = self.records.clusters.get_mut(&task.cluster) else {
-            return false;
+        let Some(cluster) = self.records.clusters.get(&task.cluster) else {
+            return Ok(());
         };
         if cluster.capacity.is_some_and(|cap| cluster.placed >= cap) {
-            return false;
+            let closest = Some(self.random_hex(32));
+            return Err(Shortfall {
+                closest,
+                resource: "CPU",
+            });
         }
-        cluster.placed += 1;
+        let instance = if task.needs_instance {
+            Some(self.fit(&task.cluster, task.capacity_provider.as_deref(), task.needs)?)
+        } else {
+            None
+        };
+        if let Some(cluster) = self.records.clusters.get_mut(&task.cluster) {
+            cluster.placed += 1;
+        }
         if let Some(task) = self.records.tasks.get_mut(arn) {
             task.placed = true;
             task.phase_origin = now;
+            task.container_instance = instance;
         }
-        true
+        Ok(())
     }
 
-    /// Places tasks waiting for capacity; says so once when some cannot be.
-    pub(super) fn place_waiting(&mut self, key: &ServiceKey, now: f64) {
-        let waiting: Vec<String> = self
+    /// Places tasks waiting for capacity. Says so once while some cannot be
+    /// placed, or a launch found no room (`launch_blocked`); tasks of an
+    /// Auto Scaling group provider wait for managed scaling without a word.
+    pub(super) fn place_waiting(
+        &mut self,
+        key: &ServiceKey,
+        launch_blocked: Option<Shortfall>,
+        now: f64,
+    ) {
+        let waiting: Vec<(String, bool)> = self
             .live_tasks(&key.0, &key.1)
             .filter(|t| !t.placed && t.desired_running)
-            .map(|t| t.arn.clone())
+            .map(|t| {
+                (
+                    t.arn.clone(),
+                    t.needs_instance && t.capacity_provider.is_some(),
+                )
+            })
             .collect();
-        let mut blocked = false;
-        for arn in waiting {
-            if !self.try_place(&arn, now) {
-                blocked = true;
+        let mut blocked = launch_blocked;
+        for (arn, scaled) in waiting {
+            if let Err(shortfall) = self.try_place(&arn, now)
+                && !scaled
+            {
+                blocked.get_or_insert(shortfall);
             }
         }
         let Some(svc) = self.records.services.get_mut(key) else {
             return;
         };
-        if blocked && !svc.placement_blocked_reported {
-            svc.placement_blocked_reported = true;
-            let name = svc.name.clone();
-            let instance = self.random_hex(32);
-            self.push_event(
-                key,
-                format!(
-                    "(service {name}) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {instance}) has insufficient CPU units available. For more information, see the Troubleshooting section."
-                ),
-                now,
-            );
-        } else if !blocked {
-            svc.placement_blocked_reported = false;
+        match blocked {
+            Some(shortfall) if !svc.placement_blocked_reported => {
+                svc.placement_blocked_reported = true;
+                let message = shortfall.message(&svc.name);
+                self.push_event(key, message, now);
+            }
+            Some(_) => {}
+            None => svc.placement_blocked_reported = false,
         }
     }
 }

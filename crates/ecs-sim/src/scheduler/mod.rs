@@ -49,6 +49,7 @@ impl World {
         self.advance_targets(now);
         self.forget_stopped(now);
         self.run_drivers(now);
+        self.advance_capacity(now);
         let keys: Vec<ServiceKey> = self
             .records
             .services

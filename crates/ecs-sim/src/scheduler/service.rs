@@ -73,6 +73,7 @@ impl World {
             config,
             primary_id.as_deref(),
             primary_failed,
+            now,
         );
         for (arn, id, cause) in plan.stops {
             let reason = match &cause {
@@ -93,14 +94,26 @@ impl World {
             &stopped_ids,
             now,
         );
-        let started: Vec<String> = (0..plan.launch)
-            .map(|_| {
-                let arn = self.launch_task(key, 0, now);
-                self.records.tasks[&arn].id.clone()
-            })
-            .collect();
+        let mut started = Vec::new();
+        let mut blocked = None;
+        for _ in 0..plan.launch {
+            match self.launch_task(key, 0, now) {
+                Ok(arn) => started.push(self.records.tasks[&arn].id.clone()),
+                Err(shortfall) => {
+                    blocked = Some(shortfall);
+                    break;
+                }
+            }
+        }
         self.push_task_list_event(key, &name, "has started", "tasks", &started, now);
-        self.place_waiting(key, now);
+        self.report_protected_shortfall(
+            key,
+            &name,
+            plan.protected_excess,
+            primary_id.as_deref(),
+            now,
+        );
+        self.place_waiting(key, blocked, now);
         self.settle_deployments(key, now);
         self.sample(&key.0, &key.1, now);
     }
@@ -160,6 +173,37 @@ impl World {
         stopped
     }
 
+    /// Says once, in ECS's words, that protected tasks keep the service
+    /// above its desired count; forgets it once they no longer do.
+    fn report_protected_shortfall(
+        &mut self,
+        key: &ServiceKey,
+        name: &str,
+        protected_excess: usize,
+        deployment: Option<&str>,
+        now: f64,
+    ) {
+        let Some(svc) = self.records.services.get_mut(key) else {
+            return;
+        };
+        if protected_excess == 0 {
+            svc.protection_blocked_reported = false;
+            return;
+        }
+        if svc.protection_blocked_reported {
+            return;
+        }
+        svc.protection_blocked_reported = true;
+        let set = deployment.unwrap_or_default().to_string();
+        self.push_event(
+            key,
+            format!(
+                "(service {name}) was unable to reach steady state because task set ({set}) was unable to scale in. Reason: The number of protected tasks are more than the desired count of tasks."
+            ),
+            now,
+        );
+    }
+
     /// "(service web) has started 2 tasks: (task a) (task b)." and the like;
     /// nothing when `ids` is empty.
     fn push_task_list_event(
@@ -187,15 +231,18 @@ impl World {
     }
 }
 
-/// What one pass decides for a service: the tasks to stop (ARN, id, why)
-/// and how many to launch.
+/// What one pass decides for a service: the tasks to stop (ARN, id, why),
+/// how many to launch, and how many tasks beyond the desired count stay
+/// because they are protected from scale-in.
 struct PassPlan {
     stops: Vec<(String, String, StopCause)>,
     launch: usize,
+    protected_excess: usize,
 }
 
 /// Scales the primary deployment to `desired` within maximumPercent, and
-/// retires old deployments' tasks while minimumHealthyPercent holds.
+/// retires old deployments' tasks while minimumHealthyPercent holds; as
+/// ECS does, neither stops a task protected from scale-in at `now`.
 /// `active` are the service's tasks still meant to run; `total` every task
 /// not yet STOPPED.
 fn plan_pass(
@@ -205,6 +252,7 @@ fn plan_pass(
     config: DeploymentConfig,
     primary_id: Option<&str>,
     primary_failed: bool,
+    now: f64,
 ) -> PassPlan {
     // Not yet running first, then the newest: the cheapest to give up.
     active.sort_by(|a, b| {
@@ -219,10 +267,12 @@ fn plan_pass(
     let excess = primary_active.len().saturating_sub(desired);
     let mut stops: Vec<(String, String, StopCause)> = primary_active
         .iter()
+        .filter(|t| !t.is_protected(now))
         .take(excess)
         .map(|t| (t.arn.clone(), t.id.clone(), StopCause::ScaleIn))
         .collect();
-    let primary_count = primary_active.len() - excess;
+    let protected_excess = excess - stops.len();
+    let primary_count = primary_active.len() - stops.len();
     let old: Vec<&Task> = active.iter().filter(|t| !in_primary(t)).collect();
 
     // Launch within maximumPercent, which counts RUNNING, STOPPING and
@@ -242,7 +292,7 @@ fn plan_pass(
             .iter()
             .filter(|(arn, _, _)| active.iter().any(|t| &t.arn == arn && t.is_healthy()))
             .count();
-    for t in &old {
+    for t in old.iter().filter(|t| !t.is_protected(now)) {
         if !t.is_healthy() {
             stops.push((t.arn.clone(), t.id.clone(), StopCause::Deployment));
         } else if healthy > min_healthy {
@@ -250,7 +300,11 @@ fn plan_pass(
             stops.push((t.arn.clone(), t.id.clone(), StopCause::Deployment));
         }
     }
-    PassPlan { stops, launch }
+    PassPlan {
+        stops,
+        launch,
+        protected_excess,
+    }
 }
 
 #[cfg(test)]

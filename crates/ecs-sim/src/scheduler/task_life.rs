@@ -97,6 +97,11 @@ impl World {
                             task.stopped_at = Some(at);
                             task.health = Health::Unknown;
                             now_stopped = true;
+                            // The warning said TerminationNotice; the stop
+                            // itself is ECS's SpotInterruption.
+                            if task.stop_cause == Some(StopCause::SpotInterruption) {
+                                task.stop_code = Some("SpotInterruption");
+                            }
                         }
                         _ => {}
                     }
@@ -179,12 +184,30 @@ impl World {
         code: &'static str,
         now: f64,
     ) {
+        self.request_stop_after(arn, reason, cause, code, 0.0, now);
+    }
+
+    /// Tells a task to stop, its containers kept running for at least
+    /// `wait` seconds first (Fargate Spot's warning) besides any drain of
+    /// its targets. The timeline marks the stop of a task that was
+    /// protected from scale-in.
+    pub fn request_stop_after(
+        &mut self,
+        arn: &str,
+        reason: String,
+        cause: StopCause,
+        code: &'static str,
+        wait: f64,
+        now: f64,
+    ) {
         let Some(task) = self.records.tasks.get(arn) else {
             return;
         };
         if !task.desired_running || task.last_status == LastStatus::Stopped {
             return;
         }
+        let protected = task.is_protected(now);
+        let running = task.last_status == LastStatus::Running;
         let service = task.service.clone().map(|s| (task.cluster.clone(), s));
         let drain = self.drain_task_targets(arn, now);
         let Some(task) = self.records.tasks.get_mut(arn) else {
@@ -192,8 +215,10 @@ impl World {
         };
         if let Some(drain) = drain {
             task.last_status = LastStatus::Deactivating;
-            task.drain = Some(drain);
+            task.drain = Some(drain.max(wait));
             task.lb_healthy = false;
+        } else if wait > 0.0 && running {
+            task.drain = Some(wait);
         }
         task.desired_running = false;
         task.phase_origin = now;
@@ -201,8 +226,9 @@ impl World {
         task.stopped_reason = Some(reason);
         task.stop_code = Some(code);
         task.stop_cause = Some(cause);
+        task.protected_until = None;
         task.version += 1;
-        self.record_transition(arn, now);
+        self.record_stop_transition(arn, now, protected);
         if let Some((cluster, service)) = service {
             self.sample(&cluster, &service, now);
         }
