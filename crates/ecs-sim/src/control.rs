@@ -40,6 +40,8 @@ struct GlobalConfig {
     /// Divides ECS's own fixed durations (Spot's warning, the provisioning
     /// timeout, task protection, instances' launch and warm-up).
     ecs_time_scale: Option<f64>,
+    /// ECS's events to an SQS queue, and the feed's faults.
+    events: Option<crate::events::EventsConfig>,
 }
 
 pub fn config(world: &World) -> Value {
@@ -52,6 +54,7 @@ pub fn config(world: &World) -> Value {
         ),
         "targetTimeScale": world.target_time_scale,
         "ecsTimeScale": world.ecs_time_scale,
+        "events": world.events_summary(),
     })
 }
 
@@ -78,7 +81,14 @@ pub fn set_config(world: &mut World, body: Value) -> Result<Value> {
     {
         problems.push(format!("ecsTimeScale: {s} must be more than 0"));
     }
+    if let Some(e) = &req.events {
+        problems.extend(e.problems());
+    }
     refuse(problems)?;
+    // First, as it alone can still fail (a queue URL that is not one).
+    if let Some(e) = req.events {
+        world.configure_events(e)?;
+    }
     if let Some(s) = req.ecs_time_scale {
         world.ecs_time_scale = s;
     }

@@ -53,6 +53,12 @@ pub fn router(shared: Shared) -> Router {
         .route("/_sim/auto-scaling-groups", post(post_group))
         .route("/_sim/auto-scaling-groups/{name}", get(get_group))
         .route("/_sim/spot-interruptions", post(post_spot))
+        .route(
+            "/_sim/events",
+            get(|State(shared): State<Shared>| async move {
+                axum::Json(shared.lock().events_summary())
+            }),
+        )
         .fallback(aws_api)
         .with_state(shared)
 }

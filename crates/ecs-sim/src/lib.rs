@@ -16,6 +16,7 @@ pub mod control;
 mod duration;
 mod ecs;
 mod elb;
+mod events;
 pub mod faults;
 mod http;
 pub mod model;
@@ -231,6 +232,12 @@ impl Simulator {
         let mut world = self.shared.lock();
         let now = world.now();
         spot::interrupt(&mut world, body, now)
+    }
+
+    /// `GET /_sim/events`, in-process: what the event feed emitted, dropped,
+    /// duplicated, reordered, sent and lost.
+    pub fn events(&self) -> Value {
+        self.shared.lock().events_summary()
     }
 
     /// `GET /_sim/traffic?cluster=..&service=..`, in-process.

@@ -338,6 +338,7 @@ pub struct Service {
     pub steady: bool,
     /// What a circuit-breaker rollback returns to.
     pub previous_completed_task_definition: Option<String>,
+    pub previous_completed_deployment: Option<String>,
     pub next_scheduler_run: f64,
     pub placement_blocked_reported: bool,
     /// The protected-tasks event was written for the present shortfall.

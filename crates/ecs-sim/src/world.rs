@@ -46,6 +46,8 @@ pub struct World {
     /// provisioning timeout, task protection, instance launch and warm-up):
     /// a simulator-only speed-up.
     pub ecs_time_scale: f64,
+    /// ECS's events and the feed that delivers them to SQS.
+    pub events: super::events::Events,
     started: Instant,
     started_epoch: f64,
 }
@@ -72,6 +74,7 @@ impl World {
             addresses: 0,
             capacity: Default::default(),
             ecs_time_scale: 1.0,
+            events: super::events::Events::new(seed),
             started: Instant::now(),
             started_epoch,
         }
@@ -216,11 +219,13 @@ impl World {
             },
             protected,
         });
+        self.emit_task_change(arn, t);
     }
 
     pub fn timeline_json(&self) -> Value {
         let mut v = self.timeline.to_json();
         v["now"] = json!(self.now());
+        v["events"] = self.events_summary();
         v
     }
 }

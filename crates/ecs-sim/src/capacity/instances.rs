@@ -87,11 +87,12 @@ impl World {
                 status: InstanceStatus::Active,
                 capacity_provider,
                 registered_at: at,
-                version: 1,
+                version: 0,
             },
         );
         self.timeline
             .instance_registered(&arn, cluster, &ec2_instance_id, at);
+        self.emit_instance_change(&arn, at);
         arn
     }
 }
@@ -117,8 +118,8 @@ pub(super) fn deregister(world: &mut World, req: DeregisterRequest, now: f64) ->
     }
     if let Some(ci) = world.capacity.instances.get_mut(&arn) {
         ci.status = InstanceStatus::Inactive;
-        ci.version += 1;
     }
+    world.emit_instance_change(&arn, now);
     world.timeline.instance_deregistered(&arn, now);
     Ok(json!({"containerInstance": instance_json(world, &arn)}))
 }

@@ -4,7 +4,7 @@
 //! simple case stays simple: a cluster with no container instance and no
 //! Auto Scaling group provider places every task at once, as Fargate does.
 
-mod instances;
+pub mod instances;
 pub mod model;
 pub mod placement;
 pub mod providers;

@@ -6,6 +6,7 @@
 
 mod clusters;
 pub(crate) use clusters::cluster_json;
+pub(crate) use tasks::task_json;
 mod pages;
 pub(crate) use pages::{page, page_size, page_token};
 mod services;

@@ -149,6 +149,7 @@ pub(super) fn create_service(
             created_at: now,
             steady: false,
             previous_completed_task_definition: None,
+            previous_completed_deployment: None,
             next_scheduler_run: now,
             placement_blocked_reported: false,
             protection_blocked_reported: false,

@@ -138,7 +138,10 @@ impl World {
         if let Some(task) = self.records.tasks.get_mut(arn) {
             task.placed = true;
             task.phase_origin = now;
-            task.container_instance = instance;
+            task.container_instance = instance.clone();
+        }
+        if let Some(ci) = instance {
+            self.emit_instance_change(&ci, now);
         }
         Ok(())
     }
@@ -178,6 +181,18 @@ impl World {
                 svc.placement_blocked_reported = true;
                 let message = shortfall.message(&svc.name);
                 self.push_event(key, message, now);
+                let extra = match &shortfall.closest {
+                    Some(id) => serde_json::json!({"reason": shortfall.reason(),
+                        "containerInstanceArns": [self.arns.container_instance(&key.0, id)]}),
+                    None => serde_json::json!({"reason": shortfall.reason()}),
+                };
+                self.emit_service_action(
+                    key,
+                    "ERROR",
+                    "SERVICE_TASK_PLACEMENT_FAILURE",
+                    extra,
+                    now,
+                );
             }
             Some(_) => {}
             None => svc.placement_blocked_reported = false,

@@ -60,6 +60,7 @@ impl World {
         for key in keys {
             self.reconcile_service(&key, now);
         }
+        self.flush_events(now);
     }
 
     /// Drives the automatic scaling policies whose time has come.

@@ -127,6 +127,14 @@ impl World {
                 set.remove(arn);
             }
             self.records.stopped.push_back((at, arn.to_string()));
+            if let Some(ci) = self
+                .records
+                .tasks
+                .get(arn)
+                .and_then(|t| t.container_instance.clone())
+            {
+                self.emit_instance_change(&ci, at);
+            }
             if let Some(task) = self.records.tasks.get(arn)
                 && task.placed
                 && let Some(cluster) = self.records.clusters.get_mut(&key.0)
