@@ -177,6 +177,11 @@ pub struct Eni {
 }
 
 impl Task {
+    /// Meant to run, not placed, and needing a container instance with room.
+    pub fn waits_for_instance(&self) -> bool {
+        self.desired_running && !self.placed && self.needs_instance
+    }
+
     /// Protected from scale-in at `now` (UpdateTaskProtection).
     pub fn is_protected(&self, now: f64) -> bool {
         self.protected_until.is_some_and(|until| now < until)

@@ -233,12 +233,7 @@ impl World {
         self.records
             .tasks
             .values()
-            .filter(|t| {
-                t.desired_running
-                    && !t.placed
-                    && t.needs_instance
-                    && t.capacity_provider.as_deref() == Some(provider)
-            })
+            .filter(|t| t.waits_for_instance() && t.capacity_provider.as_deref() == Some(provider))
             .map(|t| t.needs)
             .collect()
     }
@@ -303,9 +298,7 @@ impl World {
             .tasks
             .values()
             .filter(|t| {
-                t.desired_running
-                    && !t.placed
-                    && t.needs_instance
+                t.waits_for_instance()
                     && t.capacity_provider.is_some()
                     && t.created_at + limit <= now
             })

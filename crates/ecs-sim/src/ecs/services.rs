@@ -211,16 +211,25 @@ pub(super) struct UpdateServiceRequest {
     health_check_grace_period_seconds: Option<i64>,
 }
 
+/// The ACTIVE service a request names by `cluster` and `service`.
+fn named_active_service(
+    world: &World,
+    cluster: Option<&str>,
+    service: Option<String>,
+) -> Result<(String, String)> {
+    let cluster = cluster_name(world, cluster)?;
+    let given = required(service, || {
+        ApiError::invalid_parameter("service is required.")
+    })?;
+    active_service_key(world, &cluster, &given)
+}
+
 pub(super) fn update_service(
     world: &mut World,
     req: UpdateServiceRequest,
     now: f64,
 ) -> Result<Value> {
-    let cluster = cluster_name(world, req.cluster.as_deref())?;
-    let given = required(req.service, || {
-        ApiError::invalid_parameter("service is required.")
-    })?;
-    let key = active_service_key(world, &cluster, &given)?;
+    let key = named_active_service(world, req.cluster.as_deref(), req.service)?;
     let desired = req.desired_count.map(desired_count).transpose()?;
     let new_td = match req.task_definition {
         Some(given) => Some(
@@ -275,11 +284,7 @@ pub(super) fn delete_service(
     req: DeleteServiceRequest,
     now: f64,
 ) -> Result<Value> {
-    let cluster = cluster_name(world, req.cluster.as_deref())?;
-    let given = required(req.service, || {
-        ApiError::invalid_parameter("service is required.")
-    })?;
-    let key = active_service_key(world, &cluster, &given)?;
+    let key = named_active_service(world, req.cluster.as_deref(), req.service)?;
     let svc = world
         .records
         .services

@@ -14,14 +14,7 @@ impl World {
     /// Adds an event to the service's log, newest first, keeping the last
     /// `MAX_EVENTS`.
     pub fn push_event(&mut self, key: &ServiceKey, message: String, now: f64) {
-        let id = format!(
-            "{}-{}-{}-{}-{}",
-            self.random_hex(8),
-            self.random_hex(4),
-            self.random_hex(4),
-            self.random_hex(4),
-            self.random_hex(12)
-        );
+        let id = self.random_uuid();
         if let Some(svc) = self.records.services.get_mut(key) {
             svc.events.insert(
                 0,

@@ -124,6 +124,20 @@ pub(crate) async fn cluster_on_group(sim: &Simulator, c: &Clients, desired: u32,
     sized_task_definition(&c.ecs, "web", "512", "1024").await;
 }
 
+/// Service `web` of cluster `prod`, task definition `web`, on the
+/// cluster's default strategy.
+pub(crate) async fn create_web(c: &Clients, desired: i32) {
+    c.ecs
+        .create_service()
+        .cluster("prod")
+        .service_name("web")
+        .task_definition("web")
+        .desired_count(desired)
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn set_desired(c: &Clients, n: i32) {
     c.ecs
         .update_service()
@@ -145,15 +159,7 @@ async fn a_surge_on_a_capacity_provider_waits_provisioning_for_a_launched_instan
     let c = clients(&sim).await;
     cluster_on_group(&sim, &c, 1, 4).await;
     // Two tasks fill the group's one instance.
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(2)
-        .send()
-        .await
-        .unwrap();
+    create_web(&c, 2).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
     let s = describe(&c.ecs, "prod", "web").await;
     assert_eq!(
@@ -178,15 +184,7 @@ async fn a_surge_on_a_capacity_provider_waits_provisioning_for_a_launched_instan
         !surge.is_empty()
     })
     .await;
-    let t = c
-        .ecs
-        .describe_tasks()
-        .cluster("prod")
-        .tasks(&surge)
-        .send()
-        .await
-        .unwrap();
-    let task = &t.tasks()[0];
+    let task = describe_task(&c.ecs, "prod", &surge).await;
     assert_eq!(task.last_status(), Some("PROVISIONING"));
     assert_eq!(task.capacity_provider_name(), Some("cp-web"));
     assert_eq!(task.launch_type().map(|l| l.as_str()), Some("EC2"));
@@ -259,15 +257,7 @@ async fn no_scale_out_while_a_launched_instance_warms_up() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
     cluster_on_group(&sim, &c, 1, 4).await;
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(2)
-        .send()
-        .await
-        .unwrap();
+    create_web(&c, 2).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
     set_desired(&c, 3).await;
     wait_for("a second instance", || {
@@ -295,15 +285,7 @@ async fn a_task_that_waits_past_the_provisioning_timeout_is_stopped() {
     cluster_on_group(&sim, &c, 1, 1).await;
     // 30 minutes at 600 times: 3 s.
     sim.configure(json!({"ecsTimeScale": 600.0})).unwrap();
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(3)
-        .send()
-        .await
-        .unwrap();
+    create_web(&c, 3).await;
     let given_up = |timeline: &Value| {
         timeline["tasks"]
             .as_array()
@@ -327,15 +309,7 @@ async fn a_task_that_waits_past_the_provisioning_timeout_is_stopped() {
         - history["transitions"][0]["t"].as_f64().unwrap();
     assert!(waited >= 3.0, "waited {waited}");
     let arn = history["taskArn"].as_str().unwrap();
-    let t = c
-        .ecs
-        .describe_tasks()
-        .cluster("prod")
-        .tasks(arn)
-        .send()
-        .await
-        .unwrap();
-    let task = &t.tasks()[0];
+    let task = describe_task(&c.ecs, "prod", arn).await;
     assert_eq!(
         task.stop_code().map(|c| c.as_str()),
         Some("TaskFailedToStart")
@@ -390,24 +364,20 @@ async fn launch_type_ec2_on_a_full_cluster_makes_no_task_and_says_why_in_ecs_wor
     let words = format!(
         "(service web) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {id}) has insufficient memory available. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
     );
-    let mut events = Vec::new();
-    for _ in 0..400 {
-        events = describe(&c.ecs, "prod", "web")
-            .await
-            .events()
-            .iter()
-            .map(|e| e.message().unwrap().to_string())
-            .collect::<Vec<_>>();
-        if events.contains(&words) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(events.contains(&words), "{events:#?}");
+    wait_for_service_event(
+        &c.ecs,
+        "prod",
+        "web",
+        |e| e == words,
+        Duration::from_secs(10),
+    )
+    .await;
     // No task was made: still two, in the API and in the timeline.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(running_task_arns(&c.ecs, "prod", "web").await.len(), 2);
     assert_eq!(sim.timeline()["tasks"].as_array().unwrap().len(), 2);
+    let events =
+        wait_for_service_event(&c.ecs, "prod", "web", |e| e == words, Duration::ZERO).await;
     assert_eq!(
         events.iter().filter(|e| **e == words).count(),
         1,

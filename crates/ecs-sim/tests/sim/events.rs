@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_sdk_ecs::types::CapacityProviderStrategyItem;
 use serde_json::{Value, json};
 use test_support::moto::Moto;
 use test_support::*;
@@ -77,37 +76,7 @@ fn named<'a>(events: &'a [Value], detail_type: &str) -> Vec<&'a Value> {
 /// Service `web` (2 tasks with a health check, on the FARGATE provider) in
 /// cluster `prod`, steady, then through a forced deployment, steady again.
 async fn service_through_a_deployment(c: &Clients) {
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .put_cluster_capacity_providers()
-        .cluster("prod")
-        .capacity_providers("FARGATE")
-        .send()
-        .await
-        .unwrap();
-    register_task_definition(&c.ecs, "web", true).await;
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(2)
-        .capacity_provider_strategy(
-            CapacityProviderStrategyItem::builder()
-                .capacity_provider("FARGATE")
-                .weight(1)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+    super::spot::service_on(c, "FARGATE", 2, true).await;
     c.ecs
         .update_service()
         .cluster("prod")
@@ -384,15 +353,7 @@ async fn capacity_events_name_the_provider_the_instance_and_what_it_lacks() {
         .unwrap();
     // On a capacity provider: a surge that needs a new instance.
     super::capacity::cluster_on_group(&sim, &c, 1, 2).await;
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(3)
-        .send()
-        .await
-        .unwrap();
+    super::capacity::create_web(&c, 3).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
     // Launch type EC2 on a full cluster.
     c.ecs

@@ -156,33 +156,19 @@ async fn scale_in_and_deployments_leave_protected_tasks_running() {
         .unwrap();
     let words = "was unable to reach steady state because task set (ecs-svc/";
     let reason = "was unable to scale in. Reason: The number of protected tasks are more than the desired count of tasks.";
-    let mut events = Vec::new();
     wait_for("the unprotected task stopped", || {
         let t = sim.timeline();
         task_history(&t, &arns[2])["stoppedBy"] == "scale-in"
     })
     .await;
-    for _ in 0..200 {
-        events = describe(&c.ecs, "prod", "web")
-            .await
-            .events()
-            .iter()
-            .map(|e| e.message().unwrap().to_string())
-            .collect::<Vec<_>>();
-        if events
-            .iter()
-            .any(|e| e.contains(words) && e.contains(reason))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
-        events
-            .iter()
-            .any(|e| e.starts_with("(service web) ") && e.contains(words) && e.contains(reason)),
-        "{events:#?}"
-    );
+    wait_for_service_event(
+        &c.ecs,
+        "prod",
+        "web",
+        |e| e.starts_with("(service web) ") && e.contains(words) && e.contains(reason),
+        Duration::from_secs(10),
+    )
+    .await;
     // The protected ones stay, above the desired count, while protected.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let running = running_task_arns(&c.ecs, "prod", "web").await;
@@ -242,13 +228,6 @@ async fn stop_task_stops_a_protected_task_and_the_timeline_says_it_was_protected
         .find(|t| t["protected"] == true)
         .unwrap();
     assert_eq!(marked["desiredStatus"], "STOPPED");
-    let t = c
-        .ecs
-        .describe_tasks()
-        .cluster("prod")
-        .tasks(&arns[0])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(t.tasks()[0].last_status(), Some("STOPPED"));
+    let task = describe_task(&c.ecs, "prod", &arns[0]).await;
+    assert_eq!(task.last_status(), Some("STOPPED"));
 }

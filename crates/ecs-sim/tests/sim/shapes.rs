@@ -49,15 +49,7 @@ async fn new_operations_answer_in_botocores_shapes() {
     let c = clients(&sim).await;
     cluster_on_group(&sim, &c, 1, 2).await;
     let by_hand = register_instance(&c.ecs, "prod", 2048, 4096).await;
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(2)
-        .send()
-        .await
-        .unwrap();
+    super::capacity::create_web(&c, 2).await;
     wait_steady(&c.ecs, "prod", "web", std::time::Duration::from_secs(20)).await;
     let tasks = running_task_arns(&c.ecs, "prod", "web").await;
     let group = sim.auto_scaling_group("asg-web");

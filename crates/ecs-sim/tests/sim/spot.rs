@@ -12,10 +12,9 @@ use test_support::*;
 
 use super::elb::{task_history, wait_for};
 
-/// Service `web` of `desired` tasks on FARGATE_SPOT in cluster `prod`, steady.
-async fn spot_service(desired: i32) -> (Simulator, Clients) {
-    let sim = start_sim().await;
-    let c = clients(&sim).await;
+/// Service `web` of `desired` tasks (with a container health check when
+/// `health_check`) on Fargate `provider` in cluster `prod`, steady.
+pub(crate) async fn service_on(c: &Clients, provider: &str, desired: i32, health_check: bool) {
     c.ecs
         .create_cluster()
         .cluster_name("prod")
@@ -30,7 +29,7 @@ async fn spot_service(desired: i32) -> (Simulator, Clients) {
         .send()
         .await
         .unwrap();
-    register_task_definition(&c.ecs, "web", false).await;
+    register_task_definition(&c.ecs, "web", health_check).await;
     c.ecs
         .create_service()
         .cluster("prod")
@@ -39,7 +38,7 @@ async fn spot_service(desired: i32) -> (Simulator, Clients) {
         .desired_count(desired)
         .capacity_provider_strategy(
             CapacityProviderStrategyItem::builder()
-                .capacity_provider("FARGATE_SPOT")
+                .capacity_provider(provider)
                 .weight(1)
                 .build()
                 .unwrap(),
@@ -48,6 +47,13 @@ async fn spot_service(desired: i32) -> (Simulator, Clients) {
         .await
         .unwrap();
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+}
+
+/// Service `web` of `desired` tasks on FARGATE_SPOT in cluster `prod`, steady.
+async fn spot_service(desired: i32) -> (Simulator, Clients) {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    service_on(&c, "FARGATE_SPOT", desired, false).await;
     (sim, c)
 }
 
@@ -62,15 +68,7 @@ async fn a_spot_interruption_warns_stops_after_two_minutes_and_is_replaced() {
         .unwrap();
     let victim = answer["interrupted"][0].as_str().unwrap().to_string();
     // The warning: still RUNNING, told to stop, in ECS's words.
-    let t = c
-        .ecs
-        .describe_tasks()
-        .cluster("prod")
-        .tasks(&victim)
-        .send()
-        .await
-        .unwrap();
-    let task = &t.tasks()[0];
+    let task = describe_task(&c.ecs, "prod", &victim).await;
     assert_eq!(task.capacity_provider_name(), Some("FARGATE_SPOT"));
     assert_eq!(task.last_status(), Some("RUNNING"));
     assert_eq!(task.desired_status(), Some("STOPPED"));
@@ -120,20 +118,13 @@ async fn a_spot_interruption_warns_stops_after_two_minutes_and_is_replaced() {
         "ran its two minutes: {stopping} vs {at}"
     );
     assert!(running_until <= stopping);
-    let t = c
-        .ecs
-        .describe_tasks()
-        .cluster("prod")
-        .tasks(&victim)
-        .send()
-        .await
-        .unwrap();
+    let task = describe_task(&c.ecs, "prod", &victim).await;
     assert_eq!(
-        t.tasks()[0].stop_code().map(|c| c.as_str()),
+        task.stop_code().map(|c| c.as_str()),
         Some("SpotInterruption")
     );
     assert_eq!(
-        t.tasks()[0].stopped_reason(),
+        task.stopped_reason(),
         Some("Your Spot Task was interrupted.")
     );
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
