@@ -1,8 +1,11 @@
 //! A wire-compatible stand-in for Amazon ECS, Application Auto Scaling and
 //! Elastic Load Balancing v2 with a real service scheduler, health-checked
-//! load-balancer targets, a traffic model, injected faults and an audit
-//! timeline. The official SDKs, boto3 and the AWS CLI talk to it as they
-//! would to AWS; tests check the operator's invariants from its timeline.
+//! load-balancer targets, a traffic model, EC2 capacity (container
+//! instances, capacity providers over simulated Auto Scaling groups), task
+//! scale-in protection, Fargate Spot interruptions, ECS's events delivered
+//! to SQS, injected faults and an audit timeline. The official SDKs, boto3
+//! and the AWS CLI talk to it as they would to AWS; tests check the
+//! operator's invariants from its timeline.
 //!
 //! It knows nothing of the operator: everything it offers is its wire
 //! protocol and its `/_sim/` control API (both also in-process, through
