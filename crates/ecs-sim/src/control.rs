@@ -37,6 +37,11 @@ struct GlobalConfig {
     /// Divides the load balancers' durations (health-check intervals,
     /// deregistration delays, grace periods): a simulator-only speed-up.
     target_time_scale: Option<f64>,
+    /// Divides ECS's own fixed durations (Spot's warning, the provisioning
+    /// timeout, task protection, instances' launch and warm-up).
+    ecs_time_scale: Option<f64>,
+    /// ECS's events to an SQS queue, and the feed's faults.
+    events: Option<crate::events::EventsConfig>,
 }
 
 pub fn config(world: &World) -> Value {
@@ -48,6 +53,8 @@ pub fn config(world: &World) -> Value {
             std::time::Duration::from_secs_f64(world.stopped_task_retention)
         ),
         "targetTimeScale": world.target_time_scale,
+        "ecsTimeScale": world.ecs_time_scale,
+        "events": world.events_summary(),
     })
 }
 
@@ -69,7 +76,22 @@ pub fn set_config(world: &mut World, body: Value) -> Result<Value> {
     {
         problems.push(format!("targetTimeScale: {s} must be more than 0"));
     }
+    if let Some(s) = req.ecs_time_scale
+        && !(s > 0.0 && s.is_finite())
+    {
+        problems.push(format!("ecsTimeScale: {s} must be more than 0"));
+    }
+    if let Some(e) = &req.events {
+        problems.extend(e.problems());
+    }
     refuse(problems)?;
+    // First, as it alone can still fail (a queue URL that is not one).
+    if let Some(e) = req.events {
+        world.configure_events(e)?;
+    }
+    if let Some(s) = req.ecs_time_scale {
+        world.ecs_time_scale = s;
+    }
     if let Some(s) = req.target_time_scale {
         world.target_time_scale = s;
     }

@@ -50,6 +50,15 @@ pub fn router(shared: Shared) -> Router {
         .route("/_sim/policies", post(post_policy))
         .route("/_sim/age", post(post_age))
         .route("/_sim/traffic", get(get_traffic).post(post_traffic))
+        .route("/_sim/auto-scaling-groups", post(post_group))
+        .route("/_sim/auto-scaling-groups/{name}", get(get_group))
+        .route("/_sim/spot-interruptions", post(post_spot))
+        .route(
+            "/_sim/events",
+            get(|State(shared): State<Shared>| async move {
+                axum::Json(shared.lock().events_summary())
+            }),
+        )
         .fallback(aws_api)
         .with_state(shared)
 }
@@ -343,4 +352,28 @@ async fn get_traffic(
     Query(query): Query<std::collections::BTreeMap<String, String>>,
 ) -> Response {
     control_response(control::traffic(&shared.lock(), &query))
+}
+
+async fn post_group(State(shared): State<Shared>, body: Bytes) -> Response {
+    control_response(json_body(&body).and_then(|b| {
+        let mut world = shared.lock();
+        let now = world.now();
+        super::capacity::scaling::set_group(&mut world, b, now)
+    }))
+}
+
+async fn get_group(State(shared): State<Shared>, Path(name): Path<String>) -> Response {
+    let group = super::capacity::scaling::group_json(&shared.lock(), &name);
+    if group.is_null() {
+        return control_response(Err(format!("auto scaling group {name} does not exist")));
+    }
+    axum::Json(group).into_response()
+}
+
+async fn post_spot(State(shared): State<Shared>, body: Bytes) -> Response {
+    control_response(json_body(&body).and_then(|b| {
+        let mut world = shared.lock();
+        let now = world.now();
+        super::spot::interrupt(&mut world, b, now)
+    }))
 }

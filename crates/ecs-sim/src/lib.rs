@@ -1,8 +1,11 @@
 //! A wire-compatible stand-in for Amazon ECS, Application Auto Scaling and
 //! Elastic Load Balancing v2 with a real service scheduler, health-checked
-//! load-balancer targets, a traffic model, injected faults and an audit
-//! timeline. The official SDKs, boto3 and the AWS CLI talk to it as they
-//! would to AWS; tests check the operator's invariants from its timeline.
+//! load-balancer targets, a traffic model, EC2 capacity (container
+//! instances, capacity providers over simulated Auto Scaling groups), task
+//! scale-in protection, Fargate Spot interruptions, ECS's events delivered
+//! to SQS, injected faults and an audit timeline. The official SDKs, boto3
+//! and the AWS CLI talk to it as they would to AWS; tests check the
+//! operator's invariants from its timeline.
 //!
 //! It knows nothing of the operator: everything it offers is its wire
 //! protocol and its `/_sim/` control API (both also in-process, through
@@ -11,15 +14,19 @@
 
 mod autoscaling;
 mod buckets;
+mod capacity;
 pub mod control;
 mod duration;
 mod ecs;
 mod elb;
+mod events;
 pub mod faults;
 mod http;
 pub mod model;
+mod protection;
 mod scheduler;
 mod service_targets;
+mod spot;
 mod tags;
 mod timeline;
 mod traffic;
@@ -209,6 +216,31 @@ impl Simulator {
         let mut world = self.shared.lock();
         let now = world.now();
         control::set_traffic(&mut world, body, now)
+    }
+
+    /// `POST /_sim/auto-scaling-groups`, in-process.
+    pub fn set_auto_scaling_group(&self, body: Value) -> Result<Value, String> {
+        let mut world = self.shared.lock();
+        let now = world.now();
+        capacity::scaling::set_group(&mut world, body, now)
+    }
+
+    /// `GET /_sim/auto-scaling-groups/{name}`, in-process; `Null` for none.
+    pub fn auto_scaling_group(&self, name: &str) -> Value {
+        capacity::scaling::group_json(&self.shared.lock(), name)
+    }
+
+    /// `POST /_sim/spot-interruptions`, in-process.
+    pub fn interrupt_spot(&self, body: Value) -> Result<Value, String> {
+        let mut world = self.shared.lock();
+        let now = world.now();
+        spot::interrupt(&mut world, body, now)
+    }
+
+    /// `GET /_sim/events`, in-process: what the event feed emitted, dropped,
+    /// duplicated, reordered, sent and lost.
+    pub fn events(&self) -> Value {
+        self.shared.lock().events_summary()
     }
 
     /// `GET /_sim/traffic?cluster=..&service=..`, in-process.

@@ -86,6 +86,10 @@ pub enum StopCause {
     HealthCheck,
     FailedStart,
     ServiceDeleted,
+    /// Fargate Spot took the task back (`/_sim/spot-interruptions`).
+    SpotInterruption,
+    /// It waited in PROVISIONING for capacity longer than ECS waits.
+    ProvisioningTimeout,
 }
 
 impl StopCause {
@@ -97,6 +101,8 @@ impl StopCause {
             Self::HealthCheck => "health-check",
             Self::FailedStart => "failed-start",
             Self::ServiceDeleted => "service-deleted",
+            Self::SpotInterruption => "spot-interruption",
+            Self::ProvisioningTimeout => "provisioning-timeout",
         }
     }
 }
@@ -141,6 +147,25 @@ pub struct Task {
     /// Seconds it waits, DEACTIVATING, for its targets to drain before
     /// STOPPING; `None` when it was stopped without draining.
     pub drain: Option<f64>,
+    /// CPU units and MiB of memory it reserves where it is placed.
+    pub needs: Needs,
+    /// `FARGATE` or `EC2`, as DescribeTasks answers `launchType`.
+    pub launch_type: &'static str,
+    /// The capacity provider it was launched on, if any.
+    pub capacity_provider: Option<String>,
+    /// It must be placed on a container instance with room for it.
+    pub needs_instance: bool,
+    /// The container instance it is placed on (EC2 only).
+    pub container_instance: Option<String>,
+    /// Protected from scale-in until this simulator time.
+    pub protected_until: Option<f64>,
+}
+
+/// What a task reserves: CPU units and MiB of memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub cpu: i64,
+    pub memory: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +177,16 @@ pub struct Eni {
 }
 
 impl Task {
+    /// Meant to run, not placed, and needing a container instance with room.
+    pub fn waits_for_instance(&self) -> bool {
+        self.desired_running && !self.placed && self.needs_instance
+    }
+
+    /// Protected from scale-in at `now` (UpdateTaskProtection).
+    pub fn is_protected(&self, now: f64) -> bool {
+        self.protected_until.is_some_and(|until| now < until)
+    }
+
     pub fn is_active(&self) -> bool {
         self.desired_running && self.last_status != LastStatus::Stopped
     }
@@ -173,12 +208,26 @@ pub struct ContainerSpec {
     pub has_health_check: bool,
 }
 
+/// One entry of a capacity provider strategy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrategyItem {
+    pub provider: String,
+    pub weight: i64,
+    pub base: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct TaskDefinition {
     pub family: String,
     pub revision: u32,
     pub arn: String,
     pub containers: Vec<ContainerSpec>,
+    /// What each of its tasks reserves: the task-level `cpu` and `memory`,
+    /// or else the sum of its containers'.
+    pub needs: Needs,
+    /// The task-level `cpu` and `memory` as given, for DescribeTasks.
+    pub task_cpu: Option<String>,
+    pub task_memory: Option<String>,
     /// The request as registered, echoed back by DescribeTaskDefinition.
     pub raw: Value,
 }
@@ -283,7 +332,9 @@ pub struct Service {
     pub desired: u32,
     pub task_definition_arn: String,
     pub config: DeploymentConfig,
+    /// `FARGATE` or `EC2`; empty when the service has a capacity provider strategy.
     pub launch_type: String,
+    pub capacity_provider_strategy: Vec<StrategyItem>,
     /// Newest first; the first one is PRIMARY.
     pub deployments: Vec<Deployment>,
     /// Newest first, at most `MAX_EVENTS`.
@@ -292,8 +343,11 @@ pub struct Service {
     pub steady: bool,
     /// What a circuit-breaker rollback returns to.
     pub previous_completed_task_definition: Option<String>,
+    pub previous_completed_deployment: Option<String>,
     pub next_scheduler_run: f64,
     pub placement_blocked_reported: bool,
+    /// The protected-tasks event was written for the present shortfall.
+    pub protection_blocked_reported: bool,
     pub timings: TimingOverrides,
     pub faults: Option<FaultProfile>,
     /// Key → value (see `tags`).
@@ -314,6 +368,9 @@ pub struct Cluster {
     pub capacity: Option<usize>,
     /// Tasks placed now (placed and not yet STOPPED).
     pub placed: usize,
+    /// PutClusterCapacityProviders' providers and default strategy.
+    pub capacity_providers: Vec<String>,
+    pub default_strategy: Vec<StrategyItem>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -375,6 +432,18 @@ impl Arns {
     pub fn container(&self, cluster: &str, task_id: &str, name: &str) -> String {
         format!(
             "arn:aws:ecs:{}:{ACCOUNT}:container/{cluster}/{task_id}/{name}",
+            self.region
+        )
+    }
+    pub fn container_instance(&self, cluster: &str, id: &str) -> String {
+        format!(
+            "arn:aws:ecs:{}:{ACCOUNT}:container-instance/{cluster}/{id}",
+            self.region
+        )
+    }
+    pub fn capacity_provider(&self, name: &str) -> String {
+        format!(
+            "arn:aws:ecs:{}:{ACCOUNT}:capacity-provider/{name}",
             self.region
         )
     }

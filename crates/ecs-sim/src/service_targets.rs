@@ -22,14 +22,7 @@ impl World {
             .collect::<Vec<_>>()
             .join(":");
         Eni {
-            attachment_id: format!(
-                "{}-{}-{}-{}-{}",
-                self.random_hex(8),
-                self.random_hex(4),
-                self.random_hex(4),
-                self.random_hex(4),
-                self.random_hex(12)
-            ),
+            attachment_id: self.random_uuid(),
             id: format!("eni-{}", self.random_hex(17)),
             private_ip: format!("10.0.{}.{}", (n / 250) % 256, n % 250 + 4),
             mac: format!("0e:{mac}"),

@@ -29,6 +29,9 @@ pub struct Transition {
     pub last_status: &'static str,
     pub health_status: &'static str,
     pub desired_status: &'static str,
+    /// The task was protected from scale-in when it was told to stop.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -48,6 +51,11 @@ pub struct TaskHistory {
     /// Index into `calls` of the StopTask call that stopped it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_call: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_name: Option<String>,
+    /// The container instance it was placed on, once placed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_instance_arn: Option<String>,
     pub transitions: Vec<Transition>,
 }
 
@@ -94,6 +102,30 @@ pub struct TargetTransition {
     pub reason: Option<&'static str>,
 }
 
+/// One EC2 instance: launched by an Auto Scaling group and/or registered
+/// as a container instance, with when each happened.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceHistory {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ec2_instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<f64>,
+    /// When it counts toward managed scaling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_instance_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deregistered_at: Option<f64>,
+}
+
 /// One simulated second of a service's traffic, ending at `t`.
 #[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -119,6 +151,8 @@ pub struct Timeline {
     pub targets: Vec<TargetHistory>,
     /// `cluster/service` → its traffic, a sample a second while it runs.
     pub traffic: BTreeMap<String, Vec<TrafficSample>>,
+    /// Every EC2 instance launched or registered, in that order.
+    instances: Vec<InstanceHistory>,
 }
 
 impl Timeline {
@@ -147,6 +181,46 @@ impl Timeline {
 
     pub fn count_throttled(&mut self, category: &str) {
         *self.throttled.entry(category.to_string()).or_default() += 1;
+    }
+
+    pub fn instance_launched(&mut self, group: &str, ec2: &str, at: f64, _up: f64, warm: f64) {
+        self.instances.push(InstanceHistory {
+            auto_scaling_group: Some(group.to_string()),
+            ec2_instance_id: Some(ec2.to_string()),
+            launched_at: Some(at),
+            warm_at: Some(warm),
+            ..Default::default()
+        });
+    }
+
+    /// A container instance registered: the launched instance it is, when
+    /// the ARN says which (`ec2` given), else a new entry.
+    pub fn instance_registered(&mut self, arn: &str, cluster: &str, ec2: &str, at: f64) {
+        let entry = match self.instances.iter_mut().find(|i| {
+            i.ec2_instance_id.as_deref() == Some(ec2) && i.container_instance_arn.is_none()
+        }) {
+            Some(e) => e,
+            None => {
+                self.instances.push(InstanceHistory {
+                    ec2_instance_id: Some(ec2.to_string()),
+                    ..Default::default()
+                });
+                self.instances.last_mut().expect("just pushed")
+            }
+        };
+        entry.container_instance_arn = Some(arn.to_string());
+        entry.cluster = Some(cluster.to_string());
+        entry.registered_at = Some(at);
+    }
+
+    pub fn instance_deregistered(&mut self, arn: &str, at: f64) {
+        if let Some(e) = self
+            .instances
+            .iter_mut()
+            .find(|i| i.container_instance_arn.as_deref() == Some(arn))
+        {
+            e.deregistered_at = Some(at);
+        }
     }
 
     pub fn task_mut(&mut self, arn: &str, new: impl FnOnce() -> TaskHistory) -> &mut TaskHistory {
@@ -187,6 +261,7 @@ impl Timeline {
             "throttled": self.throttled,
             "targets": self.targets,
             "traffic": self.traffic,
+            "instances": self.instances,
         })
     }
 }

@@ -40,6 +40,14 @@ pub struct World {
     pub traffic: super::model::Traffic,
     /// Private IPv4 addresses handed out to task ENIs so far.
     pub addresses: u32,
+    /// Container instances, capacity providers and Auto Scaling groups.
+    pub capacity: super::capacity::model::Capacity,
+    /// Divides ECS's own fixed durations (Fargate Spot's two minutes, the
+    /// provisioning timeout, task protection, instance launch and warm-up):
+    /// a simulator-only speed-up.
+    pub ecs_time_scale: f64,
+    /// ECS's events and the feed that delivers them to SQS.
+    pub events: super::events::Events,
     started: Instant,
     started_epoch: f64,
 }
@@ -64,6 +72,9 @@ impl World {
             target_time_scale: 1.0,
             traffic: Default::default(),
             addresses: 0,
+            capacity: Default::default(),
+            ecs_time_scale: 1.0,
+            events: super::events::Events::new(seed),
             started: Instant::now(),
             started_epoch,
         }
@@ -103,6 +114,18 @@ impl World {
         (0..len)
             .map(|_| char::from_digit(self.rng.u32(0..10), 10).unwrap_or('0'))
             .collect()
+    }
+
+    /// A random identifier shaped like a UUID (8-4-4-4-12 hex digits).
+    pub fn random_uuid(&mut self) -> String {
+        format!(
+            "{}-{}-{}-{}-{}",
+            self.random_hex(8),
+            self.random_hex(4),
+            self.random_hex(4),
+            self.random_hex(4),
+            self.random_hex(12)
+        )
     }
 
     /// A factor in `[1 - jitter, 1 + jitter]`.
@@ -157,6 +180,11 @@ impl World {
 
     /// Appends the task's current state to its history in the timeline.
     pub fn record_transition(&mut self, arn: &str, t: f64) {
+        self.record_stop_transition(arn, t, false);
+    }
+
+    /// The same, marking a stop of a task that was protected from scale-in.
+    pub fn record_stop_transition(&mut self, arn: &str, t: f64, protected: bool) {
         let Some(task) = self.records.tasks.get(arn) else {
             return;
         };
@@ -169,8 +197,11 @@ impl World {
             stopped_reason: None,
             stopped_by: None,
             stop_call: None,
+            capacity_provider_name: task.capacity_provider.clone(),
+            container_instance_arn: None,
             transitions: Vec::new(),
         });
+        history.container_instance_arn = task.container_instance.clone();
         history.stopped_reason = task.stopped_reason.clone();
         history.stopped_by = task.stop_cause.as_ref().map(StopCause::label);
         history.stop_call = match task.stop_cause {
@@ -186,12 +217,15 @@ impl World {
             } else {
                 "STOPPED"
             },
+            protected,
         });
+        self.emit_task_change(arn, t);
     }
 
     pub fn timeline_json(&self) -> Value {
         let mut v = self.timeline.to_json();
         v["now"] = json!(self.now());
+        v["events"] = self.events_summary();
         v
     }
 }

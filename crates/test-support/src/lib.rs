@@ -254,6 +254,53 @@ pub async fn wait_steady(
     }
 }
 
+/// Polls the service's events (newest first, as DescribeServices answers
+/// them) until one satisfies `wanted`; answers them all then. Fails, with
+/// the events seen, when none does `within`.
+pub async fn wait_for_service_event(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+    wanted: impl Fn(&str) -> bool,
+    within: Duration,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let events: Vec<String> = describe(ecs, cluster, service)
+            .await
+            .events()
+            .iter()
+            .map(|e| e.message().unwrap_or_default().to_string())
+            .collect();
+        if events.iter().any(|e| wanted(e)) {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no such event of {cluster}/{service} within {within:?}: {events:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One task as DescribeTasks answers it.
+pub async fn describe_task(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    arn: &str,
+) -> aws_sdk_ecs::types::Task {
+    ecs.describe_tasks()
+        .cluster(cluster)
+        .tasks(arn)
+        .send()
+        .await
+        .expect("describe tasks")
+        .tasks()
+        .first()
+        .cloned()
+        .expect("task described")
+}
+
 /// Stops a task behind the operator's back, as a person or ECS would.
 pub async fn stop_task(ecs: &aws_sdk_ecs::Client, cluster: &str, arn: &str) {
     ecs.stop_task()

@@ -1,0 +1,428 @@
+//! EC2 capacity through the official SDK: container instances registered as
+//! the agent does, tasks that reserve CPU and memory on them, launch type
+//! EC2 on a full cluster (no task, ECS's event), a capacity provider whose
+//! Auto Scaling group launches an instance for a surge (the task
+//! PROVISIONING, then placed on it once launched), warm-up holding the next
+//! scale-out back, and ECS giving up on a task that waits too long.
+
+use std::time::Duration;
+
+use aws_sdk_ecs::types::{
+    AutoScalingGroupProvider, CapacityProviderStrategyItem, ContainerDefinition, ManagedScaling,
+    ManagedScalingStatus, Resource,
+};
+use serde_json::{Value, json};
+use test_support::*;
+
+use super::elb::{reached, task_history, wait_for};
+
+/// ECS's fixed durations run 100 times faster: a 90 s launch takes 0.9 s.
+const ECS_TIME_SCALE: f64 = 100.0;
+
+/// Task definition `family`, each task reserving `cpu` units and `memory`
+/// MiB at the task level.
+pub(crate) async fn sized_task_definition(
+    ecs: &aws_sdk_ecs::Client,
+    family: &str,
+    cpu: &str,
+    memory: &str,
+) {
+    ecs.register_task_definition()
+        .family(family)
+        .cpu(cpu)
+        .memory(memory)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("nginx:1")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register task definition");
+}
+
+/// Registers a container instance as the ECS agent does; answers its ARN.
+pub(crate) async fn register_instance(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    cpu: i32,
+    memory: i32,
+) -> String {
+    let resource = |name: &str, v: i32| {
+        Resource::builder()
+            .name(name)
+            .r#type("INTEGER")
+            .integer_value(v)
+            .build()
+    };
+    ecs.register_container_instance()
+        .cluster(cluster)
+        .total_resources(resource("CPU", cpu))
+        .total_resources(resource("MEMORY", memory))
+        .send()
+        .await
+        .expect("register container instance")
+        .container_instance()
+        .and_then(|c| c.container_instance_arn())
+        .expect("an ARN")
+        .to_string()
+}
+
+fn strategy(provider: &str) -> CapacityProviderStrategyItem {
+    CapacityProviderStrategyItem::builder()
+        .capacity_provider(provider)
+        .weight(1)
+        .build()
+        .expect("strategy item")
+}
+
+/// A cluster `prod` whose default strategy is provider `cp-web` over the
+/// Auto Scaling group `asg-web` (`desired` instances of 1024 CPU and 2048
+/// MiB up at once, at most `max`), with managed scaling.
+pub(crate) async fn cluster_on_group(sim: &Simulator, c: &Clients, desired: u32, max: u32) {
+    sim.configure(json!({"ecsTimeScale": ECS_TIME_SCALE}))
+        .unwrap();
+    let group = sim
+        .set_auto_scaling_group(
+            json!({"name": "asg-web", "min": 0, "max": max, "desired": desired,
+            "cpu": 1024, "memory": 2048, "launch": "90s", "warmup": "300s"}),
+        )
+        .unwrap();
+    c.ecs
+        .create_cluster()
+        .cluster_name("prod")
+        .send()
+        .await
+        .unwrap();
+    c.ecs
+        .create_capacity_provider()
+        .name("cp-web")
+        .auto_scaling_group_provider(
+            AutoScalingGroupProvider::builder()
+                .auto_scaling_group_arn(group["autoScalingGroupArn"].as_str().unwrap())
+                .managed_scaling(
+                    ManagedScaling::builder()
+                        .status(ManagedScalingStatus::Enabled)
+                        .target_capacity(100)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.ecs
+        .put_cluster_capacity_providers()
+        .cluster("prod")
+        .capacity_providers("cp-web")
+        .default_capacity_provider_strategy(strategy("cp-web"))
+        .send()
+        .await
+        .unwrap();
+    sized_task_definition(&c.ecs, "web", "512", "1024").await;
+}
+
+/// Service `web` of cluster `prod`, task definition `web`, on the
+/// cluster's default strategy.
+pub(crate) async fn create_web(c: &Clients, desired: i32) {
+    c.ecs
+        .create_service()
+        .cluster("prod")
+        .service_name("web")
+        .task_definition("web")
+        .desired_count(desired)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn set_desired(c: &Clients, n: i32) {
+    c.ecs
+        .update_service()
+        .cluster("prod")
+        .service("web")
+        .desired_count(n)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn instances(timeline: &Value) -> Vec<Value> {
+    timeline["instances"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_surge_on_a_capacity_provider_waits_provisioning_for_a_launched_instance() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    cluster_on_group(&sim, &c, 1, 4).await;
+    // Two tasks fill the group's one instance.
+    create_web(&c, 2).await;
+    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+    let s = describe(&c.ecs, "prod", "web").await;
+    assert_eq!(
+        s.capacity_provider_strategy()[0].capacity_provider(),
+        "cp-web"
+    );
+    assert_eq!(s.launch_type(), None, "a strategy, not a launch type");
+
+    let surge_at = sim.now();
+    set_desired(&c, 3).await;
+    // The surge task waits in PROVISIONING, on the provider, unplaced.
+    let mut surge = String::new();
+    wait_for("the surge task", || {
+        let t = sim.timeline();
+        surge = t["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["transitions"][0]["t"].as_f64().unwrap() >= surge_at)
+            .map(|h| h["taskArn"].as_str().unwrap().to_string())
+            .unwrap_or_default();
+        !surge.is_empty()
+    })
+    .await;
+    let task = describe_task(&c.ecs, "prod", &surge).await;
+    assert_eq!(task.last_status(), Some("PROVISIONING"));
+    assert_eq!(task.capacity_provider_name(), Some("cp-web"));
+    assert_eq!(task.launch_type().map(|l| l.as_str()), Some("EC2"));
+    assert_eq!(task.container_instance_arn(), None);
+
+    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+    let timeline = sim.timeline();
+    let launched = instances(&timeline);
+    assert_eq!(launched.len(), 2, "{launched:?}");
+    let new = &launched[1];
+    let launched_at = new["launchedAt"].as_f64().unwrap();
+    let registered_at = new["registeredAt"].as_f64().unwrap();
+    assert!(launched_at >= surge_at, "launched for the surge");
+    // 90 s of launch at ECS time scale 100.
+    assert!((registered_at - launched_at - 0.9).abs() < 1e-6, "{new}");
+    let history = task_history(&timeline, &surge);
+    assert_eq!(history["containerInstanceArn"], new["containerInstanceArn"]);
+    assert_eq!(history["capacityProviderName"], "cp-web");
+    let pending = reached(history, "PENDING").expect("placed");
+    assert!(
+        pending >= registered_at,
+        "placed once the instance registered"
+    );
+    assert!(
+        timeline["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["op"] == "_sim:ManagedScaling" && c["params"]["after"] == 2)
+    );
+
+    // Both instances hold what their tasks reserve.
+    let arns = c
+        .ecs
+        .list_container_instances()
+        .cluster("prod")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arns.container_instance_arns().len(), 2);
+    let described = c
+        .ecs
+        .describe_container_instances()
+        .cluster("prod")
+        .set_container_instances(Some(arns.container_instance_arns().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let mut running = 0;
+    for ci in described.container_instances() {
+        assert_eq!(ci.capacity_provider_name(), Some("cp-web"));
+        assert_eq!(ci.status(), Some("ACTIVE"));
+        let remaining = |name: &str| {
+            ci.remaining_resources()
+                .iter()
+                .find(|r| r.name() == Some(name))
+                .map(|r| r.integer_value())
+                .unwrap()
+        };
+        let tasks = ci.running_tasks_count();
+        assert_eq!(remaining("CPU"), 1024 - 512 * tasks, "{ci:?}");
+        assert_eq!(remaining("MEMORY"), 2048 - 1024 * tasks, "{ci:?}");
+        running += tasks;
+    }
+    assert_eq!(running, 3);
+}
+
+#[tokio::test]
+async fn no_scale_out_while_a_launched_instance_warms_up() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    cluster_on_group(&sim, &c, 1, 4).await;
+    create_web(&c, 2).await;
+    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+    set_desired(&c, 3).await;
+    wait_for("a second instance", || {
+        instances(&sim.timeline()).len() == 2
+    })
+    .await;
+    // Two more tasks: one fits the room the second instance brings, the
+    // other needs a third instance, which waits for the second's warm-up.
+    set_desired(&c, 5).await;
+    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(30)).await;
+    let launched = instances(&sim.timeline());
+    assert_eq!(launched.len(), 3, "{launched:?}");
+    let second_warm = launched[1]["warmAt"].as_f64().unwrap();
+    assert!((second_warm - launched[1]["launchedAt"].as_f64().unwrap() - 3.0).abs() < 1e-6);
+    assert!(
+        launched[2]["launchedAt"].as_f64().unwrap() >= second_warm,
+        "the third launched only after the second warmed up: {launched:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_task_that_waits_past_the_provisioning_timeout_is_stopped() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    cluster_on_group(&sim, &c, 1, 1).await;
+    // 30 minutes at 600 times: 3 s.
+    sim.configure(json!({"ecsTimeScale": 600.0})).unwrap();
+    create_web(&c, 3).await;
+    let given_up = |timeline: &Value| {
+        timeline["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["stoppedBy"] == "provisioning-timeout")
+            .cloned()
+    };
+    wait_for("a task given up", || given_up(&sim.timeline()).is_some()).await;
+    let history = given_up(&sim.timeline()).unwrap();
+    let states: Vec<&str> = history["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["lastStatus"].as_str().unwrap())
+        .collect();
+    assert!(!states.contains(&"PENDING"), "never placed: {states:?}");
+    let waited = history["transitions"].as_array().unwrap().last().unwrap()["t"]
+        .as_f64()
+        .unwrap()
+        - history["transitions"][0]["t"].as_f64().unwrap();
+    assert!(waited >= 3.0, "waited {waited}");
+    let arn = history["taskArn"].as_str().unwrap();
+    let task = describe_task(&c.ecs, "prod", arn).await;
+    assert_eq!(
+        task.stop_code().map(|c| c.as_str()),
+        Some("TaskFailedToStart")
+    );
+    assert!(
+        task.stopped_reason()
+            .unwrap()
+            .contains("provisioning timeout")
+    );
+    // The group is at its max: nothing was launched for it.
+    assert_eq!(instances(&sim.timeline()).len(), 1);
+}
+
+#[tokio::test]
+async fn launch_type_ec2_on_a_full_cluster_makes_no_task_and_says_why_in_ecs_words() {
+    let sim = start_sim().await;
+    let c = clients(&sim).await;
+    c.ecs
+        .create_cluster()
+        .cluster_name("prod")
+        .send()
+        .await
+        .unwrap();
+    let first = register_instance(&c.ecs, "prod", 1024, 1024).await;
+    // Container-level memory, summed: 512 MiB a task.
+    c.ecs
+        .register_task_definition()
+        .family("web")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("nginx:1")
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    c.ecs
+        .create_service()
+        .cluster("prod")
+        .service_name("web")
+        .task_definition("web")
+        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+        .desired_count(2)
+        .send()
+        .await
+        .unwrap();
+    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+    set_desired(&c, 3).await;
+    let id = first.rsplit('/').next().unwrap().to_string();
+    let words = format!(
+        "(service web) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {id}) has insufficient memory available. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+    );
+    wait_for_service_event(
+        &c.ecs,
+        "prod",
+        "web",
+        |e| e == words,
+        Duration::from_secs(10),
+    )
+    .await;
+    // No task was made: still two, in the API and in the timeline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(running_task_arns(&c.ecs, "prod", "web").await.len(), 2);
+    assert_eq!(sim.timeline()["tasks"].as_array().unwrap().len(), 2);
+    let events =
+        wait_for_service_event(&c.ecs, "prod", "web", |e| e == words, Duration::ZERO).await;
+    assert_eq!(
+        events.iter().filter(|e| **e == words).count(),
+        1,
+        "said once while the cause lasts"
+    );
+    let s = describe(&c.ecs, "prod", "web").await;
+    assert_eq!((s.running_count(), s.pending_count()), (2, 0));
+    // Deregistering an instance with tasks on it needs force.
+    let err = c
+        .ecs
+        .deregister_container_instance()
+        .cluster("prod")
+        .container_instance(&first)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_parameter_exception(), "{err:?}");
+    // Room on a second instance: the third task is placed there.
+    let second = register_instance(&c.ecs, "prod", 1024, 1024).await;
+    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+    let tasks = c
+        .ecs
+        .describe_tasks()
+        .cluster("prod")
+        .set_tasks(Some(running_task_arns(&c.ecs, "prod", "web").await))
+        .send()
+        .await
+        .unwrap();
+    let on_second = tasks
+        .tasks()
+        .iter()
+        .filter(|t| t.container_instance_arn() == Some(second.as_str()))
+        .count();
+    assert_eq!(on_second, 1);
+    assert!(tasks.tasks().iter().all(|t| t.memory() == Some("512")));
+    let cluster = c
+        .ecs
+        .describe_clusters()
+        .clusters("prod")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cluster.clusters()[0].registered_container_instances_count(),
+        2
+    );
+}
