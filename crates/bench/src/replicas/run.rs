@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
-use serde_json::{Value, json};
+use serde_json::Value;
 use test_support::moto::Moto;
 
 use super::scrape::Scrape;
@@ -143,22 +143,6 @@ async fn open_records(
             Ok((AnyStore::Dynamo(store), Some(table)))
         }
     }
-}
-
-/// One request on each service.
-async fn create_requests(store: &AnyStore, names: &[(String, String)]) -> Result<(), BenchError> {
-    for (i, (cluster, service)) in names.iter().enumerate() {
-        store
-            .create(
-                KIND,
-                &format!("r{i:04}"),
-                json!({"cluster": cluster, "service": service, "wait": wait_spec()}),
-                chrono::Utc::now(),
-            )
-            .await
-            .map_err(|e| failed("create a request", e))?;
-    }
-    Ok(())
 }
 
 /// The replicas, one operator process each, logging to `logs`; on moto,
@@ -318,7 +302,7 @@ pub(super) async fn run(bed: &Bed<'_>, replicas: usize, label: &str) -> Result<R
         std::env::temp_dir().join(format!("ecs-recycler-bench-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| failed("make a temp dir", e))?;
     let (store, table) = open_records(bed.moto, &dir, label).await?;
-    create_requests(&store, bed.names).await?;
+    create_requests(&store, bed.names, |i| format!("r{i:04}")).await?;
     let t0 = get_json(&format!("{}/_sim/timeline", bed.url)).await?["now"]
         .as_f64()
         .unwrap_or(0.0);
