@@ -15,7 +15,8 @@ use serde_json::Value;
 use crate::BenchError;
 use crate::memory_store::MemoryStore;
 use crate::product::{
-    ApiShare, Metrics, Operator, OperatorConfig, Quota, Timeouts, http_get, with_timeouts,
+    ApiShare, Kind, Metrics, Operator, OperatorConfig, Quota, Store, Timeouts, http_get,
+    with_timeouts,
 };
 pub use crate::product::{client_config as sdk_config, create_service, steady, wait_steady};
 
@@ -445,6 +446,49 @@ pub async fn make_services(
     }
     make_services_steady(ecs, &names).await?;
     Ok(names)
+}
+
+/// A request on each of `names` (its default settings but the scaled
+/// wait), in their order, named by `name` from the service's index.
+pub async fn create_requests(
+    store: &impl Store,
+    names: &[(String, String)],
+    name: impl Fn(usize) -> String,
+) -> Result<(), BenchError> {
+    for (i, (cluster, service)) in names.iter().enumerate() {
+        store
+            .create(
+                Kind::RecycleRequest,
+                &name(i),
+                serde_json::json!({"cluster": cluster, "service": service, "wait": wait_spec()}),
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(|e| failed("create a request", e))?;
+    }
+    Ok(())
+}
+
+/// `update-service --force-new-deployment` of the service `web` of
+/// cluster `bench`: what the recycler is measured against.
+pub async fn force_new_deployment(ecs: &aws_sdk_ecs::Client) -> Result<(), BenchError> {
+    ecs.update_service()
+        .cluster("bench")
+        .service("web")
+        .force_new_deployment(true)
+        .send()
+        .await
+        .map_err(|e| failed("UpdateService", e))?;
+    Ok(())
+}
+
+/// The request `rotate` of the service `web` of cluster `bench`: the one
+/// service of the scenarios that recycle one.
+pub async fn create_rotate(store: &impl Store) -> Result<(), BenchError> {
+    create_requests(store, &[("bench".into(), "web".into())], |_| {
+        "rotate".into()
+    })
+    .await
 }
 
 /// Waits until every one of `names` runs its one task, steady.

@@ -13,9 +13,7 @@
 //! ecs-recycler-bench`.
 
 mod harness;
-mod memory_store;
 mod policy_fleet;
-mod product;
 mod replicas;
 mod scale;
 mod scenarios;
@@ -27,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use ecs_recycler_bench::{memory_store, product};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]

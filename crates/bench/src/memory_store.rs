@@ -1,9 +1,11 @@
 //! A store in this process's memory, for the benchmark alone: the embedded
 //! store reads and rewrites its whole file on every operation, so with a
 //! thousand records it would measure the file, not the operator. It keeps
-//! the embedded store's answers for everything the operator asks (versions,
-//! conditional writes, leases, retention); what only a hand edit or another
-//! client can make (unreadable entries, strays) cannot arise here.
+//! the store contract's clauses (versions, conditional writes, leases,
+//! heartbeats, lean listings: `tests/store_contract.rs` runs the product's
+//! own suite against it) and the embedded store's retention; what only a
+//! hand edit or another client can make (unreadable entries, strays)
+//! cannot arise here.
 //! Specs and statuses are kept as JSON text, as DynamoDB keeps them on its
 //! side: held as trees of values, which weigh several times their text, ten
 //! thousand finished statuses were most of the 10,000-request run's peak,
@@ -324,121 +326,5 @@ impl Store for MemoryStore {
         replicas.insert(replica.to_string(), until);
         replicas.retain(|_, alive_until| *alive_until > now);
         Ok(replicas.keys().cloned().collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The clauses of the store contract the operator leans on in a run
-    //! (the full suite, `tests/store/contract.rs`, covers the product's stores).
-
-    use super::*;
-    use serde_json::json;
-
-    const K: Kind = Kind::RecycleRequest;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_900_000_000 + secs, 0).unwrap()
-    }
-
-    fn write(version: u64, holder: &str, now: DateTime<Utc>) -> StatusWrite {
-        StatusWrite {
-            expected_version: version,
-            status: json!({"phase": "Recycling"}),
-            active: true,
-            holder: holder.into(),
-            now,
-            expires_at: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn versions_leases_and_a_status_write_sent_twice() {
-        let store = MemoryStore::new();
-        store.create(K, "b", json!({}), t(2)).await.unwrap();
-        store.create(K, "a", json!({}), t(1)).await.unwrap();
-        assert!(matches!(
-            store.create(K, "a", json!({}), t(3)).await,
-            Err(StoreError::AlreadyExists { .. })
-        ));
-        let names: Vec<String> = store
-            .list_active(K)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        assert_eq!(names, ["a", "b"], "oldest first");
-
-        // No lease, no write; a lease held by another is not taken until it lapses.
-        assert!(matches!(
-            store.write_status(K, "a", write(1, "r1", t(10))).await,
-            Err(StoreError::LeaseLost { .. })
-        ));
-        assert!(
-            store
-                .acquire_lease(K, "a", "r1", t(10), t(25))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .acquire_lease(K, "a", "r2", t(20), t(35))
-                .await
-                .unwrap()
-        );
-        assert_eq!(
-            store
-                .write_status(K, "a", write(1, "r1", t(11)))
-                .await
-                .unwrap(),
-            2
-        );
-        // Sent again after its answer was lost: done, nothing changed.
-        assert_eq!(
-            store
-                .write_status(K, "a", write(1, "r1", t(12)))
-                .await
-                .unwrap(),
-            2
-        );
-        assert!(matches!(
-            store.update_spec(K, "a", 1, json!({})).await,
-            Err(StoreError::Conflict { .. })
-        ));
-        assert!(
-            store
-                .acquire_lease(K, "a", "r2", t(25), t(40))
-                .await
-                .unwrap()
-        );
-        assert!(matches!(
-            store.write_status(K, "a", write(2, "r1", t(26))).await,
-            Err(StoreError::LeaseLost { .. })
-        ));
-        store.release_lease(K, "a", "r1").await.unwrap();
-        let a = store.get(K, "a").await.unwrap().unwrap();
-        assert_eq!(a.lease.map(|l| l.holder).as_deref(), Some("r2"));
-        assert_eq!(a.version, 2, "leases do not change the version");
-    }
-
-    #[tokio::test]
-    async fn a_finished_record_leaves_the_active_list_and_is_forgotten_after_retention() {
-        let store = MemoryStore::new();
-        let now = Utc::now();
-        store.create(K, "a", json!({}), now).await.unwrap();
-        store
-            .acquire_lease(K, "a", "r1", now, now + chrono::Duration::seconds(15))
-            .await
-            .unwrap();
-        let done = StatusWrite {
-            active: false,
-            expires_at: Some(now - chrono::Duration::seconds(1)),
-            ..write(1, "r1", now)
-        };
-        store.write_status(K, "a", done).await.unwrap();
-        assert!(store.list_active(K).await.unwrap().is_empty());
-        assert_eq!(store.get(K, "a").await.unwrap(), None);
-        assert!(store.list_all(K).await.unwrap().is_empty());
     }
 }

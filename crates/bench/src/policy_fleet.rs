@@ -42,21 +42,16 @@ fn call_count(timeline: &Value) -> usize {
     timeline["calls"].as_array().map_or(0, Vec::len)
 }
 
-pub async fn policy_fleet() -> Result<Vec<Figure>, BenchError> {
-    let sim = Simulator::start(SimOptions {
-        timings: timings(0.2),
-        ..SimOptions::default()
-    })
-    .await
-    .map_err(|e| failed("start the simulator", e))?;
-    let ecs = ecs_client(sim.url()).await;
+/// The fleet: `PER_CLUSTER` two-task services on each of `CLUSTERS`
+/// clusters, each tagged `team=payments`, steady.
+async fn make_fleet(ecs: &aws_sdk_ecs::Client) -> Result<(), BenchError> {
     let mut names: Vec<Vec<String>> = Vec::new();
     for c in 0..CLUSTERS {
         let cluster = format!("c{c}");
         let mut these = Vec::new();
         for s in 0..PER_CLUSTER {
             let service = format!("svc{s:03}");
-            create_service(&ecs, &cluster, &service, 2, s == 0).await?;
+            create_service(ecs, &cluster, &service, 2, s == 0).await?;
             let arn = format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}");
             ecs.tag_resource()
                 .resource_arn(arn)
@@ -74,8 +69,108 @@ pub async fn policy_fleet() -> Result<Vec<Figure>, BenchError> {
         names.push(these);
     }
     for (c, these) in names.iter().enumerate() {
-        wait_steady(&ecs, &format!("c{c}"), these, 2, Duration::from_secs(300)).await?;
+        wait_steady(ecs, &format!("c{c}"), these, 2, Duration::from_secs(300)).await?;
     }
+    Ok(())
+}
+
+/// One policy selecting the fleet by `services`, on a store of its own:
+/// one look, then five ticks before the next; the figures named `label`.
+async fn look(sim: &Simulator, label: &str, services: Value) -> Result<Vec<Figure>, BenchError> {
+    let store = Arc::new(MemoryStore::default());
+    let spec = json!({"services": services, "maxTaskAge": "7d", "template": {}});
+    store
+        .create(Kind::RecyclePolicy, "fleet", spec, chrono::Utc::now())
+        .await
+        .map_err(|e| failed("create the policy", e))?;
+    let sdk = sdk_config(sim.url(), aws_config::retry::RetryConfig::disabled()).await;
+    let pool = Arc::new(ClientPool::new(sdk, ApiShare::default(), Metrics::new()));
+    let config = operator_config("bench");
+    let policies = PolicyLoop::new(
+        store.clone(),
+        pool,
+        config.policy_settings(),
+        Arc::new(SystemClock),
+    );
+    let before = call_count(&sim.timeline());
+    let started = Instant::now();
+    policies
+        .tick()
+        .await
+        .map_err(|e| failed("the policy loop's tick", e))?;
+    let took = started.elapsed().as_secs_f64();
+    let timeline = sim.timeline();
+    let look = calls_since(&timeline, before);
+    let total: usize = look.values().sum();
+    let status = store
+        .get(Kind::RecyclePolicy, "fleet")
+        .await
+        .map_err(|e| failed("read the policy", e))?
+        .and_then(|r| r.status)
+        .unwrap_or(Value::Null);
+    if status["matched"] != json!(CLUSTERS * PER_CLUSTER) {
+        return Err(BenchError(format!(
+            "the look matched {} services, not {}: {status}",
+            status["matched"],
+            CLUSTERS * PER_CLUSTER
+        )));
+    }
+    // Ticks before the next look cost no ECS call.
+    let between = call_count(&timeline);
+    for _ in 0..5 {
+        policies
+            .tick()
+            .await
+            .map_err(|e| failed("the policy loop's tick", e))?;
+    }
+    let idle: usize = calls_since(&sim.timeline(), between).values().sum();
+    let mut figures = vec![Figure::new(
+        S,
+        format!("{label}: ECS calls per look at 1,000 services"),
+        total as f64,
+        "calls",
+    )];
+    for (op, n) in &look {
+        figures.push(Figure::new(
+            S,
+            format!("{label}: {op} per look"),
+            *n as f64,
+            "calls",
+        ));
+    }
+    figures.push(Figure::new(
+        S,
+        format!("{label}: one look takes"),
+        took,
+        "s",
+    ));
+    figures.push(
+        Figure::new(
+            S,
+            format!("{label}: ECS calls in 5 ticks between looks"),
+            idle as f64,
+            "calls",
+        )
+        .at_most(0.0),
+    );
+    figures.push(Figure::new(
+        S,
+        format!("{label}: ECS calls a minute at --policy-interval 5m"),
+        total as f64 / INTERVAL_MINUTES,
+        "calls/min",
+    ));
+    Ok(figures)
+}
+
+pub async fn policy_fleet() -> Result<Vec<Figure>, BenchError> {
+    let sim = Simulator::start(SimOptions {
+        timings: timings(0.2),
+        ..SimOptions::default()
+    })
+    .await
+    .map_err(|e| failed("start the simulator", e))?;
+    let ecs = ecs_client(sim.url()).await;
+    make_fleet(&ecs).await?;
     let clusters: Vec<String> = (0..CLUSTERS).map(|c| format!("c{c}")).collect();
     let mut figures = Vec::new();
     for (label, services) in [
@@ -85,88 +180,7 @@ pub async fn policy_fleet() -> Result<Vec<Figure>, BenchError> {
             json!({"cluster": clusters, "tags": {"team": "payments"}}),
         ),
     ] {
-        let store = Arc::new(MemoryStore::default());
-        let spec = json!({"services": services, "maxTaskAge": "7d", "template": {}});
-        store
-            .create(Kind::RecyclePolicy, "fleet", spec, chrono::Utc::now())
-            .await
-            .map_err(|e| failed("create the policy", e))?;
-        let sdk = sdk_config(sim.url(), aws_config::retry::RetryConfig::disabled()).await;
-        let pool = Arc::new(ClientPool::new(sdk, ApiShare::default(), Metrics::new()));
-        let config = operator_config("bench");
-        let policies = PolicyLoop::new(
-            store.clone(),
-            pool,
-            config.policy_settings(),
-            Arc::new(SystemClock),
-        );
-        let before = call_count(&sim.timeline());
-        let started = Instant::now();
-        policies
-            .tick()
-            .await
-            .map_err(|e| failed("the policy loop's tick", e))?;
-        let took = started.elapsed().as_secs_f64();
-        let timeline = sim.timeline();
-        let look = calls_since(&timeline, before);
-        let total: usize = look.values().sum();
-        let status = store
-            .get(Kind::RecyclePolicy, "fleet")
-            .await
-            .map_err(|e| failed("read the policy", e))?
-            .and_then(|r| r.status)
-            .unwrap_or(Value::Null);
-        if status["matched"] != json!(CLUSTERS * PER_CLUSTER) {
-            return Err(BenchError(format!(
-                "the look matched {} services, not {}: {status}",
-                status["matched"],
-                CLUSTERS * PER_CLUSTER
-            )));
-        }
-        // Ticks before the next look cost no ECS call.
-        let between = call_count(&timeline);
-        for _ in 0..5 {
-            policies
-                .tick()
-                .await
-                .map_err(|e| failed("the policy loop's tick", e))?;
-        }
-        let idle: usize = calls_since(&sim.timeline(), between).values().sum();
-        figures.push(Figure::new(
-            S,
-            format!("{label}: ECS calls per look at 1,000 services"),
-            total as f64,
-            "calls",
-        ));
-        for (op, n) in &look {
-            figures.push(Figure::new(
-                S,
-                format!("{label}: {op} per look"),
-                *n as f64,
-                "calls",
-            ));
-        }
-        figures.push(Figure::new(
-            S,
-            format!("{label}: one look takes"),
-            took,
-            "s",
-        ));
-        figures.push(
-            Figure::new(
-                S,
-                format!("{label}: ECS calls in 5 ticks between looks"),
-                idle as f64,
-                "calls",
-            )
-            .at_most(0.0),
-        );
-        figures.push(Figure::new(
-            S,
-            format!("{label}: ECS calls a minute at --policy-interval 5m"),
-            total as f64 / INTERVAL_MINUTES,
-            "calls/min",
-        ));
+        figures.extend(look(&sim, label, services).await?);
     }
     sim.shutdown().await;
     Ok(figures)

@@ -6,14 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::Value;
 
 use crate::harness::*;
 use crate::memory_store::MemoryStore;
-use crate::product::{Kind, Store};
+use crate::product::{Kind, Store, StoredRecord};
 use crate::scenarios::healthy_to_stop;
 use crate::{BenchError, Figure};
 
+const S: &str = "scale";
 const KIND: Kind = Kind::RecycleRequest;
 /// The simulator's default: each task's start and health times vary by ±20 %.
 const JITTER: f64 = 0.2;
@@ -39,19 +40,23 @@ fn labelled<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = (&'a str
         })
 }
 
-/// Scenario 3: one replica, `queue` requests on each of many one-task
-/// services over 10 clusters. The simulator runs as a child process
-/// (`ecs-recycler sim`, of `binary`) so that this process's memory and CPU
-/// are the operator's (and the harness's).
-pub async fn scale(
-    services: usize,
-    queue: usize,
-    binary: &Path,
-    keep_timeline: Option<&Path>,
-) -> Result<Vec<Figure>, BenchError> {
-    let requests = services * queue;
-    const S: &str = "scale";
-    let (_sim, url) = spawn_sim(binary, timings(JITTER))?;
+/// The simulator with the services made, before the run: the simulator
+/// a child process (`ecs-recycler sim`) so that this process's memory and
+/// CPU are the operator's (and the harness's).
+struct Bed {
+    _sim: ChildProcess,
+    url: String,
+    names: Vec<(String, String)>,
+    /// The run's start on the simulator's clock, and the throttling it had
+    /// answered by then (by category).
+    t0_sim: f64,
+    throttled_before: Value,
+    /// This process's peak while the services were made.
+    setup_peak: f64,
+}
+
+async fn set_up(binary: &Path, services: usize) -> Result<Bed, BenchError> {
+    let (sim, url) = spawn_sim(binary, timings(JITTER))?;
     let ecs = ecs_client(&url).await;
     let names = make_services(&ecs, services).await?;
     throttle_realistically(&url).await?;
@@ -59,42 +64,44 @@ pub async fn scale(
     let t0_sim = before["now"].as_f64().unwrap_or(0.0);
     let throttled_before = before["throttled"].clone();
     drop(before);
-    let setup_peak = peak_rss_mib().unwrap_or(0.0);
-    // The requests are in the (in-memory) store before the operator starts:
-    // what they take is the store's, told apart from the operator's.
-    // What the setup freed (1,000 services created through the SDK) goes
-    // back to the system first, or the operator would be measured on top of
-    // the harness's leftovers.
-    release_freed_memory();
-    let store = Arc::new(MemoryStore::new());
-    let before_store = rss_mib().unwrap_or(0.0);
-    // In creation order: the first of each service goes first, the others wait.
-    for q in 0..queue {
-        for (i, (cluster, service)) in names.iter().enumerate() {
-            store
-                .create(
-                    KIND,
-                    &format!("r{q:02}-{i:04}"),
-                    json!({"cluster": cluster, "service": service, "wait": wait_spec()}),
-                    chrono::Utc::now(),
-                )
-                .await
-                .map_err(|e| failed("create a request", e))?;
-        }
-    }
-    // The peak from here on is the operator's run.
-    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let start_rss = rss_mib().unwrap_or(0.0);
-    let cpu_before = cpu_seconds().unwrap_or(0.0);
-    let op = LocalOperator::start_on(store, &url, operator_config("bench")).await;
+    Ok(Bed {
+        _sim: sim,
+        url,
+        names,
+        t0_sim,
+        throttled_before,
+        setup_peak: peak_rss_mib().unwrap_or(0.0),
+    })
+}
+
+/// This process's memory and CPU over the run.
+struct Memory {
+    /// RSS before the requests were put in the store, and when the
+    /// operator started (the requests in the store).
+    before_store: f64,
+    start_rss: f64,
+    /// Whether the peak could be reset once the requests were in.
+    reset: bool,
+    /// The peak (VmHWM) at the end, and the highest sample of the RSS
+    /// less the store's contents.
+    peak: f64,
+    operator_peak: f64,
+    cpu: f64,
+}
+
+/// Waits until every request has finished, watched through the
+/// operator's own metrics (reading every record each time would put the
+/// harness's copies in the peak measured), sampling every 100 ms the RSS
+/// less the store's contents: the status text it holds at that instant
+/// and the requests it held at the start (`requests_in_store`), which on
+/// DynamoDB live in the table. Answers the seconds it took and that peak.
+async fn watch(
+    op: &LocalOperator,
+    requests: usize,
+    requests_in_store: f64,
+) -> Result<(f64, f64), BenchError> {
     let started = Instant::now();
-    // Watched through the operator's own metrics: reading every record
-    // each time would put the harness's copies in the peak measured.
     let deadline = Instant::now() + Duration::from_secs(1800);
-    // What the store held at the start (the requests) and its status text
-    // at each sample are the store's, not the operator's: on DynamoDB they
-    // live in the table.
-    let requests_in_store = start_rss - before_store;
     let mut operator_peak: f64 = 0.0;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -114,7 +121,7 @@ pub async fn scale(
             .map(|(_, n)| n)
             .sum();
         if finished as usize >= requests && at_work == 0.0 {
-            break;
+            return Ok((started.elapsed().as_secs_f64(), operator_peak));
         }
         if Instant::now() > deadline {
             return Err(BenchError(format!(
@@ -122,21 +129,56 @@ pub async fn scale(
             )));
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let peak = peak_rss_mib().unwrap_or(0.0);
-    let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
+}
+
+/// The requests put in a fresh in-memory store, the operator run over
+/// them to the end, and what it took of this process: the operator's
+/// metrics and the store as it ended.
+async fn run(
+    bed: &Bed,
+    queue: usize,
+) -> Result<(f64, Memory, String, Arc<MemoryStore>), BenchError> {
+    // The requests are in the (in-memory) store before the operator starts:
+    // what they take is the store's, told apart from the operator's.
+    // What the setup freed (1,000 services created through the SDK) goes
+    // back to the system first, or the operator would be measured on top of
+    // the harness's leftovers.
+    release_freed_memory();
+    let store = Arc::new(MemoryStore::new());
+    let before_store = rss_mib().unwrap_or(0.0);
+    // In creation order: the first of each service goes first, the others wait.
+    for q in 0..queue {
+        create_requests(store.as_ref(), &bed.names, |i| format!("r{q:02}-{i:04}")).await?;
+    }
+    // The peak from here on is the operator's run.
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let start_rss = rss_mib().unwrap_or(0.0);
+    let cpu_before = cpu_seconds().unwrap_or(0.0);
+    let op = LocalOperator::start_on(store, &bed.url, operator_config("bench")).await;
+    let requests = bed.names.len() * queue;
+    let (elapsed, operator_peak) = watch(&op, requests, start_rss - before_store).await?;
+    let memory = Memory {
+        before_store,
+        start_rss,
+        reset,
+        peak: peak_rss_mib().unwrap_or(0.0),
+        operator_peak,
+        cpu: cpu_seconds().unwrap_or(0.0) - cpu_before,
+    };
     let metrics = op.metrics.render();
-    let all = op
-        .store
-        .list_all(KIND)
-        .await
-        .map_err(|e| failed("read the store", e))?;
-    let total = all.len();
+    let store = op.store.clone();
+    op.stop().await;
+    Ok((elapsed, memory, metrics, store))
+}
+
+/// Of the records at the end: how many succeeded, and the mean bytes of a
+/// status as JSON (what every tick reads back per active request). Why
+/// the others did not succeed goes to stderr, each distinct message once.
+fn outcome(all: &[StoredRecord]) -> (usize, f64) {
     let succeeded = all
         .iter()
         .filter(|r| r.status.as_ref().is_some_and(|s| s["phase"] == "Succeeded"))
         .count();
-    // Why the others did not: each distinct message once, to stderr.
     let mut why: Vec<String> = all
         .iter()
         .filter_map(|r| r.status.as_ref())
@@ -148,24 +190,35 @@ pub async fn scale(
     for w in why.iter().take(5) {
         eprintln!("scale: a request that did not succeed: {w}");
     }
-    // What each record's status weighs as JSON: what every tick reads back
-    // per active request.
     let status_bytes = all
         .iter()
         .filter_map(|r| r.status.as_ref())
         .map(|s| s.to_string().len())
         .sum::<usize>() as f64
-        / total.max(1) as f64;
-    drop(all);
-    op.stop().await;
-    let timeline = get_json(&format!("{url}/_sim/timeline")).await?;
-    if let Some(path) = keep_timeline {
-        std::fs::write(path, timeline.to_string()).map_err(|e| failed("write the timeline", e))?;
-    }
-    let lives = task_lives(&timeline);
+        / all.len().max(1) as f64;
+    (succeeded, status_bytes)
+}
+
+/// What the simulator's timeline says of the run against its bounds.
+struct Pace {
+    /// The slowest service's own ideal (the services go in parallel), and
+    /// the floor UpdateService's share sets.
+    ideal: f64,
+    floor: f64,
+    /// UpdateService's first and last call, and its share unused between.
+    first_update: f64,
+    last_update: f64,
+    idle_share: f64,
+    p99_healthy_to_stop: f64,
+    ecs_calls: usize,
+    aas_calls: usize,
+    throttled: usize,
+}
+
+fn pace(timeline: &Value, t0_sim: f64, requests: usize, queue: usize) -> Pace {
+    let lives = task_lives(timeline);
     // Each request's wait, one after another on its service.
     let waits = scaled(30.0).as_secs_f64() * queue as f64;
-    // Each service's own ideal; the services go in parallel, so the slowest is the ideal.
     let mut ideal_per_service: HashMap<(&str, &str), f64> = HashMap::new();
     for t in lives.iter().filter(|t| t.created >= t0_sim) {
         if let Some(h) = t.healthy {
@@ -175,7 +228,7 @@ pub async fn scale(
         }
     }
     let ideal = ideal_per_service.values().copied().fold(0.0, f64::max);
-    let (ecs_calls, aas_calls) = calls_since(&timeline, t0_sim);
+    let (ecs_calls, aas_calls) = calls_since(timeline, t0_sim);
     let mut latencies = healthy_to_stop(&lives, t0_sim);
     let throttled = timeline["calls"].as_array().map_or(0, |c| {
         c.iter()
@@ -188,8 +241,6 @@ pub async fn scale(
     // benchmark's time.
     let (_, modify_rate) = share_of("service-modify");
     let floor = 2.0 * requests as f64 / modify_rate;
-    let bound = ideal.max(floor);
-    let waited = metric_value(&metrics, "ecs_recycler_aws_throttle_wait_seconds_total");
     // Where the floor is lost: the seconds in which UpdateService's share
     // went partly unused, from the first call to the last.
     let updates: Vec<f64> = timeline["calls"]
@@ -201,79 +252,139 @@ pub async fn scale(
         .filter(|t| *t >= t0_sim)
         .collect();
     let (first_update, last_update, idle_share) = update_service_use(&updates, modify_rate);
-    let by_operation = ecs_calls_by_operation(&timeline, t0_sim);
+    Pace {
+        ideal,
+        floor,
+        first_update,
+        last_update,
+        idle_share,
+        p99_healthy_to_stop: percentile(&mut latencies, 99.0).unwrap_or(0.0),
+        ecs_calls,
+        aas_calls,
+        throttled,
+    }
+}
+
+/// Scenario 3: one replica, `queue` requests on each of many one-task
+/// services over 10 clusters.
+pub async fn scale(
+    services: usize,
+    queue: usize,
+    binary: &Path,
+    keep_timeline: Option<&Path>,
+) -> Result<Vec<Figure>, BenchError> {
+    let requests = services * queue;
+    let bed = set_up(binary, services).await?;
+    let (elapsed, memory, metrics, store) = run(&bed, queue).await?;
+    let all = store
+        .list_all(KIND)
+        .await
+        .map_err(|e| failed("read the store", e))?;
+    let (succeeded, status_bytes) = outcome(&all);
+    drop(all);
+    let timeline = get_json(&format!("{}/_sim/timeline", bed.url)).await?;
+    if let Some(path) = keep_timeline {
+        std::fs::write(path, timeline.to_string()).map_err(|e| failed("write the timeline", e))?;
+    }
+    let pace = pace(&timeline, bed.t0_sim, requests, queue);
     let mut figures = vec![
         Figure::new(S, "requests succeeded", succeeded as f64, "").at_least(requests as f64),
         Figure::new(S, "services / clusters", services as f64, ""),
         Figure::new(S, "requests queued per service", queue as f64, ""),
         Figure::new(S, "time for all to finish", elapsed, "s"),
+    ];
+    figures.extend(time_figures(elapsed, &pace, bed.t0_sim));
+    figures.extend(memory_figures(&memory, bed.setup_peak));
+    figures.push(Figure::new(
+        S,
+        "status JSON per request at the end",
+        status_bytes,
+        "bytes",
+    ));
+    figures.extend(call_figures(&pace, requests, &metrics));
+    figures.extend(breakdown_figures(&timeline, &bed, requests, &metrics));
+    Ok(figures)
+}
+
+/// The run's time against its ideal and its floor, and where the floor
+/// was lost.
+fn time_figures(elapsed: f64, pace: &Pace, t0_sim: f64) -> Vec<Figure> {
+    let bound = pace.ideal.max(pace.floor);
+    vec![
         Figure::new(
             S,
             "floor set by UpdateService's share (2 calls a request)",
-            floor,
+            pace.floor,
             "s",
         ),
         Figure::new(S, "time ÷ max(ideal, floor)", elapsed / bound, "").at_most(1.2),
         Figure::new(
             S,
             "first UpdateService call, from the run's start",
-            first_update - t0_sim,
+            pace.first_update - t0_sim,
             "s",
         ),
         Figure::new(
             S,
             "last UpdateService call, from the run's start",
-            last_update - t0_sim,
+            pace.last_update - t0_sim,
             "s",
         ),
         Figure::new(
             S,
             "UpdateService share unused between them (in seconds of its rate)",
-            idle_share,
+            pace.idle_share,
             "s",
         ),
         Figure::new(
             S,
             "ideal (slowest service's start-to-healthy + wait)",
-            ideal,
+            pace.ideal,
             "s",
         ),
-        Figure::new(S, "time ÷ ideal", elapsed / ideal.max(f64::EPSILON), ""),
         Figure::new(
             S,
-            "p99 healthy → next stop",
-            percentile(&mut latencies, 99.0).unwrap_or(0.0),
-            "s",
+            "time ÷ ideal",
+            elapsed / pace.ideal.max(f64::EPSILON),
+            "",
         ),
+        Figure::new(S, "p99 healthy → next stop", pace.p99_healthy_to_stop, "s"),
+    ]
+}
+
+/// The process's peak, whole and less the store's contents, what the
+/// store held at the start, and the CPU.
+fn memory_figures(m: &Memory, setup_peak: f64) -> Vec<Figure> {
+    vec![
         Figure::new(
             S,
             "peak RSS (VmHWM) of the whole process: operator, harness and in-memory store",
-            peak,
+            m.peak,
             "MiB",
         )
         .at_most(64.0),
         Figure::new(
             S,
             "peak RSS less the store's contents (sampled every 100 ms: the operator and the harness)",
-            operator_peak,
+            m.operator_peak,
             "MiB",
         )
         .at_most(64.0),
         Figure::new(
             S,
             "RSS when the operator started (requests in store)",
-            start_rss,
+            m.start_rss,
             "MiB",
         ),
         Figure::new(
             S,
             "of which the requests in the in-memory store",
-            start_rss - before_store,
+            m.start_rss - m.before_store,
             "MiB",
         ),
         Figure::new(
             S,
-            if reset {
+            if m.reset {
                 "peak RSS of the setup (reset before the run)"
             } else {
                 "peak RSS of the setup (could not be reset: the peak may be the setup's)"
@@ -281,25 +392,37 @@ pub async fn scale(
             setup_peak,
             "MiB",
         ),
-        Figure::new(S, "CPU time", cpu, "s"),
-        Figure::new(
-            S,
-            "status JSON per request at the end",
-            status_bytes,
-            "bytes",
-        ),
-        Figure::new(S, "ECS API calls", ecs_calls as f64, ""),
+        Figure::new(S, "CPU time", m.cpu, "s"),
+    ]
+}
+
+/// The AWS calls of the run, the throttling answered and the client-side waits.
+fn call_figures(pace: &Pace, requests: usize, metrics: &str) -> Vec<Figure> {
+    let waited = metric_value(metrics, "ecs_recycler_aws_throttle_wait_seconds_total");
+    vec![
+        Figure::new(S, "ECS API calls", pace.ecs_calls as f64, ""),
         Figure::new(
             S,
             "ECS API calls per request",
-            ecs_calls as f64 / requests as f64,
+            pace.ecs_calls as f64 / requests as f64,
             "",
         ),
-        Figure::new(S, "Application Auto Scaling calls", aas_calls as f64, ""),
-        Figure::new(S, "ThrottlingException answers", throttled as f64, "").at_most(0.0),
+        Figure::new(
+            S,
+            "Application Auto Scaling calls",
+            pace.aas_calls as f64,
+            "",
+        ),
+        Figure::new(S, "ThrottlingException answers", pace.throttled as f64, "").at_most(0.0),
         Figure::new(S, "seconds waited on the client-side limit", waited, "s"),
-    ];
-    for (op, n) in by_operation {
+    ]
+}
+
+/// The same, broken down: ECS calls by operation, throttling by category,
+/// steps by outcome, token waits by category.
+fn breakdown_figures(timeline: &Value, bed: &Bed, requests: usize, metrics: &str) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    for (op, n) in ecs_calls_by_operation(timeline, bed.t0_sim) {
         figures.push(Figure::new(
             S,
             format!("ECS API calls per request: {op}"),
@@ -308,7 +431,7 @@ pub async fn scale(
         ));
     }
     for (category, n) in timeline["throttled"].as_object().into_iter().flatten() {
-        let n = n.as_f64().unwrap_or(0.0) - throttled_before[category].as_f64().unwrap_or(0.0);
+        let n = n.as_f64().unwrap_or(0.0) - bed.throttled_before[category].as_f64().unwrap_or(0.0);
         figures.push(Figure::new(
             S,
             format!("ThrottlingException answers: {category}"),
@@ -316,10 +439,10 @@ pub async fn scale(
             "",
         ));
     }
-    for (outcome, n) in labelled(&metrics, "ecs_recycler_reconciles_total") {
+    for (outcome, n) in labelled(metrics, "ecs_recycler_reconciles_total") {
         figures.push(Figure::new(S, format!("steps ended {outcome}"), n, ""));
     }
-    for (category, secs) in labelled(&metrics, "ecs_recycler_api_token_wait_seconds_total") {
+    for (category, secs) in labelled(metrics, "ecs_recycler_api_token_wait_seconds_total") {
         figures.push(Figure::new(
             S,
             format!("seconds waited for tokens: {category}"),
@@ -327,7 +450,7 @@ pub async fn scale(
             "s",
         ));
     }
-    Ok(figures)
+    figures
 }
 
 /// The first and last of `calls` (their times) and how many seconds of

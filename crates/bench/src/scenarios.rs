@@ -28,6 +28,23 @@ async fn sim() -> Result<Simulator, BenchError> {
     .map_err(|e| failed("start the simulator", e))
 }
 
+/// A simulator with the 20-task service made and steady, and an ECS
+/// client on it.
+async fn sim_with_service() -> Result<(Simulator, aws_sdk_ecs::Client), BenchError> {
+    let sim = sim().await?;
+    let ecs = ecs_client(sim.url()).await;
+    create_service(&ecs, "bench", "web", TASKS, true).await?;
+    wait_steady(
+        &ecs,
+        "bench",
+        &["web".into()],
+        TASKS as usize,
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok((sim, ecs))
+}
+
 fn terminal(status: &Value) -> bool {
     matches!(
         status["phase"].as_str(),
@@ -265,28 +282,10 @@ pub async fn recycle(
 /// One recycle of the 20-task service; figures without targets.
 async fn recycle_once(keep: Option<&std::path::Path>) -> Result<Vec<Figure>, BenchError> {
     const S: &str = "recycle";
-    let sim = sim().await?;
-    let ecs = ecs_client(sim.url()).await;
-    create_service(&ecs, "bench", "web", TASKS, true).await?;
-    wait_steady(
-        &ecs,
-        "bench",
-        &["web".into()],
-        TASKS as usize,
-        Duration::from_secs(60),
-    )
-    .await?;
+    let (sim, _) = sim_with_service().await?;
     let op = LocalOperator::start(sim.url(), operator_config("bench")).await;
     let t0 = sim.now();
-    op.store
-        .create(
-            KIND,
-            "rotate",
-            json!({"cluster": "bench", "service": "web", "wait": wait_spec()}),
-            chrono::Utc::now(),
-        )
-        .await
-        .map_err(|e| failed("create the request", e))?;
+    create_rotate(op.store.as_ref()).await?;
     let status = wait_finished(op.store.as_ref(), "rotate", Duration::from_secs(600)).await?;
     let t1 = sim.now();
     op.stop().await;
@@ -380,25 +379,9 @@ pub(super) fn healthy_to_stop(lives: &[TaskLife], since: f64) -> Vec<f64> {
 /// Scenario 5: the same service by `update-service --force-new-deployment`.
 pub async fn force_deployment() -> Result<Vec<Figure>, BenchError> {
     const S: &str = "force-deployment";
-    let sim = sim().await?;
-    let ecs = ecs_client(sim.url()).await;
-    create_service(&ecs, "bench", "web", TASKS, true).await?;
-    wait_steady(
-        &ecs,
-        "bench",
-        &["web".into()],
-        TASKS as usize,
-        Duration::from_secs(60),
-    )
-    .await?;
+    let (sim, ecs) = sim_with_service().await?;
     let t0 = sim.now();
-    ecs.update_service()
-        .cluster("bench")
-        .service("web")
-        .force_new_deployment(true)
-        .send()
-        .await
-        .map_err(|e| failed("UpdateService", e))?;
+    force_new_deployment(&ecs).await?;
     // Done when every task is new and healthy and the deployment completed.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -441,30 +424,12 @@ pub async fn force_deployment() -> Result<Vec<Figure>, BenchError> {
 pub async fn failover(binary: &Path) -> Result<Vec<Figure>, BenchError> {
     const S: &str = "failover";
     let lease = 15.0;
-    let sim = sim().await?;
-    let ecs = ecs_client(sim.url()).await;
-    create_service(&ecs, "bench", "web", TASKS, true).await?;
-    wait_steady(
-        &ecs,
-        "bench",
-        &["web".into()],
-        TASKS as usize,
-        Duration::from_secs(60),
-    )
-    .await?;
+    let (sim, _) = sim_with_service().await?;
     let dir = std::env::temp_dir().join(format!("ecs-recycler-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| failed("make a temp dir", e))?;
     let path = dir.join("store.json");
     let store = EmbeddedStore::open(&path).map_err(|e| failed("open the store", e))?;
-    store
-        .create(
-            KIND,
-            "rotate",
-            json!({"cluster": "bench", "service": "web", "wait": wait_spec()}),
-            chrono::Utc::now(),
-        )
-        .await
-        .map_err(|e| failed("create the request", e))?;
+    create_rotate(&store).await?;
     let mut first = spawn_operator(
         binary,
         sim.url(),

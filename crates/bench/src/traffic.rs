@@ -178,15 +178,7 @@ async fn by_operator() -> Result<Outcome, BenchError> {
     let bed = bed().await?;
     let op = LocalOperator::start(bed.sim.url(), operator_config("bench")).await;
     let t0 = bed.sim.now();
-    op.store
-        .create(
-            Kind::RecycleRequest,
-            "rotate",
-            json!({"cluster": "bench", "service": "web", "wait": wait_spec()}),
-            chrono::Utc::now(),
-        )
-        .await
-        .map_err(|e| failed("create the request", e))?;
+    create_rotate(op.store.as_ref()).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let status = loop {
         let status = op
@@ -216,14 +208,7 @@ async fn by_force_new_deployment() -> Result<Outcome, BenchError> {
     let bed = bed().await?;
     let before = bed.running().await?;
     let t0 = bed.sim.now();
-    bed.ecs
-        .update_service()
-        .cluster("bench")
-        .service("web")
-        .force_new_deployment(true)
-        .send()
-        .await
-        .map_err(|e| failed("UpdateService", e))?;
+    force_new_deployment(&bed.ecs).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
