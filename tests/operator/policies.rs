@@ -9,7 +9,9 @@
 use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use aws_sdk_ecs::types::Tag;
@@ -420,7 +422,7 @@ async fn the_loop_waits_for_the_window_skips_blackout_dates_and_finishes_what_a_
         config("a").policy_settings(),
         clock.clone(),
     );
-    let at = |s: &str| *clock.0.lock().unwrap() = t(s);
+    let at = |s: &str| *clock.0.lock() = t(s);
 
     // 00:59:59 UTC on Monday the 4th is 01:59:59 in Berlin: not yet.
     at("2027-01-04T00:59:59Z");
@@ -586,7 +588,7 @@ async fn a_fleet_that_cannot_be_looked_at_is_named_in_the_status_and_tried_again
         after_first,
         "held back, not retried every tick"
     );
-    *clock.0.lock().unwrap() = start + chrono::Duration::minutes(5);
+    *clock.0.lock() = start + chrono::Duration::minutes(5);
     sim.configure(json!({"throttle": {"deny": []}})).unwrap();
     policies.tick().await.unwrap();
     assert!(list_calls() > after_first);

@@ -8,7 +8,9 @@
 use crate::support;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -59,7 +61,7 @@ async fn race(ids: (&str, &str), label: &str) {
     );
     let mut now = start;
     while now <= t("2026-11-01T08:00:00Z") {
-        *clock.0.lock().unwrap() = now;
+        *clock.0.lock() = now;
         let (x, y) = tokio::join!(a.tick(), b.tick());
         x.unwrap();
         y.unwrap();
@@ -132,7 +134,7 @@ async fn an_invalid_schedule_is_marked_failed_and_picked_up_again_once_fixed() {
         config("a").schedule_settings(),
         clock.clone(),
     );
-    *clock.0.lock().unwrap() = t("2026-05-01T03:00:30Z");
+    *clock.0.lock() = t("2026-05-01T03:00:30Z");
     s.tick().await.unwrap();
     let bad = schedule_status(store.as_ref(), "bad").await;
     assert_eq!(bad["phase"], "Failed");
@@ -170,7 +172,7 @@ async fn an_invalid_schedule_is_marked_failed_and_picked_up_again_once_fixed() {
         .update_spec(Kind::RecycleSchedule, "bad", version, good)
         .await
         .unwrap();
-    *clock.0.lock().unwrap() = t("2026-05-01T03:01:00Z");
+    *clock.0.lock() = t("2026-05-01T03:01:00Z");
     s.tick().await.unwrap();
     let fixed = schedule_status(store.as_ref(), "bad").await;
     assert_eq!(fixed["phase"], "Active", "{fixed:#}");
@@ -198,7 +200,7 @@ async fn an_unreadable_status_fails_once<S: Store>(
         config("a").schedule_settings(),
         clock.clone(),
     );
-    *clock.0.lock().unwrap() = t("2026-05-01T01:00:00Z");
+    *clock.0.lock() = t("2026-05-01T01:00:00Z");
     s.tick().await.unwrap();
     let broken = schedule_status(store.as_ref(), "broken").await;
     assert_eq!(broken["phase"], "Failed", "{broken:#}");
@@ -418,7 +420,7 @@ async fn a_request_that_cannot_be_read_does_not_hold_its_schedule_back() {
         config("a").schedule_settings(),
         clock.clone(),
     );
-    *clock.0.lock().unwrap() = t("2026-05-01T00:10:05Z");
+    *clock.0.lock() = t("2026-05-01T00:10:05Z");
     s.tick().await.unwrap();
     let first = request_name("nightly", t("2026-05-01T00:10:00Z"));
     assert!(
@@ -439,7 +441,7 @@ async fn a_request_that_cannot_be_read_does_not_hold_its_schedule_back() {
         config("a").schedule_settings(),
         clock.clone(),
     );
-    *clock.0.lock().unwrap() = t("2026-05-01T00:20:05Z");
+    *clock.0.lock() = t("2026-05-01T00:20:05Z");
     s.tick().await.unwrap();
     let status = schedule_status(store.as_ref(), "nightly").await;
     assert_eq!(

@@ -8,7 +8,9 @@
 use crate::support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
@@ -1265,7 +1267,7 @@ impl RecordingProxy {
                     continue;
                 };
                 let seen: Sent = Arc::default();
-                all.lock().expect("lock").push(seen.clone());
+                all.lock().push(seen.clone());
                 let (mut client_read, mut client_write) = client.into_split();
                 let (mut server_read, mut server_write) = server.into_split();
                 tokio::spawn(async move {
@@ -1274,7 +1276,7 @@ impl RecordingProxy {
                         if n == 0 {
                             break;
                         }
-                        seen.lock().expect("lock").extend_from_slice(&buffer[..n]);
+                        seen.lock().extend_from_slice(&buffer[..n]);
                         if server_write.write_all(&buffer[..n]).await.is_err() {
                             break;
                         }
@@ -1291,8 +1293,8 @@ impl RecordingProxy {
     }
 
     fn clear(&self) {
-        for seen in self.connections.lock().expect("lock").iter() {
-            seen.lock().expect("lock").clear();
+        for seen in self.connections.lock().iter() {
+            seen.lock().clear();
         }
     }
 
@@ -1301,10 +1303,9 @@ impl RecordingProxy {
     fn requests(&self) -> Vec<String> {
         self.connections
             .lock()
-            .expect("lock")
             .iter()
             .flat_map(|seen| {
-                let text = String::from_utf8_lossy(&seen.lock().expect("lock")).to_lowercase();
+                let text = String::from_utf8_lossy(&seen.lock()).to_lowercase();
                 text.split("post / http/1.1")
                     .filter(|r| !r.trim().is_empty())
                     .map(str::to_string)

@@ -2,7 +2,9 @@
 //! and answers 200, except `/down` (always 500) and `/flaky` (500 for the
 //! first two calls).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -23,7 +25,7 @@ pub struct Receiver {
 
 async fn receive(State(seen): State<Seen>, Path(path): Path<String>, body: String) -> StatusCode {
     let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    let mut posts = seen.posts.lock().unwrap();
+    let mut posts = seen.posts.lock();
     posts.push((path.clone(), value));
     let calls = posts.iter().filter(|p| p.0 == path).count();
     match path.as_str() {
@@ -58,7 +60,6 @@ impl Receiver {
         self.seen
             .posts
             .lock()
-            .unwrap()
             .iter()
             .filter(|p| p.0 == path)
             .map(|p| p.1.clone())

@@ -3,7 +3,9 @@
 //! signature of every call with the secret it was given, and records each
 //! call (idempotency key, body, whether the signature matched).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use axum::Router;
@@ -80,7 +82,7 @@ async fn receive(State(s): State<Shared>, headers: HeaderMap, body: String) -> R
         at: tokio::time::Instant::now(),
     };
     let reply = {
-        let mut calls = s.calls.lock().unwrap();
+        let mut calls = s.calls.lock();
         let before = calls.clone();
         calls.push(call.clone());
         (s.script)(&before, &call)
@@ -125,7 +127,7 @@ impl HookReceiver {
 
     /// The calls received so far.
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
+        self.calls.lock().clone()
     }
 }
 

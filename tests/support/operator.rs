@@ -345,11 +345,11 @@ pub async fn logged_http_addr(log: &Path, within: Duration) -> String {
 }
 
 /// A clock the test moves by hand, for the schedule and policy loops.
-pub struct TestClock(pub std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+pub struct TestClock(pub parking_lot::Mutex<chrono::DateTime<chrono::Utc>>);
 
 impl ecs_recycler::Clock for TestClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        *self.0.lock().unwrap()
+        *self.0.lock()
     }
 }
 

@@ -6,7 +6,9 @@
 //! route, a stalled proxy).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,7 +101,7 @@ impl Proxy {
     /// For the next `window`, holds every request until the window ends and
     /// delays every answer by `delay`.
     pub fn stall(&self, delay: Duration, window: Duration) {
-        let mut s = self.stall.lock().unwrap();
+        let mut s = self.stall.lock();
         s.delay = delay;
         s.until = Some(Instant::now() + window);
     }
@@ -108,7 +110,7 @@ impl Proxy {
     /// through at once), stalls for `window` as [`Proxy::stall`] does, that
     /// request's own answer delayed first.
     pub fn stall_after(&self, needles: &[&str], delay: Duration, window: Duration) {
-        let mut s = self.stall.lock().unwrap();
+        let mut s = self.stall.lock();
         let needles = needles.iter().map(|n| n.as_bytes().to_vec()).collect();
         s.trigger = Some((needles, delay, window));
         s.triggered = None;
@@ -116,7 +118,7 @@ impl Proxy {
 
     /// When the armed request went through, if it did.
     pub fn triggered(&self) -> Option<Instant> {
-        self.stall.lock().unwrap().triggered
+        self.stall.lock().triggered
     }
 }
 
@@ -143,12 +145,12 @@ async fn carry(client: TcpStream, server: TcpStream, stall: Arc<Mutex<Stall>>) {
             seen.extend_from_slice(&buf[..n]);
             // During a stall nothing gets through either way: a request sent
             // then reaches the store only once the stall is over.
-            let held = watch.lock().unwrap().until.filter(|u| Instant::now() < *u);
+            let held = watch.lock().until.filter(|u| Instant::now() < *u);
             if let Some(until) = held {
                 tokio::time::sleep_until(until).await;
             }
             {
-                let mut s = watch.lock().unwrap();
+                let mut s = watch.lock();
                 let hit = s.trigger.as_ref().is_some_and(|(needles, _, _)| {
                     needles
                         .iter()
@@ -178,7 +180,7 @@ async fn carry(client: TcpStream, server: TcpStream, stall: Arc<Mutex<Stall>>) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let release = Instant::now() + stall.lock().unwrap().delay_now();
+            let release = Instant::now() + stall.lock().delay_now();
             if sender.send((release, buf[..n].to_vec())).is_err() {
                 break;
             }

@@ -3,7 +3,9 @@
 //! lands at once but its answer, and every call made until the stall ends,
 //! wait for the stall's end. Nothing is altered, only late.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -39,16 +41,16 @@ impl<S: Store> StalledStore<S> {
         matches: impl Fn(&Value) -> bool + Send + Sync + 'static,
         length: Duration,
     ) {
-        self.stall.lock().unwrap().trigger = Some((Box::new(matches), length));
+        self.stall.lock().trigger = Some((Box::new(matches), length));
     }
 
     pub fn triggered(&self) -> Option<Instant> {
-        self.stall.lock().unwrap().triggered
+        self.stall.lock().triggered
     }
 
     /// Waits out a stall under way.
     async fn network(&self) {
-        let until = self.stall.lock().unwrap().until;
+        let until = self.stall.lock().until;
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }
@@ -98,7 +100,7 @@ impl<S: Store> Store for StalledStore<S> {
     async fn write_status(&self, kind: Kind, name: &str, write: StatusWrite) -> StoreResult<u64> {
         self.network().await;
         let stalls = {
-            let mut s = self.stall.lock().unwrap();
+            let mut s = self.stall.lock();
             match s.trigger.take() {
                 Some((matches, length)) if matches(&write.status) => {
                     s.until = Some(Instant::now() + length);
