@@ -108,7 +108,7 @@ fn decide_point(
         if record.passed.contains(&passed) {
             continue;
         }
-        let mut call = match record.call.take() {
+        let call = match record.call.take() {
             Some(c) if c.hook == index && c.point == point && c.batch == batch => c,
             _ => HookCall {
                 hook: index,
@@ -121,87 +121,98 @@ fn decide_point(
                 answer: None,
             },
         };
-        let at = at_point(hook, point, batch);
-        if call.due.is_none() {
-            match &call.answer {
-                Some(Answer::Succeeded { message }) => {
-                    said.push(format!(
-                        "{at} answered {}",
-                        with_message("succeeded", message)
-                    ));
-                    record.passed.push(passed);
-                    continue;
-                }
-                Some(Answer::Failed { message }) => {
-                    let why = format!("{at} answered {}", with_message("failed", message));
-                    said.push(why.clone());
-                    *record.call = Some(call);
-                    return Verdict::Fail(why);
-                }
-                Some(Answer::InProgress { retry_after, .. }) => {
-                    call.due =
-                        Some(now + chrono::Duration::from_std(*retry_after).unwrap_or_default());
-                }
-                Some(Answer::Unanswered { .. }) => {
-                    call.due = Some(
-                        now + chrono::Duration::from_std(backoff(call.attempts))
-                            .unwrap_or_default(),
-                    );
-                }
-                None => call.due = Some(now),
-            }
+        match decide_hook(hook, call, now, said, record.call) {
+            None => record.passed.push(passed),
+            Some(verdict) => return verdict,
         }
-        let end = call.since + chrono::Duration::from_std(hook.deadline).unwrap_or_default();
-        let due = call.due.unwrap_or(now);
-        let last = call
-            .answer
-            .as_ref()
-            .map(|a| format!("; last: {}", a.describe()))
-            .unwrap_or_default();
-        if now >= end {
-            let why = format!(
-                "{at} gave no verdict within its deadline of {} ({} calls{last})",
-                duration::format(hook.deadline),
-                call.attempts
-            );
-            match hook.on_timeout {
-                OnTimeout::Fail => {
-                    said.push(why.clone());
-                    *record.call = Some(call);
-                    return Verdict::Fail(why);
-                }
-                OnTimeout::Continue => {
-                    said.push(format!("{why}; going on (onTimeout: continue)"));
-                    record.passed.push(passed);
-                    continue;
-                }
-            }
-        }
-        if now >= due {
-            let ask = Ask {
-                hook: index,
-                point,
-                batch,
-                key: call.key.clone(),
-                attempt: call.attempts + 1,
-                tasks: Vec::new(),
-                replacements: Vec::new(),
-                desired: 0,
-            };
-            *record.call = Some(call);
-            return Verdict::Call(ask);
-        }
-        // Look again when the call is due, or when the deadline ends first.
-        let next = due.min(end);
-        let after = (next - now).to_std().unwrap_or_default();
-        let why = format!(
-            "waiting for {at}: next call at {}{last}",
-            due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
-        *record.call = Some(call);
-        return Verdict::Wait { after, why };
     }
     Verdict::Passed
+}
+
+/// One hook at one point: the answer on record taken, its deadline kept,
+/// its next call made due. `None` when it passed (the next hook of the
+/// point is asked); else the verdict, with the call put on record in `slot`.
+fn decide_hook(
+    hook: &Hook,
+    mut call: HookCall,
+    now: DateTime<Utc>,
+    said: &mut Vec<String>,
+    slot: &mut Option<HookCall>,
+) -> Option<Verdict> {
+    let at = at_point(hook, call.point, call.batch);
+    if call.due.is_none() {
+        match &call.answer {
+            Some(Answer::Succeeded { message }) => {
+                said.push(format!(
+                    "{at} answered {}",
+                    with_message("succeeded", message)
+                ));
+                return None;
+            }
+            Some(Answer::Failed { message }) => {
+                let why = format!("{at} answered {}", with_message("failed", message));
+                said.push(why.clone());
+                *slot = Some(call);
+                return Some(Verdict::Fail(why));
+            }
+            Some(Answer::InProgress { retry_after, .. }) => {
+                call.due = Some(now + chrono::Duration::from_std(*retry_after).unwrap_or_default());
+            }
+            Some(Answer::Unanswered { .. }) => {
+                call.due = Some(
+                    now + chrono::Duration::from_std(backoff(call.attempts)).unwrap_or_default(),
+                );
+            }
+            None => call.due = Some(now),
+        }
+    }
+    let end = call.since + chrono::Duration::from_std(hook.deadline).unwrap_or_default();
+    let due = call.due.unwrap_or(now);
+    let last = call
+        .answer
+        .as_ref()
+        .map(|a| format!("; last: {}", a.describe()))
+        .unwrap_or_default();
+    if now >= end {
+        let why = format!(
+            "{at} gave no verdict within its deadline of {} ({} calls{last})",
+            duration::format(hook.deadline),
+            call.attempts
+        );
+        return match hook.on_timeout {
+            OnTimeout::Fail => {
+                said.push(why.clone());
+                *slot = Some(call);
+                Some(Verdict::Fail(why))
+            }
+            OnTimeout::Continue => {
+                said.push(format!("{why}; going on (onTimeout: continue)"));
+                None
+            }
+        };
+    }
+    if now >= due {
+        let ask = Ask {
+            hook: call.hook,
+            point: call.point,
+            batch: call.batch,
+            key: call.key.clone(),
+            attempt: call.attempts + 1,
+            tasks: Vec::new(),
+            replacements: Vec::new(),
+            desired: 0,
+        };
+        *slot = Some(call);
+        return Some(Verdict::Call(ask));
+    }
+    // Look again when the call is due, or when the deadline ends first.
+    let after = (due.min(end) - now).to_std().unwrap_or_default();
+    let why = format!(
+        "waiting for {at}: next call at {}{last}",
+        due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    *slot = Some(call);
+    Some(Verdict::Wait { after, why })
 }
 
 /// Records the outcome of the call made for `key` in the call on record

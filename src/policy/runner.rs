@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use super::decide::{Input, created, decide};
 use super::fleet;
 use super::spec::PolicySpec;
-use super::{MAX_NAME_LEN, PolicyPhase, PolicyStatus, parse_policy_spec, policy_status};
+use super::{
+    FleetService, MAX_NAME_LEN, PolicyPhase, PolicyStatus, parse_policy_spec, policy_status,
+};
 use crate::aws::ClientPool;
 use crate::clock::Clock;
 use crate::fence::LeaseTerms;
@@ -107,71 +109,25 @@ impl<S: Store> PolicyLoop<S> {
             }
         };
         let seen = fingerprint(&record);
-        let held_back = self
-            .held_back
-            .lock()
-            .get(&name)
-            .is_some_and(|(_, until)| now < *until);
-        let look_due = !held_back
-            && (status.spec_seen != seen
-                || status.phase == PolicyPhase::Failed
-                || status.last_look.is_none_or(|t| {
-                    now - t >= chrono::Duration::from_std(self.policy_interval).unwrap_or_default()
-                }));
-        let following = status.active().next().is_some() || !status.pending.is_empty();
-        // Without I/O: would the last look, as it stands, start something
-        // now (a window opened, a slot freed)?
-        let nothing = HashMap::new();
-        let no_one = HashSet::new();
-        let wants = !decide(&Input {
-            name: &name,
-            spec: &spec,
-            spec_seen: &seen,
-            status: &status,
-            now,
-            fleet: None,
-            requests: &nothing,
-            busy: &no_one,
-        })
-        .create()
-        .is_empty();
-        if !look_due && !following && !wants {
+        let Some(look_due) = self.worth_a_visit(&name, &spec, &seen, &status, now) else {
             return;
-        }
+        };
         if !self.leases.may_act(&name, now).await {
             return;
         }
-        let mut version = record.version;
-        let mut status = status;
+        let (mut version, mut status) = (record.version, status);
         // A decision written before a crash is carried out first.
         if !status.pending.is_empty() {
             let Some(v) = self.carry_out(&name, version, status.clone(), now).await else {
                 return;
             };
-            version = v.0;
-            status = v.1;
+            (version, status) = v;
         }
-        let mut requests = HashMap::new();
-        for r in status.active() {
-            match self.phase_of(&r.name).await {
-                Ok(phase) => {
-                    requests.insert(r.name.clone(), phase);
-                }
-                Err(e) => {
-                    tracing::warn!(policy = %name, request = %r.name, error = %e, "could not read request; trying again");
-                    return;
-                }
-            }
-        }
+        let Some(requests) = self.phases_of_requests(&name, &status).await else {
+            return;
+        };
         let fleet = if look_due && !spec.suspend {
-            let clients = self
-                .pool
-                .for_role(
-                    spec.template.role_arn.as_deref(),
-                    spec.template.external_id.as_deref(),
-                )
-                .await;
-            match fleet::look(&clients, &spec.services).await {
+            match self.look(&spec).await {
                 Ok(f) => {
                     self.held_back.lock().remove(&name);
                     self.look_counted("ok");
@@ -187,7 +143,7 @@ impl<S: Store> PolicyLoop<S> {
         if !self.leases.may_act(&name, self.clock.now()).await {
             return;
         }
-        let mut input = Input {
+        let input = Input {
             name: &name,
             spec: &spec,
             spec_seen: &seen,
@@ -197,9 +153,90 @@ impl<S: Store> PolicyLoop<S> {
             requests: &requests,
             busy: &HashSet::new(),
         };
+        self.decide_and_write(input, version).await;
+    }
+
+    /// Whether a policy is worth a visit now, without I/O, and if so
+    /// whether its fleet is due a look: its spec changed, it failed, a
+    /// pass is due, a request of its own is under way, or the last look
+    /// as it stands would start something now (a window opened, a slot freed).
+    fn worth_a_visit(
+        &self,
+        name: &str,
+        spec: &PolicySpec,
+        seen: &str,
+        status: &PolicyStatus,
+        now: DateTime<Utc>,
+    ) -> Option<bool> {
+        let held_back = self
+            .held_back
+            .lock()
+            .get(name)
+            .is_some_and(|(_, until)| now < *until);
+        let look_due = !held_back
+            && (status.spec_seen != seen
+                || status.phase == PolicyPhase::Failed
+                || status.last_look.is_none_or(|t| {
+                    now - t >= chrono::Duration::from_std(self.policy_interval).unwrap_or_default()
+                }));
+        let following = status.active().next().is_some() || !status.pending.is_empty();
+        let nothing = HashMap::new();
+        let no_one = HashSet::new();
+        let wants = !decide(&Input {
+            name,
+            spec,
+            spec_seen: seen,
+            status,
+            now,
+            fleet: None,
+            requests: &nothing,
+            busy: &no_one,
+        })
+        .create()
+        .is_empty();
+        (look_due || following || wants).then_some(look_due)
+    }
+
+    /// The phase of each request the policy follows; `None` when one
+    /// cannot be read (the visit is tried again at the next tick).
+    async fn phases_of_requests(
+        &self,
+        name: &str,
+        status: &PolicyStatus,
+    ) -> Option<HashMap<String, Option<Phase>>> {
+        let mut requests = HashMap::new();
+        for r in status.active() {
+            match self.phase_of(&r.name).await {
+                Ok(phase) => {
+                    requests.insert(r.name.clone(), phase);
+                }
+                Err(e) => {
+                    tracing::warn!(policy = %name, request = %r.name, error = %e, "could not read request; trying again");
+                    return None;
+                }
+            }
+        }
+        Some(requests)
+    }
+
+    /// The fleet the policy covers, through the account's rate limiter.
+    async fn look(&self, spec: &PolicySpec) -> Result<Vec<FleetService>, crate::aws::AwsError> {
+        let clients = self
+            .pool
+            .for_role(
+                spec.template.role_arn.as_deref(),
+                spec.template.external_id.as_deref(),
+            )
+            .await;
+        fleet::look(&clients, &spec.services).await
+    }
+
+    /// Decides, writes the decision, then makes what it decided. Who else
+    /// works on which service matters only when there is something to
+    /// make: the listing of every active request is spared otherwise.
+    async fn decide_and_write(&self, mut input: Input<'_>, version: u64) {
+        let name = input.name;
         let mut d = decide(&input);
-        // Who else is working on which service matters only when there is
-        // something to make: the listing of every active request is spared otherwise.
         let busy;
         if !d.create().is_empty() {
             busy = match busy_services(self.store.as_ref()).await {
@@ -212,19 +249,19 @@ impl<S: Store> PolicyLoop<S> {
             input.busy = &busy;
             d = decide(&input);
         }
-        if d.status == status {
+        if d.status == *input.status {
             return;
         }
-        log_new_events(&name, &status, &d.status);
+        log_new_events(name, input.status, &d.status);
         let Some(version) = self
             .leases
-            .write_status(&name, version, &d.status, now)
+            .write_status(name, version, &d.status, input.now)
             .await
         else {
             return;
         };
         if !d.create().is_empty() {
-            self.carry_out(&name, version, d.status, now).await;
+            self.carry_out(name, version, d.status, input.now).await;
         }
     }
 

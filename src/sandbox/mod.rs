@@ -127,6 +127,75 @@ async fn drive(
     out: &mut dyn Write,
     clock: Instant,
 ) -> Result<Summary, CliError> {
+    let sdk = demo_service(sim, opts, out, clock).await?;
+    let (path, temporary) = match &opts.store {
+        Some(p) => (p.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("ecs-recycler-sandbox-{}.json", std::process::id())),
+            true,
+        ),
+    };
+    let store = Arc::new(EmbeddedStore::open(&path).map_err(|e| {
+        CliError::Unreachable(format!("cannot open the store at {}: {e}", path.display()))
+    })?);
+    apply_demo(store.as_ref(), opts, out).await?;
+    let started = sim.now();
+    let operator_sdk = sdk::with_timeouts(&sdk, OPERATOR_TIMEOUTS);
+    let operator = Operator::builder(store.clone(), operator_sdk, operator_config())
+        .start()
+        .await
+        .map_err(|e| CliError::Unreachable(e.to_string()))?;
+    let watched = watch(store.as_ref(), sim, opts, tty, out, started).await;
+    operator.stop().await;
+    if temporary {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path.with_extension("json.lock"));
+    }
+    let status = watched?;
+    let summary = summarize(&status, &sim.timeline(), started);
+    print_summary(out, &summary, opts, clock.elapsed());
+    if let Some(p) = &opts.store {
+        say(
+            out,
+            format!(
+                "\nThe request is kept: ecs-recycler describe {REQUEST} --store {}",
+                p.display()
+            ),
+        );
+    }
+    Ok(summary)
+}
+
+/// The simulator is in this process: an answer later than these is a fault.
+const OPERATOR_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(1),
+    attempt: Duration::from_secs(3),
+    operation: Duration::from_secs(10),
+};
+
+/// The sandbox's operator: quick looks, short leases, one replica.
+fn operator_config() -> OperatorConfig {
+    OperatorConfig {
+        replica_id: "sandbox".into(),
+        concurrency: 4,
+        poll_interval: Duration::from_millis(250),
+        idle_poll_interval: Duration::from_secs(2),
+        policy_interval: Duration::from_secs(10),
+        lease_duration: Duration::from_secs(5),
+        retention: Duration::from_secs(3600),
+        api_share: ApiShare::default(),
+        aws_timeouts: OPERATOR_TIMEOUTS,
+    }
+}
+
+/// Makes the demo service and waits until its tasks run and are healthy;
+/// answers the SDK configuration that reaches the simulator.
+async fn demo_service(
+    sim: &Simulator,
+    opts: &SandboxOptions,
+    out: &mut dyn Write,
+    clock: Instant,
+) -> Result<aws_config::SdkConfig, CliError> {
     let sdk = fixture::client_config(sim.url(), RetryConfig::standard()).await;
     let ecs = aws_sdk_ecs::Client::new(&sdk);
     say(
@@ -156,17 +225,15 @@ async fn drive(
             clock.elapsed().as_secs_f64()
         ),
     );
+    Ok(sdk)
+}
 
-    let (path, temporary) = match &opts.store {
-        Some(p) => (p.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("ecs-recycler-sandbox-{}.json", std::process::id())),
-            true,
-        ),
-    };
-    let store = Arc::new(EmbeddedStore::open(&path).map_err(|e| {
-        CliError::Unreachable(format!("cannot open the store at {}: {e}", path.display()))
-    })?);
+/// Applies the demo request as `apply` would, saying what it applies.
+async fn apply_demo(
+    store: &EmbeddedStore,
+    opts: &SandboxOptions,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let manifest = demo_manifest(opts);
     say(out, "\nApplying this request:\n");
     for line in manifest.lines() {
@@ -194,48 +261,7 @@ async fn drive(
             apply::resource(Kind::RecycleRequest, REQUEST)
         ),
     );
-
-    let started = sim.now();
-    let config = OperatorConfig {
-        replica_id: "sandbox".into(),
-        concurrency: 4,
-        poll_interval: Duration::from_millis(250),
-        idle_poll_interval: Duration::from_secs(2),
-        policy_interval: Duration::from_secs(10),
-        lease_duration: Duration::from_secs(5),
-        retention: Duration::from_secs(3600),
-        api_share: ApiShare::default(),
-        // The simulator is in this process: an answer later than this is a fault.
-        aws_timeouts: Timeouts {
-            connect: Duration::from_secs(1),
-            attempt: Duration::from_secs(3),
-            operation: Duration::from_secs(10),
-        },
-    };
-    let operator_sdk = sdk::with_timeouts(&sdk, config.aws_timeouts);
-    let operator = Operator::builder(store.clone(), operator_sdk, config)
-        .start()
-        .await
-        .map_err(|e| CliError::Unreachable(e.to_string()))?;
-    let watched = watch(store.as_ref(), sim, opts, tty, out, started).await;
-    operator.stop().await;
-    if temporary {
-        let _ = std::fs::remove_file(&path);
-        let _ = std::fs::remove_file(path.with_extension("json.lock"));
-    }
-    let status = watched?;
-    let summary = summarize(&status, &sim.timeline(), started);
-    print_summary(out, &summary, opts, clock.elapsed());
-    if let Some(p) = &opts.store {
-        say(
-            out,
-            format!(
-                "\nThe request is kept: ecs-recycler describe {REQUEST} --store {}",
-                p.display()
-            ),
-        );
-    }
-    Ok(summary)
+    Ok(())
 }
 
 fn demo_manifest(opts: &SandboxOptions) -> String {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::decide::{Input, RequestView, decide, due_slot};
+use super::decide::{Input, NewRequest, RequestView, decide, due_slot};
 use super::spec::{ScheduleSpec, parse_schedule_spec};
 use super::{MAX_NAME_LEN, SchedulePhase, ScheduleStatus, request_name, schedule_status};
 use crate::clock::Clock;
@@ -109,27 +109,9 @@ impl<S: Store> Scheduler<S> {
         if !self.leases.may_act(&name, now).await {
             return;
         }
-        let mut views = Vec::new();
-        for r in status.requests.iter().filter(|r| !r.settled()) {
-            match self.view(&r.name).await {
-                Ok(v) => views.push(v),
-                Err(e) => {
-                    tracing::warn!(schedule = %name, request = %r.name, error = %e, "could not read request; trying again");
-                    return;
-                }
-            }
-        }
-        if let Some(due) = due_slot(&spec, &status, created_at, now) {
-            let slot_name = request_name(&name, due.slot);
-            match self.view(&slot_name).await {
-                Ok(v) if v.phase.is_some() => views.push(v),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(schedule = %name, error = %e, "could not read the slot's request; trying again");
-                    return;
-                }
-            }
-        }
+        let Some(views) = self.views(&name, &spec, &status, created_at, now).await else {
+            return;
+        };
         let d = decide(&Input {
             name: &name,
             spec: &spec,
@@ -152,21 +134,8 @@ impl<S: Store> Scheduler<S> {
             for old in &d.cancel {
                 self.cancel(&name, old).await;
             }
-            match self
-                .store
-                .create(Kind::RecycleRequest, &new.name, new.spec.clone(), now)
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(schedule = %name, request = %new.name, slot = %new.slot, "request created for the slot")
-                }
-                Err(StoreError::AlreadyExists { .. }) => {
-                    tracing::info!(schedule = %name, request = %new.name, "the slot's request exists already; taking it")
-                }
-                Err(e) => {
-                    tracing::warn!(schedule = %name, request = %new.name, error = %e, "could not create request; trying again");
-                    return;
-                }
+            if !self.create(&name, new, now).await {
+                return;
             }
         }
         for old in &d.delete {
@@ -182,6 +151,64 @@ impl<S: Store> Scheduler<S> {
             self.leases
                 .write_status(&record.name, record.version, &d.status, now)
                 .await;
+        }
+    }
+
+    /// The requests the decision needs to see: those not settled, and the
+    /// due slot's if it exists already; `None` when one cannot be read.
+    async fn views(
+        &self,
+        name: &str,
+        spec: &ScheduleSpec,
+        status: &ScheduleStatus,
+        created_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<RequestView>> {
+        let mut views = Vec::new();
+        for r in status.requests.iter().filter(|r| !r.settled()) {
+            match self.view(&r.name).await {
+                Ok(v) => views.push(v),
+                Err(e) => {
+                    tracing::warn!(schedule = %name, request = %r.name, error = %e, "could not read request; trying again");
+                    return None;
+                }
+            }
+        }
+        if let Some(due) = due_slot(spec, status, created_at, now) {
+            let slot_name = request_name(name, due.slot);
+            match self.view(&slot_name).await {
+                Ok(v) if v.phase.is_some() => views.push(v),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(schedule = %name, error = %e, "could not read the slot's request; trying again");
+                    return None;
+                }
+            }
+        }
+        Some(views)
+    }
+
+    /// Creates the slot's request; one that exists already is the one
+    /// decided (another replica, or a crash, got there first). False when
+    /// the store could not be asked.
+    async fn create(&self, name: &str, new: &NewRequest, now: DateTime<Utc>) -> bool {
+        match self
+            .store
+            .create(Kind::RecycleRequest, &new.name, new.spec.clone(), now)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(schedule = %name, request = %new.name, slot = %new.slot, "request created for the slot");
+                true
+            }
+            Err(StoreError::AlreadyExists { .. }) => {
+                tracing::info!(schedule = %name, request = %new.name, "the slot's request exists already; taking it");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(schedule = %name, request = %new.name, error = %e, "could not create request; trying again");
+                false
+            }
         }
     }
 

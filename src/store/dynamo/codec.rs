@@ -103,6 +103,34 @@ pub(super) fn record_from_item(item: &Item) -> Result<StoredRecord, String> {
         .ok_or_else(|| format!("{PK} {pk:?} is not \"<Kind>/<name>\" with a known kind"))?;
 
     // Client-written attributes: problems are reported on the record.
+    let mut problems = key_problems(item, pk, kind, name);
+    let created_at = read_created_at(item, &mut problems);
+    let spec = match read_spec(item) {
+        Ok(spec) if problems.is_empty() => Ok(spec),
+        Ok(_) => Err(problems.join("; ")),
+        Err(e) => {
+            problems.push(e);
+            Err(problems.join("; "))
+        }
+    };
+
+    // Operator-written attributes: unreadable means corrupt.
+    let version = read_version(item)?;
+    let lease = read_lease(item)?;
+    Ok(StoredRecord {
+        kind,
+        name: name.to_string(),
+        spec,
+        status: read_status(item),
+        version,
+        created_at,
+        active: matches!(item.get(ACTIVE), Some(AttributeValue::S(a)) if a == ACTIVE_YES),
+        lease,
+    })
+}
+
+/// The kind and name attributes, where they disagree with the key.
+fn key_problems(item: &Item, pk: &str, kind: Kind, name: &str) -> Vec<String> {
     let mut problems = Vec::new();
     match item.get(KIND) {
         None => {}
@@ -121,7 +149,12 @@ pub(super) fn record_from_item(item: &Item) -> Result<StoredRecord, String> {
             describe(other)
         )),
     }
-    let created_at = match item.get(CREATED_AT) {
+    problems
+}
+
+/// When a client created the record, if it said; a problem if unreadable.
+fn read_created_at(item: &Item, problems: &mut Vec<String>) -> Option<DateTime<Utc>> {
+    match item.get(CREATED_AT) {
         None => None,
         Some(AttributeValue::S(text)) => match DateTime::parse_from_rfc3339(text) {
             Ok(t) => Some(t.with_timezone(&Utc)),
@@ -139,22 +172,14 @@ pub(super) fn record_from_item(item: &Item) -> Result<StoredRecord, String> {
             ));
             None
         }
-    };
-    let spec = match read_spec(item) {
-        Ok(spec) if problems.is_empty() => Ok(spec),
-        Ok(_) => Err(problems.join("; ")),
-        Err(e) => {
-            problems.push(e);
-            Err(problems.join("; "))
-        }
-    };
+    }
+}
 
-    // Operator-written attributes: unreadable means corrupt.
-    let version = read_version(item)?;
-    // An unreadable status still leaves a safe write (conditional on version
-    // and lease), so the record is listed and failed with the reason: as a
-    // JSON string, which neither a request's nor a schedule's status reads.
-    let status = match item.get(STATUS) {
+/// The status. An unreadable one still leaves a safe write (conditional on
+/// version and lease), so the record is listed and failed with the reason:
+/// as a JSON string, which neither a request's nor a schedule's status reads.
+fn read_status(item: &Item) -> Option<Value> {
+    match item.get(STATUS) {
         None => None,
         Some(AttributeValue::S(text)) => {
             Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone())))
@@ -163,36 +188,28 @@ pub(super) fn record_from_item(item: &Item) -> Result<StoredRecord, String> {
             "{} (not the JSON string the operator writes)",
             describe(other)
         ))),
-    };
-    let lease = match (item.get(LEASE_HOLDER), item.get(LEASE_EXPIRES)) {
-        (None, None) => None,
+    }
+}
+
+/// The lease: holder and expiry together, or neither.
+fn read_lease(item: &Item) -> Result<Option<Lease>, String> {
+    match (item.get(LEASE_HOLDER), item.get(LEASE_EXPIRES)) {
+        (None, None) => Ok(None),
         (Some(AttributeValue::S(holder)), Some(AttributeValue::N(expires))) => {
             let expires_at = expires
                 .parse::<i64>()
                 .ok()
                 .and_then(DateTime::from_timestamp_millis)
                 .ok_or_else(|| format!("{LEASE_EXPIRES} {expires:?} is not epoch milliseconds"))?;
-            Some(Lease {
+            Ok(Some(Lease {
                 holder: holder.clone(),
                 expires_at,
-            })
+            }))
         }
-        _ => {
-            return Err(format!(
-                "{LEASE_HOLDER} (S) and {LEASE_EXPIRES} (N) must be present together"
-            ));
-        }
-    };
-    Ok(StoredRecord {
-        kind,
-        name: name.to_string(),
-        spec,
-        status,
-        version,
-        created_at,
-        active: matches!(item.get(ACTIVE), Some(AttributeValue::S(a)) if a == ACTIVE_YES),
-        lease,
-    })
+        _ => Err(format!(
+            "{LEASE_HOLDER} (S) and {LEASE_EXPIRES} (N) must be present together"
+        )),
+    }
 }
 
 /// The phase an item's `phase` attribute holds. An item written before the
