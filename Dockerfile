@@ -23,19 +23,22 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 # Dependencies in their own layer: compiled against stand-in sources, this
 # layer depends on the manifests and Cargo.lock only, so a change to src/
 # rebuilds the crate alone, not the few hundred crates under it. The
-# workspace's other crates (the simulator, the benchmark, test support) are
-# never built here, but cargo reads every member's manifest, so theirs are
-# copied, with empty stand-ins for their sources.
+# workspace's other crates (the simulator, the benchmark, the fault
+# campaign, test support) are never built here, but cargo reads every
+# member's manifest, so theirs are copied, with empty stand-ins for their
+# sources.
 COPY Cargo.toml Cargo.lock ./
 # The throttling table is the one workspace crate the operator links: it is
 # small and data only, so it is copied whole here.
 COPY crates/api-limits crates/api-limits/
 COPY crates/ecs-sim/Cargo.toml crates/ecs-sim/
 COPY crates/bench/Cargo.toml crates/bench/
+COPY crates/campaign/Cargo.toml crates/campaign/
 COPY crates/test-support/Cargo.toml crates/test-support/
-RUN mkdir -p src crates/ecs-sim/src crates/bench/src crates/test-support/src \
+RUN mkdir -p src crates/ecs-sim/src crates/bench/src crates/campaign/src crates/test-support/src \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > crates/bench/src/main.rs \
+    && echo 'fn main() {}' > crates/campaign/src/main.rs \
     && touch src/lib.rs crates/ecs-sim/src/lib.rs crates/test-support/src/lib.rs \
     && cargo build --release --locked -p ecs-recycler --no-default-features \
     && rm -rf src

@@ -2,16 +2,16 @@
 //! `test-support` crate (an in-process simulator with SDK clients pointed at
 //! it, a raw HTTP helper, the pinned Python environment, and moto's server
 //! as a DynamoDB, SNS and Secrets Manager stand-in, `support::moto` through
-//! the re-export below); here are the operator's own: a real SMTP server
-//! ([`smtp`]), a webhook receiver ([`hooks`]), and enough of IAM's policy
-//! evaluation to check a role against the calls of a run ([`iam`]).
+//! the re-export below, with the delaying proxy `support::proxy` and the
+//! lifecycle hook receiver `support::lifecycle` the fault campaign uses
+//! too); here are the operator's own: a real SMTP server ([`smtp`]), a
+//! webhook receiver ([`hooks`]), and enough of IAM's policy evaluation to
+//! check a role against the calls of a run ([`iam`]).
 #![allow(dead_code)]
 
 pub mod hooks;
 pub mod iam;
-pub mod lifecycle;
 pub mod operator;
-pub mod proxy;
 pub mod smtp;
 pub mod stalled_store;
 

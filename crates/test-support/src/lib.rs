@@ -4,10 +4,14 @@
 //! malformed requests and the control API, the pinned Python environment
 //! (moto[server], which brings boto3, and aiosmtpd) that some tests need,
 //! made once under the workspace's `target/`, and moto's server started
-//! from it ([`moto::Moto`], for the tests and the benchmark alike).
+//! from it ([`moto::Moto`], for the tests and the benchmark alike); bad
+//! networks on loopback ([`proxy`]) and a scripted lifecycle hook receiver
+//! ([`lifecycle`]), for the operator's tests and the fault campaign alike.
 
+pub mod lifecycle;
 pub mod load_balancer;
 pub mod moto;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,175 @@
+//! How each fault of the catalogue ([`crate::nemesis`]) is done to the
+//! running world, and undone: signals to the replicas, the proxy or the
+//! store's lock, the simulator's control API, the campaign's own AWS calls
+//! (signed as someone other than the operator), the gate alarm on moto, the
+//! hook receiver's mode. A fault that finds nothing to act on (a replica
+//! already down, a service already deleted) is journalled as such, never an
+//! error of the run.
+
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::StateValue;
+use serde_json::{Value, json};
+
+use super::Bed;
+use crate::nemesis::Fault;
+use crate::plan::CLUSTER;
+use crate::watch::Act;
+
+impl Bed {
+    /// Begins fault `f`; answers whether it acted on something.
+    pub async fn begin(&mut self, f: &Fault) -> bool {
+        let what = f.describe(&self.schedule);
+        let (acted, done) = match self.begin_fault(f).await {
+            Ok(true) => (true, what),
+            Ok(false) => (false, format!("{what} (nothing to act on)")),
+            Err(e) => (false, format!("{what} (failed: {e})")),
+        };
+        self.watch.note(&self.sim.clock, Act::FaultBegan(done));
+        acted
+    }
+
+    /// Ends fault `f` (for those that last).
+    pub async fn heal(&mut self, f: &Fault) {
+        let healed = self.heal_fault(f).await;
+        let what = f.describe(&self.schedule);
+        let what = match healed {
+            Ok(()) => what,
+            Err(e) => format!("{what} (heal failed: {e})"),
+        };
+        self.watch.note(&self.sim.clock, Act::FaultHealed(what));
+    }
+
+    async fn begin_fault(&mut self, f: &Fault) -> anyhow::Result<bool> {
+        match *f {
+            Fault::Kill { replica, .. } => Ok(self.replicas.kill(replica)),
+            Fault::Pause { replica, .. } => Ok(self.replicas.pause(replica)),
+            Fault::StoreStall { replica, held } => Ok(self.stall_store(replica, held)),
+            Fault::Throttle { fraction, .. } => {
+                self.sim
+                    .control("/_sim/config", json!({"throttle": {"fraction": fraction}}))
+                    .await?;
+                Ok(true)
+            }
+            Fault::FailedStarts {
+                service, fraction, ..
+            } => {
+                self.service_faults(service, json!({"failStart": fraction}))
+                    .await
+            }
+            Fault::UnhealthyTargets {
+                service, fraction, ..
+            } => {
+                let key = if self.schedule.services[service].load_balancer {
+                    "targetNeverHealthy"
+                } else {
+                    "neverHealthy"
+                };
+                self.service_faults(service, json!({ key: fraction })).await
+            }
+            Fault::Scale { service, to } => {
+                let name = &self.schedule.services[service].name;
+                self.sim
+                    .control(
+                        "/_sim/scale",
+                        json!({"cluster": CLUSTER, "service": name, "desiredCount": to}),
+                    )
+                    .await?;
+                Ok(true)
+            }
+            Fault::ForeignDeployment { service } => {
+                self.clients
+                    .ecs
+                    .update_service()
+                    .cluster(CLUSTER)
+                    .service(&self.schedule.services[service].name)
+                    .force_new_deployment(true)
+                    .send()
+                    .await?;
+                Ok(true)
+            }
+            Fault::AlarmFires { .. } => {
+                self.set_alarm(StateValue::Alarm).await?;
+                Ok(true)
+            }
+            Fault::HookMisbehaves { mode, .. } => {
+                self.set_hook_mode(Some(mode));
+                Ok(true)
+            }
+            Fault::ServiceDeleted { service } => {
+                self.clients
+                    .ecs
+                    .delete_service()
+                    .cluster(CLUSTER)
+                    .service(&self.schedule.services[service].name)
+                    .force(true)
+                    .send()
+                    .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn heal_fault(&mut self, f: &Fault) -> anyhow::Result<()> {
+        match *f {
+            Fault::Kill { replica, .. } => self.replicas.start(replica)?,
+            Fault::Pause { replica, .. } => {
+                if let Some(id) = self.replicas.resume(replica) {
+                    self.watch.note(&self.sim.clock, Act::Resumed(id));
+                }
+            }
+            // The proxy's stall and the lock's hold end by themselves.
+            Fault::StoreStall { .. } => {}
+            Fault::Throttle { .. } => {
+                self.sim
+                    .control("/_sim/config", json!({"throttle": {"fraction": 0.0}}))
+                    .await?;
+            }
+            Fault::FailedStarts { service, .. } | Fault::UnhealthyTargets { service, .. } => {
+                self.service_faults(service, Value::Null).await?;
+            }
+            Fault::AlarmFires { .. } => self.set_alarm(StateValue::Ok).await?,
+            Fault::HookMisbehaves { .. } => self.set_hook_mode(None),
+            Fault::Scale { .. } | Fault::ForeignDeployment { .. } | Fault::ServiceDeleted { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The service's task faults (`null`: back to none).
+    async fn service_faults(&self, service: usize, faults: Value) -> anyhow::Result<bool> {
+        let name = &self.schedule.services[service].name;
+        let path = format!("/_sim/services/{CLUSTER}/{name}");
+        self.sim.control(&path, json!({ "faults": faults })).await?;
+        Ok(true)
+    }
+
+    /// On DynamoDB, the replica's proxy holds its traffic; on the embedded
+    /// store, the store's lock is taken and held, as a stuck process
+    /// holding it would (every replica's store calls wait).
+    fn stall_store(&self, replica: usize, held: f64) -> bool {
+        if self.replicas.stall(replica, held) {
+            return true;
+        }
+        let Some(file) = self.store_file() else {
+            return false;
+        };
+        let lock_path = file.with_extension("lock");
+        let taken = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let signal = taken.clone();
+        std::thread::spawn(move || {
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path);
+            let held_lock = lock.as_ref().map(|l| l.lock());
+            signal.wait();
+            if matches!(held_lock, Ok(Ok(()))) {
+                std::thread::sleep(Duration::from_secs_f64(held));
+            }
+        });
+        // The lock is held once this returns: the fault's time is true.
+        taken.wait();
+        true
+    }
+}

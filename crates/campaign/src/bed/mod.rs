@@ -1,0 +1,328 @@
+//! The world one schedule runs in, made from its plan: the simulator with
+//! the schedule's services, the store (an embedded store file, or a fresh
+//! table on the campaign's moto), the gate alarm (on moto's CloudWatch), the
+//! hook receiver, and the replicas — and the acts the campaign performs on
+//! it: records created, verbs run, faults begun and healed ([`inject`]).
+
+pub mod inject;
+pub mod replicas;
+pub mod sim;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use ecs_recycler::store::any::AnyStore;
+use ecs_recycler::store::dynamo::DynamoStore;
+use ecs_recycler::store::embedded::EmbeddedStore;
+use ecs_recycler::store::{Kind, Store};
+use serde_json::json;
+use test_support::lifecycle::{HookReceiver, Reply};
+use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
+
+use crate::nemesis::HookMode;
+use crate::plan::{CLUSTER, HOOK_SECRET_ENV, Schedule, ServicePlan, StoreKind};
+use crate::watch::{Act, Watch};
+use replicas::Replicas;
+use sim::SimProcess;
+
+const HOOK_SECRET: &str = "campaign-hook-secret";
+
+/// What every schedule of one campaign shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The product's binary (`ecs-recycler`).
+    pub binary: PathBuf,
+    /// moto's server: DynamoDB on odd seeds, CloudWatch always.
+    pub moto_url: String,
+    /// Where each schedule gets a directory of its own.
+    pub root: PathBuf,
+}
+
+/// The AWS clients the campaign itself uses (signed `local`, so the
+/// timeline tells its calls from the replicas').
+pub struct Clients {
+    pub ecs: aws_sdk_ecs::Client,
+    pub aas: aws_sdk_applicationautoscaling::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
+pub struct Bed {
+    pub schedule: Schedule,
+    pub dir: PathBuf,
+    pub sim: SimProcess,
+    pub clients: Clients,
+    pub store: Arc<AnyStore>,
+    /// `--store PATH` or `--table NAME`, for the verbs.
+    store_args: Vec<String>,
+    binary: PathBuf,
+    moto_url: String,
+    pub replicas: Replicas,
+    pub alarm: String,
+    hook_mode: Arc<AtomicU8>,
+    pub hooks: HookReceiver,
+    pub watch: Watch,
+}
+
+impl Bed {
+    pub async fn setup(schedule: Schedule, shared: &Shared) -> anyhow::Result<Self> {
+        let dir = shared.root.join(format!(
+            "seed-{}-{}",
+            schedule.seed,
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let sim = SimProcess::start(&shared.binary, schedule.seed, &dir.join("sim.log")).await?;
+        sim.control("/_sim/config", json!({"targetTimeScale": 20}))
+            .await?;
+        let sim_config = test_support::sdk_config(&sim.url, true).await;
+        let moto_config = test_support::sdk_config(&shared.moto_url, true).await;
+        let clients = Clients {
+            ecs: aws_sdk_ecs::Client::new(&sim_config),
+            aas: aws_sdk_applicationautoscaling::Client::new(&sim_config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&sim_config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&moto_config),
+        };
+        make_services(&clients, &schedule.services).await?;
+        let (store, store_args) = open_store(&schedule, &dir, &moto_config).await?;
+        let alarm = format!("gate-{}-{}", schedule.seed, std::process::id());
+        make_alarm(&clients.cloudwatch, &alarm).await?;
+        let hook_mode = Arc::new(AtomicU8::new(0));
+        let hooks = hook_receiver(hook_mode.clone()).await;
+        let moto_for_replicas = (schedule.store == StoreKind::Dynamo).then_some(&*shared.moto_url);
+        let replicas = Replicas::new(
+            &shared.binary,
+            &dir,
+            store_args.clone(),
+            replica_env(&sim.url, &shared.moto_url),
+            schedule.replicas,
+            moto_for_replicas,
+        )
+        .await?;
+        Ok(Self {
+            schedule,
+            dir,
+            sim,
+            clients,
+            store: Arc::new(store),
+            store_args,
+            binary: shared.binary.clone(),
+            moto_url: shared.moto_url.clone(),
+            replicas,
+            alarm,
+            hook_mode,
+            hooks,
+            watch: Watch::default(),
+        })
+    }
+
+    /// Creates request `i` of the schedule, as any client may (the store's
+    /// create: a conditional PutItem on DynamoDB).
+    pub async fn create_request(&self, i: usize) -> anyhow::Result<()> {
+        let r = &self.schedule.requests[i];
+        let spec = self.schedule.spec(r, &self.alarm, &self.hooks.url);
+        self.store
+            .create(Kind::RecycleRequest, &r.name, spec, chrono::Utc::now())
+            .await
+            .with_context(|| format!("create request {}", r.name))?;
+        self.watch
+            .note(&self.sim.clock, Act::Created(r.name.clone()));
+        Ok(())
+    }
+
+    /// Runs `ecs-recycler VERB NAME` on the store, as a person would; a
+    /// record changed under it (exit 4) is tried again, twice.
+    pub async fn verb(&self, verb: &str, name: &str) {
+        let mut worked = false;
+        for _ in 0..3 {
+            let status = tokio::process::Command::new(&self.binary)
+                .args([verb, name])
+                .args(&self.store_args)
+                .envs(store_env(&self.moto_url))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await;
+            match status.map(|s| s.code()) {
+                Ok(Some(0)) => {
+                    worked = true;
+                    break;
+                }
+                Ok(Some(4)) => continue,
+                _ => break,
+            }
+        }
+        self.watch.note(
+            &self.sim.clock,
+            Act::Verb(format!("{verb} {name}"), worked),
+        );
+    }
+
+    pub fn set_hook_mode(&self, mode: Option<HookMode>) {
+        let code = match mode {
+            None => 0,
+            Some(HookMode::Fail) => 1,
+            Some(HookMode::Hang) => 2,
+            Some(HookMode::InProgress) => 3,
+            Some(HookMode::Error) => 4,
+        };
+        self.hook_mode.store(code, Ordering::SeqCst);
+    }
+
+    pub async fn set_alarm(&self, state: StateValue) -> anyhow::Result<()> {
+        self.clients
+            .cloudwatch
+            .set_alarm_state()
+            .alarm_name(&self.alarm)
+            .state_value(state)
+            .state_reason("set by the fault campaign")
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Where the embedded store's file is, if the run is on it.
+    pub fn store_file(&self) -> Option<&Path> {
+        match self.store_args.as_slice() {
+            [flag, path] if flag == "--store" => Some(Path::new(path)),
+            _ => None,
+        }
+    }
+}
+
+/// The environment of a process that reads the records (the verbs).
+fn store_env(moto: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL_DYNAMODB", moto),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "campaign"),
+        ("AWS_SECRET_ACCESS_KEY", "campaign"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The replicas' environment: the simulator for ECS, Application Auto
+/// Scaling and ELB, moto for CloudWatch, the hook's secret. Each replica
+/// adds its own key and, on DynamoDB, its proxy.
+fn replica_env(sim: &str, moto: &str) -> Vec<(String, String)> {
+    let mut env = store_env(moto);
+    env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_ENDPOINT_URL_DYNAMODB");
+    for key in [
+        "AWS_ENDPOINT_URL_ECS",
+        "AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING",
+        "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
+    ] {
+        env.push((key.into(), sim.into()));
+    }
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH".into(), moto.into()));
+    env.push((HOOK_SECRET_ENV.into(), HOOK_SECRET.into()));
+    env.push(("RUST_LOG".into(), "info".into()));
+    env
+}
+
+async fn open_store(
+    schedule: &Schedule,
+    dir: &Path,
+    moto: &aws_config::SdkConfig,
+) -> anyhow::Result<(AnyStore, Vec<String>)> {
+    match schedule.store {
+        StoreKind::Embedded => {
+            let path = dir.join("store.json");
+            let store = EmbeddedStore::open(&path)?;
+            Ok((
+                AnyStore::Embedded(store),
+                vec!["--store".into(), path.display().to_string()],
+            ))
+        }
+        StoreKind::Dynamo => {
+            let table = format!("campaign-{}-{}", schedule.seed, std::process::id());
+            let store = DynamoStore::new(moto, &table);
+            store.create_table().await.context("create the table")?;
+            Ok((AnyStore::Dynamo(store), vec!["--table".into(), table]))
+        }
+    }
+}
+
+async fn make_services(c: &Clients, services: &[ServicePlan]) -> anyhow::Result<()> {
+    for s in services {
+        if s.load_balancer {
+            let settings = TargetGroupSettings {
+                deregistration_delay: 5,
+                ..TargetGroupSettings::default()
+            };
+            let tg = target_group(&c.elb, &s.name, settings).await;
+            let mut behind = Behind::new(CLUSTER, &s.name, s.tasks as i32, &tg);
+            behind.health_check = s.health_check;
+            service_behind(&c.ecs, &behind).await;
+        } else {
+            test_support::create_service(&c.ecs, CLUSTER, &s.name, s.tasks as i32, s.health_check)
+                .await;
+        }
+        if let Some((min, max)) = s.autoscaling {
+            use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+            c.aas
+                .register_scalable_target()
+                .service_namespace(ServiceNamespace::Ecs)
+                .resource_id(format!("service/{CLUSTER}/{}", s.name))
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .min_capacity(min as i32)
+                .max_capacity(max as i32)
+                .send()
+                .await?;
+        }
+    }
+    for s in services {
+        test_support::wait_steady(&c.ecs, CLUSTER, &s.name, Duration::from_secs(30)).await;
+    }
+    Ok(())
+}
+
+async fn make_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str) -> anyhow::Result<()> {
+    cw.put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .context("put the gate alarm")?;
+    let answer = cw
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(StateValue::Ok)
+        .state_reason("the campaign starts")
+        .send()
+        .await;
+    if let Err(e) = answer {
+        bail!("set the gate alarm OK: {e}");
+    }
+    Ok(())
+}
+
+/// The hook receiver: `succeeded` unless a fault sets another mode.
+async fn hook_receiver(mode: Arc<AtomicU8>) -> HookReceiver {
+    HookReceiver::start(HOOK_SECRET, move |_, _| {
+        match mode.load(Ordering::SeqCst) {
+            1 => Reply::Verdict(json!({"status": "failed", "message": "campaign: hook fault"})),
+            2 => Reply::Never,
+            3 => Reply::Verdict(
+                json!({"status": "inProgress", "retryAfter": "1s", "message": "campaign"}),
+            ),
+            4 => Reply::Status(500),
+            _ => Reply::Verdict(json!({"status": "succeeded", "message": "campaign"})),
+        }
+    })
+    .await
+}

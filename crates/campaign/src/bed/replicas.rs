@@ -1,0 +1,199 @@
+//! The operator's replicas: `ecs-recycler operator` processes the campaign
+//! kills (-9), pauses (SIGSTOP) and resumes (SIGCONT). Each start is a new
+//! incarnation with an id of its own (`r<replica>-<incarnation>`), which is
+//! also the access key it signs its AWS calls with, so the simulator's
+//! timeline says which incarnation made each call. On DynamoDB each replica
+//! reaches moto through a proxy of its own, which can stall its traffic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+use test_support::proxy::Proxy;
+
+/// The operator's timing flags in every run: a lease of 2s (so a stall of
+/// a few seconds loses it), and an attempt plus the lease's tenth inside it.
+pub const LEASE_SECONDS: f64 = 2.0;
+const FLAGS: [&str; 16] = [
+    "--poll-interval",
+    "100ms",
+    "--idle-poll-interval",
+    "500ms",
+    "--lease-duration",
+    "2s",
+    "--aws-connect-timeout",
+    "500ms",
+    "--aws-attempt-timeout",
+    "1s",
+    "--aws-operation-timeout",
+    "5s",
+    "--http-listen",
+    "127.0.0.1:0",
+    "--concurrency",
+    "8",
+];
+
+struct Replica {
+    incarnation: u32,
+    child: Option<Child>,
+    /// DynamoDB only: this replica's way to moto.
+    proxy: Option<Proxy>,
+    paused: bool,
+}
+
+pub struct Replicas {
+    binary: PathBuf,
+    dir: PathBuf,
+    /// `--store PATH` or `--table NAME`.
+    store_args: Vec<String>,
+    env: Vec<(String, String)>,
+    replicas: Vec<Replica>,
+    /// Every incarnation's id and log.
+    logs: Vec<(String, PathBuf)>,
+}
+
+impl Replicas {
+    /// `count` replicas, not yet started; on DynamoDB, each behind a proxy to `moto`.
+    pub async fn new(
+        binary: &Path,
+        dir: &Path,
+        store_args: Vec<String>,
+        env: Vec<(String, String)>,
+        count: usize,
+        moto: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let mut replicas = Vec::new();
+        for _ in 0..count {
+            let proxy = match moto {
+                Some(url) => {
+                    let upstream = url.trim_start_matches("http://").parse()?;
+                    Some(Proxy::start(upstream).await)
+                }
+                None => None,
+            };
+            replicas.push(Replica {
+                incarnation: 0,
+                child: None,
+                proxy,
+                paused: false,
+            });
+        }
+        Ok(Self {
+            binary: binary.to_path_buf(),
+            dir: dir.to_path_buf(),
+            store_args,
+            env,
+            replicas,
+            logs: Vec::new(),
+        })
+    }
+
+    pub fn id(&self, i: usize) -> String {
+        format!("r{i}-{}", self.replicas[i].incarnation)
+    }
+
+    /// Starts replica `i` again as a new incarnation, unless it runs.
+    pub fn start(&mut self, i: usize) -> anyhow::Result<()> {
+        if self.replicas[i].child.is_some() {
+            return Ok(());
+        }
+        self.replicas[i].incarnation += 1;
+        let id = self.id(i);
+        let log_path = self.dir.join(format!("{id}.log"));
+        let log = std::fs::File::create(&log_path).context("a replica's log")?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("operator")
+            .args(&self.store_args)
+            .args(FLAGS)
+            .args(["--replica-id", &id])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AWS_ACCESS_KEY_ID", &id);
+        if let Some(proxy) = &self.replicas[i].proxy {
+            command.env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("start ecs-recycler operator")?;
+        self.replicas[i].child = Some(child);
+        self.replicas[i].paused = false;
+        self.logs.push((id, log_path));
+        Ok(())
+    }
+
+    fn signal(&self, i: usize, signal: libc::c_int) {
+        if let Some(child) = &self.replicas[i].child {
+            // SAFETY: kill(2) on a child this process started and has not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// SIGKILL; true when it was running.
+    pub fn kill(&mut self, i: usize) -> bool {
+        let Some(mut child) = self.replicas[i].child.take() else {
+            return false;
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        self.replicas[i].paused = false;
+        true
+    }
+
+    /// SIGSTOP; true when it was running and not paused.
+    pub fn pause(&mut self, i: usize) -> bool {
+        if self.replicas[i].child.is_none() || self.replicas[i].paused {
+            return false;
+        }
+        self.signal(i, libc::SIGSTOP);
+        self.replicas[i].paused = true;
+        true
+    }
+
+    /// SIGCONT; the incarnation's id when it was paused.
+    pub fn resume(&mut self, i: usize) -> Option<String> {
+        if !self.replicas[i].paused {
+            return None;
+        }
+        self.signal(i, libc::SIGCONT);
+        self.replicas[i].paused = false;
+        Some(self.id(i))
+    }
+
+    /// Holds replica `i`'s DynamoDB traffic both ways for `seconds`; false
+    /// on the embedded store (no proxy).
+    pub fn stall(&self, i: usize, seconds: f64) -> bool {
+        let Some(proxy) = &self.replicas[i].proxy else {
+            return false;
+        };
+        let held = std::time::Duration::from_secs_f64(seconds);
+        proxy.stall(held, held);
+        true
+    }
+
+    /// Every incarnation's id and log.
+    pub fn logs(&self) -> &[(String, PathBuf)] {
+        &self.logs
+    }
+
+    pub fn count(&self) -> usize {
+        self.replicas.len()
+    }
+
+    pub fn stop_all(&mut self) {
+        for i in 0..self.replicas.len() {
+            self.resume(i);
+            self.kill(i);
+        }
+    }
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}

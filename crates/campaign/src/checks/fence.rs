@@ -1,0 +1,124 @@
+//! Fenced: a replica sends a mutating call (UpdateService, StopTask,
+//! RegisterScalableTarget) about a service only while it holds an
+//! unexpired lease on a request of that service.
+//!
+//! Seen from outside: the simulator stamps each call with its time and
+//! signer (each replica incarnation signs with its own id); the campaign
+//! read the store every few tens of milliseconds, each record's lease
+//! holder and expiry (written by the holder's clock: `expiry = sent +
+//! lease`). A call is judged when, for every request record of its service,
+//! the readings just before and just after it show the very same lease
+//! (holder and expiry): an expiry is a wall-clock instant in milliseconds,
+//! so no write happened between them and the lease at the call is known.
+//! Then the call must be its caller's, unexpired. A call between readings
+//! that differ is counted unjudged, never guessed.
+//!
+//! A replica resumed from SIGSTOP may send one call it had checked before
+//! the pause: the documented assumption 3 of docs/failure-model.md rules
+//! that out of the promise, so such a call within a second of the resume
+//! is reported as excused, not as a violation.
+
+use std::collections::BTreeSet;
+
+use super::{Evidence, Invariant, Violation, violation};
+use crate::timeline::MUTATING;
+use crate::watch::Reading;
+
+/// Slack for laying the store's readings (wall clock) on the simulator's
+/// clock: calibrated to within a round trip of a few milliseconds.
+const SLACK: f64 = 0.05;
+
+/// How soon after SIGCONT a call may still be one checked before SIGSTOP.
+const LATE: f64 = 1.0;
+
+pub(super) struct FenceVerdict {
+    pub(super) violations: Vec<Violation>,
+    pub(super) unjudged: usize,
+    pub(super) excused: Vec<String>,
+}
+
+/// Whether `replica` was resumed from SIGSTOP in the second before `t`.
+pub(super) fn late_after_resume(e: &Evidence, replica: &str, t: f64) -> bool {
+    e.resumed(replica)
+        .into_iter()
+        .any(|r| r <= t && t <= r + LATE)
+}
+
+pub(super) fn check(e: &Evidence) -> FenceVerdict {
+    let mut verdict = FenceVerdict {
+        violations: Vec::new(),
+        unjudged: 0,
+        excused: Vec::new(),
+    };
+    let readings = &e.observed.readings;
+    for call in &e.world.timeline.calls {
+        let Some(replica) = call.by_replica() else {
+            continue;
+        };
+        if !MUTATING.contains(&call.op.as_str()) {
+            continue;
+        }
+        let Some(service) = e.world.service_of(call) else {
+            continue;
+        };
+        let Some(held) = lease_at(readings, &service, call.t) else {
+            verdict.unjudged += 1;
+            continue;
+        };
+        let holds = held
+            .iter()
+            .any(|(holder, until)| holder == replica && call.t <= until + SLACK);
+        if holds {
+            continue;
+        }
+        let what = format!(
+            "{replica} sent {} about {service} at t={:.3}{}, when its leases were {}",
+            call.op,
+            call.t,
+            call.error
+                .as_deref()
+                .map(|e| format!(" (answered {e})"))
+                .unwrap_or_default(),
+            if held.is_empty() {
+                "none".to_string()
+            } else {
+                held.iter()
+                    .map(|(h, u)| format!("{h} until t={u:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        if late_after_resume(e, replica, call.t) {
+            verdict.excused.push(what);
+        } else {
+            verdict.violations.push(violation(Invariant::Fence, what));
+        }
+    }
+    verdict
+}
+
+/// The leases (holder, expiry) on the records of `service` at `t`, when
+/// the readings around `t` agree on every one of them.
+fn lease_at(readings: &[Reading], service: &str, t: f64) -> Option<Vec<(String, f64)>> {
+    let before = readings.iter().rev().find(|r| r.received <= t - SLACK)?;
+    let after = readings.iter().find(|r| r.sent >= t + SLACK)?;
+    let names: BTreeSet<&String> = before
+        .records
+        .iter()
+        .chain(after.records.iter())
+        .filter(|(_, seen)| seen.service == service)
+        .map(|(name, _)| name)
+        .collect();
+    let mut held = Vec::new();
+    for name in names {
+        let a = before.records.get(name).map(|s| &s.lease);
+        let b = after.records.get(name).map(|s| &s.lease);
+        if a != b {
+            return None;
+        }
+        if let Some(Some(lease)) = a {
+            held.push(lease.clone());
+        }
+    }
+    Some(held)
+}

@@ -1,0 +1,78 @@
+//! Exactly once, for stops: each task is stopped by the operator at most
+//! once (one StopTask that reached ECS, whoever of the replicas sent it),
+//! and only a task in the plan of the request working on its service then —
+//! never a replacement started during the run, never a task outside a run.
+//! A second call by a replica just resumed from SIGSTOP is the one late
+//! call the fence's documented assumptions leave to chance, and the fence
+//! check reports it as excused; it is not counted here again.
+
+use std::collections::HashMap;
+
+use super::capacity::short;
+use super::fence::late_after_resume;
+use super::{Evidence, Invariant, Violation, violation};
+
+pub(super) fn check(e: &Evidence) -> Vec<Violation> {
+    let w = &e.world;
+    let mut out = Vec::new();
+    let mut first: HashMap<&str, f64> = HashMap::new();
+    for call in &w.timeline.calls {
+        let Some(replica) = call.by_replica() else {
+            continue;
+        };
+        if call.op != "StopTask" || !call.succeeded() {
+            continue;
+        }
+        let Some(task) = call.param("task").and_then(|t| w.task(t)) else {
+            continue;
+        };
+        let arn = task.task_arn.as_str();
+        let service = task.service.as_deref().unwrap_or("?");
+        if let Some(before) = first.get(arn) {
+            if !late_after_resume(e, replica, call.t) {
+                out.push(violation(
+                    Invariant::StoppedOnce,
+                    format!(
+                        "{} of {service} stopped again by {replica} at t={:.3} (first at t={before:.3})",
+                        short(arn),
+                        call.t
+                    ),
+                ));
+            }
+            continue;
+        }
+        first.insert(arn, call.t);
+        let run = e.run_at(service, call.t);
+        let Some(run) = run else {
+            if !late_after_resume(e, replica, call.t) {
+                out.push(violation(
+                    Invariant::ReplacementStopped,
+                    format!(
+                        "{} of {service} stopped by {replica} at t={:.3}, when no request of {service} was under way",
+                        short(arn),
+                        call.t
+                    ),
+                ));
+            }
+            continue;
+        };
+        if !run.tasks.iter().any(|t| t == arn) {
+            let started = w.started(task);
+            let what = if run.planned_at.is_some_and(|p| started > p) {
+                format!("a replacement started at t={started:.3}")
+            } else {
+                "not in its plan".to_string()
+            };
+            out.push(violation(
+                Invariant::ReplacementStopped,
+                format!(
+                    "{} of {service} stopped by {replica} at t={:.3} during {}: {what}",
+                    short(arn),
+                    call.t,
+                    run.name
+                ),
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,97 @@
+//! The seeded fault campaign: random schedules of the faults the operator
+//! promises to survive, over the real binaries (`ecs-recycler sim`, one to
+//! three `ecs-recycler operator` replicas, the verbs), with the records in
+//! moto's DynamoDB or the embedded store by turns; every invariant checked
+//! after each schedule from the simulator's timeline, the store and the
+//! logs; any failure replayed from its seed.
+//!
+//! - [`plan`]: a schedule from a seed — services, requests, faults.
+//! - [`nemesis`]: the catalogue of faults.
+//! - [`bed`]: the world a schedule runs in, and how each fault is done to it.
+//! - [`watch`]: what the campaign sees from outside while it runs.
+//! - [`timeline`]: the simulator's audit timeline, typed.
+//! - [`checks`]: the invariants, pure functions of what was seen.
+//! - [`run`]: one schedule end to end; [`report`]: what is printed.
+//!
+//! The one thing to know before touching it: the world's timing is real
+//! (processes, sockets, a loaded machine), so a seed repeats its schedule
+//! and workload exactly, not every interleaving; a check must never guess
+//! (the fence check counts what it cannot judge instead).
+
+pub mod bed;
+pub mod binary;
+pub mod checks;
+pub mod nemesis;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod timeline;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bed::Shared;
+use run::Outcome;
+use test_support::moto::Moto;
+
+/// Which seeds to run.
+#[derive(Clone, Copy, Debug)]
+pub struct Seeds {
+    pub first: u64,
+    /// At most this many (None: until `duration` has passed).
+    pub count: Option<u64>,
+    /// Start no schedule after this long.
+    pub duration: Option<Duration>,
+    /// Schedules run at once.
+    pub jobs: usize,
+}
+
+/// Runs the seeds against `binary`, printing each schedule's findings as
+/// they come (and, with `verbose`, a line per schedule); answers every outcome.
+pub async fn campaign(binary: PathBuf, seeds: Seeds, verbose: bool) -> anyhow::Result<Vec<Outcome>> {
+    let moto = tokio::task::spawn_blocking(Moto::start).await?;
+    let root = std::env::temp_dir().join(format!("ecs-recycler-campaign-{}", std::process::id()));
+    std::fs::create_dir_all(&root)?;
+    let shared = Shared {
+        binary,
+        moto_url: moto.url.clone(),
+        root: root.clone(),
+    };
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    let mut next = seeds.first;
+    let mut running = tokio::task::JoinSet::new();
+    let more = |next: u64| {
+        seeds.count.is_none_or(|n| next < seeds.first + n)
+            && seeds.duration.is_none_or(|d| started.elapsed() < d)
+    };
+    loop {
+        while running.len() < seeds.jobs.max(1) && more(next) {
+            let shared = shared.clone();
+            let seed = next;
+            running.spawn(async move { run::run(seed, &shared).await });
+            next += 1;
+        }
+        let Some(done) = running.join_next().await else {
+            break;
+        };
+        let outcome = done?;
+        let findings = report::findings(&outcome);
+        if !findings.is_empty() {
+            println!("{findings}");
+        }
+        if verbose {
+            println!(
+                "seed {:>6}: {:>5.1}s, {} violation(s), {} fault(s)",
+                outcome.schedule.seed,
+                outcome.seconds,
+                outcome.violations.len(),
+                outcome.injected.values().sum::<usize>()
+            );
+        }
+        outcomes.push(outcome);
+    }
+    let _ = std::fs::remove_dir(&root);
+    Ok(outcomes)
+}
