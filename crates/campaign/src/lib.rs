@@ -82,12 +82,18 @@ pub async fn campaign(binary: PathBuf, seeds: Seeds, verbose: bool) -> anyhow::R
             println!("{findings}");
         }
         if verbose {
+            let ends: Vec<String> = outcome
+                .ends
+                .iter()
+                .map(|(name, phase)| format!("{name} {phase}"))
+                .collect();
             println!(
-                "seed {:>6}: {:>5.1}s, {} violation(s), {} fault(s)",
+                "seed {:>6}: {:>5.1}s, {} violation(s), {} fault(s); {}",
                 outcome.schedule.seed,
                 outcome.seconds,
                 outcome.violations.len(),
-                outcome.injected.values().sum::<usize>()
+                outcome.injected.values().sum::<usize>(),
+                ends.join(", ")
             );
         }
         outcomes.push(outcome);

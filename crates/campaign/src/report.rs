@@ -96,12 +96,13 @@ pub fn table(outcomes: &[Outcome]) -> String {
         seconds.get(seconds.len() / 2).copied().unwrap_or(0.0),
         seconds.last().copied().unwrap_or(0.0)
     );
+    let judged: usize = outcomes.iter().map(|o| o.judged).sum();
     let unjudged: usize = outcomes.iter().map(|o| o.unjudged).sum();
     let excused: usize = outcomes.iter().map(|o| o.excused.len()).sum();
     let harness = outcomes.iter().filter(|o| o.harness.is_some()).count();
     let _ = writeln!(
         text,
-        "fence: {unjudged} mutating calls unjudged (the store changed around them), {excused} excused late calls after SIGCONT"
+        "fence: {judged} mutating calls judged, {unjudged} not (the store changed around them), {excused} excused late calls after SIGCONT"
     );
     let _ = writeln!(text, "runs the harness could not make: {harness}");
     let seeds: Vec<u64> = outcomes

@@ -32,7 +32,8 @@ pub struct Outcome {
     pub schedule: Schedule,
     pub violations: Vec<Violation>,
     pub excused: Vec<String>,
-    /// Mutating calls the fence check could not judge.
+    /// Mutating calls the fence check judged, and could not.
+    pub judged: usize,
     pub unjudged: usize,
     /// Faults that acted on something, by kind.
     pub injected: BTreeMap<FaultKind, usize>,
@@ -43,6 +44,8 @@ pub struct Outcome {
     pub journal: Vec<Entry>,
     /// The run's directory (logs, timeline, store), kept when something was found.
     pub kept: Option<PathBuf>,
+    /// Each request's phase at the end.
+    pub ends: Vec<(String, String)>,
 }
 
 /// One act of a schedule.
@@ -96,12 +99,14 @@ fn failed_run(schedule: Schedule, why: String) -> Outcome {
         schedule,
         violations: Vec::new(),
         excused: Vec::new(),
+        judged: 0,
         unjudged: 0,
         injected: BTreeMap::new(),
         seconds: 0.0,
         harness: Some(why),
         journal: Vec::new(),
         kept: None,
+        ends: Vec::new(),
     }
 }
 
@@ -140,7 +145,7 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
         .map(|(id, path)| (id.clone(), std::fs::read_to_string(path).unwrap_or_default()))
         .collect();
     let observed = bed.watch.snapshot();
-    let runs = records
+    let runs: BTreeMap<String, Run> = records
         .iter()
         .map(|r| {
             let spec = r.spec.clone().unwrap_or_default();
@@ -151,6 +156,7 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
             )
         })
         .collect();
+    let ends = evidence_ends(&runs);
     let evidence = Evidence {
         schedule: &schedule,
         world: World::new(&timeline),
@@ -176,13 +182,21 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
         schedule,
         violations: verdict.violations,
         excused: verdict.excused,
+        judged: verdict.judged,
         unjudged: verdict.unjudged,
         injected,
         seconds: 0.0,
         harness: None,
         journal: observed.journal,
         kept,
+        ends,
     })
+}
+
+fn evidence_ends(runs: &BTreeMap<String, Run>) -> Vec<(String, String)> {
+    runs.values()
+        .map(|r| (r.name.clone(), r.phase.clone()))
+        .collect()
 }
 
 /// Does every act of the schedule at its time; answers the faults that

@@ -168,6 +168,29 @@ impl<'a> World<'a> {
         running && healthy && (!load_balancer || self.target_healthy(&task.task_arn, t))
     }
 
+    /// Whether `task` served at any instant from `from` to `to`: at `from`,
+    /// or just after one of its changes (or its target's) in between.
+    pub fn served_during(
+        &self,
+        task: &Task,
+        from: f64,
+        to: f64,
+        health_check: bool,
+        load_balancer: bool,
+    ) -> bool {
+        let target_changes = self
+            .targets
+            .get(task.task_arn.as_str())
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.transitions.iter().map(|x| x.t));
+        std::iter::once(from)
+            .chain(task.transitions.iter().map(|x| x.t))
+            .chain(target_changes)
+            .filter(|t| *t >= from && *t <= to)
+            .any(|t| self.serving(task, t, health_check, load_balancer))
+    }
+
     fn target_healthy(&self, task: &str, t: f64) -> bool {
         let Some(registrations) = self.targets.get(task) else {
             return false;

@@ -63,7 +63,7 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             .count() as u32;
         let lost = w
             .tasks_of(service)
-            .filter(|x| w.serving(x, since, hc, lb) && !w.serving(x, call.t, hc, lb))
+            .filter(|x| w.served_during(x, since, call.t, hc, lb) && !w.serving(x, call.t, hc, lb))
             .filter(|x| !w.stopped_by_operator(x, call.t))
             .count() as u32;
         if serving + lost < floor {

@@ -33,6 +33,7 @@ const LATE: f64 = 1.0;
 
 pub(super) struct FenceVerdict {
     pub(super) violations: Vec<Violation>,
+    pub(super) judged: usize,
     pub(super) unjudged: usize,
     pub(super) excused: Vec<String>,
 }
@@ -47,6 +48,7 @@ pub(super) fn late_after_resume(e: &Evidence, replica: &str, t: f64) -> bool {
 pub(super) fn check(e: &Evidence) -> FenceVerdict {
     let mut verdict = FenceVerdict {
         violations: Vec::new(),
+        judged: 0,
         unjudged: 0,
         excused: Vec::new(),
     };
@@ -61,16 +63,16 @@ pub(super) fn check(e: &Evidence) -> FenceVerdict {
         let Some(service) = e.world.service_of(call) else {
             continue;
         };
-        let Some(held) = lease_at(readings, &service, call.t) else {
-            verdict.unjudged += 1;
-            continue;
+        verdict.judged += 1;
+        let held = match judge(readings, &service, replica, call.t) {
+            Judgement::Holds => continue,
+            Judgement::Unknown => {
+                verdict.judged -= 1;
+                verdict.unjudged += 1;
+                continue;
+            }
+            Judgement::NotHeld(held) => held,
         };
-        let holds = held
-            .iter()
-            .any(|(holder, until)| holder == replica && call.t <= until + SLACK);
-        if holds {
-            continue;
-        }
         let what = format!(
             "{replica} sent {} about {service} at t={:.3}{}, when its leases were {}",
             call.op,
@@ -97,11 +99,30 @@ pub(super) fn check(e: &Evidence) -> FenceVerdict {
     verdict
 }
 
-/// The leases (holder, expiry) on the records of `service` at `t`, when
-/// the readings around `t` agree on every one of them.
-fn lease_at(readings: &[Reading], service: &str, t: f64) -> Option<Vec<(String, f64)>> {
-    let before = readings.iter().rev().find(|r| r.received <= t - SLACK)?;
-    let after = readings.iter().find(|r| r.sent >= t + SLACK)?;
+/// What the readings around a call say of its caller's lease.
+enum Judgement {
+    /// The caller held an unexpired lease on a record of the service.
+    Holds,
+    /// It did not: the leases (holder, expiry) the records had then.
+    NotHeld(Vec<(String, f64)>),
+    /// The readings around the call do not tell.
+    Unknown,
+}
+
+/// Whether `replica` held a lease on a record of `service` at `t`. A
+/// record's lease is known at `t` when the readings just before and just
+/// after agree on it; or when the one before shows `replica`'s own lease
+/// unexpired at `t` (nobody else may take it before it expires); or when
+/// both show one other holder, whose lease before was unexpired at `t`
+/// (taking it from them and giving it back in between would be two
+/// hand-overs within one reading's interval).
+fn judge(readings: &[Reading], service: &str, replica: &str, t: f64) -> Judgement {
+    let (Some(before), Some(after)) = (
+        readings.iter().rev().find(|r| r.received <= t - SLACK),
+        readings.iter().find(|r| r.sent >= t + SLACK),
+    ) else {
+        return Judgement::Unknown;
+    };
     let names: BTreeSet<&String> = before
         .records
         .iter()
@@ -110,15 +131,23 @@ fn lease_at(readings: &[Reading], service: &str, t: f64) -> Option<Vec<(String, 
         .map(|(name, _)| name)
         .collect();
     let mut held = Vec::new();
+    let mut unknown = false;
     for name in names {
-        let a = before.records.get(name).map(|s| &s.lease);
-        let b = after.records.get(name).map(|s| &s.lease);
-        if a != b {
-            return None;
-        }
-        if let Some(Some(lease)) = a {
-            held.push(lease.clone());
+        let a = before.records.get(name).and_then(|s| s.lease.as_ref());
+        let b = after.records.get(name).and_then(|s| s.lease.as_ref());
+        let present = (before.records.contains_key(name), after.records.contains_key(name));
+        match (a, b) {
+            (Some((h, until)), _) if h == replica && t <= until + SLACK => return Judgement::Holds,
+            _ if a == b && present.0 == present.1 => held.extend(a.cloned()),
+            (Some((h, until)), Some((h2, _))) if h != replica && h == h2 && *until >= t + SLACK => {
+                held.push((h.clone(), *until));
+            }
+            _ => unknown = true,
         }
     }
-    Some(held)
+    if unknown {
+        Judgement::Unknown
+    } else {
+        Judgement::NotHeld(held)
+    }
 }

@@ -183,6 +183,8 @@ impl Evidence<'_> {
 /// fence check could not judge (the store changed between two readings).
 pub struct Verdict {
     pub violations: Vec<Violation>,
+    /// Mutating calls the fence check judged, and could not.
+    pub judged: usize,
     pub unjudged: usize,
     /// Late calls of a replica just resumed from SIGSTOP, outside the
     /// fence's documented assumptions (docs/failure-model.md).
@@ -200,6 +202,7 @@ pub fn check(e: &Evidence) -> Verdict {
     violations.extend(logs::check(e));
     Verdict {
         violations,
+        judged: fence.judged,
         unjudged: fence.unjudged,
         excused: fence.excused,
     }

@@ -1,0 +1,328 @@
+//! Each check against a made-up run: it passes the run the operator should
+//! make, and fails the one with the bug it is there to catch.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::nemesis::Fault;
+use crate::plan::{RequestPlan, ServicePlan, StoreKind, Timed};
+use crate::timeline::Timeline;
+use crate::watch::{Entry, Reading, Seen};
+
+fn schedule(faults: Vec<Fault>) -> Schedule {
+    Schedule {
+        seed: 7,
+        store: StoreKind::Embedded,
+        replicas: 2,
+        services: vec![ServicePlan {
+            name: "s0".into(),
+            tasks: 3,
+            health_check: false,
+            load_balancer: false,
+            autoscaling: None,
+        }],
+        requests: vec![RequestPlan {
+            name: "r0".into(),
+            service: 0,
+            at: 0.0,
+            batch_size: 1,
+            maintain_capacity: true,
+            wait_ms: 0,
+            gate: None,
+            hook: None,
+            cancel_at: None,
+            pause: None,
+        }],
+        faults: faults
+            .into_iter()
+            .map(|fault| Timed { at: 1.0, fault })
+            .collect(),
+    }
+}
+
+fn arn(n: u32) -> String {
+    format!("arn:aws:ecs:us-east-1:000000000000:task/c1/t{n}")
+}
+
+/// A task of s0 running from `start` (RUNNING at start + 0.3), stopped at
+/// `stop` by `by` (a StopTask call's index, or another cause).
+fn task(n: u32, start: f64, stop: Option<(f64, Value)>) -> Value {
+    let mut transitions = vec![
+        json!({"t": start, "lastStatus": "PROVISIONING", "healthStatus": "UNKNOWN", "desiredStatus": "RUNNING"}),
+        json!({"t": start + 0.3, "lastStatus": "RUNNING", "healthStatus": "UNKNOWN", "desiredStatus": "RUNNING"}),
+    ];
+    let mut t = json!({"taskArn": arn(n), "cluster": "c1", "service": "s0", "startedBy": "ecs-svc/1",
+                       "taskDefinitionArn": "td", "transitions": []});
+    if let Some((at, by)) = stop {
+        transitions.push(json!({"t": at, "lastStatus": "RUNNING", "healthStatus": "UNKNOWN", "desiredStatus": "STOPPED"}));
+        transitions.push(json!({"t": at + 0.2, "lastStatus": "STOPPED", "healthStatus": "UNKNOWN", "desiredStatus": "STOPPED"}));
+        match by {
+            Value::Number(call) => {
+                t["stoppedBy"] = json!("StopTask");
+                t["stopCall"] = Value::Number(call);
+            }
+            other => t["stoppedBy"] = other,
+        }
+    }
+    t["transitions"] = Value::Array(transitions);
+    t
+}
+
+fn stop_call(t: f64, n: u32, caller: &str) -> Value {
+    json!({"t": t, "op": "StopTask", "params": {"cluster": "c1", "task": arn(n)}, "caller": caller})
+}
+
+fn update_call(t: f64, count: u32, caller: &str) -> Value {
+    json!({"t": t, "op": "UpdateService", "params": {"cluster": "c1", "service": "s0", "desiredCount": count}, "caller": caller})
+}
+
+fn timeline(calls: Vec<Value>, tasks: Vec<Value>, desired: &[(f64, u32)]) -> Timeline {
+    let samples: Vec<Value> = desired
+        .iter()
+        .map(|(t, d)| json!({"t": t, "desired": d, "running": d, "pending": 0, "healthy": d}))
+        .collect();
+    serde_json::from_value(json!({
+        "calls": calls, "tasks": tasks,
+        "services": [{"cluster": "c1", "service": "s0", "samples": samples}],
+        "now": 30.0
+    }))
+    .unwrap()
+}
+
+fn run(planned: f64, finished: Option<f64>, tasks: &[u32], surge: Option<(u32, u32)>) -> Run {
+    Run {
+        name: "r0".into(),
+        service: "s0".into(),
+        phase: if finished.is_some() {
+            "Succeeded".into()
+        } else {
+            "Recycling".into()
+        },
+        message: String::new(),
+        planned_at: Some(planned),
+        finished_at: finished,
+        original_desired: Some(3),
+        tasks: tasks.iter().map(|n| arn(*n)).collect(),
+        maintain_capacity: true,
+        batch_size: 1,
+        surge,
+    }
+}
+
+fn reading(t: f64, lease: Option<(&str, f64)>, phase: &str) -> Reading {
+    let mut records = BTreeMap::new();
+    records.insert(
+        "r0".to_string(),
+        Seen {
+            service: "s0".into(),
+            lease: lease.map(|(h, u)| (h.to_string(), u)),
+            phase: phase.into(),
+        },
+    );
+    Reading {
+        sent: t,
+        received: t + 0.01,
+        records,
+    }
+}
+
+struct Case {
+    schedule: Schedule,
+    timeline: Timeline,
+    runs: Vec<Run>,
+    observed: Observed,
+    logs: Vec<(String, String)>,
+}
+
+impl Case {
+    fn new(timeline: Timeline, runs: Vec<Run>) -> Self {
+        Self {
+            schedule: schedule(Vec::new()),
+            timeline,
+            runs,
+            observed: Observed::default(),
+            logs: Vec::new(),
+        }
+    }
+
+    fn verdict(&self) -> Verdict {
+        let e = Evidence {
+            schedule: &self.schedule,
+            world: World::new(&self.timeline),
+            runs: self
+                .runs
+                .iter()
+                .map(|r| (r.name.clone(), r.clone()))
+                .collect(),
+            observed: &self.observed,
+            logs: &self.logs,
+            scaling_end: BTreeMap::new(),
+            lease: 2.0,
+        };
+        check(&e)
+    }
+
+    fn found(&self) -> Vec<Invariant> {
+        self.verdict()
+            .violations
+            .iter()
+            .map(|v| v.invariant)
+            .collect()
+    }
+}
+
+/// A surged recycle of t1..t3 by r0-1: surge 3 -> 4 at t=2, t1 stopped at
+/// t=3 with t4 (the surge's task) and t2, t3 serving, restore at t=9.
+fn good_run() -> Case {
+    let calls = vec![update_call(2.0, 4, "r0-1"), stop_call(3.0, 1, "r0-1"), update_call(9.0, 3, "r0-1")];
+    let tasks = vec![
+        task(1, 0.0, Some((3.0, json!(1)))),
+        task(2, 0.0, None),
+        task(3, 0.0, None),
+        task(4, 2.1, None),
+        task(5, 3.1, None),
+    ];
+    let timeline = timeline(calls, tasks, &[(0.0, 3), (2.0, 4), (9.0, 3)]);
+    Case::new(timeline, vec![run(1.0, Some(10.0), &[1, 2, 3], Some((3, 4)))])
+}
+
+#[test]
+fn a_good_run_passes_every_check() {
+    let case = good_run();
+    let verdict = case.verdict();
+    assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+}
+
+#[test]
+fn a_stop_that_leaves_fewer_serving_than_the_floor_is_a_capacity_violation() {
+    let mut case = good_run();
+    // No surge task: the stop leaves 2 of 3.
+    case.timeline.tasks.retain(|t| !t.task_arn.ends_with("/t4"));
+    assert!(case.found().contains(&Invariant::Capacity));
+}
+
+#[test]
+fn a_task_lost_to_ecs_just_before_the_stop_is_not_the_operators() {
+    let mut case = good_run();
+    let lost = serde_json::from_value(task(4, 2.1, Some((2.8, json!("health-check"))))).unwrap();
+    case.timeline.tasks[3] = lost;
+    assert!(!case.found().contains(&Invariant::Capacity));
+}
+
+#[test]
+fn a_task_stopped_twice_or_a_replacement_stopped_is_found() {
+    let mut case = good_run();
+    case.timeline.calls.push(serde_json::from_value(stop_call(4.0, 1, "r1-1")).unwrap());
+    assert!(case.found().contains(&Invariant::StoppedOnce));
+    let mut case = good_run();
+    case.timeline.calls.push(serde_json::from_value(stop_call(4.0, 5, "r0-1")).unwrap());
+    assert!(case.found().contains(&Invariant::ReplacementStopped));
+}
+
+#[test]
+fn taking_the_surge_off_the_autoscalers_count_is_a_surge_violation() {
+    let mut case = good_run();
+    // The autoscaler set 7 at t=5; the restore at t=9 sets 6 (7 - 1).
+    case.timeline.calls.insert(
+        2,
+        serde_json::from_value(json!({"t": 5.0, "op": "_sim:ScalingPolicy",
+            "params": {"cluster": "c1", "service": "s0", "before": 4, "after": 7}}))
+        .unwrap(),
+    );
+    case.timeline.calls[3] = serde_json::from_value(update_call(9.0, 6, "r0-1")).unwrap();
+    case.timeline.services[0].samples = serde_json::from_value(json!([
+        {"t": 0.0, "desired": 3}, {"t": 2.0, "desired": 4}, {"t": 5.0, "desired": 7}, {"t": 9.0, "desired": 6}
+    ]))
+    .unwrap();
+    assert!(case.found().contains(&Invariant::Surge));
+    // Leaving the 7 alone is right.
+    case.timeline.calls.remove(3);
+    case.timeline.services[0].samples.pop();
+    assert!(!case.found().contains(&Invariant::Surge), "{:?}", case.verdict().violations);
+}
+
+#[test]
+fn a_call_while_another_replica_holds_the_lease_is_fenced_off() {
+    let mut case = good_run();
+    case.observed.readings = vec![
+        reading(2.5, Some(("r1-1", 4.0)), "Recycling"),
+        reading(3.5, Some(("r1-1", 4.0)), "Recycling"),
+    ];
+    let verdict = case.verdict();
+    assert!(verdict.violations.iter().any(|v| v.invariant == Invariant::Fence));
+    // The other's lease renewed between the readings: still theirs.
+    case.observed.readings[1] = reading(3.5, Some(("r1-1", 5.4)), "Recycling");
+    assert!(case.found().contains(&Invariant::Fence));
+    // Its own lease: fine.
+    case.observed.readings = vec![
+        reading(2.5, Some(("r0-1", 4.0)), "Recycling"),
+        reading(3.5, Some(("r0-1", 4.0)), "Recycling"),
+    ];
+    assert!(!case.found().contains(&Invariant::Fence));
+    // Taken between the readings: not judged.
+    case.observed.readings[0] = reading(2.5, None, "Recycling");
+    case.observed.readings[1] = reading(3.5, Some(("r0-1", 5.2)), "Recycling");
+    let verdict = case.verdict();
+    assert!(!verdict.violations.iter().any(|v| v.invariant == Invariant::Fence));
+    // The two desired-count calls, outside the readings, were not judged either.
+    assert_eq!(verdict.unjudged, 3);
+}
+
+#[test]
+fn a_late_call_right_after_sigcont_is_excused_not_hidden() {
+    let mut case = good_run();
+    case.observed.readings = vec![
+        reading(2.5, Some(("r1-1", 4.0)), "Recycling"),
+        reading(3.5, Some(("r1-1", 4.0)), "Recycling"),
+    ];
+    case.observed.journal.push(Entry {
+        t: 2.9,
+        what: Act::Resumed("r0-1".into()),
+    });
+    let verdict = case.verdict();
+    assert!(!verdict.violations.iter().any(|v| v.invariant == Invariant::Fence));
+    assert_eq!(verdict.excused.len(), 1);
+}
+
+#[test]
+fn a_request_failed_without_a_fault_that_may_fail_it_or_unfinished_is_found() {
+    let mut case = good_run();
+    case.runs[0].phase = "Failed".into();
+    assert!(case.found().contains(&Invariant::Liveness));
+    case.schedule = schedule(vec![Fault::FailedStarts {
+        service: 0,
+        fraction: 1.0,
+        held: 1.0,
+    }]);
+    assert!(!case.found().contains(&Invariant::Liveness));
+    let mut case = good_run();
+    case.runs[0].phase = "Recycling".into();
+    assert!(case.found().contains(&Invariant::Liveness));
+    case.runs.clear();
+    assert!(case.found().contains(&Invariant::Records));
+}
+
+#[test]
+fn two_requests_working_on_one_service_at_once_are_found() {
+    let mut case = good_run();
+    let mut a = reading(2.0, None, "Recycling");
+    let mut other = a.records["r0"].clone();
+    other.phase = "Surging".into();
+    a.records.insert("r9".into(), other);
+    let mut b = a.clone();
+    b.sent = 2.1;
+    case.observed.readings = vec![a, b];
+    assert!(case.found().contains(&Invariant::OnePerService));
+}
+
+#[test]
+fn the_same_warning_many_times_a_second_is_a_storm() {
+    let mut case = good_run();
+    let line = r#"{"timestamp":"2026-01-01T00:00:01.5Z","level":"WARN","fields":{"message":"could not write status"}}"#;
+    case.logs = vec![("r0-1".into(), vec![line; 31].join("\n"))];
+    assert!(case.found().contains(&Invariant::ErrorStorm));
+    case.logs = vec![("r0-1".into(), vec![line; 30].join("\n"))];
+    assert!(!case.found().contains(&Invariant::ErrorStorm));
+}
