@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use ecs_recycler_campaign::plan::Schedule;
 use ecs_recycler_campaign::{Seeds, binary, campaign, report};
 
 #[derive(Parser, Debug)]
@@ -39,6 +40,9 @@ struct Args {
     /// A line per schedule as it ends.
     #[arg(long, short)]
     verbose: bool,
+    /// Print the schedules the seeds draw, and run nothing.
+    #[arg(long)]
+    print: bool,
 }
 
 fn humantime_duration(text: &str) -> Result<Duration, String> {
@@ -67,6 +71,16 @@ fn main() -> ExitCode {
             jobs: args.jobs,
         },
     };
+    if args.print {
+        let first = args.seed.unwrap_or(args.first_seed);
+        let count = if args.seed.is_some() { 1 } else { args.seeds };
+        for seed in first..first + count {
+            for line in Schedule::draw(seed).describe() {
+                println!("{line}");
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

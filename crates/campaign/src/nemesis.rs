@@ -23,16 +23,44 @@ pub enum HookMode {
     Error,
 }
 
+/// Which replica a fault hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whom {
+    /// This one.
+    Replica(usize),
+    /// The one holding the most leases when the fault begins (as a nemesis
+    /// aims at a leader), else this one.
+    Holder(usize),
+}
+
+impl Whom {
+    fn draw(rng: &mut fastrand::Rng, replicas: usize) -> Self {
+        let i = rng.usize(..replicas);
+        if rng.f64() < 0.7 {
+            Self::Holder(i)
+        } else {
+            Self::Replica(i)
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::Replica(i) => format!("replica {i}"),
+            Self::Holder(i) => format!("the lease holder (else replica {i})"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// SIGKILL a replica; start it again (a new incarnation) `down` later.
-    Kill { replica: usize, down: f64 },
+    Kill { whom: Whom, down: f64 },
     /// SIGSTOP a replica; SIGCONT `held` later.
-    Pause { replica: usize, held: f64 },
+    Pause { whom: Whom, held: f64 },
     /// Every byte between a replica and DynamoDB held for `held` (its
     /// proxy, both ways); on the embedded store, its lock file held, which
     /// stalls every replica's store calls.
-    StoreStall { replica: usize, held: f64 },
+    StoreStall { whom: Whom, held: f64 },
     /// A fraction of every call to the simulator answered ThrottlingException.
     Throttle { fraction: f64, held: f64 },
     /// A fraction of the service's new tasks fail to start.
@@ -137,16 +165,16 @@ impl FaultKind {
         let any_service = |rng: &mut fastrand::Rng| rng.usize(..s.services.len());
         Some(match self {
             Self::Kill => Fault::Kill {
-                replica: rng.usize(..s.replicas),
+                whom: Whom::draw(rng, s.replicas),
                 down: held(rng, 0.1, 2.0),
             },
             Self::Pause => Fault::Pause {
-                replica: rng.usize(..s.replicas),
+                whom: Whom::draw(rng, s.replicas),
                 held: held(rng, 0.5, 4.0),
             },
             // Longer than a lease (2s), so another replica may take over.
             Self::StoreStall => Fault::StoreStall {
-                replica: rng.usize(..s.replicas),
+                whom: Whom::draw(rng, s.replicas),
                 held: held(rng, 2.5, 5.0),
             },
             Self::Throttle => Fault::Throttle {
@@ -168,16 +196,23 @@ impl FaultKind {
                     held: held(rng, 0.5, 3.0),
                 }
             }
+            // Mostly out, and mostly where a request works: the count the
+            // autoscaler sets during a run is what Restoring must leave.
             Self::Scale => {
-                let able: Vec<usize> = (0..s.services.len())
-                    .filter(|&i| s.services[i].autoscaling.is_some())
-                    .collect();
+                let scalable = |i: &usize| s.services[*i].autoscaling.is_some();
+                let mut able: Vec<usize> = s.requests.iter().map(|r| r.service).filter(scalable).collect();
+                if able.is_empty() {
+                    able = (0..s.services.len()).filter(scalable).collect();
+                }
                 let service = *pick(rng, &able)?;
                 let (lo, hi) = s.services[service].autoscaling?;
-                Fault::Scale {
-                    service,
-                    to: rng.u32(lo..=hi),
-                }
+                let tasks = s.services[service].tasks;
+                let to = if rng.f64() < 0.7 {
+                    rng.u32(tasks + 2..=hi)
+                } else {
+                    rng.u32(lo..tasks)
+                };
+                Fault::Scale { service, to }
             }
             Self::ForeignDeployment => Fault::ForeignDeployment {
                 service: any_service(rng),
@@ -244,15 +279,18 @@ impl Fault {
     pub fn describe(&self, s: &Schedule) -> String {
         let service = |i: usize| s.services[i].name.as_str();
         match *self {
-            Self::Kill { replica, down } => {
-                format!("kill -9 replica {replica}, restarted {down:.3}s later")
+            Self::Kill { whom, down } => {
+                format!("kill -9 {}, restarted {down:.3}s later", whom.describe())
             }
-            Self::Pause { replica, held } => {
-                format!("SIGSTOP replica {replica}, SIGCONT {held:.3}s later")
+            Self::Pause { whom, held } => {
+                format!("SIGSTOP {}, SIGCONT {held:.3}s later", whom.describe())
             }
-            Self::StoreStall { replica, held } => match s.store {
+            Self::StoreStall { whom, held } => match s.store {
                 StoreKind::Dynamo => {
-                    format!("stall replica {replica}'s DynamoDB traffic for {held:.3}s")
+                    format!(
+                        "stall the DynamoDB traffic of {} for {held:.3}s",
+                        whom.describe()
+                    )
                 }
                 StoreKind::Embedded => format!("hold the store's lock for {held:.3}s"),
             },

@@ -245,7 +245,7 @@ impl Schedule {
 }
 
 fn draw_service(rng: &mut fastrand::Rng, i: usize) -> ServicePlan {
-    let tasks = rng.u32(2..=4);
+    let tasks = rng.u32(3..=5);
     ServicePlan {
         name: format!("s{i}"),
         tasks,

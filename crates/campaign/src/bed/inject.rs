@@ -11,10 +11,17 @@ use std::time::Duration;
 use aws_sdk_cloudwatch::types::StateValue;
 use serde_json::{Value, json};
 
+use ecs_recycler::store::{Kind, Store};
+
 use super::Bed;
-use crate::nemesis::Fault;
+use crate::nemesis::{Fault, Whom};
 use crate::plan::CLUSTER;
 use crate::watch::Act;
+
+/// A fault's identity while it lasts: its description.
+fn fault_key(f: &Fault) -> String {
+    format!("{f:?}")
+}
 
 impl Bed {
     /// Begins fault `f`; answers whether it acted on something.
@@ -42,9 +49,20 @@ impl Bed {
 
     async fn begin_fault(&mut self, f: &Fault) -> anyhow::Result<bool> {
         match *f {
-            Fault::Kill { replica, .. } => Ok(self.replicas.kill(replica)),
-            Fault::Pause { replica, .. } => Ok(self.replicas.pause(replica)),
-            Fault::StoreStall { replica, held } => Ok(self.stall_store(replica, held)),
+            Fault::Kill { whom, .. } => {
+                let replica = self.resolve(whom).await;
+                self.hit.insert(fault_key(f), replica);
+                Ok(self.replicas.kill(replica))
+            }
+            Fault::Pause { whom, .. } => {
+                let replica = self.resolve(whom).await;
+                self.hit.insert(fault_key(f), replica);
+                Ok(self.replicas.pause(replica))
+            }
+            Fault::StoreStall { whom, held } => {
+                let replica = self.resolve(whom).await;
+                Ok(self.stall_store(replica, held))
+            }
             Fault::Throttle { fraction, .. } => {
                 self.sim
                     .control("/_sim/config", json!({"throttle": {"fraction": fraction}}))
@@ -112,9 +130,15 @@ impl Bed {
 
     async fn heal_fault(&mut self, f: &Fault) -> anyhow::Result<()> {
         match *f {
-            Fault::Kill { replica, .. } => self.replicas.start(replica)?,
-            Fault::Pause { replica, .. } => {
-                if let Some(id) = self.replicas.resume(replica) {
+            Fault::Kill { .. } => {
+                if let Some(replica) = self.hit.remove(&fault_key(f)) {
+                    self.replicas.start(replica)?;
+                }
+            }
+            Fault::Pause { .. } => {
+                if let Some(replica) = self.hit.remove(&fault_key(f))
+                    && let Some(id) = self.replicas.resume(replica)
+                {
                     self.watch.note(&self.sim.clock, Act::Resumed(id));
                 }
             }
@@ -133,6 +157,33 @@ impl Bed {
             Fault::Scale { .. } | Fault::ForeignDeployment { .. } | Fault::ServiceDeleted { .. } => {}
         }
         Ok(())
+    }
+
+    /// The replica a fault hits: for [`Whom::Holder`], the one whose
+    /// incarnation holds the most unexpired leases now.
+    async fn resolve(&self, whom: Whom) -> usize {
+        let (Whom::Holder(fallback) | Whom::Replica(fallback)) = whom;
+        if matches!(whom, Whom::Replica(_)) {
+            return fallback;
+        }
+        let Ok(records) = self.store.list_all(Kind::RecycleRequest).await else {
+            return fallback;
+        };
+        let now = chrono::Utc::now();
+        let mut held = vec![0usize; self.replicas.count()];
+        for lease in records.iter().filter_map(|r| r.lease.as_ref()) {
+            if lease.expires_at <= now {
+                continue;
+            }
+            if let Some(i) = (0..held.len()).find(|&i| self.replicas.id(i) == lease.holder) {
+                held[i] += 1;
+            }
+        }
+        held.iter()
+            .enumerate()
+            .max_by_key(|(i, n)| (**n, usize::MAX - i))
+            .filter(|(_, n)| **n > 0)
+            .map_or(fallback, |(i, _)| i)
     }
 
     /// The service's task faults (`null`: back to none).

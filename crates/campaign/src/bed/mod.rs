@@ -66,6 +66,8 @@ pub struct Bed {
     hook_mode: Arc<AtomicU8>,
     pub hooks: HookReceiver,
     pub watch: Watch,
+    /// The replica each lasting fault hit, until it is healed.
+    hit: std::collections::HashMap<String, usize>,
 }
 
 impl Bed {
@@ -118,6 +120,7 @@ impl Bed {
             hook_mode,
             hooks,
             watch: Watch::default(),
+            hit: std::collections::HashMap::new(),
         })
     }
 

@@ -15,8 +15,8 @@
 //!
 //! A replica resumed from SIGSTOP may send one call it had checked before
 //! the pause: the documented assumption 3 of docs/failure-model.md rules
-//! that out of the promise, so such a call within a second of the resume
-//! is reported as excused, not as a violation.
+//! that out of the promise, so its first mutating call within a quarter
+//! second of the resume is reported as excused, not as a violation.
 
 use std::collections::BTreeSet;
 
@@ -28,8 +28,9 @@ use crate::watch::Reading;
 /// clock: calibrated to within a round trip of a few milliseconds.
 const SLACK: f64 = 0.05;
 
-/// How soon after SIGCONT a call may still be one checked before SIGSTOP.
-const LATE: f64 = 1.0;
+/// How soon after SIGCONT a call may still be one checked before SIGSTOP:
+/// such a call was ready to go, and goes at once.
+const LATE: f64 = 0.25;
 
 pub(super) struct FenceVerdict {
     pub(super) violations: Vec<Violation>,
@@ -38,11 +39,19 @@ pub(super) struct FenceVerdict {
     pub(super) excused: Vec<String>,
 }
 
-/// Whether `replica` was resumed from SIGSTOP in the second before `t`.
+/// Whether the call `replica` sent at `t` is its first mutating call
+/// since a SIGCONT just before.
 pub(super) fn late_after_resume(e: &Evidence, replica: &str, t: f64) -> bool {
-    e.resumed(replica)
-        .into_iter()
-        .any(|r| r <= t && t <= r + LATE)
+    e.resumed(replica).into_iter().any(|r| {
+        r <= t
+            && t <= r + LATE
+            && !e.world.timeline.calls.iter().any(|c| {
+                c.by_replica() == Some(replica)
+                    && MUTATING.contains(&c.op.as_str())
+                    && c.t >= r
+                    && c.t < t
+            })
+    })
 }
 
 pub(super) fn check(e: &Evidence) -> FenceVerdict {

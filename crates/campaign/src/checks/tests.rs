@@ -278,7 +278,7 @@ fn a_late_call_right_after_sigcont_is_excused_not_hidden() {
         reading(3.5, Some(("r1-1", 4.0)), "Recycling"),
     ];
     case.observed.journal.push(Entry {
-        t: 2.9,
+        t: 2.95,
         what: Act::Resumed("r0-1".into()),
     });
     let verdict = case.verdict();
