@@ -23,6 +23,9 @@ pub enum HookMode {
     Error,
 }
 
+/// How long an aimed store stall waits for its write.
+pub const AIMED_WINDOW: f64 = 8.0;
+
 /// Which replica a fault hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Whom {
@@ -51,6 +54,30 @@ impl Whom {
     }
 }
 
+/// The write a store stall is aimed at: from the first status write of a
+/// replica that decides this (which lands at once), its traffic is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aim {
+    /// The write that decides the surge.
+    Surge,
+    /// A write that decides (or carries) a batch's stop.
+    Stop,
+    /// The write that decides the restore.
+    Restore,
+}
+
+impl Aim {
+    /// The bytes of the aimed write on the wire to DynamoDB, where the
+    /// status is a JSON string inside the request's JSON.
+    pub fn needles(self) -> &'static [&'static str] {
+        match self {
+            Self::Surge => &[r#"\"phase\":\"Surging\""#],
+            Self::Stop => &[r#"\"phase\":\"Recycling\""#, r#"\"batch\":[\"arn"#],
+            Self::Restore => &[r#"\"phase\":\"Restoring\""#],
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Fault {
     /// SIGKILL a replica; start it again (a new incarnation) `down` later.
@@ -60,7 +87,13 @@ pub enum Fault {
     /// Every byte between a replica and DynamoDB held for `held` (its
     /// proxy, both ways); on the embedded store, its lock file held, which
     /// stalls every replica's store calls.
-    StoreStall { whom: Whom, held: f64 },
+    /// With an aim (DynamoDB), the stall starts at the first aimed write
+    /// after the fault begins (before it heals), that write landing.
+    StoreStall {
+        whom: Whom,
+        held: f64,
+        aim: Option<Aim>,
+    },
     /// A fraction of every call to the simulator answered ThrottlingException.
     Throttle { fraction: f64, held: f64 },
     /// A fraction of the service's new tasks fail to start.
@@ -176,6 +209,8 @@ impl FaultKind {
             Self::StoreStall => Fault::StoreStall {
                 whom: Whom::draw(rng, s.replicas),
                 held: held(rng, 2.5, 5.0),
+                aim: (s.store == StoreKind::Dynamo && rng.f64() < 0.6)
+                    .then(|| [Aim::Surge, Aim::Stop, Aim::Restore][rng.usize(..3)]),
             },
             Self::Throttle => Fault::Throttle {
                 fraction: held(rng, 0.2, 0.6),
@@ -261,9 +296,11 @@ impl Fault {
         }
     }
 
-    /// Seconds from its start until it is healed (0: a single act).
+    /// Seconds from its start until it is healed (0: a single act). An
+    /// aimed stall waits up to [`AIMED_WINDOW`] for its write.
     pub fn lasts(&self) -> f64 {
         match *self {
+            Self::StoreStall { aim: Some(_), .. } => AIMED_WINDOW,
             Self::Kill { down: t, .. }
             | Self::Pause { held: t, .. }
             | Self::StoreStall { held: t, .. }
@@ -285,11 +322,13 @@ impl Fault {
             Self::Pause { whom, held } => {
                 format!("SIGSTOP {}, SIGCONT {held:.3}s later", whom.describe())
             }
-            Self::StoreStall { whom, held } => match s.store {
+            Self::StoreStall { whom, held, aim } => match s.store {
                 StoreKind::Dynamo => {
                     format!(
-                        "stall the DynamoDB traffic of {} for {held:.3}s",
-                        whom.describe()
+                        "stall the DynamoDB traffic of {} for {held:.3}s{}",
+                        whom.describe(),
+                        aim.map(|a| format!(", from its next {a:?} write"))
+                            .unwrap_or_default()
                     )
                 }
                 StoreKind::Embedded => format!("hold the store's lock for {held:.3}s"),

@@ -48,6 +48,9 @@ pub struct Transition {
     pub last_status: String,
     pub health_status: String,
     pub desired_status: String,
+    /// The task was protected from scale-in when it was told to stop.
+    #[serde(default)]
+    pub protected: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -116,6 +116,11 @@ impl Proxy {
         s.triggered = None;
     }
 
+    /// Disarms a [`Proxy::stall_after`] whose request has not come.
+    pub fn disarm(&self) {
+        self.stall.lock().trigger = None;
+    }
+
     /// When the armed request went through, if it did.
     pub fn triggered(&self) -> Option<Instant> {
         self.stall.lock().triggered

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use ecs_recycler::store::{Kind, Store};
 
 use super::Bed;
-use crate::nemesis::{Fault, Whom};
+use crate::nemesis::{Aim, Fault, Whom};
 use crate::plan::CLUSTER;
 use crate::watch::Act;
 
@@ -41,7 +41,8 @@ impl Bed {
         let healed = self.heal_fault(f).await;
         let what = f.describe(&self.schedule);
         let what = match healed {
-            Ok(()) => what,
+            Ok(None) => what,
+            Ok(Some(note)) => format!("{what} ({note})"),
             Err(e) => format!("{what} (heal failed: {e})"),
         };
         self.watch.note(&self.sim.clock, Act::FaultHealed(what));
@@ -59,9 +60,10 @@ impl Bed {
                 self.hit.insert(fault_key(f), replica);
                 Ok(self.replicas.pause(replica))
             }
-            Fault::StoreStall { whom, held } => {
+            Fault::StoreStall { whom, held, aim } => {
                 let replica = self.resolve(whom).await;
-                Ok(self.stall_store(replica, held))
+                self.hit.insert(fault_key(f), replica);
+                Ok(self.stall_store(replica, held, aim))
             }
             Fault::Throttle { fraction, .. } => {
                 self.sim
@@ -128,7 +130,8 @@ impl Bed {
         }
     }
 
-    async fn heal_fault(&mut self, f: &Fault) -> anyhow::Result<()> {
+    /// Undoes `f`; answers a note on how it went, if any.
+    async fn heal_fault(&mut self, f: &Fault) -> anyhow::Result<Option<&'static str>> {
         match *f {
             Fault::Kill { .. } => {
                 if let Some(replica) = self.hit.remove(&fault_key(f)) {
@@ -142,8 +145,16 @@ impl Bed {
                     self.watch.note(&self.sim.clock, Act::Resumed(id));
                 }
             }
-            // The proxy's stall and the lock's hold end by themselves.
-            Fault::StoreStall { .. } => {}
+            // A stall and the lock's hold end by themselves; an aimed stall
+            // not yet begun is called off.
+            Fault::StoreStall { aim, .. } => {
+                if let Some(replica) = self.hit.remove(&fault_key(f))
+                    && aim.is_some()
+                    && !self.replicas.disarm(replica)
+                {
+                    return Ok(Some("the aimed write never came"));
+                }
+            }
             Fault::Throttle { .. } => {
                 self.sim
                     .control("/_sim/config", json!({"throttle": {"fraction": 0.0}}))
@@ -156,7 +167,7 @@ impl Bed {
             Fault::HookMisbehaves { .. } => self.set_hook_mode(None),
             Fault::Scale { .. } | Fault::ForeignDeployment { .. } | Fault::ServiceDeleted { .. } => {}
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The replica a fault hits: for [`Whom::Holder`], the one whose
@@ -197,8 +208,8 @@ impl Bed {
     /// On DynamoDB, the replica's proxy holds its traffic; on the embedded
     /// store, the store's lock is taken and held, as a stuck process
     /// holding it would (every replica's store calls wait).
-    fn stall_store(&self, replica: usize, held: f64) -> bool {
-        if self.replicas.stall(replica, held) {
+    fn stall_store(&self, replica: usize, held: f64, aim: Option<Aim>) -> bool {
+        if self.replicas.stall(replica, held, aim.map(Aim::needles)) {
             return true;
         }
         let Some(file) = self.store_file() else {

@@ -112,6 +112,7 @@ impl Replicas {
         if let Some(proxy) = &self.replicas[i].proxy {
             command.env("AWS_ENDPOINT_URL_DYNAMODB", proxy.url());
         }
+        die_with_parent(&mut command);
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
@@ -164,15 +165,29 @@ impl Replicas {
         Some(self.id(i))
     }
 
-    /// Holds replica `i`'s DynamoDB traffic both ways for `seconds`; false
-    /// on the embedded store (no proxy).
-    pub fn stall(&self, i: usize, seconds: f64) -> bool {
+    /// Holds replica `i`'s DynamoDB traffic both ways for `seconds` — at
+    /// once, or from its first request holding every one of `aim` (which
+    /// lands); false on the embedded store (no proxy).
+    pub fn stall(&self, i: usize, seconds: f64, aim: Option<&[&str]>) -> bool {
         let Some(proxy) = &self.replicas[i].proxy else {
             return false;
         };
         let held = std::time::Duration::from_secs_f64(seconds);
-        proxy.stall(held, held);
+        match aim {
+            Some(needles) => proxy.stall_after(needles, held, held),
+            None => proxy.stall(held, held),
+        }
         true
+    }
+
+    /// Disarms an aimed stall of replica `i` that has not begun; answers
+    /// whether it had begun.
+    pub fn disarm(&self, i: usize) -> bool {
+        let Some(proxy) = &self.replicas[i].proxy else {
+            return false;
+        };
+        proxy.disarm();
+        proxy.triggered().is_some()
     }
 
     /// Every incarnation's id and log.
@@ -189,6 +204,19 @@ impl Replicas {
             self.resume(i);
             self.kill(i);
         }
+    }
+}
+
+/// The child is killed when the campaign dies (even by a signal that
+/// skips its clean-up), so no replica outlives it.
+pub fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
 }
 

@@ -35,7 +35,9 @@ pub struct SimProcess {
 impl SimProcess {
     pub async fn start(binary: &Path, seed: u64, log: &Path) -> anyhow::Result<Self> {
         let log = std::fs::File::create(log).context("the simulator's log")?;
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        super::replicas::die_with_parent(&mut command);
+        let mut child = command
             .args(["sim", "--listen", "127.0.0.1:0", "--seed", &seed.to_string()])
             .args(TIMINGS)
             .env("RUST_LOG", "warn")

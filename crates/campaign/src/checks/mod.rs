@@ -28,6 +28,7 @@ pub enum Invariant {
     Capacity,
     StoppedOnce,
     ReplacementStopped,
+    ProtectedStopped,
     Surge,
     Fence,
     Liveness,
@@ -37,10 +38,11 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Self::Capacity,
         Self::StoppedOnce,
         Self::ReplacementStopped,
+        Self::ProtectedStopped,
         Self::Surge,
         Self::Fence,
         Self::Liveness,
@@ -54,6 +56,7 @@ impl Invariant {
             Self::Capacity => "capacity (serving >= floor at each operator stop)",
             Self::StoppedOnce => "each planned task stopped at most once",
             Self::ReplacementStopped => "no replacement or unplanned task stopped",
+            Self::ProtectedStopped => "no task stopped while protected from scale-in",
             Self::Surge => "surge applied once, taken back once or left",
             Self::Fence => "no mutating call outside the caller's lease",
             Self::Liveness => "every request ends, in a phase its faults allow",

@@ -1,7 +1,9 @@
 //! Exactly once, for stops: each task is stopped by the operator at most
 //! once (one StopTask that reached ECS, whoever of the replicas sent it),
 //! and only a task in the plan of the request working on its service then —
-//! never a replacement started during the run, never a task outside a run.
+//! never a replacement started during the run, never a task outside a run,
+//! never a task protected from scale-in (the timeline marks such a stop;
+//! the workload protects none until the operator reads protection).
 //! A second call by a replica just resumed from SIGSTOP is the one late
 //! call the fence's documented assumptions leave to chance, and the fence
 //! check reports it as excused; it is not counted here again.
@@ -28,6 +30,21 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
         };
         let arn = task.task_arn.as_str();
         let service = task.service.as_deref().unwrap_or("?");
+        // The simulator marks the stop of a task then protected.
+        let protected = task
+            .transitions
+            .iter()
+            .any(|x| x.protected && (x.t - call.t).abs() < 1e-6);
+        if protected {
+            out.push(violation(
+                Invariant::ProtectedStopped,
+                format!(
+                    "{} of {service} stopped by {replica} at t={:.3} while protected from scale-in",
+                    short(arn),
+                    call.t
+                ),
+            ));
+        }
         if let Some(before) = first.get(arn) {
             if !late_after_resume(e, replica, call.t) {
                 out.push(violation(

@@ -4,9 +4,10 @@
 //! each done once; a run without a surge sets none; and once the run ends
 //! with nobody else having changed the count, it is back at `from`. A count
 //! the autoscaler or a person set is theirs: taking the surge off it is a
-//! violation — unless they set it in the moments before the call, a race
-//! ECS's unconditional UpdateService leaves to chance. At the end, every
-//! autoscaling target is back to its own min, max and no suspension.
+//! violation. Only the run's own `from` or `to`, sent when someone else
+//! had just set the count (in the moments before the call), is excused: a
+//! race ECS's unconditional UpdateService leaves to chance. At the end,
+//! every autoscaling target is back to its own min, max and no suspension.
 
 use super::capacity::race;
 use super::{Evidence, Invariant, Run, Violation, violation};
@@ -32,15 +33,17 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             .any(|(t, s, _)| *s == service && *t <= call.t && *t > call.t - race(e));
         let before = e.world.desired_before(&service, call.t);
         let run = e.run_at(&service, call.t);
-        let fine = match run.and_then(|r| r.surge) {
-            Some((from, to)) => {
-                (count == u64::from(to) && before == Some(from))
-                    || (count == u64::from(from) && before == Some(to))
-                    || before.map(u64::from) == Some(count)
-            }
-            None => false,
-        };
-        if !fine && !raced {
+        // A value the run may set, sent while the count was the one it
+        // expects — or raced by someone else's count just before: ECS's
+        // UpdateService is unconditional, so such a race is left to chance.
+        // Any other value is never the run's to set.
+        let expects = |wanted: u32| before == Some(wanted) || raced;
+        let fine = before.map(u64::from) == Some(count)
+            || run.and_then(|r| r.surge).is_some_and(|(from, to)| {
+                (count == u64::from(to) && expects(from))
+                    || (count == u64::from(from) && expects(to))
+            });
+        if !fine {
             let during = run.map_or("no run under way".to_string(), |r| {
                 format!("{} with surge {:?}", r.name, r.surge)
             });

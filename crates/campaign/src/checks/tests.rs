@@ -224,16 +224,17 @@ fn a_task_stopped_twice_or_a_replacement_stopped_is_found() {
 #[test]
 fn taking_the_surge_off_the_autoscalers_count_is_a_surge_violation() {
     let mut case = good_run();
-    // The autoscaler set 7 at t=5; the restore at t=9 sets 6 (7 - 1).
+    // The autoscaler set 7 at t=8; the restore at t=9 sets 6 (7 - 1): even
+    // right after the autoscaler's change, 6 is not the run's to set.
     case.timeline.calls.insert(
         2,
-        serde_json::from_value(json!({"t": 5.0, "op": "_sim:ScalingPolicy",
+        serde_json::from_value(json!({"t": 8.0, "op": "_sim:ScalingPolicy",
             "params": {"cluster": "c1", "service": "s0", "before": 4, "after": 7}}))
         .unwrap(),
     );
     case.timeline.calls[3] = serde_json::from_value(update_call(9.0, 6, "r0-1")).unwrap();
     case.timeline.services[0].samples = serde_json::from_value(json!([
-        {"t": 0.0, "desired": 3}, {"t": 2.0, "desired": 4}, {"t": 5.0, "desired": 7}, {"t": 9.0, "desired": 6}
+        {"t": 0.0, "desired": 3}, {"t": 2.0, "desired": 4}, {"t": 8.0, "desired": 7}, {"t": 9.0, "desired": 6}
     ]))
     .unwrap();
     assert!(case.found().contains(&Invariant::Surge));
@@ -325,4 +326,12 @@ fn the_same_warning_many_times_a_second_is_a_storm() {
     assert!(case.found().contains(&Invariant::ErrorStorm));
     case.logs = vec![("r0-1".into(), vec![line; 30].join("\n"))];
     assert!(!case.found().contains(&Invariant::ErrorStorm));
+}
+
+#[test]
+fn a_protected_task_stopped_is_found() {
+    let mut case = good_run();
+    assert!(!case.found().contains(&Invariant::ProtectedStopped));
+    case.timeline.tasks[0].transitions[2].protected = true;
+    assert!(case.found().contains(&Invariant::ProtectedStopped));
 }
