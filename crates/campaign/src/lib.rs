@@ -49,7 +49,12 @@ pub struct Seeds {
 
 /// Runs the seeds against `binary`, printing each schedule's findings as
 /// they come (and, with `verbose`, a line per schedule); answers every outcome.
-pub async fn campaign(binary: PathBuf, seeds: Seeds, verbose: bool) -> anyhow::Result<Vec<Outcome>> {
+pub async fn campaign(
+    binary: PathBuf,
+    seeds: Seeds,
+    verbose: bool,
+    keep: bool,
+) -> anyhow::Result<Vec<Outcome>> {
     let moto = tokio::task::spawn_blocking(Moto::start).await?;
     let root = std::env::temp_dir().join(format!("ecs-recycler-campaign-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
@@ -57,6 +62,7 @@ pub async fn campaign(binary: PathBuf, seeds: Seeds, verbose: bool) -> anyhow::R
         binary,
         moto_url: moto.url.clone(),
         root: root.clone(),
+        keep,
     };
     let started = Instant::now();
     let mut outcomes = Vec::new();
@@ -82,6 +88,12 @@ pub async fn campaign(binary: PathBuf, seeds: Seeds, verbose: bool) -> anyhow::R
             println!("{findings}");
         }
         if verbose {
+            if let Some(dir) = &outcome.kept
+                && outcome.violations.is_empty()
+            {
+                println!("seed {}: kept in {}", outcome.schedule.seed, dir.display());
+                print!("{}", report::journal(&outcome.journal));
+            }
             let ends: Vec<String> = outcome
                 .ends
                 .iter()
@@ -98,6 +110,7 @@ pub async fn campaign(binary: PathBuf, seeds: Seeds, verbose: bool) -> anyhow::R
         }
         outcomes.push(outcome);
     }
+    // Empty unless a run's directory was kept.
     let _ = std::fs::remove_dir(&root);
     Ok(outcomes)
 }

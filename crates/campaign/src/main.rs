@@ -40,6 +40,9 @@ struct Args {
     /// A line per schedule as it ends.
     #[arg(long, short)]
     verbose: bool,
+    /// Keep every run's directory (logs, store, timeline), not only those with findings.
+    #[arg(long)]
+    keep: bool,
     /// Print the schedules the seeds draw, and run nothing.
     #[arg(long)]
     print: bool,
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let binary = binary::product_binary(args.binary)?;
-        campaign(binary, seeds, args.verbose).await
+        campaign(binary, seeds, args.verbose, args.keep).await
     });
     match result {
         Ok(outcomes) => {

@@ -87,8 +87,9 @@ pub enum Fault {
     /// Every byte between a replica and DynamoDB held for `held` (its
     /// proxy, both ways); on the embedded store, its lock file held, which
     /// stalls every replica's store calls.
-    /// With an aim (DynamoDB), the stall starts at the first aimed write
-    /// after the fault begins (before it heals), that write landing.
+    /// With an aim (DynamoDB), the replica stalled is whichever first
+    /// sends the aimed write after the fault begins, from that write on
+    /// (it lands; its answer and everything after wait).
     StoreStall {
         whom: Whom,
         held: f64,
@@ -322,16 +323,15 @@ impl Fault {
             Self::Pause { whom, held } => {
                 format!("SIGSTOP {}, SIGCONT {held:.3}s later", whom.describe())
             }
-            Self::StoreStall { whom, held, aim } => match s.store {
-                StoreKind::Dynamo => {
-                    format!(
-                        "stall the DynamoDB traffic of {} for {held:.3}s{}",
-                        whom.describe(),
-                        aim.map(|a| format!(", from its next {a:?} write"))
-                            .unwrap_or_default()
-                    )
-                }
-                StoreKind::Embedded => format!("hold the store's lock for {held:.3}s"),
+            Self::StoreStall { whom, held, aim } => match (s.store, aim) {
+                (StoreKind::Dynamo, Some(aim)) => format!(
+                    "stall the DynamoDB traffic of whichever replica next writes a {aim:?} decision, for {held:.3}s"
+                ),
+                (StoreKind::Dynamo, None) => format!(
+                    "stall the DynamoDB traffic of {} for {held:.3}s",
+                    whom.describe()
+                ),
+                (StoreKind::Embedded, _) => format!("hold the store's lock for {held:.3}s"),
             },
             Self::Throttle { fraction, held } => {
                 format!("throttle {:.0}% of calls for {held:.3}s", fraction * 100.0)

@@ -10,7 +10,7 @@ use std::fmt::Write;
 use crate::checks::Invariant;
 use crate::nemesis::FaultKind;
 use crate::run::Outcome;
-use crate::watch::Act;
+use crate::watch::{Act, Entry};
 
 /// The command that runs one seed again.
 pub fn replay_command(seed: u64) -> String {
@@ -40,16 +40,7 @@ pub fn findings(o: &Outcome) -> String {
         let _ = writeln!(text, "  {line}");
     }
     let _ = writeln!(text, "as done (simulator's clock):");
-    for e in &o.journal {
-        let what = match &e.what {
-            Act::FaultBegan(w) => format!("began: {w}"),
-            Act::FaultHealed(w) => format!("healed: {w}"),
-            Act::Resumed(id) => format!("SIGCONT {id}"),
-            Act::Created(name) => format!("created {name}"),
-            Act::Verb(verb, worked) => format!("{verb}{}", if *worked { "" } else { " (failed)" }),
-        };
-        let _ = writeln!(text, "  t={:>8.3}  {what}", e.t);
-    }
+    text.push_str(&journal(&o.journal));
     for x in &o.excused {
         let _ = writeln!(text, "  excused (outside the fence's assumptions): {x}");
     }
@@ -61,6 +52,22 @@ pub fn findings(o: &Outcome) -> String {
         );
     }
     let _ = writeln!(text, "replay: {}", replay_command(seed));
+    text
+}
+
+/// The acts of a run as they were done, a line each.
+pub fn journal(entries: &[Entry]) -> String {
+    let mut text = String::new();
+    for e in entries {
+        let what = match &e.what {
+            Act::FaultBegan(w) => format!("began: {w}"),
+            Act::FaultHealed(w) => format!("healed: {w}"),
+            Act::Resumed(id) => format!("SIGCONT {id}"),
+            Act::Created(name) => format!("created {name}"),
+            Act::Verb(verb, worked) => format!("{verb}{}", if *worked { "" } else { " (failed)" }),
+        };
+        let _ = writeln!(text, "  t={:>8.3}  {what}", e.t);
+    }
     text
 }
 

@@ -168,7 +168,7 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
     };
     let verdict = checks::check(&evidence);
     let found = !verdict.violations.is_empty();
-    let kept = if found {
+    let kept = if found || shared.keep {
         let path = bed.dir.join("timeline.json");
         let (_, body) =
             test_support::raw_request(&bed.sim.url, "GET", "/_sim/timeline", &[], b"").await;

@@ -17,7 +17,7 @@ pub const SHORT: Seeds = Seeds {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_short_set_of_seeds_keeps_every_invariant() {
     let binary = binary::product_binary(None).expect("the product's binary");
-    let outcomes = campaign(binary, SHORT, true).await.expect("the campaign runs");
+    let outcomes = campaign(binary, SHORT, true, false).await.expect("the campaign runs");
     let table = report::table(&outcomes);
     println!("{table}");
     let found: Vec<String> = outcomes

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use ecs_recycler::store::{Kind, Store};
 
 use super::Bed;
-use crate::nemesis::{Aim, Fault, Whom};
+use crate::nemesis::{AIMED_WINDOW, Fault, Whom};
 use crate::plan::CLUSTER;
 use crate::watch::Act;
 
@@ -60,10 +60,16 @@ impl Bed {
                 self.hit.insert(fault_key(f), replica);
                 Ok(self.replicas.pause(replica))
             }
-            Fault::StoreStall { whom, held, aim } => {
+            Fault::StoreStall {
+                aim: Some(aim),
+                held,
+                ..
+            } => Ok(self
+                .replicas
+                .stall_first(aim.needles(), held, AIMED_WINDOW)),
+            Fault::StoreStall { whom, held, .. } => {
                 let replica = self.resolve(whom).await;
-                self.hit.insert(fault_key(f), replica);
-                Ok(self.stall_store(replica, held, aim))
+                Ok(self.stall_store(replica, held))
             }
             Fault::Throttle { fraction, .. } => {
                 self.sim
@@ -148,10 +154,7 @@ impl Bed {
             // A stall and the lock's hold end by themselves; an aimed stall
             // not yet begun is called off.
             Fault::StoreStall { aim, .. } => {
-                if let Some(replica) = self.hit.remove(&fault_key(f))
-                    && aim.is_some()
-                    && !self.replicas.disarm(replica)
-                {
+                if aim.is_some() && !self.replicas.stalled_any() {
                     return Ok(Some("the aimed write never came"));
                 }
             }
@@ -208,8 +211,8 @@ impl Bed {
     /// On DynamoDB, the replica's proxy holds its traffic; on the embedded
     /// store, the store's lock is taken and held, as a stuck process
     /// holding it would (every replica's store calls wait).
-    fn stall_store(&self, replica: usize, held: f64, aim: Option<Aim>) -> bool {
-        if self.replicas.stall(replica, held, aim.map(Aim::needles)) {
+    fn stall_store(&self, replica: usize, held: f64) -> bool {
+        if self.replicas.stall(replica, held) {
             return true;
         }
         let Some(file) = self.store_file() else {

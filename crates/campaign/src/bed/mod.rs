@@ -40,6 +40,8 @@ pub struct Shared {
     pub moto_url: String,
     /// Where each schedule gets a directory of its own.
     pub root: PathBuf,
+    /// Keep every run's directory, not only those with findings.
+    pub keep: bool,
 }
 
 /// The AWS clients the campaign itself uses (signed `local`, so the

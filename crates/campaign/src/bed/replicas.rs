@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use test_support::proxy::Proxy;
@@ -37,7 +39,7 @@ struct Replica {
     incarnation: u32,
     child: Option<Child>,
     /// DynamoDB only: this replica's way to moto.
-    proxy: Option<Proxy>,
+    proxy: Option<Arc<Proxy>>,
     paused: bool,
 }
 
@@ -67,7 +69,7 @@ impl Replicas {
             let proxy = match moto {
                 Some(url) => {
                     let upstream = url.trim_start_matches("http://").parse()?;
-                    Some(Proxy::start(upstream).await)
+                    Some(Arc::new(Proxy::start(upstream).await))
                 }
                 None => None,
             };
@@ -165,29 +167,54 @@ impl Replicas {
         Some(self.id(i))
     }
 
-    /// Holds replica `i`'s DynamoDB traffic both ways for `seconds` — at
-    /// once, or from its first request holding every one of `aim` (which
-    /// lands); false on the embedded store (no proxy).
-    pub fn stall(&self, i: usize, seconds: f64, aim: Option<&[&str]>) -> bool {
+    /// Holds replica `i`'s DynamoDB traffic both ways for `seconds`; false
+    /// on the embedded store (no proxy).
+    pub fn stall(&self, i: usize, seconds: f64) -> bool {
         let Some(proxy) = &self.replicas[i].proxy else {
             return false;
         };
-        let held = std::time::Duration::from_secs_f64(seconds);
-        match aim {
-            Some(needles) => proxy.stall_after(needles, held, held),
-            None => proxy.stall(held, held),
-        }
+        let held = Duration::from_secs_f64(seconds);
+        proxy.stall(held, held);
         true
     }
 
-    /// Disarms an aimed stall of replica `i` that has not begun; answers
-    /// whether it had begun.
-    pub fn disarm(&self, i: usize) -> bool {
-        let Some(proxy) = &self.replicas[i].proxy else {
+    /// Holds the DynamoDB traffic of whichever replica first sends a
+    /// request holding every one of `needles` (that request lands), for
+    /// `seconds`, if one does within `window`; false on the embedded store.
+    pub fn stall_first(&self, needles: &'static [&'static str], seconds: f64, window: f64) -> bool {
+        let proxies: Vec<Arc<Proxy>> = self
+            .replicas
+            .iter()
+            .filter_map(|r| r.proxy.clone())
+            .collect();
+        if proxies.is_empty() {
             return false;
-        };
-        proxy.disarm();
-        proxy.triggered().is_some()
+        }
+        let held = Duration::from_secs_f64(seconds);
+        for p in &proxies {
+            p.stall_after(needles, held, held);
+        }
+        // The first to send it is the one stalled; the others are called off.
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(window);
+            while tokio::time::Instant::now() < deadline
+                && !proxies.iter().any(|p| p.triggered().is_some())
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            for p in &proxies {
+                p.disarm();
+            }
+        });
+        true
+    }
+
+    /// Whether an aimed stall began on any replica.
+    pub fn stalled_any(&self) -> bool {
+        self.replicas
+            .iter()
+            .filter_map(|r| r.proxy.as_ref())
+            .any(|p| p.triggered().is_some())
     }
 
     /// Every incarnation's id and log.

@@ -128,8 +128,12 @@ impl Run {
     }
 
     /// Whether the run was under way at `t` (planned, not yet finished).
+    /// Its times are the replica's wall clock, laid on the simulator's to
+    /// within a few milliseconds: a call that close to either end counts.
     pub fn active_at(&self, t: f64) -> bool {
-        self.planned_at.is_some_and(|p| p <= t) && self.finished_at.is_none_or(|f| t <= f)
+        const CLOSE: f64 = 0.05;
+        self.planned_at.is_some_and(|p| p - CLOSE <= t)
+            && self.finished_at.is_none_or(|f| t <= f + CLOSE)
     }
 }
 
