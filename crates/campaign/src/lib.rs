@@ -36,7 +36,7 @@ use run::Outcome;
 use test_support::moto::Moto;
 
 /// Which seeds to run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Seeds {
     pub first: u64,
     /// At most this many (None: until `duration` has passed).
@@ -45,6 +45,19 @@ pub struct Seeds {
     pub duration: Option<Duration>,
     /// Schedules run at once.
     pub jobs: usize,
+    /// These seeds instead, in this order (the short set).
+    pub list: Option<Vec<u64>>,
+}
+
+impl Seeds {
+    /// The `n`th seed to run, if it is to run (`elapsed` since the start).
+    fn nth(&self, n: u64, elapsed: Duration) -> Option<u64> {
+        if let Some(list) = &self.list {
+            return list.get(n as usize).copied();
+        }
+        let more = self.count.is_none_or(|c| n < c) && self.duration.is_none_or(|d| elapsed < d);
+        more.then_some(self.first + n)
+    }
 }
 
 /// Runs the seeds against `binary`, printing each schedule's findings as
@@ -66,16 +79,13 @@ pub async fn campaign(
     };
     let started = Instant::now();
     let mut outcomes = Vec::new();
-    let mut next = seeds.first;
+    let mut next = 0;
     let mut running = tokio::task::JoinSet::new();
-    let more = |next: u64| {
-        seeds.count.is_none_or(|n| next < seeds.first + n)
-            && seeds.duration.is_none_or(|d| started.elapsed() < d)
-    };
     loop {
-        while running.len() < seeds.jobs.max(1) && more(next) {
+        while running.len() < seeds.jobs.max(1)
+            && let Some(seed) = seeds.nth(next, started.elapsed())
+        {
             let shared = shared.clone();
-            let seed = next;
             running.spawn(async move { run::run(seed, &shared).await });
             next += 1;
         }

@@ -60,18 +60,21 @@ fn main() -> ExitCode {
             count: Some(1),
             duration: None,
             jobs: 1,
+            list: None,
         },
         (None, Some(d)) => Seeds {
             first: args.first_seed,
             count: None,
             duration: Some(d),
             jobs: args.jobs,
+            list: None,
         },
         (None, None) => Seeds {
             first: args.first_seed,
             count: Some(args.seeds),
             duration: None,
             jobs: args.jobs,
+            list: None,
         },
     };
     if args.print {

@@ -171,8 +171,8 @@ impl FaultKind {
     /// How often it is drawn, relative to the others.
     fn weight(self) -> u32 {
         match self {
-            Self::Kill | Self::Scale => 6,
-            Self::Pause | Self::StoreStall | Self::AlarmFires | Self::HookMisbehaves => 4,
+            Self::Kill | Self::Pause | Self::StoreStall | Self::Scale => 6,
+            Self::AlarmFires | Self::HookMisbehaves => 4,
             Self::Throttle
             | Self::FailedStarts
             | Self::UnhealthyTargets
@@ -202,17 +202,26 @@ impl FaultKind {
                 whom: Whom::draw(rng, s.replicas),
                 down: held(rng, 0.1, 2.0),
             },
+            // Mostly longer than what is left of a lease (2s at most).
             Self::Pause => Fault::Pause {
                 whom: Whom::draw(rng, s.replicas),
-                held: held(rng, 0.5, 4.0),
+                held: held(rng, 1.0, 4.0),
             },
             // Longer than a lease (2s), so another replica may take over.
-            Self::StoreStall => Fault::StoreStall {
-                whom: Whom::draw(rng, s.replicas),
-                held: held(rng, 2.5, 5.0),
-                aim: (s.store == StoreKind::Dynamo && rng.f64() < 0.6)
-                    .then(|| [Aim::Surge, Aim::Stop, Aim::Restore][rng.usize(..3)]),
-            },
+            // Unaimed, longer than a lease. Aimed, a little longer than
+            // what is left of the lease but shorter than the SDK's three
+            // one-second attempts, so the aimed write's retry lands as its
+            // answer after the lease has lapsed: the case the fence is for.
+            Self::StoreStall => {
+                let whom = Whom::draw(rng, s.replicas);
+                let aim = (s.store == StoreKind::Dynamo && rng.f64() < 0.7)
+                    .then(|| [Aim::Surge, Aim::Stop, Aim::Restore][rng.usize(..3)]);
+                let held = match aim {
+                    Some(_) => held(rng, 1.5, 3.0),
+                    None => held(rng, 2.5, 5.0),
+                };
+                Fault::StoreStall { whom, held, aim }
+            }
             Self::Throttle => Fault::Throttle {
                 fraction: held(rng, 0.2, 0.6),
                 held: held(rng, 1.0, 4.0),

@@ -41,9 +41,6 @@ pub fn findings(o: &Outcome) -> String {
     }
     let _ = writeln!(text, "as done (simulator's clock):");
     text.push_str(&journal(&o.journal));
-    for x in &o.excused {
-        let _ = writeln!(text, "  excused (outside the fence's assumptions): {x}");
-    }
     if let Some(dir) = &o.kept {
         let _ = writeln!(
             text,
@@ -105,11 +102,10 @@ pub fn table(outcomes: &[Outcome]) -> String {
     );
     let judged: usize = outcomes.iter().map(|o| o.judged).sum();
     let unjudged: usize = outcomes.iter().map(|o| o.unjudged).sum();
-    let excused: usize = outcomes.iter().map(|o| o.excused.len()).sum();
     let harness = outcomes.iter().filter(|o| o.harness.is_some()).count();
     let _ = writeln!(
         text,
-        "fence: {judged} mutating calls judged, {unjudged} not (the store changed around them), {excused} excused late calls after SIGCONT"
+        "fence: {judged} mutating calls judged, {unjudged} not (the store changed around them)"
     );
     let _ = writeln!(text, "runs the harness could not make: {harness}");
     let seeds: Vec<u64> = outcomes

@@ -31,7 +31,6 @@ const READ_EVERY: Duration = Duration::from_millis(40);
 pub struct Outcome {
     pub schedule: Schedule,
     pub violations: Vec<Violation>,
-    pub excused: Vec<String>,
     /// Mutating calls the fence check judged, and could not.
     pub judged: usize,
     pub unjudged: usize,
@@ -98,7 +97,6 @@ fn failed_run(schedule: Schedule, why: String) -> Outcome {
     Outcome {
         schedule,
         violations: Vec::new(),
-        excused: Vec::new(),
         judged: 0,
         unjudged: 0,
         injected: BTreeMap::new(),
@@ -181,7 +179,6 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
     Ok(Outcome {
         schedule,
         violations: verdict.violations,
-        excused: verdict.excused,
         judged: verdict.judged,
         unjudged: verdict.unjudged,
         injected,

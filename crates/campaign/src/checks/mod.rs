@@ -193,9 +193,6 @@ pub struct Verdict {
     /// Mutating calls the fence check judged, and could not.
     pub judged: usize,
     pub unjudged: usize,
-    /// Late calls of a replica just resumed from SIGSTOP, outside the
-    /// fence's documented assumptions (docs/failure-model.md).
-    pub excused: Vec<String>,
 }
 
 pub fn check(e: &Evidence) -> Verdict {
@@ -211,6 +208,5 @@ pub fn check(e: &Evidence) -> Verdict {
         violations,
         judged: fence.judged,
         unjudged: fence.unjudged,
-        excused: fence.excused,
     }
 }

@@ -4,9 +4,8 @@
 //! never a replacement started during the run, never a task outside a run,
 //! never a task protected from scale-in (the timeline marks such a stop;
 //! the workload protects none until the operator reads protection).
-//! A second call by a replica just resumed from SIGSTOP is the one late
-//! call the fence's documented assumptions leave to chance, and the fence
-//! check reports it as excused; it is not counted here again.
+//! A second stop by a replica just resumed from SIGSTOP is said to be so
+//! (see the fence check for why it is not excused).
 
 use std::collections::HashMap;
 
@@ -46,31 +45,32 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             ));
         }
         if let Some(before) = first.get(arn) {
-            if !late_after_resume(e, replica, call.t) {
-                out.push(violation(
-                    Invariant::StoppedOnce,
-                    format!(
-                        "{} of {service} stopped again by {replica} at t={:.3} (first at t={before:.3})",
-                        short(arn),
-                        call.t
-                    ),
-                ));
-            }
+            out.push(violation(
+                Invariant::StoppedOnce,
+                format!(
+                    "{} of {service} stopped again by {replica} at t={:.3} (first at t={before:.3}){}",
+                    short(arn),
+                    call.t,
+                    if late_after_resume(e, replica, call.t) {
+                        ", its first call since a SIGCONT"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
             continue;
         }
         first.insert(arn, call.t);
         let run = e.run_at(service, call.t);
         let Some(run) = run else {
-            if !late_after_resume(e, replica, call.t) {
-                out.push(violation(
-                    Invariant::ReplacementStopped,
-                    format!(
-                        "{} of {service} stopped by {replica} at t={:.3}, when no request of {service} was under way",
-                        short(arn),
-                        call.t
-                    ),
-                ));
-            }
+            out.push(violation(
+                Invariant::ReplacementStopped,
+                format!(
+                    "{} of {service} stopped by {replica} at t={:.3}, when no request of {service} was under way",
+                    short(arn),
+                    call.t
+                ),
+            ));
             continue;
         };
         if !run.tasks.iter().any(|t| t == arn) {
