@@ -104,7 +104,11 @@ fn main() -> ExitCode {
             let bad = outcomes
                 .iter()
                 .any(|o| !o.violations.is_empty() || o.harness.is_some());
-            if bad { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            if bad {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -245,7 +245,12 @@ impl FaultKind {
             // autoscaler sets during a run is what Restoring must leave.
             Self::Scale => {
                 let scalable = |i: &usize| s.services[*i].autoscaling.is_some();
-                let mut able: Vec<usize> = s.requests.iter().map(|r| r.service).filter(scalable).collect();
+                let mut able: Vec<usize> = s
+                    .requests
+                    .iter()
+                    .map(|r| r.service)
+                    .filter(scalable)
+                    .collect();
                 if able.is_empty() {
                     able = (0..s.services.len()).filter(scalable).collect();
                 }
@@ -319,7 +324,9 @@ impl Fault {
             | Self::UnhealthyTargets { held: t, .. }
             | Self::AlarmFires { held: t }
             | Self::HookMisbehaves { held: t, .. } => t,
-            Self::Scale { .. } | Self::ForeignDeployment { .. } | Self::ServiceDeleted { .. } => 0.0,
+            Self::Scale { .. } | Self::ForeignDeployment { .. } | Self::ServiceDeleted { .. } => {
+                0.0
+            }
         }
     }
 

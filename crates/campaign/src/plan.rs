@@ -104,7 +104,7 @@ impl Schedule {
     /// The schedule of `seed`: stores alternate by seed, the rest is drawn.
     pub fn draw(seed: u64) -> Self {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let store = if seed % 2 == 0 {
+        let store = if seed.is_multiple_of(2) {
             StoreKind::Embedded
         } else {
             StoreKind::Dynamo
@@ -290,7 +290,8 @@ fn draw_request(rng: &mut fastrand::Rng, i: usize, services: &[ServicePlan]) -> 
         gate,
         hook,
         cancel_at: (rng.f64() < 0.15).then(|| between(rng, at + 0.5, at + 6.0)),
-        pause: (rng.f64() < 0.15).then(|| (between(rng, at + 0.3, at + 4.0), between(rng, 0.5, 2.5))),
+        pause: (rng.f64() < 0.15)
+            .then(|| (between(rng, at + 0.3, at + 4.0), between(rng, 0.5, 2.5))),
     }
 }
 

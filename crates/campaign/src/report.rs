@@ -42,11 +42,7 @@ pub fn findings(o: &Outcome) -> String {
     let _ = writeln!(text, "as done (simulator's clock):");
     text.push_str(&journal(&o.journal));
     if let Some(dir) = &o.kept {
-        let _ = writeln!(
-            text,
-            "logs, store and timeline kept in {}",
-            dir.display()
-        );
+        let _ = writeln!(text, "logs, store and timeline kept in {}", dir.display());
     }
     let _ = writeln!(text, "replay: {}", replay_command(seed));
     text

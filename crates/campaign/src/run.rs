@@ -140,7 +140,12 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
         .replicas
         .logs()
         .iter()
-        .map(|(id, path)| (id.clone(), std::fs::read_to_string(path).unwrap_or_default()))
+        .map(|(id, path)| {
+            (
+                id.clone(),
+                std::fs::read_to_string(path).unwrap_or_default(),
+            )
+        })
         .collect();
     let observed = bed.watch.snapshot();
     let runs: BTreeMap<String, Run> = records
@@ -232,7 +237,9 @@ async fn settle(bed: &Bed) {
                 r.status
                     .as_ref()
                     .and_then(|s| s["phase"].as_str())
-                    .is_some_and(|p| ["Succeeded", "Failed", "Cancelled", "WindowClosed"].contains(&p))
+                    .is_some_and(|p| {
+                        ["Succeeded", "Failed", "Cancelled", "WindowClosed"].contains(&p)
+                    })
             })
             .count();
         if finished == bed.schedule.requests.len() {

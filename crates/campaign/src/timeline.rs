@@ -221,21 +221,16 @@ impl<'a> World<'a> {
 
     /// The desired count of `service` just before `t`.
     pub fn desired_before(&self, service: &str, t: f64) -> Option<u32> {
-        let history = self
-            .timeline
-            .services
-            .iter()
-            .find(|s| s.service == service)?;
-        history
-            .samples
-            .iter()
-            .rev()
-            .find(|s| s.t < t)
-            .map(|s| s.desired)
+        self.last_desired(service, |at| at < t)
     }
 
     /// The desired count of `service` at `t` (changes at `t` included).
     pub fn desired_at(&self, service: &str, t: f64) -> Option<u32> {
+        self.last_desired(service, |at| at <= t)
+    }
+
+    /// The desired count of the last sample of `service` whose time passes `when`.
+    fn last_desired(&self, service: &str, when: impl Fn(f64) -> bool) -> Option<u32> {
         let history = self
             .timeline
             .services
@@ -245,7 +240,7 @@ impl<'a> World<'a> {
             .samples
             .iter()
             .rev()
-            .find(|s| s.t <= t)
+            .find(|s| when(s.t))
             .map(|s| s.desired)
     }
 

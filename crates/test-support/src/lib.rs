@@ -5,9 +5,11 @@
 //! (moto[server], which brings boto3, and aiosmtpd) that some tests need,
 //! made once under the workspace's `target/`, and moto's server started
 //! from it ([`moto::Moto`], for the tests and the benchmark alike); bad
-//! networks on loopback ([`proxy`]) and a scripted lifecycle hook receiver
-//! ([`lifecycle`]), for the operator's tests and the fault campaign alike.
+//! networks on loopback ([`proxy`]), a scripted lifecycle hook receiver
+//! ([`lifecycle`]) and a gate's CloudWatch alarm ([`alarm`]), for the
+//! operator's tests and the fault campaign alike.
 
+pub mod alarm;
 pub mod lifecycle;
 pub mod load_balancer;
 pub mod moto;

@@ -64,9 +64,7 @@ impl Bed {
                 aim: Some(aim),
                 held,
                 ..
-            } => Ok(self
-                .replicas
-                .stall_first(aim.needles(), held, AIMED_WINDOW)),
+            } => Ok(self.replicas.stall_first(aim.needles(), held, AIMED_WINDOW)),
             Fault::StoreStall { whom, held, .. } => {
                 let replica = self.resolve(whom).await;
                 Ok(self.stall_store(replica, held))
@@ -168,7 +166,9 @@ impl Bed {
             }
             Fault::AlarmFires { .. } => self.set_alarm(StateValue::Ok).await?,
             Fault::HookMisbehaves { .. } => self.set_hook_mode(None),
-            Fault::Scale { .. } | Fault::ForeignDeployment { .. } | Fault::ServiceDeleted { .. } => {}
+            Fault::Scale { .. }
+            | Fault::ForeignDeployment { .. }
+            | Fault::ServiceDeleted { .. } => {}
         }
         Ok(None)
     }

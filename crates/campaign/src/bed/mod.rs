@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use anyhow::Context;
+use aws_sdk_cloudwatch::types::StateValue;
 use ecs_recycler::store::any::AnyStore;
 use ecs_recycler::store::dynamo::DynamoStore;
 use ecs_recycler::store::embedded::EmbeddedStore;
@@ -74,11 +74,9 @@ pub struct Bed {
 
 impl Bed {
     pub async fn setup(schedule: Schedule, shared: &Shared) -> anyhow::Result<Self> {
-        let dir = shared.root.join(format!(
-            "seed-{}-{}",
-            schedule.seed,
-            std::process::id()
-        ));
+        let dir = shared
+            .root
+            .join(format!("seed-{}-{}", schedule.seed, std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let sim = SimProcess::start(&shared.binary, schedule.seed, &dir.join("sim.log")).await?;
@@ -95,7 +93,9 @@ impl Bed {
         make_services(&clients, &schedule.services).await?;
         let (store, store_args) = open_store(&schedule, &dir, &moto_config).await?;
         let alarm = format!("gate-{}-{}", schedule.seed, std::process::id());
-        make_alarm(&clients.cloudwatch, &alarm).await?;
+        test_support::alarm::put_gate_alarm(&clients.cloudwatch, &alarm)
+            .await
+            .context("put the gate alarm")?;
         let hook_mode = Arc::new(AtomicU8::new(0));
         let hooks = hook_receiver(hook_mode.clone()).await;
         let moto_for_replicas = (schedule.store == StoreKind::Dynamo).then_some(&*shared.moto_url);
@@ -162,10 +162,8 @@ impl Bed {
                 _ => break,
             }
         }
-        self.watch.note(
-            &self.sim.clock,
-            Act::Verb(format!("{verb} {name}"), worked),
-        );
+        self.watch
+            .note(&self.sim.clock, Act::Verb(format!("{verb} {name}"), worked));
     }
 
     pub fn set_hook_mode(&self, mode: Option<HookMode>) {
@@ -290,44 +288,16 @@ async fn make_services(c: &Clients, services: &[ServicePlan]) -> anyhow::Result<
     Ok(())
 }
 
-async fn make_alarm(cw: &aws_sdk_cloudwatch::Client, name: &str) -> anyhow::Result<()> {
-    cw.put_metric_alarm()
-        .alarm_name(name)
-        .namespace("AWS/ApplicationELB")
-        .metric_name("HTTPCode_Target_5XX_Count")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(5.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .context("put the gate alarm")?;
-    let answer = cw
-        .set_alarm_state()
-        .alarm_name(name)
-        .state_value(StateValue::Ok)
-        .state_reason("the campaign starts")
-        .send()
-        .await;
-    if let Err(e) = answer {
-        bail!("set the gate alarm OK: {e}");
-    }
-    Ok(())
-}
-
 /// The hook receiver: `succeeded` unless a fault sets another mode.
 async fn hook_receiver(mode: Arc<AtomicU8>) -> HookReceiver {
-    HookReceiver::start(HOOK_SECRET, move |_, _| {
-        match mode.load(Ordering::SeqCst) {
-            1 => Reply::Verdict(json!({"status": "failed", "message": "campaign: hook fault"})),
-            2 => Reply::Never,
-            3 => Reply::Verdict(
-                json!({"status": "inProgress", "retryAfter": "1s", "message": "campaign"}),
-            ),
-            4 => Reply::Status(500),
-            _ => Reply::Verdict(json!({"status": "succeeded", "message": "campaign"})),
-        }
+    HookReceiver::start(HOOK_SECRET, move |_, _| match mode.load(Ordering::SeqCst) {
+        1 => Reply::Verdict(json!({"status": "failed", "message": "campaign: hook fault"})),
+        2 => Reply::Never,
+        3 => Reply::Verdict(
+            json!({"status": "inProgress", "retryAfter": "1s", "message": "campaign"}),
+        ),
+        4 => Reply::Status(500),
+        _ => Reply::Verdict(json!({"status": "succeeded", "message": "campaign"})),
     })
     .await
 }

@@ -38,7 +38,13 @@ impl SimProcess {
         let mut command = Command::new(binary);
         super::replicas::die_with_parent(&mut command);
         let mut child = command
-            .args(["sim", "--listen", "127.0.0.1:0", "--seed", &seed.to_string()])
+            .args([
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--seed",
+                &seed.to_string(),
+            ])
             .args(TIMINGS)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

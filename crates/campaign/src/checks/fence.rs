@@ -100,7 +100,9 @@ pub(super) fn check(e: &Evidence) -> FenceVerdict {
             }
         );
         let what = if late_after_resume(e, replica, call.t) {
-            format!("{what} (its first call since a SIGCONT just before: the one late call assumption 3 leaves to chance only if the pause fell between its fence check and the send)")
+            format!(
+                "{what} (its first call since a SIGCONT just before: the one late call assumption 3 leaves to chance only if the pause fell between its fence check and the send)"
+            )
         } else {
             what
         };
@@ -145,7 +147,10 @@ fn judge(readings: &[Reading], service: &str, replica: &str, t: f64) -> Judgemen
     for name in names {
         let a = before.records.get(name).and_then(|s| s.lease.as_ref());
         let b = after.records.get(name).and_then(|s| s.lease.as_ref());
-        let present = (before.records.contains_key(name), after.records.contains_key(name));
+        let present = (
+            before.records.contains_key(name),
+            after.records.contains_key(name),
+        );
         match (a, b) {
             (Some((h, until)), _) if h == replica && t <= until + SLACK => return Judgement::Holds,
             _ if a == b && present.0 == present.1 => held.extend(a.cloned()),

@@ -127,15 +127,17 @@ impl Run {
         }
     }
 
-    /// Whether the run was under way at `t` (planned, not yet finished).
-    /// Its times are the replica's wall clock, laid on the simulator's to
-    /// within a few milliseconds: a call that close to either end counts.
-    pub fn active_at(&self, t: f64) -> bool {
-        const CLOSE: f64 = 0.05;
-        self.planned_at.is_some_and(|p| p - CLOSE <= t)
-            && self.finished_at.is_none_or(|f| t <= f + CLOSE)
+    /// Whether the run was under way at `t` (planned, not yet finished),
+    /// its times widened by `slack` at both ends.
+    pub fn active_at(&self, t: f64, slack: f64) -> bool {
+        self.planned_at.is_some_and(|p| p - slack <= t)
+            && self.finished_at.is_none_or(|f| t <= f + slack)
     }
 }
+
+/// A run's times are a replica's wall clock laid on the simulator's, to
+/// within a few milliseconds: a call that close to either end may be its.
+const CLOSE: f64 = 0.05;
 
 /// What the checks read.
 pub struct Evidence<'a> {
@@ -154,21 +156,26 @@ pub struct Evidence<'a> {
 }
 
 impl Evidence<'_> {
-    /// The run of a request on `service` under way at `t`.
-    fn run_at(&self, service: &str, t: f64) -> Option<&Run> {
+    /// The run of a request on `service` under way at `t`: the one whose
+    /// times hold `t`, else one within a few milliseconds of it.
+    fn run_at<'r>(&'r self, service: &'r str, t: f64) -> Option<&'r Run> {
+        self.runs_at(service, t, 0.0)
+            .next()
+            .or_else(|| self.runs_at(service, t, CLOSE).next())
+    }
+
+    /// The runs on `service` under way at `t`, give or take `slack`: one
+    /// ending and the next beginning may both be within it.
+    fn runs_at<'r>(&'r self, service: &'r str, t: f64, slack: f64) -> impl Iterator<Item = &'r Run> {
         self.runs
             .values()
-            .find(|r| r.service == service && r.active_at(t))
+            .filter(move |r| r.service == service && r.active_at(t, slack))
     }
 
     /// When the campaign deleted `service`, if it did.
     fn deleted_at(&self, service: &str) -> Option<f64> {
         self.observed.journal.iter().find_map(|e| match &e.what {
-            Act::FaultBegan(what)
-                if what == &format!("DeleteService {service}") =>
-            {
-                Some(e.t)
-            }
+            Act::FaultBegan(what) if what == &format!("DeleteService {service}") => Some(e.t),
             _ => None,
         })
     }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::capacity::short;
 use super::fence::late_after_resume;
-use super::{Evidence, Invariant, Violation, violation};
+use super::{Evidence, Invariant, Run, Violation, violation};
 
 pub(super) fn check(e: &Evidence) -> Vec<Violation> {
     let w = &e.world;
@@ -61,8 +61,7 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             continue;
         }
         first.insert(arn, call.t);
-        let run = e.run_at(service, call.t);
-        let Some(run) = run else {
+        let Some(run) = e.run_at(service, call.t) else {
             out.push(violation(
                 Invariant::ReplacementStopped,
                 format!(
@@ -73,7 +72,8 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             ));
             continue;
         };
-        if !run.tasks.iter().any(|t| t == arn) {
+        let planned = |r: &Run| r.tasks.iter().any(|t| t == arn);
+        if !e.runs_at(service, call.t, super::CLOSE).any(planned) {
             let started = w.started(task);
             let what = if run.planned_at.is_some_and(|p| started > p) {
                 format!("a replacement started at t={started:.3}")

@@ -176,7 +176,11 @@ impl Case {
 /// A surged recycle of t1..t3 by r0-1: surge 3 -> 4 at t=2, t1 stopped at
 /// t=3 with t4 (the surge's task) and t2, t3 serving, restore at t=9.
 fn good_run() -> Case {
-    let calls = vec![update_call(2.0, 4, "r0-1"), stop_call(3.0, 1, "r0-1"), update_call(9.0, 3, "r0-1")];
+    let calls = vec![
+        update_call(2.0, 4, "r0-1"),
+        stop_call(3.0, 1, "r0-1"),
+        update_call(9.0, 3, "r0-1"),
+    ];
     let tasks = vec![
         task(1, 0.0, Some((3.0, json!(1)))),
         task(2, 0.0, None),
@@ -185,7 +189,10 @@ fn good_run() -> Case {
         task(5, 3.1, None),
     ];
     let timeline = timeline(calls, tasks, &[(0.0, 3), (2.0, 4), (9.0, 3)]);
-    Case::new(timeline, vec![run(1.0, Some(10.0), &[1, 2, 3], Some((3, 4)))])
+    Case::new(
+        timeline,
+        vec![run(1.0, Some(10.0), &[1, 2, 3], Some((3, 4)))],
+    )
 }
 
 #[test]
@@ -214,10 +221,14 @@ fn a_task_lost_to_ecs_just_before_the_stop_is_not_the_operators() {
 #[test]
 fn a_task_stopped_twice_or_a_replacement_stopped_is_found() {
     let mut case = good_run();
-    case.timeline.calls.push(serde_json::from_value(stop_call(4.0, 1, "r1-1")).unwrap());
+    case.timeline
+        .calls
+        .push(serde_json::from_value(stop_call(4.0, 1, "r1-1")).unwrap());
     assert!(case.found().contains(&Invariant::StoppedOnce));
     let mut case = good_run();
-    case.timeline.calls.push(serde_json::from_value(stop_call(4.0, 5, "r0-1")).unwrap());
+    case.timeline
+        .calls
+        .push(serde_json::from_value(stop_call(4.0, 5, "r0-1")).unwrap());
     assert!(case.found().contains(&Invariant::ReplacementStopped));
 }
 
@@ -241,7 +252,11 @@ fn taking_the_surge_off_the_autoscalers_count_is_a_surge_violation() {
     // Leaving the 7 alone is right.
     case.timeline.calls.remove(3);
     case.timeline.services[0].samples.pop();
-    assert!(!case.found().contains(&Invariant::Surge), "{:?}", case.verdict().violations);
+    assert!(
+        !case.found().contains(&Invariant::Surge),
+        "{:?}",
+        case.verdict().violations
+    );
 }
 
 #[test]
@@ -252,7 +267,12 @@ fn a_call_while_another_replica_holds_the_lease_is_fenced_off() {
         reading(3.5, Some(("r1-1", 4.0)), "Recycling"),
     ];
     let verdict = case.verdict();
-    assert!(verdict.violations.iter().any(|v| v.invariant == Invariant::Fence));
+    assert!(
+        verdict
+            .violations
+            .iter()
+            .any(|v| v.invariant == Invariant::Fence)
+    );
     // The other's lease renewed between the readings: still theirs.
     case.observed.readings[1] = reading(3.5, Some(("r1-1", 5.4)), "Recycling");
     assert!(case.found().contains(&Invariant::Fence));
@@ -266,7 +286,12 @@ fn a_call_while_another_replica_holds_the_lease_is_fenced_off() {
     case.observed.readings[0] = reading(2.5, None, "Recycling");
     case.observed.readings[1] = reading(3.5, Some(("r0-1", 5.2)), "Recycling");
     let verdict = case.verdict();
-    assert!(!verdict.violations.iter().any(|v| v.invariant == Invariant::Fence));
+    assert!(
+        !verdict
+            .violations
+            .iter()
+            .any(|v| v.invariant == Invariant::Fence)
+    );
     // The two desired-count calls, outside the readings, were not judged either.
     assert_eq!(verdict.unjudged, 3);
 }
@@ -339,4 +364,16 @@ fn a_protected_task_stopped_is_found() {
     assert!(!case.found().contains(&Invariant::ProtectedStopped));
     case.timeline.tasks[0].transitions[2].protected = true;
     assert!(case.found().contains(&Invariant::ProtectedStopped));
+}
+
+#[test]
+fn a_stop_as_one_run_ends_and_the_next_begins_is_judged_by_either_plan() {
+    let mut case = good_run();
+    // r1 plans t5 (a replacement of r0's) a few milliseconds before r0's
+    // end, as the clocks lay them, and stops it.
+    let mut next = run(9.98, None, &[5], None);
+    next.name = "r1".into();
+    case.runs.push(next);
+    case.timeline.calls.push(serde_json::from_value(stop_call(10.01, 5, "r0-1")).unwrap());
+    assert!(!case.found().contains(&Invariant::ReplacementStopped), "{:?}", case.verdict().violations);
 }
