@@ -166,7 +166,12 @@ impl Evidence<'_> {
 
     /// The runs on `service` under way at `t`, give or take `slack`: one
     /// ending and the next beginning may both be within it.
-    fn runs_at<'r>(&'r self, service: &'r str, t: f64, slack: f64) -> impl Iterator<Item = &'r Run> {
+    fn runs_at<'r>(
+        &'r self,
+        service: &'r str,
+        t: f64,
+        slack: f64,
+    ) -> impl Iterator<Item = &'r Run> {
         self.runs
             .values()
             .filter(move |r| r.service == service && r.active_at(t, slack))

@@ -374,6 +374,12 @@ fn a_stop_as_one_run_ends_and_the_next_begins_is_judged_by_either_plan() {
     let mut next = run(9.98, None, &[5], None);
     next.name = "r1".into();
     case.runs.push(next);
-    case.timeline.calls.push(serde_json::from_value(stop_call(10.01, 5, "r0-1")).unwrap());
-    assert!(!case.found().contains(&Invariant::ReplacementStopped), "{:?}", case.verdict().violations);
+    case.timeline
+        .calls
+        .push(serde_json::from_value(stop_call(10.01, 5, "r0-1")).unwrap());
+    assert!(
+        !case.found().contains(&Invariant::ReplacementStopped),
+        "{:?}",
+        case.verdict().violations
+    );
 }
