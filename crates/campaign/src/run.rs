@@ -122,12 +122,6 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
         bed.replicas.start(i)?;
     }
     let injected = perform(&mut bed, &schedule).await?;
-    for i in 0..bed.replicas.count() {
-        if let Some(id) = bed.replicas.resume(i) {
-            bed.watch.note(&bed.sim.clock, Act::Resumed(id));
-        }
-        bed.replicas.start(i)?;
-    }
     settle(&bed).await;
     // Long enough for a late answer to be acted on, and seen.
     tokio::time::sleep(Duration::from_secs_f64(LEASE_SECONDS + 0.5)).await;
@@ -201,16 +195,29 @@ fn evidence_ends(runs: &BTreeMap<String, Run>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Does every act of the schedule at its time; answers the faults that
-/// acted on something, by kind.
+/// Does every act of the schedule at its time, then has every replica
+/// running again; answers the faults that acted on something, by kind.
 async fn perform(bed: &mut Bed, schedule: &Schedule) -> anyhow::Result<BTreeMap<FaultKind, usize>> {
     let zero = tokio::time::Instant::now();
     let mut injected: BTreeMap<FaultKind, usize> = BTreeMap::new();
+    // Records created and verbs run go on beside the schedule: a store
+    // held by a stopped replica must not keep its SIGCONT from coming.
+    let mut beside = tokio::task::JoinSet::new();
     for (at, step) in steps(schedule) {
         tokio::time::sleep_until(zero + Duration::from_secs_f64(at)).await;
         match step {
-            Step::Create(i) => bed.create_request(i).await?,
-            Step::Verb(verb, i) => bed.verb(verb, &schedule.requests[i].name).await,
+            Step::Create(i) => {
+                beside.spawn(bed.create_request(i));
+            }
+            Step::Verb(verb, i) => {
+                beside.spawn({
+                    let verb = bed.verb(verb, &schedule.requests[i].name);
+                    async move {
+                        verb.await;
+                        Ok(())
+                    }
+                });
+            }
             Step::Begin(i) => {
                 let fault = &schedule.faults[i].fault;
                 if bed.begin(fault).await {
@@ -219,6 +226,15 @@ async fn perform(bed: &mut Bed, schedule: &Schedule) -> anyhow::Result<BTreeMap<
             }
             Step::Heal(i) => bed.heal(&schedule.faults[i].fault).await,
         }
+    }
+    for i in 0..bed.replicas.count() {
+        if let Some(id) = bed.replicas.resume(i) {
+            bed.watch.note(&bed.sim.clock, Act::Resumed(id));
+        }
+        bed.replicas.start(i)?;
+    }
+    while let Some(done) = beside.join_next().await {
+        done??;
     }
     Ok(injected)
 }

@@ -67,7 +67,7 @@ impl Bed {
             } => Ok(self.replicas.stall_first(aim.needles(), held, AIMED_WINDOW)),
             Fault::StoreStall { whom, held, .. } => {
                 let replica = self.resolve(whom).await;
-                Ok(self.stall_store(replica, held))
+                Ok(self.stall_store(replica, held).await)
             }
             Fault::Throttle { fraction, .. } => {
                 self.sim
@@ -180,7 +180,13 @@ impl Bed {
         if matches!(whom, Whom::Replica(_)) {
             return fallback;
         }
-        let Ok(records) = self.store.list_all(Kind::RecycleRequest).await else {
+        // A store held by a stopped replica must not hold the schedule up.
+        let listed = tokio::time::timeout(
+            Duration::from_millis(500),
+            self.store.list_all(Kind::RecycleRequest),
+        )
+        .await;
+        let Ok(Ok(records)) = listed else {
             return fallback;
         };
         let now = chrono::Utc::now();
@@ -210,8 +216,11 @@ impl Bed {
 
     /// On DynamoDB, the replica's proxy holds its traffic; on the embedded
     /// store, the store's lock is taken and held, as a stuck process
-    /// holding it would (every replica's store calls wait).
-    fn stall_store(&self, replica: usize, held: f64) -> bool {
+    /// holding it would (every replica's store calls wait). A lock another
+    /// process holds (a replica stopped inside a store call) is tried for
+    /// half a second, then the fault is called off: the schedule never
+    /// waits on the store.
+    async fn stall_store(&self, replica: usize, held: f64) -> bool {
         if self.replicas.stall(replica, held) {
             return true;
         }
@@ -219,22 +228,28 @@ impl Bed {
             return false;
         };
         let lock_path = file.with_extension("lock");
-        let taken = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let signal = taken.clone();
+        let (taken, answer) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
-            let lock = std::fs::OpenOptions::new()
+            let Ok(lock) = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(&lock_path);
-            let held_lock = lock.as_ref().map(|l| l.lock());
-            signal.wait();
-            if matches!(held_lock, Ok(Ok(()))) {
-                std::thread::sleep(Duration::from_secs_f64(held));
+                .open(&lock_path)
+            else {
+                let _ = taken.send(false);
+                return;
+            };
+            let deadline = std::time::Instant::now() + Duration::from_millis(500);
+            while lock.try_lock().is_err() {
+                if std::time::Instant::now() > deadline {
+                    let _ = taken.send(false);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
+            let _ = taken.send(true);
+            std::thread::sleep(Duration::from_secs_f64(held));
         });
-        // The lock is held once this returns: the fault's time is true.
-        taken.wait();
-        true
+        answer.await.unwrap_or(false)
     }
 }

@@ -127,43 +127,50 @@ impl Bed {
     }
 
     /// Creates request `i` of the schedule, as any client may (the store's
-    /// create: a conditional PutItem on DynamoDB).
-    pub async fn create_request(&self, i: usize) -> anyhow::Result<()> {
+    /// create: a conditional PutItem on DynamoDB). The returned task owns
+    /// what it needs, so the run need not wait on it: a replica stopped
+    /// while it holds the embedded store's lock holds every store call.
+    pub fn create_request(&self, i: usize) -> impl Future<Output = anyhow::Result<()>> + use<> {
         let r = &self.schedule.requests[i];
         let spec = self.schedule.spec(r, &self.alarm, &self.hooks.url);
-        self.store
-            .create(Kind::RecycleRequest, &r.name, spec, chrono::Utc::now())
-            .await
-            .with_context(|| format!("create request {}", r.name))?;
-        self.watch
-            .note(&self.sim.clock, Act::Created(r.name.clone()));
-        Ok(())
+        let name = r.name.clone();
+        let (store, watch, clock) = (self.store.clone(), self.watch.clone(), self.sim.clock);
+        async move {
+            store
+                .create(Kind::RecycleRequest, &name, spec, chrono::Utc::now())
+                .await
+                .with_context(|| format!("create request {name}"))?;
+            watch.note(&clock, Act::Created(name));
+            Ok(())
+        }
     }
 
     /// Runs `ecs-recycler VERB NAME` on the store, as a person would; a
-    /// record changed under it (exit 4) is tried again, twice.
-    pub async fn verb(&self, verb: &str, name: &str) {
-        let mut worked = false;
-        for _ in 0..3 {
-            let status = tokio::process::Command::new(&self.binary)
-                .args([verb, name])
-                .args(&self.store_args)
-                .envs(store_env(&self.moto_url))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .await;
-            match status.map(|s| s.code()) {
-                Ok(Some(0)) => {
-                    worked = true;
-                    break;
+    /// record changed under it (exit 4) is tried again, twice. A task of
+    /// its own, as [`Bed::create_request`].
+    pub fn verb(&self, verb: &'static str, name: &str) -> impl Future<Output = ()> + use<> {
+        let mut command = tokio::process::Command::new(&self.binary);
+        command
+            .args([verb, name])
+            .args(&self.store_args)
+            .envs(store_env(&self.moto_url))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let (watch, clock, name) = (self.watch.clone(), self.sim.clock, name.to_string());
+        async move {
+            let mut worked = false;
+            for _ in 0..3 {
+                match command.status().await.map(|s| s.code()) {
+                    Ok(Some(0)) => {
+                        worked = true;
+                        break;
+                    }
+                    Ok(Some(4)) => continue,
+                    _ => break,
                 }
-                Ok(Some(4)) => continue,
-                _ => break,
             }
+            watch.note(&clock, Act::Verb(format!("{verb} {name}"), worked));
         }
-        self.watch
-            .note(&self.sim.clock, Act::Verb(format!("{verb} {name}"), worked));
     }
 
     pub fn set_hook_mode(&self, mode: Option<HookMode>) {
