@@ -40,6 +40,10 @@ pub(super) fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
         return start_surge(ctx, svc, obs, d);
     };
     if svc.desired == surge.from {
+        // Not applied yet (its replica died before sending it, or the call
+        // was throttled): the wait for the spare capacity begins with this
+        // ask, not with a decision that was never acted on.
+        d.status.step_started_at = Some(ctx.now);
         d.actions.push(Action::SetDesired {
             from: surge.from,
             to: surge.to,

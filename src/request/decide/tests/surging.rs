@@ -70,3 +70,27 @@ fn surge_that_never_stabilises_fails_through_restore() {
     assert_eq!(outcome.phase, Phase::Failed);
     assert!(outcome.message.contains("within 1m"), "{}", outcome.message);
 }
+
+/// Found by the fault campaign (seed 1027): a replica decided the surge and
+/// was killed before sending it; the next replica asked for the spare
+/// capacity seconds later, and the run failed "did not become stable within
+/// 8s" one second after the ask. The wait for the spare capacity counts
+/// from the ask that is observed to land, not from a decision not yet acted on.
+#[test]
+fn the_stability_timeout_counts_from_the_surge_sent_not_from_a_decision_never_acted_on() {
+    let mut status = surged(Phase::Surging);
+    status.step_started_at = Some(at(0));
+    let spec = spec(json!({"stabilityTimeout": "1m"}));
+    // 70s after the decision, the count is still `from`: the surge is sent again.
+    let d = run(&spec, &status, &steady3(), 70);
+    assert_eq!(d.actions, [Action::SetDesired { from: 3, to: 4 }]);
+    // A second later it is applied, the spare task not yet serving: waiting, not failed.
+    let d = run(
+        &spec,
+        &d.status,
+        &obs(service(4, 3, 1), steady3().tasks),
+        71,
+    );
+    assert_eq!(d.status.phase, Phase::Surging, "{}", d.status.message);
+    assert!(d.status.outcome.is_none());
+}
