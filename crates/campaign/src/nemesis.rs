@@ -83,7 +83,13 @@ pub enum Fault {
     /// SIGKILL a replica; start it again (a new incarnation) `down` later.
     Kill { whom: Whom, down: f64 },
     /// SIGSTOP a replica; SIGCONT `held` later.
-    Pause { whom: Whom, held: f64 },
+    /// With an aim (DynamoDB), the replica stopped is whichever first
+    /// sends the aimed write, right after it left (before its answer).
+    Pause {
+        whom: Whom,
+        held: f64,
+        aim: Option<Aim>,
+    },
     /// Every byte between a replica and DynamoDB held for `held` (its
     /// proxy, both ways); on the embedded store, its lock file held, which
     /// stalls every replica's store calls.
@@ -206,6 +212,8 @@ impl FaultKind {
             Self::Pause => Fault::Pause {
                 whom: Whom::draw(rng, s.replicas),
                 held: held(rng, 1.0, 4.0),
+                aim: (s.store == StoreKind::Dynamo && rng.f64() < 0.5)
+                    .then(|| [Aim::Surge, Aim::Stop, Aim::Restore][rng.usize(..3)]),
             },
             // Longer than a lease (2s), so another replica may take over.
             // Unaimed, longer than a lease. Aimed, a little longer than
@@ -315,7 +323,9 @@ impl Fault {
     /// aimed stall waits up to [`AIMED_WINDOW`] for its write.
     pub fn lasts(&self) -> f64 {
         match *self {
-            Self::StoreStall { aim: Some(_), .. } => AIMED_WINDOW,
+            Self::StoreStall { aim: Some(_), .. } | Self::Pause { aim: Some(_), .. } => {
+                AIMED_WINDOW
+            }
             Self::Kill { down: t, .. }
             | Self::Pause { held: t, .. }
             | Self::StoreStall { held: t, .. }
@@ -336,7 +346,14 @@ impl Fault {
             Self::Kill { whom, down } => {
                 format!("kill -9 {}, restarted {down:.3}s later", whom.describe())
             }
-            Self::Pause { whom, held } => {
+            Self::Pause {
+                aim: Some(aim),
+                held,
+                ..
+            } => format!(
+                "SIGSTOP whichever replica next writes a {aim:?} decision, as it sends it; SIGCONT {held:.3}s later"
+            ),
+            Self::Pause { whom, held, .. } => {
                 format!("SIGSTOP {}, SIGCONT {held:.3}s later", whom.describe())
             }
             Self::StoreStall { whom, held, aim } => match (s.store, aim) {

@@ -47,6 +47,9 @@ pub struct Outcome {
     pub ends: Vec<(String, String)>,
 }
 
+/// A record created or a verb run, beside the schedule.
+type Beside = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
 /// One act of a schedule.
 #[derive(Clone, Copy, Debug)]
 enum Step {
@@ -200,23 +203,28 @@ fn evidence_ends(runs: &BTreeMap<String, Run>) -> Vec<(String, String)> {
 async fn perform(bed: &mut Bed, schedule: &Schedule) -> anyhow::Result<BTreeMap<FaultKind, usize>> {
     let zero = tokio::time::Instant::now();
     let mut injected: BTreeMap<FaultKind, usize> = BTreeMap::new();
-    // Records created and verbs run go on beside the schedule: a store
-    // held by a stopped replica must not keep its SIGCONT from coming.
-    let mut beside = tokio::task::JoinSet::new();
+    // Records created and verbs run go on beside the schedule, one after
+    // another in the schedule's order: a store held by a stopped replica
+    // must not keep its SIGCONT from coming, nor a resume overtake its pause.
+    let (send, mut acts) = tokio::sync::mpsc::unbounded_channel::<Beside>();
+    let beside = tokio::spawn(async move {
+        while let Some(act) = acts.recv().await {
+            act.await?;
+        }
+        anyhow::Ok(())
+    });
     for (at, step) in steps(schedule) {
         tokio::time::sleep_until(zero + Duration::from_secs_f64(at)).await;
         match step {
             Step::Create(i) => {
-                beside.spawn(bed.create_request(i));
+                let _ = send.send(Box::pin(bed.create_request(i)));
             }
             Step::Verb(verb, i) => {
-                beside.spawn({
-                    let verb = bed.verb(verb, &schedule.requests[i].name);
-                    async move {
-                        verb.await;
-                        Ok(())
-                    }
-                });
+                let verb = bed.verb(verb, &schedule.requests[i].name);
+                let _ = send.send(Box::pin(async move {
+                    verb.await;
+                    Ok(())
+                }));
             }
             Step::Begin(i) => {
                 let fault = &schedule.faults[i].fault;
@@ -233,9 +241,8 @@ async fn perform(bed: &mut Bed, schedule: &Schedule) -> anyhow::Result<BTreeMap<
         }
         bed.replicas.start(i)?;
     }
-    while let Some(done) = beside.join_next().await {
-        done??;
-    }
+    drop(send);
+    beside.await??;
     Ok(injected)
 }
 

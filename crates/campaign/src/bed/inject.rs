@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use ecs_recycler::store::{Kind, Store};
 
-use super::Bed;
+use super::{Bed, replicas};
 use crate::nemesis::{AIMED_WINDOW, Fault, Whom};
 use crate::plan::CLUSTER;
 use crate::watch::Act;
@@ -55,6 +55,11 @@ impl Bed {
                 self.hit.insert(fault_key(f), replica);
                 Ok(self.replicas.kill(replica))
             }
+            Fault::Pause {
+                aim: Some(aim),
+                held,
+                ..
+            } => Ok(self.pause_first(aim.needles(), held)),
             Fault::Pause { whom, .. } => {
                 let replica = self.resolve(whom).await;
                 self.hit.insert(fault_key(f), replica);
@@ -142,6 +147,11 @@ impl Bed {
                     self.replicas.start(replica)?;
                 }
             }
+            Fault::Pause { aim: Some(_), .. } => {
+                if !self.replicas.stalled_any() {
+                    return Ok(Some("the aimed write never came"));
+                }
+            }
             Fault::Pause { .. } => {
                 if let Some(replica) = self.hit.remove(&fault_key(f))
                     && let Some(id) = self.replicas.resume(replica)
@@ -171,6 +181,32 @@ impl Bed {
             | Fault::ServiceDeleted { .. } => {}
         }
         Ok(None)
+    }
+
+    /// Arms every replica's proxy to notice `needles`; the first replica to
+    /// send them is stopped at once and continued `held` later (its own
+    /// task, journalled as any SIGCONT). False on the embedded store.
+    fn pause_first(&self, needles: &'static [&'static str], held: f64) -> bool {
+        let Some(armed) = self.replicas.arm(needles) else {
+            return false;
+        };
+        let (watch, clock) = (self.watch.clone(), self.sim.clock);
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(AIMED_WINDOW);
+            while tokio::time::Instant::now() < deadline {
+                if let Some((id, pid)) = armed.first_triggered() {
+                    armed.disarm();
+                    replicas::signal_pid(pid, libc::SIGSTOP);
+                    tokio::time::sleep(Duration::from_secs_f64(held)).await;
+                    replicas::signal_pid(pid, libc::SIGCONT);
+                    watch.note(&clock, Act::Resumed(id));
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            armed.disarm();
+        });
+        true
     }
 
     /// The replica a fault hits: for [`Whom::Holder`], the one whose

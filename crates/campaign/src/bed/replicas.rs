@@ -209,6 +209,21 @@ impl Replicas {
         true
     }
 
+    /// Every replica's proxy armed to notice its first request holding all
+    /// of `needles` (without stalling anything); none on the embedded store.
+    pub fn arm(&self, needles: &'static [&'static str]) -> Option<Armed> {
+        let mut armed = Vec::new();
+        for i in 0..self.replicas.len() {
+            let (Some(proxy), Some(child)) = (&self.replicas[i].proxy, &self.replicas[i].child)
+            else {
+                continue;
+            };
+            proxy.stall_after(needles, Duration::ZERO, Duration::ZERO);
+            armed.push((self.id(i), child.id(), proxy.clone()));
+        }
+        (!armed.is_empty()).then_some(Armed(armed))
+    }
+
     /// Whether an aimed stall began on any replica.
     pub fn stalled_any(&self) -> bool {
         self.replicas
@@ -231,6 +246,34 @@ impl Replicas {
             self.resume(i);
             self.kill(i);
         }
+    }
+}
+
+/// Proxies armed by [`Replicas::arm`], with their replica's id and pid.
+pub struct Armed(Vec<(String, u32, Arc<Proxy>)>);
+
+impl Armed {
+    /// The replica whose aimed request went out first, if one has.
+    pub fn first_triggered(&self) -> Option<(String, u32)> {
+        self.0
+            .iter()
+            .filter_map(|(id, pid, p)| p.triggered().map(|at| (at, id, pid)))
+            .min_by_key(|(at, _, _)| *at)
+            .map(|(_, id, pid)| (id.clone(), *pid))
+    }
+
+    pub fn disarm(&self) {
+        for (_, _, p) in &self.0 {
+            p.disarm();
+        }
+    }
+}
+
+/// Sends `signal` to process `pid` (a replica this campaign started).
+pub fn signal_pid(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) on a child of this process.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
     }
 }
 
