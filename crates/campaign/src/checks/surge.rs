@@ -101,9 +101,10 @@ fn once_each(e: &Evidence, run: &Run, others: &[(f64, String, u32)]) -> Vec<Viol
             ),
         ));
     }
+    // The plan's look may predate its stamp by up to a lease and a half.
     let changed = others
         .iter()
-        .any(|(t, s, _)| *s == run.service && *t >= planned_at && *t <= end);
+        .any(|(t, s, _)| *s == run.service && *t >= planned_at - race(e) && *t <= end);
     let deleted = e.deleted_at(&run.service).is_some();
     if let Some(finished) = run.finished_at
         && !changed
