@@ -222,6 +222,11 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
             });
         }
     }
+    if !d.actions.is_empty() {
+        // The wait for the replacements begins with the stop sent, not
+        // with a decision that was never acted on.
+        d.status.step_started_at = Some(ctx.now);
+    }
     let old_still_running = obs
         .tasks
         .iter()

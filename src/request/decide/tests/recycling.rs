@@ -299,3 +299,31 @@ fn a_request_in_flight_stored_by_earlier_code_is_read_and_finished() {
         serde_json::from_value(serde_json::to_value(&d.status).unwrap()).unwrap();
     assert_eq!(again, d.status);
 }
+
+/// Found by the fault campaign (seed 2055): a batch's stop decided, the
+/// replica killed before sending it, the next replica's stop delayed, and
+/// the step failed "were not ... stable within 8s ... PENDING for 0s" right
+/// after the stop went out. The wait for the replacements counts from the
+/// stop sent, not from a decision not yet acted on.
+#[test]
+fn the_stability_timeout_counts_from_the_stop_sent_not_from_a_decision_never_acted_on() {
+    let spec = spec(json!({"stabilityTimeout": "1m"}));
+    let status = batch_t1(Phase::Recycling);
+    let mut o = obs(
+        service(4, 4, 0),
+        vec![
+            serving("t1", 10),
+            serving("t2", 20),
+            serving("t3", 30),
+            serving("s", 50),
+        ],
+    );
+    o.tasks[0].desired_running = true;
+    // 70s after the decision (at 100), t1 was never told to stop: it is now.
+    let d = run(&spec, &status, &o, 170);
+    assert!(matches!(d.actions.as_slice(), [Action::StopTask { arn, .. }] if arn == "t1"));
+    // A second later its replacement is still provisioning: waiting, not failed.
+    let d = run(&spec, &d.status, &batch_waiting(), 171);
+    assert_eq!(d.status.phase, Phase::Recycling, "{}", d.status.message);
+    assert!(d.status.outcome.is_none());
+}
