@@ -142,11 +142,14 @@ fn render_batches(spec: &RecycleSpec, planned: usize) -> String {
     if sizes.is_empty() {
         return String::new();
     }
-    let after = |number: u32| match spec.strategy.pause(number, spec.wait) {
-        Pause::Wait(w) if w.is_zero() => "no wait".to_string(),
-        Pause::Wait(w) => format!("wait {}", duration::format(w)),
-        Pause::Bake(b) => format!("baked {}, the gate alarms watched", duration::format(b)),
-        Pause::Every(e) => format!("each starting {} after the last", duration::format(e)),
+    let after = |number: u32, each: bool| {
+        let which = if each { "each" } else { "it" };
+        match spec.strategy.pause(number, spec.wait) {
+            Pause::Wait(w) if w.is_zero() => format!("no wait after {which}"),
+            Pause::Wait(w) => format!("wait {} after {which}", duration::format(w)),
+            Pause::Bake(b) => format!("baked {}, the gate alarms watched", duration::format(b)),
+            Pause::Every(e) => format!("each step starting {} after the last", duration::format(e)),
+        }
     };
     let list = |sizes: &[usize]| {
         sizes
@@ -157,14 +160,55 @@ fn render_batches(spec: &RecycleSpec, planned: usize) -> String {
     };
     let text = match spec.strategy {
         Strategy::Canary { .. } if sizes.len() > 1 => format!(
-            "{} (canary, {}), then {} ({} after each)",
+            "{} (canary, {}), then {} ({})",
             sizes[0],
-            after(1),
+            after(1, false),
             list(&sizes[1..]),
-            after(2)
+            after(2, sizes.len() > 2)
         ),
-        Strategy::Canary { .. } => format!("{} (canary, {})", sizes[0], after(1)),
-        _ => format!("{} ({} after each)", list(&sizes), after(1)),
+        Strategy::Canary { .. } => format!("{} (canary, {})", sizes[0], after(1, false)),
+        _ => format!("{} ({})", list(&sizes), after(1, sizes.len() > 1)),
     };
     format!("  Batches ({}): {text}\n", sizes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::spec::parse_spec;
+    use serde_json::json;
+
+    fn batches(extra: serde_json::Value, planned: usize) -> String {
+        let mut v = json!({"cluster": "prod", "service": "web"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        render_batches(&parse_spec(&v, "spec").unwrap(), planned)
+    }
+
+    #[test]
+    fn the_batches_of_each_shape_are_listed_with_what_follows_them() {
+        assert_eq!(
+            batches(
+                json!({"batchSize": 3, "strategy": {"canary": {"first": 1, "bake": "5m"}}}),
+                10
+            ),
+            "  Batches (4): 1 (canary, baked 5m, the gate alarms watched), then 3, 3, 3 (wait 30s after each)\n"
+        );
+        assert_eq!(
+            batches(
+                json!({"strategy": {"linear": {"step": "20%", "every": "1m"}}}),
+                10
+            ),
+            "  Batches (5): 2, 2, 2, 2, 2 (each step starting 1m after the last)\n"
+        );
+        assert_eq!(
+            batches(json!({"strategy": "allAtOnce"}), 10),
+            "  Batches (1): 10 (wait 30s after it)\n"
+        );
+        assert_eq!(
+            batches(json!({"batchSize": 4, "wait": "0s"}), 10),
+            "  Batches (3): 4, 4, 2 (no wait after each)\n"
+        );
+    }
 }
