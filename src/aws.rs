@@ -10,6 +10,7 @@
 mod act;
 mod clients;
 mod error;
+pub(crate) mod images;
 pub(crate) mod known_tasks;
 pub(crate) mod limit;
 pub(crate) mod observe;

@@ -115,6 +115,10 @@ pub(crate) fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool)
     let mut row = vec![record.name.clone(), target, phase, progress, age];
     if wide {
         let (batch, surge) = match &spec {
+            Ok(s) if !s.strategy.is_batches() => (
+                s.strategy.short().to_string(),
+                if s.maintain_capacity { "yes" } else { "no" }.to_string(),
+            ),
             Ok(s) => (
                 s.batch_size.to_string(),
                 if s.maintain_capacity { "yes" } else { "no" }.to_string(),
@@ -184,13 +188,21 @@ fn describe_spec(out: &mut String, spec: &RecycleSpec) {
     out.push_str("Spec:\n");
     let mut line = |k: &str, v: String| out.push_str(&format!("  {:<20}{v}\n", format!("{k}:")));
     line("Service", format!("{}/{}", spec.cluster, spec.service));
-    line("Batch size", spec.batch_size.to_string());
+    line(
+        "Strategy",
+        spec.strategy.describe(spec.batch_size, spec.wait),
+    );
+    let batch = if spec.strategy.is_batches() {
+        spec.batch_size.to_string()
+    } else {
+        "the largest batch".to_string()
+    };
     line(
         "Maintain capacity",
         if spec.maintain_capacity {
-            format!("yes (desired +{} during the run)", spec.batch_size)
+            format!("yes (desired +{batch} during the run)")
         } else {
-            format!("no (up to {} below desired)", spec.batch_size)
+            format!("no (up to {batch} below desired)")
         },
     );
     line("Wait", duration::format(spec.wait));

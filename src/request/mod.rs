@@ -18,3 +18,4 @@ pub(crate) mod pacing;
 pub(crate) mod preview;
 pub(crate) mod spec;
 pub(crate) mod status;
+pub(crate) mod strategy;

@@ -182,3 +182,17 @@ impl ServiceView {
             .find(|d| d.primary && d.rollout == "IN_PROGRESS")
     }
 }
+
+/// One container's image: as its task definition writes it, and as a
+/// running task of the service runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ContainerImage {
+    pub container: String,
+    /// As the task definition writes it: `repo:tag` or `repo@sha256:…`.
+    pub written: String,
+    /// The digest the task runs, as ECS reports it.
+    pub digest: Option<String>,
+    /// `versionConsistency: disabled` in the task definition: ECS pulls
+    /// the tag afresh for each task instead of pinning a digest.
+    pub pinned: bool,
+}

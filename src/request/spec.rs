@@ -12,6 +12,7 @@ use crate::duration::serde_duration;
 use crate::gates::spec::{AlarmGate, Gates, parse_gates};
 use crate::hooks::spec::{Hook, parse_hooks};
 use crate::notify::{NotifySpec, parse_notify};
+use crate::request::strategy::{Strategy, parse_strategy};
 use crate::validate::{Invalid, Reader};
 
 pub(crate) const API_VERSION: &str = "ecs-recycler/v1";
@@ -54,9 +55,28 @@ pub(crate) struct RecycleSpec {
     pub gates: Option<Gates>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<Hook>,
+    /// The shape of the run: batches (the default), a canary, linear
+    /// steps, or all at once (see [`super::strategy`]).
+    #[serde(default, skip_serializing_if = "Strategy::is_batches")]
+    pub strategy: Strategy,
 }
 
 impl RecycleSpec {
+    /// The size of batch `number` (1 for the first) of `planned` tasks.
+    pub(crate) fn batch(&self, number: u32, planned: usize) -> usize {
+        self.strategy.batch(number, planned, self.batch_size)
+    }
+
+    /// The largest batch of `planned` tasks: what the surge adds.
+    pub(crate) fn largest_batch(&self, planned: usize) -> usize {
+        self.strategy.largest(planned, self.batch_size)
+    }
+
+    /// Where batch `number` of `planned` tasks stands: "canary 1/1", "step 4 of 10".
+    pub(crate) fn where_in(&self, number: u32, planned: usize) -> String {
+        self.strategy.where_in(number, planned, self.batch_size)
+    }
+
     /// The alarm gate, if the spec has one.
     pub(crate) fn alarm_gate(&self) -> Option<&AlarmGate> {
         self.gates.as_ref().and_then(|g| g.alarms.as_ref())
@@ -158,6 +178,14 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         let path = r.at("hooks");
         parse_hooks(v, &path, &mut r.problems)
     });
+    let strategy = r
+        .get("strategy")
+        .and_then(|v| {
+            let path = r.at("strategy");
+            parse_strategy(v, &path, &mut r.problems)
+        })
+        .unwrap_or_default();
+    refuse_conflicts(&mut r, strategy);
     r.finish();
     if !r.problems.is_empty() {
         return Err(Invalid(r.problems));
@@ -180,7 +208,32 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         created_by,
         gates,
         hooks: hooks.unwrap_or_default(),
+        strategy,
     })
+}
+
+/// A strategy that sizes or paces every batch itself leaves no room for
+/// `batchSize` or `wait` beside it: both written is a contradiction.
+fn refuse_conflicts(r: &mut Reader<'_>, strategy: Strategy) {
+    let given = |key: &str| r.object.is_some_and(|o| o.contains_key(key));
+    let (batch_size, wait) = (given("batchSize"), given("wait"));
+    match strategy {
+        Strategy::Linear { .. } if batch_size => r.problem(
+            "batchSize",
+            "conflicts with strategy.linear, whose step sizes every batch; remove one".into(),
+        ),
+        Strategy::AllAtOnce if batch_size => r.problem(
+            "batchSize",
+            "conflicts with strategy allAtOnce, which stops every planned task in one batch; remove one".into(),
+        ),
+        _ => {}
+    }
+    if matches!(strategy, Strategy::Linear { .. }) && wait {
+        r.problem(
+            "wait",
+            "conflicts with strategy.linear, whose every paces the steps; remove one".into(),
+        );
+    }
 }
 
 fn is_maker(text: &str) -> bool {

@@ -17,4 +17,5 @@ mod policies;
 mod scale;
 mod schedules;
 mod share;
+mod strategies;
 mod work_sharing;

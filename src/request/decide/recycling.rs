@@ -24,6 +24,7 @@ use crate::duration;
 use crate::hooks::spec::Point;
 use crate::request::observation::{Observation, ServiceView};
 use crate::request::status::{Phase, Reason};
+use crate::request::strategy::Pause;
 
 pub(super) fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     let svc = match &obs.service {
@@ -43,6 +44,12 @@ pub(super) fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     };
     if !d.status.batch.is_empty() {
         return batch_in_flight(ctx, svc, obs, d);
+    }
+    if let Some(until) = d.status.wait_until {
+        if ctx.now < until {
+            return watching(ctx, d, until);
+        }
+        d.status.wait_until = None;
     }
     if !stable(svc, &obs.tasks) {
         // Someone else's deployment, a scale-out or a crash: wait, within the timeout.
@@ -127,8 +134,8 @@ fn await_stable(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Dec
 }
 
 /// The next batch: planned tasks in order, neither stopped nor skipped, up
-/// to the batch size. A planned task no longer running is skipped, and
-/// said so, on the way.
+/// to the size the strategy gives it. A planned task no longer running is
+/// skipped, and said so, on the way.
 fn next_batch(ctx: &Context, obs: &Observation, d: &mut Decision) -> Vec<String> {
     let planned: Vec<String> = d
         .status
@@ -136,9 +143,10 @@ fn next_batch(ctx: &Context, obs: &Observation, d: &mut Decision) -> Vec<String>
         .as_ref()
         .map(|p| p.tasks.clone())
         .unwrap_or_default();
+    let size = ctx.spec.batch(d.status.batches + 1, planned.len());
     let mut batch = Vec::new();
     for arn in planned {
-        if batch.len() as u32 == ctx.spec.batch_size {
+        if batch.len() == size {
             break;
         }
         if d.status.stopped.contains(&arn) || d.status.skipped.contains(&arn) {
@@ -200,8 +208,10 @@ fn stop_batch(ctx: &Context, d: &mut Decision, batch: Vec<String>, number: u32) 
     d.status.batch = batch;
     d.status.step_started_at = Some(ctx.now);
     let (done, _) = d.status.progress();
-    d.status.message =
-        format!("stopped {done}/{total}; waiting for the replacements to be running and healthy");
+    d.status.message = format!(
+        "{}: stopped {done}/{total}; waiting for the replacements to be running and healthy",
+        ctx.spec.where_in(number, total)
+    );
 }
 
 /// The reason ECS keeps on the stopped task: it names the request.
@@ -262,6 +272,11 @@ fn batch_done(
         let message = window_closed(ctx, &d.status, "after a batch");
         return end_via_restore(ctx, d, Phase::WindowClosed, message);
     }
+    let number = d.status.batches.max(1);
+    let pause = ctx.spec.strategy.pause(number, ctx.spec.wait);
+    if pause.watched() {
+        return start_watching(ctx, d, pause, done);
+    }
     match d.status.wait_until {
         None if !ctx.spec.wait.is_zero() => {
             let wait = ctx.spec.wait;
@@ -291,6 +306,80 @@ fn batch_done(
             d.status.message = format!("{done}/{total} recycled");
             d.requeue = Some(Duration::ZERO);
         }
+    }
+}
+
+/// The batch serves and a watched pause follows (a canary's bake, a linear
+/// step's pace): the batch counts as recycled now, and the run looks again
+/// every poll interval until the pause ends, so that the gate alarms are
+/// read meanwhile (a hold or an abort meets the run before its next batch),
+/// and a cancel, a pause or a closed window act at once.
+fn start_watching(ctx: &Context, d: &mut Decision, pause: Pause, done: usize) {
+    let until = match pause {
+        Pause::Bake(bake) => ctx.now + chrono::Duration::from_std(bake).unwrap_or_default(),
+        Pause::Every(every) => {
+            let stopped = d.status.step_started_at.unwrap_or(ctx.now);
+            stopped + chrono::Duration::from_std(every).unwrap_or_default()
+        }
+        Pause::Wait(_) => ctx.now,
+    };
+    let total = d.status.plan.as_ref().map_or(0, |p| p.tasks.len());
+    let here = ctx.spec.where_in(d.status.batches.max(1), total);
+    let what = match pause {
+        Pause::Bake(bake) => format!("{here} serving; baking {}", duration::format(bake)),
+        _ => format!(
+            "{here} serving; the next step starts {}",
+            at_or_now(ctx.now, until)
+        ),
+    };
+    d.status.event(
+        ctx.now,
+        Reason::Recycled,
+        format!("Task {done} recycled; {what}"),
+    );
+    d.status.batch.clear();
+    d.status.step_started_at = None;
+    if until > ctx.now {
+        d.status.wait_until = Some(until);
+        watching(ctx, d, until);
+    } else {
+        d.status.message = format!("{done}/{total} recycled");
+        d.requeue = Some(Duration::ZERO);
+    }
+}
+
+/// Within a watched pause: what it waits for, looked at again every poll.
+fn watching(ctx: &Context, d: &mut Decision, until: DateTime<Utc>) {
+    let (done, total) = d.status.progress();
+    let number = d.status.batches.max(1);
+    let here = ctx.spec.where_in(number, total);
+    let left = (until - ctx.now).to_std().unwrap_or_default();
+    d.status.message = match ctx.spec.strategy.pause(number, ctx.spec.wait) {
+        Pause::Bake(bake) => format!(
+            "{done}/{total} recycled; {here} baking {} of {}; the gate alarms are watched",
+            duration::format(whole_seconds(bake.saturating_sub(left))),
+            duration::format(bake)
+        ),
+        _ => format!(
+            "{done}/{total} recycled; {here} serving; the next step starts in {}",
+            duration::format(whole_seconds(left))
+        ),
+    };
+    d.requeue = Some(left.min(ctx.poll).max(Duration::from_millis(1)));
+}
+
+fn whole_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+fn at_or_now(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    if at <= now {
+        "now".into()
+    } else {
+        format!(
+            "in {}",
+            duration::format(whole_seconds((at - now).to_std().unwrap_or_default()))
+        )
     }
 }
 

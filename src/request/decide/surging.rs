@@ -63,7 +63,8 @@ pub(super) fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
 /// what Restoring brings back.
 fn start_surge(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
     let from = svc.desired;
-    let to = from + ctx.spec.batch_size;
+    let planned = d.status.plan.as_ref().map_or(0, |p| p.tasks.len());
+    let to = from + ctx.spec.largest_batch(planned) as u32;
     if let Some(current) = obs.scaling {
         let wanted = ScalingSettings {
             dynamic_scaling_in_suspended: true,

@@ -9,6 +9,7 @@
 //! the service it runs against [`model`], and the plan in words [`render`].
 
 mod estimate;
+pub(crate) mod images;
 mod model;
 mod render;
 

@@ -23,6 +23,7 @@ mod pending;
 mod recycling;
 mod restoring;
 mod stability;
+mod strategy;
 mod surging;
 mod targets;
 mod window;
