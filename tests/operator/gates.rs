@@ -9,7 +9,7 @@ use crate::support;
 use std::path::Path;
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::StateValue;
 use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
@@ -21,32 +21,11 @@ const WITHIN: Duration = Duration::from_secs(60);
 const ALARM: &str = "web-5xx-rate";
 
 async fn cloudwatch(moto: &Moto) -> aws_sdk_cloudwatch::Client {
-    let aws = support::sdk_config(&moto.url, true).await;
-    let cw = aws_sdk_cloudwatch::Client::new(&aws);
-    cw.put_metric_alarm()
-        .alarm_name(ALARM)
-        .namespace("AWS/ApplicationELB")
-        .metric_name("HTTPCode_Target_5XX_Count")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(5.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .expect("put metric alarm");
-    set(&cw, StateValue::Ok, "Threshold Crossed: 0 datapoints").await;
-    cw
+    support::alarms::alarm(moto, ALARM).await
 }
 
 async fn set(cw: &aws_sdk_cloudwatch::Client, state: StateValue, reason: &str) {
-    cw.set_alarm_state()
-        .alarm_name(ALARM)
-        .state_value(state)
-        .state_reason(reason)
-        .send()
-        .await
-        .expect("set alarm state");
+    support::alarms::set_alarm(cw, ALARM, state, reason).await;
 }
 
 /// A request on a steady service of 3 tasks, with `gate` as its alarms and

@@ -7,7 +7,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::StateValue;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
 use support::moto::Moto;
@@ -56,28 +56,7 @@ async fn status_of(run: &RequestRun) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_during_the_canary_bake_ends_the_run_before_a_second_batch() {
     let moto = Moto::start();
-    let aws = support::sdk_config(&moto.url, true).await;
-    let cw = aws_sdk_cloudwatch::Client::new(&aws);
-    cw.put_metric_alarm()
-        .alarm_name(ALARM)
-        .namespace("AWS/ApplicationELB")
-        .metric_name("HTTPCode_Target_5XX_Count")
-        .statistic(Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(5.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .expect("put metric alarm");
-    let set = |state: StateValue| {
-        cw.set_alarm_state()
-            .alarm_name(ALARM)
-            .state_value(state)
-            .state_reason("Threshold Crossed: 1 datapoint [9.0] was greater than 5.0")
-            .send()
-    };
-    set(StateValue::Ok).await.expect("alarm OK");
+    let cw = support::alarms::alarm(&moto, ALARM).await;
     let spec = json!({"cluster": "prod", "service": "web", "batchSize": 2, "wait": "0s",
         "stabilityTimeout": "20s",
         "strategy": {"canary": {"first": 1, "bake": "30s"}},
@@ -97,7 +76,8 @@ async fn an_alarm_during_the_canary_bake_ends_the_run_before_a_second_batch() {
         assert!(tokio::time::Instant::now() < deadline, "no bake: {s:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    set(StateValue::Alarm).await.expect("alarm fires");
+    let why = "Threshold Crossed: 1 datapoint [9.0] was greater than 5.0";
+    support::alarms::set_alarm(&cw, ALARM, StateValue::Alarm, why).await;
     let status = finish_then_stop(&run.store, "rotate", &mut run.operator, &run.log, WITHIN).await;
     assert_eq!(status["phase"], "Failed", "{status:#}");
     let message = status["message"].as_str().unwrap();

@@ -7,6 +7,7 @@
 //! evaluation to check a role against the calls of a run ([`iam`]).
 #![allow(dead_code)]
 
+pub mod alarms;
 pub mod hooks;
 pub mod iam;
 pub mod lifecycle;
