@@ -25,6 +25,7 @@ mod restoring;
 mod stability;
 mod surging;
 mod targets;
+mod timeline;
 mod window;
 
 fn at(secs: i64) -> DateTime<Utc> {
