@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use ecs_recycler::ApiShare;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
-use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
+use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, Look, StoreArgs, exit};
 use ecs_recycler::duration;
 use ecs_recycler::operator::{Operator, OperatorConfig, healthcheck};
 #[cfg(feature = "simulator")]
@@ -331,11 +331,12 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         Command::Get(args) => {
             let store = args.store.open().await?;
             let redraw = args.watch && std::io::stdout().is_terminal();
-            records::get(&store, &args, redraw, &mut out).await?;
+            records::get(&store, &args, redraw, Look::stdout(), &mut out).await?;
             Ok(())
         }
         Command::Describe(args) => {
-            Ok(records::describe(&args.store.open().await?, &args, &mut out).await?)
+            let store = args.store.open().await?;
+            Ok(records::describe(&store, &args, Look::stdout(), &mut out).await?)
         }
         Command::Pause(args) => Ok(flag(&args, Flag::Pause, &mut out).await?),
         Command::Resume(args) => Ok(flag(&args, Flag::Resume, &mut out).await?),

@@ -1,29 +1,32 @@
-//! A run's shape in time, kept in its status: the counts each look saw
+//! A run's shape in time, kept in its status: the counts its looks saw
 //! (desired, running, pending, healthy, and healthy targets behind a load
-//! balancer) and marks for what the run did and saw (the surge, each batch
-//! stopped and serving, a gate's hold and release, a hook asked and
-//! answered, the restore). Read by `describe`, `get -w`, the dashboard and
-//! the sandbox to draw the run; nothing decides from it.
+//! balancer) each time they moved, and marks for what the run did and saw
+//! (the surge, each batch stopped and serving, a gate's hold and release,
+//! a hook asked and answered, the restore). Read by `describe`, `get -w`,
+//! the dashboard and the sandbox to draw the run; nothing decides from it.
 //!
 //! What a reader must know: it rides on the decision's own status write,
 //! never one of its own. [`record`] is called once, by the decision, with
-//! the status before and after: a look adds a sample when the counts moved
-//! or something was marked (both change the status anyway: a mark comes
-//! with its event), or, every [`PERIOD`] at most, when the status is being
-//! written for another reason. A look that would write nothing else adds
-//! nothing, so a run held still for an hour writes no more than before.
+//! the status before and after: a look adds a sample when the counts
+//! moved, or, every [`PERIOD`] at most, when the status is written for
+//! another reason; a mark comes with its event and keeps its own time. A
+//! look that would write nothing else adds nothing, so a run held still
+//! for an hour writes no more than before. A look that ends at the tasks
+//! (a batch not done yet: nothing is decided, nothing written) is kept in
+//! the shell's memory ([`tasks_look`]) and added with the next write
+//! ([`Timeline::backfill`]); a crash loses it, and only it.
 //!
 //! Bounded whatever the run's length: past [`MAX_SAMPLES`] the samples are
 //! thinned by merging neighbours (the merged point keeps the lowest
 //! running, healthy and serving counts and the highest desired and pending
 //! of the two, so a dip is never thinned away), and past [`MAX_MARKS`] the
-//! most frequent kind of mark loses every other one. docs/dynamodb-item-schema.md
-//! gives the bytes.
+//! most frequent kind of mark loses every other one.
+//! docs/dynamodb-item-schema.md gives the bytes.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::request::observation::Observation;
+use crate::request::observation::{Observation, TaskView};
 use crate::request::status::{Event, Phase, Reason, RecycleStatus, events_added};
 
 /// Samples kept at most; thinned to about half when one more comes.
@@ -196,9 +199,8 @@ impl TryFrom<Vec<Option<u64>>> for Sample {
                 .map(|n| u32::try_from(n).map_err(|_| format!("count {n} is out of range")))
                 .transpose()
         };
-        let required = |i: usize| {
-            count(i)?.ok_or_else(|| format!("a sample needs 5 or 6 numbers, not {v:?}"))
-        };
+        let required =
+            |i: usize| count(i)?.ok_or_else(|| format!("a sample needs 5 or 6 numbers, not {v:?}"));
         if !(5..=6).contains(&v.len()) {
             return Err(format!("a sample needs 5 or 6 numbers, not {}", v.len()));
         }
@@ -250,7 +252,6 @@ impl Timeline {
             let due = match self.samples.last() {
                 None => true,
                 Some(last) if last.counts != counts => true,
-                Some(_) if !marks.is_empty() => true,
                 Some(last) => {
                     written && at.saturating_sub(last.at) >= PERIOD.num_milliseconds() as u64
                 }
@@ -267,6 +268,26 @@ impl Timeline {
         }
         while self.marks.len() > MAX_MARKS {
             self.thin_marks();
+        }
+    }
+
+    /// Adds the looks that ended at the tasks since the last decision
+    /// (kept in memory by the shell, see [`tasks_look`]) in their place in
+    /// time: called only when the status is written anyway.
+    pub(crate) fn backfill(&mut self, looks: &[(DateTime<Utc>, Counts)]) {
+        for &(t, counts) in looks {
+            let Some(start) = self.start else {
+                return;
+            };
+            let at = u64::try_from((t - start).num_milliseconds()).unwrap_or(0);
+            let i = self.samples.partition_point(|s| s.at <= at);
+            if i > 0 && self.samples[i - 1].counts == counts {
+                continue;
+            }
+            self.samples.insert(i, Sample { at, counts });
+            if self.samples.len() > MAX_SAMPLES {
+                self.thin_samples();
+            }
         }
     }
 
@@ -333,12 +354,7 @@ impl Counts {
     /// `tasks_read`: whether the look read the tasks (healthy is unknown otherwise).
     pub(crate) fn of(obs: &Observation, tasks_read: bool) -> Option<Counts> {
         let svc = obs.service.as_ref().ok()?;
-        let healthy = || {
-            obs.tasks
-                .iter()
-                .filter(|t| t.is_running_healthy())
-                .count() as u32
-        };
+        let healthy = || obs.tasks.iter().filter(|t| t.is_running_healthy()).count() as u32;
         let serving = || {
             obs.tasks
                 .iter()
@@ -352,6 +368,25 @@ impl Counts {
             healthy: tasks_read.then(healthy),
             serving: (tasks_read && !svc.load_balancers.is_empty()).then(serving),
         })
+    }
+
+    /// What a look that ended at the tasks saw (the service was not asked
+    /// for: its desired count is the last one seen, and the targets unknown).
+    pub(crate) fn of_tasks(tasks: &[TaskView], last: &Counts) -> Counts {
+        let count = |f: fn(&TaskView) -> bool| tasks.iter().filter(|t| f(t)).count() as u32;
+        Counts {
+            desired: last.desired,
+            running: count(|t| t.last_status == "RUNNING"),
+            pending: count(|t| {
+                t.desired_running
+                    && matches!(
+                        t.last_status.as_str(),
+                        "PROVISIONING" | "PENDING" | "ACTIVATING"
+                    )
+            }),
+            healthy: Some(count(TaskView::is_running_healthy)),
+            serving: None,
+        }
     }
 
     /// The pair as one point: the lows of what serves, the highs of what is asked.
@@ -427,3 +462,17 @@ pub(crate) fn record(
 
 #[cfg(test)]
 mod tests;
+
+/// The counts of a look that ended at the tasks, for the shell to keep
+/// until the next write; `None` outside the run.
+pub(crate) fn tasks_look(status: &RecycleStatus, tasks: &[TaskView]) -> Option<Counts> {
+    if status.started_at.is_none() || status.phase.is_terminal() {
+        return None;
+    }
+    let mut last = status.timeline.samples.last()?.counts;
+    // A surge decided since is the desired count now (the look did not ask).
+    if let Some(surge) = status.surge {
+        last.desired = surge.to;
+    }
+    Some(Counts::of_tasks(tasks, &last))
+}

@@ -33,10 +33,15 @@ fn a_look_that_saw_nothing_new_adds_nothing_unless_written_a_minute_on() {
     t.add(at(91), Some(counts(3, 3, 3)), vec![], true);
     assert_eq!(t.samples.len(), 2, "a minute on, riding a write: {t:?}");
     assert_eq!(t.samples[1].at, 91_000);
-    // Counts that move are sampled at once; a mark brings the counts of its moment.
+    // Counts that move are sampled at once; a mark keeps its own time.
     t.add(at(92), Some(counts(4, 3, 3)), vec![], false);
-    t.add(at(93), Some(counts(4, 3, 3)), vec![(MarkKind::Surge, 0)], false);
-    assert_eq!(t.samples.len(), 4);
+    t.add(
+        at(93),
+        Some(counts(4, 3, 3)),
+        vec![(MarkKind::Surge, 0)],
+        false,
+    );
+    assert_eq!(t.samples.len(), 3);
     assert_eq!(
         t.marks,
         [Mark {
@@ -47,7 +52,7 @@ fn a_look_that_saw_nothing_new_adds_nothing_unless_written_a_minute_on() {
     );
     // A service that could not be had adds no sample, but its marks stay.
     t.add(at(94), None, vec![(MarkKind::Restoring, 0)], true);
-    assert_eq!((t.samples.len(), t.marks.len()), (4, 2));
+    assert_eq!((t.samples.len(), t.marks.len()), (3, 2));
 }
 
 #[test]
@@ -88,7 +93,12 @@ fn samples_are_thinned_within_the_bound_keeping_every_dip_and_the_last_look() {
 #[test]
 fn marks_are_bounded_and_the_rare_ones_outlive_the_batches() {
     let mut t = Timeline::default();
-    t.add(at(0), Some(counts(200, 200, 200)), vec![(MarkKind::Surge, 0)], true);
+    t.add(
+        at(0),
+        Some(counts(200, 200, 200)),
+        vec![(MarkKind::Surge, 0)],
+        true,
+    );
     t.add(at(1), None, vec![(MarkKind::GateHeld, 0)], true);
     t.add(at(2), None, vec![(MarkKind::GateReleased, 0)], true);
     for batch in 1..=200u32 {
@@ -173,17 +183,91 @@ fn samples_and_marks_read_back_and_unknown_words_are_kept() {
     assert_eq!(t.samples[1].counts.healthy, None);
     assert_eq!(t.samples[1].counts.serving, Some(3));
     assert_eq!(t.marks[1].kind, MarkKind::Other("fromLater".into()));
-    assert_eq!(serde_json::to_value(&t).unwrap(), stored, "written back as read");
-    assert_eq!(t.time_of(1500), Some("2026-11-30T10:00:01.5Z".parse().unwrap()));
-    for bad in [json!([1, 2]), json!([0, 1, 2, 3, 4, 5, 6]), json!([0, null, 1, 1, 1])] {
-        assert!(serde_json::from_value::<Sample>(bad.clone()).is_err(), "{bad}");
+    assert_eq!(
+        serde_json::to_value(&t).unwrap(),
+        stored,
+        "written back as read"
+    );
+    assert_eq!(
+        t.time_of(1500),
+        Some("2026-11-30T10:00:01.5Z".parse().unwrap())
+    );
+    for bad in [
+        json!([1, 2]),
+        json!([0, 1, 2, 3, 4, 5, 6]),
+        json!([0, null, 1, 1, 1]),
+    ] {
+        assert!(
+            serde_json::from_value::<Sample>(bad.clone()).is_err(),
+            "{bad}"
+        );
     }
     // A status written before the timeline was kept reads, with none.
     let old: crate::request::status::RecycleStatus =
         serde_json::from_value(json!({"phase": "Recycling", "batches": 2})).unwrap();
     assert!(old.timeline.is_empty());
     assert!(
-        serde_json::to_value(&old).unwrap().get("timeline").is_none(),
+        serde_json::to_value(&old)
+            .unwrap()
+            .get("timeline")
+            .is_none(),
         "and writes none"
     );
+}
+
+#[test]
+fn looks_that_ended_at_the_tasks_are_added_in_their_place_when_written() {
+    use crate::request::observation::TaskView;
+    let task = |arn: &str, status: &str, desired_running: bool, healthy: bool| TaskView {
+        arn: arn.into(),
+        last_status: status.into(),
+        desired_running,
+        health: if healthy { "HEALTHY" } else { "UNKNOWN" }.into(),
+        health_checked: true,
+        ..Default::default()
+    };
+    let mut status = crate::request::status::RecycleStatus {
+        started_at: Some(at(0)),
+        phase: crate::request::status::Phase::Recycling,
+        surge: Some(crate::request::status::DesiredChange { from: 2, to: 3 }),
+        ..Default::default()
+    };
+    status
+        .timeline
+        .add(at(0), Some(counts(2, 2, 2)), vec![], true);
+    // The batch's task still RUNNING though told to stop, its replacement
+    // provisioning: running 3 (ECS still counts it), pending 1, healthy 2;
+    // desired is the surge's, which the look did not ask for.
+    let tasks = [
+        task("t1", "RUNNING", false, true),
+        task("t2", "RUNNING", true, true),
+        task("s", "RUNNING", true, true),
+        task("r1", "PROVISIONING", true, false),
+    ];
+    let seen = tasks_look(&status, &tasks).unwrap();
+    assert_eq!(
+        seen,
+        Counts {
+            desired: 3,
+            running: 3,
+            pending: 1,
+            healthy: Some(2),
+            serving: None
+        }
+    );
+    status
+        .timeline
+        .add(at(20), Some(counts(3, 3, 3)), vec![], true);
+    status
+        .timeline
+        .backfill(&[(at(5), seen), (at(6), seen), (at(10), counts(3, 3, 2))]);
+    let times: Vec<u64> = status.timeline.samples.iter().map(|s| s.at).collect();
+    assert_eq!(
+        times,
+        [0, 5_000, 10_000, 20_000],
+        "in time order, repeats left out"
+    );
+    // Outside the run nothing is kept.
+    status.phase = crate::request::status::Phase::Succeeded;
+    assert_eq!(tasks_look(&status, &tasks), None);
 }

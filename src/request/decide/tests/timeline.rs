@@ -117,13 +117,23 @@ fn a_run_keeps_its_counts_and_marks_from_start_to_end() {
     let spec = spec(json!({"wait": "5s"}));
     let (status, tally) = whole_run(&spec, 3);
     let t = &status.timeline;
-    assert_eq!(t.start, status.started_at, "from the look that began the run");
+    assert_eq!(
+        t.start, status.started_at,
+        "from the look that began the run"
+    );
     let first = t.samples.first().unwrap().counts;
-    assert_eq!((first.desired, first.running, first.healthy), (3, 3, Some(3)));
+    assert_eq!(
+        (first.desired, first.running, first.healthy),
+        (3, 3, Some(3))
+    );
     let peak = t.samples.iter().map(|s| s.counts.desired).max();
     assert_eq!(peak, Some(4), "the surge is in the counts");
     let lowest = t.samples.iter().filter_map(|s| s.counts.healthy).min();
-    assert_eq!(lowest, Some(3), "a replacement that did not serve yet shows");
+    assert_eq!(
+        lowest,
+        Some(3),
+        "a replacement that did not serve yet shows"
+    );
     assert!(
         t.samples.iter().any(|s| s.counts.pending == 1),
         "a provisioning replacement is pending: {:?}",
@@ -240,7 +250,12 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
     assert_eq!(tally.for_the_timeline, 4, "{tally:?}");
     assert_eq!(status.timeline.samples.len(), 5);
     assert_eq!(
-        status.timeline.marks.iter().map(|m| &m.kind).collect::<Vec<_>>(),
+        status
+            .timeline
+            .marks
+            .iter()
+            .map(|m| &m.kind)
+            .collect::<Vec<_>>(),
         [&MarkKind::GateHeld]
     );
     // Released: marked, and the run goes on.
@@ -256,7 +271,11 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
     let kinds: Vec<&MarkKind> = d.status.timeline.marks.iter().map(|m| &m.kind).collect();
     assert_eq!(
         kinds,
-        [&MarkKind::GateHeld, &MarkKind::GateReleased, &MarkKind::Stopped]
+        [
+            &MarkKind::GateHeld,
+            &MarkKind::GateReleased,
+            &MarkKind::Stopped
+        ]
     );
 }
 
