@@ -43,6 +43,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("layers", Layer::Face),
     ("cli", Layer::Face),
     ("sandbox", Layer::Face),
+    ("dashboard", Layer::Face),
     // The simulated world the sandbox and the tests make: it imports
     // nothing of the crate.
     ("sandbox::fixture", Layer::Ground),

@@ -21,6 +21,7 @@
 //! - [`operator`]: the shell — the reconcile loop, leases, health, metrics.
 //! - [`store`]: the Store trait, the embedded store and DynamoDB.
 //! - [`cli`]: the verbs (apply, get, describe, ...), manifests and their presentation.
+//! - [`dashboard`]: read-only pages over the store, served by the binary.
 //! - [`sandbox`]: simulator, embedded store and operator in one process.
 #![warn(unreachable_pub)]
 
@@ -28,6 +29,7 @@ mod aws;
 pub mod cli;
 mod clock;
 mod cron;
+pub mod dashboard;
 pub mod duration;
 mod fence;
 mod gates;

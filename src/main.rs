@@ -84,6 +84,8 @@ enum Command {
     Completions(CompletionsArgs),
     /// Create the DynamoDB table, its active index and TTL (for development; use infra/ in production).
     Init(InitArgs),
+    /// Serve read-only pages of the requests, schedules and policies, each run drawn, until Ctrl-C.
+    Dashboard(DashboardArgs),
     /// Run the operator: reconcile RecycleRequest records and make the requests of RecycleSchedules, until SIGTERM.
     Operator(Box<OperatorArgs>),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
@@ -115,6 +117,20 @@ struct SandboxArgs {
     /// Keep the store in this file afterwards (to try get and describe on it).
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DashboardArgs {
+    /// Where to serve the pages; loopback by default (they show names, messages and plans,
+    /// and anyone who can reach them can read them). Port 0 picks a free port.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8090",
+        env = "ECS_RECYCLER_DASHBOARD_LISTEN"
+    )]
+    listen: SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -261,7 +277,7 @@ async fn main_async() -> ExitCode {
     // finish a step and release leases); a verb keeps the default, so
     // `timeout` or Ctrl-C stops it at once.
     let long_running = match cli.command {
-        Command::Operator(_) => true,
+        Command::Operator(_) | Command::Dashboard(_) => true,
         #[cfg(feature = "simulator")]
         Command::Sim(_) => true,
         _ => false,
@@ -366,6 +382,24 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         #[cfg(feature = "simulator")]
         Command::Sim(args) => {
             run_sim(args, shutdown.context("signals are not listened for")?).await
+        }
+        Command::Dashboard(args) => {
+            let shutdown = shutdown.context("signals are not listened for")?;
+            let store = Arc::new(args.store.open().await?);
+            if !args.listen.ip().is_loopback() {
+                eprintln!(
+                    "warning: serving on {}: anyone who can reach it can read every record's names, messages and plans",
+                    args.listen
+                );
+            }
+            ecs_recycler::dashboard::serve(
+                store,
+                args.listen,
+                |addr| println!("Dashboard at http://{addr}/ (read-only; Ctrl-C stops)"),
+                shutdown.wait(),
+            )
+            .await?;
+            Ok(())
         }
         Command::Healthcheck(args) => {
             healthcheck(&args.url, Duration::from_secs(3))

@@ -68,9 +68,11 @@ fn terminal_width() -> Option<u16> {
 const HEIGHT: u16 = 12;
 
 /// One count's line: its name, how it is drawn, and where it is read.
-struct Series {
-    name: &'static str,
+pub(crate) struct Series {
+    pub(crate) name: &'static str,
     color: Color,
+    /// Its colour on a page.
+    pub(crate) css: &'static str,
     /// Its symbol in plain text.
     plain: Marker,
     value: fn(&Counts) -> Option<u32>,
@@ -80,32 +82,86 @@ const SERIES: [Series; 4] = [
     Series {
         name: "desired",
         color: Color::DarkGray,
+        css: "#8a8f98",
         plain: Marker::Dot,
         value: |c| Some(c.desired),
     },
     Series {
         name: "running",
         color: Color::Blue,
+        css: "#2f6fdf",
         plain: Marker::Block,
         value: |c| Some(c.running),
     },
     Series {
         name: "healthy",
         color: Color::Green,
+        css: "#2e9e4f",
         plain: Marker::Bar,
         value: |c| c.healthy,
     },
     Series {
         name: "serving",
         color: Color::Cyan,
+        css: "#0f9fb0",
         plain: Marker::Braille,
         value: |c| c.serving,
     },
 ];
 
+/// A run's lines, ready to draw on any surface: seconds from its start on
+/// x, counts on y, each count a step line held until the end (or now).
+pub(crate) struct Lines<'a> {
+    pub(crate) timeline: &'a Timeline,
+    /// Seconds from the start to the end of the run (or now).
+    pub(crate) span: f64,
+    /// The y range: one under the lowest count, one over the highest.
+    pub(crate) bottom: f64,
+    pub(crate) top: f64,
+    pub(crate) series: Vec<(&'static Series, Vec<(f64, f64)>)>,
+}
+
+impl<'a> Lines<'a> {
+    /// `None` before the run's first look.
+    pub(crate) fn of(status: &'a RecycleStatus, now: DateTime<Utc>) -> Option<Lines<'a>> {
+        let t = &status.timeline;
+        let start = t.start?;
+        let end = status.finished_at.unwrap_or(now).max(start);
+        let span = secs(end - start)
+            .max(secs_of(t.samples.last()?.at))
+            .max(1.0);
+        let series: Vec<_> = SERIES
+            .iter()
+            .filter(|s| t.samples.iter().any(|x| (s.value)(&x.counts).is_some()))
+            .map(|s| (s, steps(t, s.value, span)))
+            .collect();
+        // From just under the lowest count to just over the highest: a dip
+        // of one task in two hundred still shows.
+        let values = || {
+            series
+                .iter()
+                .flat_map(|(_, points)| points.iter().map(|p| p.1))
+        };
+        let top = values().fold(1.0, f64::max).ceil() + 1.0;
+        let bottom = (values().fold(top, f64::min).floor() - 1.0).max(0.0);
+        Some(Lines {
+            timeline: t,
+            span,
+            bottom,
+            top,
+            series,
+        })
+    }
+
+    /// Where a mark or sample falls, in seconds from the start.
+    pub(crate) fn x_of(&self, at: u64) -> f64 {
+        secs_of(at).min(self.span)
+    }
+}
+
 /// The symbol of a mark in the row under the axis; a batch's stop and its
 /// serving are told by their arrows.
-fn mark_symbol(kind: &MarkKind) -> char {
+pub(crate) fn mark_symbol(kind: &MarkKind) -> char {
     match kind {
         MarkKind::Surge => 'S',
         MarkKind::Stopped => '▼',
@@ -123,31 +179,12 @@ const MARKS_LEGEND: &str = "▼ batch stopped  ▲ batch serving  S surge  G/g g
 
 /// The run's chart, its marks and its legend; `None` before its first look.
 pub(crate) fn draw(status: &RecycleStatus, now: DateTime<Utc>, look: Look) -> Option<String> {
-    let t = &status.timeline;
-    let start = t.start?;
-    t.samples.first()?;
-    let end = status.finished_at.unwrap_or(now).max(start);
-    let span = secs(end - start)
-        .max(secs_of(t, t.samples.last()?.at))
-        .max(1.0);
-    let lines: Vec<(&Series, Vec<(f64, f64)>)> = SERIES
-        .iter()
-        .filter(|s| t.samples.iter().any(|x| (s.value)(&x.counts).is_some()))
-        .map(|s| (s, steps(t, s.value, span)))
-        .collect();
-    // From just under the lowest count to just over the highest: a dip of
-    // one task in two hundred still shows.
-    let values = || {
-        lines
-            .iter()
-            .flat_map(|(_, points)| points.iter().map(|p| p.1))
-    };
-    let top = values().fold(1.0, f64::max).ceil() + 1.0;
-    let bottom = (values().fold(top, f64::min).floor() - 1.0).max(0.0);
+    let lines = Lines::of(status, now)?;
     let width = look.width.max(40);
     let area = Rect::new(0, 0, width, HEIGHT);
     let mut buf = Buffer::empty(area);
     let datasets = lines
+        .series
         .iter()
         .map(|(s, points)| {
             let (marker, style) = if look.color {
@@ -163,6 +200,7 @@ pub(crate) fn draw(status: &RecycleStatus, now: DateTime<Utc>, look: Look) -> Op
                 .data(points)
         })
         .collect();
+    let (span, bottom, top) = (lines.span, lines.bottom, lines.top);
     let x_labels = [
         "0s".to_string(),
         duration::format(std::time::Duration::from_secs_f64((span / 2.0).round())),
@@ -179,7 +217,7 @@ pub(crate) fn draw(status: &RecycleStatus, now: DateTime<Utc>, look: Look) -> Op
         .y_axis(Axis::default().bounds([bottom, top]).labels(y_labels))
         .render(area, &mut buf);
     let mut out = text(&buf, look.color);
-    out.push_str(&marks_row(&buf, t, span));
+    out.push_str(&marks_row(&buf, &lines));
     out.push_str(&legend(&lines, look.color));
     Some(out)
 }
@@ -188,7 +226,7 @@ fn secs(d: chrono::TimeDelta) -> f64 {
     d.num_milliseconds() as f64 / 1000.0
 }
 
-fn secs_of(_t: &Timeline, at: u64) -> f64 {
+fn secs_of(at: u64) -> f64 {
     at as f64 / 1000.0
 }
 
@@ -200,7 +238,7 @@ fn steps(t: &Timeline, value: fn(&Counts) -> Option<u32>, end: f64) -> Vec<(f64,
         let Some(v) = value(&s.counts) else {
             continue;
         };
-        let x = secs_of(t, s.at);
+        let x = secs_of(s.at);
         if let Some(&(_, before)) = points.last() {
             points.push((x, before));
         }
@@ -261,7 +299,8 @@ fn plot_columns(buf: &Buffer) -> Option<(u16, u16)> {
 
 /// A row of symbols under the time axis, one where each mark falls; the
 /// batches stopped are numbered on a second row where room allows.
-fn marks_row(buf: &Buffer, t: &Timeline, span: f64) -> String {
+fn marks_row(buf: &Buffer, lines: &Lines) -> String {
+    let t = lines.timeline;
     let Some((left, right)) = plot_columns(buf) else {
         return String::new();
     };
@@ -272,7 +311,7 @@ fn marks_row(buf: &Buffer, t: &Timeline, span: f64) -> String {
     let mut row = vec![' '; usize::from(right) + 1];
     let mut numbers = vec![' '; usize::from(right) + 8];
     let column = |at: u64| {
-        let x = (secs_of(t, at) / span * (width - 1) as f64).round() as usize;
+        let x = (lines.x_of(at) / lines.span * (width - 1) as f64).round() as usize;
         usize::from(left) + x.min(width - 1)
     };
     for m in &t.marks {
@@ -301,8 +340,9 @@ fn marks_row(buf: &Buffer, t: &Timeline, span: f64) -> String {
     out
 }
 
-fn legend(lines: &[(&Series, Vec<(f64, f64)>)], color: bool) -> String {
+fn legend(lines: &Lines, color: bool) -> String {
     let names: Vec<String> = lines
+        .series
         .iter()
         .map(|(s, _)| {
             if color {
