@@ -14,7 +14,7 @@
 //! for an hour writes no more than before. A look that ends at the tasks
 //! (a batch not done yet: nothing is decided, nothing written) is kept in
 //! the shell's memory ([`tasks_look`]) and added with the next write
-//! ([`Timeline::backfill`]); a crash loses it, and only it.
+//! ([`ride`]); a crash loses it, and only it.
 //!
 //! Bounded whatever the run's length: past [`MAX_SAMPLES`] the samples are
 //! thinned by merging neighbours (the merged point keeps the lowest
@@ -273,21 +273,31 @@ impl Timeline {
 
     /// Adds the looks that ended at the tasks since the last decision
     /// (kept in memory by the shell, see [`tasks_look`]) in their place in
-    /// time: called only when the status is written anyway.
-    pub(crate) fn backfill(&mut self, looks: &[(DateTime<Utc>, Counts)]) {
+    /// time, then `latest` (what the decision itself saw, `now`) where the
+    /// last of them differs from it: a look that was left out for being
+    /// like the sample before must follow what came in between.
+    fn backfill(&mut self, looks: &[(DateTime<Utc>, Counts)], latest: (DateTime<Utc>, Counts)) {
+        let Some(start) = self.start else {
+            return;
+        };
+        let offset = |t: DateTime<Utc>| u64::try_from((t - start).num_milliseconds()).unwrap_or(0);
         for &(t, counts) in looks {
-            let Some(start) = self.start else {
-                return;
-            };
-            let at = u64::try_from((t - start).num_milliseconds()).unwrap_or(0);
+            let at = offset(t);
             let i = self.samples.partition_point(|s| s.at <= at);
             if i > 0 && self.samples[i - 1].counts == counts {
                 continue;
             }
             self.samples.insert(i, Sample { at, counts });
-            if self.samples.len() > MAX_SAMPLES {
-                self.thin_samples();
-            }
+        }
+        let (now, counts) = latest;
+        if self.samples.last().is_some_and(|s| s.counts != counts) {
+            self.samples.push(Sample {
+                at: offset(now),
+                counts,
+            });
+        }
+        while self.samples.len() > MAX_SAMPLES {
+            self.thin_samples();
         }
     }
 
@@ -462,6 +472,24 @@ pub(crate) fn record(
 
 #[cfg(test)]
 mod tests;
+
+/// Adds to a decision about to be written the looks that ended at the
+/// tasks since the last write (see [`Timeline::backfill`]); the shell
+/// calls it only when the decision writes the status anyway.
+pub(crate) fn ride(
+    before: &RecycleStatus,
+    after: &mut RecycleStatus,
+    looks: &[(DateTime<Utc>, Counts)],
+    obs: &Observation,
+    now: DateTime<Utc>,
+) {
+    if looks.is_empty() || before.phase.is_terminal() {
+        return;
+    }
+    if let Some(counts) = Counts::of(obs, crate::request::decide::needs_tasks(before)) {
+        after.timeline.backfill(looks, (now, counts));
+    }
+}
 
 /// The counts of a look that ended at the tasks, for the shell to keep
 /// until the next write; `None` outside the run.

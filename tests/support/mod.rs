@@ -3,10 +3,12 @@
 //! it, a raw HTTP helper, the pinned Python environment, and moto's server
 //! as a DynamoDB, SNS and Secrets Manager stand-in, `support::moto` through
 //! the re-export below); here are the operator's own: a real SMTP server
-//! ([`smtp`]), a webhook receiver ([`hooks`]), and enough of IAM's policy
-//! evaluation to check a role against the calls of a run ([`iam`]).
+//! ([`smtp`]), a webhook receiver ([`hooks`]), enough of IAM's policy
+//! evaluation to check a role against the calls of a run ([`iam`]), and a
+//! real headless Chromium driven through its DevTools protocol ([`browser`]).
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod hooks;
 pub mod iam;
 pub mod lifecycle;

@@ -224,7 +224,7 @@ impl<S: Store> Reconciler<S> {
         notices::enqueue(&s.name, &s.spec, &s.status, &mut decision.status, now);
         if decision.status != s.status {
             let looks = self.records.with(&s.name, |t| std::mem::take(&mut t.looks));
-            decision.status.timeline.backfill(&looks);
+            timeline::ride(&s.status, &mut decision.status, &looks, obs, now);
         }
         decision
     }

@@ -255,17 +255,23 @@ fn looks_that_ended_at_the_tasks_are_added_in_their_place_when_written() {
             serving: None
         }
     );
+    // The decision at 20 s saw what the last sample holds: it added none.
     status
         .timeline
-        .add(at(20), Some(counts(3, 3, 3)), vec![], true);
-    status
+        .add(at(20), Some(counts(2, 2, 2)), vec![], true);
+    assert_eq!(status.timeline.samples.len(), 1);
+    let looks = [(at(5), seen), (at(6), seen), (at(10), counts(3, 3, 2))];
+    status.timeline.backfill(&looks, (at(20), counts(2, 2, 2)));
+    let samples: Vec<(u64, u32)> = status
         .timeline
-        .backfill(&[(at(5), seen), (at(6), seen), (at(10), counts(3, 3, 2))]);
-    let times: Vec<u64> = status.timeline.samples.iter().map(|s| s.at).collect();
+        .samples
+        .iter()
+        .map(|s| (s.at, s.counts.running))
+        .collect();
     assert_eq!(
-        times,
-        [0, 5_000, 10_000, 20_000],
-        "in time order, repeats left out"
+        samples,
+        [(0, 2), (5_000, 3), (10_000, 3), (20_000, 2)],
+        "in time order, repeats left out, and the decision's own look after them"
     );
     // Outside the run nothing is kept.
     status.phase = crate::request::status::Phase::Succeeded;
