@@ -65,6 +65,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("validate", Layer::Ground),
     ("fence", Layer::Ground),
     ("metrics", Layer::Ground),
+    ("emf", Layer::Ground),
     ("clock", Layer::Ground),
     ("cron", Layer::Ground),
     ("message", Layer::Ground),

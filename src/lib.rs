@@ -31,6 +31,7 @@ mod clock;
 mod cron;
 pub mod dashboard;
 pub mod duration;
+pub mod emf;
 mod fence;
 mod gates;
 mod hooks;

@@ -190,7 +190,40 @@ struct OperatorArgs {
     #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
     replica_id: Option<String>,
     #[command(flatten)]
+    metrics: MetricsArgs,
+    #[command(flatten)]
     notify: NotifyArgs,
+}
+
+/// Where the operator's metrics go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum MetricsFormat {
+    /// Served at /metrics for a scraper.
+    Prometheus,
+    /// Written to stdout in CloudWatch's Embedded Metric Format (CloudWatch Logs makes them
+    /// metrics: no collector needed); /metrics is not served.
+    Emf,
+    /// Both.
+    Both,
+}
+
+#[derive(Args)]
+struct MetricsArgs {
+    /// Where the operator's metrics go: prometheus (/metrics), emf (CloudWatch, through the log)
+    /// or both.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "prometheus",
+        env = "ECS_RECYCLER_METRICS_FORMAT"
+    )]
+    metrics_format: MetricsFormat,
+    /// The CloudWatch namespace of the EMF metrics.
+    #[arg(long, default_value = ecs_recycler::emf::DEFAULT_NAMESPACE, env = "ECS_RECYCLER_METRICS_NAMESPACE")]
+    metrics_namespace: String,
+    /// How often the EMF metrics are written (CloudWatch keeps them at one-minute resolution).
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "ECS_RECYCLER_METRICS_INTERVAL")]
+    metrics_interval: Duration,
 }
 
 #[cfg(feature = "simulator")]
@@ -434,7 +467,14 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         aws_timeouts: args.store.aws.timeouts(),
     };
     let http = args.http_listen;
+    let metrics = args.metrics;
     let mut problems = config.problems();
+    if metrics.metrics_interval.is_zero() {
+        problems.push("--metrics-interval must be longer than 0s".into());
+    }
+    if metrics.metrics_namespace.trim().is_empty() || metrics.metrics_namespace.len() > 255 {
+        problems.push("--metrics-namespace must be 1 to 255 characters".into());
+    }
     let notify = args.notify.config().unwrap_or_else(|p| {
         problems.extend(p);
         NotifyConfig::default()
@@ -447,7 +487,15 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config, notify, http, shutdown).await
+            operate(
+                Arc::new(store),
+                sdk,
+                config,
+                notify,
+                (http, metrics),
+                shutdown,
+            )
+            .await
         }
         (Some(table), None) => {
             operate(
@@ -455,7 +503,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
                 sdk,
                 config,
                 notify,
-                http,
+                (http, metrics),
                 shutdown,
             )
             .await
@@ -471,17 +519,37 @@ async fn operate<S: Store>(
     sdk: aws_config::SdkConfig,
     config: OperatorConfig,
     notify: NotifyConfig,
-    http: SocketAddr,
+    (http, metrics): (SocketAddr, MetricsArgs),
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    let replica = config.replica_id.clone();
     let operator = Operator::builder(store, sdk, config)
         .notify(notify)
         .serve(http)
+        .prometheus(metrics.metrics_format != MetricsFormat::Emf)
         .start()
         .await?;
+    // EMF lines until the operator has stopped, then a last flush.
+    let (stopped, emf_stop) = tokio::sync::oneshot::channel::<()>();
+    let emf = (metrics.metrics_format != MetricsFormat::Prometheus).then(|| {
+        let mut properties = serde_json::Map::new();
+        properties.insert("replica".into(), serde_json::Value::String(replica));
+        tokio::spawn(ecs_recycler::emf::write_every(
+            operator.metrics().clone(),
+            ecs_recycler::emf::Writer::new(&metrics.metrics_namespace, properties),
+            metrics.metrics_interval,
+            async move {
+                let _ = emf_stop.await;
+            },
+        ))
+    });
     shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
     operator.stop().await;
+    let _ = stopped.send(());
+    if let Some(emf) = emf {
+        let _ = emf.await;
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 mod support;
 
 mod dashboard;
+mod emf;
 mod manifests;
 mod schedule_schemas;
 mod sim;

@@ -234,6 +234,9 @@ impl<S: Store> Reconciler<S> {
         match self.persist(&s.name, s.version, status, &s.fence).await {
             Ok(version) => {
                 s.version = version;
+                if status.phase.is_terminal() && !s.status.phase.is_terminal() {
+                    self.pool.metrics().request_finished(status.phase.as_str());
+                }
                 Continue(())
             }
             Err(e) => Break(Outcome::Failed(e)),
