@@ -54,7 +54,7 @@ pub use aws::limit::{ApiShare, Quota, parse_category_share, parse_quota};
 pub use aws::sdk;
 pub use aws::{AwsError, ClientPool, Clients, classify};
 pub use clock::{Clock, SystemClock};
-pub use metrics::Metrics;
+pub use metrics::{CategoryLabel, Metrics, OutcomeLabel};
 pub use notify::config::{NotifyArgs, NotifyConfig};
 pub use policy::{PolicyLoop, PolicySettings};
 pub use request::status::request_status;
