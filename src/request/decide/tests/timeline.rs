@@ -19,7 +19,7 @@ impl Service {
     fn new(n: usize) -> Self {
         Self {
             desired: n as u32,
-            tasks: (0..n).map(|i| (format!("t{i}"), 2)).collect(),
+            tasks: (0..n).map(|i| (arn(i), 2)).collect(),
             launched: 0,
         }
     }
@@ -54,10 +54,15 @@ impl Service {
         }
         while (self.tasks.len() as u32) < self.desired {
             self.launched += 1;
-            self.tasks.push((format!("r{}", self.launched), 0));
+            self.tasks.push((arn(1_000_000 + self.launched), 0));
         }
         self.tasks.truncate(self.desired as usize);
     }
+}
+
+/// A task ARN as long as ECS's, so that a status weighs what it would.
+fn arn(i: usize) -> String {
+    format!("arn:aws:ecs:us-east-1:123456789012:task/prod/{i:032x}")
 }
 
 /// Looks, writes (a status that changed) and writes made only for the timeline.
@@ -212,7 +217,7 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
         surge: Some(DesiredChange { from: 3, to: 4 }),
         ..in_phase(Phase::Recycling)
     };
-    status.plan.as_mut().unwrap().tasks = vec!["t0".into(), "t1".into()];
+    status.plan.as_mut().unwrap().tasks = vec![arn(0), arn(1)];
     let mut tally = Tally::default();
     // A look every 2 s for an hour, the alarm firing; half an hour in, the
     // autoscaler adds a task.
