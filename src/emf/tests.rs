@@ -155,8 +155,11 @@ fn every_line_is_a_document_the_specification_accepts() {
     }
 }
 
-/// (name, labels) → value, over every line of a flush.
-fn readings(lines: &[String]) -> Vec<(String, Vec<(String, String)>, Value)> {
+/// A metric as a line says it: its name, its dimensions with their values, its value.
+type Reading = (String, Vec<(String, String)>, Value);
+
+/// Every metric of every line of a flush.
+fn readings(lines: &[String]) -> Vec<Reading> {
     let mut out = Vec::new();
     for line in lines {
         let doc: Value = serde_json::from_str(line).unwrap();

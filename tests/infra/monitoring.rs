@@ -55,7 +55,7 @@ fn written() -> BTreeMap<String, BTreeSet<String>> {
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
     for s in scrape.samples {
         let labels = out.entry(s.metric).or_default();
-        labels.extend(s.labels.iter().map(|(k, _)| k.clone()));
+        labels.extend(s.labels.keys().cloned());
     }
     out
 }
