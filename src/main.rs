@@ -483,45 +483,47 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
     }
     let sdk = ecs_recycler::sdk::load(config.aws_timeouts).await;
+    let run = Running {
+        config,
+        notify,
+        http,
+        metrics,
+        shutdown,
+    };
     match (args.store.table, args.store.store) {
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(
-                Arc::new(store),
-                sdk,
-                config,
-                notify,
-                (http, metrics),
-                shutdown,
-            )
-            .await
+            operate(Arc::new(store), sdk, run).await
         }
-        (Some(table), None) => {
-            operate(
-                Arc::new(DynamoStore::new(&sdk, table)),
-                sdk,
-                config,
-                notify,
-                (http, metrics),
-                shutdown,
-            )
-            .await
-        }
+        (Some(table), None) => operate(Arc::new(DynamoStore::new(&sdk, table)), sdk, run).await,
         (None, None) => anyhow::bail!(
             "say where records live: --table NAME (or ECS_RECYCLER_TABLE) or --store PATH"
         ),
     }
 }
 
+/// What the operator runs with, whatever its store.
+struct Running {
+    config: OperatorConfig,
+    notify: NotifyConfig,
+    http: SocketAddr,
+    metrics: MetricsArgs,
+    shutdown: Shutdown,
+}
+
 async fn operate<S: Store>(
     store: Arc<S>,
     sdk: aws_config::SdkConfig,
-    config: OperatorConfig,
-    notify: NotifyConfig,
-    (http, metrics): (SocketAddr, MetricsArgs),
-    shutdown: Shutdown,
+    run: Running,
 ) -> anyhow::Result<()> {
+    let Running {
+        config,
+        notify,
+        http,
+        metrics,
+        shutdown,
+    } = run;
     let replica = config.replica_id.clone();
     let operator = Operator::builder(store, sdk, config)
         .notify(notify)

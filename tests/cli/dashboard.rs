@@ -235,14 +235,7 @@ async fn the_dashboard_shows_a_sandbox_run_in_a_real_browser() {
     );
 
     // SIGTERM ends it cleanly.
-    let pid = dashboard.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::terminate(&dashboard.0);
     let exit = dashboard.0.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
     let _ = std::fs::remove_file(&path);

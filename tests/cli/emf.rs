@@ -82,14 +82,7 @@ fn the_operator_writes_its_metrics_to_its_log_in_emf() {
     };
     assert_eq!(status("/metrics"), "404", "emf alone: no /metrics");
     assert_eq!(status("/healthz"), "200");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::support::terminate(&child);
     assert!(child.wait().unwrap().success());
     lines.extend(rx.try_iter());
 

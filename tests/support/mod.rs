@@ -28,3 +28,13 @@ pub fn script(name: &str) -> PathBuf {
         .join("py")
         .join(name)
 }
+
+/// Sends SIGTERM to a child process (as ECS or Ctrl-C would stop it).
+pub fn terminate(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -TERM {pid}");
+}
