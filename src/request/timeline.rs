@@ -473,6 +473,16 @@ pub(crate) fn record(
 #[cfg(test)]
 mod tests;
 
+/// Adds the marks of a decision made without a look (an action AWS
+/// refused turns the run to Restoring): the marks alone, no counts.
+pub(crate) fn mark(before: &RecycleStatus, after: &mut RecycleStatus, now: DateTime<Utc>) {
+    if after.started_at.is_none() || before.phase.is_terminal() {
+        return;
+    }
+    let marks = marks(before, after, false);
+    after.timeline.add(now, None, marks, true);
+}
+
 /// Adds to a decision about to be written the looks that ended at the
 /// tasks since the last write (see [`Timeline::backfill`]); the shell
 /// calls it only when the decision writes the status anyway.

@@ -301,3 +301,16 @@ fn nothing_is_kept_before_the_run_starts_nor_after_it_ends() {
     let d = run(&spec(json!({})), &done, &steady3(), 60);
     assert!(d.status.timeline.is_empty(), "{:?}", d.status.timeline);
 }
+
+#[test]
+fn an_action_aws_refused_marks_the_run_turning_to_restore() {
+    let status = batch_t1(Phase::Recycling);
+    let stop = Action::StopTask {
+        arn: "t1".into(),
+        reason: "r".into(),
+    };
+    let failed = refused(&status, at(100), &stop, "AccessDeniedException".into());
+    let kinds: Vec<&MarkKind> = failed.timeline.marks.iter().map(|m| &m.kind).collect();
+    assert_eq!(kinds, [&MarkKind::Restoring], "{:?}", failed.timeline);
+    assert!(failed.timeline.samples.is_empty(), "no look, no counts");
+}
