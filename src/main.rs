@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use ecs_recycler::ApiShare;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
-use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
+use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, Look, StoreArgs, exit};
 use ecs_recycler::duration;
 use ecs_recycler::operator::{Operator, OperatorConfig, healthcheck};
 #[cfg(feature = "simulator")]
@@ -84,6 +84,8 @@ enum Command {
     Completions(CompletionsArgs),
     /// Create the DynamoDB table, its active index and TTL (for development; use infra/ in production).
     Init(InitArgs),
+    /// Serve read-only pages of the requests, schedules and policies, each run drawn, until Ctrl-C.
+    Dashboard(DashboardArgs),
     /// Run the operator: reconcile RecycleRequest records and make the requests of RecycleSchedules, until SIGTERM.
     Operator(Box<OperatorArgs>),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
@@ -115,6 +117,20 @@ struct SandboxArgs {
     /// Keep the store in this file afterwards (to try get and describe on it).
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DashboardArgs {
+    /// Where to serve the pages; loopback by default (they show names, messages and plans,
+    /// and anyone who can reach them can read them). Port 0 picks a free port.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8090",
+        env = "ECS_RECYCLER_DASHBOARD_LISTEN"
+    )]
+    listen: SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -174,7 +190,40 @@ struct OperatorArgs {
     #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
     replica_id: Option<String>,
     #[command(flatten)]
+    metrics: MetricsArgs,
+    #[command(flatten)]
     notify: NotifyArgs,
+}
+
+/// Where the operator's metrics go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum MetricsFormat {
+    /// Served at /metrics for a scraper.
+    Prometheus,
+    /// Written to stdout in CloudWatch's Embedded Metric Format (CloudWatch Logs makes them
+    /// metrics: no collector needed); /metrics is not served.
+    Emf,
+    /// Both.
+    Both,
+}
+
+#[derive(Args)]
+struct MetricsArgs {
+    /// Where the operator's metrics go: prometheus (/metrics), emf (CloudWatch, through the log)
+    /// or both.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "prometheus",
+        env = "ECS_RECYCLER_METRICS_FORMAT"
+    )]
+    metrics_format: MetricsFormat,
+    /// The CloudWatch namespace of the EMF metrics.
+    #[arg(long, default_value = ecs_recycler::emf::DEFAULT_NAMESPACE, env = "ECS_RECYCLER_METRICS_NAMESPACE")]
+    metrics_namespace: String,
+    /// How often the EMF metrics are written (CloudWatch keeps them at one-minute resolution).
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "ECS_RECYCLER_METRICS_INTERVAL")]
+    metrics_interval: Duration,
 }
 
 #[cfg(feature = "simulator")]
@@ -261,7 +310,7 @@ async fn main_async() -> ExitCode {
     // finish a step and release leases); a verb keeps the default, so
     // `timeout` or Ctrl-C stops it at once.
     let long_running = match cli.command {
-        Command::Operator(_) => true,
+        Command::Operator(_) | Command::Dashboard(_) => true,
         #[cfg(feature = "simulator")]
         Command::Sim(_) => true,
         _ => false,
@@ -331,11 +380,12 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         Command::Get(args) => {
             let store = args.store.open().await?;
             let redraw = args.watch && std::io::stdout().is_terminal();
-            records::get(&store, &args, redraw, &mut out).await?;
+            records::get(&store, &args, redraw, Look::stdout(), &mut out).await?;
             Ok(())
         }
         Command::Describe(args) => {
-            Ok(records::describe(&args.store.open().await?, &args, &mut out).await?)
+            let store = args.store.open().await?;
+            Ok(records::describe(&store, &args, Look::stdout(), &mut out).await?)
         }
         Command::Pause(args) => Ok(flag(&args, Flag::Pause, &mut out).await?),
         Command::Resume(args) => Ok(flag(&args, Flag::Resume, &mut out).await?),
@@ -365,6 +415,24 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         #[cfg(feature = "simulator")]
         Command::Sim(args) => {
             run_sim(args, shutdown.context("signals are not listened for")?).await
+        }
+        Command::Dashboard(args) => {
+            let shutdown = shutdown.context("signals are not listened for")?;
+            let store = Arc::new(args.store.open().await?);
+            if !args.listen.ip().is_loopback() {
+                eprintln!(
+                    "warning: serving on {}: anyone who can reach it can read every record's names, messages and plans",
+                    args.listen
+                );
+            }
+            ecs_recycler::dashboard::serve(
+                store,
+                args.listen,
+                |addr| println!("Dashboard at http://{addr}/ (read-only; Ctrl-C stops)"),
+                shutdown.wait(),
+            )
+            .await?;
+            Ok(())
         }
         Command::Healthcheck(args) => {
             healthcheck(&args.url, Duration::from_secs(3))
@@ -399,7 +467,14 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         aws_timeouts: args.store.aws.timeouts(),
     };
     let http = args.http_listen;
+    let metrics = args.metrics;
     let mut problems = config.problems();
+    if metrics.metrics_interval.is_zero() {
+        problems.push("--metrics-interval must be longer than 0s".into());
+    }
+    if metrics.metrics_namespace.trim().is_empty() || metrics.metrics_namespace.len() > 255 {
+        problems.push("--metrics-namespace must be 1 to 255 characters".into());
+    }
     let notify = args.notify.config().unwrap_or_else(|p| {
         problems.extend(p);
         NotifyConfig::default()
@@ -408,45 +483,75 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
     }
     let sdk = ecs_recycler::sdk::load(config.aws_timeouts).await;
+    let run = Running {
+        config,
+        notify,
+        http,
+        metrics,
+        shutdown,
+    };
     match (args.store.table, args.store.store) {
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config, notify, http, shutdown).await
+            operate(Arc::new(store), sdk, run).await
         }
-        (Some(table), None) => {
-            operate(
-                Arc::new(DynamoStore::new(&sdk, table)),
-                sdk,
-                config,
-                notify,
-                http,
-                shutdown,
-            )
-            .await
-        }
+        (Some(table), None) => operate(Arc::new(DynamoStore::new(&sdk, table)), sdk, run).await,
         (None, None) => anyhow::bail!(
             "say where records live: --table NAME (or ECS_RECYCLER_TABLE) or --store PATH"
         ),
     }
 }
 
-async fn operate<S: Store>(
-    store: Arc<S>,
-    sdk: aws_config::SdkConfig,
+/// What the operator runs with, whatever its store.
+struct Running {
     config: OperatorConfig,
     notify: NotifyConfig,
     http: SocketAddr,
+    metrics: MetricsArgs,
     shutdown: Shutdown,
+}
+
+async fn operate<S: Store>(
+    store: Arc<S>,
+    sdk: aws_config::SdkConfig,
+    run: Running,
 ) -> anyhow::Result<()> {
+    let Running {
+        config,
+        notify,
+        http,
+        metrics,
+        shutdown,
+    } = run;
+    let replica = config.replica_id.clone();
     let operator = Operator::builder(store, sdk, config)
         .notify(notify)
         .serve(http)
+        .prometheus(metrics.metrics_format != MetricsFormat::Emf)
         .start()
         .await?;
+    // EMF lines until the operator has stopped, then a last flush.
+    let (stopped, emf_stop) = tokio::sync::oneshot::channel::<()>();
+    let emf = (metrics.metrics_format != MetricsFormat::Prometheus).then(|| {
+        let mut properties = serde_json::Map::new();
+        properties.insert("replica".into(), serde_json::Value::String(replica));
+        tokio::spawn(ecs_recycler::emf::write_every(
+            operator.metrics().clone(),
+            ecs_recycler::emf::Writer::new(&metrics.metrics_namespace, properties),
+            metrics.metrics_interval,
+            async move {
+                let _ = emf_stop.await;
+            },
+        ))
+    });
     shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
     operator.stop().await;
+    let _ = stopped.send(());
+    if let Some(emf) = emf {
+        let _ = emf.await;
+    }
     Ok(())
 }
 

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub policy_requests: Counter,
     /// Hook calls, by answer.
     pub hook_calls: Family<OutcomeLabel, Counter>,
+    /// RecycleRequests that ended, by the phase they ended in.
+    pub requests_finished: Family<PhaseLabel, Counter>,
 }
 
 impl Metrics {
@@ -165,6 +167,12 @@ impl Metrics {
             "Hook calls by answer: succeeded, failed, in_progress, unanswered (no verdict: a timeout, a refused connection, an HTTP error), not_sent (the lease lapsed first)",
             hook_calls.clone(),
         );
+        let requests_finished = Family::<PhaseLabel, Counter>::default();
+        registry.register(
+            "requests_finished",
+            "RecycleRequests that ended, by the phase they ended in (Succeeded, Failed, Cancelled, WindowClosed), counted by the replica that wrote the end",
+            requests_finished.clone(),
+        );
         Arc::new(Self {
             registry,
             reconciles,
@@ -181,6 +189,7 @@ impl Metrics {
             policy_looks,
             policy_requests,
             hook_calls,
+            requests_finished,
         })
     }
 
@@ -190,6 +199,13 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// A request's end, written by this replica.
+    pub fn request_finished(&self, phase: &'static str) {
+        self.requests_finished
+            .get_or_create(&PhaseLabel { phase })
+            .inc();
     }
 
     pub fn reconciled(&self, outcome: &'static str) {

@@ -307,19 +307,7 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
             ));
         }
         for (i, task) in plan.tasks.iter().enumerate() {
-            let state = if s.batch.contains(task) {
-                "stopping, replacement starting"
-            } else if s.skipped.contains(task) {
-                "skipped (already gone)"
-            } else if s.unreplaced.contains(task) {
-                "stopped, replacement not serving"
-            } else if s.stopped.contains(task) {
-                "recycled"
-            } else if s.phase == Phase::Pending || !s.phase.is_terminal() {
-                "waiting"
-            } else {
-                "not recycled"
-            };
+            let state = task_state(s, task);
             out.push_str(&format!("  {:>3}. {task}  {state}\n", i + 1));
         }
     }
@@ -342,6 +330,23 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
     for l in table(&["  AGE", "REASON", "MESSAGE"], &indent(rows)).lines() {
         out.push_str(l);
         out.push('\n');
+    }
+}
+
+/// Where a planned task is in the run, in words.
+pub(crate) fn task_state(s: &RecycleStatus, task: &String) -> &'static str {
+    if s.batch.contains(task) {
+        "stopping, replacement starting"
+    } else if s.skipped.contains(task) {
+        "skipped (already gone)"
+    } else if s.unreplaced.contains(task) {
+        "stopped, replacement not serving"
+    } else if s.stopped.contains(task) {
+        "recycled"
+    } else if s.phase == Phase::Pending || !s.phase.is_terminal() {
+        "waiting"
+    } else {
+        "not recycled"
     }
 }
 

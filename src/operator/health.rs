@@ -140,8 +140,10 @@ fn check(result: Result<(), String>) -> Response {
     }
 }
 
-pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
-    Router::new()
+/// The endpoints; `/metrics` only when `prometheus` (the operator may
+/// write its metrics to its log in EMF instead: `crate::emf`).
+pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>, prometheus: bool) -> Router {
+    let app = Router::new()
         .route(
             "/healthz",
             get(|State(s): State<AppState>| async move { check(s.health.alive()) }),
@@ -149,8 +151,11 @@ pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
         .route(
             "/readyz",
             get(|State(s): State<AppState>| async move { check(s.health.ready()) }),
-        )
-        .route(
+        );
+    let app = if !prometheus {
+        app
+    } else {
+        app.route(
             "/metrics",
             get(|State(s): State<AppState>| async move {
                 (
@@ -163,7 +168,8 @@ pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
                     .into_response()
             }),
         )
-        .with_state(AppState { health, metrics })
+    };
+    app.with_state(AppState { health, metrics })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +185,7 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
+    prometheus: bool,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -187,7 +194,7 @@ pub(crate) async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
-    let app = router(health, metrics);
+    let app = router(health, metrics, prometheus);
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
@@ -255,6 +262,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             health.clone(),
             metrics,
+            true,
             std::future::pending(),
         )
         .await

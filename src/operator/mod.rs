@@ -158,6 +158,8 @@ pub struct OperatorBuilder<S: Store> {
     notify: NotifyConfig,
     http: Option<SocketAddr>,
     clock: Arc<dyn Clock>,
+    /// Whether `/metrics` is served (see [`OperatorBuilder::prometheus`]).
+    prometheus: bool,
 }
 
 /// An operator running in this process: its loops, and its endpoints if asked for.
@@ -184,6 +186,7 @@ impl Operator {
             notify: NotifyConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
+            prometheus: true,
         }
     }
 
@@ -223,6 +226,13 @@ impl<S: Store> OperatorBuilder<S> {
         self
     }
 
+    /// Whether the endpoints include `/metrics` (on by default; off when the
+    /// metrics go to the log in EMF alone).
+    pub fn prometheus(mut self, serve: bool) -> Self {
+        self.prometheus = serve;
+        self
+    }
+
     /// The schedule loop's clock (tests move time on by hand).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -237,12 +247,21 @@ impl<S: Store> OperatorBuilder<S> {
         let (http, server) = match self.http {
             Some(addr) => {
                 let mut http_stopped = stopped.clone();
-                let (bound, server) =
-                    health::serve(addr, health.clone(), metrics.clone(), async move {
+                let (bound, server) = health::serve(
+                    addr,
+                    health.clone(),
+                    metrics.clone(),
+                    self.prometheus,
+                    async move {
                         let _ = http_stopped.changed().await;
-                    })
-                    .await?;
-                tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+                    },
+                )
+                .await?;
+                if self.prometheus {
+                    tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+                } else {
+                    tracing::info!(addr = %bound, "serving /healthz and /readyz (metrics go to the log in EMF)");
+                }
                 (Some(bound), Some(server))
             }
             None => (None, None),

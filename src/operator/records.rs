@@ -35,6 +35,12 @@ pub(super) struct Tracked {
     pace: Option<Box<Pace>>,
     /// A look or a step of it is under way: later ticks leave it alone.
     pub(super) busy: bool,
+    /// Looks that ended at the tasks since its status was last written:
+    /// their counts ride on the next write (`request::timeline`).
+    pub(super) looks: Vec<(
+        chrono::DateTime<chrono::Utc>,
+        crate::request::timeline::Counts,
+    )>,
 }
 
 impl Tracked {

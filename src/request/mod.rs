@@ -3,8 +3,8 @@
 //! the service ([`observation`]) and what each look is to find ([`look`]),
 //! the pure decision of the next step
 //! ([`decide`]), the notices a change of status makes ([`notices`]), when
-//! to look again ([`pacing`]) and the dry run that rehearses the decision
-//! ([`preview`]).
+//! to look again ([`pacing`]), the dry run that rehearses the decision
+//! ([`preview`]) and the run's shape in time kept in its status ([`timeline`]).
 //!
 //! The one thing to know before touching it: nothing here does I/O or reads
 //! a clock. The operator (the shell) observes, persists and acts; here a
@@ -19,3 +19,4 @@ pub(crate) mod preview;
 pub(crate) mod spec;
 pub(crate) mod status;
 pub(crate) mod strategy;
+pub(crate) mod timeline;

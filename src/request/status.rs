@@ -10,6 +10,7 @@ use crate::hooks::record::HookCall;
 use crate::message::bounded;
 use crate::notify::NotifyState;
 use crate::request::spec::MAX_EVENTS;
+use crate::request::timeline::Timeline;
 
 /// Where a request is. `Pending`, `Succeeded`, `Failed`, `Cancelled` and
 /// `WindowClosed` are fixed names; the ones between are the steps of the flow in docs/design.md.
@@ -294,6 +295,10 @@ pub struct RecycleStatus {
     /// made so far; see [`crate::notify`].
     #[serde(default, skip_serializing_if = "NotifyState::is_empty")]
     pub notify: NotifyState,
+    /// The run's counts and marks over time, bounded; records written
+    /// before it was kept have none. See [`crate::request::timeline`].
+    #[serde(default, skip_serializing_if = "Timeline::is_empty")]
+    pub timeline: Timeline,
 }
 
 /// The events of `after` that `before` did not have. Events are bounded,

@@ -3,11 +3,13 @@
 //! it, a raw HTTP helper, the pinned Python environment, and moto's server
 //! as a DynamoDB, SNS and Secrets Manager stand-in, `support::moto` through
 //! the re-export below); here are the operator's own: a real SMTP server
-//! ([`smtp`]), a webhook receiver ([`hooks`]), and enough of IAM's policy
-//! evaluation to check a role against the calls of a run ([`iam`]).
+//! ([`smtp`]), a webhook receiver ([`hooks`]), enough of IAM's policy
+//! evaluation to check a role against the calls of a run ([`iam`]), and a
+//! real headless Chromium driven through its DevTools protocol ([`browser`]).
 #![allow(dead_code)]
 
 pub mod alarms;
+pub mod browser;
 pub mod hooks;
 pub mod iam;
 pub mod lifecycle;
@@ -26,4 +28,14 @@ pub fn script(name: &str) -> PathBuf {
         .join("tests")
         .join("py")
         .join(name)
+}
+
+/// Sends SIGTERM to a child process (as ECS or Ctrl-C would stop it).
+pub fn terminate(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -TERM {pid}");
 }

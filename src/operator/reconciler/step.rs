@@ -22,10 +22,14 @@ use crate::request::observation::{Observation, TaskView};
 use crate::request::pacing;
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, RecycleStatus};
+use crate::request::timeline;
 use crate::store::Store;
 
 /// Maximum decisions made at once for a record whose decision asks to go on at once.
 const MAX_IMMEDIATE_STEPS: usize = 16;
+
+/// Looks that ended at the tasks kept in memory until the next write.
+const MAX_LOOKS_KEPT: usize = 32;
 
 /// A request being stepped: what was read of it, and what the step has
 /// learnt so far.
@@ -218,6 +222,10 @@ impl<S: Store> Reconciler<S> {
             decision
         });
         notices::enqueue(&s.name, &s.spec, &s.status, &mut decision.status, now);
+        if decision.status != s.status {
+            let looks = self.records.with(&s.name, |t| std::mem::take(&mut t.looks));
+            timeline::ride(&s.status, &mut decision.status, &looks, obs, now);
+        }
         decision
     }
 
@@ -226,6 +234,9 @@ impl<S: Store> Reconciler<S> {
         match self.persist(&s.name, s.version, status, &s.fence).await {
             Ok(version) => {
                 s.version = version;
+                if status.phase.is_terminal() && !s.status.phase.is_terminal() {
+                    self.pool.metrics().request_finished(status.phase.as_str());
+                }
                 Continue(())
             }
             Err(e) => Break(Outcome::Failed(e)),
@@ -341,9 +352,17 @@ impl<S: Store> Reconciler<S> {
             return trouble.mid_step();
         }
         let now = Utc::now();
+        let counts = timeline::tasks_look(&s.status, tasks);
         self.records.with(&s.name, |t| {
             t.pace()
-                .learn(tasks, s.status.started_at.or(Some(now)), now)
+                .learn(tasks, s.status.started_at.or(Some(now)), now);
+            // Kept for the next write, a few at most: the timeline is thinned anyway.
+            if let Some(counts) = counts
+                && t.looks.last().map(|l| l.1) != Some(counts)
+                && t.looks.len() < MAX_LOOKS_KEPT
+            {
+                t.looks.push((now, counts));
+            }
         });
         let poll = self.config.poll_interval;
         let after = self.pace(&s.name, &s.spec, &s.status, tasks, poll, &s.blocked_by);

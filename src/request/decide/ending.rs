@@ -76,5 +76,6 @@ pub(crate) fn refused(
         Phase::Surging | Phase::Recycling => enter_restore(&mut s, now, Phase::Failed, message),
         _ => s.transition(now, Phase::Failed, message),
     }
+    crate::request::timeline::mark(status, &mut s, now);
     s
 }

@@ -39,6 +39,7 @@ use crate::hooks::decide::Ask;
 use crate::request::observation::Observation;
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, RecycleStatus, ScalingSettings};
+use crate::request::timeline;
 
 pub(crate) use self::ending::refused;
 pub(crate) use self::needs::{needs_scaling, needs_tasks};
@@ -105,6 +106,9 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
     if let Some(o) = d.status.outcome.as_mut() {
         o.message = crate::message::bounded(std::mem::take(&mut o.message));
     }
+    // Last, so that it sees whether the status is written anyway.
+    let (tasks_read, hook_asked) = (needs_tasks(status), d.hook.is_some());
+    timeline::record(status, &mut d.status, obs, ctx.now, tasks_read, hook_asked);
     d
 }
 

@@ -26,6 +26,7 @@ mod stability;
 mod strategy;
 mod surging;
 mod targets;
+mod timeline;
 mod window;
 
 fn at(secs: i64) -> DateTime<Utc> {
