@@ -35,6 +35,8 @@ pub(super) struct Tracked {
     pace: Option<Box<Pace>>,
     /// A look or a step of it is under way: later ticks leave it alone.
     pub(super) busy: bool,
+    /// Looks in a row that could not see its service whole.
+    pub(super) failed_looks: u32,
 }
 
 impl Tracked {

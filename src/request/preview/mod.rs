@@ -168,7 +168,9 @@ impl Rehearsal {
             blocked_by: None,
             alarms: None,
         };
-        let observed = self.model.observe(&self.status.batch, obs.scaling);
+        let observed = self
+            .model
+            .observe(&self.status.batch, obs.scaling, self.clock);
         let d = decide::decide(&ctx, &self.status, &observed);
         let stops = d
             .actions

@@ -46,6 +46,8 @@ fn service(n: u32) -> Observation {
         evidence: Default::default(),
         targets_refused: None,
         drain: None,
+        protection: Vec::new(),
+        capacity: Default::default(),
     }
 }
 
