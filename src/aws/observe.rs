@@ -101,8 +101,9 @@ impl Want {
 /// What a look found.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Look {
-    /// The service and its tasks: what the decision needs.
-    Whole(Observation),
+    /// The service and its tasks: what the decision needs (boxed: far
+    /// larger than the tasks alone).
+    Whole(Box<Observation>),
     /// The tasks of a step waiting for new ones, which show it is not done;
     /// the service was not asked for.
     NotYet(Vec<TaskView>),
@@ -118,7 +119,7 @@ pub(crate) async fn observe(pool: &Arc<ClientPool>, want: Want) -> Result<Observ
         ..want
     };
     match observe_all(pool, vec![want]).await.pop() {
-        Some(Ok(Look::Whole(obs))) => Ok(obs),
+        Some(Ok(Look::Whole(obs))) => Ok(*obs),
         Some(Err(e)) => Err(e),
         _ => Err(not_made()),
     }

@@ -79,15 +79,6 @@ pub(crate) enum ProtectedTasks {
     Skip,
 }
 
-impl ProtectedTasks {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Wait => "wait",
-            Self::Skip => "skip",
-        }
-    }
-}
-
 /// ECS protects a task from scale-in for at most 48 hours (2,880 minutes).
 const LONGEST_PROTECTION: Duration = Duration::from_secs(48 * 3600);
 

@@ -145,12 +145,12 @@ impl<'a> ClusterLook<'a> {
                     }
                     Err(e) => Err(e),
                 },
-                Some(Ok(Err(reason))) => Ok(Look::Whole(gone(reason.clone()))),
+                Some(Ok(Err(reason))) => Ok(Look::Whole(Box::new(gone(reason.clone())))),
                 // AWS refusing to show the service (no such cluster) is what
                 // the request fails with; anything else, a denied read
                 // included (a person fixes the role), is tried again.
                 Some(Err(e @ AwsError::Refused { .. })) if !e.is_denied() => {
-                    Ok(Look::Whole(gone(e.to_string())))
+                    Ok(Look::Whole(Box::new(gone(e.to_string()))))
                 }
                 Some(Err(e)) => Err(e.clone()),
                 None => Err(not_made()),
@@ -163,7 +163,7 @@ impl<'a> ClusterLook<'a> {
             answers.insert(i, Err(e));
         }
         for (i, obs) in wholes {
-            answers.insert(i, Ok(Look::Whole(obs)));
+            answers.insert(i, Ok(Look::Whole(Box::new(obs))));
         }
         self.members
             .iter()

@@ -74,7 +74,7 @@ impl<S: Store> Reconciler<S> {
             }
             // Receipts to record: a whole look, and the step as usual.
             Ok(Look::NotYet(_)) => {}
-            Ok(Look::Whole(o)) => s.first = Some(Ok(o)),
+            Ok(Look::Whole(o)) => s.first = Some(Ok(*o)),
             Err(e) => s.first = Some(Err(e)),
         }
         for _ in 0..MAX_IMMEDIATE_STEPS {

@@ -6,8 +6,11 @@
 //! because the same function decides them.
 //!
 //! The rehearsal is here; how long a replacement takes is [`estimate`],
-//! the service it runs against [`model`], and the plan in words [`render`].
+//! the service it runs against [`model`], what it says of the ECS beneath
+//! (capacity, room for the surge, protected tasks, Spot) [`capacity`], and
+//! the plan in words [`render`].
 
+mod capacity;
 mod estimate;
 mod model;
 mod render;
@@ -53,6 +56,9 @@ pub(crate) struct Preview {
     pub surge: Option<DesiredChange>,
     /// How the load balancers' drains shape the run, when the service has any.
     pub drains: Option<Drains>,
+    /// What it says of the ECS beneath: capacity, room for the surge,
+    /// protected tasks, Fargate Spot.
+    pub capacity: Vec<String>,
 }
 
 /// A load-balanced service's drains as the rehearsal met them.
@@ -106,6 +112,7 @@ pub(crate) fn rehearse(
         estimate,
         surge: run.status.surge,
         drains: run.drains,
+        capacity: capacity::lines(&spec, obs, now),
     }
 }
 
