@@ -6,6 +6,7 @@
 mod support;
 
 mod bounded_fenced;
+mod capacity;
 mod dynamo;
 mod embedded;
 mod faults;
@@ -14,6 +15,7 @@ mod hooks;
 mod load_balancers;
 mod notify;
 mod policies;
+mod protection;
 mod scale;
 mod schedules;
 mod share;
