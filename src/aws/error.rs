@@ -101,7 +101,9 @@ impl AwsError {
                 ..
             } => format!(
                 "{action} got no answer from {endpoint} in {} ({}); check that the endpoint is reachable from the operator (VPC endpoint, proxy, security group) and that the role may call it",
-                crate::duration::format(*waited),
+                // Whole seconds: the sentence is said once, not rewritten as
+                // each attempt's wait differs by milliseconds.
+                crate::duration::format(Duration::from_secs(waited.as_secs().max(1))),
                 clip(cause)
             ),
             Self::Refused { code, message, .. } if self.is_denied() => format!(

@@ -95,10 +95,11 @@ pub(crate) fn preview(spec: &RecycleSpec, now: DateTime<Utc>) -> Wanted {
 }
 
 /// The tasks the decision watches beyond the batch: the next planned
-/// tasks, between batches, and those seen waiting for capacity.
+/// tasks (usually among those listed anyway, so no call more) and those
+/// seen waiting for capacity.
 fn watched(spec: &RecycleSpec, status: &RecycleStatus) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    if status.phase == super::status::Phase::Recycling && status.batch.is_empty() {
+    if status.phase == super::status::Phase::Recycling {
         let planned = status
             .plan
             .as_ref()

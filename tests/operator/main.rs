@@ -19,4 +19,6 @@ mod protection;
 mod scale;
 mod schedules;
 mod share;
+mod spot;
+mod unseen;
 mod work_sharing;
