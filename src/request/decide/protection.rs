@@ -104,6 +104,20 @@ fn found_protected(ctx: &Context, d: &mut Decision, arn: &str, until: Option<Dat
     let s = &mut d.status;
     if let Some(known) = s.protected.iter_mut().find(|p| p.task == arn) {
         known.until = until;
+        // Held under `wait`, then the spec said `skip`: left running now.
+        if ctx.spec.protected_tasks == ProtectedTasks::Skip && !s.skipped.iter().any(|t| t == arn) {
+            s.task_event(
+                ctx.now,
+                Reason::Protected,
+                arn,
+                format!(
+                    "Task {} is still protected from scale-in{}; left running (protectedTasks: skip)",
+                    short(arn),
+                    until_words(until, ctx.now)
+                ),
+            );
+            s.skipped.push(arn.to_string());
+        }
         return;
     }
     s.protected.push(ProtectedTask {

@@ -273,3 +273,17 @@ fn the_summary_counts_interruptions_that_were_not_the_runs_own() {
         "recycled 2 of 3 planned tasks (1 already gone); 2 tasks taken by Fargate Spot during the run (not its own stops)"
     );
 }
+
+#[test]
+fn a_task_held_under_wait_is_left_running_once_the_spec_says_skip() {
+    let o = steady_with(protected("t1", 900));
+    let d = run(
+        &spec(json!({"protectedTasks": "skip"})),
+        &only_t1_held(),
+        &o,
+        300,
+    );
+    assert_eq!(d.status.skipped, ["t1"]);
+    assert_eq!(d.status.phase, Phase::Restoring, "{}", d.status.message);
+    assert!(d.actions.is_empty());
+}
