@@ -75,8 +75,7 @@ fn meant_and_running_at(timeline: &Value, t: f64) -> usize {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|x| x["t"].as_f64().unwrap() < t)
-                .last();
+                .rfind(|x| x["t"].as_f64().unwrap() < t);
             last.is_some_and(|x| x["lastStatus"] == "RUNNING" && x["desiredStatus"] == "RUNNING")
         })
         .count()
