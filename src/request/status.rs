@@ -115,7 +115,9 @@ pub struct ProtectedTask {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapacityWait {
     pub since: DateTime<Utc>,
-    /// What it waits on: the capacity provider's name.
+    /// What it waits on: the capacity provider's name; empty for a task
+    /// ECS could not place where nothing adds room (seen once: the next
+    /// look that still finds no room ends the run).
     pub on: String,
     /// The tasks seen waiting, looked at whatever their state until placed,
     /// so that ECS giving up on one is seen.

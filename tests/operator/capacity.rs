@@ -10,164 +10,22 @@ use crate::support;
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{
-    AutoScalingGroupProvider, CapacityProviderStrategyItem, ContainerDefinition, LaunchType,
-    ManagedScaling, ManagedScalingStatus, Resource,
-};
-use ecs_recycler::store::{Kind, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::operator::*;
 use support::*;
 
+use test_support::capacity::{cluster_on_group, create_web, ec2_service};
+
 const WITHIN: Duration = Duration::from_secs(90);
-/// ECS's fixed durations run 100 times faster: a 300 s launch takes 3 s.
-const ECS_TIME_SCALE: f64 = 100.0;
 
 /// Cluster `prod` whose default strategy is provider `cp-web` over group
 /// `asg-web`: one instance of 1024 CPU and 2048 MiB up, up to 4, each
 /// launched in 300 s (3 s here); service `web` of 2 tasks of 512 CPU and
 /// 1024 MiB fills it.
 async fn full_group(sim: &Simulator, c: &Clients) {
-    sim.configure(json!({"ecsTimeScale": ECS_TIME_SCALE}))
-        .unwrap();
-    let group = sim
-        .set_auto_scaling_group(json!({"name": "asg-web", "min": 0, "max": 4, "desired": 1,
-            "cpu": 1024, "memory": 2048, "launch": "300s", "warmup": "300s"}))
-        .unwrap();
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .create_capacity_provider()
-        .name("cp-web")
-        .auto_scaling_group_provider(
-            AutoScalingGroupProvider::builder()
-                .auto_scaling_group_arn(group["autoScalingGroupArn"].as_str().unwrap())
-                .managed_scaling(
-                    ManagedScaling::builder()
-                        .status(ManagedScalingStatus::Enabled)
-                        .target_capacity(100)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .put_cluster_capacity_providers()
-        .cluster("prod")
-        .capacity_providers("cp-web")
-        .default_capacity_provider_strategy(
-            CapacityProviderStrategyItem::builder()
-                .capacity_provider("cp-web")
-                .weight(1)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .register_task_definition()
-        .family("web")
-        .cpu("512")
-        .memory("1024")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image("nginx:1")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(2)
-        .send()
-        .await
-        .unwrap();
+    cluster_on_group(sim, c, 1, 4, "300s").await;
+    create_web(c, 2).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
-}
-
-/// Cluster `prod` with one container instance of 1024 CPU and 1024 MiB and
-/// a launch type EC2 service `web` of 2 tasks of 512 MiB each: full.
-async fn full_ec2_cluster(c: &Clients) {
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    let resource = |name: &str, v: i32| {
-        Resource::builder()
-            .name(name)
-            .r#type("INTEGER")
-            .integer_value(v)
-            .build()
-    };
-    c.ecs
-        .register_container_instance()
-        .cluster("prod")
-        .total_resources(resource("CPU", 1024))
-        .total_resources(resource("MEMORY", 1024))
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .register_task_definition()
-        .family("web")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image("nginx:1")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .launch_type(LaunchType::Ec2)
-        .desired_count(2)
-        .send()
-        .await
-        .unwrap();
-    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
-}
-
-fn history<'a>(timeline: &'a Value, arn: &str) -> &'a Value {
-    timeline["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["taskArn"] == arn)
-        .unwrap()
-}
-
-/// The calls that change something, since `since`.
-fn changes_since(timeline: &Value, since: f64) -> Vec<String> {
-    timeline["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["t"].as_f64().unwrap() >= since)
-        .filter(|c| c.get("error").is_none())
-        .map(|c| c["op"].as_str().unwrap().to_string())
-        .filter(|op| ["UpdateService", "StopTask", "RegisterScalableTarget"].contains(&op.as_str()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,14 +46,7 @@ async fn a_surge_that_waits_for_an_instance_says_so_and_succeeds_on_the_launched
     let mut said = Vec::new();
     let deadline = tokio::time::Instant::now() + WITHIN;
     let status = loop {
-        let s = op
-            .store
-            .get(Kind::RecycleRequest, "rotate")
-            .await
-            .unwrap()
-            .unwrap()
-            .status
-            .unwrap_or(Value::Null);
+        let s = status_of(&op.store, "rotate").await;
         if let Some(m) = s["message"].as_str() {
             said.push(m.to_string());
         }
@@ -207,11 +58,21 @@ async fn a_surge_that_waits_for_an_instance_says_so_and_succeeds_on_the_launched
     };
     let took = sim.now() - since;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    // The status named the wait while it lasted: its message (if a read
+    // of the store fell within it) and, for good, its event.
+    let named =
+        "waiting for capacity provider cp-web to launch an instance: 1 task PROVISIONING for ";
     assert!(
-        said.iter().any(|m| m.starts_with(
-            "waiting for capacity provider cp-web to launch an instance: 1 task PROVISIONING for "
-        )),
-        "the status named the wait: {said:#?}"
+        status["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["reason"] == "Capacity" && e["message"].as_str().unwrap().starts_with(named)),
+        "{status:#}"
+    );
+    println!(
+        "messages naming the wait: {}",
+        said.iter().filter(|m| m.starts_with(named)).count()
     );
     assert!(
         status["events"]
@@ -268,14 +129,14 @@ async fn a_surge_that_waits_for_an_instance_says_so_and_succeeds_on_the_launched
     assert_eq!(stopped, expected);
     assert!(facts.min_running >= 2, "{facts:?}");
     assert_eq!(facts.final_desired, 2);
-    let _ = history(&timeline, surge["taskArn"].as_str().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_full_launch_type_ec2_cluster_the_surge_fails_fast_and_recycling_in_place_succeeds() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    full_ec2_cluster(&c).await;
+    // One instance of 1024 CPU and 1024 MiB, two tasks of 512 MiB: full.
+    ec2_service(&c, 1024, 1024, 2).await;
     let planned = running_task_arns(&c.ecs, "prod", "web").await;
     let since = sim.now();
     let op = LocalOperator::start(sim.url(), "capacity-ec2");

@@ -8,14 +8,23 @@ use crate::support;
 
 use std::time::Duration;
 
-use ecs_recycler::store::Store;
 use serde_json::{Value, json};
 use support::operator::*;
 use support::*;
+use test_support::capacity::protected_stops;
 
 const WITHIN: Duration = Duration::from_secs(90);
-/// ECS's minutes run 60 times faster: a minute of protection is a second.
-const ECS_TIME_SCALE: f64 = 60.0;
+
+async fn unprotect(c: &Clients, arn: &str) {
+    c.ecs
+        .update_task_protection()
+        .cluster("prod")
+        .tasks(arn)
+        .protection_enabled(false)
+        .send()
+        .await
+        .expect("update task protection");
+}
 
 async fn protect(c: &Clients, arn: &str, minutes: i32) {
     c.ecs
@@ -27,23 +36,6 @@ async fn protect(c: &Clients, arn: &str, minutes: i32) {
         .send()
         .await
         .expect("update task protection");
-}
-
-/// Every task whose stop the timeline marks as the stop of a protected task.
-fn protected_stops(timeline: &Value) -> Vec<String> {
-    timeline["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| {
-            h["transitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|t| t["protected"] == true)
-        })
-        .map(|h| h["taskArn"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// When StopTask was called on `arn`, on the timeline's clock.
@@ -65,13 +57,7 @@ async fn watch_until(
 ) -> Value {
     let deadline = tokio::time::Instant::now() + WITHIN;
     loop {
-        let record = op
-            .store
-            .get(ecs_recycler::store::Kind::RecycleRequest, "rotate")
-            .await
-            .unwrap()
-            .unwrap();
-        let status = record.status.unwrap_or(Value::Null);
+        let status = status_of(&op.store, "rotate").await;
         if let Some(m) = status["message"].as_str()
             && messages.last().is_none_or(|l| l != m)
         {
@@ -91,13 +77,11 @@ async fn watch_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_tasks_are_never_stopped_and_wait_recycles_them_last_once_unprotected() {
     let (sim, c) = steady_service("prod", "web", 5, true).await;
-    sim.configure(json!({"ecsTimeScale": ECS_TIME_SCALE}))
-        .unwrap();
     let planned = running_task_arns(&c.ecs, "prod", "web").await;
-    // Protected before the run, for 5 minutes (5 s here).
+    // Protected before the run (for ECS's two hours; a task ends its own
+    // protection once its work is done, as below).
     let early = planned[0].clone();
-    protect(&c, &early, 5).await;
-    let early_at = sim.now();
+    protect(&c, &early, 120).await;
     let since = sim.now();
     let op = LocalOperator::start(sim.url(), "protection-wait");
     op.request(
@@ -105,7 +89,7 @@ async fn protected_tasks_are_never_stopped_and_wait_recycles_them_last_once_unpr
         json!({"cluster": "prod", "service": "web", "wait": "300ms", "stabilityTimeout": "20s"}),
     )
     .await;
-    // Mid-run, a task planned for a later batch is protected for 3 s.
+    // Mid-run, a task planned for a later batch is protected too.
     let mut messages = Vec::new();
     let status = watch_until(&op, &mut messages, |s| {
         s["phase"] == "Recycling" && s["stopped"].as_array().is_some_and(|a| !a.is_empty())
@@ -118,8 +102,20 @@ async fn protected_tasks_are_never_stopped_and_wait_recycles_them_last_once_unpr
         .find(|t| **t != early && !status["stopped"].as_array().unwrap().contains(&json!(t)))
         .unwrap()
         .clone();
-    protect(&c, &late, 3).await;
+    protect(&c, &late, 120).await;
+    // The run recycles the others, then waits for these two alone.
+    let waiting = "waiting for 2 tasks protected from scale-in until ";
+    watch_until(&op, &mut messages, |s| {
+        s["message"].as_str().is_some_and(|m| m.contains(waiting))
+    })
+    .await;
+    // Their work done, each task ends its own protection, one after the other.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    unprotect(&c, &late).await;
     let late_at = sim.now();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    unprotect(&c, &early).await;
+    let early_at = sim.now();
     let status = watch_until(&op, &mut messages, |s| {
         FINISHED.iter().any(|p| s["phase"] == *p)
     })
@@ -140,13 +136,16 @@ async fn protected_tasks_are_never_stopped_and_wait_recycles_them_last_once_unpr
     assert_eq!(stopped, expected, "every planned task stopped exactly once");
     assert!(facts.replacements_stopped.is_empty(), "{facts:?}");
     assert!(facts.min_running >= 5, "{facts:?}");
-    // Each protected task went only once its protection had ended, and the
-    // one protected before the run went last.
+    // Each protected task went only once its protection had ended, last.
     let early_stop = stopped_at(&timeline, &early).unwrap();
     let late_stop = stopped_at(&timeline, &late).unwrap();
-    assert!(early_stop >= early_at + 5.0, "{early_stop} vs {early_at}");
-    assert!(late_stop >= late_at + 3.0, "{late_stop} vs {late_at}");
-    assert_eq!(facts.stopped_by_stop_task.last(), Some(&early), "{facts:?}");
+    assert!(late_stop >= late_at, "{late_stop} vs {late_at}");
+    assert!(early_stop >= early_at, "{early_stop} vs {early_at}");
+    assert_eq!(
+        facts.stopped_by_stop_task[3..],
+        [late.clone(), early.clone()],
+        "{facts:?}"
+    );
     // The status named them while it waited.
     let events: Vec<&str> = status["events"]
         .as_array()

@@ -10,59 +10,12 @@ use crate::support;
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::CapacityProviderStrategyItem;
-use ecs_recycler::store::{Kind, Store};
 use serde_json::{Value, json};
 use support::operator::*;
 use support::*;
+use test_support::capacity::service_on;
 
 const WITHIN: Duration = Duration::from_secs(90);
-
-/// Service `web` of `desired` tasks on FARGATE_SPOT in cluster `prod`, steady.
-async fn spot_service(c: &Clients, desired: i32) {
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .put_cluster_capacity_providers()
-        .cluster("prod")
-        .capacity_providers("FARGATE")
-        .capacity_providers("FARGATE_SPOT")
-        .send()
-        .await
-        .unwrap();
-    register_task_definition(&c.ecs, "web", true).await;
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(desired)
-        .capacity_provider_strategy(
-            CapacityProviderStrategyItem::builder()
-                .capacity_provider("FARGATE_SPOT")
-                .weight(1)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
-}
-
-async fn status_of(op: &LocalOperator) -> Value {
-    op.store
-        .get(Kind::RecycleRequest, "rotate")
-        .await
-        .unwrap()
-        .unwrap()
-        .status
-        .unwrap_or(Value::Null)
-}
 
 /// Tasks meant to run and RUNNING at `t`, from the timeline's transitions.
 fn meant_and_running_at(timeline: &Value, t: f64) -> usize {
@@ -85,7 +38,7 @@ fn meant_and_running_at(timeline: &Value, t: f64) -> usize {
 async fn spot_taking_a_planned_task_and_a_replacement_does_not_fail_the_run() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    spot_service(&c, 5).await;
+    service_on(&c, "FARGATE_SPOT", 5, true).await;
     // Two minutes of warning at 60 times: 2 s.
     sim.configure(json!({"ecsTimeScale": 60.0})).unwrap();
     let planned = running_task_arns(&c.ecs, "prod", "web").await;
@@ -100,7 +53,7 @@ async fn spot_taking_a_planned_task_and_a_replacement_does_not_fail_the_run() {
     // batch, then the first batch's replacement.
     let deadline = tokio::time::Instant::now() + WITHIN;
     let status = loop {
-        let s = status_of(&op).await;
+        let s = status_of(&op.store, "rotate").await;
         // The first batch served: the run pauses `wait` before the next.
         if s["phase"] == "Recycling"
             && s["stopped"].as_array().is_some_and(|a| a.len() == 1)

@@ -18,39 +18,17 @@ use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, t
 
 const WITHIN: Duration = Duration::from_secs(90);
 
-async fn status_of(store: &impl Store) -> Value {
-    store
-        .get(Kind::RecycleRequest, "rotate")
-        .await
-        .unwrap()
-        .unwrap()
-        .status
-        .unwrap_or(Value::Null)
-}
-
 /// The status once its message satisfies `wanted`.
 async fn said(store: &impl Store, wanted: impl Fn(&str) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + WITHIN;
     loop {
-        let s = status_of(store).await;
+        let s = status_of(store, "rotate").await;
         if s["message"].as_str().is_some_and(&wanted) {
             return s;
         }
         assert!(tokio::time::Instant::now() < deadline, "never said: {s:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The calls that change something, since `since`.
-fn changes_since(timeline: &Value, since: f64) -> Vec<String> {
-    timeline["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["t"].as_f64().unwrap() >= since && c.get("error").is_none())
-        .map(|c| c["op"].as_str().unwrap().to_string())
-        .filter(|op| ["UpdateService", "StopTask", "RegisterScalableTarget"].contains(&op.as_str()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +44,7 @@ async fn with_the_load_balancing_endpoint_unreachable_the_status_says_so_and_the
     // request: from the operator it is unreachable.
     let upstream: SocketAddr = sim.url().trim_start_matches("http://").parse().unwrap();
     let elb = Proxy::start(upstream).await;
-    elb.stall(Duration::ZERO, Duration::from_secs(20));
+    elb.stall(Duration::ZERO, Duration::from_secs(600));
     let dir = temp_dir("unseen-elb");
     let store_path = dir.join("store.json");
     let store = ecs_recycler::store::embedded::EmbeddedStore::open(&store_path).unwrap();
@@ -108,7 +86,9 @@ async fn with_the_load_balancing_endpoint_unreachable_the_status_says_so_and_the
         changes_since(&sim.timeline(), since).is_empty(),
         "nothing changed"
     );
-    // Once the endpoint answers again, the run goes on by itself.
+    // Once the endpoint answers again, the run goes on by itself (the
+    // requests already held stay held; the operator's new ones go through).
+    elb.stall(Duration::ZERO, Duration::ZERO);
     let status = finish_then_stop(&store, "rotate", &mut op, &log, WITHIN).await;
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
     let reasons: Vec<&str> = status["events"]
@@ -141,7 +121,7 @@ async fn a_read_denied_mid_run_is_named_in_the_status_nothing_changes_and_the_ru
     // Mid-run, between batches, the role loses DescribeTasks.
     let deadline = tokio::time::Instant::now() + WITHIN;
     loop {
-        let s = status_of(&run.store).await;
+        let s = status_of(&run.store, "rotate").await;
         if s["phase"] == "Recycling" && !s["waitUntil"].is_null() {
             break;
         }
@@ -170,7 +150,7 @@ async fn a_read_denied_mid_run_is_named_in_the_status_nothing_changes_and_the_ru
         changes_since(&run.sim.timeline(), denied_at).is_empty(),
         "nothing changed while it could not see"
     );
-    let again = status_of(&run.store).await;
+    let again = status_of(&run.store, "rotate").await;
     assert_eq!(again["events"], status["events"], "no write storm");
     run.sim
         .configure(json!({"throttle": {"deny": []}}))

@@ -42,7 +42,7 @@ pub(super) fn decided(
         return fail(ctx, d, why);
     }
     if let Some(why) = no_room(&d.status, svc, obs, &whose) {
-        return fail(ctx, d, why);
+        return no_room_seen(ctx, d, why);
     }
     let waiting: Vec<&TaskView> = obs
         .tasks
@@ -127,9 +127,33 @@ fn waiting_words(on: &str, waiting: &[&TaskView], obs: &Observation, now: DateTi
     )
 }
 
+/// No room, and nothing adds any: said at the first look that finds it,
+/// the run ended at the next look that still does. The facts of one look
+/// are read one after another, so a task ECS placed in between (its
+/// room already taken, the task not yet seen) must not end a run.
+fn no_room_seen(ctx: &Context, d: &mut Decision, why: String) -> bool {
+    let seen_before = d
+        .status
+        .capacity_wait
+        .as_ref()
+        .is_some_and(|w| w.on.is_empty() && w.ended.is_none());
+    if seen_before {
+        return fail(ctx, d, why);
+    }
+    d.status.capacity_wait = Some(CapacityWait {
+        since: ctx.now,
+        on: String::new(),
+        tasks: Vec::new(),
+        ended: None,
+    });
+    d.status.event(ctx.now, Reason::Capacity, why.clone());
+    d.status.message = format!("{why}; the run ends if the next look finds no room either");
+    true
+}
+
 /// A wait on record whose tasks are all placed now: it has ended, and
 /// `stabilityTimeout` counts from here.
-fn ended(ctx: &Context, d: &mut Decision) {
+pub(super) fn ended(ctx: &Context, d: &mut Decision) {
     let Some(wait) = d.status.capacity_wait.as_mut() else {
         return;
     };
@@ -137,12 +161,15 @@ fn ended(ctx: &Context, d: &mut Decision) {
         return;
     }
     wait.ended = Some(ctx.now);
-    let took = elapsed(ctx, Some(wait.since));
-    let message = format!(
-        "capacity provider {} placed the waiting tasks after {}",
-        wait.on,
-        duration::format(round(took))
-    );
+    let took = duration::format(round(elapsed(ctx, Some(wait.since))));
+    let message = if wait.on.is_empty() {
+        format!("ECS placed the task it could not place {took} earlier")
+    } else {
+        format!(
+            "capacity provider {} placed the waiting tasks after {took}",
+            wait.on
+        )
+    };
     d.status.event(ctx.now, Reason::Capacity, message);
 }
 

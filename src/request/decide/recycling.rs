@@ -234,6 +234,7 @@ fn batch_done(
     d: &mut Decision,
     (done, total): (usize, usize),
 ) {
+    capacity::ended(ctx, d);
     let batch = d.status.batch.clone();
     let told = hooks::Told {
         tasks: &batch,

@@ -48,6 +48,7 @@ pub(super) fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
         return;
     }
     if settled(svc, obs) && svc.desired >= surge.to {
+        capacity::ended(ctx, d);
         d.status.step_started_at = None;
         d.status.capacity_wait = None;
         d.requeue = Some(Duration::ZERO);

@@ -200,7 +200,20 @@ fn on_a_full_launch_type_ec2_cluster_the_surge_fails_at_once_in_ecs_words() {
         &o.tasks,
         at(100)
     ));
+    // Said at the first look that finds it; the run ends at the next.
     let d = run(&spec(json!({})), &status, &o, 105);
+    assert_eq!(d.status.phase, Phase::Surging);
+    assert!(
+        d.status
+            .message
+            .starts_with("no room for the spare task of prod/web: ")
+            && d.status
+                .message
+                .ends_with("; the run ends if the next look finds no room either"),
+        "{}",
+        d.status.message
+    );
+    let d = run(&spec(json!({})), &d.status, &o, 106);
     assert_eq!(d.status.phase, Phase::Restoring);
     let outcome = &d.status.outcome.as_ref().unwrap().message;
     assert!(
@@ -215,6 +228,26 @@ fn a_full_cluster_is_waited_for_while_an_instance_has_room_or_a_stopped_task_sti
     let (status, o) = ec2_full(&[(1024, 2048)]);
     let d = run(&spec(json!({})), &status, &o, 105);
     assert_eq!(d.status.phase, Phase::Surging, "{}", d.status.message);
+    // No room at one look, the task placed by the next: the run goes on.
+    let (status, full) = ec2_full(&[(0, 0)]);
+    let d = run(&spec(json!({})), &status, &full, 105);
+    let mut placed = full.clone();
+    if let Ok(svc) = placed.service.as_mut() {
+        svc.running = 4;
+    }
+    placed.tasks.push(serving("p1", 104));
+    placed.protection.push(unprotected("p1"));
+    let d = run(&spec(json!({})), &d.status, &placed, 106);
+    assert_eq!(d.status.phase, Phase::Recycling, "{}", d.status.message);
+    assert!(d.status.capacity_wait.is_none());
+    assert!(
+        d.status
+            .events
+            .iter()
+            .any(|e| e.message == "ECS placed the task it could not place 1s earlier"),
+        "{:#?}",
+        d.status.events
+    );
     // Recycling in place: the stopped task holds its room until it stops.
     let (_, mut o) = ec2_full(&[(0, 0)]);
     o.tasks.push(task("t0", "DEACTIVATING", false, false, 5));
