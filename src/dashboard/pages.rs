@@ -194,11 +194,16 @@ pub(super) fn request(record: &StoredRecord, now: DateTime<Utc>) -> Markup {
 }
 
 fn spec_summary(spec: &RecycleSpec) -> Markup {
+    let surge = if spec.strategy.is_batches() {
+        spec.batch_size.to_string()
+    } else {
+        "the largest batch".to_string()
+    };
     html! {
         dl #spec {
             dt { "Service" } dd { (spec.cluster) "/" (spec.service) }
-            dt { "Batch size" } dd { (spec.batch_size) }
-            dt { "Maintain capacity" } dd { @if spec.maintain_capacity { "yes (desired +" (spec.batch_size) " during the run)" } @else { "no" } }
+            dt { "Strategy" } dd { (spec.strategy.describe(spec.batch_size, spec.wait)) }
+            dt { "Maintain capacity" } dd { @if spec.maintain_capacity { "yes (desired + " (surge) " during the run)" } @else { "no (up to " (surge) " below desired)" } }
             dt { "Wait" } dd { (duration::format(spec.wait)) }
             dt { "Stability timeout" } dd { (duration::format(spec.stability_timeout)) }
         }
@@ -237,7 +242,7 @@ fn status_sections(spec: Option<&RecycleSpec>, s: &RecycleStatus, now: DateTime<
                 table #plan {
                     thead { tr { th { "#" } th { "TASK" } th { "STATE" } } }
                     tbody { @for (i, task) in plan.tasks.iter().enumerate() {
-                        tr { td { (i + 1) } td { code { (task) } } td { (present::task_state(s, task)) } }
+                        tr { td { (i + 1) } td { code { (task) } } td { (present::task_state(s, task, now)) } }
                     } }
                 }
             }

@@ -41,6 +41,8 @@ pub(super) struct Tracked {
         chrono::DateTime<chrono::Utc>,
         crate::request::timeline::Counts,
     )>,
+    /// Looks in a row that could not see its service whole.
+    pub(super) failed_looks: u32,
 }
 
 impl Tracked {

@@ -280,7 +280,8 @@ pub(crate) fn tasks_first(
 ) -> Option<DateTime<Utc>> {
     let step = awaits_tasks(status)?;
     let open = spec.not_after.is_none_or(|t| now <= t);
-    let slow = crate::request::decide::is_slow(spec, step, now);
+    let counted = crate::request::decide::stability_since(status, step);
+    let slow = crate::request::decide::is_slow(spec, counted, now);
     (!spec.cancel && open && !slow).then_some(step)
 }
 

@@ -508,6 +508,30 @@ fn requests_of(op: &str, p: &Value) -> Vec<Request> {
             .map(|t| on_cluster(Request::new("ecs:DescribeTasks", t.as_str().unwrap())))
             .collect(),
         "StopTask" => vec![on_cluster(Request::new("ecs:StopTask", &s("task")))],
+        "GetTaskProtection" => p["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| on_cluster(Request::new("ecs:GetTaskProtection", t.as_str().unwrap())))
+            .collect(),
+        "ListContainerInstances" => vec![on_cluster(Request::new(
+            "ecs:ListContainerInstances",
+            &cluster_arn(&s("cluster")),
+        ))],
+        "DescribeContainerInstances" => p["containerInstances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                on_cluster(Request::new(
+                    "ecs:DescribeContainerInstances",
+                    c.as_str().unwrap(),
+                ))
+            })
+            .collect(),
+        "DescribeCapacityProviders" => vec![
+            Request::new("ecs:DescribeCapacityProviders", "*").with("aws:RequestedRegion", REGION),
+        ],
         "DescribeTaskDefinition" => vec![
             Request::new("ecs:DescribeTaskDefinition", &s("taskDefinition"))
                 .with("aws:RequestedRegion", REGION),
@@ -565,7 +589,39 @@ fn every_call_of_the_run_is_allowed(policies: &[Value], timeline: &Value, since:
         .into_iter()
         .filter(|a| a.starts_with("ecs:") || a.starts_with("application-autoscaling:"))
         .collect();
+    // The reads of EC2 capacity are made only where a task cannot be
+    // placed, never on this Fargate service's run: checked on their own.
+    let on_ec2_only = [
+        "ecs:ListContainerInstances",
+        "ecs:DescribeContainerInstances",
+        "ecs:DescribeCapacityProviders",
+    ];
+    for action in on_ec2_only {
+        assert!(!used.contains(action), "{action} read on a Fargate run");
+    }
+    used.extend(on_ec2_only.map(String::from));
     assert_eq!(used, granted, "every ECS and autoscaling grant was needed");
+    assert!(
+        granted.contains("ecs:GetTaskProtection"),
+        "the protection of each batch is read right before it is stopped"
+    );
+    let in_prod = |r: Request| {
+        r.with("aws:RequestedRegion", REGION)
+            .with("ecs:cluster", &cluster_arn("prod"))
+    };
+    for request in [
+        in_prod(Request::new(
+            "ecs:ListContainerInstances",
+            &cluster_arn("prod"),
+        )),
+        in_prod(Request::new(
+            "ecs:DescribeContainerInstances",
+            &format!("arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/prod/0123456789abcdef"),
+        )),
+        Request::new("ecs:DescribeCapacityProviders", "*").with("aws:RequestedRegion", REGION),
+    ] {
+        assert!(iam::allows(&refs, &request), "{request:?}");
+    }
 
     let table = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/recycler-cfn");
     for request in [
@@ -602,6 +658,26 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
             "staging",
         ),
         in_region(Request::new("ecs:ListTasks", "*"), "staging"),
+        in_region(
+            Request::new(
+                "ecs:GetTaskProtection",
+                &format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/staging/abc"),
+            ),
+            "staging",
+        ),
+        in_region(
+            Request::new("ecs:ListContainerInstances", &cluster_arn("staging")),
+            "staging",
+        ),
+        in_region(
+            Request::new(
+                "ecs:DescribeContainerInstances",
+                &format!("arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/staging/abc"),
+            ),
+            "staging",
+        ),
+        Request::new("ecs:DescribeCapacityProviders", "*").with("aws:RequestedRegion", "eu-west-1"),
+        in_region(Request::new("ecs:UpdateTaskProtection", "*"), "prod"),
         in_region(Request::new("ecs:ListServices", "*"), "staging"),
         // The right service, another region.
         Request::new("ecs:UpdateService", &service_arn("prod", "web"))

@@ -6,6 +6,7 @@
 mod support;
 
 mod bounded_fenced;
+mod capacity;
 mod dynamo;
 mod embedded;
 mod faults;
@@ -14,8 +15,11 @@ mod hooks;
 mod load_balancers;
 mod notify;
 mod policies;
+mod protection;
 mod scale;
 mod schedules;
 mod share;
+mod spot;
 mod strategies;
+mod unseen;
 mod work_sharing;

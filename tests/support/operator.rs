@@ -198,6 +198,32 @@ pub fn run_facts(timeline: &Value, cluster: &str, service: &str, since: f64) -> 
     }
 }
 
+/// The status of request `name`, as the store holds it now (null before
+/// the operator wrote one).
+pub async fn status_of<S: Store>(store: &S, name: &str) -> Value {
+    store
+        .get(Kind::RecycleRequest, name)
+        .await
+        .expect("store")
+        .expect("record exists")
+        .status
+        .unwrap_or(Value::Null)
+}
+
+/// The calls that change something (UpdateService, StopTask,
+/// RegisterScalableTarget) the simulator accepted since `since`, in order.
+pub fn changes_since(timeline: &Value, since: f64) -> Vec<String> {
+    timeline["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter(|c| c["t"].as_f64().unwrap_or(0.0) >= since && c.get("error").is_none())
+        .filter_map(|c| c["op"].as_str())
+        .filter(|op| ["UpdateService", "StopTask", "RegisterScalableTarget"].contains(op))
+        .map(str::to_string)
+        .collect()
+}
+
 /// One request on a steady `prod/web` on its own simulator, an embedded
 /// store in a temp dir, and the operator binary working on it.
 pub struct RequestRun {

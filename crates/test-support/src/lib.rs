@@ -6,6 +6,7 @@
 //! made once under the workspace's `target/`, and moto's server started
 //! from it ([`moto::Moto`], for the tests and the benchmark alike).
 
+pub mod capacity;
 pub mod load_balancer;
 pub mod moto;
 

@@ -24,10 +24,10 @@ pub(super) async fn preview<S: Store>(
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
         .await;
-    // The look a Pending request's decision wants: the service, its tasks
-    // and its scalable target.
-    let pending = crate::request::status::RecycleStatus::default();
-    let want = crate::aws::observe::Want::of(&clients, &spec, &pending, Utc::now(), false);
+    // The look a Pending request's decision wants (the service, its tasks
+    // and its scalable target), with the cluster's capacity and every
+    // task's protection.
+    let want = crate::aws::observe::Want::preview(&clients, &spec, Utc::now());
     let obs = crate::aws::observe::observe(&pool, want)
         .await
         .map_err(|e| {

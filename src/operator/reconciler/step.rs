@@ -1,7 +1,8 @@
 //! One step of one claimed request, advanced as far as it can go now: a
-//! short sequence of named parts — observe, gate, decide, persist, act,
-//! hook, pace — each answering `Continue` or the step's [`Outcome`]. What
-//! becomes of the record then is [`super::conclude`]'s.
+//! short sequence of named parts — observe, gate, decide (with the
+//! scale-in protection of the tasks it would stop read right before),
+//! persist, act, hook, pace — each answering `Continue` or the step's
+//! [`Outcome`]. What becomes of the record then is [`super::conclude`]'s.
 
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use super::super::records::Claimed;
 use super::Reconciler;
 use super::conclude::{Outcome, StepError};
 use crate::aws::observe::{self, Look, Want};
-use crate::aws::{AwsError, Clients};
+use crate::aws::{AwsError, Clients, protection};
 use crate::fence::Fence;
 use crate::gates::{self, decide::AlarmsSeen};
 use crate::request::decide::{self, Context, Decision, needs_scaling, needs_tasks};
@@ -77,7 +78,7 @@ impl<S: Store> Reconciler<S> {
             }
             // Receipts to record: a whole look, and the step as usual.
             Ok(Look::NotYet(_)) => {}
-            Ok(Look::Whole(o)) => s.first = Some(Ok(o)),
+            Ok(Look::Whole(o)) => s.first = Some(Ok(*o)),
             Err(e) => s.first = Some(Err(e)),
         }
         for _ in 0..MAX_IMMEDIATE_STEPS {
@@ -121,7 +122,7 @@ impl<S: Store> Reconciler<S> {
     /// One decision and what follows it.
     async fn step_once(&self, s: &mut Stepping) -> ControlFlow<Outcome> {
         let began = Instant::now();
-        let current = self.observe(s).await?;
+        let mut current = self.observe(s).await?;
         // The observation may have taken a while (many services, rate
         // limits, a slow endpoint): the lease must still be ours, renewed
         // if need be.
@@ -129,7 +130,7 @@ impl<S: Store> Reconciler<S> {
             return Break(trouble.mid_step());
         }
         self.read_gates(s).await;
-        let mut decision = self.decide(s, &current.obs);
+        let mut decision = self.decide_protected(s, &mut current).await?;
         if s.unsaved || decision.status != s.status {
             self.save(s, &decision.status).await?;
             s.unsaved = false;
@@ -159,11 +160,14 @@ impl<S: Store> Reconciler<S> {
             }
         };
         match fresh {
-            Ok(obs) => Continue(Seen {
-                obs,
-                scaling,
-                tasks,
-            }),
+            Ok(obs) => {
+                self.records.with(&s.name, |t| t.failed_looks = 0);
+                Continue(Seen {
+                    obs,
+                    scaling,
+                    tasks,
+                })
+            }
             Err(e) => {
                 // A call that got no answer was logged once, where it was made.
                 if matches!(e, AwsError::Unanswered { .. }) {
@@ -171,9 +175,77 @@ impl<S: Store> Reconciler<S> {
                 } else {
                     tracing::warn!(request = %s.name, cluster = %s.spec.cluster, service = %s.spec.service, error = %e, "could not observe; trying again");
                 }
-                Break(Outcome::Failed(StepError::Observe(e)))
+                Break(self.cannot_see(s, e).await)
             }
         }
+    }
+
+    /// A look that could not see the service whole (a read got no answer,
+    /// or was denied): nothing is decided or changed; once the trouble has
+    /// lasted a few looks, the request's status says what could not be
+    /// seen and what to check — written only when the failing call changes,
+    /// under the lease and the record's version like any status.
+    async fn cannot_see(&self, s: &mut Stepping, e: AwsError) -> Outcome {
+        let looks = self.records.with(&s.name, |t| {
+            t.failed_looks = t.failed_looks.saturating_add(1);
+            t.failed_looks
+        });
+        let target = format!("{}/{}", s.spec.cluster, s.spec.service);
+        let trouble = decide::Trouble {
+            call: e.action().to_string(),
+            sentence: e.unseen(&target),
+            denied: e.is_denied(),
+            looks,
+        };
+        if let Some(said) = decide::unseen(&s.status, &trouble, Utc::now()) {
+            match self.persist(&s.name, s.version, &said, &s.fence).await {
+                Ok(version) => {
+                    s.version = version;
+                    log_new_events(&s.spec, &s.name, &s.status, &said);
+                    s.status = said;
+                }
+                Err(written) => {
+                    self.remember(s);
+                    return Outcome::Failed(written);
+                }
+            }
+        }
+        self.remember(s);
+        Outcome::Failed(StepError::Observe(e))
+    }
+
+    /// The decision, with the scale-in protection of the tasks it would
+    /// stop read right before it: a decision that asks for protection
+    /// changes nothing and is made again once it is read, so the stop it
+    /// then decides is written and made right after that read. Protection
+    /// read for an earlier decision of the step is not trusted: the status
+    /// was written since.
+    async fn decide_protected(
+        &self,
+        s: &mut Stepping,
+        current: &mut Seen,
+    ) -> ControlFlow<Outcome, Decision> {
+        current.obs.protection.clear();
+        // Each round reads tasks not read yet, so the rounds a whole plan
+        // needs bound the loop (a batch may be every planned task).
+        let planned = s.status.plan.as_ref().map_or(0, |p| p.tasks.len());
+        let rounds = planned.div_ceil(crate::request::decide::READ_AT_ONCE) + 1;
+        for _ in 0..rounds {
+            let decision = self.decide(s, &current.obs);
+            if decision.read_protection.is_empty() {
+                return Continue(decision);
+            }
+            let wanted = &decision.read_protection;
+            match protection::read(&s.clients, &s.spec.cluster, wanted).await {
+                Ok(found) => current.obs.protection.extend(found),
+                Err(e) => {
+                    tracing::warn!(request = %s.name, error = %e, "could not read the scale-in protection of the tasks to stop; stopping none");
+                    return Break(self.cannot_see(s, e).await);
+                }
+            }
+        }
+        self.remember(s);
+        Break(Outcome::Requeued(Duration::ZERO))
     }
 
     /// Reads the gate alarms, once per look, in the phases they may hold.
@@ -283,6 +355,7 @@ impl<S: Store> Reconciler<S> {
             status: failed,
             actions: Vec::new(),
             hook: None,
+            read_protection: Vec::new(),
         };
         Continue(())
     }

@@ -47,6 +47,7 @@ fn enter_restore(s: &mut RecycleStatus, now: DateTime<Utc>, phase: Phase, messag
     s.unreplaced.extend(unfinished);
     s.wait_until = None;
     s.hook = None;
+    s.capacity_wait = None;
     s.transition(now, Phase::Restoring, message);
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::capacity;
 use super::causes::{self, Tense};
 use super::ending::end_via_restore;
 use super::hooks;
@@ -16,7 +17,9 @@ use super::messages::{
     and_targets, describe_counts, failure_cause, name_tasks, note_slow, slow_clauses, target,
     window_closed,
 };
-use super::stability::stable;
+use super::protection::{self, Next};
+use super::spot;
+use super::stability::settled;
 use super::surging::before_start;
 use super::timing::{batch_allowance, elapsed, is_slow, past_not_after};
 use super::{Action, Context, Decision};
@@ -51,17 +54,22 @@ pub(super) fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
         }
         d.status.wait_until = None;
     }
-    if !stable(svc, &obs.tasks) {
+    if !settled(svc, obs) {
         // Someone else's deployment, a scale-out or a crash: wait, within the timeout.
         return await_stable(ctx, svc, obs, d);
     }
     if d.status.surge.is_none() && !before_start(ctx, svc.desired, d) {
         return;
     }
-    let batch = next_batch(ctx, obs, d);
-    if batch.is_empty() {
-        return finish(ctx, d);
-    }
+    let batch = match protection::next(ctx, obs, d) {
+        Next::Stop(batch) => batch,
+        Next::Read(tasks) => {
+            d.read_protection = tasks;
+            return;
+        }
+        Next::Wait => return,
+        Next::Done => return finish(ctx, d),
+    };
     let number = d.status.batches + 1;
     let told = hooks::Told {
         tasks: &batch,
@@ -133,40 +141,6 @@ fn await_stable(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Dec
     }
 }
 
-/// The next batch: planned tasks in order, neither stopped nor skipped, up
-/// to the size the strategy gives it. A planned task no longer running is
-/// skipped, and said so, on the way.
-fn next_batch(ctx: &Context, obs: &Observation, d: &mut Decision) -> Vec<String> {
-    let planned: Vec<String> = d
-        .status
-        .plan
-        .as_ref()
-        .map(|p| p.tasks.clone())
-        .unwrap_or_default();
-    let size = ctx.spec.batch(d.status.batches + 1, planned.len());
-    let mut batch = Vec::new();
-    for arn in planned {
-        if batch.len() == size {
-            break;
-        }
-        if d.status.stopped.contains(&arn) || d.status.skipped.contains(&arn) {
-            continue;
-        }
-        if obs.tasks.iter().any(|t| t.arn == arn && t.desired_running) {
-            batch.push(arn);
-        } else {
-            d.status.task_event(
-                ctx.now,
-                Reason::Skipped,
-                &arn,
-                format!("Task {arn} was already gone; skipped"),
-            );
-            d.status.skipped.push(arn);
-        }
-    }
-    batch
-}
-
 /// No planned task is left to stop: the run succeeded, and ends through
 /// Restoring.
 fn finish(ctx: &Context, d: &mut Decision) {
@@ -178,12 +152,13 @@ fn finish(ctx: &Context, d: &mut Decision) {
         Reason::Completed,
         "Task recycle completed successfully",
     );
-    end_via_restore(
-        ctx,
-        d,
-        Phase::Succeeded,
-        format!("recycled {recycled} of {total} planned tasks ({skipped} already gone)"),
+    let gone = skipped - d.status.left_protected().count();
+    let message = format!(
+        "recycled {recycled} of {total} planned tasks ({gone} already gone){}{}",
+        protection::summary(d, ctx.now),
+        spot::summary(d)
     );
+    end_via_restore(ctx, d, Phase::Succeeded, message);
 }
 
 /// Stops the batch: each stop on record (in `stopped` and the batch) before
@@ -207,6 +182,7 @@ fn stop_batch(ctx: &Context, d: &mut Decision, batch: Vec<String>, number: u32) 
     }
     d.status.batch = batch;
     d.status.step_started_at = Some(ctx.now);
+    d.status.capacity_wait = None;
     let (done, _) = d.status.progress();
     d.status.message = format!(
         "{}: stopped {done}/{total}; waiting for the replacements to be running and healthy",
@@ -222,8 +198,23 @@ pub(super) fn stop_reason(ctx: &Context) -> String {
 // ------------------------------------------------------------ a batch in flight
 
 fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
+    // A stop decided but never made (the operator died in between, or
+    // this step is about to make it) is made now, unless the task became
+    // protected meanwhile.
+    let unread = protection::withdraw_protected(ctx, obs, d);
+    if !unread.is_empty() {
+        d.read_protection = unread;
+        return;
+    }
+    if d.status.batch.is_empty() {
+        // Every task of the batch became protected: none was stopped.
+        d.status.step_started_at = None;
+        d.status.capacity_wait = None;
+        d.status.message = "the batch's tasks became protected from scale-in before they were stopped; choosing the next batch".into();
+        d.requeue = Some(Duration::ZERO);
+        return;
+    }
     let (done, total) = d.status.progress();
-    // A stop decided but never made (the operator died in between) is made now.
     for arn in &d.status.batch {
         if obs.tasks.iter().any(|t| &t.arn == arn && t.desired_running) {
             d.actions.push(Action::StopTask {
@@ -236,7 +227,7 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
         .tasks
         .iter()
         .any(|t| d.status.batch.contains(&t.arn) && t.last_status == "RUNNING");
-    if d.actions.is_empty() && !old_still_running && stable(svc, &obs.tasks) {
+    if d.actions.is_empty() && !old_still_running && settled(svc, obs) {
         return batch_done(ctx, svc, obs, d, (done, total));
     }
     await_replacements(ctx, svc, obs, d, (done, total));
@@ -252,6 +243,7 @@ fn batch_done(
     d: &mut Decision,
     (done, total): (usize, usize),
 ) {
+    capacity::ended(ctx, d);
     let batch = d.status.batch.clone();
     let told = hooks::Told {
         tasks: &batch,
@@ -269,6 +261,7 @@ fn batch_done(
         }
         d.status.batch.clear();
         d.status.step_started_at = None;
+        d.status.capacity_wait = None;
         let message = window_closed(ctx, &d.status, "after a batch");
         return end_via_restore(ctx, d, Phase::WindowClosed, message);
     }
@@ -303,6 +296,7 @@ fn batch_done(
             d.status.batch.clear();
             d.status.wait_until = None;
             d.status.step_started_at = None;
+            d.status.capacity_wait = None;
             d.status.message = format!("{done}/{total} recycled");
             d.requeue = Some(Duration::ZERO);
         }
@@ -393,9 +387,13 @@ fn await_replacements(
     d: &mut Decision,
     (done, total): (usize, usize),
 ) {
-    let since = d.status.step_started_at.unwrap_or(ctx.now);
+    if capacity::decided(ctx, svc, obs, d, "replacement") {
+        return;
+    }
+    let began = d.status.step_started_at.unwrap_or(ctx.now);
+    let since = capacity::stability_since(&d.status, began);
     let step = causes::Step {
-        since,
+        since: began,
         now: ctx.now,
         batch: &d.status.batch,
         ours: &d.status.stopped,

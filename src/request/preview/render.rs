@@ -55,7 +55,7 @@ pub(crate) fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> Str
         ));
     }
     out.push_str(&format!(
-        "  Reads while it waits (each poll): ecs:DescribeServices, ecs:ListTasks, ecs:DescribeTasks, application-autoscaling:DescribeScalableTargets{}\n",
+        "  Reads while it waits (each poll): ecs:DescribeServices, ecs:ListTasks, ecs:DescribeTasks, application-autoscaling:DescribeScalableTargets{}; right before each batch: ecs:GetTaskProtection\n",
         if p.drains.is_some() {
             ", elasticloadbalancing:DescribeTargetHealth (one per target group)"
         } else {
@@ -85,6 +85,9 @@ pub(crate) fn render(p: &Preview, spec: &RecycleSpec, now: DateTime<Utc>) -> Str
     ));
     if let Some(d) = &p.drains {
         out.push_str(&render_drains(d, p, spec));
+    }
+    for line in &p.capacity {
+        out.push_str(&format!("  {line}\n"));
     }
     out.push_str(&format!("  Would end: {:?}: {}\n", p.outcome, p.message));
     out

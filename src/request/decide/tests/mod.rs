@@ -10,16 +10,19 @@ use serde_json::json;
 use super::*;
 use crate::hooks::spec::Point;
 use crate::request::observation::{
-    DeploymentNote, DeploymentView, ServiceEvent, ServiceView, StoppedTask, TaskView,
+    DeploymentNote, DeploymentView, ServiceEvent, ServiceView, StoppedTask, TaskProtection,
+    TaskView,
 };
 use crate::request::spec::parse_spec;
-use crate::request::status::{DesiredChange, Event, Outcome, Plan, Reason};
+use crate::request::status::{DesiredChange, Event, Outcome, Plan, ProtectedTask, Reason};
 
+mod capacity;
 mod causes;
 mod ending;
 mod gates;
 mod hooks;
 mod pending;
+mod protection;
 mod recycling;
 mod restoring;
 mod stability;
@@ -27,6 +30,7 @@ mod strategy;
 mod surging;
 mod targets;
 mod timeline;
+mod unseen;
 mod window;
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -72,7 +76,10 @@ fn service(desired: u32, running: u32, pending: u32) -> ServiceView {
     }
 }
 
+/// An observation of `svc` and `tasks`, none of them protected from
+/// scale-in (as read right before a stop).
 fn obs(svc: ServiceView, tasks: Vec<TaskView>) -> Observation {
+    let protection = tasks.iter().map(|t| unprotected(&t.arn)).collect();
     Observation {
         service: Ok(svc),
         tasks,
@@ -80,6 +87,16 @@ fn obs(svc: ServiceView, tasks: Vec<TaskView>) -> Observation {
         evidence: Default::default(),
         targets_refused: None,
         drain: None,
+        protection,
+        capacity: Default::default(),
+    }
+}
+
+fn unprotected(arn: &str) -> TaskProtection {
+    TaskProtection {
+        arn: arn.into(),
+        protected: false,
+        until: None,
     }
 }
 

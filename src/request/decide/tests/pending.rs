@@ -32,6 +32,8 @@ fn pending_outcomes() {
         evidence: Default::default(),
         targets_refused: None,
         drain: None,
+        protection: Vec::new(),
+        capacity: Default::default(),
     };
     let young = obs(service(1, 1, 0), vec![serving("t1", 90)]);
     let cases: Vec<(&str, RecycleSpec, Observation, Phase, &str)> = vec![
