@@ -5,11 +5,12 @@
 //! metrics, backoff on throttling) and, if it changes something, only
 //! inside the record's lease ([`clients`]); its failures are sorted by what
 //! to do about them ([`error`]). Observation is [`observe`]; the decided
-//! actions, [`act`].
+//! actions, [`act`]; ECS's own events, read from an SQS queue, [`events`].
 
 mod act;
 mod clients;
 mod error;
+pub(crate) mod events;
 pub(crate) mod known_tasks;
 pub(crate) mod limit;
 pub(crate) mod observe;

@@ -16,7 +16,7 @@ use ecs_recycler::ApiShare;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
 use ecs_recycler::duration;
-use ecs_recycler::operator::{Operator, OperatorConfig, healthcheck};
+use ecs_recycler::operator::{EventsConfig, Operator, OperatorConfig, healthcheck};
 #[cfg(feature = "simulator")]
 use ecs_recycler::sandbox::{self, SandboxOptions};
 use ecs_recycler::store::Store;
@@ -173,6 +173,14 @@ struct OperatorArgs {
     /// This replica's name in leases (default: the ECS task id, else host name and process id).
     #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
     replica_id: Option<String>,
+    /// The URL of the SQS queue an EventBridge rule sends ECS's events to (infra/operator.yaml
+    /// makes one): a step is looked at when they show it done, polling stays the safety net.
+    #[arg(long, value_name = "URL", env = "ECS_RECYCLER_EVENTS_QUEUE")]
+    events_queue: Option<String>,
+    /// With --events-queue, the longest a step waiting on ECS goes without a look while events
+    /// flow (a lost event is looked for sooner, when the step should have been done).
+    #[arg(long, default_value = "2m", value_parser = duration::parse, env = "ECS_RECYCLER_SAFETY_POLL_INTERVAL")]
+    safety_poll_interval: Duration,
     #[command(flatten)]
     notify: NotifyArgs,
 }
@@ -400,6 +408,13 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
     };
     let http = args.http_listen;
     let mut problems = config.problems();
+    let events = args.events_queue.map(|queue_url| EventsConfig {
+        queue_url,
+        safety_poll: args.safety_poll_interval,
+    });
+    if let Some(events) = &events {
+        problems.extend(events.problems(config.poll_interval));
+    }
     let notify = args.notify.config().unwrap_or_else(|p| {
         problems.extend(p);
         NotifyConfig::default()
@@ -412,18 +427,21 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config, notify, http, shutdown).await
+            let with = Extras {
+                notify,
+                events,
+                http,
+            };
+            operate(Arc::new(store), sdk, config, with, shutdown).await
         }
         (Some(table), None) => {
-            operate(
-                Arc::new(DynamoStore::new(&sdk, table)),
-                sdk,
-                config,
+            let with = Extras {
                 notify,
+                events,
                 http,
-                shutdown,
-            )
-            .await
+            };
+            let store = Arc::new(DynamoStore::new(&sdk, table));
+            operate(store, sdk, config, with, shutdown).await
         }
         (None, None) => anyhow::bail!(
             "say where records live: --table NAME (or ECS_RECYCLER_TABLE) or --store PATH"
@@ -431,19 +449,27 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
     }
 }
 
+/// What an operator runs with besides its store and configuration.
+struct Extras {
+    notify: NotifyConfig,
+    events: Option<EventsConfig>,
+    http: SocketAddr,
+}
+
 async fn operate<S: Store>(
     store: Arc<S>,
     sdk: aws_config::SdkConfig,
     config: OperatorConfig,
-    notify: NotifyConfig,
-    http: SocketAddr,
+    with: Extras,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let operator = Operator::builder(store, sdk, config)
-        .notify(notify)
-        .serve(http)
-        .start()
-        .await?;
+    let mut builder = Operator::builder(store, sdk, config)
+        .notify(with.notify)
+        .serve(with.http);
+    if let Some(events) = with.events {
+        builder = builder.events(events);
+    }
+    let operator = builder.start().await?;
     shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
     operator.stop().await;

@@ -40,6 +40,17 @@ pub struct PhaseLabel {
     pub phase: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DetailTypeLabel {
+    /// ECS's `detail-type`, e.g. `task_state_change`.
+    pub detail_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
 /// Every metric the operator exposes.
 pub struct Metrics {
     registry: Registry,
@@ -73,6 +84,16 @@ pub struct Metrics {
     pub policy_requests: Counter,
     /// Hook calls, by answer.
     pub hook_calls: Family<OutcomeLabel, Counter>,
+    /// ECS's events read from the events queue, by `detail-type`.
+    pub events_received: Family<DetailTypeLabel, Counter>,
+    /// Events read and left aside, by why: duplicate, stale, foreign, malformed.
+    pub events_ignored: Family<ReasonLabel, Counter>,
+    /// Seconds from an event's `time` (to the second) to its handling.
+    pub event_lag_seconds: Histogram,
+    /// 1 while the events queue answers and is not silent past its heartbeat.
+    pub events_feed_healthy: Gauge,
+    /// Looks of records brought forward or aimed by events.
+    pub event_wakes: Counter,
 }
 
 impl Metrics {
@@ -165,6 +186,37 @@ impl Metrics {
             "Hook calls by answer: succeeded, failed, in_progress, unanswered (no verdict: a timeout, a refused connection, an HTTP error), not_sent (the lease lapsed first)",
             hook_calls.clone(),
         );
+        let events_received = Family::<DetailTypeLabel, Counter>::default();
+        registry.register(
+            "events_received",
+            "ECS's events read from the events queue, by detail-type",
+            events_received.clone(),
+        );
+        let events_ignored = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "events_ignored",
+            "ECS's events read and left aside (deleted), by reason: duplicate, stale, foreign, malformed",
+            events_ignored.clone(),
+        );
+        // 10 ms to about 80 s.
+        let event_lag_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register(
+            "event_lag_seconds",
+            "Seconds from an event's time (to the second) to its handling by the operator",
+            event_lag_seconds.clone(),
+        );
+        let events_feed_healthy = Gauge::default();
+        registry.register(
+            "events_feed_healthy",
+            "1 while the events queue answers and has not been silent past its heartbeat after a change the operator made; 0 otherwise (services are then looked at by polling)",
+            events_feed_healthy.clone(),
+        );
+        let event_wakes = Counter::default();
+        registry.register(
+            "event_wakes",
+            "Looks at records brought forward or aimed by ECS's events",
+            event_wakes.clone(),
+        );
         Arc::new(Self {
             registry,
             reconciles,
@@ -181,6 +233,11 @@ impl Metrics {
             policy_looks,
             policy_requests,
             hook_calls,
+            events_received,
+            events_ignored,
+            event_lag_seconds,
+            events_feed_healthy,
+            event_wakes,
         })
     }
 

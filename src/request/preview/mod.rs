@@ -167,6 +167,7 @@ impl Rehearsal {
             poll: POLL,
             blocked_by: None,
             alarms: None,
+            serving_since: None,
         };
         let observed = self.model.observe(&self.status.batch, obs.scaling);
         let d = decide::decide(&ctx, &self.status, &observed);

@@ -96,6 +96,7 @@ fn run(spec: &RecycleSpec, status: &RecycleStatus, o: &Observation, now: i64) ->
         poll: Duration::from_secs(1),
         blocked_by: None,
         alarms: None,
+        serving_since: None,
     };
     decide(&ctx, status, o)
 }
