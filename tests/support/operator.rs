@@ -35,9 +35,36 @@ pub fn aws_env(sim_url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Fast polling and a short lease: what most tests run the operator with.
+pub const FAST: &[&str] = &[
+    "--poll-interval",
+    "50ms",
+    "--lease-duration",
+    "1s",
+    // An attempt and the lease's margin must fit in the lease.
+    "--aws-connect-timeout",
+    "500ms",
+    "--aws-attempt-timeout",
+    "800ms",
+    "--aws-operation-timeout",
+    "10s",
+];
+
 /// Starts `ecs-recycler operator` with fast polling; its log goes to `log`.
 pub fn spawn_operator(
     store_args: &[String],
+    env: &[(String, String)],
+    replica: &str,
+    log: &Path,
+) -> OperatorProcess {
+    spawn_operator_with(store_args, FAST, env, replica, log)
+}
+
+/// Starts `ecs-recycler operator` with `timing` flags (see [`FAST`]) and
+/// the store's; its log goes to `log`.
+pub fn spawn_operator_with(
+    store_args: &[String],
+    timing: &[&str],
     env: &[(String, String)],
     replica: &str,
     log: &Path,
@@ -50,18 +77,8 @@ pub fn spawn_operator(
     Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
         .arg("operator")
         .args(store_args)
+        .args(timing)
         .args([
-            "--poll-interval",
-            "50ms",
-            "--lease-duration",
-            "1s",
-            // An attempt and the lease's margin must fit in the lease.
-            "--aws-connect-timeout",
-            "500ms",
-            "--aws-attempt-timeout",
-            "800ms",
-            "--aws-operation-timeout",
-            "10s",
             "--replica-id",
             replica,
             // Parallel tests must not clash on the endpoints' port.

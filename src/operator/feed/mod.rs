@@ -105,6 +105,8 @@ pub(crate) struct Feed {
     poll: Duration,
     pool: Arc<ClientPool>,
     state: Mutex<State>,
+    /// Holds a permit once the active requests have been listed.
+    listed_once: tokio::sync::Notify,
 }
 
 struct State {
@@ -162,6 +164,7 @@ impl Feed {
                 backoff: poll,
                 malformed: (0, None),
             }),
+            listed_once: tokio::sync::Notify::new(),
         })
     }
 
@@ -176,8 +179,11 @@ impl Feed {
 
     /// One read of the queue, its messages handled and deleted; answers
     /// the records to wake. A read that fails is waited out here (a
-    /// growing pause), and an empty one when SQS answers at once.
+    /// growing pause), and an empty one when SQS answers at once. Nothing
+    /// is read before the first listing says which clusters are served.
     pub(crate) async fn poll_once(&self) -> Vec<Effect> {
+        self.listed_once.notified().await;
+        self.listed_once.notify_one();
         let messages = match self.queue.receive(self.metrics()).await {
             Ok(m) => m,
             Err(e) => {
@@ -309,6 +315,7 @@ impl Feed {
     /// The active requests as listed: which accounts and clusters are the operator's.
     pub(crate) fn listed(&self, records: &[ListedRecord]) {
         self.state.lock().routes.listed(records);
+        self.listed_once.notify_one();
     }
 
     /// What `name` waits on after its step (its account, spec and status,
