@@ -8,6 +8,12 @@
 //! are running and healthy, or ECS reported the service steady since the
 //! step began. A look confirms it before anything is decided on it. Pure:
 //! when each event was received comes in as a value.
+//!
+//! When a change happened is ECS's own time of it (`updatedAt`, to the
+//! millisecond), not when the event arrived, which lags by EventBridge's
+//! and SQS's delivery; but never later than its arrival, nor more than
+//! [`MAX_SKEW`] before it, so that a clock behind ECS's shifts a time by
+//! no more than that.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -21,6 +27,14 @@ use super::status::{Phase, RecycleStatus};
 const MAX_TASKS: usize = 512;
 /// The most steady states kept per service.
 const MAX_STEADY: usize = 4;
+/// How far before its arrival ECS's time of a change is believed.
+pub(crate) const MAX_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// When a change happened: ECS's time of it, within [`MAX_SKEW`] before
+/// its arrival, else its arrival.
+fn happened(changed_at: Option<DateTime<Utc>>, received: DateTime<Utc>) -> DateTime<Utc> {
+    changed_at.map_or(received, |at| at.clamp(received - MAX_SKEW, received))
+}
 
 /// What a task's containers report of their health in one event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +54,8 @@ pub(crate) struct TaskSeen {
     pub desired_status: String,
     pub created_at: Option<DateTime<Utc>>,
     pub health: Health,
+    /// When ECS says the change happened (`updatedAt`).
+    pub changed_at: Option<DateTime<Utc>>,
     /// When the operator received the event.
     pub received: DateTime<Utc>,
 }
@@ -105,7 +121,7 @@ pub(crate) fn awaited(status: &RecycleStatus, health_checked: bool) -> Option<Aw
 pub(crate) struct ServiceHints {
     tasks: HashMap<String, TaskSeen>,
     /// Steady states reported: (the event's time, to the second as
-    /// EventBridge gives it; when it was received), newest last.
+    /// EventBridge gives it; when it happened), newest last.
     steady: VecDeque<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
@@ -125,12 +141,19 @@ impl ServiceHints {
         self.tasks.insert(arn.to_string(), seen);
     }
 
-    /// ECS reported the service steady (SERVICE_STEADY_STATE) at `time`.
-    pub(crate) fn steady(&mut self, time: DateTime<Utc>, received: DateTime<Utc>) {
+    /// ECS reported the service steady (SERVICE_STEADY_STATE): the
+    /// event's `time`, ECS's time of it (`createdAt`) and its arrival.
+    pub(crate) fn steady(
+        &mut self,
+        time: DateTime<Utc>,
+        changed_at: Option<DateTime<Utc>>,
+        received: DateTime<Utc>,
+    ) {
         if self.steady.len() == MAX_STEADY {
             self.steady.pop_front();
         }
-        self.steady.push_back((time, received));
+        self.steady
+            .push_back((time, happened(changed_at, received)));
     }
 
     /// The new tasks of the step (created since it began, meant to run),
@@ -148,8 +171,8 @@ impl ServiceHints {
         (new.len() >= step.launched).then_some(new)
     }
 
-    /// When the events first showed the step probably done, if they have:
-    /// the latest of the receipts that make it so.
+    /// When the events showed the step probably done, if they have: the
+    /// latest of the changes that make it so.
     pub(crate) fn settled(&self, step: &Awaited) -> Option<DateTime<Utc>> {
         let by_tasks = self.settled_by_tasks(step);
         // EventBridge's time is to the second, rounded down: a steady state
@@ -158,7 +181,7 @@ impl ServiceHints {
             .steady
             .iter()
             .filter(|(time, _)| *time >= step.since)
-            .map(|(_, received)| *received)
+            .map(|(_, happened)| *happened)
             .min();
         match (by_tasks, by_steady) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -170,13 +193,13 @@ impl ServiceHints {
         let mut latest = DateTime::<Utc>::MIN_UTC;
         for arn in &step.stopped {
             let t = self.tasks.get(arn).filter(|t| t.left_running())?;
-            latest = latest.max(t.received);
+            latest = latest.max(happened(t.changed_at, t.received));
         }
         let mut serving = 0;
         for t in self.tasks.values().filter(|t| is_new(t, step)) {
             if t.serving(step.health_checked) {
                 serving += 1;
-                latest = latest.max(t.received);
+                latest = latest.max(happened(t.changed_at, t.received));
             } else if t.desired_status == "RUNNING" {
                 // One of its new tasks is still on its way.
                 return None;
@@ -206,6 +229,7 @@ mod tests {
             desired_status: desired.into(),
             created_at: Some(at(created)),
             health,
+            changed_at: None,
             received: at(received),
         }
     }
@@ -269,9 +293,9 @@ mod tests {
         );
         assert_eq!(h.settled(&step), None, "a task of an earlier step");
         assert_eq!(h.launched(&step), None);
-        h.steady(at(99), at(104));
+        h.steady(at(99), None, at(104));
         assert_eq!(h.settled(&step), None, "reported before the step began");
-        h.steady(at(100), at(107));
+        h.steady(at(100), None, at(107));
         assert_eq!(h.settled(&step), Some(at(107)));
         h.task("new", seen("RUNNING", "RUNNING", 101, Health::Healthy, 105));
         assert_eq!(h.settled(&step), Some(at(105)), "the earlier of the two");
@@ -304,6 +328,28 @@ mod tests {
     }
 
     #[test]
+    fn when_it_happened_is_ecss_time_within_a_second_of_its_arrival() {
+        let step = batch_step(true);
+        let mut h = ServiceHints::default();
+        h.task("old", seen("STOPPED", "STOPPED", 0, Health::Unknown, 103));
+        let mut new = seen("RUNNING", "RUNNING", 101, Health::Healthy, 108);
+        new.changed_at = Some(at(108) - chrono::TimeDelta::milliseconds(250));
+        h.task("new", new.clone());
+        assert_eq!(
+            h.settled(&step),
+            Some(at(108) - chrono::TimeDelta::milliseconds(250))
+        );
+        // A time far before its arrival (a clock off) is held to a second before it.
+        new.changed_at = Some(at(90));
+        h.task("new", new.clone());
+        assert_eq!(h.settled(&step), Some(at(107)));
+        // Nor after it.
+        new.changed_at = Some(at(200));
+        h.task("new", new);
+        assert_eq!(h.settled(&step), Some(at(108)));
+    }
+
+    #[test]
     fn what_is_kept_is_bounded() {
         let mut h = ServiceHints::default();
         for i in 0..(MAX_TASKS as i64 + 10) {
@@ -311,7 +357,7 @@ mod tests {
                 &format!("t{i}"),
                 seen("STOPPED", "STOPPED", i, Health::Unknown, i),
             );
-            h.steady(at(i), at(i));
+            h.steady(at(i), None, at(i));
         }
         assert_eq!(h.tasks.len(), MAX_TASKS);
         assert!(!h.tasks.contains_key("t0"), "the oldest news went first");

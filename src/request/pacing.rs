@@ -213,15 +213,20 @@ impl Pace {
     /// for an event that never came (lost, or read by another replica) at
     /// the step that began at `step`: when the step should be done by what
     /// the events showed of this run's earlier steps (their 80th
-    /// percentile), plus a margin (a quarter of that, at least `poll`).
-    /// `None` while nothing is learnt: the step is paced as without events.
+    /// percentile) — before any, by twice how long the service's tasks take
+    /// to start (ECS's `createdAt` to `startedAt`) — plus a margin (a
+    /// quarter of that, at least `poll`). `None` while nothing is learnt:
+    /// the step is paced as without events.
     pub(crate) fn deadline(
         &self,
         step: DateTime<Utc>,
         now: DateTime<Utc>,
         poll: Duration,
     ) -> Option<Duration> {
-        let typical = quantile(&self.settle, SETTLE_QUANTILE)?;
+        let typical = match quantile(&self.settle, SETTLE_QUANTILE) {
+            Some(seen) => seen,
+            None => 2.0 * median(&self.to_running)?,
+        };
         let margin = (typical * SETTLE_MARGIN).max(poll.as_secs_f64());
         let at = after(step, typical + margin);
         Some((at - now).to_std().unwrap_or(Duration::ZERO).max(poll))
@@ -464,6 +469,17 @@ mod tests {
         let mut pace = Pace::default();
         let poll = Duration::from_millis(100);
         assert_eq!(pace.deadline(at(0), at(0), poll), None, "nothing learnt");
+        // The service's tasks take 2 s to start: before any step is seen
+        // through, twice that and a quarter more.
+        pace.learn(
+            &obs(vec![task("old", -10_000, Some(-8_000), true)]),
+            Some(at(0)),
+            at(0),
+        );
+        assert_eq!(
+            pace.deadline(at(0), at(0), poll),
+            Some(Duration::from_secs(5))
+        );
         for (began, took) in [(0, 3_000), (10_000, 3_400), (20_000, 2_800)] {
             pace.settled(at(began), at(began + took));
             // A second report of the same step is no second sample.

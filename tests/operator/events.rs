@@ -2,9 +2,9 @@
 //! simulator sends its events to an SQS queue on moto's server, as an
 //! EventBridge rule would, and the operator binary reads them. A recycle
 //! driven by a perfect feed, a lossy one, one that repeats and reorders,
-//! and one that falls silent; a foreign cluster's events read and dropped;
-//! two replicas on one queue; and a queue that cannot be reached, from the
-//! start and mid-run. Every run holds every invariant, checked from the
+//! and one that falls silent; a foreign cluster's events and a malformed
+//! message read, deleted and counted; two replicas on one queue; and a
+//! queue that cannot be reached, from the start and mid-run. Every run holds every invariant, checked from the
 //! simulator's timeline; the feed's health shows on `/readyz`.
 
 use crate::support;
@@ -144,9 +144,9 @@ async fn recycle(label: &str, feed: Value, mid_run: Option<MidRun>) -> Run {
     let (mut op, log) = bed.operator("r1", &env);
     let mut unready = None;
     if let Some(mid_run) = mid_run {
-        wait_phase(&bed.store, "rotate", &["Recycling"], WITHIN, &log).await;
         let first_stop = |s: &Value| s["stopped"].as_array().is_some_and(|a| !a.is_empty());
-        status_when(&bed.store, &log, first_stop).await;
+        let what = "the first batch stopped";
+        wait_status(&bed.store, "rotate", WITHIN, &log, what, first_stop).await;
         match mid_run {
             MidRun::Silent => {
                 let silent = json!({"events": {"sqsQueueUrl": bed.queue, "silent": true}});
@@ -211,29 +211,6 @@ impl MidRun {
             Self::Silent => "has been silent for",
             Self::QueueGone => "cannot be read",
         }
-    }
-}
-
-/// The request's status, once `ready` says it is.
-async fn status_when(store: &EmbeddedStore, log: &Path, ready: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    loop {
-        let status = store
-            .get(Kind::RecycleRequest, "rotate")
-            .await
-            .unwrap()
-            .unwrap()
-            .status
-            .unwrap_or_default();
-        if ready(&status) {
-            return status;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not there in time: {status:#}\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -380,8 +357,16 @@ async fn a_queue_unreachable_from_the_start_is_said_and_the_run_goes_by_polling(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_clusters_events_are_read_deleted_and_ignored() {
+async fn a_foreign_clusters_events_and_a_malformed_message_are_deleted_and_counted() {
     let bed = bed("events-foreign", json!({})).await;
+    // Something that is not an ECS event, in the queue.
+    bed.sqs
+        .send_message()
+        .queue_url(&bed.queue)
+        .message_body("not an event")
+        .send()
+        .await
+        .unwrap();
     // A cluster the operator has no request in, busy meanwhile.
     create_service(&bed.c.ecs, "other", "api", 2, true).await;
     let planned = running_task_arns(&bed.c.ecs, "prod", "web").await;
@@ -424,6 +409,12 @@ async fn a_foreign_clusters_events_are_read_deleted_and_ignored() {
     let m = MetricsPage::of(&log).await;
     assert!(
         m.sum("ecs_recycler_events_ignored_total{reason=\"foreign\"}") > 0.0,
+        "{}",
+        m.body
+    );
+    assert_eq!(
+        m.sum("ecs_recycler_events_ignored_total{reason=\"malformed\"}"),
+        1.0,
         "{}",
         m.body
     );

@@ -148,6 +148,21 @@ pub async fn wait_phase<S: Store>(
     within: Duration,
     log: &Path,
 ) -> Value {
+    let what = format!("{name} reached {phases:?}");
+    let reached = |s: &Value| phases.iter().any(|p| s["phase"] == *p);
+    wait_status(store, name, within, log, &what, reached).await
+}
+
+/// The request's status once `ready` says so; else the test fails within
+/// `within`, saying `what` did not happen, with the operator's log.
+pub async fn wait_status<S: Store>(
+    store: &S,
+    name: &str,
+    within: Duration,
+    log: &Path,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let record = store
@@ -156,18 +171,18 @@ pub async fn wait_phase<S: Store>(
             .expect("store")
             .expect("record exists");
         let status = record.status.clone().unwrap_or(Value::Null);
-        if phases.iter().any(|p| status["phase"] == *p) {
+        if ready(&status) {
             return status;
         }
         if tokio::time::Instant::now() > deadline {
             let log = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             panic!(
-                "{name} did not reach {phases:?} within {within:?}; status: {status:#}\noperator log (newest first):\n{}",
+                "not so within {within:?}: {what}; status: {status:#}\noperator log (newest first):\n{}",
                 tail.join("\n")
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -120,6 +120,7 @@ mod tests {
                     desired_status: "RUNNING".into(),
                     created_at: None,
                     health: Health::Unknown,
+                    changed_at: None,
                     received: DateTime::<Utc>::MIN_UTC,
                 },
             },

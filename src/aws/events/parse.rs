@@ -75,6 +75,8 @@ pub(crate) enum About {
         service: String,
         /// `eventName`: `SERVICE_STEADY_STATE`, `SERVICE_DEPLOYMENT_COMPLETED`, ...
         name: String,
+        /// When ECS says it happened (`createdAt` of an action).
+        changed_at: Option<DateTime<Utc>>,
     },
     /// Anything else (container instances, kinds ECS adds later).
     Other,
@@ -135,6 +137,10 @@ pub(crate) fn parse(body: &str, received: DateTime<Utc>) -> Result<Event, String
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
+                changed_at: detail
+                    .get("createdAt")
+                    .and_then(Value::as_str)
+                    .and_then(timestamp),
             },
             None => return Err("a service event naming no service in \"resources\"".into()),
         },
@@ -190,6 +196,7 @@ fn task(detail: &Value, received: DateTime<Utc>) -> Result<About, String> {
             desired_status: status("desiredStatus")?,
             created_at: text("createdAt").and_then(timestamp),
             health,
+            changed_at: text("updatedAt").and_then(timestamp),
             received,
         },
     })
@@ -226,7 +233,8 @@ mod tests {
                 "clusterArn": "arn:aws:ecs:us-west-2:111122223333:cluster/prod",
                 "taskArn": "arn:aws:ecs:us-west-2:111122223333:task/prod/b99d40b3",
                 "group": "service:web", "lastStatus": "RUNNING", "desiredStatus": "RUNNING",
-                "createdAt": "2026-01-23T17:57:34.402Z", "version": 3,
+                "createdAt": "2026-01-23T17:57:34.402Z", "updatedAt": "2026-01-23T17:57:57.880Z",
+                "version": 3,
                 "containers": [{"name": "web", "healthStatus": "HEALTHY"},
                                {"name": "log", "healthStatus": "HEALTHY"}],
                 "someFieldEcsAddsLater": {"x": 1}
@@ -260,6 +268,10 @@ mod tests {
         assert_eq!((version, service.as_deref()), (3, Some("web")));
         assert_eq!(seen.health, Health::Healthy);
         assert_eq!(seen.received, now());
+        assert_eq!(
+            seen.changed_at,
+            Some("2026-01-23T17:57:57.880Z".parse().unwrap())
+        );
         assert_eq!(
             seen.created_at,
             Some("2026-01-23T17:57:34.402Z".parse().unwrap())
@@ -302,7 +314,8 @@ mod tests {
             e.about,
             About::Service {
                 service: "web".into(),
-                name: "SERVICE_DEPLOYMENT_COMPLETED".into()
+                name: "SERVICE_DEPLOYMENT_COMPLETED".into(),
+                changed_at: None,
             }
         );
         assert!(!e.is_steady_state());

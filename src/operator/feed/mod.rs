@@ -17,10 +17,11 @@
 //!   events show it done — after the batch's `wait`, counted from then,
 //!   where no hook or load balancer comes after the task's health — and
 //!   otherwise once, when it should have been done by the events of this
-//!   run's earlier steps (an event lost, or read by another replica), and
-//!   at least every `--safety-poll-interval`. With nothing learnt yet, and
-//!   after a look the events brought finds the step not done, it is paced
-//!   as without events. Everything else is paced as without events, and a
+//!   run's earlier steps or its tasks' start times ([`Pace::deadline`]: an
+//!   event lost, or read by another replica), and at least every
+//!   `--safety-poll-interval`. With nothing to go by, and after a look the
+//!   events brought finds the step not done, it is paced as without
+//!   events. Everything else is paced as without events, and a
 //!   record waiting for its service to settle is woken by its steady state.
 //! - **Health.** The feed is unhealthy while the queue does not answer or
 //!   refuses, and while it stays silent for half a lease after a change
@@ -94,6 +95,19 @@ impl EventsConfig {
         }
         out
     }
+}
+
+/// A record after one of its steps, as the step saw it.
+pub(crate) struct AfterStep<'a> {
+    pub name: &'a str,
+    /// Its clients' account (empty for the operator's own).
+    pub account: &'a str,
+    pub spec: &'a RecycleSpec,
+    pub status: &'a RecycleStatus,
+    /// Its tasks as last seen.
+    pub tasks: &'a [TaskView],
+    /// Behind a load balancer, when its look said.
+    pub load_balanced: Option<bool>,
 }
 
 /// The events feed of one replica.
@@ -275,13 +289,16 @@ impl Feed {
         m.event_lag_seconds
             .observe((received - event.time).num_milliseconds().max(0) as f64 / 1000.0);
         let mut s = self.state.lock();
+        // Any event of a cluster shows the feed flows there, whether or not
+        // a request is still at work in it (the last one just finished).
+        if let Some(place) = s.routes.place(&event) {
+            s.expected.remove(&place);
+        }
         let Some(served) = s.routes.serves(&event) else {
             drop(s);
             self.ignored("foreign");
             return Vec::new();
         };
-        // Any event of the cluster shows the feed flows there.
-        s.expected.remove(&served);
         match s.ledger.admit(&event) {
             Admit::New => {}
             other => {
@@ -318,18 +335,17 @@ impl Feed {
         self.listed_once.notify_one();
     }
 
-    /// What `name` waits on after its step (its account, spec and status,
-    /// the tasks last seen and whether the service is load-balanced, when
-    /// the look said); answers the wakes what is known already makes.
-    pub(crate) fn watch(
-        &self,
-        name: &str,
-        account: &str,
-        spec: &RecycleSpec,
-        status: &RecycleStatus,
-        tasks: &[TaskView],
-        load_balanced: Option<bool>,
-    ) -> Vec<Effect> {
+    /// What a record waits on after one of its steps; answers the wakes
+    /// what is known already makes.
+    pub(crate) fn watch(&self, after: AfterStep) -> Vec<Effect> {
+        let AfterStep {
+            name,
+            account,
+            spec,
+            status,
+            tasks,
+            load_balanced,
+        } = after;
         let health_checked = tasks.is_empty() || tasks.iter().any(|t| t.health_checked);
         let step = awaited(status, health_checked);
         let mut s = self.state.lock();

@@ -127,8 +127,9 @@ impl Routes {
             .collect();
     }
 
-    /// The (account, cluster) an event is about, if this operator serves it.
-    pub(crate) fn serves(&self, e: &Event) -> Option<(String, String)> {
+    /// The (account, cluster) an event is about, as the operator keys its
+    /// changes: the account empty for the operator's own.
+    pub(crate) fn place(&self, e: &Event) -> Option<(String, String)> {
         if self.region.as_ref().is_some_and(|r| *r != e.region) {
             return None;
         }
@@ -143,8 +144,12 @@ impl Routes {
         } else {
             e.account.clone()
         };
-        let key = (account, cluster);
-        self.served.contains(&key).then_some(key)
+        Some((account, cluster))
+    }
+
+    /// The (account, cluster) an event is about, if this operator serves it.
+    pub(crate) fn serves(&self, e: &Event) -> Option<(String, String)> {
+        self.place(e).filter(|key| self.served.contains(key))
     }
 
     /// Records `watch` for `name` at `now`, and weighs what is known of its service.
@@ -188,10 +193,14 @@ impl Routes {
                 }
                 (service, false)
             }
-            About::Service { service, .. } => {
+            About::Service {
+                service,
+                changed_at,
+                ..
+            } => {
                 let key = (account.clone(), cluster.clone(), service.clone());
                 match self.hints.get_mut(&key) {
-                    Some(h) if steady => h.steady(e.time, received),
+                    Some(h) if steady => h.steady(e.time, changed_at, received),
                     Some(_) => {}
                     None => return Vec::new(),
                 }
@@ -342,6 +351,7 @@ mod tests {
                 desired_status: desired.into(),
                 created_at: Some(at(created)),
                 health,
+                changed_at: None,
                 received: at(r),
             },
         }
@@ -448,6 +458,7 @@ mod tests {
         let steady = About::Service {
             service: "web".into(),
             name: "SERVICE_STEADY_STATE".into(),
+            changed_at: None,
         };
         let got = r.apply(served, e(steady), at(106));
         assert!(
@@ -479,6 +490,7 @@ mod tests {
         let steady = About::Service {
             service: "web".into(),
             name: "SERVICE_STEADY_STATE".into(),
+            changed_at: None,
         };
         let got = r.apply(served, event("111111111111", "prod", steady), at(2));
         assert_eq!(

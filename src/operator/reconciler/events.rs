@@ -13,10 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::super::feed::Effect;
+use super::super::feed::{AfterStep, Effect};
 use super::Reconciler;
-use crate::request::observation::TaskView;
-use crate::request::spec::RecycleSpec;
 use crate::request::status::RecycleStatus;
 use crate::store::Store;
 
@@ -83,19 +81,10 @@ impl<S: Store> Reconciler<S> {
         }
     }
 
-    /// After a step of `name`: what it waits on now (`load_balanced`, when
-    /// its look said).
-    pub(super) fn watch(
-        &self,
-        name: &str,
-        account: &str,
-        spec: &RecycleSpec,
-        status: &RecycleStatus,
-        tasks: &[TaskView],
-        load_balanced: Option<bool>,
-    ) {
+    /// After a step: what its record waits on now.
+    pub(super) fn watch(&self, after: AfterStep) {
         if let Some(feed) = &self.feed {
-            let effects = feed.watch(name, account, spec, status, tasks, load_balanced);
+            let effects = feed.watch(after);
             self.apply(effects);
         }
     }

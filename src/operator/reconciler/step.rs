@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use super::super::feed::AfterStep;
 use super::super::records::Claimed;
 use super::Reconciler;
 use super::conclude::{Outcome, StepError};
@@ -339,8 +340,14 @@ impl<S: Store> Reconciler<S> {
                 let load_balanced = (current.obs.service.as_ref())
                     .ok()
                     .map(|svc| !svc.load_balancers.is_empty());
-                let account = &s.clients.account;
-                self.watch(&s.name, account, &s.spec, &s.status, tasks, load_balanced);
+                self.watch(AfterStep {
+                    name: &s.name,
+                    account: &s.clients.account,
+                    spec: &s.spec,
+                    status: &s.status,
+                    tasks,
+                    load_balanced,
+                });
                 let after = self.pace(&s.name, &s.spec, &s.status, tasks, after, &s.blocked_by);
                 self.remember(s);
                 // Its notices go out under its lease: it is kept until they have.
@@ -364,7 +371,14 @@ impl<S: Store> Reconciler<S> {
             t.pace()
                 .learn(tasks, s.status.started_at.or(Some(now)), now)
         });
-        self.watch(&s.name, &s.clients.account, &s.spec, &s.status, tasks, None);
+        self.watch(AfterStep {
+            name: &s.name,
+            account: &s.clients.account,
+            spec: &s.spec,
+            status: &s.status,
+            tasks,
+            load_balanced: None,
+        });
         let poll = self.config.poll_interval;
         let after = self.pace(&s.name, &s.spec, &s.status, tasks, poll, &s.blocked_by);
         self.remember(s);

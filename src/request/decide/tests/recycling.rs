@@ -112,16 +112,7 @@ fn run_told(status: &RecycleStatus, o: &Observation, now: i64, serving: i64) -> 
 
 #[test]
 fn the_wait_counts_from_when_the_events_showed_the_batch_serving_but_only_a_look_ends_it() {
-    let done = obs(
-        service(4, 4, 0),
-        vec![
-            task("t1", "STOPPED", false, false, 10),
-            serving("t2", 20),
-            serving("t3", 30),
-            serving("s", 50),
-            serving("r1", 110),
-        ],
-    );
+    let done = batch_t1_done();
     let status = batch_t1(Phase::Recycling);
     let step = status.step_started_at.unwrap();
     // Told at 115, seen done at 120: the wait ends at 145, not 150.
@@ -276,16 +267,7 @@ fn between_batches_an_unstable_service_is_waited_for_not_raced() {
 
 #[test]
 fn a_task_counts_as_recycled_only_once_its_batch_finished_with_replacements_serving() {
-    let done = obs(
-        service(4, 4, 0),
-        vec![
-            task("t1", "STOPPED", false, false, 10),
-            serving("t2", 20),
-            serving("t3", 30),
-            serving("s", 50),
-            serving("r1", 110),
-        ],
-    );
+    let done = batch_t1_done();
     let status = batch_t1(Phase::Recycling);
     assert_eq!(status.recycled().count(), 0, "in flight: not yet");
     let d = run(&spec(json!({"wait": "0s"})), &status, &done, 120);
