@@ -138,8 +138,10 @@ for name, made in variants:
         "status": made["status"],
         "resources": sorted(vr),
         "taskRolePolicies": role_policies(role_name(vr, "TaskRole")),
+        # moto 5.2.5 keeps a list element that Fn::If turned into
+        # AWS::NoValue as null, where CloudFormation drops it.
         "environment": {e["name"]: e["value"]
-                        for e in definition["containerDefinitions"][0]["environment"]},
+                        for e in definition["containerDefinitions"][0]["environment"] if e},
     })
 out["service"] = ecs.describe_services(
     cluster="ops", services=[out["operator"]["outputs"]["ServiceArn"]])["services"][0]
