@@ -449,7 +449,7 @@ impl Feed {
                 };
                 Some(format!(
                     "ECS's events queue {url} has been silent for {} since the operator changed cluster {cluster}{whose} (ECS sends events for that within seconds): check the EventBridge rule, its target and the queue's policy; {meanwhile}",
-                    crate::duration::format(since.elapsed())
+                    crate::duration::format(whole(since.elapsed()))
                 ))
             }
         }
@@ -480,5 +480,112 @@ impl Feed {
             return s.routes.awaiting();
         }
         Vec::new()
+    }
+}
+
+/// A time to say: to the second past one, to the millisecond below.
+fn whole(d: Duration) -> Duration {
+    if d >= Duration::from_secs(1) {
+        Duration::from_secs(d.as_secs())
+    } else {
+        Duration::from_millis(d.as_millis() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::limit::ApiShare;
+    use crate::request::status::DesiredChange;
+
+    fn feed() -> Arc<Feed> {
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let pool = Arc::new(ClientPool::new(sdk, ApiShare::default(), Metrics::new()));
+        let config = EventsConfig {
+            queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-events".into(),
+            safety_poll: Duration::from_secs(120),
+        };
+        Feed::new(
+            &config,
+            pool,
+            Duration::from_secs(2),
+            Duration::from_millis(100),
+        )
+    }
+
+    /// A request whose surge waits for one spare task since `step`.
+    fn surging(step: DateTime<Utc>) -> RecycleStatus {
+        RecycleStatus {
+            phase: Phase::Surging,
+            step_started_at: Some(step),
+            surge: Some(DesiredChange { from: 2, to: 3 }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn while_events_flow_a_step_is_paced_by_them_and_by_polling_once_they_do_not() {
+        let f = feed();
+        let spec: RecycleSpec = crate::request::spec::parse_spec(
+            &serde_json::json!({"cluster": "prod", "service": "web"}),
+            "spec",
+        )
+        .unwrap();
+        let now = Utc::now();
+        let status = surging(now);
+        f.watch(AfterStep {
+            name: "rotate",
+            account: "",
+            spec: &spec,
+            status: &status,
+            tasks: &[],
+            load_balanced: Some(false),
+        });
+        let mut pace = Pace::default();
+        pace.settled(
+            now - chrono::TimeDelta::seconds(100),
+            now - chrono::TimeDelta::seconds(97),
+        );
+        // Not read yet: polling.
+        assert_eq!(f.next_look("rotate", now, &pace, now), None);
+        assert!(f.problem().is_none(), "starting is no fault");
+        f.state.lock().link = Link::Up;
+        // Flowing: the stand-in look, when the step should be done (3 s,
+        // and a quarter more).
+        assert_eq!(
+            f.next_look("rotate", now, &pace, now),
+            Some(Duration::from_millis(3750))
+        );
+        assert!(f.turned_unhealthy().is_empty());
+        assert_eq!(f.metrics().events_feed_healthy.get(), 1);
+        // A change made, and nothing heard of it for half a lease: silent.
+        f.expect("", "prod");
+        assert!(f.healthy(), "not yet");
+        f.state.lock().expected.insert(
+            (String::new(), "prod".into()),
+            Instant::now() - Duration::from_secs(5),
+        );
+        let why = f.problem().unwrap();
+        assert!(
+            why.contains("has been silent for 5s since the operator changed cluster prod"),
+            "{why}"
+        );
+        assert_eq!(f.next_look("rotate", now, &pace, now), None, "polling");
+        assert_eq!(f.turned_unhealthy(), ["rotate"], "looked at again at once");
+        assert!(f.turned_unhealthy().is_empty(), "once");
+        assert_eq!(f.metrics().events_feed_healthy.get(), 0);
+        // Heard from again: flowing.
+        f.state.lock().expected.clear();
+        assert!(f.healthy());
+        // A queue that cannot be read says why.
+        f.state.lock().link = Link::Down("sqs:ReceiveMessage was refused: AccessDenied".into());
+        let why = f.problem().unwrap();
+        assert!(
+            why.contains("cannot be read: sqs:ReceiveMessage was refused"),
+            "{why}"
+        );
     }
 }
