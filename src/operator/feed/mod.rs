@@ -60,8 +60,9 @@ use crate::request::pacing::{Pace, awaits_tasks};
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, RecycleStatus};
 use crate::store::ListedRecord;
+pub(crate) use route::Effect;
 use route::Routes;
-pub(crate) use route::{Effect, Watch};
+use route::Watch;
 
 /// How the operator reads ECS's events.
 #[derive(Clone, Debug, PartialEq, Eq)]
