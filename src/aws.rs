@@ -6,11 +6,13 @@
 //! inside the record's lease ([`clients`]); its failures are sorted by what
 //! to do about them ([`error`]). Observation is [`observe`] (and the
 //! scale-in protection read right before a stop, [`protection`]); the
-//! decided actions, [`act`].
+//! decided actions, [`act`]; ECS's own events, read from an SQS queue,
+//! [`events`].
 
 mod act;
 mod clients;
 mod error;
+pub(crate) mod events;
 pub(crate) mod images;
 pub(crate) mod known_tasks;
 pub(crate) mod limit;

@@ -85,6 +85,7 @@ fn node_of(module: &[String]) -> Option<(&'static str, Layer)> {
 /// and no clock of their own (the time comes in as a value).
 const PURE: &[&str] = &[
     "request::decide",
+    "request::hints",
     "request::look",
     "request::notices",
     "request::pacing",

@@ -16,7 +16,7 @@ use ecs_recycler::ApiShare;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, Look, StoreArgs, exit};
 use ecs_recycler::duration;
-use ecs_recycler::operator::{Operator, OperatorConfig, healthcheck};
+use ecs_recycler::operator::{EventsConfig, Operator, OperatorConfig, healthcheck};
 #[cfg(feature = "simulator")]
 use ecs_recycler::sandbox::{self, SandboxOptions};
 use ecs_recycler::store::Store;
@@ -189,6 +189,14 @@ struct OperatorArgs {
     /// This replica's name in leases (default: the ECS task id, else host name and process id).
     #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
     replica_id: Option<String>,
+    /// The URL of the SQS queue an EventBridge rule sends ECS's events to (infra/operator.yaml
+    /// makes one): a step is looked at when they show it done, polling stays the safety net.
+    #[arg(long, value_name = "URL", env = "ECS_RECYCLER_EVENTS_QUEUE")]
+    events_queue: Option<String>,
+    /// With --events-queue, the longest a step waiting on ECS goes without a look while events
+    /// flow (a lost event is looked for sooner, when the step should have been done).
+    #[arg(long, default_value = "2m", value_parser = duration::parse, env = "ECS_RECYCLER_SAFETY_POLL_INTERVAL")]
+    safety_poll_interval: Duration,
     #[command(flatten)]
     metrics: MetricsArgs,
     #[command(flatten)]
@@ -475,6 +483,13 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
     if metrics.metrics_namespace.trim().is_empty() || metrics.metrics_namespace.len() > 255 {
         problems.push("--metrics-namespace must be 1 to 255 characters".into());
     }
+    let events = args.events_queue.map(|queue_url| EventsConfig {
+        queue_url,
+        safety_poll: args.safety_poll_interval,
+    });
+    if let Some(events) = &events {
+        problems.extend(events.problems(config.poll_interval));
+    }
     let notify = args.notify.config().unwrap_or_else(|p| {
         problems.extend(p);
         NotifyConfig::default()
@@ -488,6 +503,7 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         notify,
         http,
         metrics,
+        events,
         shutdown,
     };
     match (args.store.table, args.store.store) {
@@ -509,6 +525,7 @@ struct Running {
     notify: NotifyConfig,
     http: SocketAddr,
     metrics: MetricsArgs,
+    events: Option<EventsConfig>,
     shutdown: Shutdown,
 }
 
@@ -522,15 +539,18 @@ async fn operate<S: Store>(
         notify,
         http,
         metrics,
+        events,
         shutdown,
     } = run;
     let replica = config.replica_id.clone();
-    let operator = Operator::builder(store, sdk, config)
+    let mut builder = Operator::builder(store, sdk, config)
         .notify(notify)
         .serve(http)
-        .prometheus(metrics.metrics_format != MetricsFormat::Emf)
-        .start()
-        .await?;
+        .prometheus(metrics.metrics_format != MetricsFormat::Emf);
+    if let Some(events) = events {
+        builder = builder.events(events);
+    }
+    let operator = builder.start().await?;
     // EMF lines until the operator has stopped, then a last flush.
     let (stopped, emf_stop) = tokio::sync::oneshot::channel::<()>();
     let emf = (metrics.metrics_format != MetricsFormat::Prometheus).then(|| {

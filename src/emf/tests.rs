@@ -118,6 +118,14 @@ fn busy_metrics() -> std::sync::Arc<Metrics> {
     for s in [0.002, 0.004, 0.3, 40.0] {
         m.step_seconds.observe(s);
     }
+    m.events
+        .received
+        .get_or_create(&crate::metrics::DetailTypeLabel {
+            detail_type: "task_state_change",
+        })
+        .inc();
+    m.events.lag_seconds.observe(0.4);
+    m.events.feed_healthy.set(1);
     m
 }
 

@@ -1,5 +1,6 @@
 //! The operator's HTTP face for its platform: `/healthz` (the loop is
-//! alive), `/readyz` (the store answers, leases are renewing and AWS answers) and
+//! alive), `/readyz` (the store answers, leases are renewing, AWS answers
+//! and, when read, ECS's events flow) and
 //! `/metrics` (Prometheus text format); and the client side of the health
 //! check, for `ecs-recycler healthcheck` in an image with no shell or curl.
 
@@ -36,6 +37,8 @@ struct HealthState {
     lease_error: Option<String>,
     /// AWS services whose last call got no answer, each as a sentence.
     aws_unanswered: Vec<String>,
+    /// Why ECS's events cannot be relied on, when they are read and cannot.
+    events: Option<String>,
 }
 
 impl Health {
@@ -75,6 +78,11 @@ impl Health {
     /// The AWS services whose last call got no answer (none: all answer).
     pub(crate) fn aws(&self, unanswered: Vec<String>) {
         self.lock().aws_unanswered = unanswered;
+    }
+
+    /// Why ECS's events cannot be relied on now (`None`: they can, or are not read).
+    pub(crate) fn events(&self, problem: Option<String>) {
+        self.lock().events = problem;
     }
 
     /// `Err` says why the loop is not alive.
@@ -122,6 +130,9 @@ impl Health {
                 "AWS is not answering: {}",
                 s.aws_unanswered.join("; ")
             ));
+        }
+        if let Some(why) = &s.events {
+            return Err(why.clone());
         }
         Ok(())
     }
@@ -289,6 +300,14 @@ mod tests {
             "{not_ready}"
         );
         health.aws(Vec::new());
+        assert!(healthcheck(&url("/readyz"), within).await.is_ok());
+        health.events(Some("ECS's events queue q cannot be read: denied".into()));
+        let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
+        assert!(
+            not_ready.contains("events queue q cannot be read"),
+            "{not_ready}"
+        );
+        health.events(None);
         assert!(healthcheck(&url("/readyz"), within).await.is_ok());
         let refused = healthcheck("http://127.0.0.1:1/healthz", within)
             .await

@@ -1,7 +1,8 @@
 //! The operator: the shell around the pure decision. It claims records
 //! through leases ([`crate::leases`]), observes their services, persists each
 //! decision before acting on it, and requeues ([`reconciler`], one step and
-//! its outcome in [`step`], per-record state in [`records`]); it tells its
+//! its outcome in [`step`], per-record state in [`records`]), woken early
+//! by ECS's own events when it reads them ([`feed`]); it tells its
 //! platform how it is ([`health`], [`crate::metrics`]) and names itself
 //! ([`replica`]); records of a kind it does not know are reported
 //! ([`strays`]).
@@ -11,6 +12,7 @@
 //! loop, the schedule loop, the policy loop, and optionally the HTTP endpoints.
 
 mod balance;
+mod feed;
 pub(crate) mod health;
 mod reconciler;
 mod records;
@@ -36,6 +38,7 @@ use crate::notify::deliver::Notifier;
 use crate::policy::{PolicyLoop, PolicySettings};
 use crate::schedule::{ScheduleSettings, Scheduler};
 use crate::store::Store;
+pub use feed::EventsConfig;
 pub use health::{BindError, healthcheck, http_get};
 pub use replica::default_id;
 
@@ -160,6 +163,7 @@ pub struct OperatorBuilder<S: Store> {
     clock: Arc<dyn Clock>,
     /// Whether `/metrics` is served (see [`OperatorBuilder::prometheus`]).
     prometheus: bool,
+    events: Option<EventsConfig>,
 }
 
 /// An operator running in this process: its loops, and its endpoints if asked for.
@@ -187,6 +191,7 @@ impl Operator {
             http: None,
             clock: Arc::new(SystemClock),
             prometheus: true,
+            events: None,
         }
     }
 
@@ -239,6 +244,12 @@ impl<S: Store> OperatorBuilder<S> {
         self
     }
 
+    /// Reads ECS's events from an SQS queue as hints (see [`feed`]).
+    pub fn events(mut self, events: EventsConfig) -> Self {
+        self.events = Some(events);
+        self
+    }
+
     /// Starts the reconcile loop, the schedule loop and the endpoints.
     pub async fn start(self) -> Result<Operator, health::BindError> {
         let metrics = Metrics::new();
@@ -284,7 +295,16 @@ impl<S: Store> OperatorBuilder<S> {
             self.config.policy_settings(),
             self.clock,
         );
-        let reconciler = Reconciler::new(self.store, pool, self.config, health, notifier, hooks);
+        let feed = self.events.as_ref().map(|events| {
+            feed::Feed::new(
+                events,
+                pool.clone(),
+                self.config.lease_duration,
+                self.config.poll_interval,
+            )
+        });
+        let reconciler =
+            Reconciler::new(self.store, pool, self.config, health, notifier, hooks, feed);
         let loops = vec![
             tokio::spawn(reconciler.run(stopped.clone())),
             tokio::spawn(scheduler.run(stopped.clone())),

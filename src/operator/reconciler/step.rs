@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use super::super::feed::AfterStep;
 use super::super::records::Claimed;
 use super::Reconciler;
 use super::conclude::{Outcome, StepError};
@@ -273,6 +274,7 @@ impl<S: Store> Reconciler<S> {
     fn decide(&self, s: &mut Stepping, obs: &Observation) -> Decision {
         let now = Utc::now();
         s.decided_at = now;
+        let serving_since = self.serving_since(&s.name, &s.status);
         let ctx = Context {
             name: &s.name,
             spec: &s.spec,
@@ -280,14 +282,18 @@ impl<S: Store> Reconciler<S> {
             poll: self.config.poll_interval,
             blocked_by: s.blocked_by.as_deref(),
             alarms: s.alarms.as_ref(),
+            serving_since,
         };
         let status = &s.status;
         let mut decision = self.records.with(&s.name, |t| {
             t.pace()
                 .learn(&obs.tasks, status.started_at.or(Some(now)), now);
             let decision = decide::decide(&ctx, status, obs);
+            // A look the events timed after the batch's wait is no sample
+            // of how soon a first look finds a step done.
             if let Some(step) = pacing::awaits_tasks(status)
                 && pacing::awaits_tasks(&decision.status) != Some(step)
+                && serving_since.is_none()
             {
                 t.pace().step_done(step, now);
             }
@@ -318,10 +324,19 @@ impl<S: Store> Reconciler<S> {
     /// Makes the decided actions; one AWS refuses fails the run through
     /// Restoring, with that decision written in the place of this one.
     async fn act_on(&self, s: &mut Stepping, decision: &mut Decision) -> ControlFlow<Outcome> {
+        let changes_tasks = decision.actions.iter().any(|a| {
+            matches!(
+                a,
+                decide::Action::SetDesired { .. } | decide::Action::StopTask { .. }
+            )
+        });
         let Err((action, refusal)) = self
             .act(&s.clients, &s.spec, &s.name, decision, &s.fence)
             .await
         else {
+            if changes_tasks {
+                self.expect_events(&s.clients.account, &s.spec.cluster);
+            }
             return Continue(());
         };
         self.remember(s);
@@ -406,6 +421,17 @@ impl<S: Store> Reconciler<S> {
             }
             Some(after) => {
                 let tasks = &current.obs.tasks;
+                let load_balanced = (current.obs.service.as_ref())
+                    .ok()
+                    .map(|svc| !svc.load_balancers.is_empty());
+                self.watch(AfterStep {
+                    name: &s.name,
+                    account: &s.clients.account,
+                    spec: &s.spec,
+                    status: &s.status,
+                    tasks,
+                    load_balanced,
+                });
                 let after = self.pace(&s.name, &s.spec, &s.status, tasks, after, &s.blocked_by);
                 self.remember(s);
                 // Its notices go out under its lease: it is kept until they have.
@@ -437,6 +463,14 @@ impl<S: Store> Reconciler<S> {
                 t.looks.push((now, counts));
             }
         });
+        self.watch(AfterStep {
+            name: &s.name,
+            account: &s.clients.account,
+            spec: &s.spec,
+            status: &s.status,
+            tasks,
+            load_balanced: None,
+        });
         let poll = self.config.poll_interval;
         let after = self.pace(&s.name, &s.spec, &s.status, tasks, poll, &s.blocked_by);
         self.remember(s);
@@ -465,6 +499,9 @@ impl<S: Store> Reconciler<S> {
             return after;
         }
         if let Some(step) = pacing::awaits_tasks(status) {
+            if let Some(after) = self.paced_by_events(name, step) {
+                return after;
+            }
             return self
                 .records
                 .with(name, |t| t.pace().next_look(tasks, step, Utc::now(), poll));

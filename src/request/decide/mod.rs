@@ -96,6 +96,11 @@ pub(crate) struct Context<'a> {
     /// The gate alarms as seen at this look; `None` when not read (which
     /// holds a gated run: see [`crate::gates`]).
     pub alarms: Option<&'a AlarmsSeen>,
+    /// When ECS's own events showed the batch in flight serving, if they
+    /// did ([`crate::request::hints`]): a batch this look finds done waits
+    /// `wait` from then rather than from now. A hint about when, never
+    /// about whether: only a look decides a batch is done.
+    pub serving_since: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decision {

@@ -273,34 +273,67 @@ fn batch_done(
     match d.status.wait_until {
         None if !ctx.spec.wait.is_zero() => {
             let wait = ctx.spec.wait;
-            d.status.wait_until = chrono::Duration::from_std(wait).ok().map(|w| ctx.now + w);
+            let from = serving_from(ctx, d.status.step_started_at);
+            let until = chrono::Duration::from_std(wait).ok().map(|w| from + w);
+            d.status.wait_until = until;
+            let said = if from < ctx.now {
+                format!(
+                    " from {}, when ECS's events showed it serving",
+                    from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                )
+            } else {
+                String::new()
+            };
             d.status.event(
                 ctx.now,
                 Reason::Recycled,
-                format!("Task {done} recycled, waiting {}", duration::format(wait)),
+                format!(
+                    "Task {done} recycled, waiting {}{said}",
+                    duration::format(wait)
+                ),
             );
             d.status.message = format!(
                 "{done}/{total} recycled; waiting {} before the next batch",
                 duration::format(wait)
             );
-            d.requeue = Some(wait);
+            match until {
+                Some(until) if ctx.now < until => d.requeue = (until - ctx.now).to_std().ok(),
+                _ => next_batch_ready(ctx, d, (done, total), false),
+            }
         }
         Some(until) if ctx.now < until => {
             d.requeue = (until - ctx.now).to_std().ok();
         }
-        _ => {
-            if ctx.spec.wait.is_zero() {
-                d.status
-                    .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
-            }
-            d.status.batch.clear();
-            d.status.wait_until = None;
-            d.status.step_started_at = None;
-            d.status.capacity_wait = None;
-            d.status.message = format!("{done}/{total} recycled");
-            d.requeue = Some(Duration::ZERO);
-        }
+        _ => next_batch_ready(ctx, d, (done, total), ctx.spec.wait.is_zero()),
     }
+}
+
+/// When the batch's wait begins: when ECS's events showed it serving, if
+/// they did during this step (the look that finds it done confirms it),
+/// else now.
+fn serving_from(ctx: &Context, step: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    ctx.serving_since
+        .filter(|at| step.is_some_and(|step| *at >= step))
+        .map_or(ctx.now, |at| at.min(ctx.now))
+}
+
+/// The batch and its wait are over: the next batch may go.
+fn next_batch_ready(
+    ctx: &Context,
+    d: &mut Decision,
+    (done, total): (usize, usize),
+    say_recycled: bool,
+) {
+    if say_recycled {
+        d.status
+            .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
+    }
+    d.status.batch.clear();
+    d.status.wait_until = None;
+    d.status.step_started_at = None;
+    d.status.capacity_wait = None;
+    d.status.message = format!("{done}/{total} recycled");
+    d.requeue = Some(Duration::ZERO);
 }
 
 /// The batch serves and a watched pause follows (a canary's bake, a linear
@@ -310,7 +343,10 @@ fn batch_done(
 /// and a cancel, a pause or a closed window act at once.
 fn start_watching(ctx: &Context, d: &mut Decision, pause: Pause, done: usize) {
     let until = match pause {
-        Pause::Bake(bake) => ctx.now + chrono::Duration::from_std(bake).unwrap_or_default(),
+        Pause::Bake(bake) => {
+            let from = serving_from(ctx, d.status.step_started_at);
+            from + chrono::Duration::from_std(bake).unwrap_or_default()
+        }
         Pause::Every(every) => {
             let stopped = d.status.step_started_at.unwrap_or(ctx.now);
             stopped + chrono::Duration::from_std(every).unwrap_or_default()

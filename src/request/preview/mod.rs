@@ -177,6 +177,7 @@ impl Rehearsal {
             poll: POLL,
             blocked_by: None,
             alarms: None,
+            serving_since: None,
         };
         let observed = self
             .model

@@ -115,6 +115,7 @@ fn run(spec: &RecycleSpec, status: &RecycleStatus, o: &Observation, now: i64) ->
         poll: Duration::from_secs(1),
         blocked_by: None,
         alarms: None,
+        serving_since: None,
     };
     decide(&ctx, status, o)
 }
@@ -163,6 +164,20 @@ fn provisioning(arn: &str, created: i64) -> TaskView {
 }
 
 /// t1's batch (begun at 100) with its replacement r1 still provisioning.
+/// Batch t1's replacement r1 serves: the batch is done.
+fn batch_t1_done() -> Observation {
+    obs(
+        service(4, 4, 0),
+        vec![
+            task("t1", "STOPPED", false, false, 10),
+            serving("t2", 20),
+            serving("t3", 30),
+            serving("s", 50),
+            serving("r1", 110),
+        ],
+    )
+}
+
 fn batch_waiting() -> Observation {
     obs(
         service(4, 3, 1),

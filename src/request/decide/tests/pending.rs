@@ -119,6 +119,7 @@ fn pending_waits_its_turn_on_the_service() {
         poll: Duration::from_secs(1),
         blocked_by: Some("first"),
         alarms: None,
+        serving_since: None,
     };
     let d = decide(&ctx, &RecycleStatus::default(), &steady3());
     assert_eq!(d.status.phase, Phase::Pending);

@@ -74,6 +74,7 @@ fn gated_run(
         poll: Duration::from_secs(5),
         blocked_by: None,
         alarms: Some(seen),
+        serving_since: None,
     };
     decide(&ctx, status, o)
 }

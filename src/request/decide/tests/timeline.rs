@@ -232,6 +232,7 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
             poll: Duration::from_secs(2),
             blocked_by: None,
             alarms: Some(&firing),
+            serving_since: None,
         };
         let d = decide(&ctx, &status, &svc.look());
         assert!(d.actions.is_empty(), "held: nothing is done");
@@ -271,6 +272,7 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
         poll: Duration::from_secs(2),
         blocked_by: None,
         alarms: Some(&ok),
+        serving_since: None,
     };
     let d = decide(&ctx, &status, &svc.look());
     let kinds: Vec<&MarkKind> = d.status.timeline.marks.iter().map(|m| &m.kind).collect();
@@ -293,6 +295,7 @@ fn nothing_is_kept_before_the_run_starts_nor_after_it_ends() {
         poll: Duration::from_secs(1),
         blocked_by: Some("earlier"),
         alarms: None,
+        serving_since: None,
     };
     let d = decide(&queued, &RecycleStatus::default(), &steady3());
     assert!(d.status.timeline.is_empty(), "queued: not its run yet");
