@@ -4,16 +4,21 @@
 //! ([`limit`]: a token bucket per throttling category, account and Region,
 //! metrics, backoff on throttling) and, if it changes something, only
 //! inside the record's lease ([`clients`]); its failures are sorted by what
-//! to do about them ([`error`]). Observation is [`observe`]; the decided
-//! actions, [`act`].
+//! to do about them ([`error`]). Observation is [`observe`] (and the
+//! scale-in protection read right before a stop, [`protection`]); the
+//! decided actions, [`act`]; ECS's own events, read from an SQS queue,
+//! [`events`].
 
 mod act;
 mod clients;
 mod error;
+pub(crate) mod events;
+pub(crate) mod images;
 pub(crate) mod known_tasks;
 pub(crate) mod limit;
 pub(crate) mod observe;
 mod pool;
+pub(crate) mod protection;
 pub mod sdk;
 pub(crate) mod task_batches;
 

@@ -43,6 +43,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("layers", Layer::Face),
     ("cli", Layer::Face),
     ("sandbox", Layer::Face),
+    ("dashboard", Layer::Face),
     // The simulated world the sandbox and the tests make: it imports
     // nothing of the crate.
     ("sandbox::fixture", Layer::Ground),
@@ -64,6 +65,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("validate", Layer::Ground),
     ("fence", Layer::Ground),
     ("metrics", Layer::Ground),
+    ("emf", Layer::Ground),
     ("clock", Layer::Ground),
     ("cron", Layer::Ground),
     ("message", Layer::Ground),
@@ -83,6 +85,7 @@ fn node_of(module: &[String]) -> Option<(&'static str, Layer)> {
 /// and no clock of their own (the time comes in as a value).
 const PURE: &[&str] = &[
     "request::decide",
+    "request::hints",
     "request::look",
     "request::notices",
     "request::pacing",

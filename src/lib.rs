@@ -21,6 +21,7 @@
 //! - [`operator`]: the shell — the reconcile loop, leases, health, metrics.
 //! - [`store`]: the Store trait, the embedded store and DynamoDB.
 //! - [`cli`]: the verbs (apply, get, describe, ...), manifests and their presentation.
+//! - [`dashboard`]: read-only pages over the store, served by the binary.
 //! - [`sandbox`]: simulator, embedded store and operator in one process.
 #![warn(unreachable_pub)]
 
@@ -28,7 +29,9 @@ mod aws;
 pub mod cli;
 mod clock;
 mod cron;
+pub mod dashboard;
 pub mod duration;
+pub mod emf;
 mod fence;
 mod gates;
 mod hooks;
@@ -51,7 +54,7 @@ pub use aws::limit::{ApiShare, Quota, parse_category_share, parse_quota};
 pub use aws::sdk;
 pub use aws::{AwsError, ClientPool, Clients, classify};
 pub use clock::{Clock, SystemClock};
-pub use metrics::Metrics;
+pub use metrics::{CategoryLabel, Metrics, OutcomeLabel};
 pub use notify::config::{NotifyArgs, NotifyConfig};
 pub use policy::{PolicyLoop, PolicySettings};
 pub use request::status::request_status;

@@ -14,9 +14,9 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use ecs_recycler::ApiShare;
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
-use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, StoreArgs, exit};
+use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, Look, StoreArgs, exit};
 use ecs_recycler::duration;
-use ecs_recycler::operator::{Operator, OperatorConfig, healthcheck};
+use ecs_recycler::operator::{EventsConfig, Operator, OperatorConfig, healthcheck};
 #[cfg(feature = "simulator")]
 use ecs_recycler::sandbox::{self, SandboxOptions};
 use ecs_recycler::store::Store;
@@ -84,6 +84,8 @@ enum Command {
     Completions(CompletionsArgs),
     /// Create the DynamoDB table, its active index and TTL (for development; use infra/ in production).
     Init(InitArgs),
+    /// Serve read-only pages of the requests, schedules and policies, each run drawn, until Ctrl-C.
+    Dashboard(DashboardArgs),
     /// Run the operator: reconcile RecycleRequest records and make the requests of RecycleSchedules, until SIGTERM.
     Operator(Box<OperatorArgs>),
     /// Run the ECS and Application Auto Scaling simulator (for tests, demos and the AWS CLI).
@@ -115,6 +117,20 @@ struct SandboxArgs {
     /// Keep the store in this file afterwards (to try get and describe on it).
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DashboardArgs {
+    /// Where to serve the pages; loopback by default (they show names, messages and plans,
+    /// and anyone who can reach them can read them). Port 0 picks a free port.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8090",
+        env = "ECS_RECYCLER_DASHBOARD_LISTEN"
+    )]
+    listen: SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 #[derive(Args)]
@@ -173,8 +189,49 @@ struct OperatorArgs {
     /// This replica's name in leases (default: the ECS task id, else host name and process id).
     #[arg(long, env = "ECS_RECYCLER_REPLICA_ID")]
     replica_id: Option<String>,
+    /// The URL of the SQS queue an EventBridge rule sends ECS's events to (infra/operator.yaml
+    /// makes one): a step is looked at when they show it done, polling stays the safety net.
+    #[arg(long, value_name = "URL", env = "ECS_RECYCLER_EVENTS_QUEUE")]
+    events_queue: Option<String>,
+    /// With --events-queue, the longest a step waiting on ECS goes without a look while events
+    /// flow (a lost event is looked for sooner, when the step should have been done).
+    #[arg(long, default_value = "2m", value_parser = duration::parse, env = "ECS_RECYCLER_SAFETY_POLL_INTERVAL")]
+    safety_poll_interval: Duration,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     #[command(flatten)]
     notify: NotifyArgs,
+}
+
+/// Where the operator's metrics go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum MetricsFormat {
+    /// Served at /metrics for a scraper.
+    Prometheus,
+    /// Written to stdout in CloudWatch's Embedded Metric Format (CloudWatch Logs makes them
+    /// metrics: no collector needed); /metrics is not served.
+    Emf,
+    /// Both.
+    Both,
+}
+
+#[derive(Args)]
+struct MetricsArgs {
+    /// Where the operator's metrics go: prometheus (/metrics), emf (CloudWatch, through the log)
+    /// or both.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "prometheus",
+        env = "ECS_RECYCLER_METRICS_FORMAT"
+    )]
+    metrics_format: MetricsFormat,
+    /// The CloudWatch namespace of the EMF metrics.
+    #[arg(long, default_value = ecs_recycler::emf::DEFAULT_NAMESPACE, env = "ECS_RECYCLER_METRICS_NAMESPACE")]
+    metrics_namespace: String,
+    /// How often the EMF metrics are written (CloudWatch keeps them at one-minute resolution).
+    #[arg(long, default_value = "60s", value_parser = duration::parse, env = "ECS_RECYCLER_METRICS_INTERVAL")]
+    metrics_interval: Duration,
 }
 
 #[cfg(feature = "simulator")]
@@ -261,7 +318,7 @@ async fn main_async() -> ExitCode {
     // finish a step and release leases); a verb keeps the default, so
     // `timeout` or Ctrl-C stops it at once.
     let long_running = match cli.command {
-        Command::Operator(_) => true,
+        Command::Operator(_) | Command::Dashboard(_) => true,
         #[cfg(feature = "simulator")]
         Command::Sim(_) => true,
         _ => false,
@@ -331,11 +388,12 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         Command::Get(args) => {
             let store = args.store.open().await?;
             let redraw = args.watch && std::io::stdout().is_terminal();
-            records::get(&store, &args, redraw, &mut out).await?;
+            records::get(&store, &args, redraw, Look::stdout(), &mut out).await?;
             Ok(())
         }
         Command::Describe(args) => {
-            Ok(records::describe(&args.store.open().await?, &args, &mut out).await?)
+            let store = args.store.open().await?;
+            Ok(records::describe(&store, &args, Look::stdout(), &mut out).await?)
         }
         Command::Pause(args) => Ok(flag(&args, Flag::Pause, &mut out).await?),
         Command::Resume(args) => Ok(flag(&args, Flag::Resume, &mut out).await?),
@@ -365,6 +423,24 @@ async fn run(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<()>
         #[cfg(feature = "simulator")]
         Command::Sim(args) => {
             run_sim(args, shutdown.context("signals are not listened for")?).await
+        }
+        Command::Dashboard(args) => {
+            let shutdown = shutdown.context("signals are not listened for")?;
+            let store = Arc::new(args.store.open().await?);
+            if !args.listen.ip().is_loopback() {
+                eprintln!(
+                    "warning: serving on {}: anyone who can reach it can read every record's names, messages and plans",
+                    args.listen
+                );
+            }
+            ecs_recycler::dashboard::serve(
+                store,
+                args.listen,
+                |addr| println!("Dashboard at http://{addr}/ (read-only; Ctrl-C stops)"),
+                shutdown.wait(),
+            )
+            .await?;
+            Ok(())
         }
         Command::Healthcheck(args) => {
             healthcheck(&args.url, Duration::from_secs(3))
@@ -399,7 +475,21 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         aws_timeouts: args.store.aws.timeouts(),
     };
     let http = args.http_listen;
+    let metrics = args.metrics;
     let mut problems = config.problems();
+    if metrics.metrics_interval.is_zero() {
+        problems.push("--metrics-interval must be longer than 0s".into());
+    }
+    if metrics.metrics_namespace.trim().is_empty() || metrics.metrics_namespace.len() > 255 {
+        problems.push("--metrics-namespace must be 1 to 255 characters".into());
+    }
+    let events = args.events_queue.map(|queue_url| EventsConfig {
+        queue_url,
+        safety_poll: args.safety_poll_interval,
+    });
+    if let Some(events) = &events {
+        problems.extend(events.problems(config.poll_interval));
+    }
     let notify = args.notify.config().unwrap_or_else(|p| {
         problems.extend(p);
         NotifyConfig::default()
@@ -408,45 +498,80 @@ async fn run_operator(args: OperatorArgs, shutdown: Shutdown) -> anyhow::Result<
         anyhow::bail!("the operator cannot start: {}", problems.join("; "));
     }
     let sdk = ecs_recycler::sdk::load(config.aws_timeouts).await;
+    let run = Running {
+        config,
+        notify,
+        http,
+        metrics,
+        events,
+        shutdown,
+    };
     match (args.store.table, args.store.store) {
         (_, Some(path)) => {
             let store = EmbeddedStore::open(&path)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
-            operate(Arc::new(store), sdk, config, notify, http, shutdown).await
+            operate(Arc::new(store), sdk, run).await
         }
-        (Some(table), None) => {
-            operate(
-                Arc::new(DynamoStore::new(&sdk, table)),
-                sdk,
-                config,
-                notify,
-                http,
-                shutdown,
-            )
-            .await
-        }
+        (Some(table), None) => operate(Arc::new(DynamoStore::new(&sdk, table)), sdk, run).await,
         (None, None) => anyhow::bail!(
             "say where records live: --table NAME (or ECS_RECYCLER_TABLE) or --store PATH"
         ),
     }
 }
 
-async fn operate<S: Store>(
-    store: Arc<S>,
-    sdk: aws_config::SdkConfig,
+/// What the operator runs with, whatever its store.
+struct Running {
     config: OperatorConfig,
     notify: NotifyConfig,
     http: SocketAddr,
+    metrics: MetricsArgs,
+    events: Option<EventsConfig>,
     shutdown: Shutdown,
+}
+
+async fn operate<S: Store>(
+    store: Arc<S>,
+    sdk: aws_config::SdkConfig,
+    run: Running,
 ) -> anyhow::Result<()> {
-    let operator = Operator::builder(store, sdk, config)
+    let Running {
+        config,
+        notify,
+        http,
+        metrics,
+        events,
+        shutdown,
+    } = run;
+    let replica = config.replica_id.clone();
+    let mut builder = Operator::builder(store, sdk, config)
         .notify(notify)
         .serve(http)
-        .start()
-        .await?;
+        .prometheus(metrics.metrics_format != MetricsFormat::Emf);
+    if let Some(events) = events {
+        builder = builder.events(events);
+    }
+    let operator = builder.start().await?;
+    // EMF lines until the operator has stopped, then a last flush.
+    let (stopped, emf_stop) = tokio::sync::oneshot::channel::<()>();
+    let emf = (metrics.metrics_format != MetricsFormat::Prometheus).then(|| {
+        let mut properties = serde_json::Map::new();
+        properties.insert("replica".into(), serde_json::Value::String(replica));
+        tokio::spawn(ecs_recycler::emf::write_every(
+            operator.metrics().clone(),
+            ecs_recycler::emf::Writer::new(&metrics.metrics_namespace, properties),
+            metrics.metrics_interval,
+            async move {
+                let _ = emf_stop.await;
+            },
+        ))
+    });
     shutdown.wait().await;
     tracing::info!("shutting down: finishing the step in flight, then releasing leases");
     operator.stop().await;
+    let _ = stopped.send(());
+    if let Some(emf) = emf {
+        let _ = emf.await;
+    }
     Ok(())
 }
 

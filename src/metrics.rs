@@ -40,6 +40,17 @@ pub struct PhaseLabel {
     pub phase: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DetailTypeLabel {
+    /// ECS's `detail-type`, e.g. `task_state_change`.
+    pub detail_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
 /// Every metric the operator exposes.
 pub struct Metrics {
     registry: Registry,
@@ -73,6 +84,67 @@ pub struct Metrics {
     pub policy_requests: Counter,
     /// Hook calls, by answer.
     pub hook_calls: Family<OutcomeLabel, Counter>,
+    /// RecycleRequests that ended, by the phase they ended in.
+    pub requests_finished: Family<PhaseLabel, Counter>,
+    /// ECS's events, when the operator reads them (`--events-queue`).
+    pub events: EventMetrics,
+}
+
+/// The metrics of ECS's events read as hints (`--events-queue`).
+pub struct EventMetrics {
+    /// Events read from the events queue, by `detail-type`.
+    pub received: Family<DetailTypeLabel, Counter>,
+    /// Events read and left aside, by why: duplicate, stale, foreign, malformed.
+    pub ignored: Family<ReasonLabel, Counter>,
+    /// Seconds from an event's `time` (to the second) to its handling.
+    pub lag_seconds: Histogram,
+    /// 1 while the events queue answers and is not silent past its heartbeat.
+    pub feed_healthy: Gauge,
+    /// Looks of records brought forward or aimed by events.
+    pub wakes: Counter,
+}
+
+impl EventMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let events_received = Family::<DetailTypeLabel, Counter>::default();
+        registry.register(
+            "events_received",
+            "ECS's events read from the events queue, by detail-type",
+            events_received.clone(),
+        );
+        let events_ignored = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+                "events_ignored",
+                "ECS's events read and left aside (deleted), by reason: duplicate, stale, foreign, malformed",
+                events_ignored.clone(),
+            );
+        // 10 ms to about 80 s.
+        let event_lag_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register(
+            "event_lag_seconds",
+            "Seconds from an event's time (to the second) to its handling by the operator",
+            event_lag_seconds.clone(),
+        );
+        let events_feed_healthy = Gauge::default();
+        registry.register(
+                "events_feed_healthy",
+                "1 while the events queue answers and has not been silent past its heartbeat after a change the operator made; 0 otherwise (services are then looked at by polling)",
+                events_feed_healthy.clone(),
+            );
+        let event_wakes = Counter::default();
+        registry.register(
+            "event_wakes",
+            "Looks at records brought forward or aimed by ECS's events",
+            event_wakes.clone(),
+        );
+        Self {
+            received: events_received,
+            ignored: events_ignored,
+            lag_seconds: event_lag_seconds,
+            feed_healthy: events_feed_healthy,
+            wakes: event_wakes,
+        }
+    }
 }
 
 impl Metrics {
@@ -165,6 +237,13 @@ impl Metrics {
             "Hook calls by answer: succeeded, failed, in_progress, unanswered (no verdict: a timeout, a refused connection, an HTTP error), not_sent (the lease lapsed first)",
             hook_calls.clone(),
         );
+        let requests_finished = Family::<PhaseLabel, Counter>::default();
+        registry.register(
+            "requests_finished",
+            "RecycleRequests that ended, by the phase they ended in (Succeeded, Failed, Cancelled, WindowClosed), counted by the replica that wrote the end",
+            requests_finished.clone(),
+        );
+        let events = EventMetrics::register(&mut registry);
         Arc::new(Self {
             registry,
             reconciles,
@@ -181,6 +260,8 @@ impl Metrics {
             policy_looks,
             policy_requests,
             hook_calls,
+            requests_finished,
+            events,
         })
     }
 
@@ -190,6 +271,13 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// A request's end, written by this replica.
+    pub fn request_finished(&self, phase: &'static str) {
+        self.requests_finished
+            .get_or_create(&PhaseLabel { phase })
+            .inc();
     }
 
     pub fn reconciled(&self, outcome: &'static str) {

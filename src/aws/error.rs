@@ -59,6 +59,109 @@ impl AwsError {
     pub fn is_retryable(&self) -> bool {
         !matches!(self, Self::Refused { .. } | Self::NotSent { .. })
     }
+
+    /// Refused because the caller may not make the call (the role lacks
+    /// it, or its credentials are not taken): a person can fix that, and
+    /// the request waits for it rather than failing.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Self::Refused { code, .. } if DENIED_CODES.contains(&code.as_str()))
+    }
+
+    /// The IAM action of the call (`ecs:ListTasks`).
+    pub fn action(&self) -> &str {
+        match self {
+            Self::Throttled { action, .. }
+            | Self::Transient { action, .. }
+            | Self::Refused { action, .. }
+            | Self::Unanswered { action, .. }
+            | Self::NotSent { action }
+            | Self::Deferred { action, .. } => action,
+        }
+    }
+
+    /// What a request's status says when a read of its service failed
+    /// this way: what could not be seen of `target` (`c1/web`), why, and
+    /// what to check.
+    pub(crate) fn unseen(&self, target: &str) -> String {
+        format!(
+            "cannot see {} of {target}: {}",
+            seen_by(self.action()),
+            self.why_unseen()
+        )
+    }
+
+    /// Why a read failed, and what to check, as a clause.
+    pub(crate) fn why_unseen(&self) -> String {
+        let action = self.action();
+        match self {
+            Self::Unanswered {
+                endpoint,
+                waited,
+                cause,
+                ..
+            } => format!(
+                "{action} got no answer from {endpoint} in {} ({}); check that the endpoint is reachable from the operator (VPC endpoint, proxy, security group) and that the role may call it",
+                // Whole seconds: the sentence is said once, not rewritten as
+                // each attempt's wait differs by milliseconds.
+                crate::duration::format(Duration::from_secs(waited.as_secs().max(1))),
+                clip(cause)
+            ),
+            Self::Refused { code, message, .. } if self.is_denied() => format!(
+                "{action} was denied ({code}: {}); check that the operator's role (or the request's roleArn) allows {action}",
+                clip(message)
+            ),
+            Self::Refused { code, message, .. } => {
+                format!("{action} was refused ({code}: {})", clip(message))
+            }
+            Self::Throttled { message, .. } => format!(
+                "{action} was throttled even after backing off ({}); the account's calls of this kind are over their share, and it tries again later",
+                clip(message)
+            ),
+            Self::Transient { message, .. } => {
+                format!("{action} failed ({}); it tries again", clip(message))
+            }
+            Self::NotSent { .. } | Self::Deferred { .. } => {
+                format!("{}; it tries again", self)
+            }
+        }
+    }
+}
+
+/// Codes AWS answers a call the caller may not make.
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnauthorizedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// What a read of `action` shows of a service.
+fn seen_by(action: &str) -> &'static str {
+    match action.split_once(':').map_or(action, |(_, a)| a) {
+        "DescribeServices" => "the service",
+        "ListTasks" | "DescribeTasks" | "DescribeTaskDefinition" => "the tasks",
+        "DescribeScalableTargets" => "the scalable target",
+        "DescribeTargetHealth" | "DescribeTargetGroupAttributes" => "the targets",
+        "DescribeAlarms" => "the gate alarms",
+        "GetTaskProtection" => "the scale-in protection of the tasks",
+        "ListContainerInstances" | "DescribeContainerInstances" | "DescribeCapacityProviders" => {
+            "the capacity"
+        }
+        _ => "the service",
+    }
+}
+
+/// AWS's words, kept short enough for a status.
+fn clip(text: &str) -> String {
+    const KEPT: usize = 200;
+    match text.char_indices().nth(KEPT) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 const THROTTLING_CODES: &[&str] = &[

@@ -25,7 +25,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 #[derive(Clone, Debug)]
 pub(crate) struct Remembered {
     pub arns: Vec<String>,
-    /// When ListTasks last answered for the service.
+    /// When ListTasks last answered for the service, or when ECS's events
+    /// named the tasks a step launched since ([`KnownTasks::learn`]).
     pub listed_at: DateTime<Utc>,
     seen: Instant,
 }
@@ -76,6 +77,38 @@ impl KnownTasks {
                     seen: now,
                 },
             );
+        }
+    }
+}
+
+impl KnownTasks {
+    /// ECS's events named the new tasks a step launched (as many as it
+    /// launched): added to the service's remembered tasks, the set counts
+    /// as listed at `at`, so the step's next look describes it instead of
+    /// listing the service. Only a hint: a task the events missed shows in
+    /// the look's own counts ([`candidate`], [`confirmed`]), which list the
+    /// service then. Nothing remembered, nothing learnt.
+    pub(crate) fn learn(
+        &self,
+        account: &str,
+        cluster: &str,
+        service: &str,
+        launched: &[String],
+        at: DateTime<Utc>,
+    ) {
+        let mut sets = self.lock();
+        let key = (
+            account.to_string(),
+            cluster.to_string(),
+            service.to_string(),
+        );
+        if let Some(r) = sets.get_mut(&key) {
+            for arn in launched {
+                if !r.arns.contains(arn) {
+                    r.arns.push(arn.clone());
+                }
+            }
+            r.listed_at = r.listed_at.max(at);
         }
     }
 }
@@ -209,6 +242,22 @@ mod tests {
         assert_eq!(confirmed(&v, &c, &described(&["a"], &["b"])), None);
         // Forgotten by ECS: the same.
         assert_eq!(confirmed(&v, &c, &described(&["a"], &[])), None);
+    }
+
+    #[test]
+    fn tasks_the_events_named_join_a_remembered_set_and_nothing_else() {
+        let k = KnownTasks::default();
+        let at = |s: i64| DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap();
+        k.learn("", "prod", "web", &arns(&["new"]), at(10));
+        assert!(k.get("", "prod", "web").is_none(), "nothing remembered");
+        k.remember("", "prod", [("web".into(), arns(&["a", "b"]), Some(at(0)))]);
+        k.learn("", "prod", "web", &arns(&["new", "a"]), at(10));
+        let r = k.get("", "prod", "web").unwrap();
+        assert_eq!((r.arns, r.listed_at), (arns(&["a", "b", "new"]), at(10)));
+        // The look's own counts still decide whether that is all of them.
+        let v = view(2, 2, 0, "COMPLETED");
+        let c = candidate(&v, Some(&arns(&["a", "b", "new"])), &arns(&["b"])).unwrap();
+        assert_eq!(confirmed(&v, &c, &described(&["a"], &["new"])), None);
     }
 
     #[test]

@@ -18,6 +18,11 @@
 //! record of the look; see [`targets`]), so that a task counts as serving
 //! only once the load balancer does.
 //!
+//! A look reads the cluster's capacity only where the decision needs it
+//! (a task of a launch type EC2 service ECS could not place, a task waiting
+//! for a capacity provider, a dry run: see [`capacity`]); a Fargate
+//! service's look never does.
+//!
 //! One look more names why a step is slow or failing: the tasks ECS stopped
 //! (ListTasks with desired status STOPPED, then one DescribeTasks call),
 //! with their `stoppedReason`. It is made only for a record not looked at
@@ -32,6 +37,7 @@
 //! not what the decision rests on.
 
 pub(crate) mod calls;
+pub(crate) mod capacity;
 mod cluster;
 mod targets;
 #[cfg(all(test, feature = "simulator"))]
@@ -65,6 +71,17 @@ impl Want {
     /// one place every look of a request is built (a dry run's is a
     /// Pending request's). `tasks_first`: whether the look may end at its
     /// tasks.
+    /// The look a dry run makes of `spec`'s service: a Pending request's,
+    /// with the cluster's capacity and every task's protection.
+    pub(crate) fn preview(clients: &Clients, spec: &RecycleSpec, now: DateTime<Utc>) -> Self {
+        Self {
+            clients: clients.clone(),
+            cluster: spec.cluster.clone(),
+            service: spec.service.clone(),
+            look: look::preview(spec, now),
+        }
+    }
+
     pub(crate) fn of(
         clients: &Clients,
         spec: &RecycleSpec,
@@ -84,8 +101,9 @@ impl Want {
 /// What a look found.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Look {
-    /// The service and its tasks: what the decision needs.
-    Whole(Observation),
+    /// The service and its tasks: what the decision needs (boxed: far
+    /// larger than the tasks alone).
+    Whole(Box<Observation>),
     /// The tasks of a step waiting for new ones, which show it is not done;
     /// the service was not asked for.
     NotYet(Vec<TaskView>),
@@ -101,7 +119,7 @@ pub(crate) async fn observe(pool: &Arc<ClientPool>, want: Want) -> Result<Observ
         ..want
     };
     match observe_all(pool, vec![want]).await.pop() {
-        Some(Ok(Look::Whole(obs))) => Ok(obs),
+        Some(Ok(Look::Whole(obs))) => Ok(*obs),
         Some(Err(e)) => Err(e),
         _ => Err(not_made()),
     }
@@ -163,5 +181,7 @@ fn gone(reason: String) -> Observation {
         evidence: Evidence::default(),
         targets_refused: None,
         drain: None,
+        protection: Vec::new(),
+        capacity: Default::default(),
     }
 }

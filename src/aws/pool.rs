@@ -39,6 +39,8 @@ pub(crate) struct LookCaches {
     pub(crate) known_tasks: known_tasks::KnownTasks,
     /// The DescribeTasks calls of each cluster open to more tasks (see [`task_batches`]).
     pub(crate) task_batches: task_batches::TaskBatches,
+    /// Capacity providers described (see [`super::observe::capacity`]).
+    pub(crate) providers: super::observe::capacity::Providers,
 }
 
 /// Task definition ARN → whether any container has a health check (a task

@@ -8,8 +8,7 @@
 //! forever on a half-open connection. The deadlines live on the
 //! [`SdkConfig`](aws_config::SdkConfig), so every client made from it
 //! (DynamoDB, ECS, Application Auto Scaling, CloudWatch, SNS, Secrets
-//! Manager, and STS
-//! for assumed roles) inherits them.
+//! Manager, SQS for ECS's events, and STS for assumed roles) inherits them.
 
 use std::time::Duration;
 
@@ -146,6 +145,11 @@ pub const SNS: Service = Service {
     name: "SNS",
     sdk_id: "SNS",
     host: "sns",
+};
+pub const SQS: Service = Service {
+    name: "SQS",
+    sdk_id: "SQS",
+    host: "sqs",
 };
 pub const SECRETS_MANAGER: Service = Service {
     name: "Secrets Manager",
@@ -296,6 +300,7 @@ mod tests {
             "AWS_ENDPOINT_URL_SECRETS_MANAGER"
         );
         assert_eq!(DYNAMODB.endpoint_variable(), "AWS_ENDPOINT_URL_DYNAMODB");
+        assert_eq!(SQS.endpoint_variable(), "AWS_ENDPOINT_URL_SQS");
         assert_eq!(
             CLOUDWATCH.endpoint_variable(),
             "AWS_ENDPOINT_URL_CLOUDWATCH"

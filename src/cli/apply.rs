@@ -7,11 +7,15 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::cli::manifest::{self, Document};
 use crate::request::spec::{RecycleSpec, parse_spec};
 use crate::request::status::request_status;
+use crate::request::strategy::Strategy;
 use crate::store::{Kind, StoredRecord};
 
 /// One manifest's text and the name it is reported under.
@@ -138,6 +142,49 @@ pub struct Checked {
     pub source: String,
     pub document: usize,
     pub doc: Document,
+}
+
+/// Requests whose strategy's bake (or linear pace) cannot finish before
+/// their `notAfter` as of `now` are refused, naming the field: the window
+/// would close in the middle of watching the canary.
+pub(crate) fn refuse_late(good: Vec<Checked>, now: DateTime<Utc>) -> (Vec<Checked>, Vec<Rejected>) {
+    let mut bad = Vec::new();
+    let mut kept = Vec::new();
+    for c in good {
+        match too_late(&c, now) {
+            Some(problem) => bad.push(Rejected {
+                source: c.source.clone(),
+                document: Some(c.document),
+                record: Some(resource(c.doc.kind, &c.doc.name)),
+                problems: vec![problem],
+            }),
+            None => kept.push(c),
+        }
+    }
+    (kept, bad)
+}
+
+fn too_late(c: &Checked, now: DateTime<Utc>) -> Option<String> {
+    if c.doc.kind != Kind::RecycleRequest {
+        return None;
+    }
+    let spec = crate::request::spec::parse_spec(&c.doc.spec, "spec").ok()?;
+    let not_after = spec.not_after?;
+    let pause = spec.strategy.longest_pause();
+    let left = (not_after - now).to_std().unwrap_or_default();
+    let field = match spec.strategy {
+        Strategy::Canary { .. } => "spec.strategy.canary.bake",
+        Strategy::Linear { .. } => "spec.strategy.linear.every",
+        _ => return None,
+    };
+    (pause > left).then(|| {
+        format!(
+            "{field}: {} is longer than the {} left before spec.notAfter ({}); the window would close before it ends: shorten it, or move notAfter",
+            crate::duration::format(pause),
+            crate::duration::format(Duration::from_secs(left.as_secs())),
+            not_after.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    })
 }
 
 /// `recyclerequest/NAME`, as kubectl names a resource.
@@ -338,6 +385,12 @@ fn fixed_fields_changed(old: &RecycleSpec, new: &RecycleSpec) -> Vec<(&'static s
         out.push((
             "batchSize",
             "the surge was sized for the batch, so the capacity guarantee rests on it",
+        ));
+    }
+    if old.strategy != new.strategy {
+        out.push((
+            "strategy",
+            "the surge was sized for its largest batch, so the capacity guarantee rests on it",
         ));
     }
     if old.selector != new.selector {

@@ -5,6 +5,7 @@
 //! [`crate::cli::present`].
 
 pub(crate) mod apply;
+pub mod chart;
 pub(crate) mod manifest;
 pub(crate) mod policies;
 pub(crate) mod present;
@@ -12,6 +13,7 @@ pub mod records;
 
 pub use crate::validate::is_record_name;
 pub use apply::{Source, check};
+pub use chart::Look;
 pub use manifest::read_documents;
 pub use present::describe_request;
 

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::duration::{self, age};
-use crate::request::spec::{API_VERSION, RecycleSpec, request_spec};
+use crate::request::decide::until_words;
+use crate::request::spec::{API_VERSION, ProtectedTasks, RecycleSpec, request_spec};
 use crate::request::status::{Phase, RecycleStatus, request_status};
 use crate::schedule::{
     NextRun, ScheduleSpec, ScheduleStatus, next_run, parse_schedule_spec, schedule_status,
@@ -115,6 +116,10 @@ pub(crate) fn request_row(record: &StoredRecord, now: DateTime<Utc>, wide: bool)
     let mut row = vec![record.name.clone(), target, phase, progress, age];
     if wide {
         let (batch, surge) = match &spec {
+            Ok(s) if !s.strategy.is_batches() => (
+                s.strategy.short().to_string(),
+                if s.maintain_capacity { "yes" } else { "no" }.to_string(),
+            ),
             Ok(s) => (
                 s.batch_size.to_string(),
                 if s.maintain_capacity { "yes" } else { "no" }.to_string(),
@@ -184,19 +189,38 @@ fn describe_spec(out: &mut String, spec: &RecycleSpec) {
     out.push_str("Spec:\n");
     let mut line = |k: &str, v: String| out.push_str(&format!("  {:<20}{v}\n", format!("{k}:")));
     line("Service", format!("{}/{}", spec.cluster, spec.service));
-    line("Batch size", spec.batch_size.to_string());
+    line(
+        "Strategy",
+        spec.strategy.describe(spec.batch_size, spec.wait),
+    );
+    let batch = if spec.strategy.is_batches() {
+        spec.batch_size.to_string()
+    } else {
+        "the largest batch".to_string()
+    };
     line(
         "Maintain capacity",
         if spec.maintain_capacity {
-            format!("yes (desired +{} during the run)", spec.batch_size)
+            format!("yes (desired +{batch} during the run)")
         } else {
-            format!("no (up to {} below desired)", spec.batch_size)
+            format!("no (up to {batch} below desired)")
         },
     );
     line("Wait", duration::format(spec.wait));
     line(
         "Stability timeout",
         duration::format(spec.stability_timeout),
+    );
+    line("Capacity timeout", duration::format(spec.capacity_timeout));
+    line(
+        "Protected tasks",
+        match spec.protected_tasks {
+            ProtectedTasks::Wait => format!(
+                "wait (recycled last, once unprotected; up to {})",
+                duration::format(spec.protection_wait)
+            ),
+            ProtectedTasks::Skip => "skip (left running)".into(),
+        },
     );
     if let Some(sel) = &spec.selector {
         let mut parts = Vec::new();
@@ -254,6 +278,31 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
         );
     }
     line("Message", s.message.clone());
+    if let Some(u) = &s.unseen {
+        line(
+            "Cannot see",
+            format!("since {} ago: {}", age(u.since, now), u.call),
+        );
+    }
+    if let Some(w) = s.capacity_wait.as_ref().filter(|w| w.ended.is_none()) {
+        line(
+            "Capacity",
+            format!(
+                "waiting {} for capacity provider {} to launch an instance",
+                age(w.since, now),
+                w.on
+            ),
+        );
+    }
+    if !s.interrupted.is_empty() {
+        line(
+            "Fargate Spot",
+            format!(
+                "{} task(s) taken during the run (not its own stops)",
+                s.interrupted.len()
+            ),
+        );
+    }
     if let (Some(start), end) = (s.started_at, s.finished_at) {
         let end = end.unwrap_or(now);
         let took = (end - start).to_std().unwrap_or_default();
@@ -295,19 +344,7 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
             ));
         }
         for (i, task) in plan.tasks.iter().enumerate() {
-            let state = if s.batch.contains(task) {
-                "stopping, replacement starting"
-            } else if s.skipped.contains(task) {
-                "skipped (already gone)"
-            } else if s.unreplaced.contains(task) {
-                "stopped, replacement not serving"
-            } else if s.stopped.contains(task) {
-                "recycled"
-            } else if s.phase == Phase::Pending || !s.phase.is_terminal() {
-                "waiting"
-            } else {
-                "not recycled"
-            };
+            let state = task_state(s, task, now);
             out.push_str(&format!("  {:>3}. {task}  {state}\n", i + 1));
         }
     }
@@ -330,6 +367,33 @@ fn describe_status(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
     for l in table(&["  AGE", "REASON", "MESSAGE"], &indent(rows)).lines() {
         out.push_str(l);
         out.push('\n');
+    }
+}
+
+/// Where a planned task is in the run, in words.
+pub(crate) fn task_state(s: &RecycleStatus, task: &String, now: DateTime<Utc>) -> String {
+    let protected = s.protected.iter().find(|p| &p.task == task);
+    let until = protected
+        .map(|p| until_words(p.until, now))
+        .unwrap_or_default();
+    if s.batch.contains(task) {
+        "stopping, replacement starting".to_string()
+    } else if protected.is_some() && s.skipped.contains(task) {
+        format!("left running: protected from scale-in{until}")
+    } else if s.interrupted.contains(task) && s.skipped.contains(task) {
+        "skipped (taken by Fargate Spot)".to_string()
+    } else if s.skipped.contains(task) {
+        "skipped (already gone)".to_string()
+    } else if protected.is_some() && !s.stopped.contains(task) {
+        format!("protected from scale-in{until}: goes last")
+    } else if s.unreplaced.contains(task) {
+        "stopped, replacement not serving".to_string()
+    } else if s.stopped.contains(task) {
+        "recycled".to_string()
+    } else if s.phase == Phase::Pending || !s.phase.is_terminal() {
+        "waiting".to_string()
+    } else {
+        "not recycled".to_string()
     }
 }
 

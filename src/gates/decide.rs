@@ -67,7 +67,7 @@ pub(crate) fn verdict(gate: &AlarmGate, seen: Option<&AlarmsSeen>) -> Verdict {
         None => return Verdict::Hold("the gate alarms have not been read yet".into()),
         Some(Err(e)) if e.retryable => {
             return Verdict::Hold(format!(
-                "the gate alarms could not be read ({}); no task is stopped until they can be",
+                "cannot see the gate alarms: {}; no task is stopped until they can be read",
                 e.message
             ));
         }

@@ -20,9 +20,11 @@ const MAX_PREFIX_PAGES: usize = 10;
 /// The gate's alarms now, or why they cannot be seen.
 pub(crate) async fn describe(clients: &Clients, gate: &AlarmGate) -> AlarmsSeen {
     let mut alarms = Vec::new();
+    // A denied read holds the run like one that got no answer: a person
+    // fixes the role, and the run goes on by itself.
     let unseen = |e: AwsError| AlarmsUnseen {
-        retryable: e.is_retryable(),
-        message: e.to_string(),
+        retryable: e.is_retryable() || e.is_denied(),
+        message: e.why_unseen(),
     };
     if !gate.names.is_empty() {
         let (page, _) = page(clients, Some(&gate.names), None, None)

@@ -8,9 +8,8 @@ use super::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
 use crate::duration;
 
 /// The hooks section of `apply --dry-run`, for a run of `tasks` tasks in
-/// batches of `batch_size`.
-pub(crate) fn render(hooks: &[Hook], tasks: usize, batch_size: u32) -> String {
-    let batches = tasks.div_ceil(batch_size.max(1) as usize);
+/// `batches` batches.
+pub(crate) fn render(hooks: &[Hook], tasks: usize, batches: usize) -> String {
     let mut out = String::new();
     for hook in hooks {
         let secret = match &hook.secret {
@@ -69,7 +68,7 @@ mod tests {
             deadline: Duration::from_secs(600),
             on_timeout: OnTimeout::Fail,
         };
-        let text = render(&[hook], 5, 2);
+        let text = render(&[hook], 5, 3);
         for want in [
             "Hook: POST https://smoke.example.com/recycle (hook smoke.example.com)",
             "with the operator's environment variable SMOKE_HOOK_SECRET",

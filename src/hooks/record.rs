@@ -33,7 +33,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Succeeded { message } => with_message("succeeded", message),
             Self::Failed { message } => with_message("failed", message),

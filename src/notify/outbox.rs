@@ -80,6 +80,13 @@ pub struct Report {
     /// Why it failed (failed only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The shape of the run, when it is not plain batches ("canary of 1
+    /// task baked 5m, then batches of 2 with 30s after each").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Where the run is: "canary 1/1", "step 4 of 10".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
 }
 
 impl Report {
@@ -227,6 +234,8 @@ mod tests {
             finished_at: None,
             at: at(0),
             reason: None,
+            strategy: None,
+            batch: None,
         }
     }
 

@@ -45,6 +45,12 @@ pub(crate) fn text_body(r: &Report) -> String {
     field("Service:", r.service.clone());
     field("Request:", r.request.clone());
     field("Outcome:", r.phase.clone());
+    if let Some(strategy) = &r.strategy {
+        field("Strategy:", strategy.clone());
+    }
+    if let Some(batch) = &r.batch {
+        field("Batch:", batch.clone());
+    }
     field(
         "Tasks recycled:",
         format!(
@@ -137,6 +143,9 @@ pub(crate) fn slack_json(r: &Report) -> Value {
     if let Some(d) = r.duration() {
         text.push_str(&format!(" in {}", duration::format(round_secs(d))));
     }
+    if let Some(batch) = &r.batch {
+        text.push_str(&format!(" ({batch})"));
+    }
     if let Some(reason) = &r.reason {
         text.push_str(&format!("\nReason: {reason}"));
     }
@@ -169,6 +178,8 @@ mod tests {
             finished_at: Some(t("2026-11-23T07:04:17Z")),
             at: t("2026-11-23T07:04:17Z"),
             reason: None,
+            strategy: None,
+            batch: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The operator's HTTP face for its platform: `/healthz` (the loop is
-//! alive), `/readyz` (the store answers, leases are renewing and AWS answers) and
+//! alive), `/readyz` (the store answers, leases are renewing, AWS answers
+//! and, when read, ECS's events flow) and
 //! `/metrics` (Prometheus text format); and the client side of the health
 //! check, for `ecs-recycler healthcheck` in an image with no shell or curl.
 
@@ -36,6 +37,8 @@ struct HealthState {
     lease_error: Option<String>,
     /// AWS services whose last call got no answer, each as a sentence.
     aws_unanswered: Vec<String>,
+    /// Why ECS's events cannot be relied on, when they are read and cannot.
+    events: Option<String>,
 }
 
 impl Health {
@@ -75,6 +78,11 @@ impl Health {
     /// The AWS services whose last call got no answer (none: all answer).
     pub(crate) fn aws(&self, unanswered: Vec<String>) {
         self.lock().aws_unanswered = unanswered;
+    }
+
+    /// Why ECS's events cannot be relied on now (`None`: they can, or are not read).
+    pub(crate) fn events(&self, problem: Option<String>) {
+        self.lock().events = problem;
     }
 
     /// `Err` says why the loop is not alive.
@@ -123,6 +131,9 @@ impl Health {
                 s.aws_unanswered.join("; ")
             ));
         }
+        if let Some(why) = &s.events {
+            return Err(why.clone());
+        }
         Ok(())
     }
 }
@@ -140,8 +151,10 @@ fn check(result: Result<(), String>) -> Response {
     }
 }
 
-pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
-    Router::new()
+/// The endpoints; `/metrics` only when `prometheus` (the operator may
+/// write its metrics to its log in EMF instead: `crate::emf`).
+pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>, prometheus: bool) -> Router {
+    let app = Router::new()
         .route(
             "/healthz",
             get(|State(s): State<AppState>| async move { check(s.health.alive()) }),
@@ -149,8 +162,11 @@ pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
         .route(
             "/readyz",
             get(|State(s): State<AppState>| async move { check(s.health.ready()) }),
-        )
-        .route(
+        );
+    let app = if !prometheus {
+        app
+    } else {
+        app.route(
             "/metrics",
             get(|State(s): State<AppState>| async move {
                 (
@@ -163,7 +179,8 @@ pub(crate) fn router(health: Arc<Health>, metrics: Arc<Metrics>) -> Router {
                     .into_response()
             }),
         )
-        .with_state(AppState { health, metrics })
+    };
+    app.with_state(AppState { health, metrics })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +196,7 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
+    prometheus: bool,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -187,7 +205,7 @@ pub(crate) async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
-    let app = router(health, metrics);
+    let app = router(health, metrics, prometheus);
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
@@ -255,6 +273,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             health.clone(),
             metrics,
+            true,
             std::future::pending(),
         )
         .await
@@ -281,6 +300,14 @@ mod tests {
             "{not_ready}"
         );
         health.aws(Vec::new());
+        assert!(healthcheck(&url("/readyz"), within).await.is_ok());
+        health.events(Some("ECS's events queue q cannot be read: denied".into()));
+        let not_ready = healthcheck(&url("/readyz"), within).await.unwrap_err();
+        assert!(
+            not_ready.contains("events queue q cannot be read"),
+            "{not_ready}"
+        );
+        health.events(None);
         assert!(healthcheck(&url("/readyz"), within).await.is_ok());
         let refused = healthcheck("http://127.0.0.1:1/healthz", within)
             .await

@@ -1,7 +1,8 @@
 //! The operator: the shell around the pure decision. It claims records
 //! through leases ([`crate::leases`]), observes their services, persists each
 //! decision before acting on it, and requeues ([`reconciler`], one step and
-//! its outcome in [`step`], per-record state in [`records`]); it tells its
+//! its outcome in [`step`], per-record state in [`records`]), woken early
+//! by ECS's own events when it reads them ([`feed`]); it tells its
 //! platform how it is ([`health`], [`crate::metrics`]) and names itself
 //! ([`replica`]); records of a kind it does not know are reported
 //! ([`strays`]).
@@ -11,6 +12,7 @@
 //! loop, the schedule loop, the policy loop, and optionally the HTTP endpoints.
 
 mod balance;
+mod feed;
 pub(crate) mod health;
 mod reconciler;
 mod records;
@@ -36,6 +38,7 @@ use crate::notify::deliver::Notifier;
 use crate::policy::{PolicyLoop, PolicySettings};
 use crate::schedule::{ScheduleSettings, Scheduler};
 use crate::store::Store;
+pub use feed::EventsConfig;
 pub use health::{BindError, healthcheck, http_get};
 pub use replica::default_id;
 
@@ -158,6 +161,9 @@ pub struct OperatorBuilder<S: Store> {
     notify: NotifyConfig,
     http: Option<SocketAddr>,
     clock: Arc<dyn Clock>,
+    /// Whether `/metrics` is served (see [`OperatorBuilder::prometheus`]).
+    prometheus: bool,
+    events: Option<EventsConfig>,
 }
 
 /// An operator running in this process: its loops, and its endpoints if asked for.
@@ -184,6 +190,8 @@ impl Operator {
             notify: NotifyConfig::default(),
             http: None,
             clock: Arc::new(SystemClock),
+            prometheus: true,
+            events: None,
         }
     }
 
@@ -223,9 +231,22 @@ impl<S: Store> OperatorBuilder<S> {
         self
     }
 
+    /// Whether the endpoints include `/metrics` (on by default; off when the
+    /// metrics go to the log in EMF alone).
+    pub fn prometheus(mut self, serve: bool) -> Self {
+        self.prometheus = serve;
+        self
+    }
+
     /// The schedule loop's clock (tests move time on by hand).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Reads ECS's events from an SQS queue as hints (see [`feed`]).
+    pub fn events(mut self, events: EventsConfig) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -237,12 +258,21 @@ impl<S: Store> OperatorBuilder<S> {
         let (http, server) = match self.http {
             Some(addr) => {
                 let mut http_stopped = stopped.clone();
-                let (bound, server) =
-                    health::serve(addr, health.clone(), metrics.clone(), async move {
+                let (bound, server) = health::serve(
+                    addr,
+                    health.clone(),
+                    metrics.clone(),
+                    self.prometheus,
+                    async move {
                         let _ = http_stopped.changed().await;
-                    })
-                    .await?;
-                tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+                    },
+                )
+                .await?;
+                if self.prometheus {
+                    tracing::info!(addr = %bound, "serving /healthz, /readyz and /metrics");
+                } else {
+                    tracing::info!(addr = %bound, "serving /healthz and /readyz (metrics go to the log in EMF)");
+                }
                 (Some(bound), Some(server))
             }
             None => (None, None),
@@ -265,7 +295,16 @@ impl<S: Store> OperatorBuilder<S> {
             self.config.policy_settings(),
             self.clock,
         );
-        let reconciler = Reconciler::new(self.store, pool, self.config, health, notifier, hooks);
+        let feed = self.events.as_ref().map(|events| {
+            feed::Feed::new(
+                events,
+                pool.clone(),
+                self.config.lease_duration,
+                self.config.poll_interval,
+            )
+        });
+        let reconciler =
+            Reconciler::new(self.store, pool, self.config, health, notifier, hooks, feed);
         let loops = vec![
             tokio::spawn(reconciler.run(stopped.clone())),
             tokio::spawn(scheduler.run(stopped.clone())),

@@ -35,6 +35,17 @@ pub(super) struct Tracked {
     pace: Option<Box<Pace>>,
     /// A look or a step of it is under way: later ticks leave it alone.
     pub(super) busy: bool,
+    /// Looks that ended at the tasks since its status was last written:
+    /// their counts ride on the next write (`request::timeline`).
+    pub(super) looks: Vec<(
+        chrono::DateTime<chrono::Utc>,
+        crate::request::timeline::Counts,
+    )>,
+    /// Looks in a row that could not see its service whole.
+    pub(super) failed_looks: u32,
+    /// An event's wake that came while it was under way: its next look
+    /// comes no later (see [`Records::wake`]).
+    woken: Option<Instant>,
 }
 
 impl Tracked {
@@ -71,7 +82,35 @@ impl Records {
     }
 
     pub(super) fn requeue(&self, name: &str, after: Duration) {
-        self.with(name, |t| t.due = Some(Instant::now() + after));
+        self.with(name, |t| {
+            let at = Instant::now() + after;
+            t.due = Some(t.woken.take().map_or(at, |w| w.min(at)));
+        });
+    }
+
+    /// ECS's events say to look at `name` at `at`: that is its next look,
+    /// sooner or later than the one planned (an event that shows a step
+    /// done makes the look planned in case it was not needless). Under way,
+    /// the step's own requeue comes no later than `at`. A record no
+    /// longer kept is left alone.
+    pub(super) fn wake(&self, name: &str, at: Instant) {
+        if let Some(t) = self.0.lock().get_mut(name) {
+            if t.busy {
+                t.woken = Some(t.woken.map_or(at, |w| w.min(at)));
+            } else {
+                t.due = Some(at);
+            }
+        }
+    }
+
+    /// Looks at `name` by `at` if nothing of it is under way (a step under
+    /// way paces itself when it ends).
+    pub(super) fn hurry(&self, name: &str, at: Instant) {
+        if let Some(t) = self.0.lock().get_mut(name)
+            && !t.busy
+        {
+            t.due = Some(t.due.map_or(at, |d| d.min(at)));
+        }
     }
 
     pub(super) fn remember(&self, name: &str, version: u64, blocked_by: &Option<String>) {

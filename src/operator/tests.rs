@@ -80,7 +80,7 @@ async fn a_tick_over_25_services_of_one_cluster_shares_its_calls() {
     let health = Health::new(config.poll_interval, config.lease_duration);
     let notifier = Notifier::new(NotifyConfig::default(), &sdk);
     let hooks = crate::hooks::call::Caller::new(&sdk);
-    let reconciler = Reconciler::new(store.clone(), pool, config, health, notifier, hooks);
+    let reconciler = Reconciler::new(store.clone(), pool, config, health, notifier, hooks, None);
     let since = sim.now();
     reconciler.clone().tick().await.unwrap();
     reconciler.settle().await;

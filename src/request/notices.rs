@@ -93,6 +93,9 @@ fn report(
         finished_at: status.finished_at,
         at: now,
         reason: (event == NotifyEvent::Failed).then_some(message),
+        strategy: (!spec.strategy.is_batches())
+            .then(|| spec.strategy.describe(spec.batch_size, spec.wait)),
+        batch: (status.batches > 0).then(|| spec.where_in(status.batches, planned)),
     }
 }
 

@@ -51,6 +51,11 @@ pub(crate) struct Pace {
     step: Option<StepLooks>,
     /// Looks in a row at a step that was predicted done and was not.
     misses: u32,
+    /// Seconds from a step's action to when ECS's events showed it done,
+    /// one per step (see [`Pace::deadline`]).
+    settle: Vec<f64>,
+    /// The step last sampled into `settle`.
+    settled_step: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +73,10 @@ struct StepLooks {
 const HIT_RATE: f64 = 0.4;
 /// Where in the learnt health times a look after a miss is aimed.
 const HEALTH_QUANTILE: f64 = 0.8;
+/// Where in the learnt settle times the look standing in for a lost event is aimed.
+const SETTLE_QUANTILE: f64 = 0.8;
+/// The margin past it, as a share of it (at least a poll interval).
+const SETTLE_MARGIN: f64 = 0.25;
 /// How far one step moves the first-look time: a small step, so that one
 /// unlucky look does not shift the next by more than the tasks' own jitter.
 const GAIN: f64 = 0.05;
@@ -190,6 +199,39 @@ impl Pace {
         });
     }
 
+    /// ECS's events showed the step that began at `began` done at `at`:
+    /// one sample of how long such a step takes, once per step.
+    pub(crate) fn settled(&mut self, began: DateTime<Utc>, at: DateTime<Utc>) {
+        if self.settled_step == Some(began) {
+            return;
+        }
+        self.settled_step = Some(began);
+        push_capped(&mut self.settle, secs(began, at).max(0.0));
+    }
+
+    /// With ECS's events flowing, how long until the look that stands in
+    /// for an event that never came (lost, or read by another replica) at
+    /// the step that began at `step`: when the step should be done by what
+    /// the events showed of this run's earlier steps (their 80th
+    /// percentile) — before any, by twice how long the service's tasks take
+    /// to start (ECS's `createdAt` to `startedAt`) — plus a margin (a
+    /// quarter of that, at least `poll`). `None` while nothing is learnt:
+    /// the step is paced as without events.
+    pub(crate) fn deadline(
+        &self,
+        step: DateTime<Utc>,
+        now: DateTime<Utc>,
+        poll: Duration,
+    ) -> Option<Duration> {
+        let typical = match quantile(&self.settle, SETTLE_QUANTILE) {
+            Some(seen) => seen,
+            None => 2.0 * median(&self.to_running)?,
+        };
+        let margin = (typical * SETTLE_MARGIN).max(poll.as_secs_f64());
+        let at = after(step, typical + margin);
+        Some((at - now).to_std().unwrap_or(Duration::ZERO).max(poll))
+    }
+
     /// How long to wait before the next look at a step that waits for new
     /// tasks since `step` (the time its action was decided): at the predicted
     /// time, or backing off from `poll` while there is nothing to predict from.
@@ -280,7 +322,8 @@ pub(crate) fn tasks_first(
 ) -> Option<DateTime<Utc>> {
     let step = awaits_tasks(status)?;
     let open = spec.not_after.is_none_or(|t| now <= t);
-    let slow = crate::request::decide::is_slow(spec, step, now);
+    let counted = crate::request::decide::stability_since(status, step);
+    let slow = crate::request::decide::is_slow(spec, counted, now);
     (!spec.cancel && open && !slow).then_some(step)
 }
 
@@ -420,6 +463,35 @@ mod tests {
             Some(missed),
             "a resumed step is not a sample"
         );
+    }
+
+    #[test]
+    fn the_look_standing_in_for_a_lost_event_comes_past_the_settle_times_seen() {
+        let mut pace = Pace::default();
+        let poll = Duration::from_millis(100);
+        assert_eq!(pace.deadline(at(0), at(0), poll), None, "nothing learnt");
+        // The service's tasks take 2 s to start: before any step is seen
+        // through, twice that and a quarter more.
+        pace.learn(
+            &obs(vec![task("old", -10_000, Some(-8_000), true)]),
+            Some(at(0)),
+            at(0),
+        );
+        assert_eq!(
+            pace.deadline(at(0), at(0), poll),
+            Some(Duration::from_secs(5))
+        );
+        for (began, took) in [(0, 3_000), (10_000, 3_400), (20_000, 2_800)] {
+            pace.settled(at(began), at(began + took));
+            // A second report of the same step is no second sample.
+            pace.settled(at(began), at(began + took + 5_000));
+        }
+        assert_eq!(pace.settle, vec![3.0, 3.4, 2.8]);
+        // The 80th percentile (3.4 s) and a quarter more: 4.25 s after the step.
+        let wait = pace.deadline(at(30_000), at(30_250), poll).unwrap();
+        assert_eq!(wait, Duration::from_millis(4_000));
+        // Past it: look within a poll interval.
+        assert_eq!(pace.deadline(at(30_000), at(40_000), poll), Some(poll));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::duration::serde_duration;
 use crate::gates::spec::{AlarmGate, Gates, parse_gates};
 use crate::hooks::spec::{Hook, parse_hooks};
 use crate::notify::{NotifySpec, parse_notify};
+use crate::request::strategy::{Strategy, parse_strategy};
 use crate::validate::{Invalid, Reader};
 
 pub(crate) const API_VERSION: &str = "ecs-recycler/v1";
@@ -54,9 +55,62 @@ pub(crate) struct RecycleSpec {
     pub gates: Option<Gates>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<Hook>,
+    /// The shape of the run: batches (the default), a canary, linear
+    /// steps, or all at once (see [`super::strategy`]).
+    #[serde(default, skip_serializing_if = "Strategy::is_batches")]
+    pub strategy: Strategy,
+    /// What to do with a task protected from scale-in when its turn comes.
+    #[serde(default)]
+    pub protected_tasks: ProtectedTasks,
+    /// With `protectedTasks: wait`, how long the run waits for the last
+    /// protected tasks before it leaves them running.
+    #[serde(with = "serde_duration", default = "default_protection_wait")]
+    pub protection_wait: Duration,
+    /// How long a step may wait for capacity (a task PROVISIONING while a
+    /// capacity provider launches an instance), apart from `stabilityTimeout`.
+    #[serde(with = "serde_duration", default = "default_capacity_timeout")]
+    pub capacity_timeout: Duration,
+}
+
+/// What the run does with a task protected from scale-in (ECS task
+/// scale-in protection) when its turn comes: it never stops one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum ProtectedTasks {
+    /// Recycle it last, once its protection ends, waiting up to `protectionWait`.
+    #[default]
+    Wait,
+    /// Leave it running, and say so.
+    Skip,
+}
+
+/// ECS protects a task from scale-in for at most 48 hours (2,880 minutes).
+const LONGEST_PROTECTION: Duration = Duration::from_secs(48 * 3600);
+
+fn default_protection_wait() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn default_capacity_timeout() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 impl RecycleSpec {
+    /// The size of batch `number` (1 for the first) of `planned` tasks.
+    pub(crate) fn batch(&self, number: u32, planned: usize) -> usize {
+        self.strategy.batch(number, planned, self.batch_size)
+    }
+
+    /// The largest batch of `planned` tasks: what the surge adds.
+    pub(crate) fn largest_batch(&self, planned: usize) -> usize {
+        self.strategy.largest(planned, self.batch_size)
+    }
+
+    /// Where batch `number` of `planned` tasks stands: "canary 1/1", "step 4 of 10".
+    pub(crate) fn where_in(&self, number: u32, planned: usize) -> String {
+        self.strategy.where_in(number, planned, self.batch_size)
+    }
+
     /// The alarm gate, if the spec has one.
     pub(crate) fn alarm_gate(&self) -> Option<&AlarmGate> {
         self.gates.as_ref().and_then(|g| g.alarms.as_ref())
@@ -158,6 +212,21 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         let path = r.at("hooks");
         parse_hooks(v, &path, &mut r.problems)
     });
+    let strategy = r
+        .get("strategy")
+        .and_then(|v| {
+            let path = r.at("strategy");
+            parse_strategy(v, &path, &mut r.problems)
+        })
+        .unwrap_or_default();
+    refuse_conflicts(&mut r, strategy);
+    let (protected_tasks, protection_wait) = parse_protection(&mut r);
+    let capacity_timeout = r
+        .duration("capacityTimeout")
+        .unwrap_or_else(default_capacity_timeout);
+    if capacity_timeout.is_zero() {
+        r.problem("capacityTimeout", "must be longer than 0s".into());
+    }
     r.finish();
     if !r.problems.is_empty() {
         return Err(Invalid(r.problems));
@@ -180,7 +249,82 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         created_by,
         gates,
         hooks: hooks.unwrap_or_default(),
+        strategy,
+        protected_tasks,
+        protection_wait,
+        capacity_timeout,
     })
+}
+
+/// A strategy that sizes or paces every batch itself leaves no room for
+/// `batchSize` or `wait` beside it: both written is a contradiction.
+fn refuse_conflicts(r: &mut Reader<'_>, strategy: Strategy) {
+    let given = |key: &str| r.object.is_some_and(|o| o.contains_key(key));
+    let (batch_size, wait) = (given("batchSize"), given("wait"));
+    match strategy {
+        Strategy::Linear { .. } if batch_size => r.problem(
+            "batchSize",
+            "conflicts with strategy.linear, whose step sizes every batch; remove one".into(),
+        ),
+        Strategy::AllAtOnce if batch_size => r.problem(
+            "batchSize",
+            "conflicts with strategy allAtOnce, which stops every planned task in one batch; remove one".into(),
+        ),
+        _ => {}
+    }
+    if matches!(strategy, Strategy::Linear { .. }) && wait {
+        r.problem(
+            "wait",
+            "conflicts with strategy.linear, whose every paces the steps; remove one".into(),
+        );
+    }
+}
+
+/// `protectedTasks` (wait or skip) and `protectionWait` (only with wait,
+/// longer than 0s, at most ECS's 48 hours of protection).
+fn parse_protection(r: &mut Reader) -> (ProtectedTasks, Duration) {
+    const WORDS: [&str; 2] = ["wait", "skip"];
+    let policy = match r.get("protectedTasks") {
+        None => ProtectedTasks::Wait,
+        Some(Value::String(s)) if s == "wait" => ProtectedTasks::Wait,
+        Some(Value::String(s)) if s == "skip" => ProtectedTasks::Skip,
+        Some(other) => {
+            let hint = other
+                .as_str()
+                .and_then(|s| crate::validate::nearest(s, &WORDS))
+                .map(|n| format!(" (did you mean {n}?)"))
+                .unwrap_or_default();
+            r.problem(
+                "protectedTasks",
+                format!(
+                    "{} is not allowed{hint}; use wait (recycle protected tasks last, once their protection ends) or skip (leave them running)",
+                    crate::validate::describe(other)
+                ),
+            );
+            ProtectedTasks::Wait
+        }
+    };
+    let given = r.duration("protectionWait");
+    if let Some(wait) = given {
+        if policy == ProtectedTasks::Skip {
+            r.problem(
+                "protectionWait",
+                "is only used with protectedTasks: wait; remove it, or set protectedTasks: wait"
+                    .into(),
+            );
+        } else if wait.is_zero() {
+            r.problem(
+                "protectionWait",
+                "must be longer than 0s; to leave protected tasks running at once, set protectedTasks: skip".into(),
+            );
+        } else if wait > LONGEST_PROTECTION {
+            r.problem(
+                "protectionWait",
+                "is longer than ECS protects a task (48h); use at most 48h".into(),
+            );
+        }
+    }
+    (policy, given.unwrap_or_else(default_protection_wait))
 }
 
 fn is_maker(text: &str) -> bool {
@@ -225,6 +369,54 @@ mod tests {
         assert_eq!(spec.batch_size, 1);
         assert_eq!(spec.stability_timeout, Duration::from_secs(600));
         assert!(!spec.paused && !spec.dry_run && !spec.cancel);
+        assert_eq!(spec.protected_tasks, ProtectedTasks::Wait);
+        assert_eq!(spec.protection_wait, Duration::from_secs(1800));
+        assert_eq!(spec.capacity_timeout, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn protection_and_capacity_fields_are_checked_with_their_paths() {
+        let spec = parse_spec(
+            &json!({"cluster": "prod", "service": "web", "protectedTasks": "skip", "capacityTimeout": "20m"}),
+            "spec",
+        )
+        .unwrap();
+        assert_eq!(spec.protected_tasks, ProtectedTasks::Skip);
+        assert_eq!(spec.capacity_timeout, Duration::from_secs(1200));
+        let cases = [
+            (
+                json!({"protectedTasks": "skpi"}),
+                "spec.protectedTasks: \"skpi\" is not allowed (did you mean skip?); use wait",
+            ),
+            (
+                json!({"protectedTasks": "skip", "protectionWait": "10m"}),
+                "spec.protectionWait: is only used with protectedTasks: wait",
+            ),
+            (
+                json!({"protectionWait": "0s"}),
+                "spec.protectionWait: must be longer than 0s; to leave protected tasks running at once, set protectedTasks: skip",
+            ),
+            (
+                json!({"protectionWait": "49h"}),
+                "spec.protectionWait: is longer than ECS protects a task (48h)",
+            ),
+            (
+                json!({"capacityTimeout": "0s"}),
+                "spec.capacityTimeout: must be longer than 0s",
+            ),
+            (
+                json!({"capacityTimeout": 5}),
+                "spec.capacityTimeout: 5 is not a duration",
+            ),
+        ];
+        for (extra, wanted) in cases {
+            let mut v = json!({"cluster": "prod", "service": "web"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let err = parse_spec(&v, "spec").unwrap_err().to_string();
+            assert!(err.contains(wanted), "{extra}: {err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::hooks::record::HookCall;
 use crate::message::bounded;
 use crate::notify::NotifyState;
 use crate::request::spec::MAX_EVENTS;
+use crate::request::timeline::Timeline;
 
 /// Where a request is. `Pending`, `Succeeded`, `Failed`, `Cancelled` and
 /// `WindowClosed` are fixed names; the ones between are the steps of the flow in docs/design.md.
@@ -100,6 +101,44 @@ pub struct AlarmHold {
     pub message: String,
 }
 
+/// A planned task that was protected from scale-in when its turn came.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedTask {
+    pub task: String,
+    /// When its protection ends, as ECS last answered (`expirationDate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A step's wait for capacity: the spare task or a replacement waiting in
+/// PROVISIONING for an instance to be launched. The wait is budgeted by
+/// `capacityTimeout`; `stabilityTimeout` counts only once it has ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapacityWait {
+    pub since: DateTime<Utc>,
+    /// What it waits on: the capacity provider's name; empty for a task
+    /// ECS could not place where nothing adds room (seen once: the next
+    /// look that still finds no room ends the run).
+    pub on: String,
+    /// The tasks seen waiting, looked at whatever their state until placed,
+    /// so that ECS giving up on one is seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<DateTime<Utc>>,
+}
+
+/// The service could not be seen whole (a read got no answer, or was
+/// denied): since when, which call, and the sentence in the status. Nothing
+/// is changed meanwhile; the next look that sees it whole clears it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unseen {
+    pub since: DateTime<Utc>,
+    /// The IAM action of the read that failed (`elasticloadbalancing:DescribeTargetHealth`).
+    pub call: String,
+    pub message: String,
+}
+
 /// How the run ends once Restoring is done.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -130,6 +169,14 @@ pub enum Reason {
     AlarmCleared,
     /// A hook answered, or gave no verdict within its deadline.
     Hook,
+    /// A planned task was protected from scale-in when its turn came.
+    Protected,
+    /// A step waits for capacity, or its wait ended.
+    Capacity,
+    /// The service could not be seen whole.
+    Unseen,
+    /// It can be seen whole again.
+    Seen,
     // A schedule's requests.
     Valid,
     Invalid,
@@ -144,7 +191,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    const ALL: [Reason; 21] = [
+    const ALL: [Reason; 25] = [
         Self::Started,
         Self::Planned,
         Self::Transition,
@@ -158,6 +205,10 @@ impl Reason {
         Self::AlarmHeld,
         Self::AlarmCleared,
         Self::Hook,
+        Self::Protected,
+        Self::Capacity,
+        Self::Unseen,
+        Self::Seen,
         Self::Valid,
         Self::Invalid,
         Self::MissedSlots,
@@ -183,6 +234,10 @@ impl Reason {
             Self::AlarmHeld => "AlarmHeld",
             Self::AlarmCleared => "AlarmCleared",
             Self::Hook => "Hook",
+            Self::Protected => "Protected",
+            Self::Capacity => "Capacity",
+            Self::Unseen => "Unseen",
+            Self::Seen => "Seen",
             Self::Valid => "Valid",
             Self::Invalid => "Invalid",
             Self::MissedSlots => "MissedSlots",
@@ -294,7 +349,32 @@ pub struct RecycleStatus {
     /// made so far; see [`crate::notify`].
     #[serde(default, skip_serializing_if = "NotifyState::is_empty")]
     pub notify: NotifyState,
+    /// The run's counts and marks over time, bounded; records written
+    /// before it was kept have none. See [`crate::request::timeline`].
+    #[serde(default, skip_serializing_if = "Timeline::is_empty")]
+    pub timeline: Timeline,
+    /// Planned tasks found protected from scale-in when their turn came:
+    /// held back to go last (`protectedTasks: wait`), or left running —
+    /// those are in `skipped` too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protected: Vec<ProtectedTask>,
+    /// Since when the run waits for its protected tasks alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection_wait: Option<DateTime<Utc>>,
+    /// Tasks of the service taken by Fargate Spot during the run (not the
+    /// run's own stops), at most [`MAX_INTERRUPTIONS_KEPT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interrupted: Vec<String>,
+    /// The current step's wait for capacity, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_wait: Option<CapacityWait>,
+    /// The service cannot be seen whole right now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen: Option<Unseen>,
 }
+
+/// Spot interruptions named in a status; more are counted no further.
+pub(crate) const MAX_INTERRUPTIONS_KEPT: usize = 100;
 
 /// The events of `after` that `before` did not have. Events are bounded,
 /// so the newest of `before` is looked for rather than counted.
@@ -369,6 +449,21 @@ impl RecycleStatus {
     pub fn progress(&self) -> (usize, usize) {
         let total = self.plan.as_ref().map_or(0, |p| p.tasks.len());
         (self.stopped.len() + self.skipped.len(), total)
+    }
+
+    /// Planned tasks held back because protected, waiting for their
+    /// protection to end (not stopped, not left running).
+    pub fn held(&self) -> impl Iterator<Item = &ProtectedTask> {
+        self.protected
+            .iter()
+            .filter(|p| !self.skipped.contains(&p.task) && !self.stopped.contains(&p.task))
+    }
+
+    /// Planned tasks left running because they were protected.
+    pub fn left_protected(&self) -> impl Iterator<Item = &ProtectedTask> {
+        self.protected
+            .iter()
+            .filter(|p| self.skipped.contains(&p.task))
     }
 
     /// The stopped tasks that count as recycled: their batch finished with

@@ -3,7 +3,8 @@
 //! with no AWS account. It builds a demo service, applies a demo request
 //! through the same checks as `apply`, shows each task as it is stopped and
 //! replaced, and ends with a summary checked against the invariants — read
-//! from the simulator's audit timeline, not from the operator's own account.
+//! from the simulator's audit timeline, not from the operator's own account
+//! — and the chart of the run, drawn from its status as `describe` draws it.
 
 pub mod fixture;
 
@@ -21,6 +22,7 @@ use serde_json::Value;
 use crate::aws::limit::ApiShare;
 use crate::aws::sdk::{self, Timeouts};
 use crate::cli::apply::{self, Source};
+use crate::cli::chart::{self, Look};
 use crate::cli::present;
 use crate::cli::{CliError, say};
 use crate::operator::{Operator, OperatorConfig};
@@ -154,6 +156,12 @@ async fn drive(
     let status = watched?;
     let summary = summarize(&status, &sim.timeline(), started);
     print_summary(out, &summary, opts, clock.elapsed());
+    // The run as any run's is drawn: from its status, not the simulator's audit.
+    let look = if tty { Look::stdout() } else { Look::PLAIN };
+    if let Some(drawn) = chart::draw(&status, Utc::now(), look) {
+        say(out, "\nThe run, from its status (as describe draws it)");
+        let _ = write!(out, "{drawn}");
+    }
     if let Some(p) = &opts.store {
         say(
             out,

@@ -80,10 +80,10 @@ impl ScheduleSpec {
 
     /// The shortest window allowed: one batch's worst case before the
     /// request gives up on it (the template's stabilityTimeout) plus the
-    /// pause after it (wait). A shorter window could close before the first
+    /// pause after it (wait, or the strategy's bake). A shorter window could close before the first
     /// batch may finish.
     pub(crate) fn min_window(template: &RecycleSpec) -> Duration {
-        template.stability_timeout + template.wait
+        template.stability_timeout + template.wait.max(template.strategy.longest_pause())
     }
 }
 
@@ -216,10 +216,11 @@ fn read_window(r: &mut Reader, template: Option<&RecycleSpec>) -> Option<Duratio
         r.problem(
             "window",
             format!(
-                "{} is shorter than one batch could take: the template's stabilityTimeout ({}) plus its wait ({}) makes {}; make the window at least that",
+                "{} is shorter than one batch could take: the template's stabilityTimeout ({}) plus its {} ({}) makes {}; make the window at least that",
                 duration::format(w),
                 duration::format(t.stability_timeout),
-                duration::format(t.wait),
+                if t.strategy.longest_pause() > t.wait { "strategy's bake" } else { "wait" },
+                duration::format(t.wait.max(t.strategy.longest_pause())),
                 duration::format(ScheduleSpec::min_window(t)),
             ),
         );

@@ -202,6 +202,11 @@ fn bad_input_is_refused_with_the_field_and_the_reason() {
             "spec.window: 10m is shorter than one batch could take: the template's stabilityTimeout (10m) plus its wait (30s) makes 10m30s",
         ),
         (
+            json!({"window": "12m", "template": {"cluster": "c", "service": "s",
+                   "strategy": {"canary": {"first": 1, "bake": "5m"}}}}),
+            "spec.window: 12m is shorter than one batch could take: the template's stabilityTimeout (10m) plus its strategy's bake (5m) makes 15m",
+        ),
+        (
             json!({"template": {"cluster": "c", "service": "s", "cancel": true}}),
             "spec.template.cancel: cannot be true",
         ),

@@ -1,8 +1,11 @@
 //! infra/ on moto's CloudFormation: both stacks deploy; the table they make is
 //! the one the store expects; the operator recycles a service (on the
-//! simulator) through that table; the task role allows every AWS call of the
-//! run and grants exactly the calls the code makes; and the parameters refuse
-//! bad values at deploy time, as CloudFormation checks them.
+//! simulator) through that table, woken by ECS's events through the queue
+//! the stack makes; the task role allows every AWS call of the run and
+//! grants exactly the calls the code makes; without events, and with an
+//! existing queue, the stack makes and grants what that needs and no more;
+//! and the parameters refuse bad values at deploy time, as CloudFormation
+//! checks them.
 
 use crate::support;
 
@@ -30,6 +33,8 @@ const ACCOUNT: &str = "123456789012";
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:recycler";
 const ROLE: &str = "arn:aws:iam::210987654321:role/recycler";
 const HOOK_SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:smoke-hook-AbCdEf";
+/// An events queue made outside the stack (the EventsQueue parameter names it).
+const THEIR_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:their-ecs-events";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -73,7 +78,9 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
             "NotificationTopicArns": TOPIC,
             "AssumableRoleArns": ROLE,
             "HookSecretArns": HOOK_SECRET,
+            "EventsQueue": "create",
         },
+        "variants": [{"EventsQueue": "none"}, {"EventsQueue": THEIR_QUEUE}],
     });
     let (url, infra) = (moto.url.clone(), root().join("infra"));
     let deployed = tokio::task::spawn_blocking(move || {
@@ -86,18 +93,32 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
     .unwrap();
 
     // Both stacks complete, every resource made (the secret's policy is
-    // conditioned away: no secret was given), and moto skipped nothing.
+    // conditioned away: no secret was given), and moto skipped nothing but
+    // the events queues' policy, which moto 5.2.5's CloudFormation does not
+    // know (checked as declared, in the_events_reach_the_operator_alone).
     for stack in ["table", "operator"] {
         assert_eq!(deployed[stack]["status"], "CREATE_COMPLETE", "{stack}");
         let made: BTreeSet<&str> = object_keys(&deployed[stack]["resources"]);
         let mut expected: BTreeSet<&str> = object_keys(&deployed[stack]["declared"]);
         expected.remove("ReadNotificationSecretPolicy");
+        expected.remove("EventsQueuePolicy");
         assert_eq!(made, expected, "{stack}: resources made");
         for (id, r) in deployed[stack]["resources"].as_object().unwrap() {
             assert_eq!(r["status"], "CREATE_COMPLETE", "{stack}.{id}");
         }
     }
-    assert_eq!(deployed["warnings"], json!([]), "moto skipped nothing");
+    let skipped: Vec<&str> = deployed["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .all(|w| w.contains("AWS::SQS::QueuePolicy") && w.contains("not supported by moto")),
+        "moto skipped nothing else: {skipped:?}"
+    );
 
     let table = deployed["table"]["outputs"]["TableName"]
         .as_str()
@@ -119,6 +140,8 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
     the_task_definition_runs_the_operator(&deployed, &table);
     let policies = task_role_policies(&deployed);
     the_task_role_grants_exactly_what_the_code_calls(&policies);
+    let (queue_url, queue_arn) = the_events_reach_the_operator_alone(&deployed);
+    the_variants_make_and_grant_what_they_need(&deployed);
 
     // The operator, on the stack's table and the simulator.
     let store = DynamoStore::new(&config, table.clone());
@@ -144,12 +167,23 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
         )
         .await
         .unwrap();
+    // ECS's events go to the stack's queue, as its rule would send them
+    // (the simulator sends to the queue URL's host: moto's, here).
+    let queue_name = queue_url.rsplit('/').next().unwrap();
+    let on_moto = format!("{}/{ACCOUNT}/{queue_name}", moto.url);
+    sim.configure(json!({"events": {"sqsQueueUrl": on_moto}}))
+        .unwrap();
     let mut env = aws_env(sim.url());
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url.clone()));
+    env.push(("AWS_ENDPOINT_URL_SQS".into(), moto.url.clone()));
+    env.push(("ECS_RECYCLER_EVENTS_QUEUE".into(), queue_url.clone()));
     let log = temp_dir("infra").join("operator.log");
     let mut op = spawn_operator(&["--table".into(), table.clone()], &env, "r1", &log);
-    let status = finish_then_stop(&store, "rotate", &mut op, &log, WITHIN).await;
+    let status = wait_phase(&store, "rotate", &FINISHED, WITHIN, &log).await;
+    let metrics = MetricsPage::of(&log).await;
+    assert!(op.sigterm().success(), "operator exits 0 on SIGTERM");
     assert_eq!(status["phase"], "Succeeded", "{status:#}");
+    every_queue_call_is_allowed(&policies, &metrics, &queue_arn);
 
     let timeline = sim.timeline();
     let facts = run_facts(&timeline, "prod", "web", since);
@@ -164,7 +198,7 @@ async fn the_stacks_deploy_on_moto_and_the_operator_recycles_a_service_through_t
     assert_eq!(facts.final_desired, 3, "{facts:?}");
 
     every_call_of_the_run_is_allowed(&policies, &timeline, since);
-    nothing_beyond_the_targets_is_allowed(&policies, &table);
+    nothing_beyond_the_targets_is_allowed(&policies, &table, &queue_arn);
     drop(moto);
 }
 
@@ -338,10 +372,11 @@ fn task_role_policies(deployed: &Value) -> Vec<Value> {
             "assume-cross-account-roles",
             "publish-notifications",
             "read-and-write-records",
+            "read-ecs-events",
             "read-hook-secrets",
             "recycle-target-services"
         ]),
-        "no SMTP secret given, so no policy for one; the hook secret's policy is there"
+        "no SMTP secret given, so no policy for one; the hook secret's and the events queue's are there"
     );
     policies.values().cloned().collect()
 }
@@ -361,6 +396,7 @@ fn actions_in_the_code() -> BTreeSet<String> {
         ("elb", "elasticloadbalancing"),
         ("sns", "sns"),
         ("secrets", "secretsmanager"),
+        ("sqs", "sqs"),
     ];
     let mut files = Vec::new();
     let mut dirs = vec![root().join("src")];
@@ -393,7 +429,7 @@ fn actions_in_the_code() -> BTreeSet<String> {
                     .take_while(|c| c.is_ascii_lowercase() || *c == '_')
                     .collect();
                 if !method.is_empty() && rest[method.len()..].starts_with("()") {
-                    actions.insert(format!("{prefix}:{}", pascal(&method)));
+                    actions.insert(iam_action(&format!("{prefix}:{}", pascal(&method))));
                 }
             }
         }
@@ -402,6 +438,15 @@ fn actions_in_the_code() -> BTreeSet<String> {
         }
     }
     actions
+}
+
+/// The IAM action that authorizes an API call: SQS's batched calls have
+/// none of their own.
+fn iam_action(call: &str) -> String {
+    match call {
+        "sqs:DeleteMessageBatch" => "sqs:DeleteMessage".into(),
+        other => other.into(),
+    }
 }
 
 fn pascal(snake: &str) -> String {
@@ -452,7 +497,9 @@ fn the_task_role_grants_exactly_what_the_code_calls(policies: &[Value]) {
     assert!(
         code.contains("ecs:StopTask")
             && code.contains("dynamodb:Query")
-            && code.contains("cloudwatch:DescribeAlarms"),
+            && code.contains("cloudwatch:DescribeAlarms")
+            && code.contains("sqs:ReceiveMessage")
+            && code.contains("sqs:DeleteMessage"),
         "the scan of the code found the calls: {code:?}"
     );
 }
@@ -508,6 +555,30 @@ fn requests_of(op: &str, p: &Value) -> Vec<Request> {
             .map(|t| on_cluster(Request::new("ecs:DescribeTasks", t.as_str().unwrap())))
             .collect(),
         "StopTask" => vec![on_cluster(Request::new("ecs:StopTask", &s("task")))],
+        "GetTaskProtection" => p["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| on_cluster(Request::new("ecs:GetTaskProtection", t.as_str().unwrap())))
+            .collect(),
+        "ListContainerInstances" => vec![on_cluster(Request::new(
+            "ecs:ListContainerInstances",
+            &cluster_arn(&s("cluster")),
+        ))],
+        "DescribeContainerInstances" => p["containerInstances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                on_cluster(Request::new(
+                    "ecs:DescribeContainerInstances",
+                    c.as_str().unwrap(),
+                ))
+            })
+            .collect(),
+        "DescribeCapacityProviders" => vec![
+            Request::new("ecs:DescribeCapacityProviders", "*").with("aws:RequestedRegion", REGION),
+        ],
         "DescribeTaskDefinition" => vec![
             Request::new("ecs:DescribeTaskDefinition", &s("taskDefinition"))
                 .with("aws:RequestedRegion", REGION),
@@ -565,7 +636,39 @@ fn every_call_of_the_run_is_allowed(policies: &[Value], timeline: &Value, since:
         .into_iter()
         .filter(|a| a.starts_with("ecs:") || a.starts_with("application-autoscaling:"))
         .collect();
+    // The reads of EC2 capacity are made only where a task cannot be
+    // placed, never on this Fargate service's run: checked on their own.
+    let on_ec2_only = [
+        "ecs:ListContainerInstances",
+        "ecs:DescribeContainerInstances",
+        "ecs:DescribeCapacityProviders",
+    ];
+    for action in on_ec2_only {
+        assert!(!used.contains(action), "{action} read on a Fargate run");
+    }
+    used.extend(on_ec2_only.map(String::from));
     assert_eq!(used, granted, "every ECS and autoscaling grant was needed");
+    assert!(
+        granted.contains("ecs:GetTaskProtection"),
+        "the protection of each batch is read right before it is stopped"
+    );
+    let in_prod = |r: Request| {
+        r.with("aws:RequestedRegion", REGION)
+            .with("ecs:cluster", &cluster_arn("prod"))
+    };
+    for request in [
+        in_prod(Request::new(
+            "ecs:ListContainerInstances",
+            &cluster_arn("prod"),
+        )),
+        in_prod(Request::new(
+            "ecs:DescribeContainerInstances",
+            &format!("arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/prod/0123456789abcdef"),
+        )),
+        Request::new("ecs:DescribeCapacityProviders", "*").with("aws:RequestedRegion", REGION),
+    ] {
+        assert!(iam::allows(&refs, &request), "{request:?}");
+    }
 
     let table = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/recycler-cfn");
     for request in [
@@ -577,7 +680,7 @@ fn every_call_of_the_run_is_allowed(policies: &[Value], timeline: &Value, since:
 }
 
 /// The same calls on anything not given as a target are refused.
-fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
+fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str, queue: &str) {
     let refs: Vec<&Value> = policies.iter().collect();
     let in_region = |r: Request, cluster: &str| {
         r.with("aws:RequestedRegion", REGION)
@@ -602,6 +705,26 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
             "staging",
         ),
         in_region(Request::new("ecs:ListTasks", "*"), "staging"),
+        in_region(
+            Request::new(
+                "ecs:GetTaskProtection",
+                &format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task/staging/abc"),
+            ),
+            "staging",
+        ),
+        in_region(
+            Request::new("ecs:ListContainerInstances", &cluster_arn("staging")),
+            "staging",
+        ),
+        in_region(
+            Request::new(
+                "ecs:DescribeContainerInstances",
+                &format!("arn:aws:ecs:{REGION}:{ACCOUNT}:container-instance/staging/abc"),
+            ),
+            "staging",
+        ),
+        Request::new("ecs:DescribeCapacityProviders", "*").with("aws:RequestedRegion", "eu-west-1"),
+        in_region(Request::new("ecs:UpdateTaskProtection", "*"), "prod"),
         in_region(Request::new("ecs:ListServices", "*"), "staging"),
         // The right service, another region.
         Request::new("ecs:UpdateService", &service_arn("prod", "web"))
@@ -646,6 +769,12 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
             "secretsmanager:GetSecretValue",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:x-AbCdEf",
         ),
+        Request::new("sqs:ReceiveMessage", THEIR_QUEUE),
+        Request::new("sqs:DeleteMessage", "*"),
+        Request::new("sqs:SendMessage", queue),
+        Request::new("sqs:PurgeQueue", queue),
+        Request::new("sqs:ChangeMessageVisibility", queue),
+        Request::new("sqs:DeleteQueue", queue),
     ];
     for request in refused {
         assert!(
@@ -661,9 +790,186 @@ fn nothing_beyond_the_targets_is_allowed(policies: &[Value], table: &str) {
             "cloudwatch:DescribeAlarms",
             &format!("arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:web-5xx"),
         ),
+        Request::new("sqs:ReceiveMessage", queue),
+        Request::new("sqs:DeleteMessage", queue),
     ] {
         assert!(iam::allows(&refs, &request), "{request:?}");
     }
+}
+
+/// ECS's events reach the operator, and nobody else writes to its queue:
+/// the rule takes ECS's task state changes and service actions of this
+/// account to the stack's queue, with a dead-letter queue and a bounded
+/// retry; the queues' policy (as declared: moto's CloudFormation does not
+/// make one) lets that rule alone send; the container is given the queue;
+/// the role may read and delete there. Answers the queue's URL and ARN.
+fn the_events_reach_the_operator_alone(deployed: &Value) -> (String, String) {
+    let outputs = &deployed["operator"]["outputs"];
+    let url = outputs["EventsQueueUrl"]
+        .as_str()
+        .expect("the stack outputs EventsQueueUrl")
+        .to_string();
+    let queues = &deployed["eventsQueues"];
+    let arn = queues["EcsEventsQueue"]["QueueArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dead = queues["EventsDeadLetterQueue"]["QueueArn"]
+        .as_str()
+        .unwrap();
+    let redrive: Value =
+        serde_json::from_str(queues["EcsEventsQueue"]["RedrivePolicy"].as_str().unwrap()).unwrap();
+    assert_eq!(redrive["deadLetterTargetArn"], dead, "{redrive}");
+
+    let rule = &deployed["eventsRule"];
+    assert_eq!(rule["State"], "ENABLED");
+    let pattern: Value = serde_json::from_str(rule["EventPattern"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        pattern,
+        json!({"source": ["aws.ecs"], "account": [ACCOUNT],
+               "detail-type": ["ECS Task State Change", "ECS Service Action"]})
+    );
+    let targets = rule["Targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0]["Arn"], arn.as_str());
+    assert_eq!(targets[0]["DeadLetterConfig"]["Arn"], dead);
+    assert!(
+        targets[0].get("RoleArn").is_none(),
+        "SQS takes a queue policy, not a role"
+    );
+
+    let declared = &deployed["templates"]["operator"]["Resources"];
+    let policy = &declared["EventsQueuePolicy"]["Properties"];
+    let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{policy}");
+    let only = &statements[0];
+    assert_eq!(
+        (&only["Effect"], &only["Principal"], &only["Action"]),
+        (
+            &json!("Allow"),
+            &json!({"Service": "events.amazonaws.com"}),
+            &json!("sqs:SendMessage")
+        )
+    );
+    let source = only["Condition"]["ArnEquals"]["aws:SourceArn"].to_string();
+    assert!(
+        source.contains("EcsEventsRule"),
+        "only the stack's rule: {source}"
+    );
+    let queues_of_policy = policy["Queues"].to_string();
+    assert!(
+        queues_of_policy.contains("EcsEventsQueue")
+            && queues_of_policy.contains("EventsDeadLetterQueue"),
+        "{queues_of_policy}"
+    );
+    for queue in ["EcsEventsQueue", "EventsDeadLetterQueue"] {
+        assert_eq!(
+            declared[queue]["Properties"]["SqsManagedSseEnabled"], true,
+            "{queue} encrypted at rest"
+        );
+    }
+
+    let env = container_env(&deployed["taskDefinition"]);
+    assert_eq!(env.get("ECS_RECYCLER_EVENTS_QUEUE"), Some(&url));
+    assert_eq!(
+        env.get("ECS_RECYCLER_SAFETY_POLL_INTERVAL")
+            .map(String::as_str),
+        Some("2m")
+    );
+    let grant = &deployed["taskRolePolicies"]["read-ecs-events"]["Statement"][0];
+    assert_eq!(grant["Resource"], arn.as_str(), "{grant}");
+    (url, arn)
+}
+
+/// The container's environment, by name.
+fn container_env(task_definition: &Value) -> std::collections::BTreeMap<String, String> {
+    task_definition["containerDefinitions"][0]["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// EventsQueue none: no rule, queue or grant, and no queue for the
+/// operator. An existing queue's ARN: no rule or queue made, that queue
+/// granted alone and given to the operator by its URL.
+fn the_variants_make_and_grant_what_they_need(deployed: &Value) {
+    let variants = deployed["variants"].as_array().unwrap();
+    let events_resources = [
+        "EcsEventsQueue",
+        "EcsEventsRule",
+        "EventsDeadLetterQueue",
+        "EventsQueuePolicy",
+    ];
+    for (variant, reads) in variants.iter().zip([false, true]) {
+        assert_eq!(variant["status"], "CREATE_COMPLETE", "{variant}");
+        let made: Vec<&str> = variant["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        for r in events_resources {
+            assert!(!made.contains(&r), "{r} made: {made:?}");
+        }
+        assert_eq!(made.contains(&"ReadEventsPolicy"), reads, "{made:?}");
+        let grants = &variant["taskRolePolicies"];
+        let env = &variant["environment"];
+        if reads {
+            let grant = &grants["read-ecs-events"]["Statement"][0];
+            assert_eq!(grant["Resource"], THEIR_QUEUE, "{grant}");
+            assert_eq!(
+                grant["Action"],
+                json!(["sqs:ReceiveMessage", "sqs:DeleteMessage"])
+            );
+            assert_eq!(
+                env["ECS_RECYCLER_EVENTS_QUEUE"],
+                "https://sqs.us-east-1.amazonaws.com/123456789012/their-ecs-events"
+            );
+        } else {
+            assert!(grants.get("read-ecs-events").is_none(), "{grants}");
+            assert!(env.get("ECS_RECYCLER_EVENTS_QUEUE").is_none(), "{env}");
+            assert!(
+                env.get("ECS_RECYCLER_SAFETY_POLL_INTERVAL").is_none(),
+                "{env}"
+            );
+        }
+    }
+}
+
+/// Every SQS call the operator made in the run (from its metrics: moto
+/// keeps no timeline) is allowed by the task role on the events queue.
+fn every_queue_call_is_allowed(policies: &[Value], metrics: &MetricsPage, queue: &str) {
+    let refs: Vec<&Value> = policies.iter().collect();
+    for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage"] {
+        let ok = metrics.sum(&format!(
+            "ecs_recycler_aws_calls_total{{operation=\"{action}\",outcome=\"ok\"}}"
+        ));
+        assert!(ok > 0.0, "{action} was called: {}", metrics.body);
+        assert!(iam::allows(&refs, &Request::new(action, queue)), "{action}");
+    }
+    let called: BTreeSet<&str> = metrics
+        .body
+        .lines()
+        .filter(|l| l.starts_with("ecs_recycler_aws_calls_total{operation=\"sqs:"))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert_eq!(
+        called,
+        BTreeSet::from(["sqs:DeleteMessage", "sqs:ReceiveMessage"]),
+        "no other SQS call"
+    );
+    assert!(
+        metrics.sum("ecs_recycler_event_wakes_total") > 0.0,
+        "events woke the run through the stack's queue: {}",
+        metrics.body
+    );
 }
 
 #[test]
@@ -723,6 +1029,17 @@ fn parameters_refuse_bad_values_at_deploy_time_with_a_clear_message() {
         ("HookSecretArns", "smoke", false),
         ("AssumableRoleArns", ROLE, true),
         ("AssumableRoleArns", "recycler", false),
+        ("EventsQueue", "create", true),
+        ("EventsQueue", "none", true),
+        ("EventsQueue", THEIR_QUEUE, true),
+        ("EventsQueue", "their-ecs-events", false),
+        (
+            "EventsQueue",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/their-ecs-events",
+            false,
+        ),
+        ("SafetyPollInterval", "90s", true),
+        ("SafetyPollInterval", "2", false),
     ];
     let mut docs = vec![json!({"template": "operator.yaml", "values": good})];
     for (name, value, _) in cases {

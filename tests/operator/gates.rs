@@ -21,22 +21,11 @@ const WITHIN: Duration = Duration::from_secs(60);
 const ALARM: &str = "web-5xx-rate";
 
 async fn cloudwatch(moto: &Moto) -> aws_sdk_cloudwatch::Client {
-    let aws = support::sdk_config(&moto.url, true).await;
-    let cw = aws_sdk_cloudwatch::Client::new(&aws);
-    support::alarm::put_gate_alarm(&cw, ALARM)
-        .await
-        .expect("put metric alarm");
-    cw
+    support::alarms::alarm(moto, ALARM).await
 }
 
 async fn set(cw: &aws_sdk_cloudwatch::Client, state: StateValue, reason: &str) {
-    cw.set_alarm_state()
-        .alarm_name(ALARM)
-        .state_value(state)
-        .state_reason(reason)
-        .send()
-        .await
-        .expect("set alarm state");
+    support::alarms::set_alarm(cw, ALARM, state, reason).await;
 }
 
 /// A request on a steady service of 3 tasks, with `gate` as its alarms and

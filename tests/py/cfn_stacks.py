@@ -7,8 +7,13 @@ declared, the task and execution roles' policies as IAM holds them
 moto's ECS holds them, moto's warnings, and both templates as read.
 
 Usage: python cfn_stacks.py MOTO_URL INFRA_DIR PARAMS_JSON
-PARAMS_JSON: {"table": {...}, "operator": {...}} template parameters; the
-operator's Subnets, SecurityGroups and OperatorCluster are made here in moto.
+PARAMS_JSON: {"table": {...}, "operator": {...}, "variants": [{...}, ...]}
+template parameters; the operator's Subnets, SecurityGroups and
+OperatorCluster are made here in moto. Each variant is the operator's
+parameters with those changes, deployed as a stack of its own (what it made,
+its task role's policies and its container's environment are answered in
+"variants"). The events rule (its pattern and targets) and the events
+queues' attributes are answered as moto holds them.
 """
 import ast
 import json
@@ -23,7 +28,9 @@ kw = dict(endpoint_url=url, region_name="us-east-1",
 cfn = boto3.client("cloudformation", **kw)
 ec2 = boto3.client("ec2", **kw)
 ecs = boto3.client("ecs", **kw)
+events = boto3.client("events", **kw)
 iam = boto3.client("iam", **kw)
+sqs = boto3.client("sqs", **kw)
 
 
 def load_template(name):
@@ -103,14 +110,39 @@ with warnings.catch_warnings(record=True) as skipped:
     operator_params = dict(params["operator"], OperatorCluster="ops",
                            Subnets=",".join(subnets), SecurityGroups=group)
     out["operator"] = deploy("ecs-recycler", "operator.yaml", operator_params)
+    variants = [(f"ecs-recycler-v{i}", deploy(f"ecs-recycler-v{i}", "operator.yaml",
+                                               dict(operator_params, **changes)))
+                for i, changes in enumerate(params.get("variants", []))]
 
 resources = out["operator"]["resources"]
-role_name = lambda logical: resources[logical]["physicalId"].split("/")[-1]
-out["taskRole"] = iam.get_role(RoleName=role_name("TaskRole"))["Role"]
-out["taskRolePolicies"] = role_policies(role_name("TaskRole"))
-out["executionRolePolicies"] = role_policies(role_name("ExecutionRole"))
+role_name = lambda resources, logical: resources[logical]["physicalId"].split("/")[-1]
+out["taskRole"] = iam.get_role(RoleName=role_name(resources, "TaskRole"))["Role"]
+out["taskRolePolicies"] = role_policies(role_name(resources, "TaskRole"))
+out["executionRolePolicies"] = role_policies(role_name(resources, "ExecutionRole"))
 task_definition = resources["TaskDefinition"]["physicalId"]
 out["taskDefinition"] = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+if "EcsEventsRule" in resources:
+    rule = resources["EcsEventsRule"]["physicalId"]
+    out["eventsRule"] = dict(events.describe_rule(Name=rule),
+                             Targets=events.list_targets_by_rule(Rule=rule)["Targets"])
+    out["eventsQueues"] = {
+        logical: sqs.get_queue_attributes(QueueUrl=resources[logical]["physicalId"],
+                                          AttributeNames=["All"])["Attributes"]
+        for logical in ("EcsEventsQueue", "EventsDeadLetterQueue")}
+out["variants"] = []
+for name, made in variants:
+    vr = made["resources"]
+    definition = ecs.describe_task_definition(
+        taskDefinition=vr["TaskDefinition"]["physicalId"])["taskDefinition"]
+    out["variants"].append({
+        "status": made["status"],
+        "resources": sorted(vr),
+        "taskRolePolicies": role_policies(role_name(vr, "TaskRole")),
+        # moto 5.2.5 keeps a list element that Fn::If turned into
+        # AWS::NoValue as null, where CloudFormation drops it.
+        "environment": {e["name"]: e["value"]
+                        for e in definition["containerDefinitions"][0]["environment"] if e},
+    })
 out["service"] = ecs.describe_services(
     cluster="ops", services=[out["operator"]["outputs"]["ServiceArn"]])["services"][0]
 out["warnings"] = [str(w.message) for w in skipped]

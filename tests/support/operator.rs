@@ -35,9 +35,36 @@ pub fn aws_env(sim_url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Fast polling and a short lease: what most tests run the operator with.
+pub const FAST: &[&str] = &[
+    "--poll-interval",
+    "50ms",
+    "--lease-duration",
+    "1s",
+    // An attempt and the lease's margin must fit in the lease.
+    "--aws-connect-timeout",
+    "500ms",
+    "--aws-attempt-timeout",
+    "800ms",
+    "--aws-operation-timeout",
+    "10s",
+];
+
 /// Starts `ecs-recycler operator` with fast polling; its log goes to `log`.
 pub fn spawn_operator(
     store_args: &[String],
+    env: &[(String, String)],
+    replica: &str,
+    log: &Path,
+) -> OperatorProcess {
+    spawn_operator_with(store_args, FAST, env, replica, log)
+}
+
+/// Starts `ecs-recycler operator` with `timing` flags (see [`FAST`]) and
+/// the store's; its log goes to `log`.
+pub fn spawn_operator_with(
+    store_args: &[String],
+    timing: &[&str],
     env: &[(String, String)],
     replica: &str,
     log: &Path,
@@ -50,18 +77,8 @@ pub fn spawn_operator(
     Command::new(env!("CARGO_BIN_EXE_ecs-recycler"))
         .arg("operator")
         .args(store_args)
+        .args(timing)
         .args([
-            "--poll-interval",
-            "50ms",
-            "--lease-duration",
-            "1s",
-            // An attempt and the lease's margin must fit in the lease.
-            "--aws-connect-timeout",
-            "500ms",
-            "--aws-attempt-timeout",
-            "800ms",
-            "--aws-operation-timeout",
-            "10s",
             "--replica-id",
             replica,
             // Parallel tests must not clash on the endpoints' port.
@@ -131,6 +148,21 @@ pub async fn wait_phase<S: Store>(
     within: Duration,
     log: &Path,
 ) -> Value {
+    let what = format!("{name} reached {phases:?}");
+    let reached = |s: &Value| phases.iter().any(|p| s["phase"] == *p);
+    wait_status(store, name, within, log, &what, reached).await
+}
+
+/// The request's status once `ready` says so; else the test fails within
+/// `within`, saying `what` did not happen, with the operator's log.
+pub async fn wait_status<S: Store>(
+    store: &S,
+    name: &str,
+    within: Duration,
+    log: &Path,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let record = store
@@ -139,18 +171,18 @@ pub async fn wait_phase<S: Store>(
             .expect("store")
             .expect("record exists");
         let status = record.status.clone().unwrap_or(Value::Null);
-        if phases.iter().any(|p| status["phase"] == *p) {
+        if ready(&status) {
             return status;
         }
         if tokio::time::Instant::now() > deadline {
             let log = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
             panic!(
-                "{name} did not reach {phases:?} within {within:?}; status: {status:#}\noperator log (newest first):\n{}",
+                "not so within {within:?}: {what}; status: {status:#}\noperator log (newest first):\n{}",
                 tail.join("\n")
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -196,6 +228,32 @@ pub fn run_facts(timeline: &Value, cluster: &str, service: &str, since: f64) -> 
         max_desired: window.iter().map(|s| s.1).max().unwrap_or(0),
         final_desired: samples.last().map(|s| s.1).unwrap_or(0),
     }
+}
+
+/// The status of request `name`, as the store holds it now (null before
+/// the operator wrote one).
+pub async fn status_of<S: Store>(store: &S, name: &str) -> Value {
+    store
+        .get(Kind::RecycleRequest, name)
+        .await
+        .expect("store")
+        .expect("record exists")
+        .status
+        .unwrap_or(Value::Null)
+}
+
+/// The calls that change something (UpdateService, StopTask,
+/// RegisterScalableTarget) the simulator accepted since `since`, in order.
+pub fn changes_since(timeline: &Value, since: f64) -> Vec<String> {
+    timeline["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter(|c| c["t"].as_f64().unwrap_or(0.0) >= since && c.get("error").is_none())
+        .filter_map(|c| c["op"].as_str())
+        .filter(|op| ["UpdateService", "StopTask", "RegisterScalableTarget"].contains(op))
+        .map(str::to_string)
+        .collect()
 }
 
 /// One request on a steady `prod/web` on its own simulator, an embedded

@@ -317,6 +317,26 @@ mod tests {
                 50,
                 20.0,
             ),
+            // Read right before each batch, and where a task cannot be placed.
+            ("ecs:GetTaskProtection", "task-protection", 200, 80.0),
+            (
+                "ecs:ListContainerInstances",
+                "cluster-resource-read",
+                100,
+                20.0,
+            ),
+            (
+                "ecs:DescribeContainerInstances",
+                "cluster-resource-read",
+                100,
+                20.0,
+            ),
+            (
+                "ecs:DescribeCapacityProviders",
+                "capacity-provider-read",
+                50,
+                20.0,
+            ),
         ] {
             let c = category_of_iam(action).unwrap_or_else(|| panic!("{action}"));
             assert_eq!(

@@ -15,8 +15,8 @@ use serde_json::Value;
 use crate::BenchError;
 use crate::memory_store::MemoryStore;
 use crate::product::{
-    ApiShare, Kind, Metrics, Operator, OperatorConfig, Quota, Store, Timeouts, http_get,
-    with_timeouts,
+    ApiShare, EventsConfig, Kind, Metrics, Operator, OperatorConfig, Quota, Store, Timeouts,
+    http_get, with_timeouts,
 };
 pub use crate::product::{client_config as sdk_config, create_service, steady, wait_steady};
 
@@ -127,10 +127,32 @@ impl LocalOperator {
             &sdk_config(url, RetryConfig::standard()).await,
             config.aws_timeouts,
         );
-        let operator = Operator::builder(store.clone(), sdk, config)
-            .start()
-            .await
-            .expect("no endpoints to bind");
+        Self::start_with(store, sdk, config, None).await
+    }
+
+    /// Reading ECS's events from `events`' queue on moto's server at `sqs`
+    /// (every other service at the simulator, `url`).
+    pub async fn start_with_events(
+        url: &str,
+        sqs: &str,
+        config: OperatorConfig,
+        events: EventsConfig,
+    ) -> Self {
+        let sdk = with_timeouts(&sdk_config_with_sqs(url, sqs).await, config.aws_timeouts);
+        Self::start_with(Arc::new(MemoryStore::new()), sdk, config, Some(events)).await
+    }
+
+    async fn start_with(
+        store: Arc<MemoryStore>,
+        sdk: aws_config::SdkConfig,
+        config: OperatorConfig,
+        events: Option<EventsConfig>,
+    ) -> Self {
+        let mut builder = Operator::builder(store.clone(), sdk, config);
+        if let Some(events) = events {
+            builder = builder.events(events);
+        }
+        let operator = builder.start().await.expect("no endpoints to bind");
         Self {
             store,
             metrics: operator.metrics().clone(),
@@ -141,6 +163,42 @@ impl LocalOperator {
     pub async fn stop(self) {
         self.operator.stop().await;
     }
+}
+
+/// Where each service is reached, as the per-service endpoint variables
+/// would say: SQS at moto's server, everything else at the simulator.
+#[derive(Debug)]
+struct Endpoints {
+    aws: String,
+    sqs: String,
+}
+
+impl aws_types::service_config::LoadServiceConfig for Endpoints {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        (key.profile() == "endpoint_url").then(|| match key.service_id() {
+            "SQS" => self.sqs.clone(),
+            _ => self.aws.clone(),
+        })
+    }
+}
+
+/// The SDK configuration of [`sdk_config`], with SQS at `sqs` (as
+/// `AWS_ENDPOINT_URL_SQS` would put it) and every other service at `url`.
+pub async fn sdk_config_with_sqs(url: &str, sqs: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "local", "local", None, None, "local",
+        ))
+        .retry_config(RetryConfig::standard())
+        .load()
+        .await
+        .to_builder()
+        .service_config(Endpoints {
+            aws: url.to_string(),
+            sqs: sqs.to_string(),
+        })
+        .build()
 }
 
 /// A child process, killed when dropped.

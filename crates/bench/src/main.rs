@@ -12,6 +12,7 @@
 //! says otherwise: `cargo build --release && cargo run --release -p
 //! ecs-recycler-bench`.
 
+mod events;
 mod harness;
 mod policy_fleet;
 mod replicas;
@@ -34,7 +35,7 @@ use serde::Serialize;
     about = "Measure the operator against the simulator; print a table and JSON."
 )]
 pub struct BenchArgs {
-    /// Run only these scenarios: retry-modes, recycle, scale, replicas, failover, force-deployment, policy-fleet, traffic.
+    /// Run only these scenarios: retry-modes, recycle, events, scale, replicas, failover, force-deployment, policy-fleet, traffic.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the figures as JSON to this file.
@@ -46,6 +47,10 @@ pub struct BenchArgs {
     /// Recycles run at once in the recycle scenario; its figures are their means.
     #[arg(long, default_value_t = 3)]
     recycle_runs: usize,
+    /// Recycles of each feed run at once in the events scenario (the
+    /// polling one among them); its figures are their means.
+    #[arg(long, default_value_t = 1)]
+    events_runs: usize,
     /// Services in the scale scenario (spread over 10 clusters).
     #[arg(long, default_value_t = 1000)]
     scale_services: usize,
@@ -188,9 +193,10 @@ impl Figure {
     }
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "retry-modes",
     "recycle",
+    "events",
     "scale",
     "replicas",
     "failover",
@@ -228,6 +234,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
         "scale",
         "retry-modes",
         "recycle",
+        "events",
         "replicas",
         "failover",
         "force-deployment",
@@ -249,6 +256,7 @@ async fn run(args: BenchArgs) -> Result<(), BenchError> {
             }
             "retry-modes" => scenarios::retry_modes().await,
             "recycle" => scenarios::recycle(args.timeline.as_deref(), args.recycle_runs).await,
+            "events" => events::events(args.events_runs).await,
             "failover" => scenarios::failover(&binary).await,
             "policy-fleet" => policy_fleet::policy_fleet().await,
             "replicas" => {

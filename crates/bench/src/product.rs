@@ -6,7 +6,7 @@
 
 pub use ecs_recycler::Metrics;
 pub use ecs_recycler::operator::http_get;
-pub use ecs_recycler::operator::{Operator, OperatorConfig, bound_allocator_arenas};
+pub use ecs_recycler::operator::{EventsConfig, Operator, OperatorConfig, bound_allocator_arenas};
 pub use ecs_recycler::sandbox::fixture::{
     FixtureError, client_config, create_service, steady, wait_steady,
 };

@@ -45,6 +45,10 @@ fn labelled<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = (&'a str
 /// CPU are the operator's (and the harness's).
 struct Bed {
     _sim: ChildProcess,
+    /// The client that made the services, kept for the run as it always
+    /// was: dropped before it, the run's RSS read 2 to 3 MiB lower (two runs),
+    /// which would break the comparison with earlier figures.
+    _ecs: aws_sdk_ecs::Client,
     url: String,
     names: Vec<(String, String)>,
     /// The run's start on the simulator's clock, and the throttling it had
@@ -66,6 +70,7 @@ async fn set_up(binary: &Path, services: usize) -> Result<Bed, BenchError> {
     drop(before);
     Ok(Bed {
         _sim: sim,
+        _ecs: ecs,
         url,
         names,
         t0_sim,

@@ -30,7 +30,7 @@ async fn sim() -> Result<Simulator, BenchError> {
 
 /// A simulator with the 20-task service made and steady, and an ECS
 /// client on it.
-async fn sim_with_service() -> Result<(Simulator, aws_sdk_ecs::Client), BenchError> {
+pub(crate) async fn sim_with_service() -> Result<(Simulator, aws_sdk_ecs::Client), BenchError> {
     let sim = sim().await?;
     let ecs = ecs_client(sim.url()).await;
     create_service(&ecs, "bench", "web", TASKS, true).await?;
@@ -52,10 +52,22 @@ fn terminal(status: &Value) -> bool {
     )
 }
 
-async fn wait_finished(
+pub(crate) async fn wait_finished(
     store: &impl Store,
     name: &str,
     within: Duration,
+) -> Result<Value, BenchError> {
+    wait_status(store, name, within, "finish", terminal).await
+}
+
+/// The status of request `name` once `ready` says so, within `within`
+/// (else an error saying it did not `what`).
+pub(crate) async fn wait_status(
+    store: &impl Store,
+    name: &str,
+    within: Duration,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
 ) -> Result<Value, BenchError> {
     let deadline = Instant::now() + within;
     loop {
@@ -65,12 +77,12 @@ async fn wait_finished(
             .map_err(|e| failed("read the store", e))?
             .and_then(|r| r.status)
             .unwrap_or(Value::Null);
-        if terminal(&status) {
+        if ready(&status) {
             return Ok(status);
         }
         if Instant::now() > deadline {
             return Err(BenchError(format!(
-                "{name} did not finish within {within:?}: {status}"
+                "{name} did not {what} within {within:?}: {status}"
             )));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -221,10 +233,10 @@ where
     failed
 }
 
-const TASKS: i32 = 20;
+pub(crate) const TASKS: i32 = 20;
 
-const OVERHEAD: &str = "overhead ratio";
-const CALLS_PER_TASK: &str = "ECS API calls per recycled task";
+pub(crate) const OVERHEAD: &str = "overhead ratio";
+pub(crate) const CALLS_PER_TASK: &str = "ECS API calls per recycled task";
 
 /// Scenarios 1 and 2: one 20-task service recycled at the operator's
 /// default settings; duration against the ideal, and ECS calls per task.
@@ -297,7 +309,18 @@ async fn recycle_once(keep: Option<&std::path::Path>) -> Result<Vec<Figure>, Ben
         std::fs::write(path, timeline.to_string())
             .map_err(|e| failed(&format!("write {}", path.display()), e))?;
     }
-    let lives: Vec<TaskLife> = task_lives(&timeline)
+    Ok(measure(S, &timeline, (t0, t1), &status))
+}
+
+/// The figures of one recycle of the 20-task service from `t0` to `t1`
+/// (simulator time), its final `status` and the simulator's timeline.
+pub(crate) fn measure(
+    scenario: &'static str,
+    timeline: &Value,
+    (t0, t1): (f64, f64),
+    status: &Value,
+) -> Vec<Figure> {
+    let lives: Vec<TaskLife> = task_lives(timeline)
         .into_iter()
         .filter(|t| t.service == "web")
         .collect();
@@ -309,44 +332,54 @@ async fn recycle_once(keep: Option<&std::path::Path>) -> Result<Vec<Figure>, Ben
     let waits = f64::from(TASKS) * scaled(30.0).as_secs_f64();
     let ideal = starts + waits;
     let duration = t1 - t0;
-    let (ecs_calls, aas_calls) = calls_since(&timeline, t0);
+    let (ecs_calls, aas_calls) = calls_since(timeline, t0);
     let recycled = status["stopped"].as_array().map_or(0, |a| a.len());
-    let (low_running, low_healthy) = lowest_counts(&timeline, "bench", "web", t0);
+    let (low_running, low_healthy) = lowest_counts(timeline, "bench", "web", t0);
     let mut latencies = healthy_to_stop(&lives, t0);
-    Ok(vec![
-        Figure::new(S, "tasks recycled", recycled as f64, ""),
-        Figure::new(S, "duration", duration, "s"),
-        Figure::new(S, "ideal (new tasks' start-to-healthy + waits)", ideal, "s"),
-        Figure::new(S, OVERHEAD, duration / ideal, ""),
-        Figure::new(S, "ECS API calls", ecs_calls as f64, ""),
+    vec![
+        Figure::new(scenario, "tasks recycled", recycled as f64, ""),
+        Figure::new(scenario, "duration", duration, "s"),
         Figure::new(
-            S,
+            scenario,
+            "ideal (new tasks' start-to-healthy + waits)",
+            ideal,
+            "s",
+        ),
+        Figure::new(scenario, OVERHEAD, duration / ideal, ""),
+        Figure::new(scenario, "ECS API calls", ecs_calls as f64, ""),
+        Figure::new(
+            scenario,
             CALLS_PER_TASK,
             ecs_calls as f64 / recycled.max(1) as f64,
             "",
         ),
-        Figure::new(S, "Application Auto Scaling calls", aas_calls as f64, ""),
-        Figure::new(S, "lowest running count", low_running as f64, ""),
-        Figure::new(S, "lowest healthy count", low_healthy as f64, ""),
         Figure::new(
-            S,
+            scenario,
+            "Application Auto Scaling calls",
+            aas_calls as f64,
+            "",
+        ),
+        Figure::new(scenario, "lowest running count", low_running as f64, ""),
+        Figure::new(scenario, "lowest healthy count", low_healthy as f64, ""),
+        Figure::new(
+            scenario,
             "highest running count",
-            highest_running(&timeline, "bench", "web", t0) as f64,
+            highest_running(timeline, "bench", "web", t0) as f64,
             "",
         ),
         Figure::new(
-            S,
+            scenario,
             "p50 healthy → next stop",
             percentile(&mut latencies, 50.0).unwrap_or(0.0),
             "s",
         ),
         Figure::new(
-            S,
+            scenario,
             "p99 healthy → next stop",
             percentile(&mut latencies, 99.0).unwrap_or(0.0),
             "s",
         ),
-    ])
+    ]
 }
 
 /// For each stop made by the operator: seconds since the newest task of

@@ -11,6 +11,7 @@
 
 pub mod alarm;
 pub mod lifecycle;
+pub mod capacity;
 pub mod load_balancer;
 pub mod moto;
 pub mod proxy;

@@ -19,7 +19,7 @@ use crate::aws::task_batches::TASKS_PER_CALL;
 use crate::aws::{AwsError, ClientPool, Clients, classify, resource_id};
 use crate::request::observation::{
     DeploymentNote, DeploymentView, Evidence, LoadBalancerView, ServiceEvent, ServiceView,
-    StoppedTask, TaskView,
+    StoppedTask, StrategyItem, TaskView,
 };
 use crate::request::status::ScalingSettings;
 
@@ -143,6 +143,16 @@ fn service_view(svc: &aws_sdk_ecs::types::Service) -> ServiceView {
             .deployment_configuration()
             .and_then(|c| c.maximum_percent())
             .map_or(200, |p| p.max(0) as u32),
+        launch_type: svc.launch_type().map(|l| l.as_str().to_string()),
+        strategy: svc
+            .capacity_provider_strategy()
+            .iter()
+            .map(|s| StrategyItem {
+                provider: s.capacity_provider().to_string(),
+                weight: s.weight().max(0) as u32,
+                base: s.base().max(0) as u32,
+            })
+            .collect(),
     }
 }
 
@@ -372,11 +382,23 @@ pub(super) async fn describe_tasks(
                     })
                     .collect(),
                 targets: Vec::new(),
+                capacity_provider: t.capacity_provider_name().map(str::to_string),
+                launch_type: t.launch_type().map(|l| l.as_str().to_string()),
+                container_instance: t.container_instance_arn().map(str::to_string),
+                cpu: t.cpu().and_then(units),
+                memory: t.memory().and_then(units),
+                stop_code: t.stop_code().map(|c| c.as_str().to_string()),
+                stopped_reason: t.stopped_reason().map(str::to_string),
             };
             out.insert(view.arn.clone(), view);
         }
     }
     Ok(out)
+}
+
+/// CPU units or MiB as DescribeTasks answers them (`"512"`).
+fn units(text: &str) -> Option<u32> {
+    text.trim().parse().ok()
 }
 
 /// The private IP of the task's ENI (`awsvpc`), as DescribeTasks attaches it.

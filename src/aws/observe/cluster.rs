@@ -9,9 +9,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::calls::{self, Shared};
-use super::{Look, Want, gone, not_made, targets};
-use crate::aws::{AwsError, ClientPool, Clients, known_tasks};
-use crate::request::observation::{Observation, ServiceView, TaskView};
+use super::{Look, Want, capacity, gone, not_made, targets};
+use crate::aws::{AwsError, ClientPool, Clients, known_tasks, protection};
+use crate::request::observation::{InstanceRoom, Observation, ServiceView, TaskView};
 use crate::request::status::ScalingSettings;
 
 /// One look at the services of one account and cluster.
@@ -82,7 +82,7 @@ impl<'a> ClusterLook<'a> {
         for i in members {
             let w = &self.wants[*i];
             if let Some(Ok(tasks)) = self.tasks_of.get(&w.service) {
-                for arn in tasks.iter().chain(&w.look.batch) {
+                for arn in tasks.iter().chain(&w.look.batch).chain(&w.look.watched) {
                     if !described.contains_key(arn) && seen.insert(arn.clone()) {
                         arns.push(arn.clone());
                     }
@@ -114,6 +114,7 @@ impl<'a> ClusterLook<'a> {
         Ok(listed
             .iter()
             .chain(&want.look.batch)
+            .chain(&want.look.watched)
             .filter(|arn| added.insert(*arn))
             .filter_map(|arn| described.get(arn).cloned())
             .collect())
@@ -144,18 +145,25 @@ impl<'a> ClusterLook<'a> {
                     }
                     Err(e) => Err(e),
                 },
-                Some(Ok(Err(reason))) => Ok(Look::Whole(gone(reason.clone()))),
-                // AWS refusing to show the service (denied, no such cluster) is
-                // what the request fails with; anything else is tried again.
-                Some(Err(e @ AwsError::Refused { .. })) => Ok(Look::Whole(gone(e.to_string()))),
+                Some(Ok(Err(reason))) => Ok(Look::Whole(Box::new(gone(reason.clone())))),
+                // AWS refusing to show the service (no such cluster) is what
+                // the request fails with; anything else, a denied read
+                // included (a person fixes the role), is tried again.
+                Some(Err(e @ AwsError::Refused { .. })) if !e.is_denied() => {
+                    Ok(Look::Whole(Box::new(gone(e.to_string()))))
+                }
                 Some(Err(e)) => Err(e.clone()),
                 None => Err(not_made()),
             };
             answers.insert(*i, answer);
         }
         self.add_stopped(&mut wholes).await;
+        for (i, e) in self.add_capacity(&mut wholes).await {
+            wholes.remove(&i);
+            answers.insert(i, Err(e));
+        }
         for (i, obs) in wholes {
-            answers.insert(i, Ok(Look::Whole(obs)));
+            answers.insert(i, Ok(Look::Whole(Box::new(obs))));
         }
         self.members
             .iter()
@@ -330,12 +338,15 @@ impl<'a> ClusterLook<'a> {
             .filter(|(i, obs)| {
                 let w = &self.wants[**i];
                 // A step still looked at tasks-first is neither slow nor
-                // failing: it may merely be seen before ECS launched its task.
+                // failing: it may merely be seen before ECS launched its
+                // task. Unless a task beyond the desired count still runs
+                // while its tasks are done: someone else's stop (Fargate
+                // Spot's) that the decision tells from ours by its code.
                 w.look.tasks
-                    && w.look.awaiting.is_none()
                     && obs.service.as_ref().is_ok_and(|svc| {
                         svc.deployment_in_progress().is_none()
                             && !(w.look.judge.stable)(svc, &obs.tasks)
+                            && (w.look.awaiting.is_none() || svc.running > svc.desired)
                     })
             })
             .map(|(i, _)| self.wants[*i].service.clone())
@@ -368,6 +379,78 @@ impl<'a> ClusterLook<'a> {
         }
     }
 
+    /// The cluster's room and capacity providers for the members whose
+    /// decision needs them (a task ECS could not place on launch type EC2,
+    /// a task waiting for a capacity provider, a dry run), and a dry run's
+    /// protection of every task. Answers the members that could not be
+    /// looked at whole; a dry run's look says what it could not read and
+    /// goes on.
+    async fn add_capacity(
+        &self,
+        wholes: &mut HashMap<usize, Observation>,
+    ) -> Vec<(usize, AwsError)> {
+        let mut failed = Vec::new();
+        let mut room: Option<Shared<Vec<InstanceRoom>>> = None;
+        for (i, obs) in wholes.iter_mut() {
+            let w = &self.wants[*i];
+            let Ok(svc) = obs.service.clone() else {
+                continue;
+            };
+            let preview = w.look.preview;
+            let wants_room = (preview && svc.on_ec2())
+                || w.look.step.is_some_and(|since| {
+                    (w.look.judge.needs_room)(&svc, &obs.evidence, &obs.tasks, since)
+                });
+            let mut names: Vec<String> = obs
+                .tasks
+                .iter()
+                .filter(|t| t.waits_for_capacity())
+                .filter_map(|t| t.capacity_provider.clone())
+                .collect();
+            if preview {
+                names.extend(svc.strategy.iter().map(|s| s.provider.clone()));
+            }
+            names.sort();
+            names.dedup();
+            let mut trouble = Vec::new();
+            if wants_room {
+                if room.is_none() {
+                    room = Some(capacity::room(&self.clients, &self.cluster).await);
+                }
+                match room.clone() {
+                    Some(Ok(r)) => obs.capacity.room = Some(r),
+                    Some(Err(e)) => trouble.push(e),
+                    None => {}
+                }
+            }
+            if !names.is_empty() {
+                let kept = &self.pool.looks.providers;
+                match capacity::providers(kept, &self.clients, &names).await {
+                    Ok(p) => obs.capacity.providers = p,
+                    Err(e) => trouble.push(e),
+                }
+            }
+            if preview {
+                let arns: Vec<String> = obs
+                    .tasks
+                    .iter()
+                    .filter(|t| t.desired_running)
+                    .map(|t| t.arn.clone())
+                    .collect();
+                match protection::read(&self.clients, &self.cluster, &arns).await {
+                    Ok(p) => obs.protection = p,
+                    Err(e) => trouble.push(e),
+                }
+            }
+            match trouble.into_iter().next() {
+                None => {}
+                Some(e) if preview => obs.capacity.unread.push(e.to_string()),
+                Some(e) => failed.push((*i, e)),
+            }
+        }
+        failed
+    }
+
     fn whole(
         &self,
         want: &Want,
@@ -378,14 +461,16 @@ impl<'a> ClusterLook<'a> {
         let mut tasks = match self.tasks(want) {
             _ if !want.look.tasks => Vec::new(),
             Ok(tasks) => tasks,
-            Err(e @ AwsError::Refused { .. }) => return Ok(gone(e.to_string())),
+            Err(e @ AwsError::Refused { .. }) if !e.is_denied() => return Ok(gone(e.to_string())),
             Err(e) => return Err(e),
         };
         let mut targets_refused = None;
         if want.look.tasks {
             match targets::fill(&mut tasks, &described.view.load_balancers, &balanced.health) {
                 Ok(()) => {}
-                Err(e @ AwsError::Refused { .. }) => targets_refused = Some(e.to_string()),
+                Err(e @ AwsError::Refused { .. }) if !e.is_denied() => {
+                    targets_refused = Some(e.to_string())
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -405,6 +490,8 @@ impl<'a> ClusterLook<'a> {
             evidence: described.evidence.clone(),
             targets_refused,
             drain: balanced.drains.get(&want.service).copied().flatten(),
+            protection: Vec::new(),
+            capacity: Default::default(),
         })
     }
 

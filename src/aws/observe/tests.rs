@@ -87,6 +87,9 @@ async fn want_web(
             scaling: false,
             tasks: true,
             awaiting,
+            watched: Vec::new(),
+            step: None,
+            preview: false,
             judge: JUDGE,
         },
     }
@@ -234,6 +237,9 @@ async fn looks_of_one_cluster_waiting_for_their_turn_share_one_describe_tasks_ca
             scaling: false,
             tasks: true,
             awaiting: None,
+            watched: Vec::new(),
+            step: None,
+            preview: false,
             judge: JUDGE,
         },
     };

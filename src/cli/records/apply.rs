@@ -53,7 +53,9 @@ pub async fn apply<S: Store>(
 ) -> Result<(), CliError> {
     let sources = apply::read_sources(&args.files, stdin)
         .map_err(|e| CliError::Invalid(format!("{e}; nothing was applied")))?;
-    let (good, bad) = apply::check(&sources);
+    let (good, mut bad) = apply::check(&sources);
+    let (good, late) = apply::refuse_late(good, Utc::now());
+    bad.extend(late);
     let sdk = aws_if_needed(args, &good).await?;
     let aws = sdk.as_ref();
     for r in &bad {

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use super::{kind_word, read};
+use crate::cli::Look;
 use crate::cli::apply::resource;
 use crate::cli::{CliError, StoreArgs, policies, present};
 use crate::store::{Kind, Store, StoredRecord};
@@ -54,6 +55,7 @@ pub async fn get<S: Store>(
     store: &S,
     args: &GetArgs,
     redraw: bool,
+    look: Look,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let (kind, name) = match (&args.what, &args.name) {
@@ -103,11 +105,29 @@ pub async fn get<S: Store>(
             if redraw && !first {
                 let _ = write!(out, "\x1b[2J\x1b[H");
             }
+            let now = Utc::now();
             let _ = write!(
                 out,
                 "{}",
-                render(kind, &shown, args.output, first || redraw, Utc::now())
+                render(kind, &shown, args.output, first || redraw, now)
             );
+            // One request followed in a table: its run drawn under it,
+            // redrawn as it changes on a terminal; a pipe gets it once the
+            // run has ended.
+            let table = matches!(args.output, Output::Table | Output::Wide);
+            if let [record] = records.as_slice()
+                && name.is_some()
+                && kind == Kind::RecycleRequest
+                && table
+                && args.watch
+                && (redraw || finished(record))
+            {
+                let _ = write!(
+                    out,
+                    "\n{}",
+                    super::describe::timeline_section(record, now, look)
+                );
+            }
             let _ = out.flush();
         }
         first = false;

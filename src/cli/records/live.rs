@@ -24,10 +24,10 @@ pub(super) async fn preview<S: Store>(
     let clients = pool
         .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
         .await;
-    // The look a Pending request's decision wants: the service, its tasks
-    // and its scalable target.
-    let pending = crate::request::status::RecycleStatus::default();
-    let want = crate::aws::observe::Want::of(&clients, &spec, &pending, Utc::now(), false);
+    // The look a Pending request's decision wants (the service, its tasks
+    // and its scalable target), with the cluster's capacity and every
+    // task's protection.
+    let want = crate::aws::observe::Want::preview(&clients, &spec, Utc::now());
     let obs = crate::aws::observe::observe(&pool, want)
         .await
         .map_err(|e| {
@@ -64,10 +64,12 @@ pub(super) async fn preview<S: Store>(
         let seen = crate::gates::observe::describe(&clients, gate).await;
         text.push_str(&crate::gates::preview::render(gate, &seen));
     }
+    text.push_str(&images(&pool, &spec, &obs).await);
+    let batches = spec.strategy.sizes(p.tasks.len(), spec.batch_size).len();
     text.push_str(&crate::hooks::preview::render(
         &spec.hooks,
         p.tasks.len(),
-        spec.batch_size,
+        batches,
     ));
     Ok(text)
 }
@@ -111,4 +113,30 @@ fn client_pool(sdk: &aws_config::SdkConfig) -> crate::aws::ClientPool {
         crate::aws::limit::ApiShare::default(),
         crate::metrics::Metrics::new(),
     )
+}
+
+/// What the replacements will start from: the images of the newest task
+/// meant to run (every task of a deployment starts from the same digests).
+async fn images(
+    pool: &crate::aws::ClientPool,
+    spec: &crate::request::spec::RecycleSpec,
+    obs: &crate::request::observation::Observation,
+) -> String {
+    let Some(newest) = obs
+        .tasks
+        .iter()
+        .filter(|t| t.desired_running)
+        .max_by_key(|t| t.started_at)
+    else {
+        return String::new();
+    };
+    let clients = pool
+        .for_role(spec.role_arn.as_deref(), spec.external_id.as_deref())
+        .await;
+    match crate::aws::images::images(&clients, &spec.cluster, &newest.arn).await {
+        Ok(images) => crate::request::preview::images::render(&images),
+        Err(e) => format!(
+            "  Images: could not be read ({e}); a recycle restarts the digests the current deployment pinned\n"
+        ),
+    }
 }

@@ -67,7 +67,7 @@ fn kind_and_name(words: &[String]) -> Result<(Kind, String), CliError> {
 }
 
 /// The named record, or every record of `kind` oldest first.
-async fn read<S: Store>(
+pub(crate) async fn read<S: Store>(
     store: &S,
     kind: Kind,
     name: Option<&str>,

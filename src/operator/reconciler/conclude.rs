@@ -95,15 +95,18 @@ impl<S: Store> Reconciler<S> {
             Outcome::Queued(after) => {
                 self.records.requeue(name, after);
                 self.leases.give_back(name).await;
+                self.unwatch(name);
             }
             Outcome::Finished => {
                 self.finished(name);
                 self.leases.give_back(name).await;
                 self.records.forget(name);
+                self.unwatch(name);
             }
             Outcome::Gone | Outcome::Failed(StepError::LeaseLost) => {
                 self.leases.lose(name);
                 self.records.forget(name);
+                self.unwatch(name);
             }
             Outcome::Failed(StepError::Observe(e) | StepError::Act(e)) => {
                 self.records.requeue(name, retry_after(&e, poll))
@@ -111,6 +114,7 @@ impl<S: Store> Reconciler<S> {
             Outcome::Failed(StepError::LeaseLapsed) => {
                 self.records.requeue(name, poll);
                 self.leases.give_back(name).await;
+                self.unwatch(name);
             }
             Outcome::Failed(StepError::Changed) => self.records.requeue(name, Duration::ZERO),
             Outcome::Failed(

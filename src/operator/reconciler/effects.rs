@@ -189,7 +189,10 @@ impl<S: Store> Reconciler<S> {
             .persist(&record.name, record.version, &status, fence)
             .await
         {
-            Ok(_) => Outcome::Finished,
+            Ok(_) => {
+                self.pool.metrics().request_finished(Phase::Failed.as_str());
+                Outcome::Finished
+            }
             Err(e) => Outcome::Failed(e),
         }
     }

@@ -23,6 +23,7 @@
 mod claim;
 mod conclude;
 mod effects;
+mod events;
 mod step;
 mod tick;
 
@@ -32,11 +33,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use parking_lot::Mutex;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::OperatorConfig;
+use super::feed::Feed;
 use super::health::Health;
 use super::records::Records;
 use super::strays;
@@ -105,6 +107,10 @@ pub(crate) struct Reconciler<S: Store> {
     heartbeat: Mutex<(Option<Instant>, Vec<String>)>,
     /// What the ticks between two listings plan from.
     listing: Mutex<Option<Listing>>,
+    /// ECS's events, when the operator reads them (see [`super::feed`]).
+    feed: Option<Arc<Feed>>,
+    /// Rings when an event makes a record due sooner than the loop sleeps.
+    woken: Notify,
 }
 
 impl<S: Store> Reconciler<S> {
@@ -115,6 +121,7 @@ impl<S: Store> Reconciler<S> {
         health: Arc<Health>,
         notifier: Arc<Notifier>,
         hooks: Arc<Caller>,
+        feed: Option<Arc<Feed>>,
     ) -> Arc<Self> {
         let leases = Leases::new(
             store.clone(),
@@ -136,6 +143,8 @@ impl<S: Store> Reconciler<S> {
             strays: Default::default(),
             heartbeat: Mutex::default(),
             listing: Mutex::default(),
+            feed,
+            woken: Notify::new(),
         })
     }
 
@@ -143,10 +152,12 @@ impl<S: Store> Reconciler<S> {
     /// every lease held is released so another replica can go on at once.
     pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(replica = %self.config.replica_id, "operator started");
+        let listener = self.clone().listen(shutdown.clone());
         while !*shutdown.borrow() {
             let started = Instant::now();
             self.reap();
             self.health.aws(self.pool.unanswered());
+            self.check_feed();
             let poll = self.config.poll_interval;
             // Between two listings, a tick plans from the last one.
             let last = (self.listing.lock().as_ref())
@@ -165,19 +176,26 @@ impl<S: Store> Reconciler<S> {
             }
             // List every poll interval, and wake for the first record due
             // before that, but tick no more often than `TICKS_PER_POLL`
-            // times a poll interval.
-            let listed = self.listing.lock().as_ref().map_or(started, |l| l.asked);
-            let poll = listed + poll;
-            let next = self
-                .records
-                .next_due()
-                .map_or(poll, |at| at.min(poll))
-                .max(started + self.config.poll_interval / TICKS_PER_POLL)
-                .max(Instant::now() + Duration::from_millis(2));
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = shutdown.changed() => {}
+            // times a poll interval. An event that makes a record due
+            // sooner wakes the sleep to aim again.
+            loop {
+                let listed = self.listing.lock().as_ref().map_or(started, |l| l.asked);
+                let poll = listed + poll;
+                let next = self
+                    .records
+                    .next_due()
+                    .map_or(poll, |at| at.min(poll))
+                    .max(started + self.config.poll_interval / TICKS_PER_POLL)
+                    .max(Instant::now() + Duration::from_millis(2));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => break,
+                    _ = shutdown.changed() => break,
+                    _ = self.woken.notified() => {}
+                }
             }
+        }
+        if let Some(listener) = listener {
+            let _ = listener.await;
         }
         self.settle().await;
         self.leases.give_back_all().await;

@@ -1,7 +1,8 @@
 //! One step of one claimed request, advanced as far as it can go now: a
-//! short sequence of named parts — observe, gate, decide, persist, act,
-//! hook, pace — each answering `Continue` or the step's [`Outcome`]. What
-//! becomes of the record then is [`super::conclude`]'s.
+//! short sequence of named parts — observe, gate, decide (with the
+//! scale-in protection of the tasks it would stop read right before),
+//! persist, act, hook, pace — each answering `Continue` or the step's
+//! [`Outcome`]. What becomes of the record then is [`super::conclude`]'s.
 
 use std::ops::ControlFlow::{self, Break, Continue};
 use std::time::Duration;
@@ -9,11 +10,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
+use super::super::feed::AfterStep;
 use super::super::records::Claimed;
 use super::Reconciler;
 use super::conclude::{Outcome, StepError};
 use crate::aws::observe::{self, Look, Want};
-use crate::aws::{AwsError, Clients};
+use crate::aws::{AwsError, Clients, protection};
 use crate::fence::Fence;
 use crate::gates::{self, decide::AlarmsSeen};
 use crate::request::decide::{self, Context, Decision, needs_scaling, needs_tasks};
@@ -22,10 +24,14 @@ use crate::request::observation::{Observation, TaskView};
 use crate::request::pacing;
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, RecycleStatus};
+use crate::request::timeline;
 use crate::store::Store;
 
 /// Maximum decisions made at once for a record whose decision asks to go on at once.
 const MAX_IMMEDIATE_STEPS: usize = 16;
+
+/// Looks that ended at the tasks kept in memory until the next write.
+const MAX_LOOKS_KEPT: usize = 32;
 
 /// A request being stepped: what was read of it, and what the step has
 /// learnt so far.
@@ -73,7 +79,7 @@ impl<S: Store> Reconciler<S> {
             }
             // Receipts to record: a whole look, and the step as usual.
             Ok(Look::NotYet(_)) => {}
-            Ok(Look::Whole(o)) => s.first = Some(Ok(o)),
+            Ok(Look::Whole(o)) => s.first = Some(Ok(*o)),
             Err(e) => s.first = Some(Err(e)),
         }
         for _ in 0..MAX_IMMEDIATE_STEPS {
@@ -117,7 +123,7 @@ impl<S: Store> Reconciler<S> {
     /// One decision and what follows it.
     async fn step_once(&self, s: &mut Stepping) -> ControlFlow<Outcome> {
         let began = Instant::now();
-        let current = self.observe(s).await?;
+        let mut current = self.observe(s).await?;
         // The observation may have taken a while (many services, rate
         // limits, a slow endpoint): the lease must still be ours, renewed
         // if need be.
@@ -125,7 +131,7 @@ impl<S: Store> Reconciler<S> {
             return Break(trouble.mid_step());
         }
         self.read_gates(s).await;
-        let mut decision = self.decide(s, &current.obs);
+        let mut decision = self.decide_protected(s, &mut current).await?;
         if s.unsaved || decision.status != s.status {
             self.save(s, &decision.status).await?;
             s.unsaved = false;
@@ -155,11 +161,14 @@ impl<S: Store> Reconciler<S> {
             }
         };
         match fresh {
-            Ok(obs) => Continue(Seen {
-                obs,
-                scaling,
-                tasks,
-            }),
+            Ok(obs) => {
+                self.records.with(&s.name, |t| t.failed_looks = 0);
+                Continue(Seen {
+                    obs,
+                    scaling,
+                    tasks,
+                })
+            }
             Err(e) => {
                 // A call that got no answer was logged once, where it was made.
                 if matches!(e, AwsError::Unanswered { .. }) {
@@ -167,9 +176,77 @@ impl<S: Store> Reconciler<S> {
                 } else {
                     tracing::warn!(request = %s.name, cluster = %s.spec.cluster, service = %s.spec.service, error = %e, "could not observe; trying again");
                 }
-                Break(Outcome::Failed(StepError::Observe(e)))
+                Break(self.cannot_see(s, e).await)
             }
         }
+    }
+
+    /// A look that could not see the service whole (a read got no answer,
+    /// or was denied): nothing is decided or changed; once the trouble has
+    /// lasted a few looks, the request's status says what could not be
+    /// seen and what to check — written only when the failing call changes,
+    /// under the lease and the record's version like any status.
+    async fn cannot_see(&self, s: &mut Stepping, e: AwsError) -> Outcome {
+        let looks = self.records.with(&s.name, |t| {
+            t.failed_looks = t.failed_looks.saturating_add(1);
+            t.failed_looks
+        });
+        let target = format!("{}/{}", s.spec.cluster, s.spec.service);
+        let trouble = decide::Trouble {
+            call: e.action().to_string(),
+            sentence: e.unseen(&target),
+            denied: e.is_denied(),
+            looks,
+        };
+        if let Some(said) = decide::unseen(&s.status, &trouble, Utc::now()) {
+            match self.persist(&s.name, s.version, &said, &s.fence).await {
+                Ok(version) => {
+                    s.version = version;
+                    log_new_events(&s.spec, &s.name, &s.status, &said);
+                    s.status = said;
+                }
+                Err(written) => {
+                    self.remember(s);
+                    return Outcome::Failed(written);
+                }
+            }
+        }
+        self.remember(s);
+        Outcome::Failed(StepError::Observe(e))
+    }
+
+    /// The decision, with the scale-in protection of the tasks it would
+    /// stop read right before it: a decision that asks for protection
+    /// changes nothing and is made again once it is read, so the stop it
+    /// then decides is written and made right after that read. Protection
+    /// read for an earlier decision of the step is not trusted: the status
+    /// was written since.
+    async fn decide_protected(
+        &self,
+        s: &mut Stepping,
+        current: &mut Seen,
+    ) -> ControlFlow<Outcome, Decision> {
+        current.obs.protection.clear();
+        // Each round reads tasks not read yet, so the rounds a whole plan
+        // needs bound the loop (a batch may be every planned task).
+        let planned = s.status.plan.as_ref().map_or(0, |p| p.tasks.len());
+        let rounds = planned.div_ceil(crate::request::decide::READ_AT_ONCE) + 1;
+        for _ in 0..rounds {
+            let decision = self.decide(s, &current.obs);
+            if decision.read_protection.is_empty() {
+                return Continue(decision);
+            }
+            let wanted = &decision.read_protection;
+            match protection::read(&s.clients, &s.spec.cluster, wanted).await {
+                Ok(found) => current.obs.protection.extend(found),
+                Err(e) => {
+                    tracing::warn!(request = %s.name, error = %e, "could not read the scale-in protection of the tasks to stop; stopping none");
+                    return Break(self.cannot_see(s, e).await);
+                }
+            }
+        }
+        self.remember(s);
+        Break(Outcome::Requeued(Duration::ZERO))
     }
 
     /// Reads the gate alarms, once per look, in the phases they may hold.
@@ -197,6 +274,7 @@ impl<S: Store> Reconciler<S> {
     fn decide(&self, s: &mut Stepping, obs: &Observation) -> Decision {
         let now = Utc::now();
         s.decided_at = now;
+        let serving_since = self.serving_since(&s.name, &s.status);
         let ctx = Context {
             name: &s.name,
             spec: &s.spec,
@@ -204,20 +282,28 @@ impl<S: Store> Reconciler<S> {
             poll: self.config.poll_interval,
             blocked_by: s.blocked_by.as_deref(),
             alarms: s.alarms.as_ref(),
+            serving_since,
         };
         let status = &s.status;
         let mut decision = self.records.with(&s.name, |t| {
             t.pace()
                 .learn(&obs.tasks, status.started_at.or(Some(now)), now);
             let decision = decide::decide(&ctx, status, obs);
+            // A look the events timed after the batch's wait is no sample
+            // of how soon a first look finds a step done.
             if let Some(step) = pacing::awaits_tasks(status)
                 && pacing::awaits_tasks(&decision.status) != Some(step)
+                && serving_since.is_none()
             {
                 t.pace().step_done(step, now);
             }
             decision
         });
         notices::enqueue(&s.name, &s.spec, &s.status, &mut decision.status, now);
+        if decision.status != s.status {
+            let looks = self.records.with(&s.name, |t| std::mem::take(&mut t.looks));
+            timeline::ride(&s.status, &mut decision.status, &looks, obs, now);
+        }
         decision
     }
 
@@ -226,6 +312,9 @@ impl<S: Store> Reconciler<S> {
         match self.persist(&s.name, s.version, status, &s.fence).await {
             Ok(version) => {
                 s.version = version;
+                if status.phase.is_terminal() && !s.status.phase.is_terminal() {
+                    self.pool.metrics().request_finished(status.phase.as_str());
+                }
                 Continue(())
             }
             Err(e) => Break(Outcome::Failed(e)),
@@ -235,10 +324,19 @@ impl<S: Store> Reconciler<S> {
     /// Makes the decided actions; one AWS refuses fails the run through
     /// Restoring, with that decision written in the place of this one.
     async fn act_on(&self, s: &mut Stepping, decision: &mut Decision) -> ControlFlow<Outcome> {
+        let changes_tasks = decision.actions.iter().any(|a| {
+            matches!(
+                a,
+                decide::Action::SetDesired { .. } | decide::Action::StopTask { .. }
+            )
+        });
         let Err((action, refusal)) = self
             .act(&s.clients, &s.spec, &s.name, decision, &s.fence)
             .await
         else {
+            if changes_tasks {
+                self.expect_events(&s.clients.account, &s.spec.cluster);
+            }
             return Continue(());
         };
         self.remember(s);
@@ -272,6 +370,7 @@ impl<S: Store> Reconciler<S> {
             status: failed,
             actions: Vec::new(),
             hook: None,
+            read_protection: Vec::new(),
         };
         Continue(())
     }
@@ -322,6 +421,17 @@ impl<S: Store> Reconciler<S> {
             }
             Some(after) => {
                 let tasks = &current.obs.tasks;
+                let load_balanced = (current.obs.service.as_ref())
+                    .ok()
+                    .map(|svc| !svc.load_balancers.is_empty());
+                self.watch(AfterStep {
+                    name: &s.name,
+                    account: &s.clients.account,
+                    spec: &s.spec,
+                    status: &s.status,
+                    tasks,
+                    load_balanced,
+                });
                 let after = self.pace(&s.name, &s.spec, &s.status, tasks, after, &s.blocked_by);
                 self.remember(s);
                 // Its notices go out under its lease: it is kept until they have.
@@ -341,9 +451,25 @@ impl<S: Store> Reconciler<S> {
             return trouble.mid_step();
         }
         let now = Utc::now();
+        let counts = timeline::tasks_look(&s.status, tasks);
         self.records.with(&s.name, |t| {
             t.pace()
-                .learn(tasks, s.status.started_at.or(Some(now)), now)
+                .learn(tasks, s.status.started_at.or(Some(now)), now);
+            // Kept for the next write, a few at most: the timeline is thinned anyway.
+            if let Some(counts) = counts
+                && t.looks.last().map(|l| l.1) != Some(counts)
+                && t.looks.len() < MAX_LOOKS_KEPT
+            {
+                t.looks.push((now, counts));
+            }
+        });
+        self.watch(AfterStep {
+            name: &s.name,
+            account: &s.clients.account,
+            spec: &s.spec,
+            status: &s.status,
+            tasks,
+            load_balanced: None,
         });
         let poll = self.config.poll_interval;
         let after = self.pace(&s.name, &s.spec, &s.status, tasks, poll, &s.blocked_by);
@@ -373,6 +499,9 @@ impl<S: Store> Reconciler<S> {
             return after;
         }
         if let Some(step) = pacing::awaits_tasks(status) {
+            if let Some(after) = self.paced_by_events(name, step) {
+                return after;
+            }
             return self
                 .records
                 .with(name, |t| t.pace().next_look(tasks, step, Utc::now(), poll));

@@ -76,6 +76,9 @@ impl<S: Store> Reconciler<S> {
             }
         };
         strays::report(self.store.as_ref(), &self.strays).await;
+        if let Some(feed) = &self.feed {
+            feed.listed(&records);
+        }
         let phases: Vec<Phase> = records.iter().map(listed_phase).collect();
         self.count_phases(&phases);
         let names: HashSet<&str> = records.iter().map(|r| r.name.as_str()).collect();

@@ -120,7 +120,7 @@ fn state(t: &TaskView, now: DateTime<Utc>) -> String {
 }
 
 /// Coarse enough that a status saying how long does not change at every look.
-fn coarse(d: Duration) -> String {
+pub(super) fn coarse(d: Duration) -> String {
     let s = d.as_secs();
     let rounded = match s {
         0..10 => s,

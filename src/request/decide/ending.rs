@@ -47,6 +47,7 @@ fn enter_restore(s: &mut RecycleStatus, now: DateTime<Utc>, phase: Phase, messag
     s.unreplaced.extend(unfinished);
     s.wait_until = None;
     s.hook = None;
+    s.capacity_wait = None;
     s.transition(now, Phase::Restoring, message);
 }
 
@@ -76,5 +77,6 @@ pub(crate) fn refused(
         Phase::Surging | Phase::Recycling => enter_restore(&mut s, now, Phase::Failed, message),
         _ => s.transition(now, Phase::Failed, message),
     }
+    crate::request::timeline::mark(status, &mut s, now);
     s
 }

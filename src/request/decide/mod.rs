@@ -12,11 +12,15 @@
 //! One file per phase ([`pending`], [`surging`], [`recycling`],
 //! [`restoring`]), each read alone; what holds or ends a run whatever its
 //! phase first ([`gates`], [`ending`]); the hooks asked at its points
-//! ([`hooks`]); and what the phases share: the words of a status
+//! ([`hooks`]); the ECS production runs on: tasks protected from scale-in
+//! ([`protection`]), steps that wait for capacity ([`capacity`]), tasks
+//! Fargate Spot takes ([`spot`]), and a service that cannot be seen whole
+//! ([`unseen`]); and what the phases share: the words of a status
 //! ([`messages`], [`causes`]), when a service is stable ([`stability`]), how
 //! long a step may take ([`timing`]), and what the next look must read
 //! ([`needs`]).
 
+mod capacity;
 mod causes;
 mod ending;
 mod gates;
@@ -24,11 +28,14 @@ mod hooks;
 mod messages;
 mod needs;
 mod pending;
+mod protection;
 mod recycling;
 mod restoring;
+mod spot;
 mod stability;
 mod surging;
 mod timing;
+mod unseen;
 
 use std::time::Duration;
 
@@ -39,11 +46,15 @@ use crate::hooks::decide::Ask;
 use crate::request::observation::Observation;
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, RecycleStatus, ScalingSettings};
+use crate::request::timeline;
 
+pub(crate) use self::capacity::{needs_room, stability_since, task_size};
 pub(crate) use self::ending::refused;
 pub(crate) use self::needs::{needs_scaling, needs_tasks};
+pub(crate) use self::protection::{READ_AT_ONCE, until_words};
 pub(crate) use self::stability::{stable, tasks_show_unfinished};
 pub(crate) use self::timing::{drain_blocks_replacements, is_slow};
+pub(crate) use self::unseen::{Trouble, unseen};
 // What the gates and the hooks reach as `super::`.
 use self::ending::end_via_restore;
 use self::messages::{target, window_closed};
@@ -66,6 +77,11 @@ pub(crate) struct Decision {
     pub hook: Option<Ask>,
     /// When to look again; `None` once the request has finished.
     pub requeue: Option<Duration>,
+    /// Tasks the decision would stop next whose scale-in protection it
+    /// must see first (read right before the stop). Such a decision
+    /// changes nothing: the shell reads their protection into the
+    /// observation and decides again.
+    pub read_protection: Vec<String>,
 }
 
 /// Everything the decision needs besides the status and the observation.
@@ -80,6 +96,11 @@ pub(crate) struct Context<'a> {
     /// The gate alarms as seen at this look; `None` when not read (which
     /// holds a gated run: see [`crate::gates`]).
     pub alarms: Option<&'a AlarmsSeen>,
+    /// When ECS's own events showed the batch in flight serving, if they
+    /// did ([`crate::request::hints`]): a batch this look finds done waits
+    /// `wait` from then rather than from now. A hint about when, never
+    /// about whether: only a look decides a batch is done.
+    pub serving_since: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -> Decision {
@@ -88,7 +109,12 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
         actions: Vec::new(),
         hook: None,
         requeue: Some(ctx.poll),
+        read_protection: Vec::new(),
     };
+    unseen::seen_again(ctx, &mut d);
+    if matches!(status.phase, Phase::Surging | Phase::Recycling) {
+        spot::note_interruptions(obs, &mut d);
+    }
     match status.phase {
         _ if gates::decided(ctx, obs, &mut d) => {}
         _ if ending::targets_unreadable(ctx, obs, &mut d) => {}
@@ -98,6 +124,14 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
         Phase::Restoring => restoring::restoring(ctx, obs, &mut d),
         Phase::Succeeded | Phase::Failed | Phase::Cancelled | Phase::WindowClosed => {}
     }
+    if !d.read_protection.is_empty() {
+        // Nothing is decided before the protection is read.
+        d.status = status.clone();
+        d.actions.clear();
+        d.hook = None;
+        d.requeue = Some(Duration::ZERO);
+        return d;
+    }
     if d.status.phase.is_terminal() {
         d.requeue = None;
     }
@@ -105,6 +139,9 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
     if let Some(o) = d.status.outcome.as_mut() {
         o.message = crate::message::bounded(std::mem::take(&mut o.message));
     }
+    // Last, so that it sees whether the status is written anyway.
+    let (tasks_read, hook_asked) = (needs_tasks(status), d.hook.is_some());
+    timeline::record(status, &mut d.status, obs, ctx.now, tasks_read, hook_asked);
     d
 }
 

@@ -58,10 +58,10 @@ pub(super) fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
             ctx.now,
             Phase::Succeeded,
             format!(
-                "dry run: would recycle {} task(s) of {} in batches of {}; nothing was changed",
+                "dry run: would recycle {} task(s) of {} {}; nothing was changed",
                 tasks.len(),
                 target(ctx),
-                ctx.spec.batch_size
+                ctx.spec.strategy.as_phrase(ctx.spec.batch_size)
             ),
         );
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::capacity;
 use super::causes::{self, Tense};
 use super::ending::end_via_restore;
 use super::hooks;
@@ -16,7 +17,9 @@ use super::messages::{
     and_targets, describe_counts, failure_cause, name_tasks, note_slow, slow_clauses, target,
     window_closed,
 };
-use super::stability::stable;
+use super::protection::{self, Next};
+use super::spot;
+use super::stability::settled;
 use super::surging::before_start;
 use super::timing::{batch_allowance, elapsed, is_slow, past_not_after};
 use super::{Action, Context, Decision};
@@ -24,6 +27,7 @@ use crate::duration;
 use crate::hooks::spec::Point;
 use crate::request::observation::{Observation, ServiceView};
 use crate::request::status::{Phase, Reason};
+use crate::request::strategy::Pause;
 
 pub(super) fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     let svc = match &obs.service {
@@ -44,17 +48,28 @@ pub(super) fn recycling(ctx: &Context, obs: &Observation, d: &mut Decision) {
     if !d.status.batch.is_empty() {
         return batch_in_flight(ctx, svc, obs, d);
     }
-    if !stable(svc, &obs.tasks) {
+    if let Some(until) = d.status.wait_until {
+        if ctx.now < until {
+            return watching(ctx, d, until);
+        }
+        d.status.wait_until = None;
+    }
+    if !settled(svc, obs) {
         // Someone else's deployment, a scale-out or a crash: wait, within the timeout.
         return await_stable(ctx, svc, obs, d);
     }
     if d.status.surge.is_none() && !before_start(ctx, svc.desired, d) {
         return;
     }
-    let batch = next_batch(ctx, obs, d);
-    if batch.is_empty() {
-        return finish(ctx, d);
-    }
+    let batch = match protection::next(ctx, obs, d) {
+        Next::Stop(batch) => batch,
+        Next::Read(tasks) => {
+            d.read_protection = tasks;
+            return;
+        }
+        Next::Wait => return,
+        Next::Done => return finish(ctx, d),
+    };
     let number = d.status.batches + 1;
     let told = hooks::Told {
         tasks: &batch,
@@ -126,39 +141,6 @@ fn await_stable(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Dec
     }
 }
 
-/// The next batch: planned tasks in order, neither stopped nor skipped, up
-/// to the batch size. A planned task no longer running is skipped, and
-/// said so, on the way.
-fn next_batch(ctx: &Context, obs: &Observation, d: &mut Decision) -> Vec<String> {
-    let planned: Vec<String> = d
-        .status
-        .plan
-        .as_ref()
-        .map(|p| p.tasks.clone())
-        .unwrap_or_default();
-    let mut batch = Vec::new();
-    for arn in planned {
-        if batch.len() as u32 == ctx.spec.batch_size {
-            break;
-        }
-        if d.status.stopped.contains(&arn) || d.status.skipped.contains(&arn) {
-            continue;
-        }
-        if obs.tasks.iter().any(|t| t.arn == arn && t.desired_running) {
-            batch.push(arn);
-        } else {
-            d.status.task_event(
-                ctx.now,
-                Reason::Skipped,
-                &arn,
-                format!("Task {arn} was already gone; skipped"),
-            );
-            d.status.skipped.push(arn);
-        }
-    }
-    batch
-}
-
 /// No planned task is left to stop: the run succeeded, and ends through
 /// Restoring.
 fn finish(ctx: &Context, d: &mut Decision) {
@@ -170,12 +152,13 @@ fn finish(ctx: &Context, d: &mut Decision) {
         Reason::Completed,
         "Task recycle completed successfully",
     );
-    end_via_restore(
-        ctx,
-        d,
-        Phase::Succeeded,
-        format!("recycled {recycled} of {total} planned tasks ({skipped} already gone)"),
+    let gone = skipped - d.status.left_protected().count();
+    let message = format!(
+        "recycled {recycled} of {total} planned tasks ({gone} already gone){}{}",
+        protection::summary(d, ctx.now),
+        spot::summary(d)
     );
+    end_via_restore(ctx, d, Phase::Succeeded, message);
 }
 
 /// Stops the batch: each stop on record (in `stopped` and the batch) before
@@ -199,9 +182,12 @@ fn stop_batch(ctx: &Context, d: &mut Decision, batch: Vec<String>, number: u32) 
     }
     d.status.batch = batch;
     d.status.step_started_at = Some(ctx.now);
+    d.status.capacity_wait = None;
     let (done, _) = d.status.progress();
-    d.status.message =
-        format!("stopped {done}/{total}; waiting for the replacements to be running and healthy");
+    d.status.message = format!(
+        "{}: stopped {done}/{total}; waiting for the replacements to be running and healthy",
+        ctx.spec.where_in(number, total)
+    );
 }
 
 /// The reason ECS keeps on the stopped task: it names the request.
@@ -212,8 +198,23 @@ pub(super) fn stop_reason(ctx: &Context) -> String {
 // ------------------------------------------------------------ a batch in flight
 
 fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
+    // A stop decided but never made (the operator died in between, or
+    // this step is about to make it) is made now, unless the task became
+    // protected meanwhile.
+    let unread = protection::withdraw_protected(ctx, obs, d);
+    if !unread.is_empty() {
+        d.read_protection = unread;
+        return;
+    }
+    if d.status.batch.is_empty() {
+        // Every task of the batch became protected: none was stopped.
+        d.status.step_started_at = None;
+        d.status.capacity_wait = None;
+        d.status.message = "the batch's tasks became protected from scale-in before they were stopped; choosing the next batch".into();
+        d.requeue = Some(Duration::ZERO);
+        return;
+    }
     let (done, total) = d.status.progress();
-    // A stop decided but never made (the operator died in between) is made now.
     for arn in &d.status.batch {
         if obs.tasks.iter().any(|t| &t.arn == arn && t.desired_running) {
             d.actions.push(Action::StopTask {
@@ -231,7 +232,7 @@ fn batch_in_flight(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut 
         .tasks
         .iter()
         .any(|t| d.status.batch.contains(&t.arn) && t.last_status == "RUNNING");
-    if d.actions.is_empty() && !old_still_running && stable(svc, &obs.tasks) {
+    if d.actions.is_empty() && !old_still_running && settled(svc, obs) {
         return batch_done(ctx, svc, obs, d, (done, total));
     }
     await_replacements(ctx, svc, obs, d, (done, total));
@@ -247,6 +248,7 @@ fn batch_done(
     d: &mut Decision,
     (done, total): (usize, usize),
 ) {
+    capacity::ended(ctx, d);
     let batch = d.status.batch.clone();
     let told = hooks::Told {
         tasks: &batch,
@@ -264,38 +266,155 @@ fn batch_done(
         }
         d.status.batch.clear();
         d.status.step_started_at = None;
+        d.status.capacity_wait = None;
         let message = window_closed(ctx, &d.status, "after a batch");
         return end_via_restore(ctx, d, Phase::WindowClosed, message);
+    }
+    let number = d.status.batches.max(1);
+    let pause = ctx.spec.strategy.pause(number, ctx.spec.wait);
+    if pause.watched() {
+        return start_watching(ctx, d, pause, done);
     }
     match d.status.wait_until {
         None if !ctx.spec.wait.is_zero() => {
             let wait = ctx.spec.wait;
-            d.status.wait_until = chrono::Duration::from_std(wait).ok().map(|w| ctx.now + w);
+            let from = serving_from(ctx, d.status.step_started_at);
+            let until = chrono::Duration::from_std(wait).ok().map(|w| from + w);
+            d.status.wait_until = until;
+            let said = if from < ctx.now {
+                format!(
+                    " from {}, when ECS's events showed it serving",
+                    from.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                )
+            } else {
+                String::new()
+            };
             d.status.event(
                 ctx.now,
                 Reason::Recycled,
-                format!("Task {done} recycled, waiting {}", duration::format(wait)),
+                format!(
+                    "Task {done} recycled, waiting {}{said}",
+                    duration::format(wait)
+                ),
             );
             d.status.message = format!(
                 "{done}/{total} recycled; waiting {} before the next batch",
                 duration::format(wait)
             );
-            d.requeue = Some(wait);
+            match until {
+                Some(until) if ctx.now < until => d.requeue = (until - ctx.now).to_std().ok(),
+                _ => next_batch_ready(ctx, d, (done, total), false),
+            }
         }
         Some(until) if ctx.now < until => {
             d.requeue = (until - ctx.now).to_std().ok();
         }
-        _ => {
-            if ctx.spec.wait.is_zero() {
-                d.status
-                    .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
-            }
-            d.status.batch.clear();
-            d.status.wait_until = None;
-            d.status.step_started_at = None;
-            d.status.message = format!("{done}/{total} recycled");
-            d.requeue = Some(Duration::ZERO);
+        _ => next_batch_ready(ctx, d, (done, total), ctx.spec.wait.is_zero()),
+    }
+}
+
+/// When the batch's wait begins: when ECS's events showed it serving, if
+/// they did during this step (the look that finds it done confirms it),
+/// else now.
+fn serving_from(ctx: &Context, step: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    ctx.serving_since
+        .filter(|at| step.is_some_and(|step| *at >= step))
+        .map_or(ctx.now, |at| at.min(ctx.now))
+}
+
+/// The batch and its wait are over: the next batch may go.
+fn next_batch_ready(
+    ctx: &Context,
+    d: &mut Decision,
+    (done, total): (usize, usize),
+    say_recycled: bool,
+) {
+    if say_recycled {
+        d.status
+            .event(ctx.now, Reason::Recycled, format!("Task {done} recycled"));
+    }
+    d.status.batch.clear();
+    d.status.wait_until = None;
+    d.status.step_started_at = None;
+    d.status.capacity_wait = None;
+    d.status.message = format!("{done}/{total} recycled");
+    d.requeue = Some(Duration::ZERO);
+}
+
+/// The batch serves and a watched pause follows (a canary's bake, a linear
+/// step's pace): the batch counts as recycled now, and the run looks again
+/// every poll interval until the pause ends, so that the gate alarms are
+/// read meanwhile (a hold or an abort meets the run before its next batch),
+/// and a cancel, a pause or a closed window act at once.
+fn start_watching(ctx: &Context, d: &mut Decision, pause: Pause, done: usize) {
+    let until = match pause {
+        Pause::Bake(bake) => {
+            let from = serving_from(ctx, d.status.step_started_at);
+            from + chrono::Duration::from_std(bake).unwrap_or_default()
         }
+        Pause::Every(every) => {
+            let stopped = d.status.step_started_at.unwrap_or(ctx.now);
+            stopped + chrono::Duration::from_std(every).unwrap_or_default()
+        }
+        Pause::Wait(_) => ctx.now,
+    };
+    let total = d.status.plan.as_ref().map_or(0, |p| p.tasks.len());
+    let here = ctx.spec.where_in(d.status.batches.max(1), total);
+    let what = match pause {
+        Pause::Bake(bake) => format!("{here} serving; baking {}", duration::format(bake)),
+        _ => format!(
+            "{here} serving; the next step starts {}",
+            at_or_now(ctx.now, until)
+        ),
+    };
+    d.status.event(
+        ctx.now,
+        Reason::Recycled,
+        format!("Task {done} recycled; {what}"),
+    );
+    d.status.batch.clear();
+    d.status.step_started_at = None;
+    if until > ctx.now {
+        d.status.wait_until = Some(until);
+        watching(ctx, d, until);
+    } else {
+        d.status.message = format!("{done}/{total} recycled");
+        d.requeue = Some(Duration::ZERO);
+    }
+}
+
+/// Within a watched pause: what it waits for, looked at again every poll.
+fn watching(ctx: &Context, d: &mut Decision, until: DateTime<Utc>) {
+    let (done, total) = d.status.progress();
+    let number = d.status.batches.max(1);
+    let here = ctx.spec.where_in(number, total);
+    let left = (until - ctx.now).to_std().unwrap_or_default();
+    d.status.message = match ctx.spec.strategy.pause(number, ctx.spec.wait) {
+        Pause::Bake(bake) => format!(
+            "{done}/{total} recycled; {here} baking {} of {}; the gate alarms are watched",
+            duration::format(whole_seconds(bake.saturating_sub(left))),
+            duration::format(bake)
+        ),
+        _ => format!(
+            "{done}/{total} recycled; {here} serving; the next step starts in {}",
+            duration::format(whole_seconds(left))
+        ),
+    };
+    d.requeue = Some(left.min(ctx.poll).max(Duration::from_millis(1)));
+}
+
+fn whole_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+fn at_or_now(now: DateTime<Utc>, at: DateTime<Utc>) -> String {
+    if at <= now {
+        "now".into()
+    } else {
+        format!(
+            "in {}",
+            duration::format(whole_seconds((at - now).to_std().unwrap_or_default()))
+        )
     }
 }
 
@@ -309,9 +428,13 @@ fn await_replacements(
     d: &mut Decision,
     (done, total): (usize, usize),
 ) {
-    let since = d.status.step_started_at.unwrap_or(ctx.now);
+    if capacity::decided(ctx, svc, obs, d, "replacement") {
+        return;
+    }
+    let began = d.status.step_started_at.unwrap_or(ctx.now);
+    let since = capacity::stability_since(&d.status, began);
     let step = causes::Step {
-        since,
+        since: began,
         now: ctx.now,
         batch: &d.status.batch,
         ours: &d.status.stopped,

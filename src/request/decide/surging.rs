@@ -7,13 +7,14 @@
 
 use std::time::Duration;
 
+use super::capacity;
 use super::causes;
 use super::ending::end_via_restore;
 use super::hooks;
 use super::messages::{
     and_targets, describe_counts, failure_cause, note_slow, slow_clauses, target,
 };
-use super::stability::stable;
+use super::stability::settled;
 use super::timing::{elapsed, is_slow};
 use super::{Action, Context, Decision};
 use crate::duration;
@@ -50,8 +51,10 @@ pub(super) fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
         });
         return;
     }
-    if stable(svc, &obs.tasks) && svc.desired >= surge.to {
+    if settled(svc, obs) && svc.desired >= surge.to {
+        capacity::ended(ctx, d);
         d.status.step_started_at = None;
+        d.status.capacity_wait = None;
         d.requeue = Some(Duration::ZERO);
         return d.status.transition(
             ctx.now,
@@ -67,7 +70,8 @@ pub(super) fn surging(ctx: &Context, obs: &Observation, d: &mut Decision) {
 /// what Restoring brings back.
 fn start_surge(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
     let from = svc.desired;
-    let to = from + ctx.spec.batch_size;
+    let planned = d.status.plan.as_ref().map_or(0, |p| p.tasks.len());
+    let to = from + ctx.spec.largest_batch(planned) as u32;
     if let Some(current) = obs.scaling {
         let wanted = ScalingSettings {
             dynamic_scaling_in_suspended: true,
@@ -86,6 +90,7 @@ fn start_surge(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Deci
     d.actions.push(Action::SetDesired { from, to });
     d.status.surge = Some(DesiredChange { from, to });
     d.status.step_started_at = Some(ctx.now);
+    d.status.capacity_wait = None;
     d.status.event(
         ctx.now,
         Reason::Surge,
@@ -100,9 +105,13 @@ fn start_surge(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Deci
 /// The surge is on record and observed, the spare tasks not yet serving:
 /// wait, saying why once slow, and fail through Restoring past the timeout.
 fn await_spare_capacity(ctx: &Context, svc: &ServiceView, obs: &Observation, d: &mut Decision) {
-    let since = d.status.step_started_at.unwrap_or(ctx.now);
+    if capacity::decided(ctx, svc, obs, d, "spare task") {
+        return;
+    }
+    let began = d.status.step_started_at.unwrap_or(ctx.now);
+    let since = capacity::stability_since(&d.status, began);
     let step = causes::Step {
-        since,
+        since: began,
         now: ctx.now,
         batch: &[],
         ours: &d.status.stopped,

@@ -6,9 +6,13 @@
 //! because the same function decides them.
 //!
 //! The rehearsal is here; how long a replacement takes is [`estimate`],
-//! the service it runs against [`model`], and the plan in words [`render`].
+//! the service it runs against [`model`], what it says of the ECS beneath
+//! (capacity, room for the surge, protected tasks, Spot) [`capacity`], and
+//! the plan in words [`render`].
 
+mod capacity;
 mod estimate;
+pub(crate) mod images;
 mod model;
 mod render;
 
@@ -53,6 +57,9 @@ pub(crate) struct Preview {
     pub surge: Option<DesiredChange>,
     /// How the load balancers' drains shape the run, when the service has any.
     pub drains: Option<Drains>,
+    /// What it says of the ECS beneath: capacity, room for the surge,
+    /// protected tasks, Fargate Spot.
+    pub capacity: Vec<String>,
 }
 
 /// A load-balanced service's drains as the rehearsal met them.
@@ -95,8 +102,10 @@ pub(crate) fn rehearse(
             break;
         }
     }
+    let tasks = planned_tasks(&run.status, obs);
+    let capacity = capacity::lines(&spec, obs, tasks.len(), now);
     Preview {
-        tasks: planned_tasks(&run.status, obs),
+        tasks,
         original_desired,
         steps: run.steps,
         lowest_running: run.lowest,
@@ -106,6 +115,7 @@ pub(crate) fn rehearse(
         estimate,
         surge: run.status.surge,
         drains: run.drains,
+        capacity,
     }
 }
 
@@ -167,8 +177,11 @@ impl Rehearsal {
             poll: POLL,
             blocked_by: None,
             alarms: None,
+            serving_since: None,
         };
-        let observed = self.model.observe(&self.status.batch, obs.scaling);
+        let observed = self
+            .model
+            .observe(&self.status.batch, obs.scaling, self.clock);
         let d = decide::decide(&ctx, &self.status, &observed);
         let stops = d
             .actions

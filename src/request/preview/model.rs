@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::short;
 use crate::request::decide::Action;
-use crate::request::observation::{DeploymentView, Observation, ServiceView, TaskView};
+use crate::request::observation::{
+    DeploymentView, Observation, ServiceView, TaskProtection, TaskView,
+};
 use crate::request::status::ScalingSettings;
 
 /// The service as the rehearsal sees it: tasks that run and serve as soon
@@ -18,6 +20,9 @@ pub(super) struct Model {
     /// The service's load balancers and maximumPercent, as observed.
     balanced: ServiceView,
     drain: Option<Duration>,
+    /// The scale-in protection read of the service's tasks: each counts
+    /// as protected until its `until` (the rehearsal's clock moves on).
+    protection: Vec<TaskProtection>,
     tasks: Vec<ModelTask>,
     scaling: Option<ScalingSettings>,
     launched: usize,
@@ -44,6 +49,7 @@ impl Model {
                 ..Default::default()
             },
             drain: obs.drain,
+            protection: obs.protection.clone(),
             tasks: obs
                 .tasks
                 .iter()
@@ -68,6 +74,7 @@ impl Model {
         &self,
         batch: &[String],
         scaling: Option<ScalingSettings>,
+        now: DateTime<Utc>,
     ) -> Observation {
         let running = self.tasks.iter().filter(|t| t.up).count() as u32;
         Observation {
@@ -101,6 +108,24 @@ impl Model {
             evidence: Default::default(),
             targets_refused: None,
             drain: self.drain,
+            protection: self
+                .tasks
+                .iter()
+                .map(|t| self.protection_at(&t.arn, now))
+                .collect(),
+            capacity: Default::default(),
+        }
+    }
+
+    /// A task's protection at `now`: as read while it lasts; a task whose
+    /// protection was not read (a replacement) is not protected.
+    fn protection_at(&self, arn: &str, now: DateTime<Utc>) -> TaskProtection {
+        let read = self.protection.iter().find(|p| p.arn == arn);
+        let until = read.filter(|p| p.protected).and_then(|p| p.until);
+        TaskProtection {
+            arn: arn.to_string(),
+            protected: read.is_some_and(|p| p.protected) && until.is_none_or(|u| u > now),
+            until,
         }
     }
 

@@ -46,6 +46,8 @@ fn service(n: u32) -> Observation {
         evidence: Default::default(),
         targets_refused: None,
         drain: None,
+        protection: Vec::new(),
+        capacity: Default::default(),
     }
 }
 
@@ -169,4 +171,104 @@ fn drains_that_maximum_percent_makes_the_replacements_wait_for_are_in_the_estima
     let text = render(&p, &spec(true, 1), now());
     assert!(text.contains("Drains overlap the next batches"), "{text}");
     assert!(!text.contains("Warning"), "{text}");
+}
+
+/// `service(n)` on launch type EC2 with `left` (CPU, MiB) on its one
+/// instance, each task reserving 512 CPU and 1024 MiB.
+fn on_ec2(n: u32, left: (u32, u32)) -> Observation {
+    let mut o = service(n);
+    if let Ok(svc) = o.service.as_mut() {
+        svc.launch_type = Some("EC2".into());
+    }
+    for t in &mut o.tasks {
+        t.cpu = Some(512);
+        t.memory = Some(1024);
+    }
+    o.capacity.room = Some(vec![crate::request::observation::InstanceRoom {
+        arn: "ci-1".into(),
+        cpu_left: left.0,
+        memory_left: left.1,
+        running_tasks: n,
+        provider: None,
+    }]);
+    o
+}
+
+#[test]
+fn a_cluster_without_room_for_the_surge_is_warned_and_recycling_in_place_recommended() {
+    let o = on_ec2(3, (512, 512));
+    let p = rehearse("r", &spec(true, 1), &o, estimate(&[], &o.tasks), now());
+    let text = render(&p, &spec(true, 1), now());
+    assert!(
+        text.contains("  Capacity: launch type EC2, no capacity provider: nothing adds an instance when a task does not fit\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  Room: 1 ACTIVE container instance(s) with 512 CPU units and 512 MiB left in all; a task needs 512 CPU and 1024 MiB: room for 0 more task(s)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Warning: no room for the surge of 1 task(s), and nothing adds an instance: the run would fail at its first look. Recycle in place with maintainCapacity: false (running falls to 2 of 3 while each replacement starts), or add capacity to the cluster"),
+        "{text}"
+    );
+    // With room, or without a surge, no warning.
+    let roomy = on_ec2(3, (1024, 2048));
+    let p = rehearse(
+        "r",
+        &spec(true, 1),
+        &roomy,
+        estimate(&[], &roomy.tasks),
+        now(),
+    );
+    assert!(!render(&p, &spec(true, 1), now()).contains("Warning: no room"));
+    let p = rehearse("r", &spec(false, 1), &o, estimate(&[], &o.tasks), now());
+    assert!(!render(&p, &spec(false, 1), now()).contains("Warning: no room"));
+}
+
+#[test]
+fn protected_tasks_and_spot_are_named_and_the_rehearsal_waits_for_protection() {
+    let mut o = service(3);
+    let until = now() + chrono::Duration::minutes(10);
+    o.protection = o
+        .tasks
+        .iter()
+        .map(|t| crate::request::observation::TaskProtection {
+            arn: t.arn.clone(),
+            protected: t.arn.ends_with("t0"),
+            until: t.arn.ends_with("t0").then_some(until),
+        })
+        .collect();
+    o.tasks[1].capacity_provider = Some("FARGATE_SPOT".into());
+    let est = estimate(&[], &o.tasks);
+    let p = rehearse("r", &spec(true, 1), &o, est.clone(), now());
+    assert_eq!(p.outcome, Phase::Succeeded, "{}", p.message);
+    let text = render(&p, &spec(true, 1), now());
+    assert!(
+        text.contains("  Protected from scale-in: 1 task(s) (t0 until 06:10 UTC); never stopped while protected: they go last, once their protection ends, up to protectionWait 30m; then they are left running\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  Fargate Spot: 1 of 3 task(s) (33%) run on FARGATE_SPOT;"),
+        "{text}"
+    );
+    // t0 goes last, once its protection ends at 10m.
+    let stops: Vec<&Step> = p
+        .steps
+        .iter()
+        .filter(|s| s.call.starts_with("ecs:StopTask"))
+        .collect();
+    assert!(
+        stops[2].call.contains("t0") && stops[2].at >= Duration::from_secs(600),
+        "{stops:?}"
+    );
+    // With skip it is left running.
+    let mut skip = spec(true, 1);
+    skip.protected_tasks = crate::request::spec::ProtectedTasks::Skip;
+    let p = rehearse("r", &skip, &o, est, now());
+    assert!(
+        p.message
+            .contains("1 task skipped: protected from scale-in until 06:10 UTC"),
+        "{}",
+        p.message
+    );
 }

@@ -164,6 +164,7 @@ pub(crate) fn task_json(world: &World, t: &Task) -> Value {
                 "taskArn": t.arn,
                 "name": c.name,
                 "image": c.image,
+                "imageDigest": image_digest(&c.image),
                 "lastStatus": container_status(t.last_status),
                 "healthStatus": if c.has_health_check { t.health.as_str() } else { "UNKNOWN" },
                 "networkInterfaces": [{
@@ -240,4 +241,26 @@ fn container_status(task: LastStatus) -> &'static str {
         LastStatus::Running | LastStatus::Deactivating => "RUNNING",
         _ => "STOPPED",
     }
+}
+
+/// The digest ECS resolved the container's image to when the deployment
+/// began (software version consistency): the digest an image written as
+/// `name@sha256:...` names, or, for a tag, a stand-in the simulator makes
+/// from the image's name — the same for every task started from it, as
+/// ECS starts every task of a deployment from one digest.
+fn image_digest(image: &str) -> String {
+    if let Some((_, digest)) = image.split_once('@') {
+        return digest.to_string();
+    }
+    // FNV-1a, four lanes: stable across runs and platforms.
+    let mut out = String::from("sha256:");
+    for lane in 0u64..4 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ lane;
+        for b in image.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        out.push_str(&format!("{h:016x}"));
+    }
+    out
 }

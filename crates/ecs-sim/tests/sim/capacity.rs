@@ -7,136 +7,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{
-    AutoScalingGroupProvider, CapacityProviderStrategyItem, ContainerDefinition, ManagedScaling,
-    ManagedScalingStatus, Resource,
-};
 use serde_json::{Value, json};
 use test_support::*;
 
 use super::elb::{reached, task_history, wait_for};
 
-/// ECS's fixed durations run 100 times faster: a 90 s launch takes 0.9 s.
-const ECS_TIME_SCALE: f64 = 100.0;
-
-/// Task definition `family`, each task reserving `cpu` units and `memory`
-/// MiB at the task level.
-pub(crate) async fn sized_task_definition(
-    ecs: &aws_sdk_ecs::Client,
-    family: &str,
-    cpu: &str,
-    memory: &str,
-) {
-    ecs.register_task_definition()
-        .family(family)
-        .cpu(cpu)
-        .memory(memory)
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image("nginx:1")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("register task definition");
-}
-
-/// Registers a container instance as the ECS agent does; answers its ARN.
-pub(crate) async fn register_instance(
-    ecs: &aws_sdk_ecs::Client,
-    cluster: &str,
-    cpu: i32,
-    memory: i32,
-) -> String {
-    let resource = |name: &str, v: i32| {
-        Resource::builder()
-            .name(name)
-            .r#type("INTEGER")
-            .integer_value(v)
-            .build()
-    };
-    ecs.register_container_instance()
-        .cluster(cluster)
-        .total_resources(resource("CPU", cpu))
-        .total_resources(resource("MEMORY", memory))
-        .send()
-        .await
-        .expect("register container instance")
-        .container_instance()
-        .and_then(|c| c.container_instance_arn())
-        .expect("an ARN")
-        .to_string()
-}
-
-fn strategy(provider: &str) -> CapacityProviderStrategyItem {
-    CapacityProviderStrategyItem::builder()
-        .capacity_provider(provider)
-        .weight(1)
-        .build()
-        .expect("strategy item")
-}
-
-/// A cluster `prod` whose default strategy is provider `cp-web` over the
-/// Auto Scaling group `asg-web` (`desired` instances of 1024 CPU and 2048
-/// MiB up at once, at most `max`), with managed scaling.
-pub(crate) async fn cluster_on_group(sim: &Simulator, c: &Clients, desired: u32, max: u32) {
-    sim.configure(json!({"ecsTimeScale": ECS_TIME_SCALE}))
-        .unwrap();
-    let group = sim
-        .set_auto_scaling_group(
-            json!({"name": "asg-web", "min": 0, "max": max, "desired": desired,
-            "cpu": 1024, "memory": 2048, "launch": "90s", "warmup": "300s"}),
-        )
-        .unwrap();
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .create_capacity_provider()
-        .name("cp-web")
-        .auto_scaling_group_provider(
-            AutoScalingGroupProvider::builder()
-                .auto_scaling_group_arn(group["autoScalingGroupArn"].as_str().unwrap())
-                .managed_scaling(
-                    ManagedScaling::builder()
-                        .status(ManagedScalingStatus::Enabled)
-                        .target_capacity(100)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .put_cluster_capacity_providers()
-        .cluster("prod")
-        .capacity_providers("cp-web")
-        .default_capacity_provider_strategy(strategy("cp-web"))
-        .send()
-        .await
-        .unwrap();
-    sized_task_definition(&c.ecs, "web", "512", "1024").await;
-}
-
-/// Service `web` of cluster `prod`, task definition `web`, on the
-/// cluster's default strategy.
-pub(crate) async fn create_web(c: &Clients, desired: i32) {
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(desired)
-        .send()
-        .await
-        .unwrap();
-}
+pub(crate) use test_support::capacity::{
+    cluster_on_group, create_web, ec2_service, register_instance,
+};
 
 async fn set_desired(c: &Clients, n: i32) {
     c.ecs
@@ -157,7 +35,7 @@ fn instances(timeline: &Value) -> Vec<Value> {
 async fn a_surge_on_a_capacity_provider_waits_provisioning_for_a_launched_instance() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    cluster_on_group(&sim, &c, 1, 4).await;
+    cluster_on_group(&sim, &c, 1, 4, "90s").await;
     // Two tasks fill the group's one instance.
     create_web(&c, 2).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
@@ -256,7 +134,7 @@ async fn a_surge_on_a_capacity_provider_waits_provisioning_for_a_launched_instan
 async fn no_scale_out_while_a_launched_instance_warms_up() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    cluster_on_group(&sim, &c, 1, 4).await;
+    cluster_on_group(&sim, &c, 1, 4, "90s").await;
     create_web(&c, 2).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
     set_desired(&c, 3).await;
@@ -282,7 +160,7 @@ async fn no_scale_out_while_a_launched_instance_warms_up() {
 async fn a_task_that_waits_past_the_provisioning_timeout_is_stopped() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    cluster_on_group(&sim, &c, 1, 1).await;
+    cluster_on_group(&sim, &c, 1, 1, "90s").await;
     // 30 minutes at 600 times: 3 s.
     sim.configure(json!({"ecsTimeScale": 600.0})).unwrap();
     create_web(&c, 3).await;
@@ -327,38 +205,8 @@ async fn a_task_that_waits_past_the_provisioning_timeout_is_stopped() {
 async fn launch_type_ec2_on_a_full_cluster_makes_no_task_and_says_why_in_ecs_words() {
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    let first = register_instance(&c.ecs, "prod", 1024, 1024).await;
     // Container-level memory, summed: 512 MiB a task.
-    c.ecs
-        .register_task_definition()
-        .family("web")
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("app")
-                .image("nginx:1")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
-        .desired_count(2)
-        .send()
-        .await
-        .unwrap();
-    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
+    let first = ec2_service(&c, 1024, 1024, 2).await;
     set_desired(&c, 3).await;
     let id = first.rsplit('/').next().unwrap().to_string();
     let words = format!(

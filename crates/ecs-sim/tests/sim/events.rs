@@ -352,7 +352,7 @@ async fn capacity_events_name_the_provider_the_instance_and_what_it_lacks() {
     sim.configure(json!({"events": {"sqsQueueUrl": url}}))
         .unwrap();
     // On a capacity provider: a surge that needs a new instance.
-    super::capacity::cluster_on_group(&sim, &c, 1, 2).await;
+    super::capacity::cluster_on_group(&sim, &c, 1, 2, "90s").await;
     super::capacity::create_web(&c, 3).await;
     wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
     // Launch type EC2 on a full cluster.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use aws_sdk_ecs::error::ProvideErrorMetadata;
-use serde_json::{Value, json};
+use serde_json::json;
 use test_support::*;
 
 use super::elb::{task_history, wait_for};
@@ -40,22 +40,7 @@ async fn protected_now(c: &Clients, arn: &str) -> bool {
         .protection_enabled()
 }
 
-/// The transitions of every task that were marked as stops of a protected task.
-fn protected_stops(timeline: &Value) -> Vec<String> {
-    timeline["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| {
-            h["transitions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|t| t["protected"] == true)
-        })
-        .map(|h| h["taskArn"].as_str().unwrap().to_string())
-        .collect()
-}
+use test_support::capacity::protected_stops;
 
 #[tokio::test]
 async fn protection_has_awss_limits_failures_and_expiry() {

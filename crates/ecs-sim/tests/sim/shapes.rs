@@ -47,7 +47,7 @@ async fn new_operations_answer_in_botocores_shapes() {
     let python = tokio::task::spawn_blocking(python).await.unwrap();
     let sim = start_sim().await;
     let c = clients(&sim).await;
-    cluster_on_group(&sim, &c, 1, 2).await;
+    cluster_on_group(&sim, &c, 1, 2, "90s").await;
     let by_hand = register_instance(&c.ecs, "prod", 2048, 4096).await;
     super::capacity::create_web(&c, 2).await;
     wait_steady(&c.ecs, "prod", "web", std::time::Duration::from_secs(20)).await;

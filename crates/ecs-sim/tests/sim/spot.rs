@@ -6,48 +6,12 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::CapacityProviderStrategyItem;
 use serde_json::json;
 use test_support::*;
 
 use super::elb::{task_history, wait_for};
 
-/// Service `web` of `desired` tasks (with a container health check when
-/// `health_check`) on Fargate `provider` in cluster `prod`, steady.
-pub(crate) async fn service_on(c: &Clients, provider: &str, desired: i32, health_check: bool) {
-    c.ecs
-        .create_cluster()
-        .cluster_name("prod")
-        .send()
-        .await
-        .unwrap();
-    c.ecs
-        .put_cluster_capacity_providers()
-        .cluster("prod")
-        .capacity_providers("FARGATE")
-        .capacity_providers("FARGATE_SPOT")
-        .send()
-        .await
-        .unwrap();
-    register_task_definition(&c.ecs, "web", health_check).await;
-    c.ecs
-        .create_service()
-        .cluster("prod")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(desired)
-        .capacity_provider_strategy(
-            CapacityProviderStrategyItem::builder()
-                .capacity_provider(provider)
-                .weight(1)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    wait_steady(&c.ecs, "prod", "web", Duration::from_secs(20)).await;
-}
+pub(crate) use test_support::capacity::service_on;
 
 /// Service `web` of `desired` tasks on FARGATE_SPOT in cluster `prod`, steady.
 async fn spot_service(desired: i32) -> (Simulator, Clients) {

@@ -12,6 +12,8 @@ fn a_service_gone_during_the_run_fails_with_the_reason() {
         evidence: Default::default(),
         targets_refused: None,
         drain: None,
+        protection: Vec::new(),
+        capacity: Default::default(),
     };
     let d = run(&spec(json!({})), &batch_t1(Phase::Recycling), &gone, 200);
     assert_eq!(d.status.phase, Phase::Restoring);

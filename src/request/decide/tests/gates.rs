@@ -29,6 +29,7 @@ fn run_gated(
         poll: Duration::from_secs(1),
         blocked_by: None,
         alarms,
+        serving_since: None,
     };
     decide(&ctx, status, o)
 }

@@ -10,21 +10,27 @@ use serde_json::json;
 use super::*;
 use crate::hooks::spec::Point;
 use crate::request::observation::{
-    DeploymentNote, DeploymentView, ServiceEvent, ServiceView, StoppedTask, TaskView,
+    DeploymentNote, DeploymentView, ServiceEvent, ServiceView, StoppedTask, TaskProtection,
+    TaskView,
 };
 use crate::request::spec::parse_spec;
-use crate::request::status::{DesiredChange, Event, Outcome, Plan, Reason};
+use crate::request::status::{DesiredChange, Event, Outcome, Plan, ProtectedTask, Reason};
 
+mod capacity;
 mod causes;
 mod ending;
 mod gates;
 mod hooks;
 mod pending;
+mod protection;
 mod recycling;
 mod restoring;
 mod stability;
+mod strategy;
 mod surging;
 mod targets;
+mod timeline;
+mod unseen;
 mod window;
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -70,7 +76,10 @@ fn service(desired: u32, running: u32, pending: u32) -> ServiceView {
     }
 }
 
+/// An observation of `svc` and `tasks`, none of them protected from
+/// scale-in (as read right before a stop).
 fn obs(svc: ServiceView, tasks: Vec<TaskView>) -> Observation {
+    let protection = tasks.iter().map(|t| unprotected(&t.arn)).collect();
     Observation {
         service: Ok(svc),
         tasks,
@@ -78,6 +87,16 @@ fn obs(svc: ServiceView, tasks: Vec<TaskView>) -> Observation {
         evidence: Default::default(),
         targets_refused: None,
         drain: None,
+        protection,
+        capacity: Default::default(),
+    }
+}
+
+fn unprotected(arn: &str) -> TaskProtection {
+    TaskProtection {
+        arn: arn.into(),
+        protected: false,
+        until: None,
     }
 }
 
@@ -96,6 +115,7 @@ fn run(spec: &RecycleSpec, status: &RecycleStatus, o: &Observation, now: i64) ->
         poll: Duration::from_secs(1),
         blocked_by: None,
         alarms: None,
+        serving_since: None,
     };
     decide(&ctx, status, o)
 }
@@ -144,6 +164,20 @@ fn provisioning(arn: &str, created: i64) -> TaskView {
 }
 
 /// t1's batch (begun at 100) with its replacement r1 still provisioning.
+/// Batch t1's replacement r1 serves: the batch is done.
+fn batch_t1_done() -> Observation {
+    obs(
+        service(4, 4, 0),
+        vec![
+            task("t1", "STOPPED", false, false, 10),
+            serving("t2", 20),
+            serving("t3", 30),
+            serving("s", 50),
+            serving("r1", 110),
+        ],
+    )
+}
+
 fn batch_waiting() -> Observation {
     obs(
         service(4, 3, 1),

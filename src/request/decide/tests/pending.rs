@@ -32,6 +32,8 @@ fn pending_outcomes() {
         evidence: Default::default(),
         targets_refused: None,
         drain: None,
+        protection: Vec::new(),
+        capacity: Default::default(),
     };
     let young = obs(service(1, 1, 0), vec![serving("t1", 90)]);
     let cases: Vec<(&str, RecycleSpec, Observation, Phase, &str)> = vec![
@@ -117,6 +119,7 @@ fn pending_waits_its_turn_on_the_service() {
         poll: Duration::from_secs(1),
         blocked_by: Some("first"),
         alarms: None,
+        serving_since: None,
     };
     let d = decide(&ctx, &RecycleStatus::default(), &steady3());
     assert_eq!(d.status.phase, Phase::Pending);

@@ -95,6 +95,54 @@ fn a_done_batch_waits_then_clears() {
     assert_eq!(d.status.stopped, ["t1"]);
 }
 
+/// A decision with the time ECS's events showed the batch serving.
+fn run_told(status: &RecycleStatus, o: &Observation, now: i64, serving: i64) -> Decision {
+    let spec = spec(json!({}));
+    let ctx = Context {
+        name: "rotate",
+        spec: &spec,
+        now: at(now),
+        poll: Duration::from_secs(1),
+        blocked_by: None,
+        alarms: None,
+        serving_since: Some(at(serving)),
+    };
+    decide(&ctx, status, o)
+}
+
+#[test]
+fn the_wait_counts_from_when_the_events_showed_the_batch_serving_but_only_a_look_ends_it() {
+    let done = batch_t1_done();
+    let status = batch_t1(Phase::Recycling);
+    let step = status.step_started_at.unwrap();
+    // Told at 115, seen done at 120: the wait ends at 145, not 150.
+    let d = run_told(&status, &done, 120, 115);
+    assert_eq!(d.status.wait_until, Some(at(145)));
+    assert_eq!(d.requeue, Some(Duration::from_secs(25)));
+    assert!(
+        d.status
+            .events
+            .iter()
+            .any(|e| e.message.starts_with("Task 1 recycled, waiting 30s from ")),
+        "{:?}",
+        d.status.events
+    );
+    // Seen done only after the wait: the next batch goes at once.
+    let d = run_told(&status, &done, 146, 115);
+    assert!(d.status.batch.is_empty(), "{:?}", d.status);
+    assert_eq!(d.requeue, Some(Duration::ZERO));
+    // The hint never makes a batch done that the look finds not done.
+    let d = run_told(&status, &batch_waiting(), 200, 115);
+    assert_eq!(d.status.batch, ["t1"]);
+    assert!(d.status.wait_until.is_none());
+    // Nor counts from before the step began, or from the future.
+    let early = step - chrono::Duration::seconds(1);
+    let d = run_told(&status, &done, 120, (early - at(0)).num_seconds());
+    assert_eq!(d.status.wait_until, Some(at(150)));
+    let d = run_told(&status, &done, 120, 130);
+    assert_eq!(d.status.wait_until, Some(at(150)));
+}
+
 #[test]
 fn a_batch_whose_replacements_never_serve_fails_through_restore() {
     let tasks = vec![
@@ -219,16 +267,7 @@ fn between_batches_an_unstable_service_is_waited_for_not_raced() {
 
 #[test]
 fn a_task_counts_as_recycled_only_once_its_batch_finished_with_replacements_serving() {
-    let done = obs(
-        service(4, 4, 0),
-        vec![
-            task("t1", "STOPPED", false, false, 10),
-            serving("t2", 20),
-            serving("t3", 30),
-            serving("s", 50),
-            serving("r1", 110),
-        ],
-    );
+    let done = batch_t1_done();
     let status = batch_t1(Phase::Recycling);
     assert_eq!(status.recycled().count(), 0, "in flight: not yet");
     let d = run(&spec(json!({"wait": "0s"})), &status, &done, 120);

@@ -28,16 +28,7 @@ fn a_closed_window_ends_through_restore_saying_how_far_it_got() {
             ],
         )
     };
-    let done_batch = obs(
-        service(4, 4, 0),
-        vec![
-            task("t1", "STOPPED", false, false, 10),
-            serving("t2", 20),
-            serving("t3", 30),
-            serving("s", 50),
-            serving("r1", 110),
-        ],
-    );
+    let done_batch = batch_t1_done();
     let waiting = RecycleStatus {
         wait_until: Some(at(230)),
         ..batch_t1(Phase::Recycling)
