@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use ecs_recycler::cli::records::{self, ApplyArgs, DeleteArgs, Flag, GetArgs, NamedArgs};
 use ecs_recycler::cli::{AwsArgs, CliError, EXIT_CODES_HELP, Look, StoreArgs, exit};
+#[cfg(feature = "simulator")]
 use ecs_recycler::duration;
 use ecs_recycler::operator::healthcheck;
 #[cfg(feature = "simulator")]
