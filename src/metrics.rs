@@ -105,164 +105,152 @@ pub struct EventMetrics {
 }
 
 impl EventMetrics {
-    fn register(registry: &mut Registry) -> Self {
-        let events_received = Family::<DetailTypeLabel, Counter>::default();
-        registry.register(
+    fn new() -> Self {
+        Self {
+            received: Family::default(),
+            ignored: Family::default(),
+            // 10 ms to about 80 s.
+            lag_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            feed_healthy: Gauge::default(),
+            wakes: Counter::default(),
+        }
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
             "events_received",
             "ECS's events read from the events queue, by detail-type",
-            events_received.clone(),
+            self.received.clone(),
         );
-        let events_ignored = Family::<ReasonLabel, Counter>::default();
-        registry.register(
-                "events_ignored",
-                "ECS's events read and left aside (deleted), by reason: duplicate, stale, foreign, malformed",
-                events_ignored.clone(),
-            );
-        // 10 ms to about 80 s.
-        let event_lag_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 14));
-        registry.register(
+        r.register(
+            "events_ignored",
+            "ECS's events read and left aside (deleted), by reason: duplicate, stale, foreign, malformed",
+            self.ignored.clone(),
+        );
+        r.register(
             "event_lag_seconds",
             "Seconds from an event's time (to the second) to its handling by the operator",
-            event_lag_seconds.clone(),
+            self.lag_seconds.clone(),
         );
-        let events_feed_healthy = Gauge::default();
-        registry.register(
-                "events_feed_healthy",
-                "1 while the events queue answers and has not been silent past its heartbeat after a change the operator made; 0 otherwise (services are then looked at by polling)",
-                events_feed_healthy.clone(),
-            );
-        let event_wakes = Counter::default();
-        registry.register(
+        r.register(
+            "events_feed_healthy",
+            "1 while the events queue answers and has not been silent past its heartbeat after a change the operator made; 0 otherwise (services are then looked at by polling)",
+            self.feed_healthy.clone(),
+        );
+        r.register(
             "event_wakes",
             "Looks at records brought forward or aimed by ECS's events",
-            event_wakes.clone(),
+            self.wakes.clone(),
         );
-        Self {
-            received: events_received,
-            ignored: events_ignored,
-            lag_seconds: event_lag_seconds,
-            feed_healthy: events_feed_healthy,
-            wakes: event_wakes,
-        }
     }
 }
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
-        let mut registry = Registry::with_prefix("ecs_recycler");
-        let reconciles = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
+        let mut metrics = Self {
+            registry: Registry::with_prefix("ecs_recycler"),
+            reconciles: Family::<OutcomeLabel, Counter>::default(),
+            // 1 ms to about 33 s.
+            step_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            aws_calls: Family::<CallLabels, Counter>::default(),
+            throttles: Family::<OperationLabel, Counter>::default(),
+            throttle_wait_seconds: Counter::<f64, std::sync::atomic::AtomicU64>::default(),
+            token_wait_seconds:
+                Family::<CategoryLabel, Counter<f64, std::sync::atomic::AtomicU64>>::default(),
+            replicas: Gauge::default(),
+            active_requests: Family::<PhaseLabel, Gauge>::default(),
+            lease_takeovers: Counter::default(),
+            store_listings: Counter::default(),
+            tasks_recycled: Counter::default(),
+            policy_looks: Family::<OutcomeLabel, Counter>::default(),
+            policy_requests: Counter::default(),
+            hook_calls: Family::<OutcomeLabel, Counter>::default(),
+            requests_finished: Family::<PhaseLabel, Counter>::default(),
+            events: EventMetrics::new(),
+        };
+        metrics.register();
+        Arc::new(metrics)
+    }
+
+    /// Registers every metric with its name and help.
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "reconciles",
             "Reconciles of one record, by how they ended",
-            reconciles.clone(),
+            self.reconciles.clone(),
         );
-        // 1 ms to about 33 s.
-        let step_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register(
+        r.register(
             "step_duration_seconds",
             "One reconcile step: observe, decide, persist and act",
-            step_seconds.clone(),
+            self.step_seconds.clone(),
         );
-        let aws_calls = Family::<CallLabels, Counter>::default();
-        registry.register(
+        r.register(
             "aws_calls",
             "AWS call attempts by IAM action and outcome (ok, throttled, refused, transient)",
-            aws_calls.clone(),
+            self.aws_calls.clone(),
         );
-        let throttles = Family::<OperationLabel, Counter>::default();
-        registry.register(
+        r.register(
             "aws_throttles",
             "ThrottlingException answers by IAM action",
-            throttles.clone(),
+            self.throttles.clone(),
         );
-        let throttle_wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
-        registry.register(
+        r.register(
             "aws_throttle_wait_seconds",
             "Seconds spent waiting for the client-side rate limit or backing off after throttling",
-            throttle_wait_seconds.clone(),
+            self.throttle_wait_seconds.clone(),
         );
-        let token_wait_seconds =
-            Family::<CategoryLabel, Counter<f64, std::sync::atomic::AtomicU64>>::default();
-        registry.register(
+        r.register(
             "api_token_wait_seconds",
             "Seconds waited for a token of the client-side bucket of each throttling category (summed over calls waiting at once)",
-            token_wait_seconds.clone(),
+            self.token_wait_seconds.clone(),
         );
-        let replicas = Gauge::default();
-        registry.register(
+        r.register(
             "replicas",
             "Live replicas (this one included) the API share is split between, as last counted from the leases",
-            replicas.clone(),
+            self.replicas.clone(),
         );
-        replicas.set(1);
-        let active_requests = Family::<PhaseLabel, Gauge>::default();
-        registry.register(
+        r.register(
             "active_requests",
             "Active RecycleRequests in the store by phase, as of the last listing",
-            active_requests.clone(),
+            self.active_requests.clone(),
         );
-        let lease_takeovers = Counter::default();
-        registry.register(
+        r.register(
             "lease_takeovers",
             "Leases taken over from another replica after theirs expired",
-            lease_takeovers.clone(),
+            self.lease_takeovers.clone(),
         );
-        let store_listings = Counter::default();
-        registry.register(
+        r.register(
             "store_listings",
             "Listings of the active RecycleRequests asked of the store (one a poll interval at most; each reads every active item)",
-            store_listings.clone(),
+            self.store_listings.clone(),
         );
-        let tasks_recycled = Counter::default();
-        registry.register(
+        r.register(
             "tasks_recycled",
             "Tasks stopped by this operator to be replaced",
-            tasks_recycled.clone(),
+            self.tasks_recycled.clone(),
         );
-        let policy_looks = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
+        r.register(
             "policy_looks",
             "RecyclePolicy looks at a fleet by outcome (ok, failed)",
-            policy_looks.clone(),
+            self.policy_looks.clone(),
         );
-        let policy_requests = Counter::default();
-        registry.register(
+        r.register(
             "policy_requests",
             "RecycleRequests made by RecyclePolicies",
-            policy_requests.clone(),
+            self.policy_requests.clone(),
         );
-        let hook_calls = Family::<OutcomeLabel, Counter>::default();
-        registry.register(
+        r.register(
             "hook_calls",
             "Hook calls by answer: succeeded, failed, in_progress, unanswered (no verdict: a timeout, a refused connection, an HTTP error), not_sent (the lease lapsed first)",
-            hook_calls.clone(),
+            self.hook_calls.clone(),
         );
-        let requests_finished = Family::<PhaseLabel, Counter>::default();
-        registry.register(
+        r.register(
             "requests_finished",
             "RecycleRequests that ended, by the phase they ended in (Succeeded, Failed, Cancelled, WindowClosed), counted by the replica that wrote the end",
-            requests_finished.clone(),
+            self.requests_finished.clone(),
         );
-        let events = EventMetrics::register(&mut registry);
-        Arc::new(Self {
-            registry,
-            reconciles,
-            step_seconds,
-            aws_calls,
-            throttles,
-            throttle_wait_seconds,
-            token_wait_seconds,
-            replicas,
-            active_requests,
-            lease_takeovers,
-            store_listings,
-            tasks_recycled,
-            policy_looks,
-            policy_requests,
-            hook_calls,
-            requests_finished,
-            events,
-        })
+        self.events.register(r);
     }
 
     /// The text exposition format Prometheus scrapes.

@@ -173,7 +173,10 @@ fn decide_hook(
         .as_ref()
         .map(|a| format!("; last: {}", a.describe()))
         .unwrap_or_default();
-    if now >= end {
+    // A hook never asked is asked once before its deadline may end the
+    // point: a replica stopped or a store stalled past the deadline is not
+    // the hook's silence.
+    if now >= end && call.attempts > 0 {
         let why = format!(
             "{at} gave no verdict within its deadline of {} ({} calls{last})",
             duration::format(hook.deadline),
@@ -434,5 +437,36 @@ mod tests {
     fn backoff_doubles_to_thirty_seconds() {
         let b: Vec<u64> = (1..8).map(|a| backoff(a).as_secs()).collect();
         assert_eq!(b, [1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    /// Found by the fault campaign (seed 2124): the only replica stopped and
+    /// the store stalled past a hook's deadline, the point timed out with
+    /// "0 calls". A hook never asked is asked once before it may time out.
+    #[test]
+    fn a_hook_never_asked_is_asked_once_before_its_deadline_ends_the_point() {
+        let hooks = [hook(OnTimeout::Fail)];
+        let mut s = State {
+            started: Some(t(0)),
+            ..Default::default()
+        };
+        let Verdict::Call(ask) = call(&hooks, &mut s, t(1)) else {
+            panic!("a call is due");
+        };
+        // The call on record was never made: long past the deadline, it is made.
+        let Verdict::Call(again) = call(&hooks, &mut s, t(1 + 3600)) else {
+            panic!("asked once before timing out");
+        };
+        assert_eq!(again.key, ask.key);
+        record(
+            &mut s.call,
+            &ask.key,
+            Answer::Unanswered {
+                error: "connection refused".into(),
+            },
+        );
+        let Verdict::Fail(why) = call(&hooks, &mut s, t(1 + 3601)) else {
+            panic!("unanswered past the deadline: the point fails");
+        };
+        assert!(why.contains("(1 calls; last:"), "{why}");
     }
 }

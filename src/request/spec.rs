@@ -175,35 +175,12 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
     let cancel = r.bool("cancel").unwrap_or(false);
     let dry_run = r.bool("dryRun").unwrap_or(false);
     let not_after = r.timestamp("notAfter");
-    let role_arn = r.string("roleArn");
-    if let Some(arn) = &role_arn
-        && !is_role_arn(arn)
-    {
-        r.problem(
-            "roleArn",
-            format!("{arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name"),
-        );
-    }
-    let external_id = r.string("externalId");
-    if external_id.is_some() && role_arn.is_none() {
-        r.problem(
-            "externalId",
-            "is only used with roleArn, which is missing".into(),
-        );
-    }
+    let (role_arn, external_id) = parse_role(&mut r);
     let notify = r.get("notify").and_then(|v| {
         let path = r.at("notify");
         parse_notify(v, &path, &mut r.problems)
     });
-    let created_by = r.string("createdBy");
-    if let Some(by) = &created_by
-        && !is_maker(by)
-    {
-        r.problem(
-            "createdBy",
-            format!("{by:?} is not a maker of requests; it reads RecyclePolicy/<name> or RecycleSchedule/<name>, and is set by the operator"),
-        );
-    }
+    let created_by = parse_created_by(&mut r);
     let gates = r.get("gates").and_then(|v| {
         let path = r.at("gates");
         parse_gates(v, &path, &mut r.problems)
@@ -254,6 +231,42 @@ pub(crate) fn parse_spec(value: &Value, path: &str) -> Result<RecycleSpec, Inval
         protection_wait,
         capacity_timeout,
     })
+}
+
+/// `roleArn` (an IAM role's ARN) and `externalId` (only with a role).
+fn parse_role(r: &mut Reader<'_>) -> (Option<String>, Option<String>) {
+    let role_arn = r.string("roleArn");
+    if let Some(arn) = &role_arn
+        && !is_role_arn(arn)
+    {
+        r.problem(
+            "roleArn",
+            format!("{arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name"),
+        );
+    }
+    let external_id = r.string("externalId");
+    if external_id.is_some() && role_arn.is_none() {
+        r.problem(
+            "externalId",
+            "is only used with roleArn, which is missing".into(),
+        );
+    }
+    (role_arn, external_id)
+}
+
+/// `createdBy`: set by the operator, naming the policy or schedule that
+/// made the request.
+fn parse_created_by(r: &mut Reader<'_>) -> Option<String> {
+    let created_by = r.string("createdBy");
+    if let Some(by) = &created_by
+        && !is_maker(by)
+    {
+        r.problem(
+            "createdBy",
+            format!("{by:?} is not a maker of requests; it reads RecyclePolicy/<name> or RecycleSchedule/<name>, and is set by the operator"),
+        );
+    }
+    created_by
 }
 
 /// A strategy that sizes or paces every batch itself leaves no room for

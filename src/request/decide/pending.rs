@@ -30,6 +30,20 @@ pub(super) fn pending(ctx: &Context, obs: &Observation, d: &mut Decision) {
         );
         return;
     }
+    // More tasks meant to run than the desired count: ECS is scaling in,
+    // or the count was read before a change the tasks already show (the
+    // autoscaler's scale-out). A plan made now would record an original
+    // count that is not the service's, and the restore would undo the
+    // autoscaler. Found by the fault campaign (seed 2087).
+    let meant = obs.tasks.iter().filter(|t| t.desired_running).count();
+    if meant > svc.desired as usize {
+        s.message = format!(
+            "waiting for {} to settle before planning: {meant} tasks meant to run, desired count {}",
+            target(ctx),
+            svc.desired
+        );
+        return;
+    }
     let tasks = candidates(ctx, obs);
     s.started_at = Some(ctx.now);
     s.event(

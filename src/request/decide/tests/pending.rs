@@ -129,3 +129,33 @@ fn pending_waits_its_turn_on_the_service() {
         d.status.message
     );
 }
+
+/// Found by the fault campaign (seed 2087): the autoscaler set the count to
+/// 7, and the look that made the plan read the service before that change
+/// and its tasks after: "Original desired count: 3, tasks: 7", the surge
+/// sent over the autoscaler's 7 and the restore took it to 3. A look whose
+/// tasks outnumber its desired count makes no plan; the next one does.
+#[test]
+fn no_plan_is_made_from_a_look_whose_tasks_outnumber_its_desired_count() {
+    let tasks: Vec<TaskView> = (1..=7).map(|i| serving(&format!("t{i}"), i * 10)).collect();
+    let stale = obs(service(3, 7, 0), tasks.clone());
+    let d = run(&spec(json!({})), &RecycleStatus::default(), &stale, 100);
+    assert!(d.actions.is_empty());
+    assert_eq!(d.status.phase, Phase::Pending);
+    assert!(
+        d.status.plan.is_none(),
+        "no plan from a look that disagrees with itself"
+    );
+    assert!(
+        d.status
+            .message
+            .contains("7 tasks meant to run, desired count 3"),
+        "{}",
+        d.status.message
+    );
+    let settled = obs(service(7, 7, 0), tasks);
+    let d = run(&spec(json!({})), &d.status, &settled, 102);
+    let plan = d.status.plan.expect("planned once the look agrees");
+    assert_eq!(plan.original_desired, 7);
+    assert_eq!(plan.tasks.len(), 7);
+}
