@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::present;
 use crate::duration::{self, age};
 use crate::policy::decide::next_for;
 use crate::policy::spec::PolicySpec;
@@ -118,18 +119,7 @@ pub(crate) fn describe(
     requests: &HashMap<String, String>,
     now: DateTime<Utc>,
 ) -> String {
-    let mut out = format!(
-        "Name:               {}\nKind:               {}\n",
-        record.name,
-        record.kind.as_str()
-    );
-    if let Some(at) = record.created_at {
-        out.push_str(&format!(
-            "Created:            {} ({} ago)\n",
-            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            age(at, now)
-        ));
-    }
+    let mut out = present::describe_header(record, now);
     let spec = match record.spec.as_ref().map(|v| parse_policy_spec(v, "spec")) {
         Ok(Ok(spec)) => spec,
         Ok(Err(e)) => {

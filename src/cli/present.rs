@@ -381,6 +381,24 @@ fn describe_events(out: &mut String, s: &RecycleStatus, now: DateTime<Utc>) {
     }
 }
 
+/// The first lines of a schedule's or a policy's `describe` page: its
+/// name, kind and when it was made.
+pub(crate) fn describe_header(record: &StoredRecord, now: DateTime<Utc>) -> String {
+    let mut out = format!(
+        "Name:               {}\nKind:               {}\n",
+        record.name,
+        record.kind.as_str()
+    );
+    if let Some(at) = record.created_at {
+        out.push_str(&format!(
+            "Created:            {} ({} ago)\n",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            age(at, now)
+        ));
+    }
+    out
+}
+
 /// Where a planned task is in the run, in words.
 pub(crate) fn task_state(s: &RecycleStatus, task: &String, now: DateTime<Utc>) -> String {
     let protected = s.protected.iter().find(|p| &p.task == task);

@@ -452,6 +452,10 @@ fn marks(before: &RecycleStatus, after: &RecycleStatus, hook_asked: bool) -> Vec
 /// Adds this decision's look to the run's timeline: called once, by the
 /// decision, once the phase has decided. Nothing before the run starts
 /// (a queued request's service is not its run) and nothing after it ends.
+///
+/// A look whose decision writes nothing else adds nothing: its counts, if
+/// they moved, are returned for the shell to keep until the next write
+/// (which [`ride`]s them), so the timeline never makes a write of its own.
 pub(crate) fn record(
     before: &RecycleStatus,
     after: &mut RecycleStatus,
@@ -459,15 +463,18 @@ pub(crate) fn record(
     now: DateTime<Utc>,
     tasks_read: bool,
     hook_asked: bool,
-) {
+) -> Option<Counts> {
     if after.started_at.is_none() || before.phase.is_terminal() {
-        return;
+        return None;
     }
-    let written = after != before;
+    let counts = Counts::of(obs, tasks_read);
+    if after == before {
+        let last = after.timeline.samples.last().map(|s| s.counts);
+        return counts.filter(|c| last != Some(*c));
+    }
     let marks = marks(before, after, hook_asked);
-    after
-        .timeline
-        .add(now, Counts::of(obs, tasks_read), marks, written);
+    after.timeline.add(now, counts, marks, true);
+    None
 }
 
 #[cfg(test)]

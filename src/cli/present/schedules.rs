@@ -108,19 +108,7 @@ pub(crate) fn schedule_row(record: &StoredRecord, now: DateTime<Utc>) -> Vec<Str
 
 /// `describe schedule NAME`: the spec and status as YAML, then the schedule's events.
 pub(crate) fn describe_schedule(record: &StoredRecord, now: DateTime<Utc>) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "Name:               {}\nKind:               {}\n",
-        record.name,
-        record.kind.as_str()
-    ));
-    if let Some(at) = record.created_at {
-        out.push_str(&format!(
-            "Created:            {} ({} ago)\n",
-            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            age(at, now)
-        ));
-    }
+    let mut out = super::describe_header(record, now);
     if let Some(next) = record.spec.as_ref().ok().and_then(|spec| {
         schedule_next_run(
             &record.name,

@@ -303,6 +303,8 @@ impl<S: Store> Reconciler<S> {
         if decision.status != s.status {
             let looks = self.records.with(&s.name, |t| std::mem::take(&mut t.looks));
             timeline::ride(&s.status, &mut decision.status, &looks, obs, now);
+        } else if let Some(counts) = decision.look_kept {
+            self.keep_look(&s.name, now, counts);
         }
         decision
     }
@@ -371,6 +373,7 @@ impl<S: Store> Reconciler<S> {
             actions: Vec::new(),
             hook: None,
             read_protection: Vec::new(),
+            look_kept: None,
         };
         Continue(())
     }
@@ -444,6 +447,16 @@ impl<S: Store> Reconciler<S> {
         }
     }
 
+    /// Keeps the counts of a look that wrote nothing for the next write,
+    /// a few at most: the timeline is thinned anyway.
+    fn keep_look(&self, name: &str, now: DateTime<Utc>, counts: timeline::Counts) {
+        self.records.with(name, |t| {
+            if t.looks.last().map(|l| l.1) != Some(counts) && t.looks.len() < MAX_LOOKS_KEPT {
+                t.looks.push((now, counts));
+            }
+        });
+    }
+
     /// A step waiting for new tasks whose tasks show it is not done: only
     /// what they teach of the timings is kept, and the next look aimed.
     async fn not_yet(&self, s: &Stepping, tasks: &[TaskView]) -> Outcome {
@@ -451,18 +464,13 @@ impl<S: Store> Reconciler<S> {
             return trouble.mid_step();
         }
         let now = Utc::now();
-        let counts = timeline::tasks_look(&s.status, tasks);
         self.records.with(&s.name, |t| {
             t.pace()
                 .learn(tasks, s.status.started_at.or(Some(now)), now);
-            // Kept for the next write, a few at most: the timeline is thinned anyway.
-            if let Some(counts) = counts
-                && t.looks.last().map(|l| l.1) != Some(counts)
-                && t.looks.len() < MAX_LOOKS_KEPT
-            {
-                t.looks.push((now, counts));
-            }
         });
+        if let Some(counts) = timeline::tasks_look(&s.status, tasks) {
+            self.keep_look(&s.name, now, counts);
+        }
         self.watch(AfterStep {
             name: &s.name,
             account: &s.clients.account,

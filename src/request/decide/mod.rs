@@ -82,6 +82,10 @@ pub(crate) struct Decision {
     /// changes nothing: the shell reads their protection into the
     /// observation and decides again.
     pub read_protection: Vec<String>,
+    /// The counts of a look that changed nothing else: the status does not
+    /// take them (no write of their own); the shell keeps them and they
+    /// ride on the next write ([`timeline::ride`]).
+    pub look_kept: Option<timeline::Counts>,
 }
 
 /// Everything the decision needs besides the status and the observation.
@@ -110,6 +114,7 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
         hook: None,
         requeue: Some(ctx.poll),
         read_protection: Vec::new(),
+        look_kept: None,
     };
     unseen::seen_again(ctx, &mut d);
     if matches!(status.phase, Phase::Surging | Phase::Recycling) {
@@ -141,7 +146,7 @@ pub(crate) fn decide(ctx: &Context, status: &RecycleStatus, obs: &Observation) -
     }
     // Last, so that it sees whether the status is written anyway.
     let (tasks_read, hook_asked) = (needs_tasks(status), d.hook.is_some());
-    timeline::record(status, &mut d.status, obs, ctx.now, tasks_read, hook_asked);
+    d.look_kept = timeline::record(status, &mut d.status, obs, ctx.now, tasks_read, hook_asked);
     d
 }
 

@@ -219,6 +219,8 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
     };
     status.plan.as_mut().unwrap().tasks = vec![arn(0), arn(1)];
     let mut tally = Tally::default();
+    // What the shell keeps of the looks that wrote nothing.
+    let mut kept = Vec::new();
     // A look every 2 s for an hour, the alarm firing; half an hour in, the
     // autoscaler adds a task.
     for look in 0..=1800i64 {
@@ -236,6 +238,13 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
         };
         let d = decide(&ctx, &status, &svc.look());
         assert!(d.actions.is_empty(), "held: nothing is done");
+        if let Some(counts) = d.look_kept {
+            assert_eq!(d.status, status, "kept only by a look that writes nothing");
+            // As the shell keeps them: a change each.
+            if kept.last().map(|k: &(_, _)| k.1) != Some(counts) {
+                kept.push((ctx.now, counts));
+            }
+        }
         tally.count(&status, &d.status);
         svc.apply(&d.actions);
         status = d.status;
@@ -250,11 +259,13 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
         status.timeline.samples.len(),
         status.timeline.marks.len(),
     );
-    // The hold's start, and the autoscaler's task as it came: asked for,
-    // pending, running, healthy. Nothing else in an hour.
-    assert_eq!(tally.writes, 5, "{tally:?}");
-    assert_eq!(tally.for_the_timeline, 4, "{tally:?}");
-    assert_eq!(status.timeline.samples.len(), 5);
+    // The hold's start is the one write in an hour; the autoscaler's task
+    // as it came (asked for, pending, running, healthy) is kept by the
+    // shell, not written.
+    assert_eq!(tally.writes, 1, "{tally:?}");
+    assert_eq!(tally.for_the_timeline, 0, "{tally:?}");
+    assert_eq!(status.timeline.samples.len(), 1);
+    assert_eq!(kept.len(), 4, "{} kept", kept.len());
     assert_eq!(
         status
             .timeline
@@ -274,7 +285,22 @@ fn an_hour_held_by_a_gate_writes_only_what_changed() {
         alarms: Some(&ok),
         serving_since: None,
     };
-    let d = decide(&ctx, &status, &svc.look());
+    let look = svc.look();
+    let mut d = decide(&ctx, &status, &look);
+    // The release is written: the kept looks ride on it, in their place.
+    crate::request::timeline::ride(&status, &mut d.status, &kept, &look, ctx.now);
+    let samples: Vec<u32> = d
+        .status
+        .timeline
+        .samples
+        .iter()
+        .map(|s| s.counts.desired)
+        .collect();
+    assert_eq!(samples.first(), Some(&4), "{samples:?}");
+    assert!(
+        samples.len() >= 5 && samples[1..].contains(&5),
+        "{samples:?}"
+    );
     let kinds: Vec<&MarkKind> = d.status.timeline.marks.iter().map(|m| &m.kind).collect();
     assert_eq!(
         kinds,
