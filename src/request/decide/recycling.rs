@@ -343,9 +343,9 @@ fn next_batch_ready(
 
 /// The batch serves and a watched pause follows (a canary's bake, a linear
 /// step's pace): the batch counts as recycled now, and the run looks again
-/// every poll interval until the pause ends, so that the gate alarms are
-/// read meanwhile (a hold or an abort meets the run before its next batch),
-/// and a cancel, a pause or a closed window act at once.
+/// as often as the gate alarms can change until the pause ends, so that
+/// they are read meanwhile (a hold or an abort meets the run before its
+/// next batch); a cancel or a pause wakes it, and a closed window ends it.
 fn start_watching(ctx: &Context, d: &mut Decision, pause: Pause, done: usize) {
     let until = match pause {
         Pause::Bake(bake) => {
@@ -383,7 +383,7 @@ fn start_watching(ctx: &Context, d: &mut Decision, pause: Pause, done: usize) {
     }
 }
 
-/// Within a watched pause: what it waits for, looked at again every poll.
+/// Within a watched pause: what it waits for, and when it is looked at again.
 fn watching(ctx: &Context, d: &mut Decision, until: DateTime<Utc>) {
     let (done, total) = d.status.progress();
     let number = d.status.batches.max(1);
@@ -400,7 +400,26 @@ fn watching(ctx: &Context, d: &mut Decision, until: DateTime<Utc>) {
             duration::format(whole_seconds(left))
         ),
     };
-    d.requeue = Some(left.min(ctx.poll).max(Duration::from_millis(1)));
+    d.requeue = Some(watch_again(ctx, left).max(Duration::from_millis(1)));
+}
+
+/// Alarms change at most once a period (10 s for a high-resolution alarm),
+/// so a watched pause reads them no more often than this.
+const GATE_LOOK: Duration = Duration::from_secs(10);
+
+/// When a watched pause is looked at again: only the gate alarms and the
+/// window can end it early (a cancel, a pause or an edit wakes the record
+/// by itself), so no look is made for anything else — a 5-minute bake
+/// makes 30 looks with a gate, not 150 at a 2 s poll, and one without.
+fn watch_again(ctx: &Context, left: Duration) -> Duration {
+    let mut next = left;
+    if ctx.spec.alarm_gate().is_some() {
+        next = next.min(ctx.poll.max(GATE_LOOK));
+    }
+    if let Some(end) = ctx.spec.not_after {
+        next = next.min((end - ctx.now).to_std().unwrap_or_default());
+    }
+    next
 }
 
 fn whole_seconds(d: Duration) -> Duration {

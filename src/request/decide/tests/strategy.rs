@@ -117,8 +117,8 @@ fn a_canary_stops_one_task_then_bakes_watched_then_goes_on_in_batches() {
     );
     assert_eq!(
         d.requeue,
-        Some(Duration::from_secs(5)),
-        "looked at every poll while baking"
+        Some(Duration::from_secs(10)),
+        "looked at as often as an alarm can change while baking"
     );
     assert!(
         d.status
