@@ -4,9 +4,8 @@
 //! the running world is `bed::inject`. A new kind is a variant of [`Fault`]
 //! and of [`FaultKind`], an arm in each match below and one in `inject`.
 //!
-//! Faults waiting for features not yet in the operator (task protection,
-//! Spot, capacity providers, the event feed) are listed in
-//! docs/failure-model.md with the simulator's control call for each.
+//! The kinds that came with the ECS beneath (task protection, ...) are
+//! drawn apart, from a generator of their own ([`FaultKind::pick_beneath`]).
 
 use crate::plan::{OnAlarm, RequestPlan, Schedule, StoreKind, between};
 
@@ -126,6 +125,18 @@ pub enum Fault {
     HookMisbehaves { mode: HookMode, held: f64 },
     /// DeleteService (force) of the service.
     ServiceDeleted { service: usize },
+    /// UpdateTaskProtection (signed by the campaign) of `count` of the
+    /// service's running tasks, the first at `pick` (a fraction) of them in
+    /// ARN order, for `minutes` of ECS's (seconds here: see
+    /// [`crate::shape::ECS_TIME_SCALE`]); cleared `cleared_after` later, if
+    /// the task does not let it expire.
+    Protect {
+        service: usize,
+        count: u32,
+        pick: f64,
+        minutes: u32,
+        cleared_after: Option<f64>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,10 +152,11 @@ pub enum FaultKind {
     AlarmFires,
     HookMisbehaves,
     ServiceDeleted,
+    Protect,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         Self::Kill,
         Self::Pause,
         Self::StoreStall,
@@ -156,7 +168,11 @@ impl FaultKind {
         Self::AlarmFires,
         Self::HookMisbehaves,
         Self::ServiceDeleted,
+        Self::Protect,
     ];
+
+    /// The kinds of the ECS beneath, drawn apart (see [`crate::plan::Schedule::draw`]).
+    const BENEATH: [FaultKind; 1] = [Self::Protect];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -171,6 +187,7 @@ impl FaultKind {
             Self::AlarmFires => "alarm flips",
             Self::HookMisbehaves => "hook misbehaves",
             Self::ServiceDeleted => "service deleted",
+            Self::Protect => "tasks protected",
         }
     }
 
@@ -184,13 +201,28 @@ impl FaultKind {
             | Self::UnhealthyTargets
             | Self::ForeignDeployment => 2,
             Self::ServiceDeleted => 1,
+            Self::Protect => 4,
         }
     }
 
+    /// One of the first catalogue's kinds, by weight.
     pub fn pick(rng: &mut fastrand::Rng) -> Self {
-        let total: u32 = Self::ALL.iter().map(|k| k.weight()).sum();
+        let first: Vec<FaultKind> = Self::ALL
+            .into_iter()
+            .filter(|k| !Self::BENEATH.contains(k))
+            .collect();
+        Self::pick_of(rng, &first)
+    }
+
+    /// One of the kinds of the ECS beneath, by weight.
+    pub fn pick_beneath(rng: &mut fastrand::Rng) -> Self {
+        Self::pick_of(rng, &Self::BENEATH)
+    }
+
+    fn pick_of(rng: &mut fastrand::Rng, kinds: &[FaultKind]) -> Self {
+        let total: u32 = kinds.iter().map(|k| k.weight()).sum();
         let mut n = rng.u32(..total);
-        for kind in Self::ALL {
+        for &kind in kinds {
             if n < kind.weight() {
                 return kind;
             }
@@ -294,6 +326,21 @@ impl FaultKind {
             Self::ServiceDeleted => Fault::ServiceDeleted {
                 service: any_service(rng),
             },
+            // Mostly where a request works, so a planned task is protected.
+            Self::Protect => {
+                let worked: Vec<usize> = s.requests.iter().map(|r| r.service).collect();
+                let service = match pick(rng, &worked) {
+                    Some(&i) if rng.f64() < 0.8 => i,
+                    _ => any_service(rng),
+                };
+                Fault::Protect {
+                    service,
+                    count: rng.u32(1..=2),
+                    pick: rng.f64(),
+                    minutes: rng.u32(1..=6),
+                    cleared_after: rng.bool().then(|| held(rng, 0.3, 3.0)),
+                }
+            }
         })
     }
 }
@@ -316,6 +363,7 @@ impl Fault {
             Self::AlarmFires { .. } => FaultKind::AlarmFires,
             Self::HookMisbehaves { .. } => FaultKind::HookMisbehaves,
             Self::ServiceDeleted { .. } => FaultKind::ServiceDeleted,
+            Self::Protect { .. } => FaultKind::Protect,
         }
     }
 
@@ -334,6 +382,7 @@ impl Fault {
             | Self::UnhealthyTargets { held: t, .. }
             | Self::AlarmFires { held: t }
             | Self::HookMisbehaves { held: t, .. } => t,
+            Self::Protect { cleared_after, .. } => cleared_after.unwrap_or(0.0),
             Self::Scale { .. } | Self::ForeignDeployment { .. } | Self::ServiceDeleted { .. } => {
                 0.0
             }
@@ -394,6 +443,21 @@ impl Fault {
             Self::AlarmFires { held } => format!("gate alarm in ALARM for {held:.3}s"),
             Self::HookMisbehaves { mode, held } => format!("hook answers {mode:?} for {held:.3}s"),
             Self::ServiceDeleted { service: i } => format!("DeleteService {}", service(i)),
+            Self::Protect {
+                service: i,
+                count,
+                pick,
+                minutes,
+                cleared_after,
+            } => format!(
+                "protect {count} of {}'s tasks (from {:.0}% in) for {minutes} min ({:.0}s here){}",
+                service(i),
+                pick * 100.0,
+                f64::from(minutes) * 60.0 / crate::shape::ECS_TIME_SCALE,
+                cleared_after
+                    .map(|t| format!(", cleared {t:.3}s later"))
+                    .unwrap_or_default()
+            ),
         }
     }
 
@@ -418,7 +482,8 @@ impl Fault {
             | Self::StoreStall { .. }
             | Self::Throttle { .. }
             | Self::Scale { .. }
-            | Self::ForeignDeployment { .. } => false,
+            | Self::ForeignDeployment { .. }
+            | Self::Protect { .. } => false,
         }
     }
 }

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::nemesis::{Fault, FaultKind};
+use crate::shape::Protection;
 
 /// The one cluster every service of a schedule is in.
 pub const CLUSTER: &str = "c1";
@@ -75,6 +76,8 @@ pub struct RequestPlan {
     pub cancel_at: Option<f64>,
     /// `ecs-recycler pause` at the first, `resume` the second later.
     pub pause: Option<(f64, f64)>,
+    /// What it does with tasks protected from scale-in.
+    pub protection: Protection,
 }
 
 /// A fault at a time, seconds into the run.
@@ -93,6 +96,9 @@ pub struct Schedule {
     pub requests: Vec<RequestPlan>,
     pub faults: Vec<Timed>,
 }
+
+/// Salts the seed of the second generator (see [`Schedule::draw`]).
+const BENEATH: u64 = 0x6265_6e65_6174_6821;
 
 /// A uniform draw in `[lo, hi)`, to the millisecond so a schedule prints as it runs.
 pub fn between(rng: &mut fastrand::Rng, lo: f64, hi: f64) -> f64 {
@@ -131,6 +137,20 @@ impl Schedule {
                 schedule.faults.push(Timed { at, fault });
             }
         }
+        // What came with the ECS beneath (protection, Spot, the event feed,
+        // strategies) is drawn from a generator of its own, after the rest:
+        // a seed keeps the world, workload and faults it drew before them.
+        let mut rng = fastrand::Rng::with_seed(seed ^ BENEATH);
+        for r in &mut schedule.requests {
+            r.protection = Protection::draw(&mut rng);
+        }
+        for _ in 0..rng.usize(1..=3) {
+            let kind = FaultKind::pick_beneath(&mut rng);
+            if let Some(fault) = kind.draw(&mut rng, &schedule) {
+                let at = between(&mut rng, 0.5, WINDOW);
+                schedule.faults.push(Timed { at, fault });
+            }
+        }
         schedule.faults.sort_by(|a, b| a.at.total_cmp(&b.at));
         schedule
     }
@@ -152,6 +172,7 @@ impl Schedule {
             };
             spec["gates"] = json!({"alarms": {"names": [alarm], "onAlarm": on_alarm}});
         }
+        r.protection.write(&mut spec);
         if let Some(hook) = &r.hook {
             spec["hooks"] = json!([{
                 "url": hook_url,
@@ -226,6 +247,7 @@ impl Schedule {
             },
             r.wait_ms
         );
+        text.push_str(&r.protection.describe());
         if let Some(gate) = r.gate {
             text.push_str(&format!(", gate ({gate:?})"));
         }
@@ -292,6 +314,7 @@ fn draw_request(rng: &mut fastrand::Rng, i: usize, services: &[ServicePlan]) -> 
         cancel_at: (rng.f64() < 0.15).then(|| between(rng, at + 0.5, at + 6.0)),
         pause: (rng.f64() < 0.15)
             .then(|| (between(rng, at + 0.3, at + 4.0), between(rng, 0.5, 2.5))),
+        protection: Protection::Default,
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Bed {
     pub watch: Watch,
     /// The replica each lasting fault hit, until it is healed.
     hit: std::collections::HashMap<String, usize>,
+    /// The tasks each protection fault protected, until it is cleared.
+    protected: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl Bed {
@@ -80,8 +82,11 @@ impl Bed {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let sim = SimProcess::start(&shared.binary, schedule.seed, &dir.join("sim.log")).await?;
-        sim.control("/_sim/config", json!({"targetTimeScale": 20}))
-            .await?;
+        sim.control(
+            "/_sim/config",
+            json!({"targetTimeScale": 20, "ecsTimeScale": crate::shape::ECS_TIME_SCALE}),
+        )
+        .await?;
         let sim_config = test_support::sdk_config(&sim.url, true).await;
         let moto_config = test_support::sdk_config(&shared.moto_url, true).await;
         let clients = Clients {
@@ -123,6 +128,7 @@ impl Bed {
             hooks,
             watch: Watch::default(),
             hit: std::collections::HashMap::new(),
+            protected: std::collections::HashMap::new(),
         })
     }
 

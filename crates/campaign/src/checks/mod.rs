@@ -29,6 +29,7 @@ pub enum Invariant {
     StoppedOnce,
     ReplacementStopped,
     ProtectedStopped,
+    LeftRunning,
     Surge,
     Fence,
     Liveness,
@@ -38,11 +39,12 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 11] = [
         Self::Capacity,
         Self::StoppedOnce,
         Self::ReplacementStopped,
         Self::ProtectedStopped,
+        Self::LeftRunning,
         Self::Surge,
         Self::Fence,
         Self::Liveness,
@@ -57,6 +59,7 @@ impl Invariant {
             Self::StoppedOnce => "each planned task stopped at most once",
             Self::ReplacementStopped => "no replacement or unplanned task stopped",
             Self::ProtectedStopped => "no task stopped while protected from scale-in",
+            Self::LeftRunning => "a run that succeeded left only protected tasks running",
             Self::Surge => "surge applied once, taken back once or left",
             Self::Fence => "no mutating call outside the caller's lease",
             Self::Liveness => "every request ends, in a phase its faults allow",

@@ -34,6 +34,7 @@ fn schedule(faults: Vec<Fault>) -> Schedule {
             hook: None,
             cancel_at: None,
             pause: None,
+            protection: crate::shape::Protection::Default,
         }],
         faults: faults
             .into_iter()
@@ -173,8 +174,9 @@ impl Case {
     }
 }
 
-/// A surged recycle of t1..t3 by r0-1: surge 3 -> 4 at t=2, t1 stopped at
-/// t=3 with t4 (the surge's task) and t2, t3 serving, restore at t=9.
+/// A surged recycle of t1 (its plan: a selector left t2, t3 out) by r0-1:
+/// surge 3 -> 4 at t=2, t1 stopped at t=3 with t4 (the surge's task) and
+/// t2, t3 serving, restore at t=9.
 fn good_run() -> Case {
     let calls = vec![
         update_call(2.0, 4, "r0-1"),
@@ -189,10 +191,7 @@ fn good_run() -> Case {
         task(5, 3.1, None),
     ];
     let timeline = timeline(calls, tasks, &[(0.0, 3), (2.0, 4), (9.0, 3)]);
-    Case::new(
-        timeline,
-        vec![run(1.0, Some(10.0), &[1, 2, 3], Some((3, 4)))],
-    )
+    Case::new(timeline, vec![run(1.0, Some(10.0), &[1], Some((3, 4)))])
 }
 
 #[test]
@@ -364,6 +363,34 @@ fn a_protected_task_stopped_is_found() {
     assert!(!case.found().contains(&Invariant::ProtectedStopped));
     case.timeline.tasks[0].transitions[2].protected = true;
     assert!(case.found().contains(&Invariant::ProtectedStopped));
+}
+
+fn protect_call(t: f64, n: u32, enabled: bool, minutes: u32) -> Value {
+    json!({"t": t, "op": "UpdateTaskProtection", "caller": "local", "params": {
+        "cluster": "c1", "tasks": [arn(n)], "protectionEnabled": enabled, "expiresInMinutes": minutes}})
+}
+
+#[test]
+fn a_succeeded_run_that_left_an_unprotected_planned_task_running_is_found() {
+    let mut case = good_run();
+    case.runs[0].tasks.push(arn(2));
+    assert!(case.found().contains(&Invariant::LeftRunning));
+    // Protected for a minute of ECS's (a second here) from t=4: left for it.
+    let protect = serde_json::from_value(protect_call(4.0, 2, true, 1)).unwrap();
+    case.timeline.calls.push(protect);
+    assert!(!case.found().contains(&Invariant::LeftRunning));
+    // Protected only before the run, or cleared before it planned: not a reason.
+    case.timeline.calls.pop();
+    for call in [
+        protect_call(0.1, 2, true, 1),
+        protect_call(0.5, 2, false, 1),
+    ] {
+        case.timeline
+            .calls
+            .insert(0, serde_json::from_value(call).unwrap());
+    }
+    case.timeline.calls.swap(0, 1);
+    assert!(case.found().contains(&Invariant::LeftRunning));
 }
 
 #[test]
