@@ -4,7 +4,8 @@
 //! the running world is `bed::inject`. A new kind is a variant of [`Fault`]
 //! and of [`FaultKind`], an arm in each match below and one in `inject`.
 //!
-//! The kinds that came with the ECS beneath (task protection, ...) are
+//! The kinds that came with the ECS beneath (task protection, Spot, the
+//! event feed) are
 //! drawn apart, from a generator of their own ([`FaultKind::pick_beneath`]).
 
 use crate::plan::{OnAlarm, RequestPlan, Schedule, StoreKind, between};
@@ -20,6 +21,34 @@ pub enum HookMode {
     InProgress,
     /// HTTP 500: no verdict, retried with backoff.
     Error,
+}
+
+/// How the event feed misbehaves while a [`Fault::Feed`] lasts (the
+/// simulator's `events` config, as EventBridge's at-least-once, unordered
+/// delivery can).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FeedMode {
+    /// Each event lost with this probability.
+    Drop(f64),
+    /// Each event sent twice with this probability.
+    Duplicate(f64),
+    /// Each copy held up to a second more, so they leave out of order.
+    Reorder,
+    /// Nothing sent.
+    Silent,
+}
+
+impl FeedMode {
+    /// The simulator's `events` settings for it, beside the queue's URL.
+    pub fn settings(self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Self::Drop(p) => json!({"drop": p}),
+            Self::Duplicate(p) => json!({"duplicate": p}),
+            Self::Reorder => json!({"reorder": true, "reorderWindow": "1s"}),
+            Self::Silent => json!({"silent": true}),
+        }
+    }
 }
 
 /// How long an aimed store stall waits for its write.
@@ -137,6 +166,12 @@ pub enum Fault {
         minutes: u32,
         cleared_after: Option<f64>,
     },
+    /// Fargate Spot interrupts one of the service's RUNNING FARGATE_SPOT
+    /// tasks (`/_sim/spot-interruptions`): the newest (a replacement, once
+    /// a run has started one) or the oldest (a planned task).
+    Spot { service: usize, newest: bool },
+    /// The event feed misbehaves in `mode` for `held`.
+    Feed { mode: FeedMode, held: f64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -153,10 +188,12 @@ pub enum FaultKind {
     HookMisbehaves,
     ServiceDeleted,
     Protect,
+    Spot,
+    Feed,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 14] = [
         Self::Kill,
         Self::Pause,
         Self::StoreStall,
@@ -169,10 +206,12 @@ impl FaultKind {
         Self::HookMisbehaves,
         Self::ServiceDeleted,
         Self::Protect,
+        Self::Spot,
+        Self::Feed,
     ];
 
     /// The kinds of the ECS beneath, drawn apart (see [`crate::plan::Schedule::draw`]).
-    const BENEATH: [FaultKind; 1] = [Self::Protect];
+    const BENEATH: [FaultKind; 3] = [Self::Protect, Self::Spot, Self::Feed];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -188,6 +227,8 @@ impl FaultKind {
             Self::HookMisbehaves => "hook misbehaves",
             Self::ServiceDeleted => "service deleted",
             Self::Protect => "tasks protected",
+            Self::Spot => "Spot interruption",
+            Self::Feed => "event feed faulty",
         }
     }
 
@@ -201,7 +242,7 @@ impl FaultKind {
             | Self::UnhealthyTargets
             | Self::ForeignDeployment => 2,
             Self::ServiceDeleted => 1,
-            Self::Protect => 4,
+            Self::Protect | Self::Spot | Self::Feed => 4,
         }
     }
 
@@ -341,6 +382,36 @@ impl FaultKind {
                     cleared_after: rng.bool().then(|| held(rng, 0.3, 3.0)),
                 }
             }
+            // Mostly where a request works; a replacement half the time.
+            Self::Spot => {
+                let on_spot = |i: &usize| s.services[*i].spot.is_some();
+                let mut able: Vec<usize> = s
+                    .requests
+                    .iter()
+                    .map(|r| r.service)
+                    .filter(on_spot)
+                    .collect();
+                if able.is_empty() || rng.f64() < 0.2 {
+                    able = (0..s.services.len()).filter(on_spot).collect();
+                }
+                Fault::Spot {
+                    service: *pick(rng, &able)?,
+                    newest: rng.bool(),
+                }
+            }
+            Self::Feed if s.events => {
+                let mode = match rng.u32(..4) {
+                    0 => FeedMode::Drop(held(rng, 0.3, 1.0)),
+                    1 => FeedMode::Duplicate(held(rng, 0.3, 1.0)),
+                    2 => FeedMode::Reorder,
+                    _ => FeedMode::Silent,
+                };
+                Fault::Feed {
+                    mode,
+                    held: held(rng, 1.0, 5.0),
+                }
+            }
+            Self::Feed => return None,
         })
     }
 }
@@ -364,6 +435,8 @@ impl Fault {
             Self::HookMisbehaves { .. } => FaultKind::HookMisbehaves,
             Self::ServiceDeleted { .. } => FaultKind::ServiceDeleted,
             Self::Protect { .. } => FaultKind::Protect,
+            Self::Spot { .. } => FaultKind::Spot,
+            Self::Feed { .. } => FaultKind::Feed,
         }
     }
 
@@ -381,11 +454,13 @@ impl Fault {
             | Self::FailedStarts { held: t, .. }
             | Self::UnhealthyTargets { held: t, .. }
             | Self::AlarmFires { held: t }
-            | Self::HookMisbehaves { held: t, .. } => t,
+            | Self::HookMisbehaves { held: t, .. }
+            | Self::Feed { held: t, .. } => t,
             Self::Protect { cleared_after, .. } => cleared_after.unwrap_or(0.0),
-            Self::Scale { .. } | Self::ForeignDeployment { .. } | Self::ServiceDeleted { .. } => {
-                0.0
-            }
+            Self::Scale { .. }
+            | Self::ForeignDeployment { .. }
+            | Self::ServiceDeleted { .. }
+            | Self::Spot { .. } => 0.0,
         }
     }
 
@@ -458,6 +533,12 @@ impl Fault {
                     .map(|t| format!(", cleared {t:.3}s later"))
                     .unwrap_or_default()
             ),
+            Self::Feed { mode, held } => format!("event feed {mode:?} for {held:.3}s"),
+            Self::Spot { service: i, newest } => format!(
+                "Fargate Spot interrupts the {} of {}'s Spot tasks",
+                if newest { "newest" } else { "oldest" },
+                service(i)
+            ),
         }
     }
 
@@ -483,7 +564,9 @@ impl Fault {
             | Self::Throttle { .. }
             | Self::Scale { .. }
             | Self::ForeignDeployment { .. }
-            | Self::Protect { .. } => false,
+            | Self::Protect { .. }
+            | Self::Spot { .. }
+            | Self::Feed { .. } => false,
         }
     }
 }

@@ -45,6 +45,17 @@ pub struct ServicePlan {
     pub load_balancer: bool,
     /// An Application Auto Scaling target: (min, max).
     pub autoscaling: Option<(u32, u32)>,
+    /// On a capacity provider strategy with FARGATE_SPOT.
+    pub spot: Option<Spot>,
+}
+
+/// A service's capacity provider strategy with Fargate Spot in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spot {
+    /// FARGATE_SPOT alone.
+    Only,
+    /// FARGATE for the first task (`base` 1), then both by equal weight.
+    Mixed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +106,9 @@ pub struct Schedule {
     pub services: Vec<ServicePlan>,
     pub requests: Vec<RequestPlan>,
     pub faults: Vec<Timed>,
+    /// The replicas read ECS's events (`--events-queue`) from a queue on
+    /// moto that the simulator sends them to.
+    pub events: bool,
 }
 
 /// Salts the seed of the second generator (see [`Schedule::draw`]).
@@ -129,6 +143,7 @@ impl Schedule {
             services,
             requests,
             faults: Vec::new(),
+            events: false,
         };
         for _ in 0..rng.usize(3..=7) {
             let kind = FaultKind::pick(&mut rng);
@@ -141,9 +156,13 @@ impl Schedule {
         // strategies) is drawn from a generator of its own, after the rest:
         // a seed keeps the world, workload and faults it drew before them.
         let mut rng = fastrand::Rng::with_seed(seed ^ BENEATH);
+        for s in &mut schedule.services {
+            s.spot = (rng.f64() < 0.4).then(|| if rng.bool() { Spot::Only } else { Spot::Mixed });
+        }
         for r in &mut schedule.requests {
             r.protection = Protection::draw(&mut rng);
         }
+        schedule.events = rng.f64() < 0.5;
         for _ in 0..rng.usize(1..=3) {
             let kind = FaultKind::pick_beneath(&mut rng);
             if let Some(fault) = kind.draw(&mut rng, &schedule) {
@@ -190,10 +209,15 @@ impl Schedule {
     /// with its time into the run.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "seed {}: store {}, {} replica(s)",
+            "seed {}: store {}, {} replica(s){}",
             self.seed,
             self.store.name(),
-            self.replicas
+            self.replicas,
+            if self.events {
+                ", reading ECS's events"
+            } else {
+                ""
+            }
         )];
         for s in &self.services {
             lines.push(format!(
@@ -210,6 +234,14 @@ impl Schedule {
                     .map(|(lo, hi)| format!(", autoscaling {lo}..{hi}"))
                     .unwrap_or_default()
             ));
+            match s.spot {
+                Some(Spot::Only) => lines.last_mut().unwrap().push_str(", on FARGATE_SPOT"),
+                Some(Spot::Mixed) => lines
+                    .last_mut()
+                    .unwrap()
+                    .push_str(", on FARGATE (base 1) and FARGATE_SPOT"),
+                None => {}
+            }
         }
         let mut actions: Vec<(f64, String)> = Vec::new();
         for r in &self.requests {
@@ -274,6 +306,7 @@ fn draw_service(rng: &mut fastrand::Rng, i: usize) -> ServicePlan {
         health_check: rng.bool(),
         load_balancer: rng.f64() < 0.4,
         autoscaling: (rng.f64() < 0.6).then_some((1, tasks + 4)),
+        spot: None,
     }
 }
 

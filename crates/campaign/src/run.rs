@@ -169,10 +169,12 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
     let verdict = checks::check(&evidence);
     let found = !verdict.violations.is_empty();
     let kept = if found || shared.keep {
-        let path = bed.dir.join("timeline.json");
-        let (_, body) =
-            test_support::raw_request(&bed.sim.url, "GET", "/_sim/timeline", &[], b"").await;
-        let _ = std::fs::write(path, body);
+        for what in ["timeline", "events"] {
+            let (_, body) =
+                test_support::raw_request(&bed.sim.url, "GET", &format!("/_sim/{what}"), &[], b"")
+                    .await;
+            let _ = std::fs::write(bed.dir.join(format!("{what}.json")), body);
+        }
         Some(bed.dir.clone())
     } else {
         let _ = std::fs::remove_dir_all(&bed.dir);

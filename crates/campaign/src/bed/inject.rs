@@ -169,6 +169,26 @@ impl Bed {
                 self.protected.insert(fault_key(f), tasks);
                 Ok(true)
             }
+            Fault::Spot { service, newest } => {
+                let on_spot = self.running_tasks(service).await?.into_iter();
+                let on_spot = on_spot.filter(|t| t.spot);
+                let task = if newest {
+                    on_spot.max_by(|a, b| a.created.total_cmp(&b.created))
+                } else {
+                    on_spot.min_by(|a, b| a.created.total_cmp(&b.created))
+                };
+                let Some(task) = task else {
+                    return Ok(false);
+                };
+                self.sim
+                    .control(
+                        "/_sim/spot-interruptions",
+                        json!({"cluster": CLUSTER, "task": task.arn}),
+                    )
+                    .await?;
+                Ok(true)
+            }
+            Fault::Feed { mode, .. } => self.feed(Some(mode.settings())).await,
         }
     }
 
@@ -209,6 +229,9 @@ impl Bed {
             }
             Fault::AlarmFires { .. } => self.set_alarm(StateValue::Ok).await?,
             Fault::HookMisbehaves { .. } => self.set_hook_mode(None),
+            Fault::Feed { .. } => {
+                self.feed(None).await?;
+            }
             Fault::Protect { .. } => {
                 if let Some(tasks) = self.protected.remove(&fault_key(f)) {
                     self.protect(&tasks, None).await?;
@@ -216,7 +239,8 @@ impl Bed {
             }
             Fault::Scale { .. }
             | Fault::ForeignDeployment { .. }
-            | Fault::ServiceDeleted { .. } => {}
+            | Fault::ServiceDeleted { .. }
+            | Fault::Spot { .. } => {}
         }
         Ok(None)
     }
@@ -329,6 +353,25 @@ impl Bed {
         }
         call.send().await?;
         Ok(())
+    }
+
+    /// The simulator's event feed to the schedule's queue, with `faults`
+    /// (none: a faithful feed); false when the replicas read no events.
+    async fn feed(&self, faults: Option<Value>) -> anyhow::Result<bool> {
+        let Some(queue) = &self.events_queue else {
+            return Ok(false);
+        };
+        let mut events = json!({"sqsQueueUrl": queue});
+        if let Some(Value::Object(faults)) = faults {
+            events
+                .as_object_mut()
+                .into_iter()
+                .for_each(|e| e.extend(faults.clone()));
+        }
+        self.sim
+            .control("/_sim/config", json!({ "events": events }))
+            .await?;
+        Ok(true)
     }
 
     /// The service's task faults (`null`: back to none).

@@ -24,7 +24,7 @@ use test_support::lifecycle::{HookReceiver, Reply};
 use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
 
 use crate::nemesis::HookMode;
-use crate::plan::{CLUSTER, HOOK_SECRET_ENV, Schedule, ServicePlan, StoreKind};
+use crate::plan::{CLUSTER, HOOK_SECRET_ENV, Schedule, ServicePlan, Spot, StoreKind};
 use crate::watch::{Act, Watch};
 use replicas::Replicas;
 use sim::SimProcess;
@@ -70,6 +70,8 @@ pub struct Bed {
     pub watch: Watch,
     /// The replica each lasting fault hit, until it is healed.
     hit: std::collections::HashMap<String, usize>,
+    /// The queue the simulator sends ECS's events to and the replicas read.
+    pub events_queue: Option<String>,
     /// The tasks each protection fault protected, until it is cleared.
     protected: std::collections::HashMap<String, Vec<String>>,
 }
@@ -104,11 +106,20 @@ impl Bed {
         let hook_mode = Arc::new(AtomicU8::new(0));
         let hooks = hook_receiver(hook_mode.clone()).await;
         let moto_for_replicas = (schedule.store == StoreKind::Dynamo).then_some(&*shared.moto_url);
+        let mut env = replica_env(&sim.url, &shared.moto_url);
+        let events_queue = match schedule.events {
+            true => Some(events_queue(&sim, &moto_config, schedule.seed).await?),
+            false => None,
+        };
+        if let Some(queue) = &events_queue {
+            env.push(("AWS_ENDPOINT_URL_SQS".into(), shared.moto_url.clone()));
+            env.push(("ECS_RECYCLER_EVENTS_QUEUE".into(), queue.clone()));
+        }
         let replicas = Replicas::new(
             &shared.binary,
             &dir,
             store_args.clone(),
-            replica_env(&sim.url, &shared.moto_url),
+            env,
             schedule.replicas,
             moto_for_replicas,
         )
@@ -129,6 +140,7 @@ impl Bed {
             watch: Watch::default(),
             hit: std::collections::HashMap::new(),
             protected: std::collections::HashMap::new(),
+            events_queue,
         })
     }
 
@@ -268,8 +280,22 @@ async fn open_store(
 }
 
 async fn make_services(c: &Clients, services: &[ServicePlan]) -> anyhow::Result<()> {
+    if services.iter().any(|s| s.spot.is_some()) {
+        c.ecs.create_cluster().cluster_name(CLUSTER).send().await?;
+        c.ecs
+            .put_cluster_capacity_providers()
+            .cluster(CLUSTER)
+            .capacity_providers("FARGATE")
+            .capacity_providers("FARGATE_SPOT")
+            .set_default_capacity_provider_strategy(Some(Vec::new()))
+            .send()
+            .await
+            .context("the cluster's capacity providers")?;
+    }
     for s in services {
-        if s.load_balancer {
+        if let Some(spot) = s.spot {
+            service_on_spot(c, s, spot).await?;
+        } else if s.load_balancer {
             let settings = TargetGroupSettings {
                 deregistration_delay: 5,
                 ..TargetGroupSettings::default()
@@ -299,6 +325,73 @@ async fn make_services(c: &Clients, services: &[ServicePlan]) -> anyhow::Result<
         test_support::wait_steady(&c.ecs, CLUSTER, &s.name, Duration::from_secs(30)).await;
     }
     Ok(())
+}
+
+/// Service `s` on a capacity provider strategy with FARGATE_SPOT in it,
+/// behind its own target group when it has a load balancer (ECS's default
+/// percents, as the others).
+async fn service_on_spot(c: &Clients, s: &ServicePlan, spot: Spot) -> anyhow::Result<()> {
+    use aws_sdk_ecs::types::{CapacityProviderStrategyItem, LoadBalancer};
+    let item = |provider: &str, base: i32| {
+        CapacityProviderStrategyItem::builder()
+            .capacity_provider(provider)
+            .weight(1)
+            .base(base)
+            .build()
+    };
+    let strategy = match spot {
+        Spot::Only => vec![item("FARGATE_SPOT", 0)?],
+        Spot::Mixed => vec![item("FARGATE", 1)?, item("FARGATE_SPOT", 0)?],
+    };
+    test_support::register_task_definition(&c.ecs, &s.name, s.health_check).await;
+    let mut create = c
+        .ecs
+        .create_service()
+        .cluster(CLUSTER)
+        .service_name(&s.name)
+        .task_definition(&s.name)
+        .desired_count(s.tasks as i32)
+        .set_capacity_provider_strategy(Some(strategy));
+    if s.load_balancer {
+        let settings = TargetGroupSettings {
+            deregistration_delay: 5,
+            ..TargetGroupSettings::default()
+        };
+        let tg = target_group(&c.elb, &s.name, settings).await;
+        create = create.load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(tg)
+                .container_name("app")
+                .container_port(80)
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .with_context(|| format!("create {} on Fargate Spot", s.name))?;
+    Ok(())
+}
+
+/// A queue of this schedule's own on moto, and the simulator sending ECS's
+/// events to it as an EventBridge rule would; answers its URL.
+async fn events_queue(
+    sim: &SimProcess,
+    moto: &aws_config::SdkConfig,
+    seed: u64,
+) -> anyhow::Result<String> {
+    let sqs = aws_sdk_sqs::Client::new(moto);
+    let name = format!("events-{seed}-{}", std::process::id());
+    let created = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .with_context(|| format!("create the queue {name} on moto"))?;
+    let url = created.queue_url().context("the queue's URL")?.to_string();
+    sim.control("/_sim/config", json!({"events": {"sqsQueueUrl": url}}))
+        .await?;
+    Ok(url)
 }
 
 /// The hook receiver: `succeeded` unless a fault sets another mode.

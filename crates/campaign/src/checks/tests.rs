@@ -22,6 +22,7 @@ fn schedule(faults: Vec<Fault>) -> Schedule {
             health_check: false,
             load_balancer: false,
             autoscaling: None,
+            spot: None,
         }],
         requests: vec![RequestPlan {
             name: "r0".into(),
@@ -40,6 +41,7 @@ fn schedule(faults: Vec<Fault>) -> Schedule {
             .into_iter()
             .map(|fault| Timed { at: 1.0, fault })
             .collect(),
+        events: false,
     }
 }
 
