@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::nemesis::{Fault, FaultKind};
-use crate::shape::Protection;
+use crate::shape::{Protection, Shape};
 
 /// The one cluster every service of a schedule is in.
 pub const CLUSTER: &str = "c1";
@@ -89,6 +89,8 @@ pub struct RequestPlan {
     pub pause: Option<(f64, f64)>,
     /// What it does with tasks protected from scale-in.
     pub protection: Protection,
+    /// Its strategy.
+    pub shape: Shape,
 }
 
 /// A fault at a time, seconds into the run.
@@ -161,6 +163,7 @@ impl Schedule {
         }
         for r in &mut schedule.requests {
             r.protection = Protection::draw(&mut rng);
+            r.shape = Shape::draw(&mut rng);
         }
         schedule.events = rng.f64() < 0.5;
         for _ in 0..rng.usize(1..=3) {
@@ -192,6 +195,7 @@ impl Schedule {
             spec["gates"] = json!({"alarms": {"names": [alarm], "onAlarm": on_alarm}});
         }
         r.protection.write(&mut spec);
+        r.shape.write(&mut spec);
         if let Some(hook) = &r.hook {
             spec["hooks"] = json!([{
                 "url": hook_url,
@@ -268,10 +272,13 @@ impl Schedule {
 
     fn describe_request(&self, r: &RequestPlan) -> String {
         let mut text = format!(
-            "request {} on {}: batch {}, {}, wait {}ms",
+            "request {} on {}: {}, {}, wait {}ms",
             r.name,
             self.services[r.service].name,
-            r.batch_size,
+            match r.shape.has_batches() {
+                true => format!("batch {}", r.batch_size),
+                false => "no batchSize".into(),
+            },
             if r.maintain_capacity {
                 "surge"
             } else {
@@ -279,6 +286,7 @@ impl Schedule {
             },
             r.wait_ms
         );
+        text.push_str(&r.shape.describe());
         text.push_str(&r.protection.describe());
         if let Some(gate) = r.gate {
             text.push_str(&format!(", gate ({gate:?})"));
@@ -348,6 +356,7 @@ fn draw_request(rng: &mut fastrand::Rng, i: usize, services: &[ServicePlan]) -> 
         pause: (rng.f64() < 0.15)
             .then(|| (between(rng, at + 0.3, at + 4.0), between(rng, 0.5, 2.5))),
         protection: Protection::Default,
+        shape: Shape::Batches,
     }
 }
 

@@ -92,7 +92,9 @@ pub struct Run {
     pub original_desired: Option<u32>,
     pub tasks: Vec<String>,
     pub maintain_capacity: bool,
-    pub batch_size: u32,
+    /// The largest batch its spec makes of its plan (see
+    /// [`crate::shape::largest_batch`]): what may be down at once without a surge.
+    pub largest_batch: u32,
     pub surge: Option<(u32, u32)>,
 }
 
@@ -105,6 +107,14 @@ impl Run {
                 .map(|d| clock.from_epoch(d.timestamp_millis() as f64 / 1000.0))
         };
         let plan = &status["plan"];
+        let tasks: Vec<String> = plan["tasks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             name: name.to_string(),
             service: spec["service"].as_str().unwrap_or_default().to_string(),
@@ -113,16 +123,9 @@ impl Run {
             planned_at: time(&plan["plannedAt"]),
             finished_at: time(&status["finishedAt"]),
             original_desired: plan["originalDesired"].as_u64().map(|n| n as u32),
-            tasks: plan["tasks"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            largest_batch: crate::shape::largest_batch(spec, tasks.len()) as u32,
+            tasks,
             maintain_capacity: spec["maintainCapacity"].as_bool().unwrap_or(true),
-            batch_size: spec["batchSize"].as_u64().unwrap_or(1) as u32,
             surge: status["surge"]["from"]
                 .as_u64()
                 .zip(status["surge"]["to"].as_u64())

@@ -36,6 +36,7 @@ fn schedule(faults: Vec<Fault>) -> Schedule {
             cancel_at: None,
             pause: None,
             protection: crate::shape::Protection::Default,
+            shape: crate::shape::Shape::Batches,
         }],
         faults: faults
             .into_iter()
@@ -109,7 +110,7 @@ fn run(planned: f64, finished: Option<f64>, tasks: &[u32], surge: Option<(u32, u
         original_desired: Some(3),
         tasks: tasks.iter().map(|n| arn(*n)).collect(),
         maintain_capacity: true,
-        batch_size: 1,
+        largest_batch: 1,
         surge,
     }
 }
@@ -408,6 +409,29 @@ fn a_stop_as_one_run_ends_and_the_next_begins_is_judged_by_either_plan() {
         .push(serde_json::from_value(stop_call(10.01, 5, "r0-1")).unwrap());
     assert!(
         !case.found().contains(&Invariant::ReplacementStopped),
+        "{:?}",
+        case.verdict().violations
+    );
+}
+
+#[test]
+fn without_a_surge_the_floor_follows_the_largest_batch_of_the_strategy() {
+    // Unsurged, t1 and t2 stopped at once at t=3 (no t4): one left serving.
+    let mut case = good_run();
+    case.timeline.tasks.retain(|t| !t.task_arn.ends_with("/t4"));
+    let second = stop_call(3.0, 2, "r0-1");
+    case.timeline
+        .calls
+        .insert(2, serde_json::from_value(second).unwrap());
+    case.timeline.tasks[1] = serde_json::from_value(task(2, 0.0, Some((3.0, json!(2))))).unwrap();
+    case.runs[0].maintain_capacity = false;
+    case.runs[0].tasks = vec![arn(1), arn(2)];
+    // Batches of one: a floor of 2, broken.
+    assert!(case.found().contains(&Invariant::Capacity));
+    // All at once (both planned tasks in one batch): a floor of 1, kept.
+    case.runs[0].largest_batch = 2;
+    assert!(
+        !case.found().contains(&Invariant::Capacity),
         "{:?}",
         case.verdict().violations
     );
