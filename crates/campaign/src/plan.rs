@@ -47,6 +47,10 @@ pub struct ServicePlan {
     pub autoscaling: Option<(u32, u32)>,
     /// On a capacity provider strategy with FARGATE_SPOT.
     pub spot: Option<Spot>,
+    /// On an EC2 capacity provider with managed scaling, one instance with
+    /// room for its tasks and none more: the surge waits for a launch.
+    /// Never behind a load balancer, never on Spot.
+    pub ec2: bool,
 }
 
 /// A service's capacity provider strategy with Fargate Spot in it.
@@ -160,6 +164,7 @@ impl Schedule {
         let mut rng = fastrand::Rng::with_seed(seed ^ BENEATH);
         for s in &mut schedule.services {
             s.spot = (rng.f64() < 0.4).then(|| if rng.bool() { Spot::Only } else { Spot::Mixed });
+            s.ec2 = s.spot.is_none() && !s.load_balancer && rng.f64() < 0.3;
         }
         for r in &mut schedule.requests {
             r.protection = Protection::draw(&mut rng);
@@ -246,6 +251,10 @@ impl Schedule {
                     .push_str(", on FARGATE (base 1) and FARGATE_SPOT"),
                 None => {}
             }
+            if s.ec2 {
+                let line = lines.last_mut().unwrap();
+                line.push_str(", on EC2 (managed scaling, no room to spare)");
+            }
         }
         let mut actions: Vec<(f64, String)> = Vec::new();
         for r in &self.requests {
@@ -315,6 +324,7 @@ fn draw_service(rng: &mut fastrand::Rng, i: usize) -> ServicePlan {
         load_balancer: rng.f64() < 0.4,
         autoscaling: (rng.f64() < 0.6).then_some((1, tasks + 4)),
         spot: None,
+        ec2: false,
     }
 }
 

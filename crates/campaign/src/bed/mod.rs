@@ -7,11 +7,11 @@
 pub mod inject;
 pub mod replicas;
 pub mod sim;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_cloudwatch::types::StateValue;
@@ -21,10 +21,9 @@ use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::json;
 use test_support::lifecycle::{HookReceiver, Reply};
-use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
 
 use crate::nemesis::HookMode;
-use crate::plan::{CLUSTER, HOOK_SECRET_ENV, Schedule, ServicePlan, Spot, StoreKind};
+use crate::plan::{HOOK_SECRET_ENV, Schedule, StoreKind};
 use crate::watch::{Act, Watch};
 use replicas::Replicas;
 use sim::SimProcess;
@@ -97,7 +96,7 @@ impl Bed {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sim_config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&moto_config),
         };
-        make_services(&clients, &schedule.services).await?;
+        world::make_services(&sim, &clients, &schedule.services).await?;
         let (store, store_args) = open_store(&schedule, &dir, &moto_config).await?;
         let alarm = format!("gate-{}-{}", schedule.seed, std::process::id());
         test_support::alarm::put_gate_alarm(&clients.cloudwatch, &alarm)
@@ -277,100 +276,6 @@ async fn open_store(
             Ok((AnyStore::Dynamo(store), vec!["--table".into(), table]))
         }
     }
-}
-
-async fn make_services(c: &Clients, services: &[ServicePlan]) -> anyhow::Result<()> {
-    if services.iter().any(|s| s.spot.is_some()) {
-        c.ecs.create_cluster().cluster_name(CLUSTER).send().await?;
-        c.ecs
-            .put_cluster_capacity_providers()
-            .cluster(CLUSTER)
-            .capacity_providers("FARGATE")
-            .capacity_providers("FARGATE_SPOT")
-            .set_default_capacity_provider_strategy(Some(Vec::new()))
-            .send()
-            .await
-            .context("the cluster's capacity providers")?;
-    }
-    for s in services {
-        if let Some(spot) = s.spot {
-            service_on_spot(c, s, spot).await?;
-        } else if s.load_balancer {
-            let settings = TargetGroupSettings {
-                deregistration_delay: 5,
-                ..TargetGroupSettings::default()
-            };
-            let tg = target_group(&c.elb, &s.name, settings).await;
-            let mut behind = Behind::new(CLUSTER, &s.name, s.tasks as i32, &tg);
-            behind.health_check = s.health_check;
-            service_behind(&c.ecs, &behind).await;
-        } else {
-            test_support::create_service(&c.ecs, CLUSTER, &s.name, s.tasks as i32, s.health_check)
-                .await;
-        }
-        if let Some((min, max)) = s.autoscaling {
-            use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-            c.aas
-                .register_scalable_target()
-                .service_namespace(ServiceNamespace::Ecs)
-                .resource_id(format!("service/{CLUSTER}/{}", s.name))
-                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                .min_capacity(min as i32)
-                .max_capacity(max as i32)
-                .send()
-                .await?;
-        }
-    }
-    for s in services {
-        test_support::wait_steady(&c.ecs, CLUSTER, &s.name, Duration::from_secs(30)).await;
-    }
-    Ok(())
-}
-
-/// Service `s` on a capacity provider strategy with FARGATE_SPOT in it,
-/// behind its own target group when it has a load balancer (ECS's default
-/// percents, as the others).
-async fn service_on_spot(c: &Clients, s: &ServicePlan, spot: Spot) -> anyhow::Result<()> {
-    use aws_sdk_ecs::types::{CapacityProviderStrategyItem, LoadBalancer};
-    let item = |provider: &str, base: i32| {
-        CapacityProviderStrategyItem::builder()
-            .capacity_provider(provider)
-            .weight(1)
-            .base(base)
-            .build()
-    };
-    let strategy = match spot {
-        Spot::Only => vec![item("FARGATE_SPOT", 0)?],
-        Spot::Mixed => vec![item("FARGATE", 1)?, item("FARGATE_SPOT", 0)?],
-    };
-    test_support::register_task_definition(&c.ecs, &s.name, s.health_check).await;
-    let mut create = c
-        .ecs
-        .create_service()
-        .cluster(CLUSTER)
-        .service_name(&s.name)
-        .task_definition(&s.name)
-        .desired_count(s.tasks as i32)
-        .set_capacity_provider_strategy(Some(strategy));
-    if s.load_balancer {
-        let settings = TargetGroupSettings {
-            deregistration_delay: 5,
-            ..TargetGroupSettings::default()
-        };
-        let tg = target_group(&c.elb, &s.name, settings).await;
-        create = create.load_balancers(
-            LoadBalancer::builder()
-                .target_group_arn(tg)
-                .container_name("app")
-                .container_port(80)
-                .build(),
-        );
-    }
-    create
-        .send()
-        .await
-        .with_context(|| format!("create {} on Fargate Spot", s.name))?;
-    Ok(())
 }
 
 /// A queue of this schedule's own on moto, and the simulator sending ECS's

@@ -23,6 +23,7 @@ fn schedule(faults: Vec<Fault>) -> Schedule {
             load_balancer: false,
             autoscaling: None,
             spot: None,
+            ec2: false,
         }],
         requests: vec![RequestPlan {
             name: "r0".into(),
