@@ -10,8 +10,8 @@
 //! operator's tests and the fault campaign alike.
 
 pub mod alarm;
-pub mod lifecycle;
 pub mod capacity;
+pub mod lifecycle;
 pub mod load_balancer;
 pub mod moto;
 pub mod proxy;
