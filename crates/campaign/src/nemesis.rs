@@ -374,13 +374,7 @@ impl FaultKind {
                     Some(&i) if rng.f64() < 0.8 => i,
                     _ => any_service(rng),
                 };
-                Fault::Protect {
-                    service,
-                    count: rng.u32(1..=2),
-                    pick: rng.f64(),
-                    minutes: rng.u32(1..=6),
-                    cleared_after: rng.bool().then(|| held(rng, 0.3, 3.0)),
-                }
+                Fault::protect(rng, service)
             }
             // Mostly where a request works; a replacement half the time.
             Self::Spot => {
@@ -421,6 +415,18 @@ fn pick<'a, T>(rng: &mut fastrand::Rng, of: &'a [T]) -> Option<&'a T> {
 }
 
 impl Fault {
+    /// One to three of `service`'s running tasks protected for 2–10
+    /// minutes of ECS's, a third of the time cleared again 1–4 s later.
+    pub fn protect(rng: &mut fastrand::Rng, service: usize) -> Self {
+        Self::Protect {
+            service,
+            count: rng.u32(1..=3),
+            pick: rng.f64(),
+            minutes: rng.u32(2..=10),
+            cleared_after: (rng.f64() < 0.3).then(|| between(rng, 1.0, 4.0)),
+        }
+    }
+
     pub fn kind(&self) -> FaultKind {
         match self {
             Self::Kill { .. } => FaultKind::Kill,

@@ -174,12 +174,42 @@ impl Schedule {
         for _ in 0..rng.usize(1..=3) {
             let kind = FaultKind::pick_beneath(&mut rng);
             if let Some(fault) = kind.draw(&mut rng, &schedule) {
-                let at = between(&mut rng, 0.5, WINDOW);
+                let at = schedule.beneath_at(&mut rng, &fault);
+                schedule.faults.push(Timed { at, fault });
+            }
+        }
+        // A service whose tasks hold work now and then: protected early in
+        // a run, while its plan still has tasks to stop.
+        for i in 0..schedule.requests.len() {
+            if rng.f64() < 0.4 {
+                let r = &schedule.requests[i];
+                let at = between(&mut rng, r.at + 0.3, r.at + 3.0);
+                let fault = Fault::protect(&mut rng, r.service);
                 schedule.faults.push(Timed { at, fault });
             }
         }
         schedule.faults.sort_by(|a, b| a.at.total_cmp(&b.at));
         schedule
+    }
+
+    /// When a fault of the ECS beneath begins: a protection mostly in the
+    /// first three seconds of a request on its service (a run here lasts a
+    /// few seconds, and a task protected once it is stopped tests nothing),
+    /// else at any moment of the window.
+    fn beneath_at(&self, rng: &mut fastrand::Rng, fault: &Fault) -> f64 {
+        let first = match fault {
+            Fault::Protect { service, .. } => self
+                .requests
+                .iter()
+                .filter(|r| r.service == *service)
+                .map(|r| r.at)
+                .min_by(f64::total_cmp),
+            _ => None,
+        };
+        match first {
+            Some(at) if rng.f64() < 0.7 => between(rng, at + 0.3, at + 3.0),
+            _ => between(rng, 0.5, WINDOW),
+        }
     }
 
     /// The request's spec as a client writes it.

@@ -437,3 +437,23 @@ fn without_a_surge_the_floor_follows_the_largest_batch_of_the_strategy() {
         case.verdict().violations
     );
 }
+
+#[test]
+fn a_task_spot_warned_just_before_the_stop_is_not_the_operators() {
+    let mut case = good_run();
+    // t4 (the surge's) warned by Fargate Spot at t=2.8: still RUNNING, told
+    // to stop, STOPPED two (scaled) seconds later; never a replica's stop.
+    let mut warned = task(4, 2.1, Some((2.8, json!("spot-interruption"))));
+    warned["transitions"][3]["t"] = json!(4.8);
+    case.timeline.tasks[3] = serde_json::from_value(warned).unwrap();
+    assert!(
+        !case.found().contains(&Invariant::Capacity),
+        "{:?}",
+        case.verdict().violations
+    );
+    // Warned long before the stop, and no replacement: the stop is the operator's to answer for.
+    let mut long_ago = task(4, 0.0, Some((0.2, json!("spot-interruption"))));
+    long_ago["transitions"][3]["t"] = json!(2.2);
+    case.timeline.tasks[3] = serde_json::from_value(long_ago).unwrap();
+    assert!(case.found().contains(&Invariant::Capacity));
+}
