@@ -540,6 +540,20 @@ mod tests {
         }
     }
 
+    /// Request `rotate` of `spec`, as its last step left `status`, watched
+    /// on a service behind no load balancer.
+    fn watch_rotate(f: &Feed, spec: &serde_json::Value, status: &RecycleStatus) {
+        let spec: RecycleSpec = crate::request::spec::parse_spec(spec, "spec").unwrap();
+        f.watch(AfterStep {
+            name: "rotate",
+            account: "",
+            spec: &spec,
+            status,
+            tasks: &[],
+            load_balanced: Some(false),
+        });
+    }
+
     /// The campaign's seed 2: a linear request (no `wait` written, so the
     /// default 30s) read the events' word as "wait 30s after the batch
     /// serves", and its next step came 30s late instead of `every` after.
@@ -571,15 +585,7 @@ mod tests {
             spec.as_object_mut()
                 .unwrap()
                 .extend(shape.as_object().unwrap().clone());
-            let spec: RecycleSpec = crate::request::spec::parse_spec(&spec, "spec").unwrap();
-            f.watch(AfterStep {
-                name: "rotate",
-                account: "",
-                spec: &spec,
-                status: &status,
-                tasks: &[],
-                load_balanced: Some(false),
-            });
+            watch_rotate(&f, &spec, &status);
             assert_eq!(
                 f.state.lock().routes.waits_from_events("rotate"),
                 from_events,
@@ -591,21 +597,9 @@ mod tests {
     #[tokio::test]
     async fn while_events_flow_a_step_is_paced_by_them_and_by_polling_once_they_do_not() {
         let f = feed();
-        let spec: RecycleSpec = crate::request::spec::parse_spec(
-            &serde_json::json!({"cluster": "prod", "service": "web"}),
-            "spec",
-        )
-        .unwrap();
         let now = Utc::now();
-        let status = surging(now);
-        f.watch(AfterStep {
-            name: "rotate",
-            account: "",
-            spec: &spec,
-            status: &status,
-            tasks: &[],
-            load_balanced: Some(false),
-        });
+        let spec = serde_json::json!({"cluster": "prod", "service": "web"});
+        watch_rotate(&f, &spec, &surging(now));
         let mut pace = Pace::default();
         pace.settled(
             now - chrono::TimeDelta::seconds(100),
