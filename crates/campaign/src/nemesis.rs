@@ -326,12 +326,7 @@ impl FaultKind {
             // autoscaler sets during a run is what Restoring must leave.
             Self::Scale => {
                 let scalable = |i: &usize| s.services[*i].autoscaling.is_some();
-                let mut able: Vec<usize> = s
-                    .requests
-                    .iter()
-                    .map(|r| r.service)
-                    .filter(scalable)
-                    .collect();
+                let mut able = worked(s, scalable);
                 if able.is_empty() {
                     able = (0..s.services.len()).filter(scalable).collect();
                 }
@@ -379,12 +374,7 @@ impl FaultKind {
             // Mostly where a request works; a replacement half the time.
             Self::Spot => {
                 let on_spot = |i: &usize| s.services[*i].spot.is_some();
-                let mut able: Vec<usize> = s
-                    .requests
-                    .iter()
-                    .map(|r| r.service)
-                    .filter(on_spot)
-                    .collect();
+                let mut able = worked(s, on_spot);
                 if able.is_empty() || rng.f64() < 0.2 {
                     able = (0..s.services.len()).filter(on_spot).collect();
                 }
@@ -408,6 +398,12 @@ impl FaultKind {
             Self::Feed => return None,
         })
     }
+}
+
+/// The services the requests work on that `able` takes, once a request
+/// (a busier service is likelier to be drawn).
+fn worked(s: &Schedule, able: impl Fn(&usize) -> bool) -> Vec<usize> {
+    s.requests.iter().map(|r| r.service).filter(able).collect()
 }
 
 fn pick<'a, T>(rng: &mut fastrand::Rng, of: &'a [T]) -> Option<&'a T> {
