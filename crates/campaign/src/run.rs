@@ -34,6 +34,8 @@ pub struct Outcome {
     /// Mutating calls the fence check judged, and could not.
     pub judged: usize,
     pub unjudged: usize,
+    /// Stops that raced a protection set after their read.
+    pub raced: usize,
     /// Faults that acted on something, by kind.
     pub injected: BTreeMap<FaultKind, usize>,
     pub seconds: f64,
@@ -102,6 +104,7 @@ fn failed_run(schedule: Schedule, why: String) -> Outcome {
         violations: Vec::new(),
         judged: 0,
         unjudged: 0,
+        raced: 0,
         injected: BTreeMap::new(),
         seconds: 0.0,
         harness: Some(why),
@@ -185,6 +188,7 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
         violations: verdict.violations,
         judged: verdict.judged,
         unjudged: verdict.unjudged,
+        raced: verdict.raced,
         injected,
         seconds: 0.0,
         harness: None,

@@ -211,12 +211,16 @@ pub struct Verdict {
     /// Mutating calls the fence check judged, and could not.
     pub judged: usize,
     pub unjudged: usize,
+    /// Stops of a task protected after the stopping replica's last read of
+    /// its protection (a race ECS leaves open).
+    pub raced: usize,
 }
 
 pub fn check(e: &Evidence) -> Verdict {
     let mut violations = Vec::new();
     violations.extend(capacity::check(e));
-    violations.extend(stops::check(e));
+    let (stopped, raced) = stops::check(e);
+    violations.extend(stopped);
     violations.extend(surge::check(e));
     let fence = fence::check(e);
     violations.extend(fence.violations);
@@ -226,5 +230,6 @@ pub fn check(e: &Evidence) -> Verdict {
         violations,
         judged: fence.judged,
         unjudged: fence.unjudged,
+        raced,
     }
 }

@@ -365,7 +365,24 @@ fn the_same_warning_many_times_a_second_is_a_storm() {
 fn a_protected_task_stopped_is_found() {
     let mut case = good_run();
     assert!(!case.found().contains(&Invariant::ProtectedStopped));
+    // Stopped while protected, its protection never read.
     case.timeline.tasks[0].transitions[2].protected = true;
+    assert!(case.found().contains(&Invariant::ProtectedStopped));
+    // Read at t=2.9, protected at t=2.95, stopped at t=3: a race ECS
+    // leaves open, counted apart.
+    let read = json!({"t": 2.9, "op": "GetTaskProtection", "caller": "r0-1",
+                      "params": {"cluster": "c1", "tasks": [arn(1)]}});
+    let calls = &mut case.timeline.calls;
+    calls.insert(1, serde_json::from_value(read).unwrap());
+    calls.insert(
+        2,
+        serde_json::from_value(protect_call(2.95, 1, true, 5)).unwrap(),
+    );
+    assert!(!case.found().contains(&Invariant::ProtectedStopped));
+    assert_eq!(case.verdict().raced, 1);
+    // Protected at t=2.8, before the read: the stop is the operator's.
+    case.timeline.calls[2].t = 2.8;
+    case.timeline.calls.swap(1, 2);
     assert!(case.found().contains(&Invariant::ProtectedStopped));
 }
 
