@@ -5,7 +5,8 @@
 //! after each schedule from the simulator's timeline, the store and the
 //! logs; any failure replayed from its seed.
 //!
-//! - [`plan`]: a schedule from a seed — services, requests, faults.
+//! - [`plan`]: a schedule from a seed — services, requests, faults;
+//!   [`shape`]: what a request does beyond its batches.
 //! - [`nemesis`]: the catalogue of faults.
 //! - [`bed`]: the world a schedule runs in, and how each fault is done to it.
 //! - [`watch`]: what the campaign sees from outside while it runs.
@@ -25,6 +26,7 @@ pub mod nemesis;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod shape;
 pub mod timeline;
 pub mod watch;
 

@@ -4,9 +4,9 @@
 //! the running world is `bed::inject`. A new kind is a variant of [`Fault`]
 //! and of [`FaultKind`], an arm in each match below and one in `inject`.
 //!
-//! Faults waiting for features not yet in the operator (task protection,
-//! Spot, capacity providers, the event feed) are listed in
-//! docs/failure-model.md with the simulator's control call for each.
+//! The kinds that came with the ECS beneath (task protection, Spot, the
+//! event feed) are
+//! drawn apart, from a generator of their own ([`FaultKind::pick_beneath`]).
 
 use crate::plan::{OnAlarm, RequestPlan, Schedule, StoreKind, between};
 
@@ -21,6 +21,34 @@ pub enum HookMode {
     InProgress,
     /// HTTP 500: no verdict, retried with backoff.
     Error,
+}
+
+/// How the event feed misbehaves while a [`Fault::Feed`] lasts (the
+/// simulator's `events` config, as EventBridge's at-least-once, unordered
+/// delivery can).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FeedMode {
+    /// Each event lost with this probability.
+    Drop(f64),
+    /// Each event sent twice with this probability.
+    Duplicate(f64),
+    /// Each copy held up to a second more, so they leave out of order.
+    Reorder,
+    /// Nothing sent.
+    Silent,
+}
+
+impl FeedMode {
+    /// The simulator's `events` settings for it, beside the queue's URL.
+    pub fn settings(self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Self::Drop(p) => json!({"drop": p}),
+            Self::Duplicate(p) => json!({"duplicate": p}),
+            Self::Reorder => json!({"reorder": true, "reorderWindow": "1s"}),
+            Self::Silent => json!({"silent": true}),
+        }
+    }
 }
 
 /// How long an aimed store stall waits for its write.
@@ -126,6 +154,24 @@ pub enum Fault {
     HookMisbehaves { mode: HookMode, held: f64 },
     /// DeleteService (force) of the service.
     ServiceDeleted { service: usize },
+    /// UpdateTaskProtection (signed by the campaign) of `count` of the
+    /// service's running tasks, the first at `pick` (a fraction) of them in
+    /// ARN order, for `minutes` of ECS's (seconds here: see
+    /// [`crate::shape::ECS_TIME_SCALE`]); cleared `cleared_after` later, if
+    /// the task does not let it expire.
+    Protect {
+        service: usize,
+        count: u32,
+        pick: f64,
+        minutes: u32,
+        cleared_after: Option<f64>,
+    },
+    /// Fargate Spot interrupts one of the service's RUNNING FARGATE_SPOT
+    /// tasks (`/_sim/spot-interruptions`): the newest (a replacement, once
+    /// a run has started one) or the oldest (a planned task).
+    Spot { service: usize, newest: bool },
+    /// The event feed misbehaves in `mode` for `held`.
+    Feed { mode: FeedMode, held: f64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -141,10 +187,13 @@ pub enum FaultKind {
     AlarmFires,
     HookMisbehaves,
     ServiceDeleted,
+    Protect,
+    Spot,
+    Feed,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 14] = [
         Self::Kill,
         Self::Pause,
         Self::StoreStall,
@@ -156,7 +205,13 @@ impl FaultKind {
         Self::AlarmFires,
         Self::HookMisbehaves,
         Self::ServiceDeleted,
+        Self::Protect,
+        Self::Spot,
+        Self::Feed,
     ];
+
+    /// The kinds of the ECS beneath, drawn apart (see [`crate::plan::Schedule::draw`]).
+    const BENEATH: [FaultKind; 3] = [Self::Protect, Self::Spot, Self::Feed];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -171,6 +226,9 @@ impl FaultKind {
             Self::AlarmFires => "alarm flips",
             Self::HookMisbehaves => "hook misbehaves",
             Self::ServiceDeleted => "service deleted",
+            Self::Protect => "tasks protected",
+            Self::Spot => "Spot interruption",
+            Self::Feed => "event feed faulty",
         }
     }
 
@@ -184,13 +242,28 @@ impl FaultKind {
             | Self::UnhealthyTargets
             | Self::ForeignDeployment => 2,
             Self::ServiceDeleted => 1,
+            Self::Protect | Self::Spot | Self::Feed => 4,
         }
     }
 
+    /// One of the first catalogue's kinds, by weight.
     pub fn pick(rng: &mut fastrand::Rng) -> Self {
-        let total: u32 = Self::ALL.iter().map(|k| k.weight()).sum();
+        let first: Vec<FaultKind> = Self::ALL
+            .into_iter()
+            .filter(|k| !Self::BENEATH.contains(k))
+            .collect();
+        Self::pick_of(rng, &first)
+    }
+
+    /// One of the kinds of the ECS beneath, by weight.
+    pub fn pick_beneath(rng: &mut fastrand::Rng) -> Self {
+        Self::pick_of(rng, &Self::BENEATH)
+    }
+
+    fn pick_of(rng: &mut fastrand::Rng, kinds: &[FaultKind]) -> Self {
+        let total: u32 = kinds.iter().map(|k| k.weight()).sum();
         let mut n = rng.u32(..total);
-        for kind in Self::ALL {
+        for &kind in kinds {
             if n < kind.weight() {
                 return kind;
             }
@@ -253,12 +326,7 @@ impl FaultKind {
             // autoscaler sets during a run is what Restoring must leave.
             Self::Scale => {
                 let scalable = |i: &usize| s.services[*i].autoscaling.is_some();
-                let mut able: Vec<usize> = s
-                    .requests
-                    .iter()
-                    .map(|r| r.service)
-                    .filter(scalable)
-                    .collect();
+                let mut able = worked(s, scalable);
                 if able.is_empty() {
                     able = (0..s.services.len()).filter(scalable).collect();
                 }
@@ -294,8 +362,48 @@ impl FaultKind {
             Self::ServiceDeleted => Fault::ServiceDeleted {
                 service: any_service(rng),
             },
+            // Mostly where a request works, so a planned task is protected.
+            Self::Protect => {
+                let worked: Vec<usize> = s.requests.iter().map(|r| r.service).collect();
+                let service = match pick(rng, &worked) {
+                    Some(&i) if rng.f64() < 0.8 => i,
+                    _ => any_service(rng),
+                };
+                Fault::protect(rng, service)
+            }
+            // Mostly where a request works; a replacement half the time.
+            Self::Spot => {
+                let on_spot = |i: &usize| s.services[*i].spot.is_some();
+                let mut able = worked(s, on_spot);
+                if able.is_empty() || rng.f64() < 0.2 {
+                    able = (0..s.services.len()).filter(on_spot).collect();
+                }
+                Fault::Spot {
+                    service: *pick(rng, &able)?,
+                    newest: rng.bool(),
+                }
+            }
+            Self::Feed if s.events => {
+                let mode = match rng.u32(..4) {
+                    0 => FeedMode::Drop(held(rng, 0.3, 1.0)),
+                    1 => FeedMode::Duplicate(held(rng, 0.3, 1.0)),
+                    2 => FeedMode::Reorder,
+                    _ => FeedMode::Silent,
+                };
+                Fault::Feed {
+                    mode,
+                    held: held(rng, 1.0, 5.0),
+                }
+            }
+            Self::Feed => return None,
         })
     }
+}
+
+/// The services the requests work on that `able` takes, once a request
+/// (a busier service is likelier to be drawn).
+fn worked(s: &Schedule, able: impl Fn(&usize) -> bool) -> Vec<usize> {
+    s.requests.iter().map(|r| r.service).filter(able).collect()
 }
 
 fn pick<'a, T>(rng: &mut fastrand::Rng, of: &'a [T]) -> Option<&'a T> {
@@ -303,6 +411,18 @@ fn pick<'a, T>(rng: &mut fastrand::Rng, of: &'a [T]) -> Option<&'a T> {
 }
 
 impl Fault {
+    /// One to three of `service`'s running tasks protected for 2–10
+    /// minutes of ECS's, a third of the time cleared again 1–4 s later.
+    pub fn protect(rng: &mut fastrand::Rng, service: usize) -> Self {
+        Self::Protect {
+            service,
+            count: rng.u32(1..=3),
+            pick: rng.f64(),
+            minutes: rng.u32(2..=10),
+            cleared_after: (rng.f64() < 0.3).then(|| between(rng, 1.0, 4.0)),
+        }
+    }
+
     pub fn kind(&self) -> FaultKind {
         match self {
             Self::Kill { .. } => FaultKind::Kill,
@@ -316,6 +436,9 @@ impl Fault {
             Self::AlarmFires { .. } => FaultKind::AlarmFires,
             Self::HookMisbehaves { .. } => FaultKind::HookMisbehaves,
             Self::ServiceDeleted { .. } => FaultKind::ServiceDeleted,
+            Self::Protect { .. } => FaultKind::Protect,
+            Self::Spot { .. } => FaultKind::Spot,
+            Self::Feed { .. } => FaultKind::Feed,
         }
     }
 
@@ -333,10 +456,13 @@ impl Fault {
             | Self::FailedStarts { held: t, .. }
             | Self::UnhealthyTargets { held: t, .. }
             | Self::AlarmFires { held: t }
-            | Self::HookMisbehaves { held: t, .. } => t,
-            Self::Scale { .. } | Self::ForeignDeployment { .. } | Self::ServiceDeleted { .. } => {
-                0.0
-            }
+            | Self::HookMisbehaves { held: t, .. }
+            | Self::Feed { held: t, .. } => t,
+            Self::Protect { cleared_after, .. } => cleared_after.unwrap_or(0.0),
+            Self::Scale { .. }
+            | Self::ForeignDeployment { .. }
+            | Self::ServiceDeleted { .. }
+            | Self::Spot { .. } => 0.0,
         }
     }
 
@@ -394,6 +520,27 @@ impl Fault {
             Self::AlarmFires { held } => format!("gate alarm in ALARM for {held:.3}s"),
             Self::HookMisbehaves { mode, held } => format!("hook answers {mode:?} for {held:.3}s"),
             Self::ServiceDeleted { service: i } => format!("DeleteService {}", service(i)),
+            Self::Protect {
+                service: i,
+                count,
+                pick,
+                minutes,
+                cleared_after,
+            } => format!(
+                "protect {count} of {}'s tasks (from {:.0}% in) for {minutes} min ({:.0}s here){}",
+                service(i),
+                pick * 100.0,
+                f64::from(minutes) * 60.0 / crate::shape::ECS_TIME_SCALE,
+                cleared_after
+                    .map(|t| format!(", cleared {t:.3}s later"))
+                    .unwrap_or_default()
+            ),
+            Self::Feed { mode, held } => format!("event feed {mode:?} for {held:.3}s"),
+            Self::Spot { service: i, newest } => format!(
+                "Fargate Spot interrupts the {} of {}'s Spot tasks",
+                if newest { "newest" } else { "oldest" },
+                service(i)
+            ),
         }
     }
 
@@ -418,7 +565,10 @@ impl Fault {
             | Self::StoreStall { .. }
             | Self::Throttle { .. }
             | Self::Scale { .. }
-            | Self::ForeignDeployment { .. } => false,
+            | Self::ForeignDeployment { .. }
+            | Self::Protect { .. }
+            | Self::Spot { .. }
+            | Self::Feed { .. } => false,
         }
     }
 }

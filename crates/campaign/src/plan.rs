@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::nemesis::{Fault, FaultKind};
+use crate::shape::{Protection, Shape};
 
 /// The one cluster every service of a schedule is in.
 pub const CLUSTER: &str = "c1";
@@ -44,6 +45,21 @@ pub struct ServicePlan {
     pub load_balancer: bool,
     /// An Application Auto Scaling target: (min, max).
     pub autoscaling: Option<(u32, u32)>,
+    /// On a capacity provider strategy with FARGATE_SPOT.
+    pub spot: Option<Spot>,
+    /// On an EC2 capacity provider with managed scaling, one instance with
+    /// room for its tasks and none more: the surge waits for a launch.
+    /// Never behind a load balancer, never on Spot.
+    pub ec2: bool,
+}
+
+/// A service's capacity provider strategy with Fargate Spot in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spot {
+    /// FARGATE_SPOT alone.
+    Only,
+    /// FARGATE for the first task (`base` 1), then both by equal weight.
+    Mixed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +91,10 @@ pub struct RequestPlan {
     pub cancel_at: Option<f64>,
     /// `ecs-recycler pause` at the first, `resume` the second later.
     pub pause: Option<(f64, f64)>,
+    /// What it does with tasks protected from scale-in.
+    pub protection: Protection,
+    /// Its strategy.
+    pub shape: Shape,
 }
 
 /// A fault at a time, seconds into the run.
@@ -92,7 +112,13 @@ pub struct Schedule {
     pub services: Vec<ServicePlan>,
     pub requests: Vec<RequestPlan>,
     pub faults: Vec<Timed>,
+    /// The replicas read ECS's events (`--events-queue`) from a queue on
+    /// moto that the simulator sends them to.
+    pub events: bool,
 }
+
+/// Salts the seed of the second generator (see [`Schedule::draw`]).
+const BENEATH: u64 = 0x6265_6e65_6174_6821;
 
 /// A uniform draw in `[lo, hi)`, to the millisecond so a schedule prints as it runs.
 pub fn between(rng: &mut fastrand::Rng, lo: f64, hi: f64) -> f64 {
@@ -123,6 +149,7 @@ impl Schedule {
             services,
             requests,
             faults: Vec::new(),
+            events: false,
         };
         for _ in 0..rng.usize(3..=7) {
             let kind = FaultKind::pick(&mut rng);
@@ -131,8 +158,58 @@ impl Schedule {
                 schedule.faults.push(Timed { at, fault });
             }
         }
+        // What came with the ECS beneath (protection, Spot, the event feed,
+        // strategies) is drawn from a generator of its own, after the rest:
+        // a seed keeps the world, workload and faults it drew before them.
+        let mut rng = fastrand::Rng::with_seed(seed ^ BENEATH);
+        for s in &mut schedule.services {
+            s.spot = (rng.f64() < 0.4).then(|| if rng.bool() { Spot::Only } else { Spot::Mixed });
+            s.ec2 = s.spot.is_none() && !s.load_balancer && rng.f64() < 0.3;
+        }
+        for r in &mut schedule.requests {
+            r.protection = Protection::draw(&mut rng);
+            r.shape = Shape::draw(&mut rng);
+        }
+        schedule.events = rng.f64() < 0.5;
+        for _ in 0..rng.usize(1..=3) {
+            let kind = FaultKind::pick_beneath(&mut rng);
+            if let Some(fault) = kind.draw(&mut rng, &schedule) {
+                let at = schedule.beneath_at(&mut rng, &fault);
+                schedule.faults.push(Timed { at, fault });
+            }
+        }
+        // A service whose tasks hold work now and then: protected early in
+        // a run, while its plan still has tasks to stop.
+        for i in 0..schedule.requests.len() {
+            if rng.f64() < 0.4 {
+                let r = &schedule.requests[i];
+                let at = between(&mut rng, r.at + 0.3, r.at + 3.0);
+                let fault = Fault::protect(&mut rng, r.service);
+                schedule.faults.push(Timed { at, fault });
+            }
+        }
         schedule.faults.sort_by(|a, b| a.at.total_cmp(&b.at));
         schedule
+    }
+
+    /// When a fault of the ECS beneath begins: a protection mostly in the
+    /// first three seconds of a request on its service (a run here lasts a
+    /// few seconds, and a task protected once it is stopped tests nothing),
+    /// else at any moment of the window.
+    fn beneath_at(&self, rng: &mut fastrand::Rng, fault: &Fault) -> f64 {
+        let first = match fault {
+            Fault::Protect { service, .. } => self
+                .requests
+                .iter()
+                .filter(|r| r.service == *service)
+                .map(|r| r.at)
+                .min_by(f64::total_cmp),
+            _ => None,
+        };
+        match first {
+            Some(at) if rng.f64() < 0.7 => between(rng, at + 0.3, at + 3.0),
+            _ => between(rng, 0.5, WINDOW),
+        }
     }
 
     /// The request's spec as a client writes it.
@@ -152,6 +229,8 @@ impl Schedule {
             };
             spec["gates"] = json!({"alarms": {"names": [alarm], "onAlarm": on_alarm}});
         }
+        r.protection.write(&mut spec);
+        r.shape.write(&mut spec);
         if let Some(hook) = &r.hook {
             spec["hooks"] = json!([{
                 "url": hook_url,
@@ -169,10 +248,15 @@ impl Schedule {
     /// with its time into the run.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "seed {}: store {}, {} replica(s)",
+            "seed {}: store {}, {} replica(s){}",
             self.seed,
             self.store.name(),
-            self.replicas
+            self.replicas,
+            if self.events {
+                ", reading ECS's events"
+            } else {
+                ""
+            }
         )];
         for s in &self.services {
             lines.push(format!(
@@ -189,6 +273,18 @@ impl Schedule {
                     .map(|(lo, hi)| format!(", autoscaling {lo}..{hi}"))
                     .unwrap_or_default()
             ));
+            match s.spot {
+                Some(Spot::Only) => lines.last_mut().unwrap().push_str(", on FARGATE_SPOT"),
+                Some(Spot::Mixed) => lines
+                    .last_mut()
+                    .unwrap()
+                    .push_str(", on FARGATE (base 1) and FARGATE_SPOT"),
+                None => {}
+            }
+            if s.ec2 {
+                let line = lines.last_mut().unwrap();
+                line.push_str(", on EC2 (managed scaling, no room to spare)");
+            }
         }
         let mut actions: Vec<(f64, String)> = Vec::new();
         for r in &self.requests {
@@ -215,10 +311,13 @@ impl Schedule {
 
     fn describe_request(&self, r: &RequestPlan) -> String {
         let mut text = format!(
-            "request {} on {}: batch {}, {}, wait {}ms",
+            "request {} on {}: {}, {}, wait {}ms",
             r.name,
             self.services[r.service].name,
-            r.batch_size,
+            match r.shape.has_batches() {
+                true => format!("batch {}", r.batch_size),
+                false => "no batchSize".into(),
+            },
             if r.maintain_capacity {
                 "surge"
             } else {
@@ -226,6 +325,8 @@ impl Schedule {
             },
             r.wait_ms
         );
+        text.push_str(&r.shape.describe());
+        text.push_str(&r.protection.describe());
         if let Some(gate) = r.gate {
             text.push_str(&format!(", gate ({gate:?})"));
         }
@@ -252,6 +353,8 @@ fn draw_service(rng: &mut fastrand::Rng, i: usize) -> ServicePlan {
         health_check: rng.bool(),
         load_balancer: rng.f64() < 0.4,
         autoscaling: (rng.f64() < 0.6).then_some((1, tasks + 4)),
+        spot: None,
+        ec2: false,
     }
 }
 
@@ -292,6 +395,8 @@ fn draw_request(rng: &mut fastrand::Rng, i: usize, services: &[ServicePlan]) -> 
         cancel_at: (rng.f64() < 0.15).then(|| between(rng, at + 0.5, at + 6.0)),
         pause: (rng.f64() < 0.15)
             .then(|| (between(rng, at + 0.3, at + 4.0), between(rng, 0.5, 2.5))),
+        protection: Protection::Default,
+        shape: Shape::Batches,
     }
 }
 

@@ -103,6 +103,11 @@ pub fn table(outcomes: &[Outcome]) -> String {
         text,
         "fence: {judged} mutating calls judged, {unjudged} not (the store changed around them)"
     );
+    let raced: usize = outcomes.iter().map(|o| o.raced).sum();
+    let _ = writeln!(
+        text,
+        "protection: {raced} stops raced a protection set after the stopping replica's read (StopTask does not look at it)"
+    );
     let _ = writeln!(text, "runs the harness could not make: {harness}");
     let seeds: Vec<u64> = outcomes
         .iter()

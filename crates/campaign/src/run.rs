@@ -34,6 +34,8 @@ pub struct Outcome {
     /// Mutating calls the fence check judged, and could not.
     pub judged: usize,
     pub unjudged: usize,
+    /// Stops that raced a protection set after their read.
+    pub raced: usize,
     /// Faults that acted on something, by kind.
     pub injected: BTreeMap<FaultKind, usize>,
     pub seconds: f64,
@@ -102,6 +104,7 @@ fn failed_run(schedule: Schedule, why: String) -> Outcome {
         violations: Vec::new(),
         judged: 0,
         unjudged: 0,
+        raced: 0,
         injected: BTreeMap::new(),
         seconds: 0.0,
         harness: Some(why),
@@ -169,10 +172,12 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
     let verdict = checks::check(&evidence);
     let found = !verdict.violations.is_empty();
     let kept = if found || shared.keep {
-        let path = bed.dir.join("timeline.json");
-        let (_, body) =
-            test_support::raw_request(&bed.sim.url, "GET", "/_sim/timeline", &[], b"").await;
-        let _ = std::fs::write(path, body);
+        for what in ["timeline", "events"] {
+            let (_, body) =
+                test_support::raw_request(&bed.sim.url, "GET", &format!("/_sim/{what}"), &[], b"")
+                    .await;
+            let _ = std::fs::write(bed.dir.join(format!("{what}.json")), body);
+        }
         Some(bed.dir.clone())
     } else {
         let _ = std::fs::remove_dir_all(&bed.dir);
@@ -183,6 +188,7 @@ async fn run_schedule(schedule: Schedule, shared: Shared) -> anyhow::Result<Outc
         violations: verdict.violations,
         judged: verdict.judged,
         unjudged: verdict.unjudged,
+        raced: verdict.raced,
         injected,
         seconds: 0.0,
         harness: None,

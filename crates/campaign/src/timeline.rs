@@ -214,6 +214,47 @@ impl<'a> World<'a> {
             .is_some_and(|c| c.by_replica().is_some() && c.t <= t)
     }
 
+    /// Whether anyone but the operator protected `task` from scale-in
+    /// (UpdateTaskProtection) for any instant from `from` to `to`: from
+    /// each call that protected it until it expired (its minutes divided by
+    /// `time_scale`) or a call cleared it.
+    pub fn protected_during(&self, task: &Task, from: f64, to: f64, time_scale: f64) -> bool {
+        let mut since: Option<(f64, f64)> = None;
+        let mut spans = Vec::new();
+        for c in &self.timeline.calls {
+            if c.op != "UpdateTaskProtection" || !c.succeeded() || c.by_replica().is_some() {
+                continue;
+            }
+            let names = c.params["tasks"].as_array().into_iter().flatten();
+            let named = names
+                .filter_map(Value::as_str)
+                .any(|n| self.task(n).is_some_and(|t| t.task_arn == task.task_arn));
+            if !named {
+                continue;
+            }
+            if let Some((start, end)) = since.take() {
+                spans.push((start, end.min(c.t)));
+            }
+            if c.params["protectionEnabled"].as_bool() == Some(true) {
+                let minutes = c.params["expiresInMinutes"].as_f64().unwrap_or(120.0);
+                since = Some((c.t, c.t + minutes * 60.0 / time_scale));
+            }
+        }
+        spans.extend(since);
+        spans
+            .iter()
+            .any(|(start, end)| *start <= to && from <= *end)
+    }
+
+    /// Whether `task` was running and meant to run at `t`.
+    pub fn running_at(&self, task: &Task, t: f64) -> bool {
+        task.transitions
+            .iter()
+            .rev()
+            .find(|x| x.t <= t)
+            .is_some_and(|x| x.last_status == "RUNNING" && x.desired_status == "RUNNING")
+    }
+
     /// When `task` was first seen.
     pub fn started(&self, task: &Task) -> f64 {
         task.transitions.first().map_or(0.0, |x| x.t)

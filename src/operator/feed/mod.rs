@@ -59,6 +59,7 @@ use crate::request::observation::TaskView;
 use crate::request::pacing::{Pace, awaits_tasks};
 use crate::request::spec::RecycleSpec;
 use crate::request::status::{Phase, RecycleStatus};
+use crate::request::strategy::Pause;
 use crate::store::ListedRecord;
 pub(crate) use route::Effect;
 use route::Routes;
@@ -356,6 +357,14 @@ impl Feed {
         let mut s = self.state.lock();
         let load_balanced =
             load_balanced.unwrap_or_else(|| s.routes.load_balanced(name).unwrap_or(true));
+        // Only a plain `wait` may count from the events' word: a canary's
+        // bake and a linear step's `every` are watched from a look (the
+        // decision paces them), and a strategy that writes no `wait` has
+        // only the default's.
+        let plain_wait = match spec.strategy.pause(status.batches.max(1), spec.wait) {
+            Pause::Wait(wait) => Some(wait),
+            Pause::Bake(_) | Pause::Every(_) => None,
+        };
         let waits_from_events = status.phase == Phase::Recycling
             && step.is_some()
             && spec.hooks.is_empty()
@@ -371,7 +380,7 @@ impl Feed {
                 spec.service.clone(),
             ),
             awaited: step,
-            wait: waits_from_events.then_some(spec.wait),
+            wait: plain_wait.filter(|_| waits_from_events),
             settling,
             load_balanced,
         };
@@ -531,24 +540,66 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn while_events_flow_a_step_is_paced_by_them_and_by_polling_once_they_do_not() {
-        let f = feed();
-        let spec: RecycleSpec = crate::request::spec::parse_spec(
-            &serde_json::json!({"cluster": "prod", "service": "web"}),
-            "spec",
-        )
-        .unwrap();
-        let now = Utc::now();
-        let status = surging(now);
+    /// Request `rotate` of `spec`, as its last step left `status`, watched
+    /// on a service behind no load balancer.
+    fn watch_rotate(f: &Feed, spec: &serde_json::Value, status: &RecycleStatus) {
+        let spec: RecycleSpec = crate::request::spec::parse_spec(spec, "spec").unwrap();
         f.watch(AfterStep {
             name: "rotate",
             account: "",
             spec: &spec,
-            status: &status,
+            status,
             tasks: &[],
             load_balanced: Some(false),
         });
+    }
+
+    /// The campaign's seed 2: a linear request (no `wait` written, so the
+    /// default 30s) read the events' word as "wait 30s after the batch
+    /// serves", and its next step came 30s late instead of `every` after.
+    #[tokio::test]
+    async fn only_a_plain_wait_counts_from_the_events_not_a_bake_or_a_linear_step() {
+        let f = feed();
+        let now = Utc::now();
+        let status = RecycleStatus {
+            phase: Phase::Recycling,
+            step_started_at: Some(now),
+            batches: 1,
+            batch: vec!["arn:aws:ecs:us-east-1:123456789012:task/prod/a".into()],
+            ..Default::default()
+        };
+        let cases = [
+            (serde_json::json!({"wait": "5s"}), true),
+            (
+                serde_json::json!({"strategy": {"linear": {"step": 1, "every": "500ms"}}}),
+                false,
+            ),
+            (
+                serde_json::json!({"strategy": {"canary": {"first": 1, "bake": "2s"}}}),
+                false,
+            ),
+            (serde_json::json!({"strategy": "allAtOnce"}), true),
+        ];
+        for (shape, from_events) in cases {
+            let mut spec = serde_json::json!({"cluster": "prod", "service": "web"});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(shape.as_object().unwrap().clone());
+            watch_rotate(&f, &spec, &status);
+            assert_eq!(
+                f.state.lock().routes.waits_from_events("rotate"),
+                from_events,
+                "{shape}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn while_events_flow_a_step_is_paced_by_them_and_by_polling_once_they_do_not() {
+        let f = feed();
+        let now = Utc::now();
+        let spec = serde_json::json!({"cluster": "prod", "service": "web"});
+        watch_rotate(&f, &spec, &surging(now));
         let mut pace = Pace::default();
         pace.settled(
             now - chrono::TimeDelta::seconds(100),

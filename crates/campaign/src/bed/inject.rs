@@ -18,6 +18,15 @@ use crate::nemesis::{AIMED_WINDOW, Fault, Whom};
 use crate::plan::CLUSTER;
 use crate::watch::Act;
 
+/// A task as the campaign picks one to act on.
+struct RunningTask {
+    arn: String,
+    /// When ECS created it, epoch seconds.
+    created: f64,
+    /// Launched on FARGATE_SPOT.
+    spot: bool,
+}
+
 /// A fault's identity while it lasts: its description.
 fn fault_key(f: &Fault) -> String {
     format!("{f:?}")
@@ -136,6 +145,50 @@ impl Bed {
                     .await?;
                 Ok(true)
             }
+            Fault::Protect {
+                service,
+                count,
+                pick,
+                minutes,
+                ..
+            } => {
+                let mut running = self.running_tasks(service).await?;
+                running.sort_by(|a, b| a.arn.cmp(&b.arn));
+                if running.is_empty() {
+                    return Ok(false);
+                }
+                let first = ((pick * running.len() as f64) as usize).min(running.len() - 1);
+                let tasks: Vec<String> = running
+                    .iter()
+                    .cycle()
+                    .skip(first)
+                    .take((count as usize).min(running.len()))
+                    .map(|t| t.arn.clone())
+                    .collect();
+                self.protect(&tasks, Some(minutes)).await?;
+                self.protected.insert(fault_key(f), tasks);
+                Ok(true)
+            }
+            Fault::Spot { service, newest } => {
+                let on_spot = self.running_tasks(service).await?.into_iter();
+                let on_spot = on_spot.filter(|t| t.spot);
+                let task = if newest {
+                    on_spot.max_by(|a, b| a.created.total_cmp(&b.created))
+                } else {
+                    on_spot.min_by(|a, b| a.created.total_cmp(&b.created))
+                };
+                let Some(task) = task else {
+                    return Ok(false);
+                };
+                self.sim
+                    .control(
+                        "/_sim/spot-interruptions",
+                        json!({"cluster": CLUSTER, "task": task.arn}),
+                    )
+                    .await?;
+                Ok(true)
+            }
+            Fault::Feed { mode, .. } => self.feed(Some(mode.settings())).await,
         }
     }
 
@@ -176,9 +229,18 @@ impl Bed {
             }
             Fault::AlarmFires { .. } => self.set_alarm(StateValue::Ok).await?,
             Fault::HookMisbehaves { .. } => self.set_hook_mode(None),
+            Fault::Feed { .. } => {
+                self.feed(None).await?;
+            }
+            Fault::Protect { .. } => {
+                if let Some(tasks) = self.protected.remove(&fault_key(f)) {
+                    self.protect(&tasks, None).await?;
+                }
+            }
             Fault::Scale { .. }
             | Fault::ForeignDeployment { .. }
-            | Fault::ServiceDeleted { .. } => {}
+            | Fault::ServiceDeleted { .. }
+            | Fault::Spot { .. } => {}
         }
         Ok(None)
     }
@@ -240,6 +302,76 @@ impl Bed {
             .max_by_key(|(i, n)| (**n, usize::MAX - i))
             .filter(|(_, n)| **n > 0)
             .map_or(fallback, |(i, _)| i)
+    }
+
+    /// The service's tasks running and meant to run, as ECS describes them.
+    async fn running_tasks(&self, service: usize) -> anyhow::Result<Vec<RunningTask>> {
+        let name = &self.schedule.services[service].name;
+        let listed = self
+            .clients
+            .ecs
+            .list_tasks()
+            .cluster(CLUSTER)
+            .service_name(name)
+            .send()
+            .await?;
+        if listed.task_arns().is_empty() {
+            return Ok(Vec::new());
+        }
+        let described = self
+            .clients
+            .ecs
+            .describe_tasks()
+            .cluster(CLUSTER)
+            .set_tasks(Some(listed.task_arns().to_vec()))
+            .send()
+            .await?;
+        Ok(described
+            .tasks()
+            .iter()
+            .filter(|t| t.last_status() == Some("RUNNING") && t.desired_status() == Some("RUNNING"))
+            .map(|t| RunningTask {
+                arn: t.task_arn().unwrap_or_default().to_string(),
+                created: t.created_at().map_or(0.0, |d| d.as_secs_f64()),
+                spot: t.capacity_provider_name() == Some("FARGATE_SPOT"),
+            })
+            .collect())
+    }
+
+    /// Protects `tasks` from scale-in for `minutes` of ECS's, or (`None`)
+    /// clears their protection, as a task holding work does itself.
+    async fn protect(&self, tasks: &[String], minutes: Option<u32>) -> anyhow::Result<()> {
+        let mut call = self
+            .clients
+            .ecs
+            .update_task_protection()
+            .cluster(CLUSTER)
+            .set_tasks(Some(tasks.to_vec()))
+            .protection_enabled(minutes.is_some());
+        if let Some(minutes) = minutes {
+            call = call.expires_in_minutes(minutes as i32);
+        }
+        call.send().await?;
+        Ok(())
+    }
+
+    /// The simulator's event feed to the schedule's queue, with `faults`
+    /// (none: a faithful feed); false when the replicas read no events.
+    async fn feed(&self, faults: Option<Value>) -> anyhow::Result<bool> {
+        let Some(queue) = &self.events_queue else {
+            return Ok(false);
+        };
+        let mut events = json!({"sqsQueueUrl": queue});
+        if let Some(Value::Object(faults)) = faults {
+            events
+                .as_object_mut()
+                .into_iter()
+                .for_each(|e| e.extend(faults.clone()));
+        }
+        self.sim
+            .control("/_sim/config", json!({ "events": events }))
+            .await?;
+        Ok(true)
     }
 
     /// The service's task faults (`null`: back to none).

@@ -7,11 +7,11 @@
 pub mod inject;
 pub mod replicas;
 pub mod sim;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_cloudwatch::types::StateValue;
@@ -21,10 +21,9 @@ use ecs_recycler::store::embedded::EmbeddedStore;
 use ecs_recycler::store::{Kind, Store};
 use serde_json::json;
 use test_support::lifecycle::{HookReceiver, Reply};
-use test_support::load_balancer::{Behind, TargetGroupSettings, service_behind, target_group};
 
 use crate::nemesis::HookMode;
-use crate::plan::{CLUSTER, HOOK_SECRET_ENV, Schedule, ServicePlan, StoreKind};
+use crate::plan::{HOOK_SECRET_ENV, Schedule, StoreKind};
 use crate::watch::{Act, Watch};
 use replicas::Replicas;
 use sim::SimProcess;
@@ -70,6 +69,10 @@ pub struct Bed {
     pub watch: Watch,
     /// The replica each lasting fault hit, until it is healed.
     hit: std::collections::HashMap<String, usize>,
+    /// The queue the simulator sends ECS's events to and the replicas read.
+    pub events_queue: Option<String>,
+    /// The tasks each protection fault protected, until it is cleared.
+    protected: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl Bed {
@@ -80,8 +83,11 @@ impl Bed {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let sim = SimProcess::start(&shared.binary, schedule.seed, &dir.join("sim.log")).await?;
-        sim.control("/_sim/config", json!({"targetTimeScale": 20}))
-            .await?;
+        sim.control(
+            "/_sim/config",
+            json!({"targetTimeScale": 20, "ecsTimeScale": crate::shape::ECS_TIME_SCALE}),
+        )
+        .await?;
         let sim_config = test_support::sdk_config(&sim.url, true).await;
         let moto_config = test_support::sdk_config(&shared.moto_url, true).await;
         let clients = Clients {
@@ -90,7 +96,7 @@ impl Bed {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&sim_config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&moto_config),
         };
-        make_services(&clients, &schedule.services).await?;
+        world::make_services(&sim, &clients, &schedule.services).await?;
         let (store, store_args) = open_store(&schedule, &dir, &moto_config).await?;
         let alarm = format!("gate-{}-{}", schedule.seed, std::process::id());
         test_support::alarm::put_gate_alarm(&clients.cloudwatch, &alarm)
@@ -99,11 +105,20 @@ impl Bed {
         let hook_mode = Arc::new(AtomicU8::new(0));
         let hooks = hook_receiver(hook_mode.clone()).await;
         let moto_for_replicas = (schedule.store == StoreKind::Dynamo).then_some(&*shared.moto_url);
+        let mut env = replica_env(&sim.url, &shared.moto_url);
+        let events_queue = match schedule.events {
+            true => Some(events_queue(&sim, &moto_config, schedule.seed).await?),
+            false => None,
+        };
+        if let Some(queue) = &events_queue {
+            env.push(("AWS_ENDPOINT_URL_SQS".into(), shared.moto_url.clone()));
+            env.push(("ECS_RECYCLER_EVENTS_QUEUE".into(), queue.clone()));
+        }
         let replicas = Replicas::new(
             &shared.binary,
             &dir,
             store_args.clone(),
-            replica_env(&sim.url, &shared.moto_url),
+            env,
             schedule.replicas,
             moto_for_replicas,
         )
@@ -123,6 +138,8 @@ impl Bed {
             hooks,
             watch: Watch::default(),
             hit: std::collections::HashMap::new(),
+            protected: std::collections::HashMap::new(),
+            events_queue,
         })
     }
 
@@ -261,38 +278,25 @@ async fn open_store(
     }
 }
 
-async fn make_services(c: &Clients, services: &[ServicePlan]) -> anyhow::Result<()> {
-    for s in services {
-        if s.load_balancer {
-            let settings = TargetGroupSettings {
-                deregistration_delay: 5,
-                ..TargetGroupSettings::default()
-            };
-            let tg = target_group(&c.elb, &s.name, settings).await;
-            let mut behind = Behind::new(CLUSTER, &s.name, s.tasks as i32, &tg);
-            behind.health_check = s.health_check;
-            service_behind(&c.ecs, &behind).await;
-        } else {
-            test_support::create_service(&c.ecs, CLUSTER, &s.name, s.tasks as i32, s.health_check)
-                .await;
-        }
-        if let Some((min, max)) = s.autoscaling {
-            use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-            c.aas
-                .register_scalable_target()
-                .service_namespace(ServiceNamespace::Ecs)
-                .resource_id(format!("service/{CLUSTER}/{}", s.name))
-                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-                .min_capacity(min as i32)
-                .max_capacity(max as i32)
-                .send()
-                .await?;
-        }
-    }
-    for s in services {
-        test_support::wait_steady(&c.ecs, CLUSTER, &s.name, Duration::from_secs(30)).await;
-    }
-    Ok(())
+/// A queue of this schedule's own on moto, and the simulator sending ECS's
+/// events to it as an EventBridge rule would; answers its URL.
+async fn events_queue(
+    sim: &SimProcess,
+    moto: &aws_config::SdkConfig,
+    seed: u64,
+) -> anyhow::Result<String> {
+    let sqs = aws_sdk_sqs::Client::new(moto);
+    let name = format!("events-{seed}-{}", std::process::id());
+    let created = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .with_context(|| format!("create the queue {name} on moto"))?;
+    let url = created.queue_url().context("the queue's URL")?.to_string();
+    sim.control("/_sim/config", json!({"events": {"sqsQueueUrl": url}}))
+        .await?;
+    Ok(url)
 }
 
 /// The hook receiver: `succeeded` unless a fault sets another mode.

@@ -2,7 +2,9 @@
 //! a replica made, the service's tasks still serving (RUNNING, not told to
 //! stop, healthy by its container check and in its target group where it
 //! has them) are at least the promised floor — the original desired count
-//! with `maintainCapacity`, that less `batchSize` without — unless tasks
+//! with `maintainCapacity`, that less the largest batch its strategy makes
+//! (`batchSize`, a canary's first, a linear step, every planned task at
+//! once) without — unless tasks
 //! were lost to someone else (ECS's health checks, failed starts, a
 //! deployment, the autoscaler) in the moments before, which the operator's
 //! last look could not have seen. A desired count lowered by someone else
@@ -54,7 +56,7 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
         let floor = if run.maintain_capacity {
             desired
         } else {
-            desired.saturating_sub(run.batch_size)
+            desired.saturating_sub(run.largest_batch)
         };
         let since = call.t - race(e);
         let serving = w

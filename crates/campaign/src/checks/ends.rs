@@ -3,13 +3,16 @@
 //! faults allow — `Succeeded` always, `Failed` only when a fault could fail
 //! it by the operator's promises (a step that cannot become stable, an
 //! aborting gate, a failing hook, its service deleted), `Cancelled` only
-//! when it was cancelled; every reading of every record parsed; and at most
+//! when it was cancelled; a run that succeeded left running only planned
+//! tasks protected from scale-in; every reading of every record parsed; and at most
 //! one request worked on a service at a time (two readings in a row showing
 //! two requests of one service past Pending and not finished).
 
 use std::collections::BTreeSet;
 
-use super::{Evidence, Invariant, Violation, violation};
+use super::capacity::short;
+use super::{CLOSE, Evidence, Invariant, Violation, violation};
+use crate::shape::ECS_TIME_SCALE;
 
 const FINAL: [&str; 4] = ["Succeeded", "Failed", "Cancelled", "WindowClosed"];
 const WORKING: [&str; 3] = ["Surging", "Recycling", "Restoring"];
@@ -58,6 +61,43 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
         ));
     }
     out.extend(one_per_service(e));
+    out.extend(left_running(e));
+    out
+}
+
+/// A run that succeeded stopped every planned task still running, but
+/// those it left for their protection from scale-in (`protectedTasks:
+/// skip`, or `wait` past `protectionWait`): each planned task still
+/// running and meant to run when it finished, never stopped by a replica,
+/// was protected at some moment of the run.
+fn left_running(e: &Evidence) -> Vec<Violation> {
+    let w = &e.world;
+    let mut out = Vec::new();
+    for run in e.runs.values().filter(|r| r.phase == "Succeeded") {
+        let (Some(planned), Some(finished)) = (run.planned_at, run.finished_at) else {
+            continue;
+        };
+        for arn in &run.tasks {
+            let Some(task) = w.task(arn) else {
+                continue;
+            };
+            if !w.running_at(task, finished) || w.stopped_by_operator(task, finished + CLOSE) {
+                continue;
+            }
+            if !w.protected_during(task, planned, finished, ECS_TIME_SCALE) {
+                out.push(violation(
+                    Invariant::LeftRunning,
+                    format!(
+                        "{} ended Succeeded at t={finished:.3} with its planned task {} of {} still running, never protected during the run: {}",
+                        run.name,
+                        short(arn),
+                        run.service,
+                        run.message
+                    ),
+                ));
+            }
+        }
+    }
     out
 }
 

@@ -29,6 +29,7 @@ pub enum Invariant {
     StoppedOnce,
     ReplacementStopped,
     ProtectedStopped,
+    LeftRunning,
     Surge,
     Fence,
     Liveness,
@@ -38,11 +39,12 @@ pub enum Invariant {
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 11] = [
         Self::Capacity,
         Self::StoppedOnce,
         Self::ReplacementStopped,
         Self::ProtectedStopped,
+        Self::LeftRunning,
         Self::Surge,
         Self::Fence,
         Self::Liveness,
@@ -57,6 +59,7 @@ impl Invariant {
             Self::StoppedOnce => "each planned task stopped at most once",
             Self::ReplacementStopped => "no replacement or unplanned task stopped",
             Self::ProtectedStopped => "no task stopped while protected from scale-in",
+            Self::LeftRunning => "a run that succeeded left only protected tasks running",
             Self::Surge => "surge applied once, taken back once or left",
             Self::Fence => "no mutating call outside the caller's lease",
             Self::Liveness => "every request ends, in a phase its faults allow",
@@ -89,7 +92,9 @@ pub struct Run {
     pub original_desired: Option<u32>,
     pub tasks: Vec<String>,
     pub maintain_capacity: bool,
-    pub batch_size: u32,
+    /// The largest batch its spec makes of its plan (see
+    /// [`crate::shape::largest_batch`]): what may be down at once without a surge.
+    pub largest_batch: u32,
     pub surge: Option<(u32, u32)>,
 }
 
@@ -102,6 +107,14 @@ impl Run {
                 .map(|d| clock.from_epoch(d.timestamp_millis() as f64 / 1000.0))
         };
         let plan = &status["plan"];
+        let tasks: Vec<String> = plan["tasks"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             name: name.to_string(),
             service: spec["service"].as_str().unwrap_or_default().to_string(),
@@ -110,16 +123,9 @@ impl Run {
             planned_at: time(&plan["plannedAt"]),
             finished_at: time(&status["finishedAt"]),
             original_desired: plan["originalDesired"].as_u64().map(|n| n as u32),
-            tasks: plan["tasks"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            largest_batch: crate::shape::largest_batch(spec, tasks.len()) as u32,
+            tasks,
             maintain_capacity: spec["maintainCapacity"].as_bool().unwrap_or(true),
-            batch_size: spec["batchSize"].as_u64().unwrap_or(1) as u32,
             surge: status["surge"]["from"]
                 .as_u64()
                 .zip(status["surge"]["to"].as_u64())
@@ -205,12 +211,16 @@ pub struct Verdict {
     /// Mutating calls the fence check judged, and could not.
     pub judged: usize,
     pub unjudged: usize,
+    /// Stops of a task protected after the stopping replica's last read of
+    /// its protection (a race ECS leaves open).
+    pub raced: usize,
 }
 
 pub fn check(e: &Evidence) -> Verdict {
     let mut violations = Vec::new();
     violations.extend(capacity::check(e));
-    violations.extend(stops::check(e));
+    let (stopped, raced) = stops::check(e);
+    violations.extend(stopped);
     violations.extend(surge::check(e));
     let fence = fence::check(e);
     violations.extend(fence.violations);
@@ -220,5 +230,6 @@ pub fn check(e: &Evidence) -> Verdict {
         violations,
         judged: fence.judged,
         unjudged: fence.unjudged,
+        raced,
     }
 }

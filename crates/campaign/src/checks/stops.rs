@@ -2,8 +2,11 @@
 //! once (one StopTask that reached ECS, whoever of the replicas sent it),
 //! and only a task in the plan of the request working on its service then —
 //! never a replacement started during the run, never a task outside a run,
-//! never a task protected from scale-in (the timeline marks such a stop;
-//! the workload protects none until the operator reads protection).
+//! never a task protected from scale-in (the timeline marks such a stop)
+//! that was protected already when the stopping replica last read its
+//! protection. A protection set between that read and the stop is a race
+//! ECS leaves open (StopTask does not look at protection): counted apart,
+//! as the fence counts what it cannot judge.
 //! A second stop by a replica just resumed from SIGSTOP is said to be so
 //! (see the fence check for why it is not excused).
 
@@ -12,10 +15,15 @@ use std::collections::HashMap;
 use super::capacity::short;
 use super::fence::late_after_resume;
 use super::{Evidence, Invariant, Run, Violation, violation};
+use crate::shape::ECS_TIME_SCALE;
+use crate::timeline::Task;
 
-pub(super) fn check(e: &Evidence) -> Vec<Violation> {
+/// The violations, and how many stops raced a protection set after the
+/// stopping replica's last read of it.
+pub(super) fn check(e: &Evidence) -> (Vec<Violation>, usize) {
     let w = &e.world;
     let mut out = Vec::new();
+    let mut raced = 0;
     let mut first: HashMap<&str, f64> = HashMap::new();
     for call in &w.timeline.calls {
         let Some(replica) = call.by_replica() else {
@@ -35,14 +43,21 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             .iter()
             .any(|x| x.protected && (x.t - call.t).abs() < 1e-6);
         if protected {
-            out.push(violation(
-                Invariant::ProtectedStopped,
-                format!(
-                    "{} of {service} stopped by {replica} at t={:.3} while protected from scale-in",
-                    short(arn),
-                    call.t
-                ),
-            ));
+            match last_read(e, replica, task, call.t) {
+                Some(read) if !w.protected_during(task, read, read, ECS_TIME_SCALE) => raced += 1,
+                read => out.push(violation(
+                    Invariant::ProtectedStopped,
+                    format!(
+                        "{} of {service} stopped by {replica} at t={:.3} while protected from scale-in ({})",
+                        short(arn),
+                        call.t,
+                        match read {
+                            Some(t) => format!("already protected when {replica} read it at t={t:.3}"),
+                            None => format!("{replica} never read its protection before"),
+                        }
+                    ),
+                )),
+            }
         }
         if let Some(before) = first.get(arn) {
             out.push(violation(
@@ -91,5 +106,24 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             ));
         }
     }
-    out
+    (out, raced)
+}
+
+/// When `replica` last read `task`'s protection (a GetTaskProtection that
+/// named it and was answered) before `t`.
+fn last_read(e: &Evidence, replica: &str, task: &Task, t: f64) -> Option<f64> {
+    let w = &e.world;
+    w.timeline
+        .calls
+        .iter()
+        .filter(|c| c.t < t && c.op == "GetTaskProtection" && c.succeeded())
+        .filter(|c| c.by_replica() == Some(replica))
+        .filter(|c| {
+            let names = c.params["tasks"].as_array().into_iter().flatten();
+            names
+                .filter_map(serde_json::Value::as_str)
+                .any(|n| w.task(n).is_some_and(|x| x.task_arn == task.task_arn))
+        })
+        .map(|c| c.t)
+        .last()
 }

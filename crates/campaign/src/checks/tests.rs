@@ -22,6 +22,8 @@ fn schedule(faults: Vec<Fault>) -> Schedule {
             health_check: false,
             load_balancer: false,
             autoscaling: None,
+            spot: None,
+            ec2: false,
         }],
         requests: vec![RequestPlan {
             name: "r0".into(),
@@ -34,11 +36,14 @@ fn schedule(faults: Vec<Fault>) -> Schedule {
             hook: None,
             cancel_at: None,
             pause: None,
+            protection: crate::shape::Protection::Default,
+            shape: crate::shape::Shape::Batches,
         }],
         faults: faults
             .into_iter()
             .map(|fault| Timed { at: 1.0, fault })
             .collect(),
+        events: false,
     }
 }
 
@@ -106,7 +111,7 @@ fn run(planned: f64, finished: Option<f64>, tasks: &[u32], surge: Option<(u32, u
         original_desired: Some(3),
         tasks: tasks.iter().map(|n| arn(*n)).collect(),
         maintain_capacity: true,
-        batch_size: 1,
+        largest_batch: 1,
         surge,
     }
 }
@@ -173,8 +178,9 @@ impl Case {
     }
 }
 
-/// A surged recycle of t1..t3 by r0-1: surge 3 -> 4 at t=2, t1 stopped at
-/// t=3 with t4 (the surge's task) and t2, t3 serving, restore at t=9.
+/// A surged recycle of t1 (its plan: a selector left t2, t3 out) by r0-1:
+/// surge 3 -> 4 at t=2, t1 stopped at t=3 with t4 (the surge's task) and
+/// t2, t3 serving, restore at t=9.
 fn good_run() -> Case {
     let calls = vec![
         update_call(2.0, 4, "r0-1"),
@@ -189,10 +195,7 @@ fn good_run() -> Case {
         task(5, 3.1, None),
     ];
     let timeline = timeline(calls, tasks, &[(0.0, 3), (2.0, 4), (9.0, 3)]);
-    Case::new(
-        timeline,
-        vec![run(1.0, Some(10.0), &[1, 2, 3], Some((3, 4)))],
-    )
+    Case::new(timeline, vec![run(1.0, Some(10.0), &[1], Some((3, 4)))])
 }
 
 #[test]
@@ -362,8 +365,53 @@ fn the_same_warning_many_times_a_second_is_a_storm() {
 fn a_protected_task_stopped_is_found() {
     let mut case = good_run();
     assert!(!case.found().contains(&Invariant::ProtectedStopped));
+    // Stopped while protected, its protection never read.
     case.timeline.tasks[0].transitions[2].protected = true;
     assert!(case.found().contains(&Invariant::ProtectedStopped));
+    // Read at t=2.9, protected at t=2.95, stopped at t=3: a race ECS
+    // leaves open, counted apart.
+    let read = json!({"t": 2.9, "op": "GetTaskProtection", "caller": "r0-1",
+                      "params": {"cluster": "c1", "tasks": [arn(1)]}});
+    let calls = &mut case.timeline.calls;
+    calls.insert(1, serde_json::from_value(read).unwrap());
+    calls.insert(
+        2,
+        serde_json::from_value(protect_call(2.95, 1, true, 5)).unwrap(),
+    );
+    assert!(!case.found().contains(&Invariant::ProtectedStopped));
+    assert_eq!(case.verdict().raced, 1);
+    // Protected at t=2.8, before the read: the stop is the operator's.
+    case.timeline.calls[2].t = 2.8;
+    case.timeline.calls.swap(1, 2);
+    assert!(case.found().contains(&Invariant::ProtectedStopped));
+}
+
+fn protect_call(t: f64, n: u32, enabled: bool, minutes: u32) -> Value {
+    json!({"t": t, "op": "UpdateTaskProtection", "caller": "local", "params": {
+        "cluster": "c1", "tasks": [arn(n)], "protectionEnabled": enabled, "expiresInMinutes": minutes}})
+}
+
+#[test]
+fn a_succeeded_run_that_left_an_unprotected_planned_task_running_is_found() {
+    let mut case = good_run();
+    case.runs[0].tasks.push(arn(2));
+    assert!(case.found().contains(&Invariant::LeftRunning));
+    // Protected for a minute of ECS's (a second here) from t=4: left for it.
+    let protect = serde_json::from_value(protect_call(4.0, 2, true, 1)).unwrap();
+    case.timeline.calls.push(protect);
+    assert!(!case.found().contains(&Invariant::LeftRunning));
+    // Protected only before the run, or cleared before it planned: not a reason.
+    case.timeline.calls.pop();
+    for call in [
+        protect_call(0.1, 2, true, 1),
+        protect_call(0.5, 2, false, 1),
+    ] {
+        case.timeline
+            .calls
+            .insert(0, serde_json::from_value(call).unwrap());
+    }
+    case.timeline.calls.swap(0, 1);
+    assert!(case.found().contains(&Invariant::LeftRunning));
 }
 
 #[test]
@@ -382,4 +430,47 @@ fn a_stop_as_one_run_ends_and_the_next_begins_is_judged_by_either_plan() {
         "{:?}",
         case.verdict().violations
     );
+}
+
+#[test]
+fn without_a_surge_the_floor_follows_the_largest_batch_of_the_strategy() {
+    // Unsurged, t1 and t2 stopped at once at t=3 (no t4): one left serving.
+    let mut case = good_run();
+    case.timeline.tasks.retain(|t| !t.task_arn.ends_with("/t4"));
+    let second = stop_call(3.0, 2, "r0-1");
+    case.timeline
+        .calls
+        .insert(2, serde_json::from_value(second).unwrap());
+    case.timeline.tasks[1] = serde_json::from_value(task(2, 0.0, Some((3.0, json!(2))))).unwrap();
+    case.runs[0].maintain_capacity = false;
+    case.runs[0].tasks = vec![arn(1), arn(2)];
+    // Batches of one: a floor of 2, broken.
+    assert!(case.found().contains(&Invariant::Capacity));
+    // All at once (both planned tasks in one batch): a floor of 1, kept.
+    case.runs[0].largest_batch = 2;
+    assert!(
+        !case.found().contains(&Invariant::Capacity),
+        "{:?}",
+        case.verdict().violations
+    );
+}
+
+#[test]
+fn a_task_spot_warned_just_before_the_stop_is_not_the_operators() {
+    let mut case = good_run();
+    // t4 (the surge's) warned by Fargate Spot at t=2.8: still RUNNING, told
+    // to stop, STOPPED two (scaled) seconds later; never a replica's stop.
+    let mut warned = task(4, 2.1, Some((2.8, json!("spot-interruption"))));
+    warned["transitions"][3]["t"] = json!(4.8);
+    case.timeline.tasks[3] = serde_json::from_value(warned).unwrap();
+    assert!(
+        !case.found().contains(&Invariant::Capacity),
+        "{:?}",
+        case.verdict().violations
+    );
+    // Warned long before the stop, and no replacement: the stop is the operator's to answer for.
+    let mut long_ago = task(4, 0.0, Some((0.2, json!("spot-interruption"))));
+    long_ago["transitions"][3]["t"] = json!(2.2);
+    case.timeline.tasks[3] = serde_json::from_value(long_ago).unwrap();
+    assert!(case.found().contains(&Invariant::Capacity));
 }
