@@ -90,6 +90,16 @@ fn restore_desired(ctx: &Context, svc: &ServiceView, d: &mut Decision) -> String
             Some(change) if change.from == change.to => {
                 note = format!(" {}.", left_alone(change.from, surge));
             }
+            // The restore was not sent: the count moved between the look
+            // and the call (the shell reads it right before), so it is
+            // someone else's.
+            Some(change) if svc.desired != change.to => {
+                d.status.restore = Some(DesiredChange {
+                    from: svc.desired,
+                    to: svc.desired,
+                });
+                note = format!(" {}.", left_alone(svc.desired, surge));
+            }
             Some(change) => {
                 note = format!(" Desired count restored: {} → {}.", change.from, change.to);
             }

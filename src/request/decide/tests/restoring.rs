@@ -200,3 +200,28 @@ fn an_outcome_quoting_ecs_ends_with_one_full_stop() {
         d.status.message
     );
 }
+
+/// The fault campaign's seed 3017: the shell reads the count right before
+/// UpdateService and leaves it if it moved since the look. A restore on
+/// record but not sent, the count now the autoscaler's: left, and said so.
+#[test]
+fn a_restore_not_sent_because_the_count_moved_leaves_it_and_says_whose_it_is() {
+    let mut status = restoring(Phase::Succeeded);
+    status.restore = Some(DesiredChange { from: 4, to: 3 });
+    let d = run(
+        &spec(json!({})),
+        &status,
+        &obs(service(7, 7, 0), vec![]),
+        500,
+    );
+    assert!(d.actions.is_empty(), "{:?}", d.actions);
+    assert_eq!(d.status.phase, Phase::Succeeded);
+    assert!(
+        d.status
+            .message
+            .ends_with("Desired count left at 7, set by someone else during the run."),
+        "{}",
+        d.status.message
+    );
+    assert_eq!(d.status.restore, Some(DesiredChange { from: 7, to: 7 }));
+}
