@@ -41,7 +41,8 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             continue;
         }
         let may_fail = e.schedule.faults.iter().any(|f| f.fault.may_fail(plan))
-            || deployment_held(e.schedule, plan);
+            || deployment_held(e.schedule, plan)
+            || group_full(e.schedule, plan);
         let allowed = match run.phase.as_str() {
             "Succeeded" => true,
             "Failed" => may_fail,
@@ -121,6 +122,19 @@ fn deployment_held(s: &Schedule, r: &RequestPlan) -> bool {
         })
     };
     on_service(FaultKind::ForeignDeployment) && on_service(FaultKind::Protect)
+}
+
+/// The autoscaler scaled out a service on EC2, whose group may grow to
+/// three instances of room for its first count each: the surge over the
+/// new count may find no room, and ECS gives up on a task that waits past
+/// its provisioning timeout (30 minutes of ECS's, 30 s here), which fails
+/// the run by the operator's promises.
+fn group_full(s: &Schedule, r: &RequestPlan) -> bool {
+    let service = &s.services[r.service];
+    service.ec2
+        && s.faults.iter().any(|f| {
+            matches!(f.fault, Fault::Scale { service, to } if service == r.service && to > s.services[service].tasks)
+        })
 }
 
 fn one_per_service(e: &Evidence) -> Vec<Violation> {

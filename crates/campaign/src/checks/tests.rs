@@ -521,3 +521,13 @@ fn a_foreign_deployment_held_by_protected_tasks_may_fail_a_run_neither_alone() {
     case.schedule = schedule(vec![deployment, protect]);
     assert!(!case.found().contains(&Invariant::Liveness));
 }
+
+#[test]
+fn a_scale_out_past_an_ec2_groups_room_may_fail_a_run_not_on_fargate() {
+    let mut case = good_run();
+    case.runs[0].phase = "Failed".into();
+    case.schedule = schedule(vec![Fault::Scale { service: 0, to: 7 }]);
+    assert!(case.found().contains(&Invariant::Liveness));
+    case.schedule.services[0].ec2 = true;
+    assert!(!case.found().contains(&Invariant::Liveness));
+}
