@@ -79,7 +79,7 @@ fn plan_look(e: &Evidence, service: &str, planned_at: f64) -> Option<f64> {
                 .any(|n| n.rsplit('/').next() == Some(service))
         })
         .map(|c| c.t)
-        .last()
+        .next_back()
 }
 
 /// The surge applied at most once and undone at most once; the count back
