@@ -1,8 +1,9 @@
 //! How the records end: every request the campaign made is still in the
 //! store and finished within the run's bound (liveness), in a phase its
 //! faults allow — `Succeeded` always, `Failed` only when a fault could fail
-//! it by the operator's promises (a step that cannot become stable, an
-//! aborting gate, a failing hook, its service deleted), `Cancelled` only
+//! it by the operator's promises (a step that cannot become stable — as
+//! when protected tasks hold a foreign deployment —, an aborting gate, a
+//! failing hook, its service deleted), `Cancelled` only
 //! when it was cancelled; a run that succeeded left running only planned
 //! tasks protected from scale-in; every reading of every record parsed; and at most
 //! one request worked on a service at a time (two readings in a row showing
@@ -12,6 +13,8 @@ use std::collections::BTreeSet;
 
 use super::capacity::short;
 use super::{CLOSE, Evidence, Invariant, Violation, violation};
+use crate::nemesis::{Fault, FaultKind};
+use crate::plan::{RequestPlan, Schedule};
 use crate::shape::ECS_TIME_SCALE;
 
 const FINAL: [&str; 4] = ["Succeeded", "Failed", "Cancelled", "WindowClosed"];
@@ -37,7 +40,9 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
             ));
             continue;
         }
-        let may_fail = e.schedule.faults.iter().any(|f| f.fault.may_fail(plan));
+        let may_fail = e.schedule.faults.iter().any(|f| f.fault.may_fail(plan))
+            || deployment_held(e.schedule, plan)
+            || group_full(e.schedule, plan);
         let allowed = match run.phase.as_str() {
             "Succeeded" => true,
             "Failed" => may_fail,
@@ -99,6 +104,37 @@ fn left_running(e: &Evidence) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// A deployment someone else started on the request's service, and tasks
+/// of it protected: ECS's deployment leaves protected tasks of the old
+/// revision running, so the service may not be steady within the step's
+/// `stabilityTimeout` (the simulator's service event says "unable to
+/// reach steady state ... protected tasks"), which fails the run by the
+/// operator's promises.
+fn deployment_held(s: &Schedule, r: &RequestPlan) -> bool {
+    let on_service = |kind: FaultKind| {
+        s.faults.iter().any(|f| match f.fault {
+            Fault::ForeignDeployment { service } | Fault::Protect { service, .. } => {
+                f.fault.kind() == kind && service == r.service
+            }
+            _ => false,
+        })
+    };
+    on_service(FaultKind::ForeignDeployment) && on_service(FaultKind::Protect)
+}
+
+/// The autoscaler scaled out a service on EC2, whose group may grow to
+/// three instances of room for its first count each: the surge over the
+/// new count may find no room, and ECS gives up on a task that waits past
+/// its provisioning timeout (30 minutes of ECS's, 30 s here), which fails
+/// the run by the operator's promises.
+fn group_full(s: &Schedule, r: &RequestPlan) -> bool {
+    let service = &s.services[r.service];
+    service.ec2
+        && s.faults.iter().any(|f| {
+            matches!(f.fault, Fault::Scale { service, to } if service == r.service && to > s.services[service].tasks)
+        })
 }
 
 fn one_per_service(e: &Evidence) -> Vec<Violation> {

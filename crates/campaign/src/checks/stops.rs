@@ -125,5 +125,5 @@ fn last_read(e: &Evidence, replica: &str, task: &Task, t: f64) -> Option<f64> {
                 .any(|n| w.task(n).is_some_and(|x| x.task_arn == task.task_arn))
         })
         .map(|c| c.t)
-        .last()
+        .next_back()
 }

@@ -63,6 +63,25 @@ pub(super) fn check(e: &Evidence) -> Vec<Violation> {
     out
 }
 
+/// When the look a plan of `service` stamped `planned_at` was made on
+/// began: the last DescribeServices of it a replica made by then.
+fn plan_look(e: &Evidence, service: &str, planned_at: f64) -> Option<f64> {
+    let w = &e.world;
+    w.timeline
+        .calls
+        .iter()
+        .filter(|c| c.op == "DescribeServices" && c.by_replica().is_some())
+        .filter(|c| c.t <= planned_at + super::CLOSE)
+        .filter(|c| {
+            let names = c.params["services"].as_array().into_iter().flatten();
+            names
+                .filter_map(serde_json::Value::as_str)
+                .any(|n| n.rsplit('/').next() == Some(service))
+        })
+        .map(|c| c.t)
+        .next_back()
+}
+
 /// The surge applied at most once and undone at most once; the count back
 /// at `from` at the end when nobody else changed it.
 fn once_each(e: &Evidence, run: &Run, others: &[(f64, String, u32)]) -> Vec<Violation> {
@@ -101,10 +120,15 @@ fn once_each(e: &Evidence, run: &Run, others: &[(f64, String, u32)]) -> Vec<Viol
             ),
         ));
     }
-    // The plan's look may predate its stamp by up to a lease and a half.
+    // The plan's look may predate its stamp by up to a lease and a half,
+    // or more when its reads were slow (a replica's share of the API,
+    // split between replicas, with empty buckets at the start): from its
+    // DescribeServices, then.
+    let look = plan_look(e, &run.service, planned_at).unwrap_or(planned_at);
+    let opened = look.min(planned_at - race(e));
     let changed = others
         .iter()
-        .any(|(t, s, _)| *s == run.service && *t >= planned_at - race(e) && *t <= end);
+        .any(|(t, s, _)| *s == run.service && *t >= opened && *t <= end);
     let deleted = e.deleted_at(&run.service).is_some();
     if let Some(finished) = run.finished_at
         && !changed

@@ -474,3 +474,60 @@ fn a_task_spot_warned_just_before_the_stop_is_not_the_operators() {
     case.timeline.tasks[3] = serde_json::from_value(long_ago).unwrap();
     assert!(case.found().contains(&Invariant::Capacity));
 }
+
+#[test]
+fn a_count_the_autoscaler_set_after_a_slow_plan_look_is_left_not_blamed() {
+    // The plan stamped t=6 was made on a look whose DescribeServices came
+    // at t=1.5 (its reads slowed by the API share); the autoscaler set 5
+    // at t=2, before the plan, after its look. No surge was sent, and the
+    // run ended leaving the autoscaler's 5: right.
+    let describe = json!({"t": 1.5, "op": "DescribeServices", "caller": "r0-1",
+                          "params": {"cluster": "c1", "services": ["s0"]}});
+    let scaled = json!({"t": 2.0, "op": "_sim:ScalingPolicy",
+                        "params": {"cluster": "c1", "service": "s0", "before": 3, "after": 5}});
+    let calls = vec![describe, scaled];
+    let tasks = vec![task(1, 0.0, None), task(2, 0.0, None), task(3, 0.0, None)];
+    let timeline = timeline(calls, tasks, &[(0.0, 3), (2.0, 5)]);
+    let mut failed = run(6.0, Some(9.0), &[1], Some((3, 4)));
+    failed.phase = "Failed".into();
+    let mut case = Case::new(timeline, vec![failed]);
+    assert!(
+        !case.found().contains(&Invariant::Surge),
+        "{:?}",
+        case.verdict().violations
+    );
+    // Without that look the change is older than any look the plan could
+    // have been made on: the count should be back at 3.
+    case.timeline.calls.remove(0);
+    assert!(case.found().contains(&Invariant::Surge));
+}
+
+#[test]
+fn a_foreign_deployment_held_by_protected_tasks_may_fail_a_run_neither_alone() {
+    let mut case = good_run();
+    case.runs[0].phase = "Failed".into();
+    let deployment = Fault::ForeignDeployment { service: 0 };
+    let protect = Fault::Protect {
+        service: 0,
+        count: 2,
+        pick: 0.0,
+        minutes: 6,
+        cleared_after: None,
+    };
+    case.schedule = schedule(vec![deployment.clone()]);
+    assert!(case.found().contains(&Invariant::Liveness));
+    case.schedule = schedule(vec![protect.clone()]);
+    assert!(case.found().contains(&Invariant::Liveness));
+    case.schedule = schedule(vec![deployment, protect]);
+    assert!(!case.found().contains(&Invariant::Liveness));
+}
+
+#[test]
+fn a_scale_out_past_an_ec2_groups_room_may_fail_a_run_not_on_fargate() {
+    let mut case = good_run();
+    case.runs[0].phase = "Failed".into();
+    case.schedule = schedule(vec![Fault::Scale { service: 0, to: 7 }]);
+    assert!(case.found().contains(&Invariant::Liveness));
+    case.schedule.services[0].ec2 = true;
+    assert!(!case.found().contains(&Invariant::Liveness));
+}
