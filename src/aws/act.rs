@@ -5,6 +5,7 @@
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace, SuspendedState};
 
+use super::observe::calls::describe_services;
 use super::{AwsError, Clients, classify, resource_id};
 use crate::fence::Fence;
 use crate::request::decide::Action;
@@ -88,30 +89,19 @@ pub(crate) async fn act(
     Ok(())
 }
 
-/// The service's desired count as ECS has it now; `None` for a service ECS
-/// no longer knows.
+/// The service's desired count as ECS has it now, read as every look reads
+/// it; `None` for a service ECS no longer has ACTIVE.
 async fn desired_now(
     clients: &Clients,
     cluster: &str,
     service: &str,
 ) -> Result<Option<u32>, AwsError> {
-    const ACTION: &str = "ecs:DescribeServices";
-    let answer = clients
-        .call(ACTION, || async {
-            clients
-                .ecs
-                .describe_services()
-                .cluster(cluster)
-                .services(service)
-                .send()
-                .await
-                .map_err(|e| classify(ACTION, e))
-        })
-        .await?;
-    Ok(answer
-        .services()
-        .first()
-        .map(|s| u32::try_from(s.desired_count()).unwrap_or(0)))
+    let mut found = describe_services(clients, cluster, &[service.to_string()]).await;
+    match found.remove(service) {
+        Some(Ok(Ok(described))) => Ok(Some(described.view.desired)),
+        Some(Err(e)) => Err(e),
+        Some(Ok(Err(_))) | None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -35,16 +35,16 @@ const STOPPED_PAGES: usize = 5;
 /// A service as DescribeServices answers it: its counters and deployments,
 /// and what ECS says of it besides.
 #[derive(Clone, Debug)]
-pub(super) struct Described {
+pub(in crate::aws) struct Described {
     pub view: ServiceView,
     pub evidence: Evidence,
 }
 
 /// What a shared call answered for one service; errors are cloned to each.
-pub(super) type Shared<T> = Result<T, AwsError>;
+pub(in crate::aws) type Shared<T> = Result<T, AwsError>;
 
 /// Service name → its view, or the reason it cannot be had (missing, not ACTIVE).
-pub(super) async fn describe_services(
+pub(in crate::aws) async fn describe_services(
     clients: &Clients,
     cluster: &str,
     names: &[String],
