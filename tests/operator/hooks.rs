@@ -65,26 +65,6 @@ fn stop_calls(timeline: &Value) -> usize {
         .count()
 }
 
-/// No task stopped twice, no replacement stopped, running never below the
-/// original desired count, the desired count back where it was.
-fn invariants_hold(run: &RequestRun, desired: i64) {
-    let facts = run_facts(&run.sim.timeline(), "prod", "web", run.since);
-    let mut stopped = facts.stopped_by_stop_task.clone();
-    stopped.sort();
-    stopped.dedup();
-    assert_eq!(stopped.len(), facts.stopped_by_stop_task.len(), "{facts:?}");
-    assert!(stopped.iter().all(|t| run.planned.contains(t)), "{facts:?}");
-    assert!(facts.replacements_stopped.is_empty(), "{facts:?}");
-    assert!(
-        facts.min_running as i64 >= desired,
-        "capacity kept: {facts:?}"
-    );
-    assert_eq!(
-        facts.final_desired as i64, desired,
-        "capacity restored: {facts:?}"
-    );
-}
-
 async fn record_text(store: &EmbeddedStore) -> String {
     let record = store
         .get(Kind::RecycleRequest, "rotate")
@@ -126,7 +106,7 @@ async fn a_hook_that_answers_failed_at_the_third_batch_ends_the_run_with_its_mes
         2,
         "no StopTask after the hook failed"
     );
-    invariants_hold(&run, 4);
+    run.invariants_hold(4, 4);
     let calls = receiver.calls();
     assert!(
         calls.iter().all(|c| c.signed),
@@ -261,7 +241,7 @@ async fn a_hook_in_progress_twice_holds_the_batch_then_it_goes_on() {
         "retryAfter respected twice: {waited:?}"
     );
     assert_eq!(stop_calls(&run.sim.timeline()), 3);
-    invariants_hold(&run, 3);
+    run.invariants_hold(3, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +275,7 @@ async fn a_hook_that_never_answers_meets_its_deadline_and_on_timeout_decides() {
         } else {
             assert_eq!(stop_calls(&run.sim.timeline()), 2, "went on");
         }
-        invariants_hold(&run, 2);
+        run.invariants_hold(2, 2);
     }
 }
 
@@ -345,7 +325,7 @@ async fn a_crash_between_the_call_and_its_recorded_answer_repeats_the_call_with_
         "the first call's answer was never recorded"
     );
     assert_eq!(stop_calls(&run.sim.timeline()), 2);
-    invariants_hold(&run, 2);
+    run.invariants_hold(2, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,5 +421,5 @@ async fn a_hook_signed_with_a_secrets_manager_key_is_called_and_the_key_is_never
         !record_text(&run.store).await.contains(key),
         "the key is never stored"
     );
-    invariants_hold(&run, 2);
+    run.invariants_hold(2, 2);
 }

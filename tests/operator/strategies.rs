@@ -30,24 +30,6 @@ fn stop_times(timeline: &Value, since: f64) -> Vec<f64> {
     times
 }
 
-/// Each planned task stopped at most once, no replacement stopped, the
-/// desired count back where it was, running never below `floor`.
-fn invariants_hold(run: &RequestRun, floor: u64, desired: u64) -> RunFacts {
-    let facts = run_facts(&run.sim.timeline(), "prod", "web", run.since);
-    let mut stopped = facts.stopped_by_stop_task.clone();
-    stopped.sort();
-    stopped.dedup();
-    assert_eq!(stopped.len(), facts.stopped_by_stop_task.len(), "{facts:?}");
-    assert!(stopped.iter().all(|t| run.planned.contains(t)), "{facts:?}");
-    assert!(facts.replacements_stopped.is_empty(), "{facts:?}");
-    assert!(
-        facts.min_running >= floor,
-        "running never below {floor}: {facts:?}"
-    );
-    assert_eq!(facts.final_desired, desired, "capacity restored: {facts:?}");
-    facts
-}
-
 async fn status_of(run: &RequestRun) -> Value {
     let record = run.store.get(Kind::RecycleRequest, "rotate").await.unwrap();
     record.and_then(|r| r.status).unwrap_or(Value::Null)
@@ -82,7 +64,7 @@ async fn an_alarm_during_the_canary_bake_ends_the_run_before_a_second_batch() {
     assert_eq!(status["phase"], "Failed", "{status:#}");
     let message = status["message"].as_str().unwrap();
     assert!(message.contains(ALARM), "the alarm is named: {message}");
-    let facts = invariants_hold(&run, 5, 5);
+    let facts = run.invariants_hold(5, 5);
     assert_eq!(
         facts.stopped_by_stop_task.len(),
         1,
@@ -110,7 +92,7 @@ async fn linear_steps_are_spaced_by_every() {
         );
     }
     // With the surge of one task, running never falls below desired.
-    invariants_hold(&run, 4, 4);
+    run.invariants_hold(4, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +112,7 @@ async fn all_at_once_stops_every_task_in_one_batch_with_and_without_the_surge() 
         );
         // The surge is the whole batch: running never below desired with
         // it; without it, never below desired − the batch (here 0).
-        let facts = invariants_hold(&run, if surge { 4 } else { 0 }, 4);
+        let facts = run.invariants_hold(if surge { 4 } else { 0 }, 4);
         assert_eq!(
             facts.max_desired,
             if surge { 8 } else { 4 },

@@ -273,6 +273,27 @@ pub struct RequestRun {
 }
 
 impl RequestRun {
+    /// Each planned task stopped at most once, no replacement stopped, the
+    /// desired count back at `desired`, running never below `floor`.
+    pub fn invariants_hold(&self, floor: u64, desired: u64) -> RunFacts {
+        let facts = run_facts(&self.sim.timeline(), "prod", "web", self.since);
+        let mut stopped = facts.stopped_by_stop_task.clone();
+        stopped.sort();
+        stopped.dedup();
+        assert_eq!(stopped.len(), facts.stopped_by_stop_task.len(), "{facts:?}");
+        assert!(
+            stopped.iter().all(|t| self.planned.contains(t)),
+            "{facts:?}"
+        );
+        assert!(facts.replacements_stopped.is_empty(), "{facts:?}");
+        assert!(
+            facts.min_running >= floor,
+            "running never below {floor}: {facts:?}"
+        );
+        assert_eq!(facts.final_desired, desired, "capacity restored: {facts:?}");
+        facts
+    }
+
     /// Request `rotate` with `spec` on `prod/web` of `tasks` tasks, and the
     /// operator started with `more_env` beside the simulator's variables.
     pub async fn start(
